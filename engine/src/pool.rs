@@ -1,0 +1,131 @@
+//! The global pool: every proxy's record, and the free proxies ordered by readiness.
+
+use std::collections::BTreeSet;
+
+use crate::decision::LaneRef;
+use crate::event::Event;
+use crate::health::HealthWindow;
+use crate::ids::ProxyId;
+use crate::policy::Usage;
+use crate::proxy::ProxySpec;
+use crate::time::Instant;
+
+/// Where a proxy stands in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyState {
+    /// It has carried nothing since it joined the pool.
+    Fresh,
+    /// It carries its lane's requests now.
+    Active,
+    /// Its lease is over; its rest starts when its in-flight requests complete.
+    Draining,
+    /// It rests (or waits for its window to slide) until `ready_at`.
+    Resting {
+        /// When it may carry requests again.
+        ready_at: Instant,
+    },
+    /// It met the dead rule; only an explicit revive brings it back.
+    Dead,
+}
+
+/// One proxy's record.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyEntry {
+    pub(crate) spec: ProxySpec,
+    pub(crate) holder: Option<LaneRef>,
+    pub(crate) state: ProxyState,
+    pub(crate) in_flight: u32,
+    pub(crate) usage: Usage,
+    pub(crate) health: HealthWindow,
+    /// The earliest instant a penalty (429, 403, anti-bot page) lets it carry again.
+    pub(crate) penalty_until: Instant,
+    pub(crate) last_completion: Instant,
+    /// Bumped whenever the proxy's queue position changes; a heap entry with an older epoch is
+    /// stale and skipped.
+    pub(crate) epoch: u32,
+}
+
+impl ProxyEntry {
+    /// The instant it may carry again, if it sits in a queue ordered by readiness.
+    pub(crate) fn queue_key(&self) -> Option<Instant> {
+        match self.state {
+            ProxyState::Fresh => Some(Instant::ZERO),
+            ProxyState::Resting { ready_at } => Some(ready_at),
+            ProxyState::Active | ProxyState::Draining | ProxyState::Dead => None,
+        }
+    }
+}
+
+/// Every proxy, plus the free ones (held by no lane, not dead, not draining).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pool {
+    pub(crate) entries: Vec<ProxyEntry>,
+    free: BTreeSet<(Instant, ProxyId)>,
+    /// The shortfall last reported by a pool-low event, while the pool stays low.
+    low_reported: Option<u32>,
+}
+
+impl Pool {
+    /// Adds a fresh, free proxy.
+    pub(crate) fn add(&mut self, spec: ProxySpec) -> ProxyId {
+        let id = ProxyId(u32::try_from(self.entries.len()).unwrap_or(u32::MAX));
+        self.entries.push(ProxyEntry {
+            spec,
+            holder: None,
+            state: ProxyState::Fresh,
+            in_flight: 0,
+            usage: Usage::default(),
+            health: HealthWindow::default(),
+            penalty_until: Instant::ZERO,
+            last_completion: Instant::ZERO,
+            epoch: 0,
+        });
+        self.free.insert((Instant::ZERO, id));
+        id
+    }
+
+    /// The record of `id`. Ids come only from [`Pool::add`], so indexing cannot fail for them.
+    pub(crate) fn entry(&mut self, id: ProxyId) -> &mut ProxyEntry {
+        &mut self.entries[id.0 as usize]
+    }
+
+    /// Free proxies: they can be allocated now (some may still be resting).
+    pub(crate) fn available(&self) -> u32 {
+        u32::try_from(self.free.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Marks an unheld proxy free, queued by its readiness.
+    pub(crate) fn release(&mut self, id: ProxyId) {
+        if let Some(key) = self.entries[id.0 as usize].queue_key() {
+            self.free.insert((key, id));
+        }
+    }
+
+    /// Removes a free proxy from the free set, before its state changes.
+    pub(crate) fn withdraw(&mut self, id: ProxyId) {
+        if let Some(key) = self.entries[id.0 as usize].queue_key() {
+            self.free.remove(&(key, id));
+        }
+    }
+
+    /// Takes the `n` readiest free proxies: never-used first, then the longest rested.
+    /// The caller has checked that `n` are available.
+    pub(crate) fn take(&mut self, n: u32) -> Vec<ProxyId> {
+        (0..n).filter_map(|_| self.free.pop_first().map(|(_, id)| id)).collect()
+    }
+
+    /// A pool-low event if the pool fell below `minimum` or its shortfall grew since the last one.
+    pub(crate) fn low_signal(&mut self, minimum: u32) -> Option<Event> {
+        let available = self.available();
+        if available >= minimum {
+            self.low_reported = None;
+            return None;
+        }
+        let shortfall = minimum - available;
+        if self.low_reported.is_some_and(|last| last >= shortfall) {
+            return None;
+        }
+        self.low_reported = Some(shortfall);
+        Some(Event::PoolLow { available, minimum, shortfall })
+    }
+}

@@ -1,0 +1,2 @@
+//! rotor CLI.
+fn main() {}
