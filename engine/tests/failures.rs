@@ -1,0 +1,282 @@
+//! Failed requests: 429s rest the proxy and back off, retries give up after five attempts with a
+//! reason, the circuit opens on 429s from several proxies, the lane slows down, and
+//! account-scoped endpoints are throttled per merchant whatever the proxy.
+
+mod common;
+
+use common::{at, demper, drain, engine_with, quiet, req, send};
+use rotor_engine::{
+    AccountThrottle, Completion, Decision, Duration, Endpoint, Engine, EngineConfig, Event, FailReason,
+    Module, Outcome, OutcomeKind, ProxyFailure, ProxyState, Split, UserId, WaitReason,
+};
+
+const RATE_LIMITED: Outcome = Outcome::RateLimited { retry_after: None };
+
+fn allocated(config: EngineConfig) -> Engine {
+    let mut e = engine_with(config, 100);
+    e.allocate(UserId(1), 100, Split::default()).unwrap();
+    e
+}
+
+#[test]
+fn a_429_rests_the_proxy_at_once_and_the_request_backs_off() {
+    let mut e = allocated(EngineConfig { slowdown: None, ..quiet() });
+    let t = send(&mut e, &demper(1), at(0));
+    let p = t.proxy();
+    let c = e.complete(t, RATE_LIMITED, at(100));
+    let Completion::Retry { not_before, attempt } = c else { panic!("expected a retry, got {c:?}") };
+    assert_eq!(attempt, 1);
+    let delay = not_before.saturating_since(at(100)).as_millis();
+    assert!((2_500..7_500).contains(&delay), "5 s × U(0.5, 1.5), got {delay} ms");
+    assert_eq!(
+        e.proxy(p).unwrap().state,
+        ProxyState::Resting { ready_at: at(100) + Duration::from_mins(40) }
+    );
+    let retry = rotor_engine::RequestSpec { attempt, ..demper(1) };
+    assert_ne!(send(&mut e, &retry, not_before).proxy(), p, "the retry goes through another proxy");
+}
+
+#[test]
+fn retry_after_lengthens_the_rest() {
+    let mut e = allocated(quiet());
+    let t = send(&mut e, &demper(1), at(0));
+    let p = t.proxy();
+    e.complete(t, Outcome::RateLimited { retry_after: Some(Duration::from_mins(90)) }, at(0));
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(0) + Duration::from_mins(90) });
+}
+
+#[test]
+fn a_429_lets_requests_in_flight_finish_before_the_rest_starts() {
+    let mut e = allocated(quiet());
+    let a = send(&mut e, &demper(1), at(0));
+    let b = send(&mut e, &demper(1), at(0));
+    let p = a.proxy();
+    e.complete(a, RATE_LIMITED, at(10));
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Draining);
+    e.complete(b, Outcome::Ok, at(50_000));
+    // Rest from the last completion (50 s), which is later than the 429's own penalty.
+    assert_eq!(
+        e.proxy(p).unwrap().state,
+        ProxyState::Resting { ready_at: at(50_000) + Duration::from_mins(40) }
+    );
+}
+
+#[test]
+fn retries_give_up_after_five_attempts_with_the_reason() {
+    let mut e = allocated(EngineConfig {
+        circuit: rotor_engine::Circuit {
+            consecutive_429s: std::num::NonZeroU32::new(99).unwrap(),
+            ..Default::default()
+        },
+        slowdown: None,
+        ..quiet()
+    });
+    let mut r = demper(1);
+    let mut now = at(0);
+    let mut delays = Vec::new();
+    for attempt in 0..5 {
+        assert_eq!(r.attempt, attempt);
+        let t = send(&mut e, &r, now);
+        match e.complete(t, RATE_LIMITED, now) {
+            Completion::Retry { not_before, attempt } => {
+                delays.push(not_before.saturating_since(now).as_millis());
+                r.attempt = attempt;
+                now = not_before;
+            }
+            Completion::Failed(reason) => {
+                assert_eq!(attempt, 4);
+                assert_eq!(
+                    reason,
+                    FailReason::RetriesExhausted { attempts: 5, last: OutcomeKind::RateLimited }
+                );
+                assert_eq!(reason.to_string(), "retries_exhausted(5 attempts, last rate_limited)");
+            }
+            Completion::Done => panic!("a 429 is not done"),
+        }
+    }
+    assert_eq!(delays.len(), 4);
+    for (i, d) in delays.iter().enumerate() {
+        let nominal = 5_000u64 << i;
+        assert!((nominal / 2..nominal * 3 / 2).contains(d), "attempt {i}: {d}");
+    }
+    assert!(drain(&mut e).iter().any(|ev| matches!(
+        ev,
+        Event::RequestFailed { reason: FailReason::RetriesExhausted { attempts: 5, .. }, .. }
+    )));
+}
+
+#[test]
+fn each_outcome_gets_its_treatment() {
+    let mut e = allocated(quiet());
+    let orders = req(1, Module::Orders, Endpoint::ShopOrders);
+    // 401: no retry can help.
+    let t = send(&mut e, &orders, at(0));
+    assert_eq!(e.complete(t, Outcome::Unauthorized, at(1)), Completion::Failed(FailReason::Unauthorized));
+    // A proxy failure is retried at once, on whatever proxy the lane picks.
+    let t = send(&mut e, &orders, at(0));
+    assert_eq!(
+        e.complete(t, Outcome::ProxyFailure(ProxyFailure::AuthRequired), at(2)),
+        Completion::Retry { not_before: at(2), attempt: 1 }
+    );
+    // 5xx backs off.
+    let t = send(&mut e, &orders, at(0));
+    let Completion::Retry { not_before, .. } = e.complete(t, Outcome::ServerError { status: 503 }, at(3))
+    else {
+        panic!()
+    };
+    assert!(not_before > at(3));
+    // 403 (IP ban) and an anti-bot page rest the proxy and retry at once elsewhere.
+    for outcome in [Outcome::Forbidden, Outcome::Blocked] {
+        let t = send(&mut e, &orders, at(0));
+        let p = t.proxy();
+        assert_eq!(e.complete(t, outcome, at(4)), Completion::Retry { not_before: at(4), attempt: 1 });
+        assert_eq!(
+            e.proxy(p).unwrap().state,
+            ProxyState::Resting { ready_at: at(4) + Duration::from_mins(40) }
+        );
+    }
+}
+
+#[test]
+fn three_consecutive_429s_on_different_proxies_open_the_circuit() {
+    let mut e = allocated(EngineConfig { slowdown: None, ..quiet() });
+    let lane = demper(1).lane();
+    for i in 0..3 {
+        let t = send(&mut e, &demper(1), at(i));
+        e.complete(t, RATE_LIMITED, at(i));
+    }
+    let until = at(2) + Duration::from_mins(5);
+    assert!(drain(&mut e).contains(&Event::CircuitOpened { lane, until }));
+    assert_eq!(e.acquire(&demper(1), at(1_000)), Decision::Wait { until, reason: WaitReason::CircuitOpen });
+    assert_eq!(e.next_wakeup(at(1_000)), Some(until));
+    // Other lanes are untouched.
+    send(&mut e, &req(1, Module::Orders, Endpoint::ShopOrders), at(1_000));
+    // Half-open: one probe; the rest park on it.
+    let probe = send(&mut e, &demper(1), until);
+    assert!(probe.is_probe());
+    assert_eq!(e.acquire(&demper(1), until), Decision::Park { lane, reason: WaitReason::CircuitProbe });
+    assert_eq!(e.complete(probe, Outcome::Ok, until), Completion::Done);
+    let circuit: Vec<_> = drain(&mut e)
+        .into_iter()
+        .filter(|ev| matches!(ev, Event::CircuitOpened { .. } | Event::CircuitClosed { .. }))
+        .collect();
+    assert_eq!(circuit, vec![Event::CircuitClosed { lane, at: until }]);
+    assert!(!send(&mut e, &demper(1), until).is_probe());
+}
+
+#[test]
+fn a_failed_probe_reopens_the_circuit() {
+    let mut e = allocated(EngineConfig { slowdown: None, ..quiet() });
+    for i in 0..3 {
+        let t = send(&mut e, &demper(1), at(i));
+        e.complete(t, RATE_LIMITED, at(i));
+    }
+    let until = at(2) + Duration::from_mins(5);
+    let probe = send(&mut e, &demper(1), until);
+    e.complete(probe, RATE_LIMITED, until);
+    let again = until + Duration::from_mins(5);
+    assert!(drain(&mut e).contains(&Event::CircuitOpened { lane: demper(1).lane(), until: again }));
+    assert_eq!(
+        e.acquire(&demper(1), until),
+        Decision::Wait { until: again, reason: WaitReason::CircuitOpen }
+    );
+}
+
+#[test]
+fn rate_limits_on_one_proxy_or_broken_by_a_success_do_not_open_it() {
+    let mut e = allocated(EngineConfig { slowdown: None, ..quiet() });
+    let a = send(&mut e, &demper(1), at(0));
+    let b = send(&mut e, &demper(1), at(0));
+    e.complete(a, RATE_LIMITED, at(1));
+    e.complete(b, RATE_LIMITED, at(1));
+    let t = send(&mut e, &demper(1), at(2));
+    e.complete(t, Outcome::Ok, at(2));
+    let t = send(&mut e, &demper(1), at(3));
+    e.complete(t, RATE_LIMITED, at(3));
+    assert!(!drain(&mut e).iter().any(|ev| matches!(ev, Event::CircuitOpened { .. })));
+    assert!(matches!(e.acquire(&demper(1), at(4)), Decision::Send(_)));
+}
+
+#[test]
+fn after_a_429_the_lane_sends_at_half_its_rate_for_thirty_minutes() {
+    let config = EngineConfig {
+        slowdown: Some(rotor_engine::Slowdown {
+            lane_min_interval: Some(Duration::from_millis(100)),
+            ..Default::default()
+        }),
+        ..quiet()
+    };
+    let mut e = allocated(config);
+    let t = send(&mut e, &demper(1), at(0));
+    e.complete(t, RATE_LIMITED, at(10));
+    let until = at(10) + Duration::from_mins(30);
+    assert!(drain(&mut e).contains(&Event::LaneSlowed {
+        lane: demper(1).lane(),
+        min_interval: Duration::from_millis(200),
+        until
+    }));
+    assert_eq!(
+        e.acquire(&demper(1), at(10)),
+        Decision::Wait { until: at(200), reason: WaitReason::LaneSlowdown }
+    );
+    send(&mut e, &demper(1), at(200));
+    assert_eq!(
+        e.acquire(&demper(1), at(300)),
+        Decision::Wait { until: at(400), reason: WaitReason::LaneSlowdown }
+    );
+    // Other modules keep their pace.
+    send(&mut e, &req(1, Module::Orders, Endpoint::ShopOrders), at(300));
+    send(&mut e, &req(1, Module::Orders, Endpoint::ShopOrders), at(300));
+    // After thirty minutes the lane is back to normal.
+    send(&mut e, &demper(1), until);
+    send(&mut e, &demper(1), until);
+}
+
+fn price_throttle() -> EngineConfig {
+    EngineConfig {
+        account_throttles: vec![
+            AccountThrottle::per_second(Endpoint::CabinetPriceUpdate, 1.5, Duration::from_mins(30)).unwrap(),
+        ],
+        ..quiet()
+    }
+}
+
+#[test]
+fn account_throttles_space_requests_per_merchant_whatever_the_proxy() {
+    let mut e = engine_with(price_throttle(), 200);
+    e.allocate(UserId(1), 100, Split::default()).unwrap();
+    e.allocate(UserId(2), 100, Split::default()).unwrap();
+    let price = |u| req(u, Module::Demper, Endpoint::CabinetPriceUpdate);
+    send(&mut e, &price(1), at(0));
+    assert_eq!(
+        e.acquire(&price(1), at(1)),
+        Decision::Wait { until: at(667), reason: WaitReason::AccountThrottle }
+    );
+    // Another user, another endpoint: not throttled.
+    send(&mut e, &price(2), at(1));
+    send(&mut e, &demper(1), at(1));
+    send(&mut e, &price(1), at(667));
+}
+
+#[test]
+fn a_429_on_an_account_endpoint_cools_the_account_down_and_spares_the_proxy() {
+    let mut e = engine_with(price_throttle(), 100);
+    e.allocate(UserId(1), 100, Split::default()).unwrap();
+    let price = req(1, Module::Demper, Endpoint::CabinetPriceUpdate);
+    let t = send(&mut e, &price, at(0));
+    let p = t.proxy();
+    assert!(matches!(e.complete(t, RATE_LIMITED, at(100)), Completion::Retry { .. }));
+    let until = at(100) + Duration::from_mins(30);
+    let events = drain(&mut e);
+    assert!(events.contains(&Event::AccountCooldown {
+        user: UserId(1),
+        endpoint: Endpoint::CabinetPriceUpdate,
+        until
+    }));
+    assert!(!events.iter().any(|ev| matches!(ev, Event::LaneSlowed { .. } | Event::Rested { .. })));
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Active, "the IP did nothing wrong");
+    assert_eq!(e.acquire(&price, at(10_000)), Decision::Wait { until, reason: WaitReason::AccountCooldown });
+    // Reads through the same lane go on.
+    assert_eq!(send(&mut e, &demper(1), at(10_000)).proxy(), p);
+    send(&mut e, &price, until);
+}
