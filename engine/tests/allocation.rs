@@ -1,5 +1,6 @@
 //! Pool and allocation: atomic all-or-nothing allocation, deallocation that keeps rests,
 //! purchases, the pool-low signal, and borrowing between lanes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
 

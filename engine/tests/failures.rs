@@ -1,6 +1,7 @@
 //! Failed requests: 429s rest the proxy and back off, retries give up after five attempts with a
 //! reason, the circuit opens on 429s from several proxies, the lane slows down, and
 //! account-scoped endpoints are throttled per merchant whatever the proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The dead rule: dead proxies leave the rotation at once, stay dead until revived, and a lane
 //! that loses too many asks for replacements.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
 

@@ -11,13 +11,14 @@
 //! - no dead proxy is chosen;
 //! - `Wait.until` is exact: one millisecond earlier still waits, at `until` the request is sent;
 //! - allocation is atomic: on error nothing moved, on success exactly `count` proxies left the pool.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroU32;
 
-use common::{at, spec};
+use common::spec;
 use proptest::prelude::*;
 use rotor_engine::{
     AccountThrottle, Completion, Decision, Duration, Endpoint, Engine, EngineConfig, Event, Instant, LaneKey,
@@ -27,7 +28,7 @@ use rotor_engine::{
 
 const MAX_IN_FLIGHT: usize = 32;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 enum Op {
     Allocate { user: u32, split: [u32; 4] },
     Deallocate { user: u32 },
@@ -143,22 +144,22 @@ impl Model {
         }
     }
 
-    fn on_send(&mut self, t: &Ticket, req: &RequestSpec, e: &Engine) -> Result<(), TestCaseError> {
-        let p = t.proxy();
+    fn on_send(&mut self, ticket: &Ticket, req: &RequestSpec, engine: &Engine) -> Result<(), TestCaseError> {
+        let p = ticket.proxy();
         prop_assert!(!self.dead.contains(&p), "dead proxy {p} was chosen");
-        let serving = t.serving_lane();
+        let serving = ticket.serving_lane();
         prop_assert_eq!(
             self.holder.get(&p),
             Some(&serving),
             "proxy {} serves a lane that does not hold it",
             p
         );
-        prop_assert!(e.lane(serving).unwrap().proxies.contains(&p));
+        prop_assert!(engine.lane(serving).unwrap().proxies.contains(&p));
         if serving != req.lane() {
             prop_assert!(req.module == Module::Reserve && serving == LaneKey::new(req.user, Module::Catalog));
-            prop_assert_eq!(e.lane(req.lane()).map(|l| l.proxies.len() as u32 - l.dead), Some(0));
+            prop_assert_eq!(engine.lane(req.lane()).map(|l| l.proxies.len() as u32 - l.dead), Some(0));
         }
-        let now = t.sent_at();
+        let now = ticket.sent_at();
         let s = self.seen.entry(p).or_default();
         match self.policy {
             Policy::Rest(r) => {
@@ -200,132 +201,159 @@ impl Model {
     }
 }
 
-fn run(config: EngineConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut e = Engine::new(config.clone()).unwrap();
-    for i in 0..30 {
-        e.add_proxy(spec(i));
-    }
-    let mut model =
-        Model { policy: config.policy, holder: HashMap::new(), dead: HashSet::new(), seen: HashMap::new() };
-    let mut in_flight: Vec<(Ticket, RequestSpec)> = Vec::new();
-    let mut now = Instant::ZERO;
-    let mut next_proxy = 30;
+struct Harness {
+    e: Engine,
+    model: Model,
+    in_flight: Vec<(Ticket, RequestSpec)>,
+    now: Instant,
+    next_proxy: u32,
+}
 
-    for op in ops {
+impl Harness {
+    fn new(config: &EngineConfig) -> Self {
+        let mut e = Engine::new(config.clone()).unwrap();
+        for i in 0..30 {
+            e.add_proxy(spec(i));
+        }
+        let model = Model {
+            policy: config.policy,
+            holder: HashMap::new(),
+            dead: HashSet::new(),
+            seen: HashMap::new(),
+        };
+        Harness { e, model, in_flight: Vec::new(), now: Instant::ZERO, next_proxy: 30 }
+    }
+
+    fn step(&mut self, op: Op) -> Result<(), TestCaseError> {
         match op {
-            Op::Allocate { user, split } => {
-                let split = Split::new(split[0], split[1], split[2], split[3]);
-                let count = split.total() as u32;
-                let before = e.available();
-                let allocated_before = e.lane(LaneKey::new(UserId(user), Module::Demper)).is_some();
-                match e.allocate(UserId(user), count, split) {
-                    Ok(a) => {
-                        prop_assert_eq!(e.available(), before - count);
-                        for m in Module::ALL {
-                            prop_assert_eq!(a.get(m).len() as u32, split.get(m));
-                            for &p in a.get(m) {
-                                prop_assert!(model.holder.insert(p, LaneKey::new(UserId(user), m)).is_none());
-                            }
-                        }
-                    }
-                    Err(_) => {
-                        prop_assert_eq!(e.available(), before, "a failed allocation moved proxies");
-                        prop_assert_eq!(
-                            e.lane(LaneKey::new(UserId(user), Module::Demper)).is_some(),
-                            allocated_before
-                        );
-                    }
-                }
-            }
+            Op::Allocate { user, split } => self.allocate(UserId(user), split)?,
             Op::Deallocate { user } => {
-                if e.deallocate(UserId(user)).is_ok() {
-                    model.holder.retain(|_, lane| lane.user != UserId(user));
+                if self.e.deallocate(UserId(user)).is_ok() {
+                    self.model.holder.retain(|_, lane| lane.user != UserId(user));
                 }
             }
             Op::Acquire { user, module, endpoint, attempt } => {
-                if in_flight.len() >= MAX_IN_FLIGHT {
-                    continue;
-                }
                 let req = RequestSpec {
                     user: UserId(user),
                     module: Module::ALL[module],
                     endpoint: Endpoint::ALL[endpoint],
                     attempt,
                 };
-                let mut probe_early = e.clone();
-                let mut probe_late = e.clone();
-                match e.acquire(&req, now) {
-                    Decision::Send(t) => {
-                        model.on_send(&t, &req, &e)?;
-                        in_flight.push((t, req));
-                    }
-                    Decision::Wait { until, reason } => {
-                        prop_assert!(until > now);
-                        let early = Instant::from_millis(until.as_millis() - 1);
-                        prop_assert_eq!(probe_early.acquire(&req, early), Decision::Wait { until, reason });
-                        // The send at the boundary instant must itself keep every rule.
-                        match probe_late.acquire(&req, until) {
-                            Decision::Send(t) => model.clone().on_send(&t, &req, &probe_late)?,
-                            late => prop_assert!(false, "at until={} got {:?}", until, late),
-                        }
-                    }
-                    Decision::Park { .. } => {
-                        prop_assert!(!in_flight.is_empty(), "parked with nothing in flight to wake it");
-                    }
-                    Decision::Fail(_) => {}
+                if self.in_flight.len() < MAX_IN_FLIGHT {
+                    self.acquire(req)?;
                 }
             }
             Op::Complete { pick, outcome } => {
-                if in_flight.is_empty() {
-                    continue;
-                }
-                let (t, _req) = in_flight.swap_remove(pick % in_flight.len());
-                let p = t.proxy();
-                let c = e.complete(t, outcome, now);
-                model.on_complete(p, now);
-                if let Completion::Retry { not_before, .. } = c {
-                    prop_assert!(not_before >= now);
+                if !self.in_flight.is_empty() {
+                    let (t, _req) = self.in_flight.swap_remove(pick % self.in_flight.len());
+                    let p = t.proxy();
+                    let c = self.e.complete(t, outcome, self.now);
+                    self.model.on_complete(p, self.now);
+                    if let Completion::Retry { not_before, .. } = c {
+                        prop_assert!(not_before >= self.now);
+                    }
                 }
             }
-            Op::Advance { ms } => now = now + Duration::from_millis(ms),
+            Op::Advance { ms } => self.now = self.now + Duration::from_millis(ms),
             Op::Revive { proxy } => {
-                if e.revive(ProxyId(proxy)).is_ok() {
-                    model.dead.remove(&ProxyId(proxy));
+                if self.e.revive(ProxyId(proxy)).is_ok() {
+                    self.model.dead.remove(&ProxyId(proxy));
                 }
             }
-            Op::ReplaceDead { user, module } => {
-                let m = Module::ALL[module];
-                let dead_before: Vec<ProxyId> = e
-                    .lane(LaneKey::new(UserId(user), m))
-                    .map(|l| l.proxies.iter().copied().filter(|p| model.dead.contains(p)).collect())
-                    .unwrap_or_default();
-                if let Ok(new) = e.replace_dead(UserId(user), m) {
-                    prop_assert_eq!(new.len(), dead_before.len());
-                    for p in dead_before {
-                        model.holder.remove(&p);
-                    }
-                    for p in new {
-                        prop_assert!(model.holder.insert(p, LaneKey::new(UserId(user), m)).is_none());
-                    }
-                }
-            }
+            Op::ReplaceDead { user, module } => self.replace_dead(UserId(user), Module::ALL[module])?,
             Op::AddProxy => {
-                e.add_proxy(spec(next_proxy));
-                next_proxy += 1;
+                self.e.add_proxy(spec(self.next_proxy));
+                self.next_proxy += 1;
             }
         }
-        model.absorb_events(&mut e);
+        self.model.absorb_events(&mut self.e);
+        Ok(())
     }
-    // Everything in flight completes; the books balance.
-    for (t, _) in in_flight.drain(..) {
-        let p = t.proxy();
-        e.complete(t, Outcome::Ok, now);
-        model.on_complete(p, now);
+
+    fn allocate(&mut self, user: UserId, split: [u32; 4]) -> Result<(), TestCaseError> {
+        let split = Split::new(split[0], split[1], split[2], split[3]);
+        let count = split.total() as u32;
+        let before = self.e.available();
+        let allocated_before = self.e.lane(LaneKey::new(user, Module::Demper)).is_some();
+        if let Ok(a) = self.e.allocate(user, count, split) {
+            prop_assert_eq!(self.e.available(), before - count);
+            for m in Module::ALL {
+                prop_assert_eq!(a.get(m).len() as u32, split.get(m));
+                for &p in a.get(m) {
+                    prop_assert!(self.model.holder.insert(p, LaneKey::new(user, m)).is_none());
+                }
+            }
+        } else {
+            prop_assert_eq!(self.e.available(), before, "a failed allocation moved proxies");
+            prop_assert_eq!(self.e.lane(LaneKey::new(user, Module::Demper)).is_some(), allocated_before);
+        }
+        Ok(())
     }
-    for id in 0..e.proxy_count() {
-        prop_assert_eq!(e.proxy(ProxyId(id)).unwrap().in_flight, 0);
+
+    fn acquire(&mut self, req: RequestSpec) -> Result<(), TestCaseError> {
+        let mut probe_early = self.e.clone();
+        let mut probe_late = self.e.clone();
+        match self.e.acquire(&req, self.now) {
+            Decision::Send(t) => {
+                self.model.on_send(&t, &req, &self.e)?;
+                self.in_flight.push((t, req));
+            }
+            Decision::Wait { until, reason } => {
+                prop_assert!(until > self.now);
+                let early = Instant::from_millis(until.as_millis() - 1);
+                prop_assert_eq!(probe_early.acquire(&req, early), Decision::Wait { until, reason });
+                // The send at the boundary instant must itself keep every rule.
+                match probe_late.acquire(&req, until) {
+                    Decision::Send(t) => self.model.clone().on_send(&t, &req, &probe_late)?,
+                    late => prop_assert!(false, "at until={} got {:?}", until, late),
+                }
+            }
+            Decision::Park { .. } => {
+                prop_assert!(!self.in_flight.is_empty(), "parked with nothing in flight to wake it");
+            }
+            Decision::Fail(_) => {}
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn replace_dead(&mut self, user: UserId, m: Module) -> Result<(), TestCaseError> {
+        let dead_before: Vec<ProxyId> = self
+            .e
+            .lane(LaneKey::new(user, m))
+            .map(|l| l.proxies.iter().copied().filter(|p| self.model.dead.contains(p)).collect())
+            .unwrap_or_default();
+        if let Ok(new) = self.e.replace_dead(user, m) {
+            prop_assert_eq!(new.len(), dead_before.len());
+            for p in dead_before {
+                self.model.holder.remove(&p);
+            }
+            for p in new {
+                prop_assert!(self.model.holder.insert(p, LaneKey::new(user, m)).is_none());
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes everything in flight; afterwards no proxy may count a request in flight.
+    fn finish(mut self) -> Result<(), TestCaseError> {
+        for (t, _) in std::mem::take(&mut self.in_flight) {
+            let p = t.proxy();
+            self.e.complete(t, Outcome::Ok, self.now);
+            self.model.on_complete(p, self.now);
+        }
+        for id in 0..self.e.proxy_count() {
+            prop_assert_eq!(self.e.proxy(ProxyId(id)).unwrap().in_flight, 0);
+        }
+        Ok(())
+    }
+}
+
+fn run(config: &EngineConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut h = Harness::new(config);
+    for op in ops {
+        h.step(op)?;
+    }
+    h.finish()
 }
 
 proptest! {
@@ -333,7 +361,7 @@ proptest! {
 
     #[test]
     fn safety_rules_hold_under_random_operation(config in config(), ops in proptest::collection::vec(op(), 1..300)) {
-        run(config, ops)?;
+        run(&config, ops)?;
     }
 }
 
@@ -357,6 +385,5 @@ fn wait_instants_are_exact_for_a_plain_rest() {
         Op::Advance { ms: 700 },
         Op::Acquire { user: 0, module: 0, endpoint: 0, attempt: 0 },
     ];
-    run(config, ops).unwrap();
-    let _ = at(0);
+    run(&config, ops).unwrap();
 }

@@ -1,5 +1,6 @@
 //! The lease policies: budgets charged at send, rests timed from the last completion, the
 //! choice order, exact waits, and the sliding-window alternative.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The seed plan's own checks, `test_rotation` and `test_concurrent_modules`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 mod common;
 
@@ -33,7 +34,7 @@ fn test_concurrent_modules() {
         if i == 300 || i == 600 {
             match e.acquire(&orders, at(i)) {
                 Decision::Send(t) => {
-                    assert_eq!(e.lane(orders.lane()).unwrap().proxies.contains(&t.proxy()), true);
+                    assert!(e.lane(orders.lane()).unwrap().proxies.contains(&t.proxy()));
                     assert_eq!(e.complete(t, Outcome::Ok, at(i)), Completion::Done);
                     orders_sent += 1;
                 }
@@ -43,7 +44,7 @@ fn test_concurrent_modules() {
     }
     assert_eq!(orders_sent, 2);
     let demper_lane = e.lane(demper(1).lane()).unwrap().proxies.to_vec();
-    let mut distinct: Vec<_> = demper_in_flight.iter().map(|t| t.proxy()).collect();
+    let mut distinct: Vec<_> = demper_in_flight.iter().map(rotor_engine::Ticket::proxy).collect();
     distinct.dedup();
     assert_eq!(distinct.len(), 3, "650 requests take three leases of at most 249");
     assert!(distinct.iter().all(|p| demper_lane.contains(p)));
