@@ -1,2 +1,32 @@
-//! rotor CLI.
-fn main() {}
+//! `rotor`: the command line. Parsing lives in [`cli`], each command in [`commands`]; `main`
+//! maps every error to a deliberate exit code.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit codes: what a script running rotor can rely on.
+pub(crate) mod exit {
+    /// Every invariant and expectation held.
+    pub(crate) const OK: u8 = 0;
+    /// Something went wrong that is not the input's fault (an I/O error, say).
+    pub(crate) const INTERNAL: u8 = 1;
+    /// Bad input: a flag, a scenario file, a config.
+    pub(crate) const BAD_INPUT: u8 = 2;
+    /// The run finished but an invariant or an expectation failed.
+    pub(crate) const FAILED_CHECK: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match commands::run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("rotor: {err}");
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -169,7 +169,7 @@ impl Engine {
     /// Adds a proxy (bought or loaded) to the pool, free and never used.
     pub fn add_proxy(&mut self, spec: ProxySpec) -> ProxyId {
         let id = self.pool.add(spec);
-        self.note_pool_level();
+        self.pool.rearm(self.config.pool_min_available);
         id
     }
 
@@ -517,7 +517,7 @@ impl Engine {
         } else {
             self.pool.release(id);
             self.events.push_back(Event::Rested { proxy: id, lane: None, until: ready_at });
-            self.note_pool_level();
+            self.pool.rearm(self.config.pool_min_available);
         }
     }
 

@@ -115,10 +115,10 @@ impl Pool {
     }
 
     /// A pool-low event if the pool fell below `minimum` or its shortfall grew since the last one.
+    /// Call it after operations that can take proxies out of the free set.
     pub(crate) fn low_signal(&mut self, minimum: u32) -> Option<Event> {
         let available = self.available();
-        if available >= minimum {
-            self.low_reported = None;
+        if self.rearm(minimum) {
             return None;
         }
         let shortfall = minimum - available;
@@ -127,5 +127,15 @@ impl Pool {
         }
         self.low_reported = Some(shortfall);
         Some(Event::PoolLow { available, minimum, shortfall })
+    }
+
+    /// Forgets the last report once the pool is back at `minimum`; returns whether it is.
+    /// Adding proxies calls only this: a pool that fills up never "drops" below the minimum.
+    pub(crate) fn rearm(&mut self, minimum: u32) -> bool {
+        let ok = self.available() >= minimum;
+        if ok {
+            self.low_reported = None;
+        }
+        ok
     }
 }

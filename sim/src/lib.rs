@@ -1,3 +1,11 @@
-//! rotor-sim: the deterministic simulator. Not built yet; it lands with the simulator issue
-//! (scenario files, the Kaspi model, workloads, faults, invariant verdicts). It will drive
-//! `rotor-engine` on a virtual clock.
+//! rotor-sim: the deterministic simulator.
+mod kaspi;
+pub mod observe;
+pub mod output;
+mod queue;
+mod rng;
+pub mod run;
+pub mod scenario;
+pub mod summary;
+pub mod verdict;
+mod world;

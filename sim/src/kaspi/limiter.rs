@@ -1,0 +1,180 @@
+//! One limit hypothesis at work: counters per key, bans, and the decision for each request.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::scenario::{Hypothesis, Penalty, Rule, Scope};
+
+/// The key a request is counted under, built from the hypothesis' scope.
+pub(crate) fn key(scope: Scope, ip: u32, user: u32, endpoint: usize) -> u64 {
+    match scope {
+        Scope::Ip => u64::from(ip),
+        Scope::Account => (1u64 << 40) | u64::from(user),
+        Scope::IpEndpoint => (2u64 << 40) | (u64::from(ip) << 3) | endpoint as u64,
+    }
+}
+
+#[derive(Debug, Default)]
+struct KeyState {
+    banned_until: u64,
+    /// Sliding window: accepted instants still inside the window.
+    recent: VecDeque<u64>,
+    /// Fixed window: the window's index and its count.
+    fixed: (u64, u32),
+    /// Token bucket: tokens and the instant they were counted.
+    tokens: f64,
+    tokens_at: u64,
+    seen: bool,
+}
+
+/// A hypothesis with its per-key state.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    pub(crate) hypothesis: Hypothesis,
+    state: HashMap<u64, KeyState>,
+}
+
+impl Limiter {
+    pub(crate) fn new(hypothesis: Hypothesis) -> Self {
+        Limiter { hypothesis, state: HashMap::new() }
+    }
+
+    /// Whether the request counted under `key` at `t` passes. A failing request may start a ban.
+    /// Counters change only in [`Limiter::record`], once every limiter has let the request pass.
+    pub(crate) fn check(&mut self, key: u64, t: u64, country: &str) -> Result<(), Penalty> {
+        let h = &self.hypothesis;
+        let s = self.state.entry(key).or_default();
+        if t < s.banned_until {
+            return Err(h.penalty);
+        }
+        let pass = match &h.rule {
+            Rule::SlidingWindow { limit, window } => {
+                let w = window.as_millis();
+                while s.recent.front().is_some_and(|&old| old + w <= t) {
+                    s.recent.pop_front();
+                }
+                (s.recent.len() as u32) < *limit
+            }
+            Rule::FixedWindow { limit, window } => {
+                let idx = t / window.as_millis();
+                idx != s.fixed.0 || s.fixed.1 < *limit
+            }
+            Rule::Rate { per_s, burst } => {
+                if !s.seen {
+                    s.tokens = f64::from(*burst);
+                    s.tokens_at = t;
+                    s.seen = true;
+                }
+                let refill = (t - s.tokens_at) as f64 / 1000.0 * per_s;
+                s.tokens = (s.tokens + refill).min(f64::from(*burst));
+                s.tokens_at = t;
+                s.tokens >= 1.0
+            }
+            Rule::Geo { allow } => allow.iter().any(|c| c == country),
+        };
+        if pass {
+            Ok(())
+        } else {
+            if let Some(ban) = h.penalty.ban {
+                s.banned_until = t + ban.as_millis();
+            }
+            Err(h.penalty)
+        }
+    }
+
+    /// Counts an accepted request.
+    pub(crate) fn record(&mut self, key: u64, t: u64) {
+        let h = &self.hypothesis;
+        let s = self.state.entry(key).or_default();
+        match &h.rule {
+            Rule::SlidingWindow { .. } => s.recent.push_back(t),
+            Rule::FixedWindow { window, .. } => {
+                let idx = t / window.as_millis();
+                if idx == s.fixed.0 {
+                    s.fixed.1 += 1;
+                } else {
+                    s.fixed = (idx, 1);
+                }
+            }
+            Rule::Rate { .. } => s.tokens -= 1.0,
+            Rule::Geo { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{PenaltyStatus, seed_hypothesis};
+    use rotor_engine::{Duration, Endpoint};
+
+    fn pass(l: &mut Limiter, key: u64, t: u64) -> bool {
+        let ok = l.check(key, t, "nl").is_ok();
+        if ok {
+            l.record(key, t);
+        }
+        ok
+    }
+
+    #[test]
+    fn the_seed_hypothesis_answers_the_251st_request_in_30_minutes_with_429() {
+        let mut l = Limiter::new(seed_hypothesis());
+        for i in 0..250 {
+            assert!(pass(&mut l, 1, i));
+        }
+        assert_eq!(l.check(1, 250, "nl").unwrap_err().status, PenaltyStatus::TooManyRequests);
+        assert!(pass(&mut l, 2, 250), "another IP has its own counter");
+        // The first request leaves the window at 30 min.
+        assert!(!pass(&mut l, 1, 1_799_999));
+        assert!(pass(&mut l, 1, 1_800_000));
+    }
+
+    #[test]
+    fn fixed_windows_reset_at_their_boundary() {
+        let h = Hypothesis {
+            rule: Rule::FixedWindow { limit: 2, window: Duration::from_secs(10) },
+            ..seed_hypothesis()
+        };
+        let mut l = Limiter::new(h);
+        assert!(pass(&mut l, 1, 9_000) && pass(&mut l, 1, 9_500));
+        assert!(!pass(&mut l, 1, 9_999));
+        assert!(pass(&mut l, 1, 10_000) && pass(&mut l, 1, 10_001));
+    }
+
+    #[test]
+    fn a_rate_limit_with_a_ban_blocks_the_key_for_the_ban() {
+        let h = Hypothesis {
+            name: "offers".into(),
+            scope: Scope::Ip,
+            rule: Rule::Rate { per_s: 8.0, burst: 8 },
+            endpoints: [true; Endpoint::ALL.len()],
+            penalty: Penalty {
+                status: PenaltyStatus::Forbidden,
+                ban: Some(Duration::from_mins(10)),
+                retry_after: None,
+            },
+        };
+        let mut l = Limiter::new(h);
+        for _ in 0..8 {
+            assert!(pass(&mut l, 1, 0));
+        }
+        assert!(!pass(&mut l, 1, 0), "the burst is spent");
+        assert!(!pass(&mut l, 1, 1_000), "banned for 10 minutes although tokens came back");
+        assert!(pass(&mut l, 1, 600_000));
+    }
+
+    #[test]
+    fn geo_answers_only_allowed_countries() {
+        let h = Hypothesis { rule: Rule::Geo { allow: vec!["kz".into()] }, ..seed_hypothesis() };
+        let mut l = Limiter::new(h);
+        assert!(l.check(1, 0, "kz").is_ok());
+        assert!(l.check(2, 0, "nl").is_err());
+    }
+
+    #[test]
+    fn keys_follow_the_scope() {
+        assert_eq!(key(Scope::Ip, 5, 1, 0), key(Scope::Ip, 5, 2, 3));
+        assert_ne!(key(Scope::Account, 5, 1, 0), key(Scope::Account, 5, 2, 0));
+        assert_eq!(key(Scope::Account, 5, 1, 0), key(Scope::Account, 6, 1, 4));
+        assert_ne!(key(Scope::IpEndpoint, 5, 1, 0), key(Scope::IpEndpoint, 5, 1, 1));
+    }
+}

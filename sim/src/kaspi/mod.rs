@@ -1,0 +1,131 @@
+//! The model of Kaspi: what answer a request gets, and why.
+//!
+//! Requests reach Kaspi after a fixed request-path delay, so Kaspi sees them in send order and
+//! the decision can be made when the request is sent (docs/decisions/sim-request-path.md). The
+//! checks run in this order: a banned subnet (403), a 429 storm, then every limit hypothesis
+//! covering the endpoint; the first that refuses decides, and a request counts against the
+//! limiters only when all of them let it through.
+
+mod latency;
+mod limiter;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rotor_engine::{Duration, Endpoint};
+
+pub(crate) use latency::sample as sample_latency;
+use limiter::Limiter;
+
+use crate::scenario::{Fault, PenaltyStatus, Scenario};
+
+/// Why Kaspi refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Cause {
+    /// A Kaspi-wide 429 storm.
+    Storm,
+    /// The IP's subnet is banned.
+    SubnetBan,
+    /// The limit hypothesis with this index.
+    Limiter(usize),
+}
+
+/// Kaspi's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// A normal answer.
+    Ok,
+    /// A refusal.
+    Refused { status: PenaltyStatus, cause: Cause, retry_after: Option<Duration> },
+}
+
+/// A request as Kaspi sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival<'a> {
+    pub(crate) t: u64,
+    pub(crate) ip: u32,
+    pub(crate) subnet: u32,
+    pub(crate) country: &'a str,
+    pub(crate) user: u32,
+    pub(crate) endpoint: Endpoint,
+}
+
+/// Kaspi: limiters, storms and subnet bans.
+pub(crate) struct Kaspi {
+    limiters: Vec<Limiter>,
+    storms: Vec<(u64, u64, f64)>,
+    subnet_bans: Vec<(u32, u64, u64)>,
+}
+
+impl Kaspi {
+    /// The model `scenario` describes. `subnet_index` maps a subnet label to its index.
+    pub(crate) fn new(scenario: &Scenario, subnet_index: impl Fn(&str) -> Option<u32>) -> Self {
+        let mut storms = Vec::new();
+        let mut subnet_bans = Vec::new();
+        for f in &scenario.faults {
+            match f {
+                Fault::Storm429 { start, length, share } => {
+                    storms.push((start.as_millis(), start.as_millis() + length.as_millis(), *share));
+                }
+                Fault::SubnetBan { at, length, subnet } => {
+                    if let Some(idx) = subnet_index(subnet) {
+                        let end = length.map_or(u64::MAX, |l| at.as_millis() + l.as_millis());
+                        subnet_bans.push((idx, at.as_millis(), end));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Kaspi {
+            limiters: scenario.kaspi.hypotheses.iter().cloned().map(Limiter::new).collect(),
+            storms,
+            subnet_bans,
+        }
+    }
+
+    /// The name of hypothesis `i`.
+    pub(crate) fn hypothesis_name(&self, i: usize) -> &str {
+        &self.limiters[i].hypothesis.name
+    }
+
+    /// Decides one request. `rng` is the sending lane's stream; it is drawn from only during a
+    /// storm, so a storm never shifts draws outside it.
+    pub(crate) fn answer(&mut self, a: &Arrival<'_>, rng: &mut ChaCha8Rng) -> Answer {
+        if self.subnet_bans.iter().any(|&(s, from, to)| s == a.subnet && (from..to).contains(&a.t)) {
+            return Answer::Refused {
+                status: PenaltyStatus::Forbidden,
+                cause: Cause::SubnetBan,
+                retry_after: None,
+            };
+        }
+        for &(from, to, share) in &self.storms {
+            if (from..to).contains(&a.t) && rng.random::<f64>() < share {
+                return Answer::Refused {
+                    status: PenaltyStatus::TooManyRequests,
+                    cause: Cause::Storm,
+                    retry_after: None,
+                };
+            }
+        }
+        let e = a.endpoint.index();
+        for (i, l) in self.limiters.iter_mut().enumerate() {
+            if !l.hypothesis.endpoints[e] {
+                continue;
+            }
+            let key = limiter::key(l.hypothesis.scope, a.ip, a.user, e);
+            if let Err(p) = l.check(key, a.t, a.country) {
+                return Answer::Refused {
+                    status: p.status,
+                    cause: Cause::Limiter(i),
+                    retry_after: p.retry_after,
+                };
+            }
+        }
+        for l in &mut self.limiters {
+            if l.hypothesis.endpoints[e] {
+                let key = limiter::key(l.hypothesis.scope, a.ip, a.user, e);
+                l.record(key, a.t);
+            }
+        }
+        Answer::Ok
+    }
+}

@@ -1,0 +1,152 @@
+//! Everything besides the invariants: cycle durations, outcomes and their causes, waits, the
+//! request accounting and engine event counts.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use rotor_engine::{Module, UserId};
+
+/// One finished cycle (a demper round, an orders poll or a catalog sync).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CycleRecord {
+    /// The module.
+    pub module: Module,
+    /// The user.
+    pub user: UserId,
+    /// When it was due (ms).
+    pub scheduled_ms: u64,
+    /// When it started (ms); later than due when the previous cycle overran.
+    pub start_ms: u64,
+    /// How long it took (ms).
+    pub duration_ms: u64,
+    /// Start minus due (ms).
+    pub lag_ms: u64,
+    /// Requests it issued.
+    pub requests: u32,
+    /// Whether it ended after the next cycle was due.
+    pub missed: bool,
+}
+
+/// Cycle figures for one module.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CycleFigures {
+    /// Cycles finished.
+    pub count: u64,
+    /// Median duration (ms).
+    pub p50_ms: u64,
+    /// 99th percentile duration (ms).
+    pub p99_ms: u64,
+    /// Longest (ms).
+    pub max_ms: u64,
+    /// Cycles that finished after the next was due.
+    pub missed: u64,
+    /// Due cycles that never ran because an earlier one was still running.
+    pub skipped: u64,
+    /// Longest start lag (ms).
+    pub max_lag_ms: u64,
+}
+
+/// issued = succeeded + failed, with failures by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Accounting {
+    /// Requests the workloads issued.
+    pub issued: u64,
+    /// Requests that succeeded.
+    pub succeeded: u64,
+    /// Requests that failed for good.
+    pub failed: u64,
+    /// Issued requests that neither succeeded nor failed by the end (must be 0).
+    pub unfinished: u64,
+    /// Failures by reason.
+    pub failed_by_reason: BTreeMap<String, u64>,
+}
+
+impl Accounting {
+    /// Whether every issued request ended.
+    pub fn balanced(&self) -> bool {
+        self.unfinished == 0 && self.issued == self.succeeded + self.failed
+    }
+}
+
+pub(crate) struct Metrics {
+    hist: [Histogram<u64>; 3],
+    figures: [CycleFigures; 3],
+    pub(crate) cycles: Vec<CycleRecord>,
+    pub(crate) attempts: u64,
+    pub(crate) outcomes: BTreeMap<&'static str, u64>,
+    pub(crate) status_429_by_cause: BTreeMap<String, u64>,
+    pub(crate) status_403_by_cause: BTreeMap<String, u64>,
+    pub(crate) waits_ms: BTreeMap<&'static str, u64>,
+    pub(crate) events: BTreeMap<&'static str, u64>,
+    pub(crate) accounting: Accounting,
+}
+
+fn workload_index(m: Module) -> Option<usize> {
+    match m {
+        Module::Demper => Some(0),
+        Module::Orders => Some(1),
+        Module::Catalog => Some(2),
+        Module::Reserve => None,
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        // Cycles up to a week, three significant figures; longer ones saturate at a week.
+        let hist = || {
+            Histogram::<u64>::new_with_bounds(1, 7 * 86_400_000, 3)
+                .unwrap_or_else(|_| unreachable!("the bounds and precision are constants known to be valid"))
+        };
+        Metrics {
+            hist: [hist(), hist(), hist()],
+            figures: Default::default(),
+            cycles: Vec::new(),
+            attempts: 0,
+            outcomes: BTreeMap::new(),
+            status_429_by_cause: BTreeMap::new(),
+            status_403_by_cause: BTreeMap::new(),
+            waits_ms: BTreeMap::new(),
+            events: BTreeMap::new(),
+            accounting: Accounting::default(),
+        }
+    }
+
+    pub(crate) fn cycle_done(&mut self, rec: CycleRecord) {
+        if let Some(i) = workload_index(rec.module) {
+            self.hist[i].saturating_record(rec.duration_ms.max(1));
+            let f = &mut self.figures[i];
+            f.count += 1;
+            f.missed += u64::from(rec.missed);
+            f.max_lag_ms = f.max_lag_ms.max(rec.lag_ms);
+            f.max_ms = f.max_ms.max(rec.duration_ms);
+        }
+        self.cycles.push(rec);
+    }
+
+    pub(crate) fn cycle_skipped(&mut self, m: Module) {
+        if let Some(i) = workload_index(m) {
+            self.figures[i].skipped += 1;
+        }
+    }
+
+    /// Cycle figures per workload module.
+    pub(crate) fn cycle_figures(&self) -> BTreeMap<String, CycleFigures> {
+        [Module::Demper, Module::Orders, Module::Catalog]
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut f = self.figures[i].clone();
+                if f.count > 0 {
+                    // A quantile reports its bucket's upper edge; never more than the true max.
+                    f.p50_ms = self.hist[i].value_at_quantile(0.5).min(f.max_ms);
+                    f.p99_ms = self.hist[i].value_at_quantile(0.99).min(f.max_ms);
+                }
+                (m.name().to_owned(), f)
+            })
+            .collect()
+    }
+
+    pub(crate) fn count(map: &mut BTreeMap<&'static str, u64>, key: &'static str, n: u64) {
+        *map.entry(key).or_default() += n;
+    }
+}

@@ -1,0 +1,7 @@
+//! What the simulator observes: the safety invariants, and the other figures.
+
+pub(crate) mod metrics;
+pub(crate) mod safety;
+
+pub use metrics::{Accounting, CycleFigures, CycleRecord};
+pub use safety::SafetyFigures;

@@ -1,0 +1,390 @@
+//! The scenario file exactly as written: serde structs that reject unknown keys. Defaults and
+//! cross-field checks happen when `mod.rs` turns these into a [`super::Scenario`].
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+
+use serde::{Deserialize, Deserializer, de};
+use toml::Spanned;
+
+use super::value::{CountRange, Span, Threshold};
+
+/// A percentage from 0 to 100.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Percent(pub(crate) u8);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u8::try_from(n)
+            .ok()
+            .filter(|&p| p <= 100)
+            .map(Percent)
+            .ok_or_else(|| de::Error::custom(format!("{n} is not a percentage; valid: 0 to 100")))
+    }
+}
+
+/// A share from 0.0 to 1.0.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Share(pub(crate) f64);
+
+impl<'de> Deserialize<'de> for Share {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let x = f64::deserialize(d)?;
+        if (0.0..=1.0).contains(&x) {
+            Ok(Share(x))
+        } else {
+            Err(de::Error::custom(format!("{x} is not a share; valid: 0.0 to 1.0")))
+        }
+    }
+}
+
+/// A positive, finite rate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rate(pub(crate) f64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let x = f64::deserialize(d)?;
+        if x.is_finite() && x > 0.0 {
+            Ok(Rate(x))
+        } else {
+            Err(de::Error::custom(format!("{x} is not a rate; valid: a number above 0")))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub(crate) seed: Option<u64>,
+    pub(crate) duration: Option<Span>,
+    pub(crate) engine: Option<Spanned<RawEngine>>,
+    #[serde(default)]
+    pub(crate) pool: RawPool,
+    #[serde(default)]
+    pub(crate) users: RawUsers,
+    #[serde(default)]
+    pub(crate) subscription: Vec<Spanned<RawSubscription>>,
+    #[serde(default)]
+    pub(crate) workload: RawWorkloads,
+    #[serde(default)]
+    pub(crate) kaspi: RawKaspi,
+    #[serde(default)]
+    pub(crate) fault: Vec<Spanned<RawFault>>,
+    #[serde(default)]
+    pub(crate) invariants: RawInvariants,
+    #[serde(default)]
+    pub(crate) expect: BTreeMap<Spanned<String>, Threshold>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PolicyName {
+    Rest,
+    Window,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEngine {
+    pub(crate) policy: Option<PolicyName>,
+    pub(crate) budget: Option<NonZeroU32>,
+    pub(crate) rest: Option<Span>,
+    pub(crate) window_limit: Option<NonZeroU32>,
+    pub(crate) window: Option<Span>,
+    pub(crate) penalty_rest: Option<Span>,
+    pub(crate) replace_above_dead_percent: Option<Percent>,
+    pub(crate) dead: Option<RawDead>,
+    pub(crate) backoff: Option<RawBackoff>,
+    pub(crate) circuit: Option<RawCircuit>,
+    pub(crate) slowdown: Option<RawSlowdown>,
+    #[serde(default)]
+    pub(crate) account_throttle: Vec<Spanned<RawThrottle>>,
+    pub(crate) borrow: Option<Vec<RawBorrow>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDead {
+    pub(crate) window: Option<Spanned<u32>>,
+    pub(crate) min_failures: Option<u32>,
+    pub(crate) max_failure_percent: Option<Percent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBackoff {
+    pub(crate) base: Option<Span>,
+    pub(crate) cap: Option<Span>,
+    pub(crate) max_attempts: Option<NonZeroU32>,
+    pub(crate) jitter_percent: Option<Spanned<u8>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCircuit {
+    pub(crate) consecutive_429s: Option<NonZeroU32>,
+    pub(crate) cooldown: Option<Span>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSlowdown {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) divisor: Option<NonZeroU32>,
+    pub(crate) duration: Option<Span>,
+    pub(crate) lane_min_interval: Option<Span>,
+    pub(crate) max_interval: Option<Span>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawThrottle {
+    pub(crate) endpoint: Spanned<String>,
+    pub(crate) rate_per_s: Rate,
+    pub(crate) cooldown: Option<Span>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBorrow {
+    pub(crate) borrower: Spanned<String>,
+    pub(crate) lender: Spanned<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPool {
+    pub(crate) initial: Option<u32>,
+    pub(crate) min_available: Option<u32>,
+    pub(crate) purchase_batch: Option<NonZeroU32>,
+    pub(crate) purchase_delay: Option<Span>,
+    pub(crate) provider_stock: Option<u32>,
+    pub(crate) balance_usd: Option<f64>,
+    pub(crate) price_per_100_usd: Option<f64>,
+    pub(crate) subnet_size: Option<Spanned<u32>>,
+    pub(crate) kz_share: Option<Share>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUsers {
+    pub(crate) count: Option<u32>,
+    pub(crate) skus: Option<CountRange>,
+    pub(crate) split: Option<Spanned<RawSplit>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSplit {
+    pub(crate) demper: u32,
+    pub(crate) orders: u32,
+    pub(crate) catalog: u32,
+    #[serde(default)]
+    pub(crate) reserve: u32,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SubscriptionEvent {
+    Join,
+    Expire,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubscription {
+    pub(crate) at: Span,
+    pub(crate) event: SubscriptionEvent,
+    pub(crate) user: u32,
+    pub(crate) skus: Option<CountRange>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkloads {
+    #[serde(default)]
+    pub(crate) demper: RawDemper,
+    #[serde(default)]
+    pub(crate) orders: RawOrders,
+    #[serde(default)]
+    pub(crate) catalog: RawCatalog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDemper {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) interval: Option<Span>,
+    pub(crate) concurrency: Option<NonZeroU32>,
+    pub(crate) price_change_share: Option<Share>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOrders {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) interval: Option<Span>,
+    pub(crate) orders_per_poll: Option<CountRange>,
+    pub(crate) page_size: Option<NonZeroU32>,
+    pub(crate) concurrency: Option<NonZeroU32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCatalog {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) syncs_per_day: Option<NonZeroU32>,
+    pub(crate) pages: Option<NonZeroU32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKaspi {
+    pub(crate) latency: Option<Spanned<RawLatency>>,
+    pub(crate) request_path: Option<Span>,
+    pub(crate) timeout: Option<Span>,
+    #[serde(default)]
+    pub(crate) limiter: Vec<Spanned<RawLimiter>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawLatency {
+    Fixed { value: Span },
+    Uniform { min: Span, max: Span },
+    Lognormal { median: Span, p99: Span },
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawScope {
+    Ip,
+    Account,
+    IpEndpoint,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawLimiterKind {
+    SlidingWindow,
+    FixedWindow,
+    Rate,
+    Geo,
+}
+
+/// `"all"`, one endpoint name, or a list of names.
+#[derive(Debug)]
+pub(crate) struct RawEndpoints(pub(crate) Vec<String>);
+
+impl<'de> Deserialize<'de> for RawEndpoints {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = RawEndpoints;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"all\", an endpoint name, or a list of endpoint names")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEndpoints, E> {
+                Ok(RawEndpoints(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawEndpoints, A::Error> {
+                let mut out = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    out.push(name);
+                }
+                Ok(RawEndpoints(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawStatus {
+    Code(u16),
+    Word(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPenalty {
+    pub(crate) status: Spanned<RawStatus>,
+    pub(crate) ban: Option<Span>,
+    pub(crate) retry_after: Option<Span>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimiter {
+    pub(crate) name: String,
+    pub(crate) scope: Option<RawScope>,
+    pub(crate) kind: RawLimiterKind,
+    pub(crate) limit: Option<NonZeroU32>,
+    pub(crate) window: Option<Span>,
+    pub(crate) rate_per_s: Option<Rate>,
+    pub(crate) burst: Option<NonZeroU32>,
+    pub(crate) allow_countries: Option<Vec<String>>,
+    pub(crate) endpoints: Option<Spanned<RawEndpoints>>,
+    pub(crate) penalty: RawPenalty,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawDeathMode {
+    Refused,
+    Timeout,
+    Auth,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum RawFault {
+    Storm429 {
+        start: Span,
+        length: Span,
+        share: Share,
+    },
+    ProxyDeath {
+        at: Span,
+        mode: RawDeathMode,
+        lane: Option<Spanned<String>>,
+        count: Option<u32>,
+        share: Option<Share>,
+    },
+    Flaky {
+        at: Option<Span>,
+        error_rate: Share,
+        lane: Option<Spanned<String>>,
+        count: Option<u32>,
+        share: Option<Share>,
+    },
+    Slow {
+        at: Option<Span>,
+        extra_latency: Span,
+        lane: Option<Spanned<String>>,
+        count: Option<u32>,
+        share: Option<Share>,
+    },
+    SubnetBan {
+        at: Span,
+        length: Option<Span>,
+        subnet: Spanned<String>,
+    },
+    ProviderOutOfStock {
+        at: Span,
+        length: Option<Span>,
+    },
+    ProviderOutOfMoney {
+        at: Span,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInvariants {
+    pub(crate) ip_window: Option<Span>,
+    pub(crate) ip_limit: Option<u32>,
+}

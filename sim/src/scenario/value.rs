@@ -1,0 +1,256 @@
+//! Value types that scenario files spell as text: durations (`"3m"`), ranges (`500` or
+//! `[200, 500]`) and thresholds (`"<= 3m"`).
+
+use std::fmt;
+
+use rotor_engine::Duration;
+use serde::{Deserialize, Deserializer, de};
+
+/// A duration written as `"250ms"`, `"5s"`, `"3m"`, `"1h"`, `"2d"` or a sum such as `"1h30m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+/// Parses `"1h30m"`-style text into milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!("invalid duration `{text}`: write a number and a unit (ms, s, m, h, d), like `3m` or `1h30m`")
+    };
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
+            _ => return Err(bad()),
+        };
+        total += number * scale;
+        rest = &rest[unit_len..];
+    }
+    if !total.is_finite() || total > 1e15 {
+        return Err(bad());
+    }
+    Ok(Duration::from_millis(total.round() as u64))
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text).map(Span).map_err(de::Error::custom)
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A count that is either fixed (`500`) or drawn uniformly from an inclusive range
+/// (`[200, 500]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountRange {
+    /// Smallest value.
+    pub lo: u32,
+    /// Largest value.
+    pub hi: u32,
+}
+
+impl CountRange {
+    /// A fixed count.
+    pub const fn fixed(n: u32) -> Self {
+        CountRange { lo: n, hi: n }
+    }
+}
+
+impl fmt::Display for CountRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi { write!(f, "{}", self.lo) } else { write!(f, "{}–{}", self.lo, self.hi) }
+    }
+}
+
+impl<'de> Deserialize<'de> for CountRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(i64),
+            Two([i64; 2]),
+        }
+        let err = |msg: String| de::Error::custom(msg);
+        let (lo, hi) = match Raw::deserialize(d).map_err(|_: D::Error| {
+            err("expected a count (`500`) or an inclusive range (`[200, 500]`)".into())
+        })? {
+            Raw::One(n) => (n, n),
+            Raw::Two([lo, hi]) => (lo, hi),
+        };
+        let lo = u32::try_from(lo).map_err(|_| err(format!("{lo} is not a count from 0 to {}", u32::MAX)))?;
+        let hi = u32::try_from(hi).map_err(|_| err(format!("{hi} is not a count from 0 to {}", u32::MAX)))?;
+        if lo > hi {
+            return Err(err(format!(
+                "range [{lo}, {hi}] is empty: the first number must not exceed the second"
+            )));
+        }
+        Ok(CountRange { lo, hi })
+    }
+}
+
+/// A comparison in an `[expect]` threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+}
+
+impl Cmp {
+    /// Whether `value cmp bound` holds.
+    pub fn holds(self, value: f64, bound: f64) -> bool {
+        match self {
+            Cmp::Lt => value < bound,
+            Cmp::Le => value <= bound,
+            Cmp::Gt => value > bound,
+            Cmp::Ge => value >= bound,
+            Cmp::Eq => (value - bound).abs() < 1e-9,
+        }
+    }
+
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+            Cmp::Eq => "==",
+        }
+    }
+}
+
+/// A threshold bound: a plain number, or a duration in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    /// A count or an amount.
+    Number(f64),
+    /// A duration.
+    Duration(Duration),
+}
+
+impl Bound {
+    /// The bound as a number (milliseconds for durations).
+    pub fn value(self) -> f64 {
+        match self {
+            Bound::Number(n) => n,
+            Bound::Duration(d) => d.as_millis() as f64,
+        }
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bound::Number(n) => write!(f, "{n}"),
+            Bound::Duration(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+/// A threshold: `max_429 = 0` (meaning `<= 0`), or `"<= 3m"`, `"< 5"`, `">= 0.9"`, `"== 0"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// The comparison.
+    pub cmp: Cmp,
+    /// The bound.
+    pub bound: Bound,
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.cmp.symbol(), self.bound)
+    }
+}
+
+/// Parses the text form of a threshold.
+pub fn parse_threshold(text: &str) -> Result<Threshold, String> {
+    let t = text.trim();
+    let (cmp, rest) = [("<=", Cmp::Le), (">=", Cmp::Ge), ("==", Cmp::Eq), ("<", Cmp::Lt), (">", Cmp::Gt)]
+        .into_iter()
+        .find_map(|(sym, cmp)| t.strip_prefix(sym).map(|r| (cmp, r.trim())))
+        .ok_or_else(|| {
+            format!("invalid threshold `{text}`: start with <=, <, >=, > or ==, then a number or a duration, like `<= 3m`")
+        })?;
+    let bound = if let Ok(n) = rest.parse::<f64>() {
+        Bound::Number(n)
+    } else {
+        Bound::Duration(parse_duration(rest).map_err(|e| format!("invalid threshold `{text}`: {e}"))?)
+    };
+    Ok(Threshold { cmp, bound })
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Float(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_: D::Error| {
+            de::Error::custom("expected a number (meaning `<=` it) or a string such as `\"<= 3m\"`")
+        })? {
+            Raw::Int(n) => Ok(Threshold { cmp: Cmp::Le, bound: Bound::Number(n as f64) }),
+            Raw::Float(n) => Ok(Threshold { cmp: Cmp::Le, bound: Bound::Number(n) }),
+            Raw::Text(t) => parse_threshold(&t).map_err(de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_sums() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_mins(3)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_mins(90)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1_500)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_mins(2 * 24 * 60)));
+        for bad in ["", "3", "m", "3x", "3 m", "-1s", "1e9d"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("ms, s, m, h, d"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn thresholds_parse_operators_and_units() {
+        let t = parse_threshold("<= 3m").unwrap();
+        assert_eq!((t.cmp, t.bound), (Cmp::Le, Bound::Duration(Duration::from_mins(3))));
+        assert_eq!(parse_threshold("< 5").unwrap().bound, Bound::Number(5.0));
+        assert_eq!(parse_threshold(">=0.9").unwrap().cmp, Cmp::Ge);
+        assert_eq!(parse_threshold("== 0").unwrap().to_string(), "== 0");
+        assert!(parse_threshold("3m").unwrap_err().contains("start with"));
+        assert!(parse_threshold("<= soon").unwrap_err().contains("invalid duration"));
+        assert!(Cmp::Le.holds(3.0, 3.0) && !Cmp::Lt.holds(3.0, 3.0) && Cmp::Gt.holds(4.0, 3.0));
+    }
+}

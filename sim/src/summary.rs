@@ -1,0 +1,192 @@
+//! What a run produced: `summary.json` (every figure), and the per-proxy and per-cycle rows.
+
+use std::collections::BTreeMap;
+
+use rotor_engine::Policy;
+
+use crate::observe::metrics::{Accounting, CycleFigures, CycleRecord, Metrics};
+use crate::observe::safety::SafetyFigures;
+use crate::scenario::Scenario;
+use crate::world::Provider;
+
+/// A run's figures; serialised as `summary.json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Summary {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed the run used.
+    pub seed: u64,
+    /// Cycles started only before this (ms).
+    pub duration_ms: u64,
+    /// Virtual time when the last request ended (ms).
+    pub end_ms: u64,
+    /// Events the loop handled.
+    pub steps: u64,
+    /// The lease policy, such as `rest 249 / 40m`.
+    pub policy: String,
+    /// The limit hypotheses in force.
+    pub hypotheses: Vec<String>,
+    /// The invariant thresholds.
+    pub limits: Limits,
+    /// The safety figures.
+    pub safety: SafetyFigures,
+    /// Requests issued, succeeded and failed.
+    pub accounting: Accounting,
+    /// Requests sent, retries included.
+    pub attempts: u64,
+    /// Attempts by outcome.
+    pub outcomes: BTreeMap<String, u64>,
+    /// 429 answers by cause (a hypothesis name, `storm` or `subnet_ban`).
+    pub status_429_by_cause: BTreeMap<String, u64>,
+    /// 403 answers by cause.
+    pub status_403_by_cause: BTreeMap<String, u64>,
+    /// Cycle figures per workload.
+    pub cycles: BTreeMap<String, CycleFigures>,
+    /// Time requests spent waiting, by reason (ms).
+    pub waits_ms: BTreeMap<String, u64>,
+    /// Time requests waited for a ready proxy (resting or draining), in all (ms).
+    pub proxy_wait_ms: u64,
+    /// Engine events by kind.
+    pub engine_events: BTreeMap<String, u64>,
+    /// The pool and what it cost.
+    pub pool: PoolFigures,
+}
+
+/// The thresholds the invariants were checked against.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    /// The lease budget, under the rest policy.
+    pub budget: Option<u32>,
+    /// The rest, under the rest policy (ms).
+    pub rest_ms: Option<u64>,
+    /// The window for "requests per IP" (ms).
+    pub ip_window_ms: u64,
+    /// The most requests allowed per IP in that window.
+    pub ip_limit: u32,
+}
+
+/// The pool over the run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PoolFigures {
+    /// Proxies at the start.
+    pub initial: u32,
+    /// Proxies bought during the run.
+    pub bought: u32,
+    /// Purchases made.
+    pub purchases: u32,
+    /// Purchases the provider refused.
+    pub refused_purchases: u32,
+    /// Money spent on purchases (USD).
+    pub spent_usd: f64,
+    /// Proxies owned at the largest.
+    pub peak_owned: u32,
+    /// What the largest pool costs per 30 days (USD).
+    pub monthly_cost_usd: f64,
+    /// Users still waiting for proxies at the end.
+    pub users_waiting: u32,
+}
+
+/// One proxy's row of `proxies.csv`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProxyRecord {
+    /// Its id.
+    pub proxy: u32,
+    /// Its egress IP.
+    pub ip: String,
+    /// The lane holding it at the end.
+    pub lane: Option<String>,
+    /// Leases it served.
+    pub leases: u64,
+    /// Requests it carried.
+    pub requests: u64,
+    /// Its largest lease.
+    pub largest_lease: u32,
+    /// Most requests in any invariant window.
+    pub max_in_window: u32,
+    /// Shortest rest between two of its leases (ms).
+    pub shortest_rest_ms: Option<u64>,
+    /// 429 answers it drew.
+    pub r429: u64,
+    /// 403 answers it drew.
+    pub r403: u64,
+    /// Whether the engine declared it dead.
+    pub dead: bool,
+    /// When a fault killed it (ms).
+    pub died_at_ms: Option<u64>,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The figures.
+    pub summary: Summary,
+    /// Every finished cycle, in the order they ended.
+    pub cycles: Vec<CycleRecord>,
+    /// Every proxy.
+    pub proxies: Vec<ProxyRecord>,
+}
+
+/// A policy in words.
+pub fn describe_policy(policy: &Policy) -> String {
+    match policy {
+        Policy::Rest(r) => format!("rest: {} requests per lease, then {} of rest", r.budget, r.rest),
+        Policy::Window(w) => format!("window: at most {} requests in any {}", w.limit, w.window),
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one call site, the end of a run
+pub(crate) fn build_report(
+    sc: &Scenario,
+    end_ms: u64,
+    steps: u64,
+    safety: SafetyFigures,
+    metrics: Metrics,
+    proxies: Vec<ProxyRecord>,
+    provider: &Provider,
+    peak_owned: u32,
+    users_waiting: u32,
+) -> RunReport {
+    let (budget, rest_ms) = match sc.engine.policy {
+        Policy::Rest(r) => (Some(r.budget.get()), Some(r.rest.as_millis())),
+        Policy::Window(_) => (None, None),
+    };
+    let waits_ms: BTreeMap<String, u64> =
+        metrics.waits_ms.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    let proxy_wait_ms = ["proxies_resting", "proxies_draining"].iter().filter_map(|k| waits_ms.get(*k)).sum();
+    let summary = Summary {
+        scenario: sc.name.clone(),
+        seed: sc.seed,
+        duration_ms: sc.duration.as_millis(),
+        end_ms,
+        steps,
+        policy: describe_policy(&sc.engine.policy),
+        hypotheses: sc.kaspi.hypotheses.iter().map(|h| h.name.clone()).collect(),
+        limits: Limits {
+            budget,
+            rest_ms,
+            ip_window_ms: sc.invariants.ip_window.as_millis(),
+            ip_limit: sc.invariants.ip_limit,
+        },
+        safety,
+        cycles: metrics.cycle_figures(),
+        accounting: metrics.accounting,
+        attempts: metrics.attempts,
+        outcomes: metrics.outcomes.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        status_429_by_cause: metrics.status_429_by_cause,
+        status_403_by_cause: metrics.status_403_by_cause,
+        waits_ms,
+        proxy_wait_ms,
+        engine_events: metrics.events.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        pool: PoolFigures {
+            initial: sc.pool.initial,
+            bought: provider.bought,
+            purchases: provider.purchases,
+            refused_purchases: provider.refused.len() as u32,
+            spent_usd: provider.spent_usd,
+            peak_owned,
+            monthly_cost_usd: f64::from(peak_owned) / 100.0 * sc.pool.price_per_100_usd,
+            users_waiting,
+        },
+    };
+    RunReport { summary, cycles: metrics.cycles, proxies }
+}

@@ -1,0 +1,206 @@
+//! Verdicts: every safety invariant, then every `[expect]` line, each with its figure and a
+//! pass or fail.
+
+use std::fmt::Write as _;
+
+use rotor_engine::Duration;
+
+use crate::scenario::value::{Bound, Cmp};
+use crate::scenario::{Metric, Scenario};
+use crate::summary::Summary;
+
+/// One line of the verdict table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// What is checked.
+    pub name: String,
+    /// The measured figure, formatted.
+    pub figure: String,
+    /// The requirement, formatted.
+    pub requirement: String,
+    /// `None` when the check does not apply (the rest rules under the window policy).
+    pub pass: Option<bool>,
+    /// Whether it is a safety invariant (the others are the scenario's expectations).
+    pub invariant: bool,
+}
+
+fn fmt_ms(ms: u64) -> String {
+    let d = Duration::from_millis(ms);
+    if ms >= 60_000 && !ms.is_multiple_of(60_000) {
+        format!("{:.1}m", ms as f64 / 60_000.0)
+    } else if (1_000..60_000).contains(&ms) && !ms.is_multiple_of(1_000) {
+        format!("{:.1}s", ms as f64 / 1_000.0)
+    } else {
+        d.to_string()
+    }
+}
+
+/// The value of `metric` in `s`: counts as counts, durations in milliseconds.
+pub fn metric_value(s: &Summary, metric: Metric) -> f64 {
+    let cycle = |m: &str, f: fn(&crate::observe::CycleFigures) -> u64| s.cycles.get(m).map_or(0, f) as f64;
+    match metric {
+        Metric::Max429 => s.outcomes.get("rate_limited").copied().unwrap_or(0) as f64,
+        Metric::Max403 => s.outcomes.get("forbidden").copied().unwrap_or(0) as f64,
+        Metric::MaxRequestsPerIpInWindow => f64::from(s.safety.max_requests_per_ip_in_window),
+        Metric::LargestLease => f64::from(s.safety.largest_lease),
+        Metric::ShortestRest => s.safety.shortest_rest_ms.map_or(f64::INFINITY, |r| r as f64),
+        Metric::IsolationViolations => s.safety.isolation_violations as f64,
+        Metric::DeadProxyUses => s.safety.dead_proxy_uses as f64,
+        Metric::FailedRequests => s.accounting.failed as f64,
+        Metric::DemperCycleP50 => cycle("demper", |c| c.p50_ms),
+        Metric::DemperCycleP99 => cycle("demper", |c| c.p99_ms),
+        Metric::DemperCycleMax => cycle("demper", |c| c.max_ms),
+        Metric::OrdersCycleP50 => cycle("orders", |c| c.p50_ms),
+        Metric::OrdersCycleP99 => cycle("orders", |c| c.p99_ms),
+        Metric::OrdersCycleMax => cycle("orders", |c| c.max_ms),
+        Metric::DemperMissedCycles => cycle("demper", |c| c.missed),
+        Metric::OrdersMissedCycles => cycle("orders", |c| c.missed),
+        Metric::ProxyWait => s.proxy_wait_ms as f64,
+        Metric::ProxiesBought => f64::from(s.pool.bought),
+        Metric::MonthlyCostUsd => s.pool.monthly_cost_usd,
+    }
+}
+
+fn is_duration(metric: Metric) -> bool {
+    matches!(
+        metric,
+        Metric::ShortestRest
+            | Metric::DemperCycleP50
+            | Metric::DemperCycleP99
+            | Metric::DemperCycleMax
+            | Metric::OrdersCycleP50
+            | Metric::OrdersCycleP99
+            | Metric::OrdersCycleMax
+            | Metric::ProxyWait
+    )
+}
+
+fn fmt_value(metric: Metric, v: f64) -> String {
+    if v.is_infinite() {
+        "none".to_owned()
+    } else if is_duration(metric) {
+        fmt_ms(v as u64)
+    } else if metric == Metric::MonthlyCostUsd {
+        format!("${v:.2}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Every verdict for a run of `scenario` that produced `s`.
+pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    let mut add = |name: &str, figure: String, requirement: String, pass: Option<bool>| {
+        out.push(Verdict { name: name.to_owned(), figure, requirement, pass, invariant: true });
+    };
+    let f = &s.safety;
+    match s.limits.budget {
+        Some(b) => {
+            add("largest lease", f.largest_lease.to_string(), format!("<= {b}"), Some(f.largest_lease <= b));
+        }
+        None => add("largest lease", f.largest_lease.to_string(), "n/a under the window policy".into(), None),
+    }
+    match (s.limits.rest_ms, f.shortest_rest_ms) {
+        (Some(rest), Some(r)) => {
+            add("shortest rest between leases", fmt_ms(r), format!(">= {}", fmt_ms(rest)), Some(r >= rest));
+        }
+        (Some(rest), None) => add(
+            "shortest rest between leases",
+            "no proxy reused".into(),
+            format!(">= {}", fmt_ms(rest)),
+            Some(true),
+        ),
+        (None, r) => add(
+            "shortest rest between leases",
+            r.map_or_else(|| "no proxy reused".into(), fmt_ms),
+            "n/a under the window policy".into(),
+            None,
+        ),
+    }
+    add(
+        &format!("most requests per IP in any {}", fmt_ms(s.limits.ip_window_ms)),
+        f.max_requests_per_ip_in_window.to_string(),
+        format!("<= {}", s.limits.ip_limit),
+        Some(f.max_requests_per_ip_in_window <= s.limits.ip_limit),
+    );
+    add(
+        "isolation violations",
+        f.isolation_violations.to_string(),
+        "== 0".into(),
+        Some(f.isolation_violations == 0),
+    );
+    add("uses of dead proxies", f.dead_proxy_uses.to_string(), "== 0".into(), Some(f.dead_proxy_uses == 0));
+    let a = &s.accounting;
+    let mut reasons = String::new();
+    for (r, n) in &a.failed_by_reason {
+        let _ = write!(reasons, "{}{r} {n}", if reasons.is_empty() { "" } else { ", " });
+    }
+    let figure = format!(
+        "{} = {} + {}{}{}",
+        a.issued,
+        a.succeeded,
+        a.failed,
+        if a.unfinished > 0 { format!(" + {} unfinished", a.unfinished) } else { String::new() },
+        if reasons.is_empty() { String::new() } else { format!(" ({reasons})") }
+    );
+    add("issued = succeeded + failed", figure, "balanced".into(), Some(a.balanced()));
+
+    for e in &scenario.expect {
+        let v = metric_value(s, e.metric);
+        let bound = e.threshold.bound.value();
+        let requirement = match e.threshold.bound {
+            Bound::Number(n) if is_duration(e.metric) => {
+                format!("{} {}", e.threshold.cmp.symbol(), fmt_ms(n as u64))
+            }
+            Bound::Duration(_) | Bound::Number(_) => e.threshold.to_string(),
+        };
+        let pass = if v.is_infinite() {
+            matches!(e.threshold.cmp, Cmp::Gt | Cmp::Ge)
+        } else {
+            e.threshold.cmp.holds(v, bound)
+        };
+        out.push(Verdict {
+            name: e.metric.name().to_owned(),
+            figure: fmt_value(e.metric, v),
+            requirement,
+            pass: Some(pass),
+            invariant: false,
+        });
+    }
+    out
+}
+
+/// Whether every applicable verdict passed.
+pub fn all_pass(v: &[Verdict]) -> bool {
+    v.iter().all(|x| x.pass != Some(false))
+}
+
+/// The verdict table as aligned text.
+pub fn table(v: &[Verdict]) -> String {
+    let w_name = v.iter().map(|x| x.name.chars().count()).max().unwrap_or(0).max(5);
+    let w_fig = v.iter().map(|x| x.figure.chars().count().min(60)).max().unwrap_or(0).max(6);
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<6}  {:<w_name$}  {:<w_fig$}  required", "result", "check", "figure");
+    for x in v {
+        let mark = match x.pass {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "n/a",
+        };
+        let _ = writeln!(out, "{mark:<6}  {:<w_name$}  {:<w_fig$}  {}", x.name, x.figure, x.requirement);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_format_readably() {
+        assert_eq!(fmt_ms(180_000), "3m");
+        assert_eq!(fmt_ms(276_000), "4.6m");
+        assert_eq!(fmt_ms(1_500), "1.5s");
+        assert_eq!(fmt_ms(2_400_000), "40m");
+    }
+}

@@ -1,0 +1,150 @@
+//! The simulated world outside the engine: proxies with their egress and faults, users, and the
+//! provider that sells more proxies.
+
+use std::collections::VecDeque;
+
+use rotor_engine::{Credentials, ProxySpec};
+
+use crate::scenario::{DeathMode, PoolSpec, subnet_label};
+
+/// One proxy as the world sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct SimProxy {
+    pub(crate) ip: u32,
+    pub(crate) subnet: u32,
+    pub(crate) country: &'static str,
+    pub(crate) dead: Option<DeathMode>,
+    pub(crate) flaky: f64,
+    pub(crate) slow_ms: u64,
+    pub(crate) died_at: Option<u64>,
+    pub(crate) requests: u64,
+    pub(crate) leases: u64,
+    pub(crate) r429: u64,
+    pub(crate) r403: u64,
+}
+
+/// Builds the `index`-th proxy: its spec for the engine and its world state.
+pub(crate) fn make_proxy(index: u32, pool: &PoolSpec) -> (ProxySpec, SimProxy) {
+    let s = index / pool.subnet_size;
+    let host = index % pool.subnet_size + 1;
+    let ip = (10u32 << 24) | ((s & 0xffff) << 8) | host;
+    let kz = ((u64::from(index) + 1) as f64 * pool.kz_share).floor()
+        > (u64::from(index) as f64 * pool.kz_share).floor();
+    let spec = ProxySpec {
+        host: format!("proxy{index}.sim"),
+        port: 8080,
+        credentials: Some(Credentials::new(format!("u{index}"), format!("sim-secret-{index}"))),
+        egress_ip: std::net::Ipv4Addr::from(ip).into(),
+        subnet: subnet_label(index, pool.subnet_size),
+    };
+    let world = SimProxy {
+        ip,
+        subnet: s,
+        country: if kz { "kz" } else { "nl" },
+        dead: None,
+        flaky: 0.0,
+        slow_ms: 0,
+        died_at: None,
+        requests: 0,
+        leases: 0,
+        r429: 0,
+        r403: 0,
+    };
+    (spec, world)
+}
+
+/// The proxy provider (Proxy6): stock, money, and one purchase at a time.
+#[derive(Debug)]
+pub(crate) struct Provider {
+    pub(crate) stock: u32,
+    pub(crate) balance_usd: f64,
+    pub(crate) out_of_stock_until: u64,
+    pub(crate) purchase_pending: bool,
+    pub(crate) bought: u32,
+    pub(crate) purchases: u32,
+    pub(crate) refused: VecDeque<(u64, &'static str)>,
+    pub(crate) spent_usd: f64,
+}
+
+impl Provider {
+    pub(crate) fn new(pool: &PoolSpec) -> Self {
+        Provider {
+            stock: pool.provider_stock,
+            balance_usd: pool.balance_usd,
+            out_of_stock_until: 0,
+            purchase_pending: false,
+            bought: 0,
+            purchases: 0,
+            refused: VecDeque::new(),
+            spent_usd: 0.0,
+        }
+    }
+
+    /// Tries to buy `count` at `now`; the reason on refusal.
+    pub(crate) fn buy(&mut self, count: u32, now: u64, pool: &PoolSpec) -> Result<(), &'static str> {
+        let cost = f64::from(count) / 100.0 * pool.price_per_100_usd;
+        let refusal = if now < self.out_of_stock_until || self.stock < count {
+            Some("out_of_stock")
+        } else if self.balance_usd + 1e-9 < cost {
+            Some("out_of_money")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            if self.refused.len() < 1_000 {
+                self.refused.push_back((now, reason));
+            }
+            return Err(reason);
+        }
+        self.stock -= count;
+        self.balance_usd -= cost;
+        self.spent_usd += cost;
+        self.bought += count;
+        self.purchases += 1;
+        self.purchase_pending = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> PoolSpec {
+        PoolSpec {
+            initial: 10,
+            min_available: 5,
+            purchase_batch: 100,
+            purchase_delay: rotor_engine::Duration::from_mins(5),
+            provider_stock: 150,
+            balance_usd: 20.0,
+            price_per_100_usd: 11.0,
+            subnet_size: 4,
+            kz_share: 0.25,
+        }
+    }
+
+    #[test]
+    fn proxies_get_distinct_ips_in_their_subnet_and_a_share_of_kz() {
+        let p = pool();
+        let all: Vec<_> = (0..8).map(|i| make_proxy(i, &p)).collect();
+        assert_eq!(all[0].0.egress_ip.to_string(), "10.0.0.1");
+        assert_eq!(all[5].0.egress_ip.to_string(), "10.0.1.2");
+        assert_eq!(all[5].0.subnet, "10.0.1.0/24");
+        assert_eq!(all.iter().filter(|(_, w)| w.country == "kz").count(), 2);
+        assert!(!format!("{:?}", all[0].0).contains("sim-secret"));
+    }
+
+    #[test]
+    fn the_provider_refuses_without_stock_or_money() {
+        let p = pool();
+        let mut prov = Provider::new(&p);
+        assert_eq!(prov.buy(100, 0, &p), Ok(()));
+        assert!((prov.balance_usd - 9.0).abs() < 1e-9);
+        assert_eq!(prov.buy(100, 0, &p), Err("out_of_stock"));
+        prov.stock = 1_000;
+        assert_eq!(prov.buy(100, 0, &p), Err("out_of_money"));
+        prov.out_of_stock_until = 10;
+        assert_eq!(prov.buy(1, 5, &p), Err("out_of_stock"));
+    }
+}

@@ -1,0 +1,64 @@
+//! The command line's shape: clap structs holding fields and help text only. Each command turns
+//! its arguments into a validated configuration before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// rotor: proxy rotation for Kaspi.kz seller tools.
+///
+/// rotor decides which proxy carries each request to Kaspi and when a request must wait, so that
+/// no proxy and no merchant account goes over the limits it is held to. `rotor sim` replays a
+/// scenario against a model of Kaspi on a virtual clock, using the production engine, and
+/// checks the safety rules.
+#[derive(Debug, Parser)]
+#[command(name = "rotor", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a scenario through the simulator and check the safety rules.
+    ///
+    /// Prints the run seed and a verdict table. Exit codes: 0 when every invariant and
+    /// expectation holds, 3 when one fails, 2 for bad input (the message names the file, line,
+    /// column and key), 1 for anything else.
+    ///
+    /// Examples:
+    ///   rotor sim                                  # the embedded seed-500 scenario
+    ///   rotor sim scenarios/seed-1000.toml --out reports/seed-1000
+    ///   rotor sim scenarios/storm-429.toml --seed 7 --trace /tmp/trace.csv
+    Sim(SimArgs),
+    /// List the scenarios built into this binary.
+    Scenarios,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SimArgs {
+    /// A scenario file (TOML, see docs/scenarios.md), or the name of a built-in scenario
+    /// (`rotor scenarios` lists them). Defaults to the built-in seed-500.
+    pub(crate) scenario: Option<String>,
+
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+
+    /// Write summary.json, cycles.csv and proxies.csv into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// Write one CSV row per request attempt to this file (it can be large: about 60 bytes a
+    /// row, millions of rows for a day).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
+
+    /// Stop with an error after this many events, so that a run that never settles fails loudly.
+    #[arg(long, default_value_t = 500_000_000, value_name = "N")]
+    pub(crate) max_steps: u64,
+
+    /// Print only the verdict table: no progress, no seed line.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}

@@ -1,0 +1,54 @@
+//! The commands. Each returns the exit code to use, or an error that knows its own.
+
+mod sim;
+
+use std::fmt;
+
+use crate::cli::{Cli, Command};
+use crate::exit;
+
+/// A failure with the exit code it deserves.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    code: u8,
+    message: String,
+}
+
+impl CliError {
+    pub(crate) fn bad_input(message: impl fmt::Display) -> Self {
+        CliError { code: exit::BAD_INPUT, message: message.to_string() }
+    }
+
+    pub(crate) fn internal(message: impl fmt::Display) -> Self {
+        CliError { code: exit::INTERNAL, message: message.to_string() }
+    }
+
+    pub(crate) fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Runs the parsed command line.
+pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Sim(args) => sim::run(&sim::SimConfig::try_from(args)?),
+        Command::Scenarios => {
+            for (name, text) in sim::BUILTIN {
+                let summary = text
+                    .lines()
+                    .take_while(|l| l.starts_with('#'))
+                    .map(|l| l.trim_start_matches("# "))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                println!("{name:<20} {summary}");
+            }
+            Ok(exit::OK)
+        }
+    }
+}

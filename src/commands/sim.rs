@@ -1,0 +1,127 @@
+//! `rotor sim`: one scenario through the simulator.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant as WallClock;
+
+use rotor_sim::run::{Progress, RunOptions};
+use rotor_sim::scenario::Scenario;
+use rotor_sim::verdict;
+
+use super::CliError;
+use crate::cli::SimArgs;
+use crate::exit;
+
+/// Scenarios compiled into the binary, so `rotor sim` works from any directory.
+pub(crate) const BUILTIN: &[(&str, &str)] = &[("seed-500", include_str!("../../scenarios/seed-500.toml"))];
+
+/// A validated `rotor sim` invocation.
+pub(crate) struct SimConfig {
+    scenario: Scenario,
+    out: Option<PathBuf>,
+    trace: Option<PathBuf>,
+    max_steps: u64,
+    quiet: bool,
+}
+
+impl TryFrom<SimArgs> for SimConfig {
+    type Error = CliError;
+
+    fn try_from(args: SimArgs) -> Result<Self, CliError> {
+        let which = args.scenario.unwrap_or_else(|| "seed-500".to_owned());
+        let path = Path::new(&which);
+        let mut scenario = if path.exists() {
+            Scenario::load(path).map_err(CliError::bad_input)?
+        } else if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == which) {
+            Scenario::parse(name, &format!("<built-in {name}>"), text).map_err(CliError::bad_input)?
+        } else {
+            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+            return Err(CliError::bad_input(format!(
+                "no scenario file `{which}`, and no built-in scenario of that name; built-in: {}",
+                names.join(", ")
+            )));
+        };
+        if let Some(seed) = args.seed {
+            scenario.seed = seed;
+            scenario.engine.seed = seed;
+        }
+        if args.max_steps == 0 {
+            return Err(CliError::bad_input("--max-steps must be at least 1"));
+        }
+        Ok(SimConfig {
+            scenario,
+            out: args.out,
+            trace: args.trace,
+            max_steps: args.max_steps,
+            quiet: args.quiet,
+        })
+    }
+}
+
+/// Runs the scenario, prints the verdicts, writes the files; returns 0 or 3.
+pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
+    let sc = &cfg.scenario;
+    if !cfg.quiet {
+        eprintln!("rotor sim: scenario {} seed={} duration={}", sc.name, sc.seed, sc.duration);
+    }
+    let mut trace_file = match &cfg.trace {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(|e| CliError::bad_input(format!("cannot create {}: {e}", p.display())))?,
+        )),
+        None => None,
+    };
+    let show_progress = !cfg.quiet && std::io::stderr().is_terminal();
+    let mut progress = |p: Progress| {
+        let pct = (p.now_ms as f64 / p.duration_ms.max(1) as f64 * 100.0).min(100.0);
+        eprint!("\r  simulated {:>5.1}% of {}  ({} events)   ", pct, sc.duration, p.steps);
+    };
+    let started = WallClock::now();
+    let opts = RunOptions {
+        max_steps: cfg.max_steps,
+        trace: trace_file.as_mut().map(|w| w as &mut dyn Write),
+        progress: if show_progress { Some(&mut progress) } else { None },
+    };
+    let report =
+        rotor_sim::run::run(sc, opts).map_err(|e| CliError::internal(format!("{e} (seed={})", sc.seed)))?;
+    if let Some(mut w) = trace_file {
+        w.flush().map_err(|e| CliError::internal(format!("cannot write the trace: {e}")))?;
+    }
+    let wall = started.elapsed();
+    if show_progress {
+        eprint!("\r{:70}\r", "");
+    }
+    let verdicts = verdict::verdicts(sc, &report.summary);
+    print!("{}", verdict::table(&verdicts));
+    let s = &report.summary;
+    println!(
+        "\n{} requests, {} attempts; demper cycle p50 {} / p99 {}; orders p99 {}; {} proxies owned at peak (${:.2}/month)",
+        s.accounting.issued,
+        s.attempts,
+        ms(s.cycles.get("demper").map_or(0, |c| c.p50_ms)),
+        ms(s.cycles.get("demper").map_or(0, |c| c.p99_ms)),
+        ms(s.cycles.get("orders").map_or(0, |c| c.p99_ms)),
+        s.pool.peak_owned,
+        s.pool.monthly_cost_usd,
+    );
+    if let Some(dir) = &cfg.out {
+        rotor_sim::output::write_all(&report, dir)
+            .map_err(|e| CliError::internal(format!("cannot write into {}: {e}", dir.display())))?;
+    }
+    let pass = verdict::all_pass(&verdicts);
+    if !cfg.quiet {
+        eprintln!(
+            "rotor sim: {} in {:.2}s wall ({} events); seed={}",
+            if pass { "all checks passed" } else { "CHECKS FAILED" },
+            wall.as_secs_f64(),
+            s.steps,
+            sc.seed
+        );
+    }
+    Ok(if pass { exit::OK } else { exit::FAILED_CHECK })
+}
+
+fn ms(v: u64) -> String {
+    let secs = v as f64 / 1000.0;
+    if secs >= 60.0 { format!("{:.1}m", secs / 60.0) } else { format!("{secs:.1}s") }
+}
