@@ -182,8 +182,10 @@ mod tests {
         for t in [0, 100, 500, 999, 1_000, 1_001] {
             s.arrived(p, t);
         }
-        // 0, 100, 500 and 999 share a window; at 1000 the 0 has left.
-        assert_eq!(s.figures().max_requests_per_ip_in_window, 4);
-        assert_eq!(s.per_proxy(p).2, 4);
+        // At 1000 the 0 has left the window; the window ending at 1001 holds 100 to 1001.
+        assert_eq!(s.figures().max_requests_per_ip_in_window, 5);
+        assert_eq!(s.per_proxy(p).2, 5);
+        s.arrived(p, 2_500);
+        assert_eq!(s.figures().max_requests_per_ip_in_window, 5, "old arrivals left the window");
     }
 }
