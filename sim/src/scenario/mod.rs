@@ -859,26 +859,25 @@ fn hypothesis(cx: &Ctx<'_>, l: &toml::Spanned<RawLimiter>) -> Result<Hypothesis,
 fn target(
     cx: &Ctx<'_>,
     span: Range<usize>,
-    lane: Option<&toml::Spanned<String>>,
+    lane: Option<&String>,
     count: Option<u32>,
     share: Option<raw::Share>,
     users: &UsersSpec,
 ) -> Result<Target, ScenarioError> {
     match (lane, count, share) {
-        (Some(l), None, None) => {
-            let text = l.get_ref();
+        (Some(text), None, None) => {
             let bad = || {
                 cx.err(
-                    l.span(),
+                    span.clone(),
                     format!("lane `{text}` is not of the form `u<user>/<module>`, like `u3/orders`; modules: demper, orders, catalog, reserve"),
                 )
             };
             let (u, m) = text.split_once('/').ok_or_else(bad)?;
             let user: u32 = u.strip_prefix('u').and_then(|n| n.parse().ok()).ok_or_else(bad)?;
-            let module = m.parse::<Module>().map_err(|e| cx.err(l.span(), e.to_string()))?;
+            let module = m.parse::<Module>().map_err(|e| cx.err(span.clone(), e.to_string()))?;
             if user == 0 || user > users.count {
                 return Err(cx.err(
-                    l.span(),
+                    span.clone(),
                     format!("user {user} does not exist at the start; valid: 1 to {}", users.count),
                 ));
             }
@@ -930,12 +929,12 @@ fn faults(
             },
             RawFault::SubnetBan { at, length, subnet } => {
                 let subnets = pool.initial.div_ceil(pool.subnet_size);
-                let label = subnet.get_ref();
+                let label = subnet;
                 if !(0..subnets).any(|s| &subnet_label(s * pool.subnet_size, pool.subnet_size) == label) {
                     let last = subnet_label(subnets.saturating_sub(1) * pool.subnet_size, pool.subnet_size);
                     return Err(cx.err(
-                        subnet.span(),
-                        format!("no subnet `{label}` in the initial pool; valid: 10.0.0.0/24 to {last}"),
+                        span,
+                        format!("subnet `{label}` is not in the initial pool; valid: 10.0.0.0/24 to {last}"),
                     ));
                 }
                 Fault::SubnetBan { at: at.0, length: length.map(|s| s.0), subnet: label.clone() }

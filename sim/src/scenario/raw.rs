@@ -342,6 +342,7 @@ pub(crate) enum RawDeathMode {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum RawFault {
+    #[serde(rename = "storm_429")]
     Storm429 {
         start: Span,
         length: Span,
@@ -350,28 +351,28 @@ pub(crate) enum RawFault {
     ProxyDeath {
         at: Span,
         mode: RawDeathMode,
-        lane: Option<Spanned<String>>,
+        lane: Option<String>,
         count: Option<u32>,
         share: Option<Share>,
     },
     Flaky {
         at: Option<Span>,
         error_rate: Share,
-        lane: Option<Spanned<String>>,
+        lane: Option<String>,
         count: Option<u32>,
         share: Option<Share>,
     },
     Slow {
         at: Option<Span>,
         extra_latency: Span,
-        lane: Option<Spanned<String>>,
+        lane: Option<String>,
         count: Option<u32>,
         share: Option<Share>,
     },
     SubnetBan {
         at: Span,
         length: Option<Span>,
-        subnet: Spanned<String>,
+        subnet: String,
     },
     ProviderOutOfStock {
         at: Span,
