@@ -7,5 +7,6 @@ mod rng;
 pub mod run;
 pub mod scenario;
 pub mod summary;
+pub mod trace;
 pub mod verdict;
 mod world;

@@ -19,6 +19,7 @@ use crate::queue::Queue;
 use crate::rng::{Stream, stream};
 use crate::scenario::{DeathMode, Fault, PenaltyStatus, Scenario, SubscriptionKind, Target};
 use crate::summary::{ProxyRecord, RunReport, build_report};
+use crate::trace::{Row, TraceWriter};
 use crate::world::{Provider, SimProxy, make_proxy};
 
 /// How to run a scenario.
@@ -181,7 +182,7 @@ struct Sim<'s, 'o> {
     safety: Safety,
     metrics: Metrics,
     peak_owned: u32,
-    trace: Option<csv::Writer<&'o mut dyn Write>>,
+    trace: Option<TraceWriter<'o>>,
     trace_error: Option<SimError>,
 }
 
@@ -212,20 +213,6 @@ pub fn run(scenario: &Scenario, opts: RunOptions<'_>) -> Result<RunReport, SimEr
     Ok(sim.into_report())
 }
 
-const TRACE_HEADER: [&str; 11] = [
-    "t_ms",
-    "user",
-    "module",
-    "endpoint",
-    "proxy",
-    "ip",
-    "attempt",
-    "outcome",
-    "status",
-    "latency_ms",
-    "wait_ms",
-];
-
 impl<'s, 'o> Sim<'s, 'o> {
     fn new(sc: &'s Scenario, trace: Option<&'o mut dyn Write>) -> Result<Self, SimError> {
         let engine = Engine::new(sc.engine.clone())?;
@@ -234,10 +221,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             (0..sc.pool.initial.div_ceil(subnet_size))
                 .find(|&s| crate::scenario::subnet_label(s * subnet_size, subnet_size) == label)
         });
-        let mut trace = trace.map(|w| csv::WriterBuilder::new().from_writer(w));
-        if let Some(w) = trace.as_mut() {
-            w.write_record(TRACE_HEADER).map_err(|e| csv_io(&e))?;
-        }
+        let trace = trace.map(TraceWriter::new).transpose()?;
         Ok(Sim {
             sc,
             engine,
@@ -752,21 +736,21 @@ impl<'s, 'o> Sim<'s, 'o> {
         self.metrics.attempts += 1;
         Metrics::count(&mut self.metrics.outcomes, pending.outcome.kind().name(), 1);
         if let Some(w) = self.trace.as_mut() {
-            let row = [
-                self.now.to_string(),
-                origin.user.0.to_string(),
-                origin.module.name().to_owned(),
-                ticket.endpoint().name().to_owned(),
-                p.0.to_string(),
-                std::net::Ipv4Addr::from(self.proxies[p.0 as usize].ip).to_string(),
-                ticket.attempt().to_string(),
-                pending.outcome.kind().name().to_owned(),
-                pending.status.to_owned(),
-                pending.latency_ms.to_string(),
-                waited_ms.to_string(),
-            ];
-            if let Err(e) = w.write_record(&row) {
-                self.trace_error.get_or_insert(csv_io(&e));
+            let row = Row {
+                t_ms: self.now,
+                user: origin.user.0,
+                module: origin.module.name(),
+                endpoint: ticket.endpoint().name(),
+                proxy: p.0,
+                ip: self.proxies[p.0 as usize].ip,
+                attempt: ticket.attempt(),
+                outcome: pending.outcome.kind().name(),
+                status: pending.status,
+                latency_ms: pending.latency_ms,
+                wait_ms: waited_ms,
+            };
+            if let Err(e) = w.row(&row) {
+                self.trace_error.get_or_insert(SimError::Trace(e));
             }
         }
         self.queue.push(self.now + pending.latency_ms, Ev::Respond(id));
@@ -965,8 +949,4 @@ impl<'s, 'o> Sim<'s, 'o> {
             users_waiting,
         )
     }
-}
-
-fn csv_io(e: &csv::Error) -> SimError {
-    SimError::Trace(std::io::Error::other(e.to_string()))
 }

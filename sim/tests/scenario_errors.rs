@@ -1,0 +1,143 @@
+//! Bad scenario files are rejected with the file, line, column, key and valid choices.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use rotor_sim::scenario::{Scenario, ScenarioError};
+
+fn err(text: &str) -> ScenarioError {
+    Scenario::parse("bad", "bad.toml", text).unwrap_err()
+}
+
+fn place(e: &ScenarioError) -> (Option<usize>, Option<usize>, Option<&str>) {
+    (e.line, e.column, e.key.as_deref())
+}
+
+#[test]
+fn unknown_keys_name_the_valid_ones() {
+    let e = err("seed = 1\n[workload.demper]\ninterval = \"3m\"\nconcurency = 4\n");
+    assert_eq!(place(&e), (Some(4), Some(1), Some("workload.demper.concurency")));
+    assert!(e.message.contains("unknown field `concurency`"), "{e}");
+    assert!(e.message.contains("`concurrency`"), "{e}");
+    assert_eq!(
+        e.to_string().split(": ").next(),
+        Some("bad.toml:4:1"),
+        "the message starts with file:line:column"
+    );
+    let e = err("seeed = 1\n");
+    assert!(e.message.contains("expected one of") && e.message.contains("`seed`"), "{e}");
+}
+
+#[test]
+fn bad_values_point_at_the_value() {
+    let e = err("[workload.orders]\ninterval = \"10 minutes\"\n");
+    assert_eq!(place(&e), (Some(2), Some(12), Some("workload.orders.interval")));
+    assert!(e.message.contains("ms, s, m, h, d"), "{e}");
+
+    let e = err("[engine]\npolicy = \"gcra\"\n");
+    assert_eq!(e.key.as_deref(), Some("engine.policy"));
+    assert!(e.message.contains("`rest`") && e.message.contains("`window`"), "{e}");
+
+    let e = err("[engine]\nbudget = 0\n");
+    assert!(e.message.contains("nonzero"), "{e}");
+
+    let e = err("[engine]\ndead = { window = 99 }\n");
+    assert_eq!(e.key.as_deref(), Some("engine.dead.window"));
+    assert!(e.message.contains("1 to 64"), "{e}");
+
+    let e = err("[engine]\nreplace_above_dead_percent = 150\n");
+    assert!(e.message.contains("0 to 100"), "{e}");
+
+    let e = err("[workload.demper]\nprice_change_share = 1.5\n");
+    assert!(e.message.contains("0.0 to 1.0"), "{e}");
+
+    let e = err("[workload.orders]\norders_per_poll = [500, 200]\n");
+    assert!(e.message.contains("empty"), "{e}");
+
+    let e = err("[users]\nsplit = { demper = 70, orders = 25 }\n");
+    assert!(e.message.contains("catalog"), "{e}");
+}
+
+#[test]
+fn limiters_are_checked_by_kind() {
+    let e = err(
+        "[[kaspi.limiter]]\nname = \"x\"\nkind = \"sliding_window\"\nwindow = \"30m\"\npenalty = { status = 429 }\n",
+    );
+    assert_eq!(e.line, Some(1));
+    assert!(e.message.contains("needs `limit`"), "{e}");
+
+    let e = err("[[kaspi.limiter]]\nname = \"x\"\nkind = \"token_bucket\"\npenalty = { status = 429 }\n");
+    assert!(e.message.contains("`sliding_window`") && e.message.contains("`geo`"), "{e}");
+
+    let e = err(
+        "[[kaspi.limiter]]\nname = \"x\"\nkind = \"rate\"\nrate_per_s = 8.0\nendpoints = [\"offer\"]\npenalty = { status = 429 }\n",
+    );
+    assert_eq!(e.key.as_deref(), Some("kaspi.limiter[0].endpoints"));
+    assert!(e.message.contains("offers, price_update"), "{e}");
+
+    let e = err(
+        "[[kaspi.limiter]]\nname = \"x\"\nkind = \"rate\"\nrate_per_s = 8.0\npenalty = { status = 418 }\n",
+    );
+    assert!(e.message.contains("valid: 429, 403, \"timeout\""), "{e}");
+
+    let two =
+        "[[kaspi.limiter]]\nname = \"x\"\nkind = \"rate\"\nrate_per_s = 1.0\npenalty = { status = 429 }\n";
+    let e = err(&format!("{two}{two}"));
+    assert!(e.message.contains("two limiters are named `x`"), "{e}");
+}
+
+#[test]
+fn faults_are_checked() {
+    let e = err("[[fault]]\nkind = \"meteor\"\nat = \"1h\"\n");
+    assert!(e.message.contains("`storm_429`") && e.message.contains("`subnet_ban`"), "{e}");
+
+    let e = err("[[fault]]\nkind = \"proxy_death\"\nat = \"1h\"\nmode = \"refused\"\n");
+    assert!(e.message.contains("exactly one target"), "{e}");
+
+    let e = err("[[fault]]\nkind = \"proxy_death\"\nat = \"1h\"\nmode = \"refused\"\nlane = \"3/orders\"\n");
+    assert!(e.message.contains("u<user>/<module>"), "{e}");
+
+    let e =
+        err("[[fault]]\nkind = \"proxy_death\"\nat = \"1h\"\nmode = \"refused\"\nlane = \"u99/orders\"\n");
+    assert!(e.message.contains("valid: 1 to 10"), "{e}");
+
+    let e = err("[[fault]]\nkind = \"subnet_ban\"\nat = \"1h\"\nsubnet = \"192.168.0.0/24\"\n");
+    assert!(e.message.contains("valid: 10.0.0.0/24 to 10.0.23.0/24"), "{e}");
+
+    let e = err("[[fault]]\nkind = \"storm_429\"\nstart = \"1h\"\nlength = \"5m\"\nshare = 2\n");
+    assert_eq!(e.line, Some(1));
+}
+
+#[test]
+fn expectations_name_known_metrics() {
+    let e = err("[expect]\nmax_430 = 0\n");
+    assert_eq!(place(&e), (Some(2), Some(1), Some("expect.max_430")));
+    assert!(e.message.contains("valid: max_429, max_403"), "{e}");
+    let e = err("[expect]\ndemper_cycle_p99 = \"3m\"\n");
+    assert!(e.message.contains("start with <="), "{e}");
+}
+
+#[test]
+fn engine_rules_that_conflict_are_refused() {
+    let e = err("[engine]\nbackoff = { base = \"30m\", cap = \"20m\" }\n");
+    assert!(e.message.contains("longer than backoff.cap"), "{e}");
+    let e = err("[engine]\nborrow = [{ borrower = \"reserve\", lender = \"reserve\" }]\n");
+    assert!(e.message.contains("borrow from itself"), "{e}");
+    let e = err("[engine]\nborrow = [{ borrower = \"spare\", lender = \"catalog\" }]\n");
+    assert!(e.message.contains("demper, orders, catalog, reserve"), "{e}");
+}
+
+#[test]
+fn a_missing_file_says_so() {
+    let e = Scenario::load(std::path::Path::new("/nonexistent/x.toml")).unwrap_err();
+    assert_eq!(e.line, None);
+    assert!(e.to_string().starts_with("/nonexistent/x.toml: cannot read the scenario file"), "{e}");
+}
+
+#[test]
+fn defaults_fill_an_empty_file() {
+    let sc = Scenario::parse("empty", "empty.toml", "").unwrap();
+    assert_eq!(sc.users.count, 10);
+    assert_eq!(sc.pool.initial, 1_500);
+    assert_eq!(sc.duration.as_millis(), 86_400_000);
+    assert_eq!(sc.kaspi.hypotheses.len(), 1);
+    assert_eq!(sc.invariants.ip_limit, 249);
+}
