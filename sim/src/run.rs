@@ -221,7 +221,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             (0..sc.pool.initial.div_ceil(subnet_size))
                 .find(|&s| crate::scenario::subnet_label(s * subnet_size, subnet_size) == label)
         });
-        let trace = trace.map(TraceWriter::new).transpose()?;
+        let trace = trace.map(TraceWriter::new);
         Ok(Sim {
             sc,
             engine,
