@@ -1,6 +1,8 @@
 //! The engine: the one call protocol that the simulator and live mode both drive.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use crate::backoff::retry_delay;
 use crate::circuit::{Admission, Transition};
@@ -40,10 +42,10 @@ pub struct Engine {
     lanes: Vec<LaneSlot>,
     spare_slots: Vec<u32>,
     generation: u32,
-    users: HashMap<UserId, [LaneRef; 4]>,
+    users: FxHashMap<UserId, [LaneRef; 4]>,
     throttles: [Option<AccountThrottle>; Endpoint::ALL.len()],
     borrow_from: [Option<Module>; 4],
-    accounts: HashMap<UserId, AccountState>,
+    accounts: FxHashMap<UserId, AccountState>,
     events: VecDeque<Event>,
 }
 
@@ -151,10 +153,10 @@ impl Engine {
             lanes: Vec::new(),
             spare_slots: Vec::new(),
             generation: 0,
-            users: HashMap::new(),
+            users: FxHashMap::default(),
             throttles,
             borrow_from,
-            accounts: HashMap::new(),
+            accounts: FxHashMap::default(),
             events: VecDeque::new(),
         })
     }

@@ -4,15 +4,15 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
+/// `time << 64 | seq` in one integer, so ordering is a single comparison.
 struct Entry<E> {
-    time: u64,
-    seq: u64,
+    key: u128,
     event: E,
 }
 
 impl<E> PartialEq for Entry<E> {
     fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
+        self.key == other.key
     }
 }
 impl<E> Eq for Entry<E> {}
@@ -23,7 +23,7 @@ impl<E> PartialOrd for Entry<E> {
 }
 impl<E> Ord for Entry<E> {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.time, self.seq).cmp(&(other.time, other.seq))
+        self.key.cmp(&other.key)
     }
 }
 
@@ -41,12 +41,12 @@ impl<E> Queue<E> {
     /// Schedules `event` at `time` (milliseconds).
     pub(crate) fn push(&mut self, time: u64, event: E) {
         self.seq += 1;
-        self.heap.push(Reverse(Entry { time, seq: self.seq, event }));
+        self.heap.push(Reverse(Entry { key: (u128::from(time) << 64) | u128::from(self.seq), event }));
     }
 
     /// The earliest event.
     pub(crate) fn pop(&mut self) -> Option<(u64, E)> {
-        self.heap.pop().map(|Reverse(e)| (e.time, e.event))
+        self.heap.pop().map(|Reverse(e)| ((e.key >> 64) as u64, e.event))
     }
 }
 

@@ -2,7 +2,7 @@
 //! sleeps, and drives the engine crate itself: every rotation, rest, death and backoff decision
 //! below is the engine's, the simulator only plays the world around it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 
 use rand::Rng;
@@ -11,8 +11,9 @@ use rotor_engine::{
     Completion, Decision, Endpoint, Engine, Event, FailReason, Instant, LaneKey, Module, Outcome,
     ProxyFailure, ProxyId, RequestSpec, Ticket, UserId, WaitReason,
 };
+use rustc_hash::FxHashMap;
 
-use crate::kaspi::{Answer, Arrival, Cause, Kaspi, sample_latency};
+use crate::kaspi::{Answer, Arrival, Cause, Kaspi, Sampler};
 use crate::observe::metrics::{CycleRecord, Metrics};
 use crate::observe::safety::Safety;
 use crate::queue::Queue;
@@ -171,12 +172,13 @@ struct Sim<'s, 'o> {
     works: Vec<Work>,
     reqs: Vec<Option<Req>>,
     free_reqs: Vec<u32>,
-    parked: HashMap<LaneKey, Vec<u32>>,
-    lane_members: HashMap<LaneKey, Vec<ProxyId>>,
+    parked: FxHashMap<LaneKey, Vec<u32>>,
+    lane_members: FxHashMap<LaneKey, Vec<ProxyId>>,
     dead: Vec<bool>,
     replace_wanted: Vec<LaneKey>,
     waiting_users: VecDeque<u32>,
     kaspi: Kaspi,
+    latency: Sampler,
     provider: Provider,
     fault_rng: ChaCha8Rng,
     safety: Safety,
@@ -233,12 +235,13 @@ impl<'s, 'o> Sim<'s, 'o> {
             works: Vec::new(),
             reqs: Vec::new(),
             free_reqs: Vec::new(),
-            parked: HashMap::new(),
-            lane_members: HashMap::new(),
+            parked: FxHashMap::default(),
+            lane_members: FxHashMap::default(),
             dead: Vec::new(),
             replace_wanted: Vec::new(),
             waiting_users: VecDeque::new(),
             kaspi,
+            latency: Sampler::new(&sc.kaspi.latency),
             provider: Provider::new(&sc.pool),
             fault_rng: stream(sc.seed, Stream::Faults),
             safety: Safety::new(sc.invariants.ip_window.as_millis()),
@@ -734,7 +737,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         self.proxies[p.0 as usize].requests += 1;
         let pending = self.answer(p, work, origin.user.0, ticket.endpoint());
         self.metrics.attempts += 1;
-        Metrics::count(&mut self.metrics.outcomes, pending.outcome.kind().name(), 1);
+        self.metrics.outcomes[pending.outcome.kind() as usize] += 1;
         if let Some(w) = self.trace.as_mut() {
             let row = Row {
                 t_ms: self.now,
@@ -780,7 +783,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         if proxy.flaky > 0.0 && rng.random::<f64>() < proxy.flaky {
             return failure(ProxyFailure::BadGateway, "502", 2 * path);
         }
-        let latency = sample_latency(&sc.kaspi.latency, rng) + proxy.slow_ms;
+        let latency = self.latency.sample(rng) + proxy.slow_ms;
         let arrival = Arrival {
             t: self.now + path,
             ip: proxy.ip,
@@ -822,7 +825,9 @@ impl<'s, 'o> Sim<'s, 'o> {
         let serving = ticket.serving_lane();
         let completion = self.engine.complete(ticket, pending.outcome, Instant::from_millis(self.now));
         self.safety.completed(p, self.now);
-        if let Some(parked) = self.parked.remove(&serving) {
+        if !self.parked.is_empty()
+            && let Some(parked) = self.parked.remove(&serving)
+        {
             for r in parked {
                 self.queue.push(self.now, Ev::Acquire(r));
             }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rotor_engine::Policy;
 
-use crate::observe::metrics::{Accounting, CycleFigures, CycleRecord, Metrics};
+use crate::observe::metrics::{Accounting, CycleFigures, CycleRecord, Metrics, OUTCOME_KINDS};
 use crate::observe::safety::SafetyFigures;
 use crate::scenario::Scenario;
 use crate::world::Provider;
@@ -171,7 +171,12 @@ pub(crate) fn build_report(
         cycles: metrics.cycle_figures(),
         accounting: metrics.accounting,
         attempts: metrics.attempts,
-        outcomes: metrics.outcomes.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        outcomes: OUTCOME_KINDS
+            .iter()
+            .zip(metrics.outcomes)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.name().to_owned(), n))
+            .collect(),
         status_429_by_cause: metrics.status_429_by_cause,
         status_403_by_cause: metrics.status_403_by_cause,
         waits_ms,

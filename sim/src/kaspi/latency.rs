@@ -2,25 +2,42 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 
 use crate::scenario::Latency;
 
 /// z for the 99th percentile of the standard normal distribution.
 const Z99: f64 = 2.326_347_874;
 
-/// One latency draw in milliseconds.
-pub(crate) fn sample(latency: &Latency, rng: &mut ChaCha8Rng) -> u64 {
-    match *latency {
-        Latency::Fixed(d) => d.as_millis(),
-        Latency::Uniform { min, max } => rng.random_range(min.as_millis()..=max.as_millis()),
-        Latency::LogNormal { median, p99 } => {
-            let m = median.as_millis() as f64;
-            let sigma = (p99.as_millis() as f64 / m).ln() / Z99;
-            // Box–Muller: one standard normal from two uniforms.
-            let u1: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
-            let u2: f64 = rng.random::<f64>();
-            let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-            (m * (sigma * z).exp()).round().min(3_600_000.0) as u64
+/// A latency distribution ready to draw from: its parameters worked out once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sampler {
+    Fixed(u64),
+    Uniform(u64, u64),
+    LogNormal { median_ms: f64, sigma: f64 },
+}
+
+impl Sampler {
+    pub(crate) fn new(latency: &Latency) -> Self {
+        match *latency {
+            Latency::Fixed(d) => Sampler::Fixed(d.as_millis()),
+            Latency::Uniform { min, max } => Sampler::Uniform(min.as_millis(), max.as_millis()),
+            Latency::LogNormal { median, p99 } => {
+                let median_ms = median.as_millis() as f64;
+                Sampler::LogNormal { median_ms, sigma: (p99.as_millis() as f64 / median_ms).ln() / Z99 }
+            }
+        }
+    }
+
+    /// One latency draw in milliseconds (at most an hour).
+    pub(crate) fn sample(&self, rng: &mut ChaCha8Rng) -> u64 {
+        match *self {
+            Sampler::Fixed(ms) => ms,
+            Sampler::Uniform(lo, hi) => rng.random_range(lo..=hi),
+            Sampler::LogNormal { median_ms, sigma } => {
+                let z: f64 = StandardNormal.sample(rng);
+                (median_ms * (sigma * z).exp()).round().min(3_600_000.0) as u64
+            }
         }
     }
 }
@@ -35,7 +52,8 @@ mod tests {
     fn lognormal_hits_its_median_and_p99() {
         let l = Latency::LogNormal { median: Duration::from_millis(150), p99: Duration::from_millis(800) };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut v: Vec<u64> = (0..20_000).map(|_| sample(&l, &mut rng)).collect();
+        let s = Sampler::new(&l);
+        let mut v: Vec<u64> = (0..20_000).map(|_| s.sample(&mut rng)).collect();
         v.sort_unstable();
         let (p50, p99) = (v[10_000], v[19_800]);
         assert!((140..=160).contains(&p50), "median {p50}");
@@ -45,8 +63,11 @@ mod tests {
     #[test]
     fn fixed_and_uniform_stay_in_bounds() {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        assert_eq!(sample(&Latency::Fixed(Duration::from_millis(42)), &mut rng), 42);
-        let u = Latency::Uniform { min: Duration::from_millis(10), max: Duration::from_millis(20) };
-        assert!((0..1000).all(|_| (10..=20).contains(&sample(&u, &mut rng))));
+        assert_eq!(Sampler::new(&Latency::Fixed(Duration::from_millis(42))).sample(&mut rng), 42);
+        let u = Sampler::new(&Latency::Uniform {
+            min: Duration::from_millis(10),
+            max: Duration::from_millis(20),
+        });
+        assert!((0..1000).all(|_| (10..=20).contains(&u.sample(&mut rng))));
     }
 }

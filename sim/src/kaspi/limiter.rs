@@ -1,6 +1,8 @@
 //! One limit hypothesis at work: counters per key, bans, and the decision for each request.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 
 use crate::scenario::{Hypothesis, Penalty, Rule, Scope};
 
@@ -30,12 +32,12 @@ struct KeyState {
 #[derive(Debug)]
 pub(crate) struct Limiter {
     pub(crate) hypothesis: Hypothesis,
-    state: HashMap<u64, KeyState>,
+    state: FxHashMap<u64, KeyState>,
 }
 
 impl Limiter {
     pub(crate) fn new(hypothesis: Hypothesis) -> Self {
-        Limiter { hypothesis, state: HashMap::new() }
+        Limiter { hypothesis, state: FxHashMap::default() }
     }
 
     /// Whether the request counted under `key` at `t` passes. A failing request may start a ban.

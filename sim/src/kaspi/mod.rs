@@ -13,7 +13,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Duration, Endpoint};
 
-pub(crate) use latency::sample as sample_latency;
+pub(crate) use latency::Sampler;
 use limiter::Limiter;
 
 use crate::scenario::{Fault, PenaltyStatus, Scenario};

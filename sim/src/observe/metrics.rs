@@ -4,7 +4,18 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use rotor_engine::{Module, UserId};
+use rotor_engine::{Module, OutcomeKind, UserId};
+
+/// Every outcome kind, in declaration order.
+pub(crate) const OUTCOME_KINDS: [OutcomeKind; 7] = [
+    OutcomeKind::Ok,
+    OutcomeKind::RateLimited,
+    OutcomeKind::Forbidden,
+    OutcomeKind::Blocked,
+    OutcomeKind::ProxyFailure,
+    OutcomeKind::ServerError,
+    OutcomeKind::Unauthorized,
+];
 
 /// One finished cycle (a demper round, an orders poll or a catalog sync).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +84,8 @@ pub(crate) struct Metrics {
     figures: [CycleFigures; 3],
     pub(crate) cycles: Vec<CycleRecord>,
     pub(crate) attempts: u64,
-    pub(crate) outcomes: BTreeMap<&'static str, u64>,
+    /// Attempts by outcome, indexed by `OutcomeKind as usize`.
+    pub(crate) outcomes: [u64; OUTCOME_KINDS.len()],
     pub(crate) status_429_by_cause: BTreeMap<String, u64>,
     pub(crate) status_403_by_cause: BTreeMap<String, u64>,
     pub(crate) waits_ms: BTreeMap<&'static str, u64>,
@@ -102,7 +114,7 @@ impl Metrics {
             figures: Default::default(),
             cycles: Vec::new(),
             attempts: 0,
-            outcomes: BTreeMap::new(),
+            outcomes: [0; OUTCOME_KINDS.len()],
             status_429_by_cause: BTreeMap::new(),
             status_403_by_cause: BTreeMap::new(),
             waits_ms: BTreeMap::new(),
@@ -148,5 +160,37 @@ impl Metrics {
 
     pub(crate) fn count(map: &mut BTreeMap<&'static str, u64>, key: &'static str, n: u64) {
         *map.entry(key).or_default() += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_kinds_are_listed_in_declaration_order() {
+        for (i, k) in OUTCOME_KINDS.iter().enumerate() {
+            assert_eq!(*k as usize, i, "{k} is out of place");
+        }
+    }
+
+    #[test]
+    fn cycle_quantiles_never_exceed_the_max() {
+        let mut m = Metrics::new();
+        for d in [10_001, 10_003, 10_007] {
+            m.cycle_done(CycleRecord {
+                module: Module::Demper,
+                user: UserId(1),
+                scheduled_ms: 0,
+                start_ms: 0,
+                duration_ms: d,
+                lag_ms: 0,
+                requests: 1,
+                missed: false,
+            });
+        }
+        let f = &m.cycle_figures()["demper"];
+        assert_eq!((f.count, f.max_ms), (3, 10_007));
+        assert!(f.p99_ms <= f.max_ms && f.p50_ms >= 10_000);
     }
 }

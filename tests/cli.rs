@@ -1,0 +1,162 @@
+//! End-to-end tests of the `rotor` binary: exit codes, messages, and the files it writes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rotor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rotor")).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A scratch directory unique to one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rotor-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+const SMALL: &str = "seed = 5\nduration = \"40m\"\n[users]\ncount = 2\nskus = 100\n";
+
+#[test]
+fn a_passing_run_exits_0_and_prints_the_seed_and_verdicts() {
+    let dir = scratch("pass");
+    let file = write(&dir, "small.toml", SMALL);
+    let out = rotor(&["sim", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for check in [
+        "largest lease",
+        "shortest rest",
+        "most requests per IP",
+        "isolation violations",
+        "uses of dead proxies",
+        "issued = succeeded + failed",
+    ] {
+        assert!(stdout.contains(check), "missing `{check}` in\n{stdout}");
+    }
+    assert!(!stdout.contains("FAIL"));
+    assert!(text(&out.stderr).contains("seed=5"));
+}
+
+#[test]
+fn seed_overrides_the_file() {
+    let dir = scratch("seed");
+    let file = write(&dir, "small.toml", SMALL);
+    let out = rotor(&["sim", &file, "--seed", "77"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("seed=77"));
+}
+
+#[test]
+fn a_failed_expectation_exits_3() {
+    let dir = scratch("fail");
+    let file = write(&dir, "strict.toml", &format!("{SMALL}[expect]\ndemper_cycle_p99 = \"<= 1s\"\n"));
+    let out = rotor(&["sim", &file]);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("demper_cycle_p99") && l.contains("<= 1s")),
+        "{stdout}"
+    );
+    assert!(text(&out.stderr).contains("CHECKS FAILED"));
+}
+
+#[test]
+fn a_bad_scenario_exits_2_with_its_place() {
+    let dir = scratch("bad");
+    let file = write(&dir, "bad.toml", "seed = 1\n[users]\ncount = 2\nsku = 100\n");
+    let out = rotor(&["sim", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{file}:4:1: `users.sku`: unknown field `sku`")), "{err}");
+    assert!(err.contains("`skus`"), "{err}");
+}
+
+#[test]
+fn unknown_scenarios_and_flags_exit_2() {
+    let out = rotor(&["sim", "no-such-scenario"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("built-in: seed-500"));
+    let out = rotor(&["sim", "--seed", "minus-one"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = rotor(&["sim", "--max-steps", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = rotor(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_run_that_never_settles_hits_the_step_bound_loudly() {
+    let dir = scratch("steps");
+    let file = write(&dir, "small.toml", SMALL);
+    let out = rotor(&["sim", &file, "--max-steps", "1000"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("step limit of 1000 events") && err.contains("seed=5"), "{err}");
+}
+
+#[test]
+fn out_and_trace_write_their_files_with_unit_headers() {
+    let dir = scratch("out");
+    let file = write(&dir, "small.toml", SMALL);
+    let out_dir = dir.join("report");
+    let trace = dir.join("trace.csv");
+    let out =
+        rotor(&["sim", &file, "--out", out_dir.to_str().unwrap(), "--trace", trace.to_str().unwrap(), "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["seed"], 5);
+    assert!(summary["accounting"]["issued"].as_u64().unwrap() > 0);
+    let first = |p: PathBuf| std::fs::read_to_string(p).unwrap().lines().next().unwrap().to_owned();
+    assert_eq!(
+        first(out_dir.join("cycles.csv")),
+        "module,user,scheduled_ms,start_ms,duration_ms,lag_ms,requests,missed"
+    );
+    assert_eq!(
+        first(out_dir.join("proxies.csv")),
+        "proxy,ip,lane,leases,requests,largest_lease,max_requests_in_window,shortest_rest_ms,count_429,count_403,dead,died_at_ms"
+    );
+    assert_eq!(
+        first(trace.clone()),
+        "t_ms,user,module,endpoint,proxy,ip,attempt,outcome,status,latency_ms,wait_ms"
+    );
+    let rows = std::fs::read_to_string(trace).unwrap().lines().count() - 1;
+    assert_eq!(rows as u64, summary["attempts"].as_u64().unwrap(), "one trace row per attempt");
+    // Secrets of the simulated proxies never reach the outputs.
+    for f in ["summary.json", "cycles.csv", "proxies.csv"] {
+        assert!(!std::fs::read_to_string(out_dir.join(f)).unwrap().contains("sim-secret"));
+    }
+}
+
+#[test]
+fn an_unwritable_trace_is_bad_input() {
+    let out = rotor(&["sim", "--trace", "/nonexistent-dir/trace.csv", "-q"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot create /nonexistent-dir/trace.csv"));
+}
+
+#[test]
+fn help_teaches_the_commands() {
+    let out = rotor(&["sim", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for word in ["Exit codes", "--seed", "--out", "--trace", "--max-steps", "Examples"] {
+        assert!(help.contains(word), "help lacks {word}:\n{help}");
+    }
+    let out = rotor(&["scenarios"]);
+    assert!(text(&out.stdout).contains("seed-500"));
+}
