@@ -3,42 +3,46 @@
 use crate::config::Slowdown;
 use crate::time::{Duration, Instant};
 
-const BUCKETS: usize = 60;
+const RECENT: usize = 32;
 
-/// Sends per second over the last minute, in one-second buckets.
+/// The lane's free-running rate, from its last sends made while no slowdown held it back. A
+/// burst is measured as a burst, not averaged with the idle time around it, and the engine's
+/// own throttling never feeds back into the rate it halves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RateMeter {
-    buckets: [u32; BUCKETS],
-    head_sec: u64,
+    sends: [Instant; RECENT],
+    next: usize,
+    len: usize,
 }
 
 impl Default for RateMeter {
     fn default() -> Self {
-        RateMeter { buckets: [0; BUCKETS], head_sec: 0 }
+        RateMeter { sends: [Instant::ZERO; RECENT], next: 0, len: 0 }
     }
 }
 
 impl RateMeter {
-    fn advance(&mut self, now: Instant) {
-        let sec = now.as_millis() / 1_000;
-        if sec <= self.head_sec {
-            return;
-        }
-        let gap = (sec - self.head_sec).min(BUCKETS as u64);
-        for i in 1..=gap {
-            self.buckets[((self.head_sec + i) % BUCKETS as u64) as usize] = 0;
-        }
-        self.head_sec = sec;
-    }
-
     fn record(&mut self, now: Instant) {
-        self.advance(now);
-        self.buckets[(self.head_sec % BUCKETS as u64) as usize] += 1;
+        self.sends[self.next] = now;
+        self.next = (self.next + 1) % RECENT;
+        self.len = (self.len + 1).min(RECENT);
     }
 
-    fn last_minute(&mut self, now: Instant) -> u64 {
-        self.advance(now);
-        self.buckets.iter().map(|&b| u64::from(b)).sum()
+    /// The median gap between consecutive recorded sends, if there are two. The median ignores
+    /// the few long pauses (an open circuit, the idle time between polls) among the gaps.
+    fn typical_gap(&self) -> Option<Duration> {
+        if self.len < 2 {
+            return None;
+        }
+        let start = self.next + RECENT - self.len;
+        let mut gaps = [0u64; RECENT];
+        for i in 1..self.len {
+            let earlier = self.sends[(start + i - 1) % RECENT];
+            gaps[i - 1] = self.sends[(start + i) % RECENT].saturating_since(earlier).as_millis();
+        }
+        let gaps = &mut gaps[..self.len - 1];
+        gaps.sort_unstable();
+        Some(Duration::from_millis(gaps[gaps.len() / 2].max(1)))
     }
 }
 
@@ -60,10 +64,11 @@ impl SlowdownState {
 
     /// Records a send.
     pub(crate) fn on_send(&mut self, now: Instant) {
-        self.meter.record(now);
         self.last_send = now;
         if now < self.until {
             self.next_send = now + self.min_interval;
+        } else {
+            self.meter.record(now);
         }
     }
 
@@ -75,10 +80,7 @@ impl SlowdownState {
         if slowed {
             return None;
         }
-        let base = cfg.lane_min_interval.unwrap_or_else(|| {
-            let sends = self.meter.last_minute(now).max(1);
-            Duration::from_millis(60_000u64.div_ceil(sends))
-        });
+        let base = cfg.lane_min_interval.or_else(|| self.meter.typical_gap()).unwrap_or(cfg.max_interval);
         let stretched = base.as_millis().saturating_mul(u64::from(cfg.divisor.get()));
         self.min_interval = Duration::from_millis(stretched.min(cfg.max_interval.as_millis()));
         self.next_send = self.next_send.max(self.last_send + self.min_interval);
@@ -103,17 +105,46 @@ mod tests {
     fn halves_the_measured_rate() {
         let cfg = Slowdown::default();
         let mut s = SlowdownState::default();
-        // 120 sends in the minute up to now: 2/s, gap 500 ms; halved: 1/s, gap 1000 ms.
-        for i in 0..120 {
-            s.on_send(at(100_000 + i * 500));
+        // A lane idle for minutes, then a burst of 40 sends 50 ms apart: it is measured at its
+        // burst rate (gap 50 ms), and halved to a 100 ms gap.
+        s.on_send(at(0));
+        for i in 0..40 {
+            s.on_send(at(600_000 + i * 50));
         }
-        let now = at(159_999);
-        assert_eq!(s.on_ip_429(&cfg, now), Some((Duration::from_secs(1), now + cfg.duration)));
-        // Last send was at 159_500, so the next may go at 160_500.
-        assert_eq!(s.gate(now), Some(at(160_500)));
-        assert_eq!(s.gate(at(160_500)), None);
-        s.on_send(at(160_500));
-        assert_eq!(s.gate(at(161_000)), Some(at(161_500)));
+        let now = at(600_000 + 39 * 50 + 50);
+        assert_eq!(s.on_ip_429(&cfg, now), Some((Duration::from_millis(100), now + cfg.duration)));
+        // The last send was at 601_950, so the next may go at 602_050.
+        assert_eq!(s.gate(now), Some(at(602_050)));
+        assert_eq!(s.gate(at(602_050)), None);
+        s.on_send(at(602_050));
+        assert_eq!(s.gate(at(602_060)), Some(at(602_150)));
+    }
+
+    #[test]
+    fn sends_held_back_by_a_slowdown_do_not_feed_the_next_one() {
+        let cfg = Slowdown::default();
+        let mut s = SlowdownState::default();
+        for i in 0..32 {
+            s.on_send(at(i * 100));
+        }
+        let first = s.on_ip_429(&cfg, at(3_200)).map(|x| x.0);
+        assert_eq!(first, Some(Duration::from_millis(200)));
+        // Slowed sends, 200 ms apart, for the whole slowdown.
+        let mut t = 3_400;
+        while t < 3_200 + cfg.duration.as_millis() {
+            s.on_send(at(t));
+            t += 200;
+        }
+        // The next slowdown halves the free-running 100 ms gap again, not the slowed 200 ms.
+        let later = at(3_200) + cfg.duration + Duration::from_secs(1);
+        assert_eq!(s.on_ip_429(&cfg, later).map(|x| x.0), Some(Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn a_lane_that_never_sent_gets_the_longest_gap() {
+        let cfg = Slowdown::default();
+        let mut s = SlowdownState::default();
+        assert_eq!(s.on_ip_429(&cfg, at(5)).map(|x| x.0), Some(cfg.max_interval));
     }
 
     #[test]
@@ -151,13 +182,20 @@ mod tests {
     }
 
     #[test]
-    fn the_meter_forgets_sends_older_than_a_minute() {
+    fn the_meter_keeps_only_the_last_sends() {
         let mut m = RateMeter::default();
-        for i in 0..10 {
+        assert_eq!(m.typical_gap(), None);
+        m.record(at(0));
+        assert_eq!(m.typical_gap(), None, "one send has no gap");
+        for i in 1..100 {
             m.record(at(i * 1_000));
         }
-        assert_eq!(m.last_minute(at(9_000)), 10);
-        assert_eq!(m.last_minute(at(65_000)), 4);
-        assert_eq!(m.last_minute(at(500_000)), 0);
+        // The last 32 sends, 68 s to 99 s: 31 gaps of 1 s.
+        assert_eq!(m.typical_gap(), Some(Duration::from_secs(1)));
+        // A few long pauses among them do not move the median.
+        m.record(at(400_000));
+        m.record(at(400_100));
+        m.record(at(900_000));
+        assert_eq!(m.typical_gap(), Some(Duration::from_secs(1)));
     }
 }

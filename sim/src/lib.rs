@@ -1,12 +1,44 @@
-//! rotor-sim: the deterministic simulator.
-mod kaspi;
+//! rotor-sim: a deterministic discrete-event simulator for rotor.
+//!
+//! It replays a scenario (users, SKUs, workloads, limit hypotheses, faults) on a virtual
+//! millisecond clock, driving `rotor-engine` itself, the same code live mode runs. It contains
+//! no second copy of any rotation, rest, dead or backoff rule: it plays the world around the
+//! engine (workloads, Kaspi, proxies, the provider) and measures the safety rules from what it
+//! observes.
+//!
+//! # Example
+//!
+//! ```
+//! use rotor_sim::run::{run, RunOptions};
+//! use rotor_sim::scenario::Scenario;
+//! use rotor_sim::verdict::{all_pass, verdicts};
+//!
+//! let text = "seed = 1\nduration = \"30m\"\n[users]\ncount = 2\nskus = 100\n";
+//! let scenario = Scenario::parse("tiny", "tiny.toml", text).unwrap();
+//! let report = run(&scenario, RunOptions::default()).unwrap();
+//! assert!(report.summary.accounting.balanced());
+//! assert!(all_pass(&verdicts(&scenario, &report.summary)));
+//! ```
+//!
+//! # Modules
+//!
+//! - [`scenario`]: scenario files, their defaults and located errors.
+//! - [`run`]: the event loop: cycles, requests, subscriptions, purchases, faults.
+//! - `kaspi`: the model of Kaspi: latency, limit hypotheses, storms and subnet bans.
+//! - `world`: proxies with their egress and faults, and the provider.
+//! - [`observe`]: the safety invariants and the other figures.
+//! - [`summary`], [`verdict`], [`output`], [`trace`]: what a run reports and writes.
+//! - `queue`, `rng`: the `(time, seq)` event heap and the per-owner seeded streams.
+
 pub mod observe;
 pub mod output;
-mod queue;
-mod rng;
 pub mod run;
 pub mod scenario;
 pub mod summary;
 pub mod trace;
 pub mod verdict;
+
+mod kaspi;
+mod queue;
+mod rng;
 mod world;

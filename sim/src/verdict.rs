@@ -175,6 +175,49 @@ pub fn all_pass(v: &[Verdict]) -> bool {
     v.iter().all(|x| x.pass != Some(false))
 }
 
+/// The figures reported alongside the verdicts: cycles, refusals by cause, waits, the pool.
+pub fn figures(s: &Summary) -> String {
+    let mut out = String::new();
+    for (module, c) in &s.cycles {
+        if c.count == 0 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{module:<8} cycles {:>6}  p50 {:>7}  p99 {:>7}  max {:>7}  missed {:>5}  skipped {:>5}",
+            c.count,
+            fmt_ms(c.p50_ms),
+            fmt_ms(c.p99_ms),
+            fmt_ms(c.max_ms),
+            c.missed,
+            c.skipped
+        );
+    }
+    let causes = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_owned()
+        } else {
+            m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let _ = writeln!(out, "429s by cause: {}", causes(&s.status_429_by_cause));
+    let _ = writeln!(out, "403s by cause: {}", causes(&s.status_403_by_cause));
+    let _ = writeln!(
+        out,
+        "requests {}, attempts {}; waited for a ready proxy {} in all",
+        s.accounting.issued,
+        s.attempts,
+        fmt_ms(s.proxy_wait_ms)
+    );
+    let p = &s.pool;
+    let _ = writeln!(
+        out,
+        "pool: {} at start, {} bought in {} purchases ({} refused), {} at peak = ${:.2} per 30 days",
+        p.initial, p.bought, p.purchases, p.refused_purchases, p.peak_owned, p.monthly_cost_usd
+    );
+    out
+}
+
 /// The verdict table as aligned text.
 pub fn table(v: &[Verdict]) -> String {
     let w_name = v.iter().map(|x| x.name.chars().count()).max().unwrap_or(0).max(5);

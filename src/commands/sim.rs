@@ -94,16 +94,7 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
     let verdicts = verdict::verdicts(sc, &report.summary);
     print!("{}", verdict::table(&verdicts));
     let s = &report.summary;
-    println!(
-        "\n{} requests, {} attempts; demper cycle p50 {} / p99 {}; orders p99 {}; {} proxies owned at peak (${:.2}/month)",
-        s.accounting.issued,
-        s.attempts,
-        ms(s.cycles.get("demper").map_or(0, |c| c.p50_ms)),
-        ms(s.cycles.get("demper").map_or(0, |c| c.p99_ms)),
-        ms(s.cycles.get("orders").map_or(0, |c| c.p99_ms)),
-        s.pool.peak_owned,
-        s.pool.monthly_cost_usd,
-    );
+    print!("\n{}", verdict::figures(s));
     if let Some(dir) = &cfg.out {
         rotor_sim::output::write_all(&report, dir)
             .map_err(|e| CliError::internal(format!("cannot write into {}: {e}", dir.display())))?;
@@ -119,9 +110,4 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
         );
     }
     Ok(if pass { exit::OK } else { exit::FAILED_CHECK })
-}
-
-fn ms(v: u64) -> String {
-    let secs = v as f64 / 1000.0;
-    if secs >= 60.0 { format!("{:.1}m", secs / 60.0) } else { format!("{secs:.1}s") }
 }
