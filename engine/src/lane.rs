@@ -16,6 +16,7 @@ use crate::circuit::CircuitState;
 use crate::decision::WaitReason;
 use crate::ids::{LaneKey, ProxyId};
 use crate::pool::{Pool, ProxyState};
+use crate::seed::mix_seed;
 use crate::slowdown::SlowdownState;
 use crate::time::Instant;
 
@@ -166,14 +167,7 @@ impl Lane {
 /// never shifts another lane's draws.
 pub(crate) fn lane_seed(seed: u64, key: LaneKey) -> u64 {
     let lane = (u64::from(key.user.0) << 8) | key.module.index() as u64;
-    splitmix64(seed ^ splitmix64(lane))
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    mix_seed(seed ^ mix_seed(lane))
 }
 
 #[cfg(test)]

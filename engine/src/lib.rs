@@ -47,7 +47,7 @@
 //! - `health`: the dead rule. `backoff`: retry delays. `circuit`: the lane circuit breaker.
 //!   `slowdown`: the lane rate cut after a 429. `throttle`: per-account throttles and cooldowns.
 //! - [`config`], [`decision`], [`event`], [`outcome`], [`error`]: the values that cross the API.
-//! - [`time`], [`ids`], [`proxy`], [`secret`], [`split`]: the vocabulary.
+//! - [`time`], [`ids`], [`proxy`], [`secret`], [`split`], [`seed`]: the vocabulary.
 
 mod backoff;
 mod circuit;
@@ -64,6 +64,7 @@ mod policy;
 mod pool;
 pub mod proxy;
 pub mod secret;
+pub mod seed;
 mod slowdown;
 pub mod split;
 mod throttle;
@@ -82,5 +83,6 @@ pub use outcome::{Outcome, OutcomeKind, ProxyFailure};
 pub use pool::ProxyState;
 pub use proxy::{Credentials, ProxySpec};
 pub use secret::Secret;
+pub use seed::mix_seed;
 pub use split::Split;
 pub use time::{Duration, Instant};

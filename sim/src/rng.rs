@@ -3,6 +3,7 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rotor_engine::mix_seed;
 
 /// What a stream belongs to.
 #[derive(Debug, Clone, Copy)]
@@ -22,14 +23,7 @@ pub(crate) fn stream(seed: u64, owner: Stream) -> ChaCha8Rng {
         Stream::User(user) => (2u64 << 56) | u64::from(user),
         Stream::Faults => 3u64 << 56,
     };
-    ChaCha8Rng::seed_from_u64(mix(seed ^ mix(tag)))
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    ChaCha8Rng::seed_from_u64(mix_seed(seed ^ mix_seed(tag)))
 }
 
 #[cfg(test)]
