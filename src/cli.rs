@@ -58,6 +58,10 @@ pub(crate) struct SimArgs {
     #[arg(long, default_value_t = 500_000_000, value_name = "N")]
     pub(crate) max_steps: u64,
 
+    /// Whose proxies the proxy-timeline chart shows.
+    #[arg(long, default_value_t = 1, value_name = "USER")]
+    pub(crate) timeline_user: u32,
+
     /// Print only the verdict table: no progress, no seed line.
     #[arg(long, short)]
     pub(crate) quiet: bool,

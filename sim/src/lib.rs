@@ -27,11 +27,13 @@
 //! - `kaspi`: the model of Kaspi: latency, limit hypotheses, storms and subnet bans.
 //! - `world`: proxies with their egress and faults, and the provider.
 //! - [`observe`]: the safety invariants and the other figures.
-//! - [`summary`], [`verdict`], [`output`], [`trace`]: what a run reports and writes.
+//! - [`summary`], [`verdict`], [`output`], [`trace`]: what a run reports and writes;
+//!   [`report`]: its charts, HTML and Markdown.
 //! - `queue`, `rng`: the `(time, seq)` event heap and the per-owner seeded streams.
 
 pub mod observe;
 pub mod output;
+pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod summary;

@@ -26,6 +26,21 @@ pub const PROXIES_HEADER: [&str; 12] = [
     "died_at_ms",
 ];
 
+/// `minutes.csv` columns: one row per minute and module, attempts by outcome and latency.
+pub const MINUTES_HEADER: [&str; 11] = [
+    "minute",
+    "module",
+    "ok",
+    "rate_limited",
+    "forbidden",
+    "blocked",
+    "proxy_failure",
+    "server_error",
+    "unauthorized",
+    "latency_p50_ms",
+    "latency_p99_ms",
+];
+
 /// Writes the run's files into `dir`, creating it.
 pub fn write_all(report: &RunReport, dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
@@ -45,6 +60,17 @@ pub fn write_all(report: &RunReport, dir: &Path) -> std::io::Result<()> {
             c.requests.to_string(),
             c.missed.to_string(),
         ])?;
+    }
+    w.flush()?;
+
+    let mut w = csv::Writer::from_path(dir.join("minutes.csv"))?;
+    w.write_record(MINUTES_HEADER)?;
+    for m in &report.minutes {
+        let mut row = vec![m.minute.to_string(), m.module.name().to_owned()];
+        row.extend(m.outcomes.iter().map(u64::to_string));
+        row.push(m.latency_p50_ms.to_string());
+        row.push(m.latency_p99_ms.to_string());
+        w.write_record(&row)?;
     }
     w.flush()?;
 

@@ -16,6 +16,7 @@ use rustc_hash::FxHashMap;
 use crate::kaspi::{Answer, Arrival, Cause, Kaspi, Sampler};
 use crate::observe::metrics::{CycleRecord, Metrics};
 use crate::observe::safety::Safety;
+use crate::observe::timeline::{SpanKind, Timeline};
 use crate::queue::Queue;
 use crate::rng::{Stream, stream};
 use crate::scenario::{DeathMode, Fault, PenaltyStatus, Scenario, SubscriptionKind, Target};
@@ -31,11 +32,13 @@ pub struct RunOptions<'a> {
     pub trace: Option<&'a mut dyn Write>,
     /// Called now and then with the run's progress.
     pub progress: Option<&'a mut dyn FnMut(Progress)>,
+    /// Whose proxies the timeline follows (for the proxy-timeline chart). Defaults to user 1.
+    pub timeline_user: Option<u32>,
 }
 
 impl Default for RunOptions<'_> {
     fn default() -> Self {
-        RunOptions { max_steps: 500_000_000, trace: None, progress: None }
+        RunOptions { max_steps: 500_000_000, trace: None, progress: None, timeline_user: Some(1) }
     }
 }
 
@@ -183,6 +186,7 @@ struct Sim<'s, 'o> {
     fault_rng: ChaCha8Rng,
     safety: Safety,
     metrics: Metrics,
+    timeline: Timeline,
     peak_owned: u32,
     trace: Option<TraceWriter<'o>>,
     trace_error: Option<SimError>,
@@ -190,8 +194,8 @@ struct Sim<'s, 'o> {
 
 /// Runs `scenario` to the end and reports what happened.
 pub fn run(scenario: &Scenario, opts: RunOptions<'_>) -> Result<RunReport, SimError> {
-    let RunOptions { max_steps, trace, mut progress } = opts;
-    let mut sim = Sim::new(scenario, trace)?;
+    let RunOptions { max_steps, trace, mut progress, timeline_user } = opts;
+    let mut sim = Sim::new(scenario, trace, timeline_user)?;
     sim.setup();
     while let Some((t, ev)) = sim.queue.pop() {
         sim.now = t;
@@ -216,7 +220,11 @@ pub fn run(scenario: &Scenario, opts: RunOptions<'_>) -> Result<RunReport, SimEr
 }
 
 impl<'s, 'o> Sim<'s, 'o> {
-    fn new(sc: &'s Scenario, trace: Option<&'o mut dyn Write>) -> Result<Self, SimError> {
+    fn new(
+        sc: &'s Scenario,
+        trace: Option<&'o mut dyn Write>,
+        timeline_user: Option<u32>,
+    ) -> Result<Self, SimError> {
         let engine = Engine::new(sc.engine.clone())?;
         let subnet_size = sc.pool.subnet_size;
         let kaspi = Kaspi::new(sc, |label| {
@@ -246,6 +254,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             fault_rng: stream(sc.seed, Stream::Faults),
             safety: Safety::new(sc.invariants.ip_window.as_millis()),
             metrics: Metrics::new(),
+            timeline: Timeline::new(timeline_user),
             peak_owned: 0,
             trace,
             trace_error: None,
@@ -738,6 +747,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         let pending = self.answer(p, work, origin.user.0, ticket.endpoint());
         self.metrics.attempts += 1;
         self.metrics.outcomes[pending.outcome.kind() as usize] += 1;
+        self.timeline.attempt(self.now, origin.module, pending.outcome.kind() as usize, pending.latency_ms);
         if let Some(w) = self.trace.as_mut() {
             let row = Row {
                 t_ms: self.now,
@@ -792,11 +802,17 @@ impl<'s, 'o> Sim<'s, 'o> {
             user,
             endpoint,
         };
-        self.safety.arrived(p, arrival.t);
+        let in_window = self.safety.arrived(p, arrival.t);
+        self.timeline.ip_window(arrival.t, in_window);
         let (status, cause, retry_after) = match self.kaspi.answer(&arrival, rng) {
             Answer::Ok if latency > timeout => return failure(ProxyFailure::Timeout, "timeout", timeout),
             Answer::Ok => return Pending { outcome: Outcome::Ok, status: "200", latency_ms: latency },
-            Answer::Refused { status, cause, retry_after } => (status, cause, retry_after),
+            Answer::Refused { status, cause, retry_after, ban_started } => {
+                if ban_started {
+                    self.timeline.ban(self.now);
+                }
+                (status, cause, retry_after)
+            }
         };
         let cause = match cause {
             Cause::Storm => "storm".to_owned(),
@@ -871,13 +887,27 @@ impl<'s, 'o> Sim<'s, 'o> {
     fn absorb_events(&mut self) {
         while let Some(ev) = self.engine.poll_event() {
             let name = match ev {
-                Event::Rotated { to, at, .. } => {
+                Event::Rotated { lane, to, at, .. } => {
                     self.safety.lease_started(to, at.as_millis());
+                    self.timeline.proxy_state(lane.user.0, lane.module, to, SpanKind::Active, at.as_millis());
                     self.proxies[to.0 as usize].leases += 1;
                     "rotated"
                 }
-                Event::Rested { .. } => "rested",
-                Event::ProxyDead { proxy, .. } => {
+                Event::Rested { proxy, lane, until } => {
+                    if let Some(lane) = lane {
+                        self.timeline.rest_ends(lane.user.0, lane.module, proxy, self.now, until.as_millis());
+                    }
+                    "rested"
+                }
+                Event::ProxyDead { proxy, lane, at, .. } => {
+                    self.timeline.proxy_state(
+                        lane.user.0,
+                        lane.module,
+                        proxy,
+                        SpanKind::Dead,
+                        at.as_millis(),
+                    );
+                    self.timeline.proxy_dead(at.as_millis());
                     self.dead[proxy.0 as usize] = true;
                     self.safety.set_dead(proxy, true);
                     "proxy_dead"
@@ -886,10 +916,16 @@ impl<'s, 'o> Sim<'s, 'o> {
                     self.replace(lane);
                     "lane_needs_replacements"
                 }
-                Event::CircuitOpened { .. } => "circuit_opened",
+                Event::CircuitOpened { .. } => {
+                    self.timeline.circuit_opened(self.now);
+                    "circuit_opened"
+                }
                 Event::CircuitClosed { .. } => "circuit_closed",
                 Event::LaneSlowed { .. } => "lane_slowed",
-                Event::AccountCooldown { .. } => "account_cooldown",
+                Event::AccountCooldown { .. } => {
+                    self.timeline.ban(self.now);
+                    "account_cooldown"
+                }
                 Event::PoolLow { .. } => {
                     self.check_pool_level();
                     "pool_low"
@@ -942,12 +978,14 @@ impl<'s, 'o> Sim<'s, 'o> {
             })
             .collect();
         let users_waiting = self.users.values().filter(|s| s.waiting).count() as u32;
+        self.timeline.finish(self.now);
         build_report(
             self.sc,
             self.now,
             self.steps,
             self.safety.figures().clone(),
             self.metrics,
+            self.timeline,
             proxies,
             &self.provider,
             self.peak_owned,

@@ -6,6 +6,7 @@ use rotor_engine::Policy;
 
 use crate::observe::metrics::{Accounting, CycleFigures, CycleRecord, Metrics, OUTCOME_KINDS};
 use crate::observe::safety::SafetyFigures;
+use crate::observe::timeline::{MinuteEvents, MinuteRow, ProxySpan, Timeline};
 use crate::scenario::Scenario;
 use crate::world::Provider;
 
@@ -124,6 +125,14 @@ pub struct RunReport {
     pub cycles: Vec<CycleRecord>,
     /// Every proxy.
     pub proxies: Vec<ProxyRecord>,
+    /// Requests per minute by module and outcome, with latencies.
+    pub minutes: Vec<MinuteRow>,
+    /// Per-minute events, indexed by minute.
+    pub minute_events: Vec<MinuteEvents>,
+    /// The user whose proxies `spans` follow.
+    pub timeline_user: Option<u32>,
+    /// State spans of that user's proxies.
+    pub spans: Vec<ProxySpan>,
 }
 
 /// A policy in words.
@@ -141,6 +150,7 @@ pub(crate) fn build_report(
     steps: u64,
     safety: SafetyFigures,
     metrics: Metrics,
+    timeline: Timeline,
     proxies: Vec<ProxyRecord>,
     provider: &Provider,
     peak_owned: u32,
@@ -193,5 +203,13 @@ pub(crate) fn build_report(
             users_waiting,
         },
     };
-    RunReport { summary, cycles: metrics.cycles, proxies }
+    RunReport {
+        summary,
+        cycles: metrics.cycles,
+        proxies,
+        minutes: timeline.rows,
+        minute_events: timeline.events,
+        timeline_user: timeline.user,
+        spans: timeline.spans,
+    }
 }

@@ -24,7 +24,8 @@ pub struct Verdict {
     pub invariant: bool,
 }
 
-fn fmt_ms(ms: u64) -> String {
+/// A duration in milliseconds, readably: `3m`, `4.6m`, `1.5s`.
+pub fn fmt_ms(ms: u64) -> String {
     let d = Duration::from_millis(ms);
     if ms >= 60_000 && !ms.is_multiple_of(60_000) {
         format!("{:.1}m", ms as f64 / 60_000.0)

@@ -21,6 +21,7 @@ pub(crate) struct SimConfig {
     out: Option<PathBuf>,
     trace: Option<PathBuf>,
     max_steps: u64,
+    timeline_user: u32,
     quiet: bool,
 }
 
@@ -53,6 +54,7 @@ impl TryFrom<SimArgs> for SimConfig {
             out: args.out,
             trace: args.trace,
             max_steps: args.max_steps,
+            timeline_user: args.timeline_user,
             quiet: args.quiet,
         })
     }
@@ -81,6 +83,7 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
         max_steps: cfg.max_steps,
         trace: trace_file.as_mut().map(|w| w as &mut dyn Write),
         progress: if show_progress { Some(&mut progress) } else { None },
+        timeline_user: Some(cfg.timeline_user),
     };
     let report =
         rotor_sim::run::run(sc, opts).map_err(|e| CliError::internal(format!("{e} (seed={})", sc.seed)))?;
@@ -98,6 +101,9 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
     if let Some(dir) = &cfg.out {
         rotor_sim::output::write_all(&report, dir)
             .map_err(|e| CliError::internal(format!("cannot write into {}: {e}", dir.display())))?;
+        rotor_sim::report::write(sc, &report, &verdicts, dir).map_err(|e| {
+            CliError::internal(format!("cannot write the report into {}: {e}", dir.display()))
+        })?;
     }
     let pass = verdict::all_pass(&verdicts);
     if !cfg.quiet {

@@ -42,11 +42,12 @@ impl Limiter {
 
     /// Whether the request counted under `key` at `t` passes. A failing request may start a ban.
     /// Counters change only in [`Limiter::record`], once every limiter has let the request pass.
-    pub(crate) fn check(&mut self, key: u64, t: u64, country: &str) -> Result<(), Penalty> {
+    /// On refusal, also says whether this request started a ban.
+    pub(crate) fn check(&mut self, key: u64, t: u64, country: &str) -> Result<(), (Penalty, bool)> {
         let h = &self.hypothesis;
         let s = self.state.entry(key).or_default();
         if t < s.banned_until {
-            return Err(h.penalty);
+            return Err((h.penalty, false));
         }
         let pass = match &h.rule {
             Rule::SlidingWindow { limit, window } => {
@@ -79,7 +80,7 @@ impl Limiter {
             if let Some(ban) = h.penalty.ban {
                 s.banned_until = t + ban.as_millis();
             }
-            Err(h.penalty)
+            Err((h.penalty, h.penalty.ban.is_some()))
         }
     }
 
@@ -123,7 +124,7 @@ mod tests {
         for i in 0..250 {
             assert!(pass(&mut l, 1, i));
         }
-        assert_eq!(l.check(1, 250, "nl").unwrap_err().status, PenaltyStatus::TooManyRequests);
+        assert_eq!(l.check(1, 250, "nl").unwrap_err().0.status, PenaltyStatus::TooManyRequests);
         assert!(pass(&mut l, 2, 250), "another IP has its own counter");
         // The first request leaves the window at 30 min.
         assert!(!pass(&mut l, 1, 1_799_999));

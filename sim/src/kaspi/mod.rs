@@ -35,7 +35,7 @@ pub(crate) enum Answer {
     /// A normal answer.
     Ok,
     /// A refusal.
-    Refused { status: PenaltyStatus, cause: Cause, retry_after: Option<Duration> },
+    Refused { status: PenaltyStatus, cause: Cause, retry_after: Option<Duration>, ban_started: bool },
 }
 
 /// A request as Kaspi sees it.
@@ -95,6 +95,7 @@ impl Kaspi {
                 status: PenaltyStatus::Forbidden,
                 cause: Cause::SubnetBan,
                 retry_after: None,
+                ban_started: false,
             };
         }
         for &(from, to, share) in &self.storms {
@@ -103,6 +104,7 @@ impl Kaspi {
                     status: PenaltyStatus::TooManyRequests,
                     cause: Cause::Storm,
                     retry_after: None,
+                    ban_started: false,
                 };
             }
         }
@@ -112,11 +114,12 @@ impl Kaspi {
                 continue;
             }
             let key = limiter::key(l.hypothesis.scope, a.ip, a.user, e);
-            if let Err(p) = l.check(key, a.t, a.country) {
+            if let Err((p, ban_started)) = l.check(key, a.t, a.country) {
                 return Answer::Refused {
                     status: p.status,
                     cause: Cause::Limiter(i),
                     retry_after: p.retry_after,
+                    ban_started,
                 };
             }
         }

@@ -107,17 +107,19 @@ impl Safety {
     }
 
     /// A request from `p`'s IP reached Kaspi at `t`. One proxy, one egress IP.
-    pub(crate) fn arrived(&mut self, p: ProxyId, t: u64) {
+    pub(crate) fn arrived(&mut self, p: ProxyId, t: u64) -> u32 {
         let w = self.ip_window_ms;
         let o = self.obs(p);
         while o.arrivals.front().is_some_and(|&a| a + w <= t) {
             o.arrivals.pop_front();
         }
         o.arrivals.push_back(t);
-        o.max_in_window = o.max_in_window.max(o.arrivals.len() as u32);
+        let now_in_window = o.arrivals.len() as u32;
+        o.max_in_window = o.max_in_window.max(now_in_window);
         let n = o.max_in_window;
         let f = &mut self.figures;
         f.max_requests_per_ip_in_window = f.max_requests_per_ip_in_window.max(n);
+        now_in_window
     }
 
     pub(crate) fn figures(&self) -> &SafetyFigures {
