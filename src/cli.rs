@@ -31,8 +31,35 @@ pub(crate) enum Command {
     ///   rotor sim scenarios/seed-1000.toml --out reports/seed-1000
     ///   rotor sim scenarios/storm-429.toml --seed 7 --trace /tmp/trace.csv
     Sim(SimArgs),
+    /// Run a scenario over a grid and find the smallest safe, on-time pool for each load.
+    ///
+    /// The scenario file needs a `[sweep]` table of lists (any of `skus`, `demper`, `orders`,
+    /// `catalog`, `interval`, `policy`, `hypothesis`); every combination runs, in parallel on
+    /// every core. Writes sweep.csv, frontier.csv, heatmaps and a self-contained report.html.
+    ///
+    /// Example:
+    ///   rotor sweep scenarios/sweep-demper.toml --out reports/sweep-demper
+    Sweep(SweepArgs),
     /// List the scenarios built into this binary.
     Scenarios,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SweepArgs {
+    /// A scenario file with a `[sweep]` table.
+    pub(crate) scenario: PathBuf,
+
+    /// Where to write the sweep's files.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+
+    /// Stop any one run with an error after this many events.
+    #[arg(long, default_value_t = 500_000_000, value_name = "N")]
+    pub(crate) max_steps: u64,
+
+    /// No progress bar.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -29,6 +29,7 @@
 //! - [`observe`]: the safety invariants and the other figures.
 //! - [`summary`], [`verdict`], [`output`], [`trace`]: what a run reports and writes;
 //!   [`report`]: its charts, HTML and Markdown.
+//! - [`sweep`]: a scenario over a grid, in parallel, and the frontier.
 //! - `queue`, `rng`: the `(time, seq)` event heap and the per-owner seeded streams.
 
 pub mod observe;
@@ -37,6 +38,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod summary;
+pub mod sweep;
 pub mod trace;
 pub mod verdict;
 

@@ -77,6 +77,7 @@ twice! {
     subnet_ban_is_deterministic => "subnet-ban",
     community_limits_is_deterministic => "community-limits",
     churn_is_deterministic => "churn",
+    sweep_demper_base_is_deterministic => "sweep-demper",
 }
 
 #[test]
@@ -89,7 +90,16 @@ fn every_shipped_scenario_is_covered() {
     names.sort();
     assert_eq!(
         names,
-        ["churn", "community-limits", "dead-proxies", "seed-1000", "seed-500", "storm-429", "subnet-ban"],
+        [
+            "churn",
+            "community-limits",
+            "dead-proxies",
+            "seed-1000",
+            "seed-500",
+            "storm-429",
+            "subnet-ban",
+            "sweep-demper"
+        ],
         "a new shipped scenario needs a determinism test above"
     );
 }

@@ -45,9 +45,14 @@ fn every_chart_exists_and_parses() {
     let dir = generate("charts");
     for chart in Chart::ALL {
         let svg = std::fs::read_to_string(dir.join("charts").join(format!("{}.svg", chart.name()))).unwrap();
-        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{}.svg is not XML: {e}", chart.name()));
+        let doc = roxmltree::Document::parse(&svg)
+            .unwrap_or_else(|e| panic!("{}.svg is not XML: {e}", chart.name()));
         assert_eq!(doc.root_element().tag_name().name(), "svg");
-        assert!(doc.descendants().filter(|n| n.has_tag_name("text")).count() > 5, "{} has titles and labels", chart.name());
+        assert!(
+            doc.descendants().filter(|n| n.has_tag_name("text")).count() > 5,
+            "{} has titles and labels",
+            chart.name()
+        );
 
         let png = std::fs::File::open(dir.join("charts").join(format!("{}.png", chart.name()))).unwrap();
         let mut reader = png::Decoder::new(png).read_info().unwrap();
@@ -76,16 +81,19 @@ fn the_html_is_self_contained() {
 }
 
 fn documented(header: &[&str]) -> bool {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reports.md")).unwrap();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reports.md")).unwrap();
     doc.lines().any(|l| l == header.join(","))
 }
 
 #[test]
 fn csv_headers_are_the_documented_ones() {
     let dir = generate("csv");
-    for (file, header) in
-        [("cycles.csv", &CYCLES_HEADER[..]), ("proxies.csv", &PROXIES_HEADER[..]), ("minutes.csv", &MINUTES_HEADER[..])]
-    {
+    for (file, header) in [
+        ("cycles.csv", &CYCLES_HEADER[..]),
+        ("proxies.csv", &PROXIES_HEADER[..]),
+        ("minutes.csv", &MINUTES_HEADER[..]),
+    ] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         assert_eq!(text.lines().next().unwrap(), header.join(","), "{file}");
         assert!(text.lines().count() > 1, "{file} has rows");

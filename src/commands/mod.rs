@@ -1,6 +1,7 @@
 //! The commands. Each returns the exit code to use, or an error that knows its own.
 
 mod sim;
+mod sweep;
 
 use std::fmt;
 
@@ -38,6 +39,7 @@ impl fmt::Display for CliError {
 pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Sim(args) => sim::run(&sim::SimConfig::try_from(args)?),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Scenarios => {
             for (name, text) in sim::BUILTIN {
                 let summary = text

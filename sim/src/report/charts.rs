@@ -67,7 +67,8 @@ const FONT: &str = "sans-serif";
 const MODULE_COLORS: [RGBColor; 4] =
     [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
 
-fn ensure_font() {
+/// Registers the compiled-in font once.
+pub(crate) fn ensure_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // DejaVu Sans is compiled in; registering it cannot fail for a valid font.

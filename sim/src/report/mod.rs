@@ -4,6 +4,7 @@ pub mod charts;
 pub mod html;
 pub mod markdown;
 pub mod params;
+pub mod sweep;
 
 use std::path::Path;
 

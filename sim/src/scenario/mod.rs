@@ -57,6 +57,110 @@ pub struct Scenario {
     pub invariants: InvariantSpec,
     /// Extra expectations that make the file a test.
     pub expect: Vec<Expectation>,
+    /// The grid `rotor sweep` runs, if the file has a `[sweep]` table.
+    pub sweep: Option<SweepSpec>,
+}
+
+/// A `[sweep]` table: each list is one axis of the grid; an absent axis keeps the scenario's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSpec {
+    /// SKUs per user.
+    pub skus: Vec<u32>,
+    /// Demper proxies per user.
+    pub demper: Vec<u32>,
+    /// Orders proxies per user.
+    pub orders: Vec<u32>,
+    /// Catalog proxies per user.
+    pub catalog: Vec<u32>,
+    /// Demper intervals.
+    pub interval: Vec<Duration>,
+    /// Lease policies: `rest` or `window`, with the numbers of `[engine]` or their defaults.
+    pub policy: Vec<PolicyChoice>,
+    /// Hypothesis sets.
+    pub hypothesis: Vec<HypothesisChoice>,
+}
+
+/// A lease policy a sweep can switch to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PolicyChoice {
+    /// 249 then 40 minutes of rest (or the file's numbers).
+    Rest,
+    /// 249 in any 30 minutes (or the file's numbers).
+    Window,
+}
+
+/// A set of limit hypotheses a sweep can switch to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HypothesisChoice {
+    /// The file's own limiters.
+    File,
+    /// The seed's: 250 per 30 minutes per IP.
+    Seed,
+    /// The community's three.
+    Community,
+}
+
+impl PolicyChoice {
+    /// The name scenario files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyChoice::Rest => "rest",
+            PolicyChoice::Window => "window",
+        }
+    }
+}
+
+impl HypothesisChoice {
+    /// The name scenario files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            HypothesisChoice::File => "file",
+            HypothesisChoice::Seed => "seed",
+            HypothesisChoice::Community => "community",
+        }
+    }
+}
+
+/// The community's hypotheses (kaspi-api.md §1.2).
+pub fn community_hypotheses() -> Vec<Hypothesis> {
+    let all = |names: &[Endpoint]| {
+        let mut e = [false; Endpoint::ALL.len()];
+        for n in names {
+            e[n.index()] = true;
+        }
+        e
+    };
+    vec![
+        Hypothesis {
+            name: "offers-8rps-per-ip".into(),
+            scope: Scope::Ip,
+            rule: Rule::Rate { per_s: 8.0, burst: 8 },
+            endpoints: all(&[Endpoint::StorefrontOffers]),
+            penalty: Penalty {
+                status: PenaltyStatus::Forbidden,
+                ban: Some(Duration::from_mins(10)),
+                retry_after: None,
+            },
+        },
+        Hypothesis {
+            name: "price-update-1.5rps-per-account".into(),
+            scope: Scope::Account,
+            rule: Rule::Rate { per_s: 1.5, burst: 1 },
+            endpoints: all(&[Endpoint::CabinetPriceUpdate]),
+            penalty: Penalty {
+                status: PenaltyStatus::TooManyRequests,
+                ban: Some(Duration::from_mins(30)),
+                retry_after: None,
+            },
+        },
+        Hypothesis {
+            name: "shop-api-kz-only".into(),
+            scope: Scope::Ip,
+            rule: Rule::Geo { allow: vec!["kz".into()] },
+            endpoints: all(&[Endpoint::ShopOrders, Endpoint::ShopOrderEntries]),
+            penalty: Penalty { status: PenaltyStatus::Timeout, ban: None, retry_after: None },
+        },
+    ]
 }
 
 /// The pool and the provider.
@@ -523,6 +627,8 @@ fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenario, Scenari
             Policy::Window(w) => w.limit.get(),
         }),
     };
+    let sweep =
+        raw.sweep.as_ref().map(|s| sweep_spec(cx, s, &users, demper.as_ref(), &engine)).transpose()?;
     let mut expect = Vec::new();
     for (key, threshold) in raw.expect {
         let metric = key.get_ref().parse::<Metric>().map_err(|m| cx.err(key.span(), m))?;
@@ -544,7 +650,87 @@ fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenario, Scenari
         faults,
         invariants,
         expect,
+        sweep,
     })
+}
+
+fn sweep_spec(
+    cx: &Ctx<'_>,
+    s: &toml::Spanned<raw::RawSweep>,
+    users: &UsersSpec,
+    demper: Option<&DemperSpec>,
+    engine: &EngineConfig,
+) -> Result<SweepSpec, ScenarioError> {
+    let r = s.get_ref();
+    let nonempty = |what: &str, n: usize| {
+        if n == 0 {
+            Err(cx.err(s.span(), format!("[sweep] `{what}` is an empty list; give at least one value")))
+        } else {
+            Ok(())
+        }
+    };
+    let split = users.split;
+    let spec = SweepSpec {
+        skus: r.skus.clone().unwrap_or_else(|| vec![users.skus.hi]),
+        demper: r.demper.clone().unwrap_or_else(|| vec![split.get(Module::Demper)]),
+        orders: r.orders.clone().unwrap_or_else(|| vec![split.get(Module::Orders)]),
+        catalog: r.catalog.clone().unwrap_or_else(|| vec![split.get(Module::Catalog)]),
+        interval: r.interval.as_ref().map_or_else(
+            || vec![demper.map_or(Duration::from_mins(3), |d| d.interval)],
+            |v| v.iter().map(|x| x.0).collect(),
+        ),
+        policy: r.policy.as_ref().map_or_else(
+            || {
+                vec![if matches!(engine.policy, Policy::Window(_)) {
+                    PolicyChoice::Window
+                } else {
+                    PolicyChoice::Rest
+                }]
+            },
+            |v| {
+                v.iter()
+                    .map(|p| if *p == PolicyName::Window { PolicyChoice::Window } else { PolicyChoice::Rest })
+                    .collect()
+            },
+        ),
+        hypothesis: r.hypothesis.as_ref().map_or_else(
+            || vec![HypothesisChoice::File],
+            |v| {
+                v.iter()
+                    .map(|h| match h {
+                        raw::HypothesisSet::File => HypothesisChoice::File,
+                        raw::HypothesisSet::Seed => HypothesisChoice::Seed,
+                        raw::HypothesisSet::Community => HypothesisChoice::Community,
+                    })
+                    .collect()
+            },
+        ),
+    };
+    for (what, n) in [
+        ("skus", spec.skus.len()),
+        ("demper", spec.demper.len()),
+        ("orders", spec.orders.len()),
+        ("catalog", spec.catalog.len()),
+        ("interval", spec.interval.len()),
+        ("policy", spec.policy.len()),
+        ("hypothesis", spec.hypothesis.len()),
+    ] {
+        nonempty(what, n)?;
+    }
+    if spec.interval.contains(&Duration::ZERO) {
+        return Err(cx.err(s.span(), "[sweep] `interval` values must be longer than 0 ms"));
+    }
+    let points = spec.skus.len()
+        * spec.demper.len()
+        * spec.orders.len()
+        * spec.catalog.len()
+        * spec.interval.len()
+        * spec.policy.len()
+        * spec.hypothesis.len();
+    if points > 10_000 {
+        return Err(cx.err(s.span(), format!("[sweep] has {points} grid points; at most 10,000 are allowed")));
+    }
+    Ok(spec)
 }
 
 fn engine_config(cx: &Ctx<'_>, raw: &RawScenario, seed: u64) -> Result<EngineConfig, ScenarioError> {

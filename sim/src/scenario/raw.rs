@@ -76,6 +76,31 @@ pub(crate) struct RawScenario {
     pub(crate) invariants: RawInvariants,
     #[serde(default)]
     pub(crate) expect: BTreeMap<Spanned<String>, Threshold>,
+    pub(crate) sweep: Option<Spanned<RawSweep>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSweep {
+    pub(crate) skus: Option<Vec<u32>>,
+    pub(crate) demper: Option<Vec<u32>>,
+    pub(crate) orders: Option<Vec<u32>>,
+    pub(crate) catalog: Option<Vec<u32>>,
+    pub(crate) interval: Option<Vec<Span>>,
+    pub(crate) policy: Option<Vec<PolicyName>>,
+    pub(crate) hypothesis: Option<Vec<HypothesisSet>>,
+}
+
+/// A named set of limit hypotheses a sweep can switch between.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum HypothesisSet {
+    /// The limiters the file gives (or the seed's, if it gives none).
+    File,
+    /// The seed's: 250 per 30 minutes per IP.
+    Seed,
+    /// The community's: offers 8 rps per IP, price updates 1.5 rps per account, Shop API KZ only.
+    Community,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

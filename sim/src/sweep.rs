@@ -1,0 +1,267 @@
+//! `rotor sweep`: a scenario run over a grid of SKUs, proxies per module, intervals, policies and
+//! hypothesis sets, in parallel on every core; then the frontier, the smallest pool that keeps
+//! each load safe and on time.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use rotor_engine::{Duration, Module, Policy, RestPolicy, Split, WindowPolicy};
+
+use crate::run::{RunOptions, SimError, run};
+use crate::scenario::value::CountRange;
+use crate::scenario::{
+    HypothesisChoice, PolicyChoice, Scenario, SweepSpec, community_hypotheses, seed_hypothesis,
+};
+use crate::verdict::{all_pass, verdicts};
+
+/// One point of the grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GridPoint {
+    /// SKUs per user.
+    pub skus: u32,
+    /// Demper interval.
+    pub interval: Duration,
+    /// Lease policy.
+    pub policy: PolicyChoice,
+    /// Hypothesis set.
+    pub hypothesis: HypothesisChoice,
+    /// Orders proxies per user.
+    pub orders: u32,
+    /// Catalog proxies per user.
+    pub catalog: u32,
+    /// Demper proxies per user.
+    pub demper: u32,
+}
+
+/// What one grid point gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointResult {
+    /// The point.
+    pub point: GridPoint,
+    /// Every invariant held and Kaspi refused nothing (no 429, no 403).
+    pub safe: bool,
+    /// No demper or orders cycle ended after the next was due.
+    pub on_time: bool,
+    /// 99th percentile demper cycle (ms).
+    pub demper_cycle_p99_ms: u64,
+    /// Demper cycles that ran late.
+    pub demper_missed: u64,
+    /// Orders polls that ran late.
+    pub orders_missed: u64,
+    /// 429 answers.
+    pub count_429: u64,
+    /// 403 answers.
+    pub count_403: u64,
+    /// Most requests one IP carried in the invariant window.
+    pub max_requests_per_ip_in_window: u32,
+    /// Requests that failed for good.
+    pub failed: u64,
+    /// Proxies per user at this point.
+    pub proxies_per_user: u32,
+    /// What one user's proxies cost per 30 days (USD).
+    pub cost_per_user_usd: f64,
+}
+
+/// Every point of `spec`'s grid.
+pub fn points(spec: &SweepSpec) -> Vec<GridPoint> {
+    let mut out = Vec::new();
+    for &skus in &spec.skus {
+        for &interval in &spec.interval {
+            for &policy in &spec.policy {
+                for &hypothesis in &spec.hypothesis {
+                    for &orders in &spec.orders {
+                        for &catalog in &spec.catalog {
+                            for &demper in &spec.demper {
+                                out.push(GridPoint {
+                                    skus,
+                                    interval,
+                                    policy,
+                                    hypothesis,
+                                    orders,
+                                    catalog,
+                                    demper,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+impl GridPoint {
+    /// `base` changed to this point. The pool grows if the point needs more proxies than the
+    /// scenario started with, so no user is left waiting for an allocation.
+    pub fn apply(&self, base: &Scenario) -> Scenario {
+        let mut sc = base.clone();
+        sc.users.skus = CountRange::fixed(self.skus);
+        let reserve = base.users.split.get(Module::Reserve);
+        sc.users.split = Split::new(self.demper, self.orders, self.catalog, reserve);
+        let needed = u64::from(sc.users.count) * sc.users.split.total() + u64::from(sc.pool.min_available);
+        sc.pool.initial = sc.pool.initial.max(u32::try_from(needed).unwrap_or(u32::MAX));
+        if let Some(d) = sc.demper.as_mut() {
+            d.interval = self.interval;
+        }
+        sc.engine.policy = match (self.policy, base.engine.policy) {
+            (PolicyChoice::Rest, Policy::Rest(r)) => Policy::Rest(r),
+            (PolicyChoice::Rest, Policy::Window(_)) => Policy::Rest(RestPolicy::default()),
+            (PolicyChoice::Window, Policy::Window(w)) => Policy::Window(w),
+            (PolicyChoice::Window, Policy::Rest(_)) => Policy::Window(WindowPolicy::default()),
+        };
+        sc.invariants.ip_limit = match sc.engine.policy {
+            Policy::Rest(r) => r.budget.get(),
+            Policy::Window(w) => w.limit.get(),
+        };
+        match self.hypothesis {
+            HypothesisChoice::File => {}
+            HypothesisChoice::Seed => sc.kaspi.hypotheses = vec![seed_hypothesis()],
+            HypothesisChoice::Community => sc.kaspi.hypotheses = community_hypotheses(),
+        }
+        sc.expect.clear();
+        sc.sweep = None;
+        sc
+    }
+}
+
+/// Runs one point.
+pub fn run_point(base: &Scenario, point: GridPoint, max_steps: u64) -> Result<PointResult, SimError> {
+    let sc = point.apply(base);
+    let report = run(&sc, RunOptions { max_steps, timeline_user: None, ..RunOptions::default() })?;
+    let s = &report.summary;
+    let count = |k: &str| s.outcomes.get(k).copied().unwrap_or(0);
+    let cycles = |m: &str| s.cycles.get(m).cloned().unwrap_or_default();
+    let (demper, orders) = (cycles("demper"), cycles("orders"));
+    let proxies_per_user = sc.users.split.total() as u32;
+    Ok(PointResult {
+        point,
+        safe: all_pass(&verdicts(&sc, s)) && count("rate_limited") == 0 && count("forbidden") == 0,
+        on_time: demper.missed == 0 && orders.missed == 0 && demper.skipped == 0 && orders.skipped == 0,
+        demper_cycle_p99_ms: demper.p99_ms,
+        demper_missed: demper.missed,
+        orders_missed: orders.missed,
+        count_429: count("rate_limited"),
+        count_403: count("forbidden"),
+        max_requests_per_ip_in_window: s.safety.max_requests_per_ip_in_window,
+        failed: s.accounting.failed,
+        proxies_per_user,
+        cost_per_user_usd: f64::from(proxies_per_user) / 100.0 * sc.pool.price_per_100_usd,
+    })
+}
+
+/// Runs every point of `spec` in parallel; `done` is called after each. Results keep the grid's
+/// order, so the output does not depend on which core finished first.
+pub fn run_all(
+    base: &Scenario,
+    spec: &SweepSpec,
+    max_steps: u64,
+    done: &(dyn Fn() + Sync),
+) -> Result<Vec<PointResult>, SimError> {
+    points(spec)
+        .into_par_iter()
+        .map(|p| {
+            let r = run_point(base, p, max_steps);
+            done();
+            r
+        })
+        .collect()
+}
+
+/// The smallest pool per module that kept one load safe and on time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontierRow {
+    /// SKUs per user.
+    pub skus: u32,
+    /// Demper interval.
+    pub interval: Duration,
+    /// Lease policy.
+    pub policy: PolicyChoice,
+    /// Hypothesis set.
+    pub hypothesis: HypothesisChoice,
+    /// Fewest demper proxies among the good points, if any point was good.
+    pub demper: Option<u32>,
+    /// Fewest orders proxies among the good points.
+    pub orders: Option<u32>,
+    /// Fewest catalog proxies among the good points.
+    pub catalog: Option<u32>,
+    /// What that pool costs per user per 30 days (USD), when every module has an answer.
+    pub cost_per_user_usd: Option<f64>,
+}
+
+/// The frontier of `results`, one row per load (SKUs, interval, policy, hypothesis).
+pub fn frontier(results: &[PointResult], reserve: u32, price_per_100_usd: f64) -> Vec<FrontierRow> {
+    let mut groups: BTreeMap<(u32, Duration, PolicyChoice, HypothesisChoice), Vec<&PointResult>> =
+        BTreeMap::new();
+    for r in results {
+        let p = r.point;
+        groups.entry((p.skus, p.interval, p.policy, p.hypothesis)).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|((skus, interval, policy, hypothesis), rs)| {
+            let good: Vec<_> = rs.iter().filter(|r| r.safe && r.on_time).collect();
+            let min = |f: fn(&GridPoint) -> u32| good.iter().map(|r| f(&r.point)).min();
+            let (demper, orders, catalog) = (min(|p| p.demper), min(|p| p.orders), min(|p| p.catalog));
+            let cost_per_user_usd = match (demper, orders, catalog) {
+                (Some(d), Some(o), Some(c)) => {
+                    Some(f64::from(d + o + c + reserve) / 100.0 * price_per_100_usd)
+                }
+                _ => None,
+            };
+            FrontierRow { skus, interval, policy, hypothesis, demper, orders, catalog, cost_per_user_usd }
+        })
+        .collect()
+}
+
+/// `sweep.csv` columns.
+pub const SWEEP_HEADER: [&str; 18] = [
+    "skus",
+    "interval_ms",
+    "policy",
+    "hypothesis",
+    "demper_proxies",
+    "orders_proxies",
+    "catalog_proxies",
+    "safe",
+    "on_time",
+    "demper_cycle_p99_ms",
+    "demper_missed",
+    "orders_missed",
+    "count_429",
+    "count_403",
+    "max_requests_per_ip_in_window",
+    "failed_requests",
+    "proxies_per_user",
+    "cost_per_user_usd",
+];
+
+/// Writes `sweep.csv`.
+pub fn write_csv(results: &[PointResult], path: &std::path::Path) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(SWEEP_HEADER)?;
+    for r in results {
+        let p = r.point;
+        w.write_record([
+            p.skus.to_string(),
+            p.interval.as_millis().to_string(),
+            p.policy.name().to_owned(),
+            p.hypothesis.name().to_owned(),
+            p.demper.to_string(),
+            p.orders.to_string(),
+            p.catalog.to_string(),
+            r.safe.to_string(),
+            r.on_time.to_string(),
+            r.demper_cycle_p99_ms.to_string(),
+            r.demper_missed.to_string(),
+            r.orders_missed.to_string(),
+            r.count_429.to_string(),
+            r.count_403.to_string(),
+            r.max_requests_per_ip_in_window.to_string(),
+            r.failed.to_string(),
+            r.proxies_per_user.to_string(),
+            format!("{:.2}", r.cost_per_user_usd),
+        ])?;
+    }
+    w.flush()
+}
