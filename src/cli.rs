@@ -40,8 +40,63 @@ pub(crate) enum Command {
     /// Example:
     ///   rotor sweep scenarios/sweep-demper.toml --out reports/sweep-demper
     Sweep(SweepArgs),
+    /// How many proxies one seller needs per module, and what they cost.
+    ///
+    /// Shows the seed's closed-form arithmetic, a steady-state estimate (a proxy is busy for its
+    /// active time plus its rest) and the smallest pool a simulation finds safe and on time,
+    /// side by side, and says where they disagree.
+    ///
+    /// Example:
+    ///   rotor plan --skus 1000 --interval 3m --policy window
+    Plan(PlanArgs),
     /// List the scenarios built into this binary.
     Scenarios,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PlanArgs {
+    /// SKUs of the seller.
+    #[arg(long)]
+    pub(crate) skus: u32,
+
+    /// The demper cycle, such as 3m or 90s.
+    #[arg(long, default_value = "3m")]
+    pub(crate) interval: String,
+
+    /// The lease policy.
+    #[arg(long, value_enum, default_value_t = PolicyArg::Rest)]
+    pub(crate) policy: PolicyArg,
+
+    /// The limit hypotheses Kaspi is assumed to apply.
+    #[arg(long, value_enum, default_value_t = HypothesisArg::Seed)]
+    pub(crate) hypothesis: HypothesisArg,
+
+    /// How long each simulated run lasts; long enough for several rests.
+    #[arg(long, default_value = "6h")]
+    pub(crate) duration: String,
+
+    /// Seed of the simulated runs.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+}
+
+/// `--policy` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum PolicyArg {
+    /// 249 requests per lease, then 40 minutes of rest.
+    Rest,
+    /// At most 249 requests in any 30 minutes.
+    Window,
+}
+
+/// `--hypothesis` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum HypothesisArg {
+    /// 250 requests per 30 minutes per IP, then 429.
+    Seed,
+    /// Offers 8 rps per IP (403 ban), price updates 1.5 rps per account (429, 30-minute ban),
+    /// Shop API for Kazakh IPs only.
+    Community,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,5 +1,6 @@
 //! The commands. Each returns the exit code to use, or an error that knows its own.
 
+mod plan;
 mod sim;
 mod sweep;
 
@@ -40,6 +41,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Sim(args) => sim::run(&sim::SimConfig::try_from(args)?),
         Command::Sweep(args) => sweep::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Scenarios => {
             for (name, text) in sim::BUILTIN {
                 let summary = text

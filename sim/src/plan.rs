@@ -1,0 +1,292 @@
+//! `rotor plan`: how many proxies per module one seller needs, three ways.
+//!
+//! 1. **The seed's arithmetic**: `ceil(requests / 249)` proxies per cycle, times the cycles in a
+//!    40-minute rest. It rounds 4.02 up to 5 and treats each cycle as starting fresh proxies.
+//! 2. **Steady state**: a proxy is busy for its lease's active time plus its rest, so the pool
+//!    must cover `rate × (active + rest) / budget` proxies, plus the one lease that straddles
+//!    two cycles. (Under the window policy: `rate × window / limit`, plus one.)
+//! 3. **Simulated**: the smallest pool with which a one-user run of the scenario stays safe and
+//!    on time, found by bisection (more proxies never hurt).
+
+use rotor_engine::{Duration, Module, Policy};
+
+use crate::run::{RunOptions, SimError, run};
+use crate::scenario::{HypothesisChoice, PolicyChoice, Scenario};
+use crate::sweep::GridPoint;
+use crate::verdict::{all_pass, verdicts};
+
+/// The load and the rules to plan for.
+#[derive(Debug, Clone)]
+pub struct PlanInput {
+    /// SKUs of the seller.
+    pub skus: u32,
+    /// Demper interval.
+    pub interval: Duration,
+    /// Lease policy.
+    pub policy: PolicyChoice,
+    /// Limit hypotheses.
+    pub hypothesis: HypothesisChoice,
+    /// How long each simulated run lasts.
+    pub duration: Duration,
+    /// The seed for the simulated runs.
+    pub seed: u64,
+}
+
+/// One module's three answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModulePlan {
+    /// The module.
+    pub module: Module,
+    /// Requests per cycle (at the top of any range).
+    pub requests_per_cycle: u64,
+    /// The cycle.
+    pub cycle: Duration,
+    /// Requests per cycle as the seed counts them.
+    pub seed_requests: u64,
+    /// The seed's arithmetic, with the seed's numbers (249 per lease, 40 minutes of rest).
+    pub seed_estimate: u32,
+    /// The steady-state estimate.
+    pub steady_state: u32,
+    /// The smallest simulated pool that is safe and on time, if any up to the search bound.
+    pub simulated: Option<u32>,
+    /// The bound the search stopped at.
+    pub searched_up_to: u32,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// One row per module that does work.
+    pub modules: Vec<ModulePlan>,
+    /// Price of 100 proxies per 30 days.
+    pub price_per_100_usd: f64,
+}
+
+/// The one-user scenario a plan simulates.
+pub fn base_scenario(input: &PlanInput) -> Scenario {
+    let text = format!(
+        "seed = {}\nduration = \"{}ms\"\n[users]\ncount = 1\n",
+        input.seed,
+        input.duration.as_millis()
+    );
+    // Built from a literal file, so it parses; a failure would be a bug in this function.
+    Scenario::parse("plan", "<plan>", &text)
+        .unwrap_or_else(|e| unreachable!("the plan scenario is valid: {e}"))
+}
+
+fn seed_arithmetic(requests: u64, budget: u32, rest: Duration, cycle: Duration) -> u32 {
+    let per_cycle = requests.div_ceil(u64::from(budget)).max(1);
+    let cycles_in_rest = rest.as_millis().div_ceil(cycle.as_millis()).max(1);
+    (per_cycle * cycles_in_rest) as u32
+}
+
+fn steady_state(requests: u64, cycle: Duration, policy: &Policy, active_ms: f64) -> u32 {
+    let rate_per_ms = requests as f64 / cycle.as_millis() as f64;
+    let busy = match policy {
+        Policy::Rest(r) => rate_per_ms * (active_ms + r.rest.as_millis() as f64) / f64::from(r.budget.get()),
+        Policy::Window(w) => rate_per_ms * w.window.as_millis() as f64 / f64::from(w.limit.get()),
+    };
+    busy.ceil() as u32 + 1
+}
+
+/// Works out the plan; the simulated answers take a bisection of one-user runs per module.
+pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
+    let base = base_scenario(input);
+    let probe = GridPoint {
+        skus: input.skus,
+        interval: input.interval,
+        policy: input.policy,
+        hypothesis: input.hypothesis,
+        demper: 1,
+        orders: 1,
+        catalog: 1,
+    };
+    let sc = probe.apply(&base);
+    let policy = sc.engine.policy;
+    let budget = match policy {
+        Policy::Rest(r) => r.budget.get(),
+        Policy::Window(w) => w.limit.get(),
+    };
+    // Mean latency of the log-normal: median × exp(σ²/2).
+    let mean_latency_ms = match sc.kaspi.latency {
+        crate::scenario::Latency::Fixed(d) => d.as_millis() as f64,
+        crate::scenario::Latency::Uniform { min, max } => (min.as_millis() + max.as_millis()) as f64 / 2.0,
+        crate::scenario::Latency::LogNormal { median, p99 } => {
+            let sigma = (p99.as_millis() as f64 / median.as_millis() as f64).ln() / 2.326_347_874;
+            median.as_millis() as f64 * (sigma * sigma / 2.0).exp()
+        }
+    };
+    // The seed's own numbers, whatever policy is planned.
+    let (seed_budget, seed_rest) = (249, Duration::from_mins(40));
+    let mut modules = Vec::new();
+    if let Some(d) = sc.demper {
+        let requests = u64::from(input.skus) * 2;
+        let active = f64::from(budget) * mean_latency_ms / f64::from(d.concurrency);
+        let seed = seed_arithmetic(requests, seed_budget, seed_rest, d.interval);
+        modules.push((
+            Module::Demper,
+            requests,
+            requests,
+            d.interval,
+            seed,
+            steady_state(requests, d.interval, &policy, active),
+        ));
+    }
+    if let Some(o) = sc.orders {
+        let n = u64::from(o.orders_per_poll.hi);
+        let requests = n.div_ceil(u64::from(o.page_size)).max(1) + n;
+        // The seed counts "500 orders × 2 requests".
+        let seed_requests = n * 2;
+        let active = f64::from(budget) * mean_latency_ms / f64::from(o.concurrency);
+        let seed = seed_arithmetic(seed_requests, seed_budget, seed_rest, o.interval);
+        modules.push((
+            Module::Orders,
+            requests,
+            seed_requests,
+            o.interval,
+            seed,
+            steady_state(requests, o.interval, &policy, active),
+        ));
+    }
+    if let Some(c) = sc.catalog {
+        let requests = u64::from(c.pages);
+        let active = f64::from(budget.min(c.pages)) * mean_latency_ms;
+        // The seed: "~20 requests = 1 proxy".
+        let seed = requests.div_ceil(u64::from(seed_budget)).max(1) as u32;
+        modules.push((
+            Module::Catalog,
+            requests,
+            requests,
+            c.interval,
+            seed,
+            steady_state(requests, c.interval, &policy, active),
+        ));
+    }
+    let mut out = Vec::new();
+    for (module, requests, seed_requests, cycle, seed_estimate, steady) in modules {
+        let bound = (seed_estimate.max(steady) * 3).max(20);
+        let simulated = smallest(&base, probe, module, bound)?;
+        out.push(ModulePlan {
+            module,
+            requests_per_cycle: requests,
+            cycle,
+            seed_requests,
+            seed_estimate,
+            steady_state: steady,
+            simulated,
+            searched_up_to: bound,
+        });
+    }
+    Ok(Plan { modules: out, price_per_100_usd: sc.pool.price_per_100_usd })
+}
+
+/// Whether `module`'s workload alone, on `n` proxies, stays safe and on time with no failure.
+fn good_with(base: &Scenario, probe: GridPoint, module: Module, n: u32) -> Result<bool, SimError> {
+    let mut p = GridPoint { demper: 1, orders: 1, catalog: 1, ..probe };
+    match module {
+        Module::Demper => p.demper = n,
+        Module::Orders => p.orders = n,
+        Module::Catalog | Module::Reserve => p.catalog = n,
+    }
+    let mut sc = p.apply(base);
+    // Only this module works, so another module's refusals cannot taint its verdict.
+    if module != Module::Demper {
+        sc.demper = None;
+    }
+    if module != Module::Orders {
+        sc.orders = None;
+    }
+    if module != Module::Catalog {
+        sc.catalog = None;
+    }
+    let report =
+        run(&sc, RunOptions { max_steps: 200_000_000, timeline_user: None, ..RunOptions::default() })?;
+    let s = &report.summary;
+    let refused = s.outcomes.get("rate_limited").copied().unwrap_or(0)
+        + s.outcomes.get("forbidden").copied().unwrap_or(0);
+    let late = s.cycles.get(module.name()).is_some_and(|c| c.missed > 0 || c.skipped > 0);
+    Ok(all_pass(&verdicts(&sc, s)) && refused == 0 && !late && s.accounting.failed == 0)
+}
+
+/// The smallest count for `module` that is safe and on time, by bisection up to `bound`.
+fn smallest(base: &Scenario, probe: GridPoint, module: Module, bound: u32) -> Result<Option<u32>, SimError> {
+    let at = |n: u32| good_with(base, probe, module, n);
+    if !at(bound)? {
+        return Ok(None);
+    }
+    let (mut lo, mut hi) = (0u32, bound);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if at(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok(Some(hi))
+}
+
+impl ModulePlan {
+    /// The answer a buyer should use: the simulated one when there is one.
+    pub fn answer(&self) -> Option<u32> {
+        self.simulated
+    }
+
+    /// Where the estimates disagree with the simulation by more than one proxy, in words.
+    pub fn disagreements(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let Some(sim) = self.simulated else {
+            out.push(format!(
+                "{}: no pool up to {} proxies keeps it safe and on time; the limit is not in the proxies (an account throttle, or a geo block)",
+                self.module, self.searched_up_to
+            ));
+            return out;
+        };
+        let gap = |est: u32| i64::from(est) - i64::from(sim);
+        if gap(self.seed_estimate).abs() > 1 {
+            out.push(format!(
+                "{}: the seed's arithmetic says {} proxies, the simulation needs {} ({:+}): it rounds {:.2} proxies per cycle up to {} and assumes every cycle starts on fresh proxies",
+                self.module,
+                self.seed_estimate,
+                sim,
+                gap(self.seed_estimate),
+                self.seed_requests as f64 / 249.0,
+                self.seed_requests.div_ceil(249),
+            ));
+        }
+        if gap(self.steady_state).abs() > 1 {
+            out.push(format!(
+                "{}: the steady-state estimate says {}, the simulation needs {} ({:+}): bursts and idle carried leases are not in the formula",
+                self.module,
+                self.steady_state,
+                sim,
+                gap(self.steady_state)
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_arithmetic_reproduces_the_seed() {
+        // 500 SKUs: 1000 requests, 5 proxies per cycle, 14 cycles in 40 minutes: 70.
+        assert_eq!(seed_arithmetic(1_000, 249, Duration::from_mins(40), Duration::from_mins(3)), 70);
+        // Orders: 500 × 2 requests every 10 minutes: 5 per poll × 4 polls = 20 (the seed says
+        // 25 because it counts 5 polls of rest, "5 × 10 = 50 min").
+        assert_eq!(seed_arithmetic(1_000, 249, Duration::from_mins(40), Duration::from_mins(10)), 20);
+    }
+
+    #[test]
+    fn steady_state_counts_active_time_and_rest() {
+        let rest = Policy::Rest(rotor_engine::RestPolicy::default());
+        // 1000 requests per 3 minutes over 40m06s busy per 249: 53.7, so 54 plus the carried lease.
+        assert_eq!(steady_state(1_000, Duration::from_mins(3), &rest, 6_000.0), 55);
+        let window = Policy::Window(rotor_engine::WindowPolicy::default());
+        // 1000 per 3 minutes is 10,000 per 30 minutes: 40.2 proxies at 249 each, plus one.
+        assert_eq!(steady_state(1_000, Duration::from_mins(3), &window, 0.0), 42);
+    }
+}

@@ -1,0 +1,49 @@
+//! `rotor plan` for 500 SKUs on a 3-minute cycle under the rest policy agrees with a full
+//! 24-hour simulation within one proxy.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use rotor_engine::{Duration, Module};
+use rotor_sim::plan::{PlanInput, plan};
+use rotor_sim::run::{RunOptions, run};
+use rotor_sim::scenario::{HypothesisChoice, PolicyChoice, Scenario};
+use rotor_sim::verdict::{all_pass, verdicts};
+
+/// A full day of one seller with `demper` demper proxies: (safe, on time).
+fn full_day(demper: u32) -> (bool, bool) {
+    let text = format!(
+        "seed = 5\nduration = \"24h\"\n[users]\ncount = 1\nskus = 500\nsplit = {{ demper = {demper}, orders = 25, catalog = 5 }}\n"
+    );
+    let sc = Scenario::parse("day", "day.toml", &text).unwrap();
+    let r = run(&sc, RunOptions::default()).unwrap();
+    let s = &r.summary;
+    let safe = all_pass(&verdicts(&sc, s)) && !s.outcomes.contains_key("rate_limited");
+    let d = &s.cycles["demper"];
+    (safe, d.missed == 0 && d.skipped == 0)
+}
+
+#[test]
+fn plan_agrees_with_a_full_simulation_within_one_proxy() {
+    let input = PlanInput {
+        skus: 500,
+        interval: Duration::from_mins(3),
+        policy: PolicyChoice::Rest,
+        hypothesis: HypothesisChoice::Seed,
+        duration: Duration::from_mins(6 * 60),
+        seed: 1,
+    };
+    let p = plan(&input).unwrap();
+    let demper = p.modules.iter().find(|m| m.module == Module::Demper).unwrap();
+    let answer = demper.simulated.expect("500 SKUs can be served");
+    assert_eq!(demper.seed_estimate, 70, "the seed's own arithmetic");
+    assert!(
+        demper.steady_state.abs_diff(answer) <= 1,
+        "steady state {} vs simulated {answer}",
+        demper.steady_state
+    );
+    // A full day agrees within one proxy: its smallest on-time pool lies between answer - 1 and
+    // answer + 1, because answer + 1 is on time and answer - 2 is not.
+    assert_eq!(full_day(answer + 1), (true, true), "the planned pool (+1) holds for a full day");
+    let (safe, on_time) = full_day(answer - 2);
+    assert!(safe, "fewer proxies lag, they never break a safety rule");
+    assert!(!on_time, "{} demper proxies should lag over a full day", answer - 2);
+}
