@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
-# Regenerates reports/<scenario>/ (summary.json, cycles.csv, proxies.csv) for every shipped
-# scenario. Runs are deterministic: the same sources give byte-identical files.
+# Regenerates everything under reports/: a full per-run report (report.html, summary.md,
+# summary.json, CSVs, charts) for every shipped scenario, the sweep-demper grid, and the seed
+# claims. Runs are deterministic: the same sources give the same files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
+rotor=target/release/rotor
+rm -rf reports && mkdir -p reports
 for file in scenarios/*.toml; do
   name=$(basename "$file" .toml)
   # Exit code 3 (a failed expectation) is a finding to report, not an error here.
   code=0
-  target/release/rotor sim "$file" --out "reports/$name" -q > "reports/$name.verdicts.txt" || code=$?
+  mkdir -p "reports/$name"
+  "$rotor" sim "$file" --out "reports/$name" -q > "reports/$name/verdicts.txt" || code=$?
   if [ "$code" -ne 0 ] && [ "$code" -ne 3 ]; then
     echo "rotor sim $file failed with exit code $code" >&2
     exit "$code"
   fi
   echo "$name: exit $code"
 done
+mkdir -p reports/sweep-demper-grid
+"$rotor" sweep scenarios/sweep-demper.toml --out reports/sweep-demper-grid -q > reports/sweep-demper-grid/frontier.txt
+"$rotor" seed-claims --out reports/seed-claims > /dev/null
+echo "sweep and seed claims written"

@@ -49,6 +49,15 @@ pub(crate) enum Command {
     /// Example:
     ///   rotor plan --skus 1000 --interval 3m --policy window
     Plan(PlanArgs),
+    /// Check the seed plan's numeric claims against the simulator.
+    ///
+    /// Runs the seed's settings (several full simulated days) and prints each claim with the
+    /// simulated value and a verdict; with --out, writes README.md and report.html there.
+    SeedClaims {
+        /// Where to write README.md and report.html.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// List the scenarios built into this binary.
     Scenarios,
 }

@@ -29,10 +29,12 @@
 //! - [`observe`]: the safety invariants and the other figures.
 //! - [`summary`], [`verdict`], [`output`], [`trace`]: what a run reports and writes;
 //!   [`report`]: its charts, HTML and Markdown.
+//! - [`claims`]: the seed plan's numeric claims against the simulator.
 //! - [`sweep`]: a scenario over a grid, in parallel, and the frontier; [`plan`]: one seller's
 //!   pool three ways (the seed's arithmetic, steady state, simulation).
 //! - `queue`, `rng`: the `(time, seq)` event heap and the per-owner seeded streams.
 
+pub mod claims;
 pub mod observe;
 pub mod output;
 pub mod plan;

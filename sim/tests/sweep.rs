@@ -48,3 +48,15 @@ fn a_sweep_table_is_validated() {
     let e = Scenario::parse("g", "g.toml", "[sweep]\nskus = [1,2,3,4,5,6,7,8,9,10]\ndemper = [1,2,3,4,5,6,7,8,9,10]\norders = [1,2,3,4,5,6,7,8,9,10]\ncatalog = [1,2,3,4,5,6,7,8,9,10,11]\n").unwrap_err();
     assert!(e.message.contains("at most 10,000"), "{e}");
 }
+
+#[test]
+fn sweep_headers_are_documented() {
+    let doc =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reports.md"))
+            .unwrap();
+    for header in
+        [rotor_sim::sweep::SWEEP_HEADER.join(","), rotor_sim::report::sweep::FRONTIER_HEADER.join(",")]
+    {
+        assert!(doc.lines().any(|l| l == header), "docs/reports.md lacks {header}");
+    }
+}

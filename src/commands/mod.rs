@@ -42,6 +42,18 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Sim(args) => sim::run(&sim::SimConfig::try_from(args)?),
         Command::Sweep(args) => sweep::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::SeedClaims { out } => {
+            let claims = rotor_sim::claims::check().map_err(CliError::internal)?;
+            let md = rotor_sim::claims::markdown(&claims);
+            print!("{md}");
+            if let Some(dir) = out {
+                std::fs::create_dir_all(&dir)
+                    .and_then(|()| std::fs::write(dir.join("README.md"), &md))
+                    .and_then(|()| std::fs::write(dir.join("report.html"), rotor_sim::claims::html(&claims)))
+                    .map_err(|e| CliError::internal(format!("cannot write into {}: {e}", dir.display())))?;
+            }
+            Ok(exit::OK)
+        }
         Command::Scenarios => {
             for (name, text) in sim::BUILTIN {
                 let summary = text
