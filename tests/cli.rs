@@ -160,3 +160,37 @@ fn help_teaches_the_commands() {
     let out = rotor(&["scenarios"]);
     assert!(text(&out.stdout).contains("seed-500"));
 }
+
+#[test]
+fn plan_prints_three_answers_and_rejects_bad_flags() {
+    let out = rotor(&["plan", "--skus", "100", "--duration", "2h"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for word in ["seed's arithmetic", "steady state", "simulated", "demper", "orders", "catalog", "total"] {
+        assert!(stdout.contains(word), "plan output lacks {word}:\n{stdout}");
+    }
+    let out = rotor(&["plan", "--skus", "100", "--interval", "3 minutes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--interval: invalid duration"));
+    let out = rotor(&["plan", "--skus", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = rotor(&["plan", "--skus", "10", "--policy", "gcra"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("rest") && text(&out.stderr).contains("window"));
+}
+
+#[test]
+fn sweep_needs_a_sweep_table_and_writes_its_report() {
+    let dir = scratch("sweep");
+    let plain = write(&dir, "plain.toml", SMALL);
+    let out = rotor(&["sweep", &plain, "--out", dir.join("x").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no [sweep] table"));
+    let grid = write(&dir, "grid.toml", &format!("{SMALL}[sweep]\ndemper = [10, 70]\n"));
+    let out_dir = dir.join("grid");
+    let out = rotor(&["sweep", &grid, "--out", out_dir.to_str().unwrap(), "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for f in ["sweep.csv", "frontier.csv", "report.html", "charts/heatmap-1-safety.svg"] {
+        assert!(out_dir.join(f).exists(), "{f} missing");
+    }
+}

@@ -60,3 +60,26 @@ fn sweep_headers_are_documented() {
         assert!(doc.lines().any(|l| l == header), "docs/reports.md lacks {header}");
     }
 }
+
+#[test]
+fn the_sweep_report_writes_parseable_heatmaps_and_a_self_contained_page() {
+    let text = "seed = 2\nduration = \"2h\"\n[users]\ncount = 1\n[sweep]\nskus = [100, 300]\ndemper = [5, 40]\npolicy = [\"rest\", \"window\"]\n";
+    let sc = Scenario::parse("small", "small.toml", text).unwrap();
+    let results = run_all(&sc, sc.sweep.as_ref().unwrap(), 50_000_000, &|| {}).unwrap();
+    let dir = std::env::temp_dir().join(format!("rotor-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let front = rotor_sim::report::sweep::write(&sc, &results, &dir).unwrap();
+    assert_eq!(front.len(), 4);
+    for n in 1..=2 {
+        for kind in ["safety", "timeliness"] {
+            let svg = std::fs::read_to_string(dir.join(format!("charts/heatmap-{n}-{kind}.svg"))).unwrap();
+            roxmltree::Document::parse(&svg).unwrap();
+            let png = std::fs::File::open(dir.join(format!("charts/heatmap-{n}-{kind}.png"))).unwrap();
+            png::Decoder::new(png).read_info().unwrap();
+        }
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(!html.contains("://") && html.matches("<svg").count() == 4);
+    let csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 8);
+}
