@@ -77,6 +77,8 @@ pub struct PoolFigures {
     pub purchases: u32,
     /// Purchases the provider refused.
     pub refused_purchases: u32,
+    /// Refused purchases by reason (`out_of_stock`, `out_of_money`).
+    pub refused_by_reason: BTreeMap<String, u32>,
     /// Money spent on purchases (USD).
     pub spent_usd: f64,
     /// Proxies owned at the largest.
@@ -196,7 +198,8 @@ pub(crate) fn build_report(
             initial: sc.pool.initial,
             bought: provider.bought,
             purchases: provider.purchases,
-            refused_purchases: provider.refused.len() as u32,
+            refused_purchases: provider.refused.values().sum(),
+            refused_by_reason: provider.refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             spent_usd: provider.spent_usd,
             peak_owned,
             monthly_cost_usd: f64::from(peak_owned) / 100.0 * sc.pool.price_per_100_usd,

@@ -1,7 +1,7 @@
 //! The simulated world outside the engine: proxies with their egress and faults, users, and the
 //! provider that sells more proxies.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 
 use rotor_engine::{Credentials, ProxySpec};
 
@@ -62,7 +62,8 @@ pub(crate) struct Provider {
     pub(crate) purchase_pending: bool,
     pub(crate) bought: u32,
     pub(crate) purchases: u32,
-    pub(crate) refused: VecDeque<(u64, &'static str)>,
+    /// Refused purchases by reason.
+    pub(crate) refused: BTreeMap<&'static str, u32>,
     pub(crate) spent_usd: f64,
 }
 
@@ -75,7 +76,7 @@ impl Provider {
             purchase_pending: false,
             bought: 0,
             purchases: 0,
-            refused: VecDeque::new(),
+            refused: BTreeMap::new(),
             spent_usd: 0.0,
         }
     }
@@ -91,9 +92,7 @@ impl Provider {
             None
         };
         if let Some(reason) = refusal {
-            if self.refused.len() < 1_000 {
-                self.refused.push_back((now, reason));
-            }
+            *self.refused.entry(reason).or_default() += 1;
             return Err(reason);
         }
         self.stock -= count;
@@ -146,5 +145,7 @@ mod tests {
         assert_eq!(prov.buy(100, 0, &p), Err("out_of_money"));
         prov.out_of_stock_until = 10;
         assert_eq!(prov.buy(1, 5, &p), Err("out_of_stock"));
+        assert_eq!(prov.refused.get("out_of_stock"), Some(&2));
+        assert_eq!(prov.refused.get("out_of_money"), Some(&1));
     }
 }
