@@ -1,5 +1,31 @@
-//! rotor-mock-kaspi: fakes of the Kaspi and Proxy6 HTTP APIs, with loopback forward proxies,
-//! for testing live mode end to end.
+//! rotor-mock-kaspi: fakes of Kaspi (and, to come, Proxy6) for testing live mode end to end, on
+//! loopback only.
 //!
-//! Not built yet: it lands with the mock-kaspi issue. This crate has no items so that nothing
-//! pretends to work before then.
+//! [`KaspiMock`] answers the same paths, methods, headers, status codes and JSON shapes as the
+//! real services (`shared/kaspi-api.md`): storefront offers, the merchant cabinet's offer list
+//! and price update, and the Shop API's orders and entries. In front of every endpoint sit the
+//! simulator's limit hypotheses (`rotor_sim::kaspi::Limiter`, the same code) keyed on the
+//! client IP from `X-Forwarded-For`, and faults a test can switch at runtime.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use rotor_mock_kaspi::{KaspiConfig, KaspiMock};
+//!
+//! let kaspi = KaspiMock::start(KaspiConfig::default()).await;
+//! assert!(kaspi.uri().starts_with("http://127.0.0.1:"));
+//! assert_eq!(kaspi.products().len(), 50);
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! - `kaspi`: the fake, its state (`state`), and one module per API surface (`storefront`,
+//!   `cabinet`, `shop`).
+
+mod kaspi;
+
+pub use kaspi::{
+    Faults, KaspiConfig, KaspiMock, Merchant, Offer, Order, PriceUpdate, Seen, client_ip, price_update_limit,
+};

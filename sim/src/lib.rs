@@ -24,7 +24,8 @@
 //!
 //! - [`scenario`]: scenario files, their defaults and located errors.
 //! - [`run`]: the event loop: cycles, requests, subscriptions, purchases, faults.
-//! - `kaspi`: the model of Kaspi: latency, limit hypotheses, storms and subnet bans.
+//! - [`kaspi`]: the model of Kaspi: latency, limit hypotheses (also used by `rotor-mock-kaspi`),
+//!   storms and subnet bans.
 //! - `world`: proxies with their egress and faults, and the provider.
 //! - [`observe`]: the safety invariants and the other figures.
 //! - [`summary`], [`verdict`], [`output`], [`trace`]: what a run reports and writes;
@@ -46,7 +47,7 @@ pub mod sweep;
 pub mod trace;
 pub mod verdict;
 
-mod kaspi;
+pub mod kaspi;
 mod queue;
 mod rng;
 mod world;

@@ -1,4 +1,6 @@
 //! One limit hypothesis at work: counters per key, bans, and the decision for each request.
+//! Times are milliseconds on any clock that only moves forward: the simulator's virtual one, or
+//! the fake Kaspi's real one.
 
 use std::collections::VecDeque;
 
@@ -7,7 +9,7 @@ use rustc_hash::FxHashMap;
 use crate::scenario::{Hypothesis, Penalty, Rule, Scope};
 
 /// The key a request is counted under, built from the hypothesis' scope.
-pub(crate) fn key(scope: Scope, ip: u32, user: u32, endpoint: usize) -> u64 {
+pub fn key(scope: Scope, ip: u32, user: u32, endpoint: usize) -> u64 {
     match scope {
         Scope::Ip => u64::from(ip),
         Scope::Account => (1u64 << 40) | u64::from(user),
@@ -30,20 +32,22 @@ struct KeyState {
 
 /// A hypothesis with its per-key state.
 #[derive(Debug)]
-pub(crate) struct Limiter {
-    pub(crate) hypothesis: Hypothesis,
+pub struct Limiter {
+    /// The hypothesis it enforces.
+    pub hypothesis: Hypothesis,
     state: FxHashMap<u64, KeyState>,
 }
 
 impl Limiter {
-    pub(crate) fn new(hypothesis: Hypothesis) -> Self {
+    /// A limiter with no history.
+    pub fn new(hypothesis: Hypothesis) -> Self {
         Limiter { hypothesis, state: FxHashMap::default() }
     }
 
     /// Whether the request counted under `key` at `t` passes. A failing request may start a ban.
     /// Counters change only in [`Limiter::record`], once every limiter has let the request pass.
     /// On refusal, also says whether this request started a ban.
-    pub(crate) fn check(&mut self, key: u64, t: u64, country: &str) -> Result<(), (Penalty, bool)> {
+    pub fn check(&mut self, key: u64, t: u64, country: &str) -> Result<(), (Penalty, bool)> {
         let h = &self.hypothesis;
         let s = self.state.entry(key).or_default();
         if t < s.banned_until {
@@ -85,7 +89,7 @@ impl Limiter {
     }
 
     /// Counts an accepted request.
-    pub(crate) fn record(&mut self, key: u64, t: u64) {
+    pub fn record(&mut self, key: u64, t: u64) {
         let h = &self.hypothesis;
         let s = self.state.entry(key).or_default();
         match &h.rule {

@@ -7,14 +7,14 @@
 //! limiters only when all of them let it through.
 
 mod latency;
-mod limiter;
+pub mod limiter;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Duration, Endpoint};
 
 pub(crate) use latency::Sampler;
-use limiter::Limiter;
+pub use limiter::{Limiter, key};
 
 use crate::scenario::{Fault, PenaltyStatus, Scenario};
 
@@ -113,7 +113,7 @@ impl Kaspi {
             if !l.hypothesis.endpoints[e] {
                 continue;
             }
-            let key = limiter::key(l.hypothesis.scope, a.ip, a.user, e);
+            let key = key(l.hypothesis.scope, a.ip, a.user, e);
             if let Err((p, ban_started)) = l.check(key, a.t, a.country) {
                 return Answer::Refused {
                     status: p.status,
@@ -125,7 +125,7 @@ impl Kaspi {
         }
         for l in &mut self.limiters {
             if l.hypothesis.endpoints[e] {
-                let key = limiter::key(l.hypothesis.scope, a.ip, a.user, e);
+                let key = key(l.hypothesis.scope, a.ip, a.user, e);
                 l.record(key, a.t);
             }
         }

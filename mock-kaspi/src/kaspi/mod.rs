@@ -1,0 +1,176 @@
+//! The fake Kaspi: storefront offers, the merchant cabinet, and the Shop API, on one wiremock
+//! server, with the limiter and runtime faults in front of every endpoint.
+
+mod cabinet;
+mod shop;
+mod state;
+mod storefront;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rotor_engine::Endpoint;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use state::State;
+pub use state::{Faults, KaspiConfig, Merchant, Offer, Order, PriceUpdate, Seen, price_update_limit};
+
+/// A running fake Kaspi on a random loopback port. Dropping it stops the server.
+pub struct KaspiMock {
+    server: MockServer,
+    state: Arc<Mutex<State>>,
+}
+
+/// The address a request came from: the first `X-Forwarded-For` value (which the loopback
+/// proxies set, overwriting anything a client sent), or `direct`.
+pub fn client_ip(req: &Request) -> String {
+    req.headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map_or_else(|| "direct".to_owned(), |v| v.trim().to_owned())
+}
+
+/// A JSON error body, as Kaspi's services answer.
+pub(crate) fn error(status: u16, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(serde_json::json!({ "status": status, "message": message }))
+}
+
+struct Router(Arc<Mutex<State>>);
+
+impl Respond for Router {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut st = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let ip = client_ip(req);
+        let path = req.url.path().to_owned();
+        let (endpoint, status, response) = route(&mut st, req, &ip, &path);
+        let t_ms = st.now_ms();
+        st.seen.push(Seen { t_ms, ip, endpoint, status });
+        let slow = st.faults.slow_ms;
+        if slow > 0 { response.set_delay(std::time::Duration::from_millis(slow)) } else { response }
+    }
+}
+
+/// A refusal from the gate, as a response: a limiter's timeout never answers (the client's own
+/// timeout ends it).
+fn refusal(status: u16, timeout: bool) -> (u16, ResponseTemplate) {
+    if timeout {
+        (0, ResponseTemplate::new(504).set_delay(std::time::Duration::from_secs(600)))
+    } else if status == 429 {
+        (429, error(429, "Too Many Requests"))
+    } else {
+        (status, error(status, if status == 403 { "Forbidden" } else { "Service Unavailable" }))
+    }
+}
+
+fn route(st: &mut State, req: &Request, ip: &str, path: &str) -> (Option<Endpoint>, u16, ResponseTemplate) {
+    let (endpoint, (status, resp)) = if let Some(product) = path.strip_prefix("/yml/offer-view/offers/") {
+        (Some(Endpoint::StorefrontOffers), storefront::offers(st, req, ip, product))
+    } else if path == "/bff/offer-view/list" {
+        (Some(Endpoint::CabinetOfferList), cabinet::offer_list(st, req, ip))
+    } else if path == "/pricefeed/upload/merchant/process" {
+        (Some(Endpoint::CabinetPriceUpdate), cabinet::price_update(st, req, ip))
+    } else if path == "/shop/api/v2/orders" {
+        (Some(Endpoint::ShopOrders), shop::orders(st, req, ip))
+    } else if let Some(id) =
+        path.strip_prefix("/shop/api/v2/orders/").and_then(|r| r.strip_suffix("/entries"))
+    {
+        (Some(Endpoint::ShopOrderEntries), shop::entries(st, req, ip, id))
+    } else {
+        (None, (404, error(404, "Not Found")))
+    };
+    (endpoint, status, resp)
+}
+
+impl KaspiMock {
+    /// Starts the fake with `config`.
+    pub async fn start(config: KaspiConfig) -> Self {
+        let epoch_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let state = Arc::new(Mutex::new(State::new(config, epoch_ms)));
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(Router(Arc::clone(&state))).mount(&server).await;
+        KaspiMock { server, state }
+    }
+
+    /// The base URL, such as `http://127.0.0.1:41234`.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Replaces the faults.
+    pub fn set_faults(&self, faults: Faults) {
+        self.state().faults = faults;
+    }
+
+    /// Sets (or adds) a competitor's price for a product, so repricing can be tested.
+    pub fn set_competitor_price(&self, product: &str, merchant_id: &str, merchant_name: &str, price: f64) {
+        let mut st = self.state();
+        let offers = st.catalogue.entry(product.to_owned()).or_default();
+        match offers.iter_mut().find(|o| o.merchant_id == merchant_id) {
+            Some(o) => o.price = price,
+            None => offers.push(Offer {
+                merchant_id: merchant_id.into(),
+                merchant_name: merchant_name.into(),
+                price,
+            }),
+        }
+    }
+
+    /// The products in the catalogue.
+    pub fn products(&self) -> Vec<String> {
+        self.state().catalogue.keys().cloned().collect()
+    }
+
+    /// Every price update accepted so far, oldest first.
+    pub fn price_updates(&self) -> Vec<PriceUpdate> {
+        self.state().price_updates.clone()
+    }
+
+    /// Adds `n` orders for `merchant`, created now.
+    pub fn add_orders(&self, merchant: &str, n: u32) {
+        let mut st = self.state();
+        let now = st.epoch_ms_at_start + st.now_ms();
+        for _ in 0..n {
+            st.add_order(merchant, now);
+        }
+    }
+
+    /// Every order the fake holds.
+    pub fn orders(&self) -> Vec<Order> {
+        self.state().orders.clone()
+    }
+
+    /// Every request seen, oldest first.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state().seen.clone()
+    }
+
+    /// The most requests any single client IP sent inside any window of `window_ms`, per IP.
+    pub fn max_per_ip_in_window(&self, window_ms: u64) -> std::collections::BTreeMap<String, usize> {
+        let seen = self.seen();
+        let mut by_ip: std::collections::BTreeMap<String, Vec<u64>> = std::collections::BTreeMap::new();
+        for s in seen {
+            by_ip.entry(s.ip).or_default().push(s.t_ms);
+        }
+        by_ip
+            .into_iter()
+            .map(|(ip, ts)| {
+                let mut best = 0;
+                let mut start = 0;
+                for (i, &t) in ts.iter().enumerate() {
+                    while ts[start] + window_ms <= t {
+                        start += 1;
+                    }
+                    best = best.max(i + 1 - start);
+                }
+                (ip, best)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,288 @@
+//! The fake Kaspi's state: merchants, the seeded catalogue and orders, recorded price updates,
+//! faults switched at runtime, the per-IP request log, and the limit hypotheses.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rotor_engine::{Endpoint, Secret};
+use rotor_sim::kaspi::{Limiter, key};
+use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
+
+/// A merchant account: its cabinet session and Shop API token.
+#[derive(Debug, Clone)]
+pub struct Merchant {
+    /// The merchant's uid, as the cabinet names it (`merchantUid`, `m=`).
+    pub uid: String,
+    /// The value of the `mc-session` cookie that a cabinet login yields.
+    pub session: Secret,
+    /// The Shop API `X-Auth-Token`.
+    pub token: Secret,
+}
+
+/// A competitor's offer of one product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    /// The seller's merchant id.
+    pub merchant_id: String,
+    /// The seller's name.
+    pub merchant_name: String,
+    /// Price in tenge.
+    pub price: f64,
+}
+
+/// One order of one merchant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    /// The JSON:API resource id.
+    pub id: String,
+    /// The human order number.
+    pub code: String,
+    /// The merchant it belongs to.
+    pub merchant: String,
+    /// Creation time, epoch ms.
+    pub creation_ms: u64,
+    /// One of `NEW`, `SIGN_REQUIRED`, `PICKUP`, `DELIVERY`, `KASPI_DELIVERY`, `ARCHIVE`.
+    pub state: &'static str,
+    /// Total price in tenge.
+    pub total_price: u64,
+    /// Its entries: (offer code (SKU), name, quantity, base price).
+    pub entries: Vec<(String, String, u32, u64)>,
+}
+
+/// A price update the cabinet accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceUpdate {
+    /// Which merchant.
+    pub merchant_uid: String,
+    /// Which SKU.
+    pub sku: String,
+    /// The new price.
+    pub price: f64,
+    /// The whole body, as sent.
+    pub body: serde_json::Value,
+}
+
+/// One request as the fake Kaspi saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Milliseconds since the fake started.
+    pub t_ms: u64,
+    /// The client address from `X-Forwarded-For`, or `direct`.
+    pub ip: String,
+    /// The endpoint class, if the path is one of Kaspi's.
+    pub endpoint: Option<Endpoint>,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// Faults a test can switch on and off while the fake runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Share of requests answered 429 whatever the limits (a Kaspi-wide storm).
+    pub storm_share: f64,
+    /// Share of requests answered 503.
+    pub server_error_share: f64,
+    /// Added latency (ms) on every answer.
+    pub slow_ms: u64,
+    /// Storefront offers answer with a 200 anti-bot HTML page instead of JSON.
+    pub anti_bot: bool,
+    /// IPs answered 403.
+    pub banned_ips: Vec<Ipv4Addr>,
+    /// Subnets (address, prefix length) answered 403.
+    pub banned_subnets: Vec<(Ipv4Addr, u8)>,
+}
+
+impl Faults {
+    fn banned(&self, ip: &str) -> bool {
+        let Ok(ip) = ip.parse::<Ipv4Addr>() else { return false };
+        self.banned_ips.contains(&ip)
+            || self.banned_subnets.iter().any(|&(net, len)| {
+                let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) };
+                u32::from(ip) & mask == u32::from(net) & mask
+            })
+    }
+}
+
+/// The fake's configuration.
+#[derive(Debug, Clone)]
+pub struct KaspiConfig {
+    /// Seed of the catalogue and the order generator. Defaults to 1.
+    pub seed: u64,
+    /// Products in the catalogue, ids `100000001` upwards. Defaults to 50.
+    pub products: u32,
+    /// Merchant accounts. Defaults to one, `30067228`, with session `session-1` and token `token-1`.
+    pub merchants: Vec<Merchant>,
+    /// Orders generated per merchant at start, spread over the last 10 days. Defaults to 250.
+    pub orders_per_merchant: u32,
+    /// Limit hypotheses. Defaults to the seed's (250 per 30 minutes per IP, then 429) plus the
+    /// community's price-update limit (1.5 per second per account, 429 with a 30-minute cooldown).
+    pub hypotheses: Vec<Hypothesis>,
+}
+
+/// The community's per-account price-update limit, with a configurable rate and cooldown.
+pub fn price_update_limit(per_s: f64, cooldown: rotor_engine::Duration) -> Hypothesis {
+    let mut endpoints = [false; Endpoint::ALL.len()];
+    endpoints[Endpoint::CabinetPriceUpdate.index()] = true;
+    Hypothesis {
+        name: "price-update-per-account".into(),
+        scope: Scope::Account,
+        rule: Rule::Rate { per_s, burst: 1 },
+        endpoints,
+        penalty: Penalty { status: PenaltyStatus::TooManyRequests, ban: Some(cooldown), retry_after: None },
+    }
+}
+
+impl Default for KaspiConfig {
+    fn default() -> Self {
+        KaspiConfig {
+            seed: 1,
+            products: 50,
+            merchants: vec![Merchant {
+                uid: "30067228".into(),
+                session: Secret::new("session-1"),
+                token: Secret::new("token-1"),
+            }],
+            orders_per_merchant: 250,
+            hypotheses: vec![
+                rotor_sim::scenario::seed_hypothesis(),
+                price_update_limit(1.5, rotor_engine::Duration::from_mins(30)),
+            ],
+        }
+    }
+}
+
+/// Everything the fake remembers.
+pub(crate) struct State {
+    pub(crate) config: KaspiConfig,
+    pub(crate) started: Instant,
+    pub(crate) epoch_ms_at_start: u64,
+    pub(crate) catalogue: BTreeMap<String, Vec<Offer>>,
+    pub(crate) orders: Vec<Order>,
+    pub(crate) price_updates: Vec<PriceUpdate>,
+    pub(crate) faults: Faults,
+    pub(crate) seen: Vec<Seen>,
+    pub(crate) limiters: Vec<Limiter>,
+    pub(crate) rng: ChaCha8Rng,
+}
+
+const MERCHANT_NAMES: [&str; 6] =
+    ["Tehno Trade", "Alem Shop", "Sulpak Online", "Mechta Market", "Astana Gadgets", "Kaz Store"];
+const STATES: [&str; 6] = ["NEW", "SIGN_REQUIRED", "PICKUP", "DELIVERY", "KASPI_DELIVERY", "ARCHIVE"];
+
+impl State {
+    pub(crate) fn new(config: KaspiConfig, epoch_ms_at_start: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut catalogue = BTreeMap::new();
+        for p in 0..config.products {
+            let id = (100_000_001 + p).to_string();
+            let n = rng.random_range(1..=8usize);
+            let base: f64 = rng.random_range(5_000.0..500_000.0_f64).round();
+            let offers = (0..n)
+                .map(|i| Offer {
+                    merchant_id: (11_271_005 + i as u32 * 17).to_string(),
+                    merchant_name: MERCHANT_NAMES[i % MERCHANT_NAMES.len()].into(),
+                    price: (base * rng.random_range(0.9..1.2)).round(),
+                })
+                .collect();
+            catalogue.insert(id, offers);
+        }
+        let mut state = State {
+            limiters: config.hypotheses.iter().cloned().map(Limiter::new).collect(),
+            config,
+            started: Instant::now(),
+            epoch_ms_at_start,
+            catalogue,
+            orders: Vec::new(),
+            price_updates: Vec::new(),
+            faults: Faults::default(),
+            seen: Vec::new(),
+            rng,
+        };
+        let merchants: Vec<String> = state.config.merchants.iter().map(|m| m.uid.clone()).collect();
+        for m in merchants {
+            let ten_days = 10 * 86_400_000;
+            for _ in 0..state.config.orders_per_merchant {
+                let at = epoch_ms_at_start - state.rng.random_range(0..ten_days);
+                state.add_order(&m, at);
+            }
+        }
+        state
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Adds one generated order.
+    pub(crate) fn add_order(&mut self, merchant: &str, creation_ms: u64) {
+        let n = self.orders.len() as u64;
+        let entries: Vec<_> = (0..self.rng.random_range(1..=3u32))
+            .map(|i| {
+                let sku = format!("SKU-{}", self.rng.random_range(1..=500u32));
+                (sku.clone(), format!("Product {sku}"), i + 1, self.rng.random_range(1_000..200_000u64))
+            })
+            .collect();
+        let total = entries.iter().map(|e| u64::from(e.2) * e.3).sum();
+        let state = STATES[self.rng.random_range(0..STATES.len())];
+        self.orders.push(Order {
+            id: format!("{:x}", 0x5a1e_0000_0000u64 + n * 7919),
+            code: (528_000_000 + n).to_string(),
+            merchant: merchant.to_owned(),
+            creation_ms,
+            state,
+            total_price: total,
+            entries,
+        });
+    }
+
+    pub(crate) fn merchant_by_session(&self, session: &str) -> Option<(usize, &Merchant)> {
+        self.config.merchants.iter().enumerate().find(|(_, m)| m.session.expose() == session)
+    }
+
+    pub(crate) fn merchant_by_token(&self, token: &str) -> Option<(usize, &Merchant)> {
+        self.config.merchants.iter().enumerate().find(|(_, m)| m.token.expose() == token)
+    }
+
+    /// Faults and limits, before any endpoint logic: `Some(status)` when the request is refused.
+    pub(crate) fn gate(
+        &mut self,
+        ip: &str,
+        account: Option<usize>,
+        endpoint: Endpoint,
+    ) -> Option<(u16, bool)> {
+        if self.faults.banned(ip) {
+            return Some((403, false));
+        }
+        if self.faults.storm_share > 0.0 && self.rng.random::<f64>() < self.faults.storm_share {
+            return Some((429, false));
+        }
+        if self.faults.server_error_share > 0.0 && self.rng.random::<f64>() < self.faults.server_error_share {
+            return Some((503, false));
+        }
+        let t = self.now_ms();
+        let ip_num = ip.parse::<Ipv4Addr>().map_or(0, u32::from);
+        let user = account.map_or(u32::MAX, |a| a as u32);
+        let e = endpoint.index();
+        for l in &mut self.limiters {
+            if !l.hypothesis.endpoints[e] {
+                continue;
+            }
+            if let Err((p, _)) = l.check(key(l.hypothesis.scope, ip_num, user, e), t, "kz") {
+                return Some(match p.status {
+                    PenaltyStatus::TooManyRequests => (429, false),
+                    PenaltyStatus::Forbidden => (403, false),
+                    PenaltyStatus::Timeout => (0, true),
+                });
+            }
+        }
+        for l in &mut self.limiters {
+            if l.hypothesis.endpoints[e] {
+                l.record(key(l.hypothesis.scope, ip_num, user, e), t);
+            }
+        }
+        None
+    }
+}
