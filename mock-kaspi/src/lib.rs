@@ -23,9 +23,13 @@
 //!
 //! - `kaspi`: the fake, its state (`state`), and one module per API surface (`storefront`,
 //!   `cabinet`, `shop`).
+//! - `proxy`: [`ForwardProxy`], loopback forward proxies with their own egress addresses and
+//!   switchable [`ProxyMode`]s.
 
 mod kaspi;
+mod proxy;
 
 pub use kaspi::{
     Faults, KaspiConfig, KaspiMock, Merchant, Offer, Order, PriceUpdate, Seen, client_ip, price_update_limit,
 };
+pub use proxy::{ForwardProxy, ProxyMode};

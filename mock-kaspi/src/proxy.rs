@@ -1,0 +1,253 @@
+//! Loopback forward proxies: each listens on its own port, connects out from its own address in
+//! 127.0.0.0/8, and stamps that address in `X-Forwarded-For` (replacing whatever the client sent,
+//! so no client can spoof it). The fake Kaspi therefore sees a distinct client IP per proxy, as
+//! the real Kaspi would.
+//!
+//! They speak plain HTTP/1.1 with absolute-form request targets and Basic proxy authentication
+//! (407 on bad credentials). Each upstream exchange is one connection (`Connection: close`).
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rotor_engine::Secret;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How a proxy behaves; switch it at runtime with [`ForwardProxy::set_mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Forwards requests.
+    Alive,
+    /// Its port is closed: connections are refused.
+    Refused,
+    /// Accepts, then never answers (for at most two minutes).
+    Timeout,
+    /// Answers 407 to everything.
+    AuthRequired,
+    /// Forwards after this added delay.
+    Slow(Duration),
+}
+
+/// A running loopback forward proxy. Dropping it stops it.
+pub struct ForwardProxy {
+    addr: SocketAddr,
+    egress: Ipv4Addr,
+    mode: watch::Sender<ProxyMode>,
+    task: JoinHandle<()>,
+}
+
+struct Config {
+    egress: Ipv4Addr,
+    login: Option<(String, Secret)>,
+}
+
+const MAX_HEAD: usize = 64 * 1024;
+const HOLD: Duration = Duration::from_secs(120);
+
+impl ForwardProxy {
+    /// Starts a proxy that egresses from `egress` (an address in 127.0.0.0/8) and, if `login`
+    /// is given, demands those Basic credentials.
+    pub async fn start(egress: Ipv4Addr, login: Option<(String, Secret)>) -> std::io::Result<Self> {
+        if !egress.is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("egress {egress} is not in 127.0.0.0/8; fake proxies stay on loopback"),
+            ));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = watch::channel(ProxyMode::Alive);
+        let config = Arc::new(Config { egress, login });
+        let task = tokio::spawn(accept_loop(listener, addr, rx, config));
+        Ok(ForwardProxy { addr, egress, mode: tx, task })
+    }
+
+    /// The proxy's URL, such as `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address it connects out from, which the fake Kaspi sees.
+    pub fn egress(&self) -> Ipv4Addr {
+        self.egress
+    }
+
+    /// Switches its behaviour.
+    pub fn set_mode(&self, mode: ProxyMode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+impl Drop for ForwardProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    addr: SocketAddr,
+    mut mode: watch::Receiver<ProxyMode>,
+    config: Arc<Config>,
+) {
+    let mut listener = Some(listener);
+    loop {
+        if *mode.borrow() == ProxyMode::Refused {
+            // Close the port until the mode changes, then take the same port again.
+            listener = None;
+            if mode.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let l = match listener.take() {
+            Some(l) => l,
+            None => {
+                let Ok(l) = TcpListener::bind(addr).await else {
+                    // The port is briefly busy; try again shortly.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                l
+            }
+        };
+        tokio::select! {
+            accepted = l.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    let current = *mode.borrow();
+                    tokio::spawn(serve(stream, current, Arc::clone(&config)));
+                }
+                listener = Some(l);
+            }
+            changed = mode.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                listener = Some(l);
+            }
+        }
+    }
+}
+
+async fn respond(stream: &mut TcpStream, status: &str, extra: &str) {
+    let body = format!("{status}\n");
+    let msg = format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(msg.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Reads up to the end of the request head; returns the head and any body bytes read with it.
+async fn read_head(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            return Some((head, buf[end + 4..].to_vec()));
+        }
+        if buf.len() > MAX_HEAD {
+            return None;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn authorized(headers: &[(String, String)], login: Option<&(String, Secret)>) -> bool {
+    let Some((user, pass)) = login else { return true };
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", pass.expose()));
+    headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("proxy-authorization")
+            && v.strip_prefix("Basic ").is_some_and(|b| b.trim() == expected)
+    })
+}
+
+async fn serve(mut client: TcpStream, mode: ProxyMode, config: Arc<Config>) {
+    let Some((head, rest)) = read_head(&mut client).await else { return };
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .collect();
+    match mode {
+        ProxyMode::AuthRequired => {
+            return respond(
+                &mut client,
+                "407 Proxy Authentication Required",
+                "Proxy-Authenticate: Basic realm=\"rotor-mock\"\r\n",
+            )
+            .await;
+        }
+        ProxyMode::Timeout => {
+            tokio::time::sleep(HOLD).await;
+            return;
+        }
+        ProxyMode::Slow(d) => tokio::time::sleep(d).await,
+        ProxyMode::Alive | ProxyMode::Refused => {}
+    }
+    if !authorized(&headers, config.login.as_ref()) {
+        return respond(
+            &mut client,
+            "407 Proxy Authentication Required",
+            "Proxy-Authenticate: Basic realm=\"rotor-mock\"\r\n",
+        )
+        .await;
+    }
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return respond(&mut client, "400 Bad Request", "").await;
+    };
+    if method == "CONNECT" {
+        return respond(&mut client, "405 Method Not Allowed", "").await;
+    }
+    let Some(after_scheme) = target.strip_prefix("http://") else {
+        return respond(&mut client, "400 Bad Request", "").await;
+    };
+    let (authority, path) = after_scheme.split_at(after_scheme.find('/').unwrap_or(after_scheme.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let upstream_addr = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().unwrap_or(80)),
+        None => (authority, 80),
+    };
+    let host_ip = match upstream_addr.0 {
+        "localhost" => Ipv4Addr::LOCALHOST,
+        h => match h.parse::<Ipv4Addr>() {
+            Ok(ip) if ip.is_loopback() => ip,
+            // Fake proxies only ever reach loopback.
+            _ => return respond(&mut client, "502 Bad Gateway", "").await,
+        },
+    };
+    let Ok(socket) = TcpSocket::new_v4() else { return respond(&mut client, "502 Bad Gateway", "").await };
+    if socket.bind(SocketAddr::V4(SocketAddrV4::new(config.egress, 0))).is_err() {
+        return respond(&mut client, "502 Bad Gateway", "").await;
+    }
+    let Ok(mut upstream) = socket.connect(SocketAddr::V4(SocketAddrV4::new(host_ip, upstream_addr.1))).await
+    else {
+        return respond(&mut client, "502 Bad Gateway", "").await;
+    };
+    let mut out = format!("{method} {path} HTTP/1.1\r\n");
+    for (k, v) in &headers {
+        let drop = ["proxy-authorization", "proxy-connection", "x-forwarded-for", "connection", "keep-alive"]
+            .iter()
+            .any(|h| k.eq_ignore_ascii_case(h));
+        if !drop {
+            let _ = write!(out, "{k}: {v}\r\n");
+        }
+    }
+    let _ = write!(out, "X-Forwarded-For: {}\r\nConnection: close\r\n\r\n", config.egress);
+    if upstream.write_all(out.as_bytes()).await.is_err() || upstream.write_all(&rest).await.is_err() {
+        return respond(&mut client, "502 Bad Gateway", "").await;
+    }
+    let _ = tokio::time::timeout(HOLD, tokio::io::copy_bidirectional(&mut client, &mut upstream)).await;
+}
