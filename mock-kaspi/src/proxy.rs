@@ -105,17 +105,15 @@ async fn accept_loop(
             }
             continue;
         }
-        let l = match listener.take() {
-            Some(l) => l,
-            None => {
-                let Ok(l) = TcpListener::bind(addr).await else {
-                    // The port is briefly busy; try again shortly.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                };
-                l
+        if listener.is_none() {
+            // Reopen the same port; if it is briefly busy, try again shortly.
+            listener = TcpListener::bind(addr).await.ok();
+            if listener.is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
             }
-        };
+        }
+        let Some(l) = listener.take() else { continue };
         tokio::select! {
             accepted = l.accept() => {
                 if let Ok((stream, _)) = accepted {
