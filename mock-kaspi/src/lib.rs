@@ -1,5 +1,5 @@
-//! rotor-mock-kaspi: fakes of Kaspi (and, to come, Proxy6) for testing live mode end to end, on
-//! loopback only.
+//! rotor-mock-kaspi: fakes of Kaspi and Proxy6 for testing live mode end to end, on loopback
+//! only.
 //!
 //! [`KaspiMock`] answers the same paths, methods, headers, status codes and JSON shapes as the
 //! real services (`shared/kaspi-api.md`): storefront offers, the merchant cabinet's offer list
@@ -25,11 +25,14 @@
 //!   `cabinet`, `shop`).
 //! - `proxy`: [`ForwardProxy`], loopback forward proxies with their own egress addresses and
 //!   switchable [`ProxyMode`]s.
+//! - `proxy6`: [`Proxy6Mock`], the Proxy6 API, selling proxies from a stock of running ones.
 
 mod kaspi;
 mod proxy;
+mod proxy6;
 
 pub use kaspi::{
     Faults, KaspiConfig, KaspiMock, Merchant, Offer, Order, PriceUpdate, Seen, client_ip, price_update_limit,
 };
 pub use proxy::{ForwardProxy, ProxyMode};
+pub use proxy6::{Proxy6Config, Proxy6Mock};

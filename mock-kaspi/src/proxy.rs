@@ -39,11 +39,16 @@ pub struct ForwardProxy {
     egress: Ipv4Addr,
     mode: watch::Sender<ProxyMode>,
     task: JoinHandle<()>,
+    login: Login,
 }
+
+/// The credentials a proxy demands, shared with whoever may change them (the Proxy6 fake sets
+/// them when it sells the proxy).
+pub(crate) type Login = Arc<std::sync::Mutex<Option<(String, Secret)>>>;
 
 struct Config {
     egress: Ipv4Addr,
-    login: Option<(String, Secret)>,
+    login: Login,
 }
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -62,9 +67,10 @@ impl ForwardProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(ProxyMode::Alive);
-        let config = Arc::new(Config { egress, login });
+        let config = Arc::new(Config { egress, login: Arc::new(std::sync::Mutex::new(login)) });
+        let login = Arc::clone(&config.login);
         let task = tokio::spawn(accept_loop(listener, addr, rx, config));
-        Ok(ForwardProxy { addr, egress, mode: tx, task })
+        Ok(ForwardProxy { addr, egress, mode: tx, task, login })
     }
 
     /// The proxy's URL, such as `http://127.0.0.1:40123`.
@@ -80,6 +86,20 @@ impl ForwardProxy {
     /// Switches its behaviour.
     pub fn set_mode(&self, mode: ProxyMode) {
         self.mode.send_replace(mode);
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Changes the credentials it demands (`None`: anyone may use it).
+    pub fn set_login(&self, login: Option<(String, Secret)>) {
+        *self.login.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = login;
+    }
+
+    pub(crate) fn login_cell(&self) -> Login {
+        Arc::clone(&self.login)
     }
 }
 
@@ -194,7 +214,8 @@ async fn serve(mut client: TcpStream, mode: ProxyMode, config: Arc<Config>) {
         ProxyMode::Slow(d) => tokio::time::sleep(d).await,
         ProxyMode::Alive | ProxyMode::Refused => {}
     }
-    if !authorized(&headers, config.login.as_ref()) {
+    let login = config.login.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    if !authorized(&headers, login.as_ref()) {
         return respond(
             &mut client,
             "407 Proxy Authentication Required",
