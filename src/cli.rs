@@ -58,8 +58,37 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Start the fake Kaspi, the fake Proxy6 and N loopback proxies, to try live mode by hand.
+    ///
+    /// Everything listens on 127.0.0.1. Prints the URLs and a live config that refers to the
+    /// credentials by environment variable; the values go to a file readable only by you, whose
+    /// path is printed. Ctrl-C stops everything.
+    ///
+    /// Example:
+    ///   rotor mock --proxies 5
+    Mock(MockArgs),
     /// List the scenarios built into this binary.
     Scenarios,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct MockArgs {
+    /// Loopback proxies to start (egress 127.0.0.2 upwards), besides the Proxy6 stock.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) proxies: u8,
+
+    /// Proxies the fake Proxy6 has in stock to sell.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) stock: u32,
+
+    /// Seed of the fake catalogue and orders.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+
+    /// Where to write the credentials (created readable only by you). Defaults to a file in
+    /// the system's temporary directory.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) env_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -194,3 +194,64 @@ fn sweep_needs_a_sweep_table_and_writes_its_report() {
         assert!(out_dir.join(f).exists(), "{f} missing");
     }
 }
+
+#[test]
+fn mock_serves_until_interrupted_and_keeps_secrets_off_stdout() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("mock");
+    let env_file = dir.join("mock.env");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["mock", "--proxies", "2", "--stock", "1", "--env-file", env_file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line == "ready" {
+            break;
+        }
+    }
+    assert!(out.contains("fake Kaspi      http://127.0.0.1:"), "{out}");
+    assert!(out.contains("password_env = \"ROTOR_PROXY_1_PASSWORD\""));
+    assert!(!out.contains("mock-1-0") && !out.contains("token-1"), "no secret on stdout:\n{out}");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("ROTOR_PROXY_0_PASSWORD='mock-1-0'"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // The fake Kaspi answers while it runs.
+    let uri = out.lines().find_map(|l| l.strip_prefix("fake Kaspi      ")).unwrap().to_owned();
+    let status = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--max-time", "5"])
+        .arg(format!("{uri}/yml/offer-view/offers/100000001"))
+        .output();
+    if let Ok(s) = status {
+        assert_eq!(String::from_utf8_lossy(&s.stdout), "200");
+    }
+    // Ctrl-C stops it cleanly.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "rotor mock did not stop on SIGINT");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!env_file.exists(), "the credentials file is removed on exit");
+    let _ = lines;
+}
+
+#[test]
+fn mock_rejects_bad_sizes() {
+    assert_eq!(rotor(&["mock", "--proxies", "0"]).status.code(), Some(2));
+    assert_eq!(rotor(&["mock", "--stock", "5000"]).status.code(), Some(2));
+}

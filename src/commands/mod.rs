@@ -1,5 +1,6 @@
 //! The commands. Each returns the exit code to use, or an error that knows its own.
 
+mod mock;
 mod plan;
 mod sim;
 mod sweep;
@@ -42,6 +43,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Sim(args) => sim::run(&sim::SimConfig::try_from(args)?),
         Command::Sweep(args) => sweep::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Mock(args) => mock::run(&args),
         Command::SeedClaims { out } => {
             let claims = rotor_sim::claims::check().map_err(CliError::internal)?;
             let md = rotor_sim::claims::markdown(&claims);

@@ -1,0 +1,90 @@
+//! `rotor mock`: the fakes on loopback, for trying live mode by hand.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+
+use rotor_engine::Secret;
+use rotor_mock_kaspi::{ForwardProxy, KaspiConfig, KaspiMock, Proxy6Config, Proxy6Mock};
+
+use super::CliError;
+use crate::cli::MockArgs;
+use crate::exit;
+
+pub(crate) fn run(args: &MockArgs) -> Result<u8, CliError> {
+    if args.proxies == 0 || args.proxies > 250 {
+        return Err(CliError::bad_input(format!("--proxies is {}; valid: 1 to 250", args.proxies)));
+    }
+    if args.stock > 2_000 {
+        return Err(CliError::bad_input(format!("--stock is {}; valid: 0 to 2000", args.stock)));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &MockArgs) -> Result<u8, CliError> {
+    let config = KaspiConfig { seed: args.seed, ..KaspiConfig::default() };
+    let merchant = config.merchants[0].clone();
+    let kaspi = KaspiMock::start(config).await;
+    let proxy6 = Proxy6Mock::start(Proxy6Config { stock: args.stock, ..Proxy6Config::default() })
+        .await
+        .map_err(|e| CliError::internal(format!("cannot start the Proxy6 fake: {e}")))?;
+    let mut proxies = Vec::new();
+    let mut env = String::new();
+    for i in 0..args.proxies {
+        let password = format!("mock-{}-{i}", args.seed);
+        let p = ForwardProxy::start(
+            Ipv4Addr::new(127, 0, 0, 2 + i),
+            Some((format!("px{i}"), Secret::new(password.clone()))),
+        )
+        .await
+        .map_err(|e| CliError::internal(format!("cannot start proxy {i}: {e}")))?;
+        let _ = writeln!(env, "export ROTOR_PROXY_{i}_PASSWORD='{password}'");
+        proxies.push(p);
+    }
+    let _ = writeln!(env, "export ROTOR_KASPI_TOKEN='{}'", merchant.token.expose());
+    let _ = writeln!(env, "export ROTOR_KASPI_SESSION='{}'", merchant.session.expose());
+    let _ = writeln!(env, "export ROTOR_PROXY6_KEY='test-key'");
+    let env_path = args
+        .env_file
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("rotor-mock-{}.env", std::process::id())));
+    write_private(&env_path, &env)
+        .map_err(|e| CliError::internal(format!("cannot write {}: {e}", env_path.display())))?;
+
+    println!("rotor mock: everything on loopback; Ctrl-C stops it.\n");
+    println!("fake Kaspi      {}", kaspi.uri());
+    println!("fake Proxy6 API {}  (key in $ROTOR_PROXY6_KEY)", proxy6.api_base());
+    println!("credentials     source {}\n", env_path.display());
+    println!("# A live config for these fakes:");
+    println!("[kaspi]\nstorefront = \"{0}\"\ncabinet = \"{0}\"\nshop_api = \"{0}/shop/api/v2\"", kaspi.uri());
+    println!(
+        "merchant_uid = \"{}\"\ntoken_env = \"ROTOR_KASPI_TOKEN\"\nsession_env = \"ROTOR_KASPI_SESSION\"\n",
+        merchant.uid
+    );
+    println!("[proxy6]\napi = \"{}\"\nkey_env = \"ROTOR_PROXY6_KEY\"\n", proxy6.api_base());
+    for (i, p) in proxies.iter().enumerate() {
+        println!(
+            "[[proxy]]\nurl = \"{}\"\nuser = \"px{i}\"\npassword_env = \"ROTOR_PROXY_{i}_PASSWORD\"\negress_ip = \"{}\"\n",
+            p.url(),
+            p.egress()
+        );
+    }
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    tokio::signal::ctrl_c().await.map_err(|e| CliError::internal(format!("cannot wait for Ctrl-C: {e}")))?;
+    drop(proxies);
+    let _ = std::fs::remove_file(&env_path);
+    eprintln!("rotor mock: stopped");
+    Ok(exit::OK)
+}
+
+/// Writes `text` to `path`, readable and writable by the owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())
+}
