@@ -71,8 +71,12 @@ pub(crate) enum Command {
     Scenarios,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct MockArgs {
+    /// A TOML file with any of `proxies`, `stock` and `seed`; its values replace the flags'.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
     /// Loopback proxies to start (egress 127.0.0.2 upwards), besides the Proxy6 stock.
     #[arg(long, default_value_t = 10)]
     pub(crate) proxies: u8,

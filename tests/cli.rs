@@ -251,7 +251,22 @@ fn mock_serves_until_interrupted_and_keeps_secrets_off_stdout() {
 }
 
 #[test]
-fn mock_rejects_bad_sizes() {
+fn mock_rejects_bad_sizes_and_configs() {
     assert_eq!(rotor(&["mock", "--proxies", "0"]).status.code(), Some(2));
     assert_eq!(rotor(&["mock", "--stock", "5000"]).status.code(), Some(2));
+    let dir = scratch("mockcfg");
+    let bad = write(
+        &dir,
+        "mock.toml",
+        "proxies = 3
+proxys = 4
+",
+    );
+    let out = rotor(&["mock", "--config", &bad]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{bad}:2: unknown field `proxys`")) && err.contains("`proxies`"), "{err}");
+    let too_many = write(&dir, "big.toml", "proxies = 0\n");
+    assert_eq!(rotor(&["mock", "--config", &too_many]).status.code(), Some(2));
+    assert_eq!(rotor(&["mock", "--config", "/nonexistent/mock.toml"]).status.code(), Some(2));
 }

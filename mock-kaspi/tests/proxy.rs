@@ -85,8 +85,12 @@ async fn every_mode_behaves_as_named() {
     assert_eq!(offers(&client, &kaspi).await.unwrap().status(), 200);
     assert!(t.elapsed() >= Duration::from_millis(400));
 
-    // Banned: the fake Kaspi answers 403 to the proxy's address.
+    // Banned: the fake Kaspi answers 403 to the proxy's address, until the ban is lifted.
     proxy.set_mode(ProxyMode::Alive);
+    kaspi.ban_ip(proxy.egress());
+    assert_eq!(offers(&client, &kaspi).await.unwrap().status(), 403);
+    kaspi.unban_ip(proxy.egress());
+    assert_eq!(offers(&client, &kaspi).await.unwrap().status(), 200);
     kaspi.set_faults(Faults { banned_ips: vec![proxy.egress()], ..Faults::default() });
     assert_eq!(offers(&client, &kaspi).await.unwrap().status(), 403);
 }

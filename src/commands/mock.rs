@@ -11,7 +11,32 @@ use super::CliError;
 use crate::cli::MockArgs;
 use crate::exit;
 
-pub(crate) fn run(args: &MockArgs) -> Result<u8, CliError> {
+/// `mock.toml`: the same knobs as the flags.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MockFile {
+    proxies: Option<u8>,
+    stock: Option<u32>,
+    seed: Option<u64>,
+}
+
+pub(crate) fn run(flags: &MockArgs) -> Result<u8, CliError> {
+    let mut args = MockArgs { config: None, env_file: flags.env_file.clone(), ..*flags };
+    if let Some(path) = &flags.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+        let file: MockFile = toml::from_str(&text).map_err(|e| {
+            let place = e.span().map(|s| {
+                let line = text[..s.start].matches('\n').count() + 1;
+                format!(":{line}")
+            });
+            CliError::bad_input(format!("{}{}: {}", path.display(), place.unwrap_or_default(), e.message()))
+        })?;
+        args.proxies = file.proxies.unwrap_or(args.proxies);
+        args.stock = file.stock.unwrap_or(args.stock);
+        args.seed = file.seed.unwrap_or(args.seed);
+    }
+    let args = &args;
     if args.proxies == 0 || args.proxies > 250 {
         return Err(CliError::bad_input(format!("--proxies is {}; valid: 1 to 250", args.proxies)));
     }

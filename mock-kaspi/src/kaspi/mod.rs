@@ -108,6 +108,19 @@ impl KaspiMock {
         self.state().faults = faults;
     }
 
+    /// Bans one IP (every request from it gets 403): a proxy's "banned" mode.
+    pub fn ban_ip(&self, ip: std::net::Ipv4Addr) {
+        let mut st = self.state();
+        if !st.faults.banned_ips.contains(&ip) {
+            st.faults.banned_ips.push(ip);
+        }
+    }
+
+    /// Lifts a ban set by [`KaspiMock::ban_ip`].
+    pub fn unban_ip(&self, ip: std::net::Ipv4Addr) {
+        self.state().faults.banned_ips.retain(|b| *b != ip);
+    }
+
     /// Sets (or adds) a competitor's price for a product, so repricing can be tested.
     pub fn set_competitor_price(&self, product: &str, merchant_id: &str, merchant_name: &str, price: f64) {
         let mut st = self.state();
