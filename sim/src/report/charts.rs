@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -105,6 +106,36 @@ fn draw<DB: DrawingBackend>(
 
 const CAPTION: (&str, u32) = (FONT, 22);
 
+type Chart2d<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart's frame: title, margins, and axes with their descriptions.
+fn frame<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<Chart2d<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut c = ChartBuilder::on(area)
+        .caption(title, CAPTION)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)?;
+    c.configure_mesh().x_desc(x_desc).y_desc(y_desc).label_style((FONT, 14)).draw()?;
+    Ok(c)
+}
+
+/// The legend, styled alike on every chart.
+fn legend<'a, DB: DrawingBackend + 'a>(c: &mut Chart2d<'a, DB>) -> DrawResult<DB> {
+    c.configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .draw()
+}
+
 fn proxy_timeline<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport) -> DrawResult<DB> {
     let mut proxies: Vec<(rotor_engine::Module, rotor_engine::ProxyId)> =
         r.spans.iter().map(|s| (s.module, s.proxy)).collect();
@@ -145,11 +176,7 @@ fn proxy_timeline<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunRepo
             .label(label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], color.filled()));
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
+    legend(&mut c)
 }
 
 fn ip_window<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport) -> DrawResult<DB> {
@@ -157,17 +184,7 @@ fn ip_window<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport) -
     let top = r.minute_events.iter().map(|e| f64::from(e.max_ip_window)).fold(limit, f64::max) * 1.15;
     let window = crate::verdict::fmt_ms(r.summary.limits.ip_window_ms);
     let title = format!("Most requests per IP in any {window} window");
-    let mut c = ChartBuilder::on(area)
-        .caption(&title, CAPTION)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_range(r), 0.0..top)?;
-    c.configure_mesh()
-        .x_desc("time (hours)")
-        .y_desc("requests per IP in the window")
-        .label_style((FONT, 14))
-        .draw()?;
+    let mut c = frame(area, &title, x_range(r), 0.0..top, "time (hours)", "requests per IP in the window")?;
     let xr = x_range(r);
     c.draw_series(DashedLineSeries::new([(xr.start, limit), (xr.end, limit)], 10, 6, RED.stroke_width(2)))?
         .label(format!("limit ({limit})"))
@@ -181,11 +198,7 @@ fn ip_window<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport) -
     c.draw_series(LineSeries::new(points, MODULE_COLORS[0].stroke_width(2)))?
         .label("busiest IP, per minute")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], MODULE_COLORS[0].stroke_width(2)));
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
+    legend(&mut c)
 }
 
 fn cycles<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport, sc: &Scenario) -> DrawResult<DB> {
@@ -202,17 +215,7 @@ fn cycles<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport, sc: 
         .fold(1.0, f64::max)
         * 1.1;
     let title = "Cycle duration over time, against the interval";
-    let mut c = ChartBuilder::on(area)
-        .caption(title, CAPTION)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_range(r), 0.0..top)?;
-    c.configure_mesh()
-        .x_desc("cycle start (hours)")
-        .y_desc("duration (minutes)")
-        .label_style((FONT, 14))
-        .draw()?;
+    let mut c = frame(area, title, x_range(r), 0.0..top, "cycle start (hours)", "duration (minutes)")?;
     let xr = x_range(r);
     for (module, interval) in intervals {
         let color = MODULE_COLORS[module.index()];
@@ -235,23 +238,13 @@ fn cycles<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport, sc: 
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1)));
         }
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
+    legend(&mut c)
 }
 
 fn requests_per_minute<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport) -> DrawResult<DB> {
     let top = r.minutes.iter().map(|m| m.outcomes.iter().sum::<u64>() as f64).fold(1.0, f64::max) * 1.15;
     let title = "Requests per minute by module and outcome";
-    let mut c = ChartBuilder::on(area)
-        .caption(title, CAPTION)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x_range(r), 0.0..top)?;
-    c.configure_mesh().x_desc("time (hours)").y_desc("requests per minute").label_style((FONT, 14)).draw()?;
+    let mut c = frame(area, title, x_range(r), 0.0..top, "time (hours)", "requests per minute")?;
     let mut series = 0usize;
     for module in rotor_engine::Module::ALL {
         for (k, kind) in OUTCOME_KINDS.iter().enumerate() {
@@ -267,23 +260,13 @@ fn requests_per_minute<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &Ru
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
         }
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
+    legend(&mut c)
 }
 
 fn latency<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport) -> DrawResult<DB> {
     let top = r.minutes.iter().map(|m| m.latency_p99_ms as f64).fold(100.0, f64::max) * 1.15;
     let title = "Latency percentiles over time";
-    let mut c = ChartBuilder::on(area)
-        .caption(title, CAPTION)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x_range(r), 0.0..top)?;
-    c.configure_mesh().x_desc("time (hours)").y_desc("latency (ms)").label_style((FONT, 14)).draw()?;
+    let mut c = frame(area, title, x_range(r), 0.0..top, "time (hours)", "latency (ms)")?;
     for module in rotor_engine::Module::ALL {
         let rows: Vec<_> = r.minutes.iter().filter(|m| m.module == module).collect();
         if rows.is_empty() {
@@ -300,11 +283,7 @@ fn latency<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport) -> 
                 .legend(move |(x, y)| Circle::new((x + 10, y), size + 2, color.filled()));
         }
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
+    legend(&mut c)
 }
 
 fn refusals<DB: DrawingBackend>(
@@ -326,13 +305,7 @@ fn refusals<DB: DrawingBackend>(
     let top =
         per_minute.iter().flat_map(|c| c.iter().map(|&v| v as f64)).fold(events_top, f64::max).max(1.0) * 1.2;
     let title = "429, 403 and ban events over time";
-    let mut c = ChartBuilder::on(area)
-        .caption(title, CAPTION)
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(x_range(r), 0.0..top)?;
-    c.configure_mesh().x_desc("time (hours)").y_desc("events per minute").label_style((FONT, 14)).draw()?;
+    let mut c = frame(area, title, x_range(r), 0.0..top, "time (hours)", "events per minute")?;
     // Fault windows shaded: storms and subnet bans.
     let end = x_range(r).end;
     let windows: Vec<(f64, f64, &str)> = sc
@@ -386,11 +359,7 @@ fn refusals<DB: DrawingBackend>(
             .label(label)
             .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 5, color.filled()));
     }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
+    legend(&mut c)
 }
 
 /// `chart` as an SVG document.
