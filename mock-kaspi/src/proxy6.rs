@@ -53,7 +53,7 @@ struct Sold {
     id: u64,
     proxy: usize,
     user: String,
-    pass: String,
+    pass: Secret,
     kind: String,
     country: String,
     descr: String,
@@ -133,7 +133,7 @@ impl State {
             "host": host,
             "port": port.to_string(),
             "user": s.user,
-            "pass": s.pass,
+            "pass": s.pass.expose(),
             "type": s.kind,
             "country": s.country,
             "date": date(s.bought_unix),
@@ -311,7 +311,7 @@ fn check(st: &mut State, q: &BTreeMap<String, String>) -> ResponseTemplate {
         }
         st.sold.values().find(|s| {
             let (host, port, _) = &st.proxies[s.proxy];
-            parts == [host.as_str(), port.to_string().as_str(), s.user.as_str(), s.pass.as_str()]
+            parts == [host.as_str(), port.to_string().as_str(), s.user.as_str(), s.pass.expose()]
         })
     } else {
         return api_error(230, "Error ids");
@@ -398,14 +398,14 @@ fn buy(st: &mut State, q: &BTreeMap<String, String>, nokey: bool) -> ResponseTem
             id,
             proxy,
             user: format!("user{id}"),
-            pass: format!("pass-{id}-{:x}", id.wrapping_mul(0x9E37_79B9)),
+            pass: Secret::new(format!("pass-{id}-{:x}", id.wrapping_mul(0x9E37_79B9))),
             kind: kind.clone(),
             country: country.clone(),
             descr: descr.clone(),
             bought_unix: now,
             end_unix: now + period * 86_400,
         };
-        set_login(st, proxy, (sold.user.clone(), Secret::new(sold.pass.clone())));
+        set_login(st, proxy, (sold.user.clone(), sold.pass.clone()));
         st.sold.insert(id, sold);
         bought.push(id);
     }
