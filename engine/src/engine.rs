@@ -55,6 +55,18 @@ struct LaneSlot {
     lane: Option<Lane>,
 }
 
+/// A proxy's state as persisted before a restart; see [`Engine::add_restored_proxy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    /// It may carry requests again from `ready_at` (an instant in the past means now).
+    Resting {
+        /// When its rest ends.
+        ready_at: Instant,
+    },
+    /// It met the dead rule.
+    Dead,
+}
+
 /// The proxies an allocation gave each module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allocation {
@@ -175,6 +187,26 @@ impl Engine {
         id
     }
 
+    /// Adds a proxy whose state was persisted before a restart: resting until `ready_at`, or
+    /// dead. A caller that cannot tell how far a proxy's lease went must pass a rest that starts
+    /// no earlier than the restart (see docs/decisions/live-durability.md).
+    pub fn add_restored_proxy(&mut self, spec: ProxySpec, restored: Restored) -> ProxyId {
+        let id = self.pool.add(spec);
+        self.pool.withdraw(id);
+        let entry = self.pool.entry(id);
+        match restored {
+            Restored::Resting { ready_at } => {
+                entry.state = ProxyState::Resting { ready_at };
+                entry.penalty_until = ready_at;
+                entry.last_completion = ready_at;
+            }
+            Restored::Dead => entry.state = ProxyState::Dead,
+        }
+        self.pool.release(id);
+        self.pool.rearm(self.config.pool_min_available);
+        id
+    }
+
     /// Proxies in the pool, held or not, dead or alive.
     pub fn proxy_count(&self) -> u32 {
         self.pool.entries.len() as u32
@@ -221,6 +253,32 @@ impl Engine {
             self.join(r, &ids);
             refs[m.index()] = r;
             by_module[m.index()] = ids;
+        }
+        self.users.insert(user, refs);
+        self.note_pool_level();
+        Ok(Allocation { by_module })
+    }
+
+    /// Gives `user` exactly these proxies per module (indexed by [`Module::index`]): how a
+    /// persisted allocation comes back after a restart. All or nothing; every proxy must be free.
+    pub fn allocate_exact(&mut self, user: UserId, by_module: [Vec<ProxyId>; 4]) -> Result<Allocation, AllocError> {
+        if self.users.contains_key(&user) {
+            return Err(AllocError::AlreadyAllocated(user));
+        }
+        let mut seen = rustc_hash::FxHashSet::default();
+        for &id in by_module.iter().flatten() {
+            if !self.pool.is_free(id) || !seen.insert(id) {
+                return Err(AllocError::NotFree(id));
+            }
+        }
+        let mut refs = [LaneRef { slot: 0, generation: 0 }; 4];
+        for m in Module::ALL {
+            let r = self.new_lane(LaneKey::new(user, m));
+            for &id in &by_module[m.index()] {
+                self.pool.withdraw(id);
+            }
+            self.join(r, &by_module[m.index()]);
+            refs[m.index()] = r;
         }
         self.users.insert(user, refs);
         self.note_pool_level();

@@ -24,6 +24,9 @@ pub enum AllocError {
     /// The pool has too few available proxies.
     #[error("{0}")]
     Shortage(Shortage),
+    /// A proxy named in a restored allocation is unknown, held, draining or dead.
+    #[error("proxy {0} is not free, so it cannot be given back to its lane")]
+    NotFree(ProxyId),
 }
 
 /// A shortage, with how many proxies each module lacks when modules are filled in order.

@@ -75,7 +75,7 @@ pub use config::{
     Slowdown, WindowPolicy,
 };
 pub use decision::{Completion, Decision, FailReason, RequestSpec, Ticket, WaitReason};
-pub use engine::{Allocation, Engine, LaneView, ProxyView};
+pub use engine::{Allocation, Engine, LaneView, ProxyView, Restored};
 pub use error::{AllocError, ReviveError, Shortage};
 pub use event::Event;
 pub use ids::{Endpoint, LaneKey, Module, ProxyId, UnknownName, UserId};

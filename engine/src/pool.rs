@@ -89,6 +89,13 @@ impl Pool {
         &mut self.entries[id.0 as usize]
     }
 
+    /// Whether `id` is in the free set.
+    pub(crate) fn is_free(&self, id: ProxyId) -> bool {
+        self.entries.get(id.0 as usize).and_then(ProxyEntry::queue_key).is_some_and(|key| {
+            self.entries[id.0 as usize].holder.is_none() && self.free.contains(&(key, id))
+        })
+    }
+
     /// Free proxies: they can be allocated now (some may still be resting).
     pub(crate) fn available(&self) -> u32 {
         u32::try_from(self.free.len()).unwrap_or(u32::MAX)
