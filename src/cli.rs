@@ -67,8 +67,58 @@ pub(crate) enum Command {
     /// Example:
     ///   rotor mock --proxies 5
     Mock(MockArgs),
+    /// Run live: reprice, poll orders and sync the catalogue over real HTTP, through the pool.
+    ///
+    /// Reads live.toml (see docs/live.md): the store, the Kaspi hosts, the proxies, the sellers
+    /// and the engine's numbers. Secrets come from environment variables or files the config
+    /// names, never from the config itself. State lives in an SQLite file, so a restart (even
+    /// after kill -9) keeps every budget and rest. SIGINT or SIGTERM stop it cleanly.
+    /// Try it with --dry-run first: prices are decided and stored, and none is pushed.
+    ///
+    /// Exit codes: 0 after a clean stop, 2 for a bad config, secret or SKU file, 1 otherwise.
+    ///
+    /// Examples:
+    ///   rotor live --config live.toml --dry-run --once
+    ///   rotor live --config live.toml --sync-catalog
+    Live(LiveArgs),
+    /// Check every configured proxy against the four Kaspi endpoints (the seed's Phase 0).
+    ///
+    /// One request per proxy and endpoint, straight through the proxy (no lease is charged);
+    /// the price endpoint is checked for reachability only (GET), so no price changes. Prints
+    /// a table; exit 3 when fewer than 80% of the checks pass.
+    ///
+    /// Example:
+    ///   rotor probe --config live.toml
+    Probe {
+        /// The live config.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// List the scenarios built into this binary.
     Scenarios,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LiveArgs {
+    /// The live config (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+
+    /// Decide and store every price, log it, and push nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Sync each seller's catalogue from the cabinet at start.
+    #[arg(long)]
+    pub(crate) sync_catalog: bool,
+
+    /// One demper pass and one orders poll per seller, then stop.
+    #[arg(long)]
+    pub(crate) once: bool,
+
+    /// Stop by itself after this long, such as `90s` or `8h`.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) run_for: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -1,5 +1,6 @@
 //! The commands. Each returns the exit code to use, or an error that knows its own.
 
+mod live;
 mod mock;
 mod plan;
 mod sim;
@@ -44,6 +45,8 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Sweep(args) => sweep::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Mock(args) => mock::run(&args),
+        Command::Live(args) => live::run(&args),
+        Command::Probe { config } => live::probe(&config),
         Command::SeedClaims { out } => {
             let claims = rotor_sim::claims::check().map_err(CliError::internal)?;
             let md = rotor_sim::claims::markdown(&claims);

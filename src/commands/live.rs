@@ -1,0 +1,41 @@
+//! `rotor live` and `rotor probe`: load the config, start a runtime, map errors to exit codes.
+
+use std::path::Path;
+
+use rotor::live::{self, run::LiveError, run::RunOptions};
+
+use super::CliError;
+use crate::cli::LiveArgs;
+use crate::exit;
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))
+}
+
+pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
+    let config = live::config::load(&args.config).map_err(CliError::bad_input)?;
+    let run_for = match &args.run_for {
+        Some(text) => Some(
+            rotor_sim::scenario::value::parse_duration(text)
+                .map_err(|e| CliError::bad_input(format!("--run-for: {e}")))?,
+        ),
+        None => None,
+    };
+    let options = RunOptions { dry_run: args.dry_run, sync_catalog: args.sync_catalog, once: args.once, run_for };
+    match runtime()?.block_on(live::run::run(config, options)) {
+        Ok(_) => Ok(exit::OK),
+        Err(LiveError::Input(e)) => Err(CliError::bad_input(e)),
+        Err(LiveError::Internal(e)) => Err(CliError::internal(e)),
+    }
+}
+
+pub(crate) fn probe(path: &Path) -> Result<u8, CliError> {
+    let config = live::config::load(path).map_err(CliError::bad_input)?;
+    let rows = runtime()?.block_on(live::probe::probe(&config)).map_err(CliError::bad_input)?;
+    let (table, share) = live::probe::render(&rows);
+    print!("{table}");
+    Ok(if share < 80.0 { exit::FAILED_CHECK } else { exit::OK })
+}

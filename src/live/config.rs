@@ -1,0 +1,510 @@
+//! `live.toml`: what live mode connects to, which proxies and sellers it serves, and every
+//! engine number. Errors name the file, line, key and valid choices.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+use rotor_engine::{
+    AccountThrottle, Backoff, Duration, Endpoint, EngineConfig, Policy, RestPolicy, Split, UserId,
+    WindowPolicy,
+};
+use rotor_sim::scenario::value::Span;
+use serde::Deserialize;
+
+use super::secrets::SecretSource;
+
+/// A configuration error, located.
+#[derive(Debug, thiserror::Error)]
+#[error("{place}: {message}")]
+pub struct ConfigError {
+    /// `file:line` or `file`.
+    pub place: String,
+    /// What is wrong and what would be valid.
+    pub message: String,
+}
+
+/// Where the real services live; the defaults are the production hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KaspiUrls {
+    /// The public storefront (`/yml/offer-view/offers/{id}`).
+    pub storefront: String,
+    /// The merchant cabinet (`/bff/offer-view/list`, `/pricefeed/upload/merchant/process`).
+    pub cabinet: String,
+    /// The Shop API base, ending in `/v2`.
+    pub shop_api: String,
+    /// The city whose offers and prices are read and set.
+    pub city_id: String,
+}
+
+/// One proxy of the pool, as configured.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// `http://host:port`.
+    pub url: String,
+    /// Host part of `url`.
+    pub host: String,
+    /// Port part of `url`.
+    pub port: u16,
+    /// Proxy login, if any.
+    pub user: Option<String>,
+    /// Where its password comes from.
+    pub password: Option<SecretSource>,
+    /// The address Kaspi sees.
+    pub egress_ip: IpAddr,
+}
+
+/// One seller served.
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    /// Its id in the engine and the store.
+    pub id: UserId,
+    /// The merchant uid (`merchantUid`, `m=`); also our own id among competitor offers.
+    pub merchant_uid: String,
+    /// Proxies it is allocated when it subscribes.
+    pub proxies: u32,
+    /// The Shop API token.
+    pub token: SecretSource,
+    /// The cabinet `mc-session` cookie.
+    pub session: SecretSource,
+    /// SKUs, floors and ceilings (CSV: `sku,product_id,floor,ceiling[,model]`).
+    pub skus: PathBuf,
+    /// Merchants whose offers the demper ignores, besides our own.
+    pub excluded_merchants: Vec<String>,
+    /// When its subscription ends (epoch ms); its proxies are freed then.
+    pub subscribed_until_ms: Option<u64>,
+}
+
+/// Proxy6 provisioning.
+#[derive(Debug, Clone)]
+pub struct Proxy6Settings {
+    /// API base, without the key: `https://px6.link/api`.
+    pub api: String,
+    /// The API key.
+    pub key: SecretSource,
+    /// 4 (IPv4), 3 (IPv4 shared) or 6 (IPv6).
+    pub version: u8,
+    /// ISO-3166 alpha-2, lower case.
+    pub country: String,
+    /// Days each purchase runs.
+    pub period_days: u32,
+    /// Buy when fewer proxies than this are free; 0 turns buying off.
+    pub min_pool: u32,
+    /// How often the pool level is checked.
+    pub check_every: Duration,
+}
+
+/// Everything live mode needs.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// The SQLite file (created on first run).
+    pub store_path: PathBuf,
+    /// Where the store's encryption key comes from (32 bytes, hex or base64).
+    pub store_key: SecretSource,
+    /// The status endpoint's address (loopback by default).
+    pub status_listen: SocketAddr,
+    /// The Kaspi hosts.
+    pub kaspi: KaspiUrls,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// TCP connect timeout (through the proxy).
+    pub connect_timeout: Duration,
+    /// The engine's configuration.
+    pub engine: EngineConfig,
+    /// Sends reserved per durable write: a restart treats a reserved block as spent.
+    pub reserve_block: u32,
+    /// Percentages of a user's proxies per module.
+    pub split_percent: [u32; 4],
+    /// Pause between demper cycles.
+    pub demper_interval: Duration,
+    /// Tenge under the lowest competitor.
+    pub demper_step: f64,
+    /// Concurrent SKUs per demper lane.
+    pub demper_concurrency: u32,
+    /// Orders polling interval.
+    pub orders_interval: Duration,
+    /// The orders window (at most 14 days).
+    pub orders_lookback: Duration,
+    /// Catalog sync interval; `None`: only with `--sync-catalog`.
+    pub catalog_interval: Option<Duration>,
+    /// Proxy6, if provisioning is on.
+    pub proxy6: Option<Proxy6Settings>,
+    /// The pool.
+    pub proxies: Vec<ProxyConfig>,
+    /// The sellers.
+    pub users: Vec<UserConfig>,
+    /// The directory relative paths are resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl LiveConfig {
+    /// A user's split of `count` proxies by the configured percentages; rounding goes to demper.
+    pub fn split_for(&self, count: u32) -> Split {
+        let [_, o, c, r] =
+            self.split_percent.map(|p| u32::try_from(u64::from(count) * u64::from(p) / 100).unwrap_or(0));
+        Split::new(count - o - c - r, o, c, r)
+    }
+}
+
+// ---- the file's shape ------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    status: RawStatus,
+    #[serde(default)]
+    kaspi: RawKaspi,
+    #[serde(default)]
+    engine: RawEngine,
+    #[serde(default)]
+    split: Option<RawSplit>,
+    #[serde(default)]
+    demper: RawDemper,
+    #[serde(default)]
+    orders: RawOrders,
+    #[serde(default)]
+    catalog: RawCatalog,
+    proxy6: Option<RawProxy6>,
+    #[serde(default)]
+    proxy: Vec<toml::Spanned<RawProxy>>,
+    #[serde(default)]
+    user: Vec<toml::Spanned<RawUser>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<PathBuf>,
+    key_env: Option<String>,
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStatus {
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKaspi {
+    storefront: Option<String>,
+    cabinet: Option<String>,
+    shop_api: Option<String>,
+    city_id: Option<String>,
+    timeout: Option<Span>,
+    connect_timeout: Option<Span>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum RawPolicy {
+    Rest,
+    Window,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    policy: Option<RawPolicy>,
+    budget: Option<NonZeroU32>,
+    rest: Option<Span>,
+    window: Option<Span>,
+    penalty_rest: Option<Span>,
+    max_attempts: Option<NonZeroU32>,
+    backoff_base: Option<Span>,
+    backoff_cap: Option<Span>,
+    price_updates_per_second: Option<f64>,
+    price_update_cooldown: Option<Span>,
+    pool_min_available: Option<u32>,
+    reserve_block: Option<NonZeroU32>,
+    circuit_cooldown: Option<Span>,
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSplit {
+    demper: u32,
+    orders: u32,
+    catalog: u32,
+    #[serde(default)]
+    reserve: u32,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDemper {
+    interval: Option<Span>,
+    step: Option<f64>,
+    concurrency: Option<NonZeroU32>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOrders {
+    interval: Option<Span>,
+    lookback: Option<Span>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    interval: Option<Span>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy6 {
+    api: Option<String>,
+    key_env: Option<String>,
+    key_file: Option<PathBuf>,
+    version: Option<u8>,
+    country: Option<String>,
+    period: Option<u32>,
+    min_pool: Option<u32>,
+    check_every: Option<Span>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    url: String,
+    user: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+    egress_ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    id: u32,
+    merchant_uid: String,
+    proxies: u32,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    session_env: Option<String>,
+    session_file: Option<PathBuf>,
+    skus: PathBuf,
+    #[serde(default)]
+    excluded_merchants: Vec<String>,
+    subscribed_until_ms: Option<u64>,
+}
+
+// ---- loading ---------------------------------------------------------------------------------
+
+/// Reads and checks `path`.
+pub fn load(path: &Path) -> Result<LiveConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        place: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&text, path)
+}
+
+/// Parses config `text` read from `path` (used in messages and to resolve relative paths).
+pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
+    let at = |span: Option<std::ops::Range<usize>>, message: String| {
+        let line = span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let place = match line {
+            Some(l) => format!("{}:{l}", path.display()),
+            None => path.display().to_string(),
+        };
+        ConfigError { place, message }
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+    let whole = |message: String| at(None, message);
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+    let secret = |what: &str, env: Option<String>, file: Option<PathBuf>, span: Option<std::ops::Range<usize>>| {
+        match (env, file) {
+            (Some(var), None) => Ok(SecretSource::Env(var)),
+            (None, Some(f)) => Ok(SecretSource::File(base_dir.join(f))),
+            (Some(_), Some(_)) => {
+                Err(at(span, format!("{what}: give either `{what}_env` or `{what}_file`, not both")))
+            }
+            (None, None) => Err(at(span, format!("{what}: missing; give `{what}_env` (a variable name) or `{what}_file` (a path)"))),
+        }
+    };
+
+    let store_key = match (raw.store.key_env, raw.store.key_file) {
+        (None, None) => SecretSource::Env("ROTOR_STORE_KEY".into()),
+        (env, file) => secret("key", env, file, None).map_err(|e| whole(format!("[store] {}", e.message)))?,
+    };
+
+    let e = raw.engine;
+    let budget = e.budget.unwrap_or(RestPolicy::default().budget);
+    let policy = match e.policy.unwrap_or(RawPolicy::Rest) {
+        RawPolicy::Rest => Policy::Rest(RestPolicy {
+            budget,
+            rest: e.rest.map_or(RestPolicy::default().rest, |s| s.0),
+        }),
+        RawPolicy::Window => Policy::Window(WindowPolicy {
+            limit: budget,
+            window: e.window.map_or(WindowPolicy::default().window, |s| s.0),
+        }),
+    };
+    let defaults = EngineConfig::default();
+    let backoff = Backoff {
+        base: e.backoff_base.map_or(defaults.backoff.base, |s| s.0),
+        cap: e.backoff_cap.map_or(defaults.backoff.cap, |s| s.0),
+        max_attempts: e.max_attempts.unwrap_or(defaults.backoff.max_attempts),
+        ..defaults.backoff
+    };
+    let per_s = e.price_updates_per_second.unwrap_or(1.5);
+    let cooldown = e.price_update_cooldown.map_or(Duration::from_mins(30), |s| s.0);
+    let throttle = AccountThrottle::per_second(Endpoint::CabinetPriceUpdate, per_s, cooldown).ok_or_else(|| {
+        whole(format!("[engine] price_updates_per_second is {per_s}; valid: a number above 0 and at most 1000"))
+    })?;
+    let engine = EngineConfig {
+        policy,
+        penalty_rest: e.penalty_rest.map_or(defaults.penalty_rest, |s| s.0),
+        backoff,
+        account_throttles: vec![throttle],
+        pool_min_available: e.pool_min_available.unwrap_or(0),
+        circuit: rotor_engine::Circuit {
+            cooldown: e.circuit_cooldown.map_or(defaults.circuit.cooldown, |s| s.0),
+            ..defaults.circuit
+        },
+        seed: e.seed.unwrap_or(0),
+        ..defaults
+    };
+    engine.validate().map_err(|err| whole(format!("[engine] {err}")))?;
+
+    let split_percent = match raw.split {
+        None => [70, 25, 5, 0],
+        Some(s) => {
+            let p = [s.demper, s.orders, s.catalog, s.reserve];
+            if p.iter().sum::<u32>() != 100 {
+                return Err(whole(format!(
+                    "[split] demper + orders + catalog + reserve is {}; valid: percentages that add up to 100",
+                    p.iter().sum::<u32>()
+                )));
+            }
+            p
+        }
+    };
+
+    let k = raw.kaspi;
+    let url = |name: &str, v: Option<String>, default: &str| -> Result<String, ConfigError> {
+        let v = v.unwrap_or_else(|| default.to_owned());
+        if !(v.starts_with("http://") || v.starts_with("https://")) {
+            return Err(whole(format!("[kaspi] {name} = \"{v}\"; valid: an http:// or https:// URL")));
+        }
+        Ok(v.trim_end_matches('/').to_owned())
+    };
+    let kaspi = KaspiUrls {
+        storefront: url("storefront", k.storefront, "https://kaspi.kz")?,
+        cabinet: url("cabinet", k.cabinet, "https://mc.shop.kaspi.kz")?,
+        shop_api: url("shop_api", k.shop_api, "https://kaspi.kz/shop/api/v2")?,
+        city_id: k.city_id.unwrap_or_else(|| "750000000".into()),
+    };
+
+    let orders_lookback = raw.orders.lookback.map_or(Duration::from_mins(14 * 24 * 60), |s| s.0);
+    if orders_lookback > Duration::from_mins(14 * 24 * 60) || orders_lookback == Duration::ZERO {
+        return Err(whole(format!(
+            "[orders] lookback is {} ms; valid: above 0 and at most 14d (Kaspi refuses longer windows)",
+            orders_lookback.as_millis()
+        )));
+    }
+    let demper_step = raw.demper.step.unwrap_or(1.0);
+    if !(demper_step.is_finite() && demper_step >= 0.0) {
+        return Err(whole(format!("[demper] step is {demper_step}; valid: 0 or more tenge")));
+    }
+
+    let proxy6 = match raw.proxy6 {
+        None => None,
+        Some(p) => {
+            let version = p.version.unwrap_or(4);
+            if ![3, 4, 6].contains(&version) {
+                return Err(whole(format!("[proxy6] version is {version}; valid: 4 (IPv4), 3 (IPv4 shared), 6 (IPv6)")));
+            }
+            let key = match (p.key_env, p.key_file) {
+                (None, None) => SecretSource::Env("ROTOR_PROXY6_KEY".into()),
+                (env, file) => secret("key", env, file, None).map_err(|e| whole(format!("[proxy6] {}", e.message)))?,
+            };
+            Some(Proxy6Settings {
+                api: p.api.unwrap_or_else(|| "https://px6.link/api".into()).trim_end_matches('/').to_owned(),
+                key,
+                version,
+                country: p.country.unwrap_or_else(|| "kz".into()).to_lowercase(),
+                period_days: p.period.unwrap_or(30),
+                min_pool: p.min_pool.unwrap_or(0),
+                check_every: p.check_every.map_or(Duration::from_mins(5), |s| s.0),
+            })
+        }
+    };
+
+    let mut proxies = Vec::new();
+    for sp in raw.proxy {
+        let span = Some(sp.span());
+        let p = sp.into_inner();
+        let rest = p.url.strip_prefix("http://").ok_or_else(|| {
+            at(span.clone(), format!("[[proxy]] url = \"{}\"; valid: http://host:port", p.url))
+        })?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| {
+            at(span.clone(), format!("[[proxy]] url = \"{}\" has no port; valid: http://host:port", p.url))
+        })?;
+        let port: u16 = port.parse().map_err(|_| {
+            at(span.clone(), format!("[[proxy]] url = \"{}\": port `{port}` is not 1 to 65535", p.url))
+        })?;
+        let egress_ip = match p.egress_ip.or_else(|| host.parse().ok()) {
+            Some(ip) => ip,
+            None => return Err(at(span, format!("[[proxy]] url = \"{}\": give `egress_ip` (the address Kaspi sees); the host is a name", p.url))),
+        };
+        let password = match (&p.user, p.password_env, p.password_file) {
+            (None, None, None) => None,
+            (_, env, file) => Some(secret("password", env, file, span.clone())?),
+        };
+        proxies.push(ProxyConfig { url: p.url.clone(), host: host.to_owned(), port, user: p.user, password, egress_ip });
+    }
+
+    let mut users: Vec<UserConfig> = Vec::new();
+    for su in raw.user {
+        let span = Some(su.span());
+        let u = su.into_inner();
+        if users.iter().any(|x| x.id.0 == u.id) {
+            return Err(at(span, format!("[[user]] id = {} appears twice; valid: one entry per user", u.id)));
+        }
+        if u.proxies == 0 {
+            return Err(at(span, format!("[[user]] id = {}: proxies = 0; valid: 1 or more", u.id)));
+        }
+        users.push(UserConfig {
+            id: UserId(u.id),
+            merchant_uid: u.merchant_uid,
+            proxies: u.proxies,
+            token: secret("token", u.token_env, u.token_file, span.clone())?,
+            session: secret("session", u.session_env, u.session_file, span.clone())?,
+            skus: base_dir.join(u.skus),
+            excluded_merchants: u.excluded_merchants,
+            subscribed_until_ms: u.subscribed_until_ms,
+        });
+    }
+
+    Ok(LiveConfig {
+        store_path: base_dir.join(raw.store.path.unwrap_or_else(|| PathBuf::from("rotor-state.db"))),
+        store_key,
+        status_listen: raw.status.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9464))),
+        kaspi,
+        timeout: k.timeout.map_or(Duration::from_secs(20), |s| s.0),
+        connect_timeout: k.connect_timeout.map_or(Duration::from_secs(5), |s| s.0),
+        engine,
+        reserve_block: e.reserve_block.map_or(16, NonZeroU32::get),
+        split_percent,
+        demper_interval: raw.demper.interval.map_or(Duration::from_mins(3), |s| s.0),
+        demper_step,
+        demper_concurrency: raw.demper.concurrency.map_or(4, NonZeroU32::get),
+        orders_interval: raw.orders.interval.map_or(Duration::from_mins(10), |s| s.0),
+        orders_lookback,
+        catalog_interval: raw.catalog.interval.map(|s| s.0),
+        proxy6,
+        proxies,
+        users,
+        base_dir,
+    })
+}

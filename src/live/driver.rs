@@ -1,0 +1,404 @@
+//! The adapter between the sans-IO engine and the network: it asks the engine, sleeps until
+//! `Wait.until` (or the next completion), makes the budget charge durable, sends through the
+//! ticket's proxy client, and reports the outcome. Every engine event is written to the store,
+//! the log and the metrics here.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use rotor_engine::{
+    Completion, Decision, Endpoint, Engine, Event, FailReason, LaneKey, Module, Outcome, ProxyId, ProxyState,
+    RequestSpec, UserId,
+};
+use tokio::sync::{Notify, watch};
+
+use super::clock;
+use super::log::{self, Level};
+use super::metrics::Metrics;
+use super::store::{LeaseUsage, Store};
+use super::transport::{self, Reply};
+
+/// Why a call produced no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// Shutdown began before the request could be sent.
+    Stopped,
+    /// The engine failed it for good; the last answer, if any, is attached.
+    Failed(FailReason, Option<u16>),
+    /// The durable charge could not be written, so the request was not sent.
+    Store(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Stopped => f.write_str("stopped"),
+            CallError::Failed(r, Some(s)) => write!(f, "{r} (last HTTP {s})"),
+            CallError::Failed(r, None) => write!(f, "{r}"),
+            CallError::Store(e) => write!(f, "not sent: {e}"),
+        }
+    }
+}
+
+/// The lease bookkeeping of one proxy: what the store knows of its current lease.
+#[derive(Debug, Clone, Copy, Default)]
+struct Book {
+    lease_no: u32,
+    reserved: u32,
+    usage: LeaseUsage,
+}
+
+/// A request on the wire, kept so that a shutdown can record what never finished.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    lane: LaneKey,
+    endpoint: Endpoint,
+    proxy: ProxyId,
+    sent_ms: u64,
+}
+
+/// The shared core of a live run.
+pub struct Driver {
+    engine: Mutex<Engine>,
+    store: Mutex<Store>,
+    clients: RwLock<Vec<reqwest::Client>>,
+    books: Mutex<Vec<Book>>,
+    reserve_block: u32,
+    budget: u32,
+    /// The counters `/metrics` shows.
+    pub metrics: Metrics,
+    completions: Notify,
+    /// Wakes the provisioner when the pool runs low.
+    pub pool_low: Notify,
+    stop: watch::Receiver<bool>,
+    in_flight: Mutex<HashMap<u64, InFlight>>,
+    next_call: AtomicU64,
+    /// Held while events are processed, so that a task that has drained the queue knows every
+    /// event popped before (a lease opened by its own send, say) has been written.
+    absorbing: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Driver {
+    /// A driver over a prepared engine and store, with one client per proxy (index = id).
+    pub fn new(
+        engine: Engine,
+        store: Store,
+        clients: Vec<reqwest::Client>,
+        books: &[(u32, LeaseUsage)],
+        reserve_block: u32,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        let budget = match engine.config().policy {
+            rotor_engine::Policy::Rest(p) => p.budget.get(),
+            rotor_engine::Policy::Window(p) => p.limit.get(),
+        };
+        let books = books.iter().map(|&(lease_no, usage)| Book { lease_no, reserved: 0, usage }).collect();
+        Driver {
+            engine: Mutex::new(engine),
+            store: Mutex::new(store),
+            clients: RwLock::new(clients),
+            books: Mutex::new(books),
+            reserve_block: reserve_block.max(1),
+            budget,
+            metrics: Metrics::default(),
+            completions: Notify::new(),
+            pool_low: Notify::new(),
+            stop,
+            in_flight: Mutex::new(HashMap::new()),
+            next_call: AtomicU64::new(0),
+            absorbing: Mutex::new(()),
+        }
+    }
+
+    /// Whether shutdown has begun.
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Sleeps until `until`, or returns false at once when shutdown begins.
+    pub async fn sleep_until(&self, until: rotor_engine::Instant) -> bool {
+        let mut stop = self.stop.clone();
+        if *stop.borrow() {
+            return false;
+        }
+        tokio::select! {
+            () = clock::sleep_until(until) => true,
+            _ = stop.wait_for(|s| *s) => false,
+        }
+    }
+
+    /// Runs `f` on the engine (for status, allocation and provisioning).
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        let r = f(&mut lock(&self.engine));
+        self.absorb_events();
+        r
+    }
+
+    /// Runs `f` on the store.
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut lock(&self.store))
+    }
+
+    /// Adds a client for a proxy just added to the engine (its id must be the next index).
+    pub fn add_client(&self, id: ProxyId, client: reqwest::Client) {
+        let mut clients = self.clients.write().unwrap_or_else(PoisonError::into_inner);
+        debug_assert_eq!(clients.len(), id.0 as usize);
+        clients.push(client);
+        lock(&self.books).push(Book::default());
+    }
+
+    /// Sends one request of `spec`'s lane through whichever proxy the engine picks, retrying
+    /// as the engine says. `build` makes the request on the chosen proxy's client.
+    pub async fn call(
+        &self,
+        spec: RequestSpec,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Reply, CallError> {
+        let mut spec = spec;
+        let mut last_status = None;
+        loop {
+            if self.stopping() {
+                return Err(CallError::Stopped);
+            }
+            let notified = self.completions.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = clock::now();
+            let (decision, lease_requests) = {
+                let mut engine = lock(&self.engine);
+                let d = engine.acquire(&spec, now);
+                let n = match &d {
+                    Decision::Send(t) => engine.proxy(t.proxy()).map_or(0, |p| p.lease_requests),
+                    _ => 0,
+                };
+                (d, n)
+            };
+            self.absorb_events();
+            match decision {
+                Decision::Send(ticket) => {
+                    let proxy = ticket.proxy();
+                    if let Err(e) = self.charge(proxy, lease_requests) {
+                        // Not sent: hand the ticket back as a failure of ours, so nothing leaks.
+                        let now = clock::now();
+                        lock(&self.engine).complete(ticket, Outcome::ServerError { status: 599 }, now);
+                        self.absorb_events();
+                        self.completions.notify_waiters();
+                        return Err(CallError::Store(e));
+                    }
+                    let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+                    lock(&self.in_flight).insert(
+                        call_id,
+                        InFlight { lane: ticket.lane(), endpoint: ticket.endpoint(), proxy, sent_ms: now.as_millis() },
+                    );
+                    let client = self.clients.read().unwrap_or_else(PoisonError::into_inner)[proxy.0 as usize].clone();
+                    let result = transport::exchange(build(&client)).await;
+                    lock(&self.in_flight).remove(&call_id);
+                    let outcome = transport::classify(&result);
+                    self.metrics.request(spec.module, outcome.kind());
+                    {
+                        let mut books = lock(&self.books);
+                        let u = &mut books[proxy.0 as usize].usage;
+                        u.requests += 1;
+                        if outcome == Outcome::Ok {
+                            u.successes += 1;
+                        } else {
+                            u.failures += 1;
+                        }
+                    }
+                    let now = clock::now();
+                    let completion = lock(&self.engine).complete(ticket, outcome, now);
+                    self.absorb_events();
+                    self.completions.notify_waiters();
+                    last_status = result.as_ref().ok().map(|r| r.status);
+                    match completion {
+                        Completion::Done => {
+                            return result.map_err(|_| CallError::Failed(FailReason::NoLiveProxies, None));
+                        }
+                        Completion::Retry { not_before, attempt } => {
+                            spec.attempt = attempt;
+                            if !self.sleep_until(not_before).await {
+                                return Err(CallError::Stopped);
+                            }
+                        }
+                        Completion::Failed(reason) => {
+                            self.metrics.failed(spec.module);
+                            return Err(CallError::Failed(reason, last_status));
+                        }
+                    }
+                }
+                Decision::Wait { until, reason } => {
+                    self.metrics.wait(reason);
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        () = clock::sleep_until(until) => {}
+                        () = &mut notified => {}
+                        _ = stop.wait_for(|s| *s) => return Err(CallError::Stopped),
+                    }
+                }
+                Decision::Park { reason, .. } => {
+                    self.metrics.wait(reason);
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        () = &mut notified => {}
+                        // A completion always notifies; the timer only guards against surprises.
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = stop.wait_for(|s| *s) => return Err(CallError::Stopped),
+                    }
+                }
+                Decision::Fail(reason) => {
+                    self.metrics.failed(spec.module);
+                    return Err(CallError::Failed(reason, last_status));
+                }
+            }
+        }
+    }
+
+    /// Makes the send that made the proxy's lease `lease_requests` long durable before it goes
+    /// out: within the reserved block nothing is written; past it, the next block is reserved.
+    fn charge(&self, proxy: ProxyId, lease_requests: u32) -> Result<(), String> {
+        let mut books = lock(&self.books);
+        let book = &mut books[proxy.0 as usize];
+        if lease_requests <= book.reserved {
+            return Ok(());
+        }
+        let reserved = (lease_requests - 1 + self.reserve_block).min(self.budget.max(lease_requests));
+        lock(&self.store).reserve(proxy, book.lease_no, reserved, book.usage).map_err(|e| e.to_string())?;
+        book.reserved = reserved;
+        Ok(())
+    }
+
+    /// Writes every pending engine event to the store, the log and the metrics.
+    fn absorb_events(&self) {
+        let _serial = lock(&self.absorbing);
+        loop {
+            let Some(event) = lock(&self.engine).poll_event() else { break };
+            let now = clock::now().as_millis();
+            match event {
+                Event::Rotated { lane, from, to, .. } => {
+                    self.metrics.rotation();
+                    let mut books = lock(&self.books);
+                    let book = &mut books[to.0 as usize];
+                    book.lease_no += 1;
+                    book.usage = LeaseUsage::default();
+                    book.reserved = self.reserve_block.min(self.budget);
+                    let r = lock(&self.store).open_lease(to, book.lease_no, lane.user, lane.module, book.reserved, now);
+                    if let Err(e) = r {
+                        // The charge check in `charge` will retry the write before any send.
+                        book.reserved = 0;
+                        log::line(Level::Error, &format!("cannot record lease {} of {to}: {e}", book.lease_no));
+                    }
+                    let from = from.map_or_else(|| "none".to_owned(), |p| p.to_string());
+                    log::line(Level::Info, &format!("lane {lane}: rotated from {from} to {to}"));
+                }
+                Event::Rested { proxy, until, lane } => {
+                    let book = lock(&self.books)[proxy.0 as usize];
+                    if let Err(e) = lock(&self.store).start_rest(proxy, book.lease_no, until.as_millis(), book.usage, now) {
+                        log::line(Level::Error, &format!("cannot record the rest of {proxy}: {e}"));
+                    }
+                    let lane = lane.map_or_else(|| "pool".to_owned(), |l| l.to_string());
+                    log::line(
+                        Level::Info,
+                        &format!(
+                            "{proxy} ({lane}) rests until {} after {} requests",
+                            log::utc(until.as_millis()),
+                            book.usage.requests
+                        ),
+                    );
+                }
+                Event::ProxyDead { proxy, lane, failures, considered, .. } => {
+                    self.metrics.dead();
+                    let reason = format!("{failures} failures in its last {considered} requests");
+                    if let Err(e) = lock(&self.store).mark_dead(proxy, &reason) {
+                        log::line(Level::Error, &format!("cannot record {proxy} as dead: {e}"));
+                    }
+                    log::line(Level::Warn, &format!("lane {lane}: {proxy} is dead ({reason})"));
+                }
+                Event::LaneNeedsReplacements { lane, dead, total } => {
+                    log::line(Level::Warn, &format!("lane {lane}: {dead} of {total} proxies dead; replacing them"));
+                    let replaced = lock(&self.engine).replace_dead(lane.user, lane.module);
+                    match replaced {
+                        Ok(fresh) => {
+                            self.persist_allocation(lane.user);
+                            log::line(Level::Info, &format!("lane {lane}: {} replacements", fresh.len()));
+                        }
+                        Err(e) => self.alert(&format!("lane {lane} needs replacements: {e}")),
+                    }
+                }
+                Event::CircuitOpened { lane, until } => {
+                    log::line(Level::Warn, &format!("lane {lane}: circuit open until {}", log::utc(until.as_millis())));
+                }
+                Event::CircuitClosed { lane, .. } => log::line(Level::Info, &format!("lane {lane}: circuit closed")),
+                Event::LaneSlowed { lane, min_interval, until } => log::line(
+                    Level::Warn,
+                    &format!("lane {lane}: slowed to one send per {} ms until {}", min_interval.as_millis(), log::utc(until.as_millis())),
+                ),
+                Event::AccountCooldown { user, endpoint, until } => log::line(
+                    Level::Warn,
+                    &format!("user {user}: {endpoint} cooling down until {}", log::utc(until.as_millis())),
+                ),
+                Event::PoolLow { available, minimum, shortfall } => {
+                    log::line(Level::Warn, &format!("pool low: {available} available, minimum {minimum}, short by {shortfall}"));
+                    self.pool_low.notify_one();
+                }
+                Event::AllocationFailed { user, error } => self.alert(&format!("allocation for user {user} failed: {error}")),
+                Event::RequestFailed { lane, endpoint, reason, .. } => {
+                    if !matches!(reason, FailReason::NotAllocated | FailReason::Deallocated) {
+                        log::line(Level::Warn, &format!("lane {lane}: a {endpoint} request failed: {reason}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes `user`'s allocation as the engine holds it now.
+    pub fn persist_allocation(&self, user: UserId) {
+        let by_module: Vec<(Module, Vec<ProxyId>)> = {
+            let engine = lock(&self.engine);
+            Module::ALL
+                .iter()
+                .map(|&m| (m, engine.lane(LaneKey::new(user, m)).map(|l| l.proxies.to_vec()).unwrap_or_default()))
+                .collect()
+        };
+        if let Err(e) = lock(&self.store).set_allocation(user, &by_module, clock::now().as_millis()) {
+            log::line(Level::Error, &format!("cannot record the allocation of user {user}: {e}"));
+        }
+    }
+
+    /// Logs and journals an operator alert.
+    pub fn alert(&self, message: &str) {
+        log::line(Level::Warn, &format!("ALERT {message}"));
+        let _ = lock(&self.store).journal("alert", message, clock::now().as_millis());
+    }
+
+    /// At shutdown: records the usage of open leases and every request still in flight.
+    pub fn flush(&self) -> u32 {
+        let now = clock::now().as_millis();
+        let unfinished: Vec<InFlight> = lock(&self.in_flight).drain().map(|(_, v)| v).collect();
+        let mut store = lock(&self.store);
+        for f in &unfinished {
+            let detail = format!(
+                "lane {} {} via {} sent at {}; its lease stays open, so a restart rests the proxy",
+                f.lane,
+                f.endpoint,
+                f.proxy,
+                log::utc(f.sent_ms)
+            );
+            let _ = store.journal("unfinished", &detail, now);
+        }
+        let engine = lock(&self.engine);
+        let books = lock(&self.books);
+        for (i, book) in books.iter().enumerate() {
+            let id = ProxyId(i as u32);
+            let open = engine.proxy(id).is_some_and(|p| matches!(p.state, ProxyState::Active | ProxyState::Draining));
+            if open && book.reserved > 0 {
+                let _ = store.reserve(id, book.lease_no, book.reserved, book.usage);
+            }
+        }
+        unfinished.len() as u32
+    }
+}

@@ -1,0 +1,283 @@
+//! Kaspi's four APIs as live mode calls them (shapes from `shared/kaspi-api.md`): the request
+//! each endpoint wants, and the parsing of its answer. Every call goes through the driver, on the
+//! lane of the module that makes it.
+
+use rotor_engine::{Endpoint, Module, RequestSpec, Secret, UserId};
+use serde_json::{Value, json};
+
+use super::config::KaspiUrls;
+use super::driver::{CallError, Driver};
+use super::store::NewOrder;
+use super::transport::Reply;
+
+/// Offers per storefront page (100 is refused).
+pub const OFFERS_PAGE: u64 = 64;
+/// Orders per Shop API page (the maximum).
+pub const ORDERS_PAGE: u64 = 100;
+/// Rows per cabinet offer-list page.
+pub const CATALOG_PAGE: u64 = 100;
+
+/// A failed API call, as workers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// The driver gave up (or shutdown began).
+    Call(CallError),
+    /// Kaspi answered, but not with what was asked for.
+    Answer(String),
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Call(e) => write!(f, "{e}"),
+            ApiError::Answer(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        ApiError::Call(e)
+    }
+}
+
+/// One seller's credentials and identity, as the API calls need them.
+#[derive(Clone)]
+pub struct Account {
+    /// The engine's user.
+    pub user: UserId,
+    /// The merchant uid.
+    pub merchant_uid: String,
+    /// Shop API token.
+    pub token: Secret,
+    /// Cabinet `mc-session` cookie value.
+    pub session: Secret,
+}
+
+fn ok_json(reply: &Reply, what: &str) -> Result<Value, ApiError> {
+    if !(200..300).contains(&reply.status) {
+        return Err(ApiError::Answer(format!("{what}: HTTP {}", reply.status)));
+    }
+    reply.json().map_err(|e| ApiError::Answer(format!("{what}: {e}")))
+}
+
+/// A competitor offer: (merchant id, price).
+pub type OfferRow = (String, f64);
+
+/// One storefront page of offers for `product`; returns the rows and the total.
+pub async fn offers_page(
+    driver: &Driver,
+    urls: &KaspiUrls,
+    user: UserId,
+    product: &str,
+    page: u64,
+) -> Result<(Vec<OfferRow>, u64), ApiError> {
+    let url = format!("{}/yml/offer-view/offers/{product}", urls.storefront);
+    let body = json!({
+        "cityId": urls.city_id, "id": product, "merchantUID": [], "limit": OFFERS_PAGE, "page": page,
+        "sortOption": "PRICE", "highRating": null, "searchText": null, "isExcellentMerchant": false,
+        "installationId": "-1"
+    });
+    let referer = format!("https://kaspi.kz/shop/p/-{product}/?c={}", urls.city_id);
+    let spec = RequestSpec::new(user, Module::Demper, Endpoint::StorefrontOffers);
+    let reply = driver
+        .call(spec, |c| {
+            c.post(&url)
+                .header("Accept", "application/json, text/*")
+                .header("Content-Type", "application/json; charset=UTF-8")
+                .header("Origin", "https://kaspi.kz")
+                .header("Referer", &referer)
+                .header("X-KS-City", &urls.city_id)
+                .header("Cookie", format!("kaspi.city={}", urls.city_id))
+                .json(&body)
+        })
+        .await?;
+    let v = ok_json(&reply, "offers")?;
+    let rows = v["offers"]
+        .as_array()
+        .ok_or_else(|| ApiError::Answer("offers: no `offers` array".into()))?
+        .iter()
+        .filter_map(|o| {
+            let merchant = o["merchantId"].as_str().map(str::to_owned).or_else(|| o["merchantId"].as_u64().map(|n| n.to_string()))?;
+            Some((merchant, o["price"].as_f64()?))
+        })
+        .collect();
+    Ok((rows, v["total"].as_u64().unwrap_or(0)))
+}
+
+/// Every offer of `product`, page by page.
+pub async fn all_offers(driver: &Driver, urls: &KaspiUrls, user: UserId, product: &str) -> Result<Vec<OfferRow>, ApiError> {
+    let mut all = Vec::new();
+    for page in 0.. {
+        let (rows, total) = offers_page(driver, urls, user, product, page).await?;
+        let n = rows.len() as u64;
+        all.extend(rows);
+        if n < OFFERS_PAGE || all.len() as u64 >= total {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// Pushes a new price for `sku` through the cabinet.
+pub async fn push_price(
+    driver: &Driver,
+    urls: &KaspiUrls,
+    account: &Account,
+    sku: &str,
+    model: &str,
+    price: f64,
+) -> Result<(), ApiError> {
+    let url = format!("{}/pricefeed/upload/merchant/process", urls.cabinet);
+    let body = json!({
+        "merchantUid": account.merchant_uid, "sku": sku, "model": model, "price": price,
+        "cityPrices": [{ "cityId": urls.city_id, "value": price }],
+        "availabilities": [{ "available": "yes", "storeId": format!("{}_PP1", account.merchant_uid) }]
+    });
+    let spec = RequestSpec::new(account.user, Module::Demper, Endpoint::CabinetPriceUpdate);
+    let reply = driver.call(spec, |c| cabinet(c.post(&url), account).json(&body)).await?;
+    ok_json(&reply, "price update").map(|_| ())
+}
+
+fn cabinet(r: reqwest::RequestBuilder, account: &Account) -> reqwest::RequestBuilder {
+    r.header("x-auth-version", "3")
+        .header("Origin", "https://kaspi.kz")
+        .header("Referer", "https://kaspi.kz/")
+        .header("Accept", "application/json, text/plain, */*")
+        .header("Cookie", format!("mc-session={}", account.session.expose()))
+}
+
+fn shop(r: reqwest::RequestBuilder, account: &Account) -> reqwest::RequestBuilder {
+    r.header("X-Auth-Token", account.token.expose())
+        .header("Accept", "application/vnd.api+json")
+        .header("Content-Type", "application/vnd.api+json")
+}
+
+/// A catalogue row: (sku, model, price, available).
+pub type CatalogRow = (String, Option<String>, Option<f64>, bool);
+
+/// The merchant's whole offer list from the cabinet.
+pub async fn catalog(driver: &Driver, urls: &KaspiUrls, account: &Account) -> Result<Vec<CatalogRow>, ApiError> {
+    let mut rows = Vec::new();
+    for page in 0.. {
+        let url = format!("{}/bff/offer-view/list", urls.cabinet);
+        let query = [
+            ("m", account.merchant_uid.clone()),
+            ("p", page.to_string()),
+            ("l", CATALOG_PAGE.to_string()),
+            ("a", "true".to_owned()),
+        ];
+        let spec = RequestSpec::new(account.user, Module::Catalog, Endpoint::CabinetOfferList);
+        let reply = driver.call(spec, |c| cabinet(c.get(&url).query(&query), account)).await?;
+        let v = ok_json(&reply, "offer list")?;
+        let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("offer list: no `data` array".into()))?;
+        for o in data {
+            let Some(sku) = o["sku"].as_str() else { continue };
+            rows.push((
+                sku.to_owned(),
+                o["model"].as_str().map(str::to_owned),
+                o["price"].as_f64(),
+                o["available"].as_bool().unwrap_or(true),
+            ));
+        }
+        let total = v["total"].as_u64().unwrap_or(0);
+        if data.is_empty() || rows.len() as u64 >= total {
+            break;
+        }
+    }
+    Ok(rows)
+}
+
+/// An order as listed: its JSON:API id, attributes, and where its entries are.
+#[derive(Debug, Clone)]
+pub struct ListedOrder {
+    /// The order, without entries yet.
+    pub order: NewOrder,
+    /// `relationships.entries.links.related`.
+    pub entries_url: String,
+}
+
+/// One page of orders created in `[ge_ms, le_ms]`; returns the orders and the page count.
+pub async fn orders_page(
+    driver: &Driver,
+    urls: &KaspiUrls,
+    account: &Account,
+    ge_ms: u64,
+    le_ms: u64,
+    page: u64,
+) -> Result<(Vec<ListedOrder>, u64), ApiError> {
+    let url = format!("{}/orders", urls.shop_api);
+    let query = [
+        ("page[number]", page.to_string()),
+        ("page[size]", ORDERS_PAGE.to_string()),
+        ("filter[orders][creationDate][$ge]", ge_ms.to_string()),
+        ("filter[orders][creationDate][$le]", le_ms.to_string()),
+    ];
+    let spec = RequestSpec::new(account.user, Module::Orders, Endpoint::ShopOrders);
+    let reply = driver.call(spec, |c| shop(c.get(&url).query(&query), account)).await?;
+    let v = ok_json(&reply, "orders")?;
+    let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("orders: no `data` array".into()))?;
+    let mut out = Vec::new();
+    for o in data {
+        let (Some(id), Some(a)) = (o["id"].as_str(), o.get("attributes")) else {
+            return Err(ApiError::Answer("orders: an order without `id` or `attributes`".into()));
+        };
+        let related = o["relationships"]["entries"]["links"]["related"].as_str();
+        let entries_url = match related {
+            Some(u) if u.starts_with("http") => u.to_owned(),
+            Some(u) => format!("{}{}", origin(&urls.shop_api), u),
+            None => format!("{}/orders/{id}/entries", urls.shop_api),
+        };
+        out.push(ListedOrder {
+            order: NewOrder {
+                id: id.to_owned(),
+                code: a["code"].as_str().map(str::to_owned).unwrap_or_else(|| a["code"].to_string()),
+                state: a["state"].as_str().map(str::to_owned),
+                status: a["status"].as_str().map(str::to_owned),
+                total_price: a["totalPrice"].as_f64(),
+                creation_ms: a["creationDate"].as_u64().unwrap_or(0),
+                entries: Vec::new(),
+            },
+            entries_url,
+        });
+    }
+    Ok((out, v["meta"]["pageCount"].as_u64().unwrap_or(1)))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    url[after..].find('/').map_or(url, |i| &url[..after + i])
+}
+
+/// The entries of one order.
+pub async fn order_entries(driver: &Driver, account: &Account, listed: &ListedOrder) -> Result<NewOrder, ApiError> {
+    let spec = RequestSpec::new(account.user, Module::Orders, Endpoint::ShopOrderEntries);
+    let reply = driver.call(spec, |c| shop(c.get(&listed.entries_url), account)).await?;
+    let v = ok_json(&reply, "order entries")?;
+    let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("order entries: no `data` array".into()))?;
+    let mut order = listed.order.clone();
+    order.entries = data
+        .iter()
+        .map(|e| {
+            let a = &e["attributes"];
+            (
+                a["offer"]["code"].as_str().map(str::to_owned),
+                a["offer"]["name"].as_str().map(str::to_owned),
+                a["quantity"].as_i64(),
+                a["basePrice"].as_f64(),
+            )
+        })
+        .collect();
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn origin_keeps_scheme_host_and_port() {
+        assert_eq!(super::origin("https://kaspi.kz/shop/api/v2"), "https://kaspi.kz");
+        assert_eq!(super::origin("http://127.0.0.1:4000/shop/api/v2"), "http://127.0.0.1:4000");
+        assert_eq!(super::origin("http://h"), "http://h");
+    }
+}

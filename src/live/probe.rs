@@ -1,0 +1,137 @@
+//! `rotor probe`: the seed's Phase 0. Each configured proxy is tried once against each of the
+//! four Kaspi endpoints, directly (not through the engine: no lease is charged), and the table
+//! of successes is printed, with a warning when fewer than 80% succeed.
+
+use std::fmt::Write as _;
+
+use rotor_engine::{Outcome, UserId};
+use serde_json::json;
+
+use super::config::LiveConfig;
+use super::kaspi::Account;
+use super::transport::{self, ProxyEndpoint, Reply, Timeouts};
+use super::workers::demper::load_skus;
+
+/// The four checks, in table order.
+pub const CHECKS: [&str; 4] = ["offers", "cabinet", "orders", "pricefeed"];
+
+/// One proxy's results.
+#[derive(Debug, Clone)]
+pub struct ProbeRow {
+    /// `user@host:port`.
+    pub proxy: String,
+    /// The egress address.
+    pub egress: String,
+    /// Per check: `ok`, or what went wrong.
+    pub results: [String; 4],
+}
+
+impl ProbeRow {
+    /// Checks that passed.
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| *r == "ok").count()
+    }
+}
+
+fn verdict(result: &Result<Reply, rotor_engine::ProxyFailure>, reachability_only: bool) -> String {
+    let outcome = transport::classify(result);
+    match (result, outcome) {
+        (Ok(r), Outcome::Ok) if reachability_only || (200..300).contains(&r.status) => "ok".into(),
+        (Ok(r), Outcome::Ok) => format!("http {}", r.status),
+        (_, o) => o.kind().name().to_owned(),
+    }
+}
+
+/// Probes every configured proxy; the first seller's credentials and first SKU are used.
+pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, String> {
+    let user = config.users.first().ok_or("probe needs at least one [[user]] (its token, session and a SKU)")?;
+    let account = Account {
+        user: UserId(user.id.0),
+        merchant_uid: user.merchant_uid.clone(),
+        token: user.token.resolve().map_err(|e| format!("user {}: token: {e}", user.id))?,
+        session: user.session.resolve().map_err(|e| format!("user {}: session: {e}", user.id))?,
+    };
+    let product = load_skus(&user.skus)?.first().map(|s| s.product_id.clone()).ok_or("the first user's SKU file is empty")?;
+    let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
+    let urls = &config.kaspi;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, p) in config.proxies.iter().enumerate() {
+        let password = match &p.password {
+            Some(s) => Some(s.resolve().map_err(|e| format!("[[proxy]] #{} ({}): password: {e}", i + 1, p.url))?),
+            None => None,
+        };
+        let client = transport::client(
+            &ProxyEndpoint { url: &p.url, username: p.user.as_deref(), password: password.as_ref() },
+            timeouts,
+        )?;
+        let name = match &p.user {
+            Some(u) => format!("{u}@{}:{}", p.host, p.port),
+            None => format!("{}:{}", p.host, p.port),
+        };
+        let egress = p.egress_ip.to_string();
+        let (urls, account, product) = (urls.clone(), account.clone(), product.clone());
+        tasks.spawn(async move {
+            let now = super::clock::now().as_millis();
+            let offers = client
+                .post(format!("{}/yml/offer-view/offers/{product}", urls.storefront))
+                .header("Origin", "https://kaspi.kz")
+                .header("X-KS-City", &urls.city_id)
+                .json(&json!({ "cityId": urls.city_id, "id": product, "limit": 64, "page": 0 }));
+            let cabinet = client
+                .get(format!("{}/bff/offer-view/list", urls.cabinet))
+                .query(&[("m", account.merchant_uid.as_str()), ("p", "0"), ("l", "1"), ("a", "true")])
+                .header("x-auth-version", "3")
+                .header("Cookie", format!("mc-session={}", account.session.expose()));
+            let orders = client
+                .get(format!("{}/orders", urls.shop_api))
+                .query(&[
+                    ("page[number]", "0".to_owned()),
+                    ("page[size]", "1".to_owned()),
+                    ("filter[orders][creationDate][$ge]", now.saturating_sub(86_400_000).to_string()),
+                    ("filter[orders][creationDate][$le]", now.to_string()),
+                ])
+                .header("X-Auth-Token", account.token.expose())
+                .header("Accept", "application/vnd.api+json");
+            // Reachability only: a GET changes no price; any answer that is not a block counts.
+            let pricefeed = client
+                .get(format!("{}/pricefeed/upload/merchant/process", urls.cabinet))
+                .header("x-auth-version", "3")
+                .header("Cookie", format!("mc-session={}", account.session.expose()));
+            let mut results: [String; 4] = Default::default();
+            for (k, request) in [offers, cabinet, orders, pricefeed].into_iter().enumerate() {
+                results[k] = verdict(&transport::exchange(request).await, k == 3);
+            }
+            (i, ProbeRow { proxy: name, egress, results })
+        });
+    }
+    let mut rows: Vec<(usize, ProbeRow)> = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        rows.push(r.map_err(|e| format!("a probe task failed: {e}"))?);
+    }
+    rows.sort_by_key(|(i, _)| *i);
+    Ok(rows.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The table, the total, and the warning below 80%.
+pub fn render(rows: &[ProbeRow]) -> (String, f64) {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<32} {:<16} {:<14} {:<14} {:<14} {:<14} ok", "proxy", "egress", CHECKS[0], CHECKS[1], CHECKS[2], CHECKS[3]);
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<32} {:<16} {:<14} {:<14} {:<14} {:<14} {}/4",
+            r.proxy, r.egress, r.results[0], r.results[1], r.results[2], r.results[3], r.passed()
+        );
+    }
+    let total = rows.len() * 4;
+    let passed: usize = rows.iter().map(ProbeRow::passed).sum();
+    let share = if total == 0 { 0.0 } else { passed as f64 * 100.0 / total as f64 };
+    let _ = writeln!(out, "\nsuccess: {passed}/{total} checks ({share:.1}%)");
+    if share < 80.0 {
+        let _ = writeln!(
+            out,
+            "WARNING: below 80%: these proxies are not fit for Kaspi; check the failures above before going live"
+        );
+    }
+    (out, share)
+}

@@ -1,0 +1,329 @@
+//! A live run from start to shutdown: open the store and recover from the last run, rebuild the
+//! engine from persisted state, allocate sellers, start the workers, the status endpoint and the
+//! provisioner, and stop cleanly on SIGINT or SIGTERM.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rotor_engine::{Credentials, Duration, Engine, Module, Policy, ProxyId, ProxySpec, Restored, UserId};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::clock;
+use super::config::{LiveConfig, UserConfig};
+use super::driver::Driver;
+use super::kaspi::Account;
+use super::log::{self, Level};
+use super::provision::{self, Proxy6Client};
+use super::secrets::Cipher;
+use super::status;
+use super::store::{LeaseUsage, Store};
+use super::transport::{self, ProxyEndpoint, Timeouts};
+use super::workers::catalog::Catalog;
+use super::workers::demper::{Demper, Sku, load_skus};
+use super::workers::orders::Orders;
+
+/// How a run was asked to behave.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Decide and store prices, push nothing.
+    pub dry_run: bool,
+    /// Sync each seller's catalogue at start (besides any schedule).
+    pub sync_catalog: bool,
+    /// One demper pass, one orders poll (and the catalogue sync if asked) per seller, then stop.
+    pub once: bool,
+    /// Stop after this long.
+    pub run_for: Option<Duration>,
+}
+
+/// Why a run could not start or went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The configuration, a secret, or a SKU file is wrong (exit 2).
+    #[error("{0}")]
+    Input(String),
+    /// The store, the network or the runtime failed (exit 1).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Leases found open at start (the last run crashed or was cut short) and treated as spent.
+    pub recovered_leases: u32,
+    /// Requests still in flight when shutdown's grace ran out.
+    pub unfinished: u32,
+    /// Rotations during the run.
+    pub rotations: u64,
+}
+
+/// The length of a rest after a lease the restart could not see end.
+fn full_rest(policy: Policy) -> Duration {
+    match policy {
+        Policy::Rest(p) => p.rest,
+        Policy::Window(p) => p.window,
+    }
+}
+
+struct Seller {
+    config: UserConfig,
+    account: Account,
+    skus: Vec<Sku>,
+    started: bool,
+    freed: bool,
+}
+
+/// Runs live mode until shutdown.
+pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, LiveError> {
+    let input = LiveError::Input;
+    let internal = |e: String| LiveError::Internal(e);
+    let key = config.store_key.resolve().map_err(|e| input(format!("store key: {e}")))?;
+    let cipher = Cipher::from_key_text(&key).map_err(|e| input(format!("store key ({}): {e}", config.store_key)))?;
+    let mut store = Store::open(&config.store_path, cipher)
+        .map_err(|e| internal(format!("{}: {e}", config.store_path.display())))?;
+    let now = clock::now();
+    let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
+
+    for (i, p) in config.proxies.iter().enumerate() {
+        let password = match &p.password {
+            Some(src) => Some(src.resolve().map_err(|e| input(format!("[[proxy]] #{} ({}): password: {e}", i + 1, p.url)))?),
+            None => None,
+        };
+        store
+            .upsert_proxy(&p.url, p.user.as_deref(), password.as_ref(), p.egress_ip, "config", None, now.as_millis())
+            .map_err(|e| internal(e.to_string()))?;
+    }
+    let rest_until = now + full_rest(config.engine.policy);
+    let recovered = store.spend_open_leases(rest_until.as_millis(), now.as_millis()).map_err(|e| internal(e.to_string()))?;
+    if recovered > 0 {
+        log::line(
+            Level::Warn,
+            &format!(
+                "recovery: {recovered} leases were open when the last run ended; their proxies rest until {}",
+                log::utc(rest_until.as_millis())
+            ),
+        );
+    }
+
+    // The engine, rebuilt in store id order so that ids agree.
+    let mut engine = Engine::new(config.engine.clone()).map_err(|e| input(format!("[engine] {e}")))?;
+    let stored = store.proxies().map_err(|e| internal(e.to_string()))?;
+    let mut clients = Vec::with_capacity(stored.len());
+    let mut books = Vec::with_capacity(stored.len());
+    for p in &stored {
+        let (host, port) = p.url.trim_start_matches("http://").rsplit_once(':').unwrap_or((&p.url, "0"));
+        let spec = ProxySpec {
+            host: host.to_owned(),
+            port: port.parse().unwrap_or(0),
+            credentials: p.username.as_ref().map(|u| Credentials {
+                username: u.clone(),
+                password: p.password.clone().unwrap_or_else(|| rotor_engine::Secret::new("")),
+            }),
+            egress_ip: p.egress_ip,
+            subnet: super::subnet_of(p.egress_ip),
+        };
+        let expired = p.expires_ms.is_some_and(|e| e > 0 && e <= now.as_millis());
+        let id = if p.dead || expired {
+            engine.add_restored_proxy(spec, Restored::Dead)
+        } else if p.rest_until_ms > now.as_millis() {
+            engine.add_restored_proxy(spec, Restored::Resting { ready_at: rotor_engine::Instant::from_millis(p.rest_until_ms) })
+        } else {
+            engine.add_proxy(spec)
+        };
+        if id != p.id {
+            return Err(internal(format!("store proxy {} came back as engine proxy {id}; the store is inconsistent", p.id)));
+        }
+        let endpoint = ProxyEndpoint { url: &p.url, username: p.username.as_deref(), password: p.password.as_ref() };
+        clients.push(transport::client(&endpoint, timeouts).map_err(internal)?);
+        books.push((p.lease_no, LeaseUsage::default()));
+    }
+    let allocations = store.allocations().map_err(|e| internal(e.to_string()))?;
+
+    // Sellers: secrets and SKU files are checked before anything starts.
+    let mut sellers = Vec::new();
+    for u in &config.users {
+        let token = u.token.resolve().map_err(|e| input(format!("user {}: token: {e}", u.id)))?;
+        let session = u.session.resolve().map_err(|e| input(format!("user {}: session: {e}", u.id)))?;
+        let skus = load_skus(&u.skus).map_err(|e| input(format!("user {}: {e}", u.id)))?;
+        let freed = store.user_freed(u.id).map_err(|e| internal(e.to_string()))?;
+        sellers.push(Seller {
+            config: u.clone(),
+            account: Account { user: u.id, merchant_uid: u.merchant_uid.clone(), token, session },
+            skus,
+            started: false,
+            freed,
+        });
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.status_listen)
+        .await
+        .map_err(|e| internal(format!("status endpoint {}: cannot listen: {e}", config.status_listen)))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let driver = Arc::new(Driver::new(engine, store, clients, &books, config.reserve_block, stop_rx.clone()));
+    log::line(
+        Level::Info,
+        &format!(
+            "live: {} proxies, {} sellers, status on http://{}{}",
+            stored.len(),
+            sellers.len(),
+            listener.local_addr().map_or(config.status_listen, |a| a),
+            if options.dry_run { ", DRY RUN: no price is pushed" } else { "" }
+        ),
+    );
+    let mut services = JoinSet::new();
+    services.spawn(status::serve(listener, Arc::clone(&driver), stop_rx.clone()));
+    if let Some(p6) = config.proxy6.clone().filter(|p| p.min_pool > 0) {
+        let key = p6.key.resolve().map_err(|e| input(format!("[proxy6] key: {e}")))?;
+        let client = Proxy6Client::new(p6, key).map_err(internal)?;
+        services.spawn(provision::run(Arc::clone(&driver), client, timeouts, stop_rx.clone()));
+    }
+
+    // Restore persisted allocations; sellers without one are allocated in the loop below.
+    let mut by_user: BTreeMap<UserId, [Vec<ProxyId>; 4]> = BTreeMap::new();
+    for (p, u, m) in allocations {
+        by_user.entry(u).or_default()[m.index()].push(p);
+    }
+    let dead: BTreeSet<ProxyId> = stored.iter().filter(|p| p.dead).map(|p| p.id).collect();
+    for (user, mut modules) in by_user {
+        for ids in &mut modules {
+            ids.retain(|id| !dead.contains(id));
+        }
+        let restored = driver.with_engine(|e| e.allocate_exact(user, modules));
+        match restored {
+            Ok(_) => driver.persist_allocation(user),
+            Err(e) => {
+                log::line(Level::Warn, &format!("user {user}: the stored allocation cannot be restored ({e}); allocating anew"));
+                let _ = driver.with_store(|s| s.set_allocation(user, &[], now.as_millis()));
+            }
+        }
+    }
+
+    let mut workers = JoinSet::new();
+    let deadline = options.run_for.map(|d| tokio::time::Instant::now() + std::time::Duration::from_millis(d.as_millis()));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| internal(format!("cannot watch SIGTERM: {e}")))?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut any_started = false;
+    loop {
+        subscriptions(&driver, &config, &options, &mut sellers, &mut workers);
+        any_started |= sellers.iter().any(|s| s.started);
+        if options.once && any_started && workers.is_empty() {
+            break;
+        }
+        let sleep_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => { log::line(Level::Info, "SIGINT: shutting down"); break; }
+            _ = sigterm.recv() => { log::line(Level::Info, "SIGTERM: shutting down"); break; }
+            () = sleep_deadline => { log::line(Level::Info, "run time over: shutting down"); break; }
+            Some(_) = workers.join_next(), if !workers.is_empty() => {}
+            _ = tick.tick() => {}
+        }
+    }
+
+    // Shutdown: no new sends; in-flight requests get the request timeout to finish.
+    let _ = stop_tx.send(true);
+    let grace = std::time::Duration::from_millis(config.timeout.as_millis() + 2_000);
+    let drained = tokio::time::timeout(grace, async { while workers.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+    }
+    services.abort_all();
+    while services.join_next().await.is_some() {}
+    let unfinished = driver.flush();
+    let rotations = driver.metrics.rotations();
+    log::line(
+        Level::Info,
+        &format!("stopped: {rotations} rotations; {unfinished} requests unfinished (recorded); state flushed"),
+    );
+    Ok(RunSummary { recovered_leases: recovered, unfinished, rotations })
+}
+
+/// Ends expired subscriptions, allocates sellers that have none, and starts the workers of
+/// sellers just allocated.
+fn subscriptions(
+    driver: &Arc<Driver>,
+    config: &LiveConfig,
+    options: &RunOptions,
+    sellers: &mut [Seller],
+    workers: &mut JoinSet<()>,
+) {
+    let now = clock::now().as_millis();
+    for s in sellers.iter_mut() {
+        let user = s.config.id;
+        let allocated = driver.with_engine(|e| e.lane(rotor_engine::LaneKey::new(user, Module::Demper)).is_some());
+        let expired = s.config.subscribed_until_ms.is_some_and(|t| t <= now);
+        if expired {
+            if !s.freed {
+                if allocated {
+                    let _ = driver.with_engine(|e| e.deallocate(user));
+                }
+                match driver.with_store(|st| st.free_user(user, now)) {
+                    Ok(()) => log::line(Level::Info, &format!("user {user}: subscription ended; its proxies are freed")),
+                    Err(e) => log::line(Level::Error, &format!("user {user}: cannot record the expiry: {e}")),
+                }
+                s.freed = true;
+            }
+            continue;
+        }
+        if !allocated {
+            let split = config.split_for(s.config.proxies);
+            if driver.with_engine(|e| e.allocate(user, s.config.proxies, split)).is_err() {
+                continue; // The engine's AllocationFailed event raised the alert; retried next tick.
+            }
+            driver.persist_allocation(user);
+            log::line(Level::Info, &format!("user {user}: allocated {} proxies ({split:?})", s.config.proxies));
+        }
+        if !s.started {
+            s.started = true;
+            start_workers(driver, config, options, s, workers);
+        }
+    }
+}
+
+fn start_workers(driver: &Arc<Driver>, config: &LiveConfig, options: &RunOptions, s: &Seller, workers: &mut JoinSet<()>) {
+    let once = options.once.then_some(1);
+    let demper = Arc::new(Demper {
+        driver: Arc::clone(driver),
+        urls: config.kaspi.clone(),
+        account: s.account.clone(),
+        excluded: s.config.excluded_merchants.clone(),
+        skus: s.skus.clone(),
+        step: config.demper_step,
+        dry_run: options.dry_run,
+        interval: config.demper_interval,
+        concurrency: config.demper_concurrency,
+        passes: once,
+    });
+    if !s.skus.is_empty() {
+        workers.spawn(demper.run());
+    }
+    workers.spawn(
+        Orders {
+            driver: Arc::clone(driver),
+            urls: config.kaspi.clone(),
+            account: s.account.clone(),
+            interval: config.orders_interval,
+            lookback: config.orders_lookback,
+            polls: once,
+        }
+        .run(),
+    );
+    if options.sync_catalog || config.catalog_interval.is_some() {
+        workers.spawn(
+            Catalog {
+                driver: Arc::clone(driver),
+                urls: config.kaspi.clone(),
+                account: s.account.clone(),
+                interval: if options.once { None } else { config.catalog_interval },
+            }
+            .run(),
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! The transport: one reqwest client per proxy, so a pooled connection can never carry a request
+//! through the wrong proxy, and the classification of every answer into an engine [`Outcome`].
+
+use std::sync::Once;
+
+use reqwest::StatusCode;
+use rotor_engine::{Duration, Outcome, ProxyFailure, Secret};
+
+/// A proxy's connection settings.
+#[derive(Clone)]
+pub struct ProxyEndpoint<'a> {
+    /// `http://host:port`.
+    pub url: &'a str,
+    /// Login.
+    pub username: Option<&'a str>,
+    /// Password.
+    pub password: Option<&'a Secret>,
+}
+
+/// Timeouts for every client.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// The whole exchange.
+    pub request: Duration,
+    /// The TCP connect to the proxy.
+    pub connect: Duration,
+}
+
+/// The browser-like User-Agent Kaspi expects (without one it sometimes answers 403).
+pub const USER_AGENT: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+
+static TLS: Once = Once::new();
+
+/// Builds the client for one proxy.
+pub fn client(proxy: &ProxyEndpoint<'_>, t: Timeouts) -> Result<reqwest::Client, String> {
+    TLS.call_once(|| {
+        // Fails only if another provider was installed first, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let mut p = reqwest::Proxy::all(proxy.url).map_err(|e| format!("proxy url {}: {e}", proxy.url))?;
+    if let Some(user) = proxy.username {
+        p = p.basic_auth(user, proxy.password.map_or("", Secret::expose));
+    }
+    reqwest::Client::builder()
+        .proxy(p)
+        .timeout(std::time::Duration::from_millis(t.request.as_millis()))
+        .connect_timeout(std::time::Duration::from_millis(t.connect.as_millis()))
+        .pool_max_idle_per_host(2)
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|e| format!("cannot build the client for {}: {e}", proxy.url))
+}
+
+/// An answer, read whole.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The Content-Type header.
+    pub content_type: String,
+    /// Retry-After, if given in seconds.
+    pub retry_after: Option<Duration>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> Result<serde_json::Value, String> {
+        serde_json::from_slice(&self.body).map_err(|e| format!("HTTP {} body is not JSON: {e}", self.status))
+    }
+}
+
+/// Sends `request` and reads the answer; maps failures to the proxy failure they show.
+pub async fn exchange(request: reqwest::RequestBuilder) -> Result<Reply, ProxyFailure> {
+    let response = request.send().await.map_err(|e| failure(&e))?;
+    let status = response.status().as_u16();
+    let header = |name: reqwest::header::HeaderName| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
+    let retry_after = header(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.bytes().await.map_err(|e| failure(&e))?.to_vec();
+    Ok(Reply { status, content_type, retry_after, body })
+}
+
+fn failure(e: &reqwest::Error) -> ProxyFailure {
+    if e.is_timeout() {
+        ProxyFailure::Timeout
+    } else {
+        // A refused or reset connection, or a proxy that hung up: the proxy failed us.
+        ProxyFailure::Refused
+    }
+}
+
+/// What the engine should make of an answer to a request that expects JSON.
+pub fn classify(result: &Result<Reply, ProxyFailure>) -> Outcome {
+    let reply = match result {
+        Ok(r) => r,
+        Err(f) => return Outcome::ProxyFailure(*f),
+    };
+    match StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR) {
+        StatusCode::PROXY_AUTHENTICATION_REQUIRED => Outcome::ProxyFailure(ProxyFailure::AuthRequired),
+        StatusCode::BAD_GATEWAY => Outcome::ProxyFailure(ProxyFailure::BadGateway),
+        StatusCode::TOO_MANY_REQUESTS => Outcome::RateLimited { retry_after: reply.retry_after },
+        StatusCode::FORBIDDEN => Outcome::Forbidden,
+        StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
+        s if s.is_server_error() => Outcome::ServerError { status: reply.status },
+        s if s.is_success() && reply.content_type.starts_with("text/html") => Outcome::Blocked,
+        // Other answers (400, 404, 405) say the proxy worked; the worker handles the status.
+        _ => Outcome::Ok,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, ct: &str) -> Result<Reply, ProxyFailure> {
+        Ok(Reply { status, content_type: ct.into(), retry_after: Some(Duration::from_secs(7)), body: Vec::new() })
+    }
+
+    #[test]
+    fn answers_map_to_engine_outcomes() {
+        assert_eq!(classify(&reply(200, "application/json")), Outcome::Ok);
+        assert_eq!(classify(&reply(200, "text/html; charset=utf-8")), Outcome::Blocked);
+        assert_eq!(classify(&reply(429, "")), Outcome::RateLimited { retry_after: Some(Duration::from_secs(7)) });
+        assert_eq!(classify(&reply(403, "")), Outcome::Forbidden);
+        assert_eq!(classify(&reply(401, "")), Outcome::Unauthorized);
+        assert_eq!(classify(&reply(407, "")), Outcome::ProxyFailure(ProxyFailure::AuthRequired));
+        assert_eq!(classify(&reply(502, "")), Outcome::ProxyFailure(ProxyFailure::BadGateway));
+        assert_eq!(classify(&reply(503, "")), Outcome::ServerError { status: 503 });
+        assert_eq!(classify(&reply(400, "application/json")), Outcome::Ok);
+        assert_eq!(classify(&Err(ProxyFailure::Timeout)), Outcome::ProxyFailure(ProxyFailure::Timeout));
+        assert_eq!(classify(&Err(ProxyFailure::Refused)), Outcome::ProxyFailure(ProxyFailure::Refused));
+    }
+}

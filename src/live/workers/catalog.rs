@@ -1,0 +1,55 @@
+//! The catalogue worker: page through the cabinet's offer list and store it, on demand
+//! (`--sync-catalog`) or on a schedule. The demper reads current prices from it.
+
+use std::sync::Arc;
+
+use rotor_engine::{Duration, Module};
+
+use super::triage;
+use crate::live::clock;
+use crate::live::config::KaspiUrls;
+use crate::live::driver::Driver;
+use crate::live::kaspi::{self, Account};
+use crate::live::log::{self, Level};
+
+/// What a catalogue worker needs.
+pub struct Catalog {
+    /// The shared driver.
+    pub driver: Arc<Driver>,
+    /// Kaspi's hosts.
+    pub urls: KaspiUrls,
+    /// The seller.
+    pub account: Account,
+    /// Sync interval; `None`: one sync.
+    pub interval: Option<Duration>,
+}
+
+impl Catalog {
+    /// Syncs once, or on its schedule until shutdown.
+    pub async fn run(self) {
+        let user = self.account.user;
+        loop {
+            let start = clock::now();
+            match kaspi::catalog(&self.driver, &self.urls, &self.account).await {
+                Ok(rows) => {
+                    let n = rows.len();
+                    if let Err(e) = self.driver.with_store(|s| s.store_catalog(user, &rows, clock::now().as_millis())) {
+                        log::line(Level::Error, &format!("cannot store the catalogue of user {user}: {e}"));
+                    }
+                    let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
+                    self.driver.metrics.cycle(Module::Catalog, seconds);
+                    log::line(Level::Info, &format!("user {user}/catalog: stored {n} offers in {seconds:.1} s"));
+                }
+                Err(e) => {
+                    if let super::Next::Stop = triage(&self.driver, user, Module::Catalog, "offer list", &e) {
+                        return;
+                    }
+                }
+            }
+            let Some(every) = self.interval else { return };
+            if !self.driver.sleep_until(clock::now() + every).await {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The demper: for each SKU, read the competitor offers, compute the new price (the lowest
+//! competitor minus a step, within the SKU's floor and ceiling), and push it through the cabinet
+//! when it changed. Every decision is stored; `--dry-run` stores them and pushes nothing.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rotor_engine::{Duration, Module};
+use tokio::task::JoinSet;
+
+use super::{Next, triage};
+use crate::live::clock;
+use crate::live::config::KaspiUrls;
+use crate::live::driver::Driver;
+use crate::live::kaspi::{self, Account};
+use crate::live::log::{self, Level};
+use crate::live::store::PriceDecision;
+
+/// One SKU the seller reprices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sku {
+    /// The merchant SKU.
+    pub sku: String,
+    /// The Kaspi product id whose offers are read.
+    pub product_id: String,
+    /// Never price below.
+    pub floor: f64,
+    /// Never price above.
+    pub ceiling: f64,
+    /// The product name the cabinet wants with an update.
+    pub model: String,
+}
+
+/// Reads `sku,product_id,floor,ceiling[,model]` rows (with that header line).
+pub fn load_skus(path: &Path) -> Result<Vec<Sku>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let expected = ["sku", "product_id", "floor", "ceiling"];
+    if header.len() < 4 || header[..4] != expected {
+        return Err(format!(
+            "{}:1: header is `{}`; valid: sku,product_id,floor,ceiling[,model]",
+            path.display(),
+            header.join(",")
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, row) in reader.records().enumerate() {
+        let line = i + 2;
+        let row = row.map_err(|e| format!("{}:{line}: {e}", path.display()))?;
+        let field = |k: usize| row.get(k).unwrap_or("").to_owned();
+        let number = |k: usize| -> Result<f64, String> {
+            let text = field(k);
+            text.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
+                format!("{}:{line}: {} is `{text}`; valid: a price in tenge, 0 or more", path.display(), expected[k])
+            })
+        };
+        let (floor, ceiling) = (number(2)?, number(3)?);
+        if floor > ceiling {
+            return Err(format!("{}:{line}: floor {floor} is above ceiling {ceiling}", path.display()));
+        }
+        if field(0).is_empty() || field(1).is_empty() {
+            return Err(format!("{}:{line}: sku and product_id must not be empty", path.display()));
+        }
+        let model = row.get(4).filter(|m| !m.is_empty()).map_or_else(|| field(0), str::to_owned);
+        out.push(Sku { sku: field(0), product_id: field(1), floor, ceiling, model });
+    }
+    Ok(out)
+}
+
+/// The new price and why.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Repricing {
+    /// The price to set, if one is known.
+    pub price: Option<f64>,
+    /// `undercut`, `floor`, `ceiling`, `unchanged` or `no_competitors`.
+    pub reason: &'static str,
+    /// Whether an update should be sent.
+    pub push: bool,
+}
+
+/// The lowest competitor minus `step` (whole tenge, rounded down), kept within `[floor,
+/// ceiling]`. Without competitors the price stays.
+pub fn reprice(current: Option<f64>, competitor_min: Option<f64>, sku: &Sku, step: f64) -> Repricing {
+    let Some(min) = competitor_min else {
+        return Repricing { price: current, reason: "no_competitors", push: false };
+    };
+    let target = (min - step).floor();
+    let (price, reason) = if target < sku.floor {
+        (sku.floor, "floor")
+    } else if target > sku.ceiling {
+        (sku.ceiling, "ceiling")
+    } else {
+        (target, "undercut")
+    };
+    if current.is_some_and(|c| (c - price).abs() < 0.005) {
+        return Repricing { price: Some(price), reason: "unchanged", push: false };
+    }
+    Repricing { price: Some(price), reason, push: true }
+}
+
+/// What a demper worker needs.
+pub struct Demper {
+    /// The shared driver.
+    pub driver: Arc<Driver>,
+    /// Kaspi's hosts.
+    pub urls: KaspiUrls,
+    /// The seller.
+    pub account: Account,
+    /// Merchants to ignore, besides the seller.
+    pub excluded: Vec<String>,
+    /// Its SKUs.
+    pub skus: Vec<Sku>,
+    /// Tenge under the lowest competitor.
+    pub step: f64,
+    /// Log and store decisions, push nothing.
+    pub dry_run: bool,
+    /// Pause between passes.
+    pub interval: Duration,
+    /// SKUs worked on at once.
+    pub concurrency: u32,
+    /// Stop after this many passes (`None`: until shutdown).
+    pub passes: Option<u32>,
+}
+
+impl Demper {
+    /// Runs passes until shutdown, the seller's expiry, or `passes`.
+    pub async fn run(self: Arc<Self>) {
+        let user = self.account.user;
+        let mut done = 0;
+        loop {
+            let start = clock::now();
+            let stop = self.pass().await;
+            let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
+            if stop {
+                return;
+            }
+            self.driver.metrics.cycle(Module::Demper, seconds);
+            log::line(Level::Info, &format!("user {user}/demper: pass over {} SKUs took {seconds:.1} s", self.skus.len()));
+            done += 1;
+            if self.passes.is_some_and(|p| done >= p) || !self.driver.sleep_until(clock::now() + self.interval).await {
+                return;
+            }
+        }
+    }
+
+    /// One pass over every SKU; returns true if the worker must stop.
+    async fn pass(self: &Arc<Self>) -> bool {
+        let mut tasks = JoinSet::new();
+        let mut next = 0;
+        let mut stop = false;
+        while next < self.skus.len() || !tasks.is_empty() {
+            while !stop && next < self.skus.len() && tasks.len() < self.concurrency as usize {
+                let me = Arc::clone(self);
+                let i = next;
+                tasks.spawn(async move { me.one(i).await });
+                next += 1;
+            }
+            match tasks.join_next().await {
+                Some(Ok(Next::Stop)) => stop = true,
+                Some(Ok(Next::Continue)) => {}
+                Some(Err(e)) => log::line(Level::Error, &format!("a demper task ended abnormally: {e}")),
+                None => break,
+            }
+        }
+        stop
+    }
+
+    async fn one(&self, i: usize) -> Next {
+        let sku = &self.skus[i];
+        let user = self.account.user;
+        let offers = match kaspi::all_offers(&self.driver, &self.urls, user, &sku.product_id).await {
+            Ok(o) => o,
+            Err(e) => {
+                let next = triage(&self.driver, user, Module::Demper, &format!("offers of {}", sku.sku), &e);
+                if matches!(next, Next::Continue) {
+                    self.record(PriceDecision {
+                        at_ms: clock::now().as_millis(),
+                        user,
+                        sku: sku.sku.clone(),
+                        old_price: None,
+                        new_price: None,
+                        competitor_min: None,
+                        reason: format!("offers_failed: {e}"),
+                        pushed: false,
+                        dry_run: self.dry_run,
+                    });
+                }
+                return next;
+            }
+        };
+        let competitor_min = offers
+            .iter()
+            .filter(|(m, _)| *m != self.account.merchant_uid && !self.excluded.contains(m))
+            .map(|&(_, p)| p)
+            .min_by(f64::total_cmp);
+        let current = self.driver.with_store(|s| s.current_price(user, &sku.sku)).unwrap_or(None);
+        let r = reprice(current, competitor_min, sku, self.step);
+        let mut pushed = false;
+        let mut reason = r.reason.to_owned();
+        let mut next = Next::Continue;
+        if let (true, false, Some(price)) = (r.push, self.dry_run, r.price) {
+            match kaspi::push_price(&self.driver, &self.urls, &self.account, &sku.sku, &sku.model, price).await {
+                Ok(()) => pushed = true,
+                Err(e) => {
+                    reason = format!("{reason}; push failed: {e}");
+                    next = triage(&self.driver, user, Module::Demper, &format!("price update of {}", sku.sku), &e);
+                }
+            }
+        }
+        let fmt = |p: Option<f64>| p.map_or_else(|| "-".to_owned(), |p| format!("{p:.0}"));
+        log::line(
+            Level::Info,
+            &format!(
+                "user {user}/demper: {} {} -> {} (competitor min {}): {reason}{}",
+                sku.sku,
+                fmt(current),
+                fmt(r.price),
+                fmt(competitor_min),
+                if self.dry_run && r.push { " [dry run: not pushed]" } else { "" }
+            ),
+        );
+        self.record(PriceDecision {
+            at_ms: clock::now().as_millis(),
+            user,
+            sku: sku.sku.clone(),
+            old_price: current,
+            new_price: r.price,
+            competitor_min,
+            reason,
+            pushed,
+            dry_run: self.dry_run,
+        });
+        next
+    }
+
+    fn record(&self, decision: PriceDecision) {
+        if let Err(e) = self.driver.with_store(|s| s.record_decision(&decision)) {
+            log::line(Level::Error, &format!("cannot store a price decision: {e}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sku(floor: f64, ceiling: f64) -> Sku {
+        Sku { sku: "A".into(), product_id: "1".into(), floor, ceiling, model: "A".into() }
+    }
+
+    #[test]
+    fn undercuts_within_floor_and_ceiling() {
+        let s = sku(900.0, 1500.0);
+        assert_eq!(reprice(Some(1200.0), Some(1000.0), &s, 1.0), Repricing { price: Some(999.0), reason: "undercut", push: true });
+        assert_eq!(reprice(Some(1200.0), Some(800.0), &s, 1.0), Repricing { price: Some(900.0), reason: "floor", push: true });
+        assert_eq!(reprice(None, Some(5000.0), &s, 1.0), Repricing { price: Some(1500.0), reason: "ceiling", push: true });
+        assert_eq!(reprice(Some(999.0), Some(1000.0), &s, 1.0), Repricing { price: Some(999.0), reason: "unchanged", push: false });
+        assert_eq!(reprice(Some(1000.0), None, &s, 1.0), Repricing { price: Some(1000.0), reason: "no_competitors", push: false });
+        assert_eq!(reprice(None, Some(1000.5), &s, 0.0), Repricing { price: Some(1000.0), reason: "undercut", push: true });
+    }
+
+    #[test]
+    fn sku_files_are_checked_with_line_numbers() {
+        let dir = std::env::temp_dir().join(format!("rotor-skus-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let path = dir.join("skus.csv");
+        std::fs::write(&path, "sku,product_id,floor,ceiling\nA,100,10,20\nB,101,30,20\n").unwrap_or_default();
+        let err = load_skus(&path).unwrap_err();
+        assert!(err.ends_with("skus.csv:3: floor 30 is above ceiling 20"), "{err}");
+        std::fs::write(&path, "sku,product,floor,ceiling\n").unwrap_or_default();
+        assert!(load_skus(&path).unwrap_err().contains("valid: sku,product_id,floor,ceiling[,model]"));
+        std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,x\n").unwrap_or_default();
+        assert!(load_skus(&path).unwrap_err().contains(":2: ceiling is `x`"));
+        std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,20,Phone\nB,101,1,2\n").unwrap_or_default();
+        let skus = load_skus(&path).unwrap_or_default();
+        assert_eq!(skus.len(), 2);
+        assert_eq!(skus[0].model, "Phone");
+        assert_eq!(skus[1].model, "B");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

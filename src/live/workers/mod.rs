@@ -1,0 +1,39 @@
+//! The workers, one set per seller, each on its own lane: [`demper`] reprices, [`orders`]
+//! stores new orders, [`catalog`] mirrors the cabinet's offer list.
+
+pub mod catalog;
+pub mod demper;
+pub mod orders;
+
+use rotor_engine::{FailReason, Module};
+
+use super::driver::{CallError, Driver};
+use super::kaspi::ApiError;
+use super::log::{self, Level};
+
+/// What a worker does after an error.
+pub(crate) enum Next {
+    /// Go on with the next item.
+    Continue,
+    /// Stop the worker: shutdown, or the seller's proxies are gone.
+    Stop,
+}
+
+/// Logs `e` for `what` and says whether the worker goes on.
+pub(crate) fn triage(driver: &Driver, user: rotor_engine::UserId, module: Module, what: &str, e: &ApiError) -> Next {
+    match e {
+        ApiError::Call(CallError::Stopped) => Next::Stop,
+        ApiError::Call(CallError::Failed(FailReason::NotAllocated | FailReason::Deallocated, _)) => {
+            log::line(Level::Info, &format!("user {user}/{module}: no proxies allocated; worker stops"));
+            Next::Stop
+        }
+        ApiError::Call(CallError::Failed(FailReason::Unauthorized, _)) => {
+            driver.alert(&format!("user {user}/{module}: {what}: Kaspi answered 401; renew the token or cabinet session"));
+            Next::Continue
+        }
+        other => {
+            log::line(Level::Warn, &format!("user {user}/{module}: {what}: {other}"));
+            Next::Continue
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The orders worker: every interval, page through the Shop API over a window of at most 14
+//! days, fetch the entries of each order not yet stored, and store order and entries in one
+//! transaction. An order is stored once (its id is the key); one fetched but not stored before a
+//! crash is fetched again on the next poll, so a restart loses none and duplicates none.
+
+use std::sync::Arc;
+
+use rotor_engine::{Duration, Module};
+
+use super::{Next, triage};
+use crate::live::clock;
+use crate::live::config::KaspiUrls;
+use crate::live::driver::Driver;
+use crate::live::kaspi::{self, Account};
+use crate::live::log::{self, Level};
+
+/// How far before the newest stored order each poll looks again, for orders that appear late.
+const OVERLAP: Duration = Duration::from_mins(60);
+
+/// What an orders worker needs.
+pub struct Orders {
+    /// The shared driver.
+    pub driver: Arc<Driver>,
+    /// Kaspi's hosts.
+    pub urls: KaspiUrls,
+    /// The seller.
+    pub account: Account,
+    /// Poll interval.
+    pub interval: Duration,
+    /// The window (at most 14 days).
+    pub lookback: Duration,
+    /// Stop after this many polls (`None`: until shutdown).
+    pub polls: Option<u32>,
+}
+
+impl Orders {
+    /// Polls until shutdown, the seller's expiry, or `polls`.
+    pub async fn run(self) {
+        let mut done = 0;
+        loop {
+            let start = clock::now();
+            let (stored, stop) = self.poll().await;
+            if stop {
+                return;
+            }
+            let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
+            self.driver.metrics.cycle(Module::Orders, seconds);
+            log::line(Level::Info, &format!("user {}/orders: poll stored {stored} new orders in {seconds:.1} s", self.account.user));
+            done += 1;
+            if self.polls.is_some_and(|p| done >= p) || !self.driver.sleep_until(clock::now() + self.interval).await {
+                return;
+            }
+        }
+    }
+
+    /// One poll; returns the orders stored and whether the worker must stop.
+    async fn poll(&self) -> (u32, bool) {
+        let user = self.account.user;
+        let now = clock::now().as_millis();
+        let oldest = now.saturating_sub(self.lookback.as_millis());
+        let newest = self.driver.with_store(|s| s.newest_order_ms(user)).unwrap_or(None);
+        let ge = newest.map_or(oldest, |n| n.saturating_sub(OVERLAP.as_millis()).max(oldest));
+        let mut stored = 0;
+        let mut page = 0;
+        loop {
+            let (orders, pages) = match kaspi::orders_page(&self.driver, &self.urls, &self.account, ge, now, page).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let next = triage(&self.driver, user, Module::Orders, &format!("orders page {page}"), &e);
+                    return (stored, matches!(next, Next::Stop));
+                }
+            };
+            for listed in &orders {
+                if self.driver.with_store(|s| s.has_order(&listed.order.id)).unwrap_or(false) {
+                    continue;
+                }
+                let order = match kaspi::order_entries(&self.driver, &self.account, listed).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let what = format!("entries of order {}", listed.order.code);
+                        if let Next::Stop = triage(&self.driver, user, Module::Orders, &what, &e) {
+                            return (stored, true);
+                        }
+                        continue;
+                    }
+                };
+                match self.driver.with_store(|s| s.store_order(user, &order, clock::now().as_millis())) {
+                    Ok(true) => stored += 1,
+                    Ok(false) => {}
+                    Err(e) => log::line(Level::Error, &format!("cannot store order {}: {e}", order.code)),
+                }
+            }
+            page += 1;
+            if orders.is_empty() || page >= pages {
+                return (stored, false);
+            }
+        }
+    }
+}
