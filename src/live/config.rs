@@ -138,11 +138,22 @@ pub struct LiveConfig {
 }
 
 impl LiveConfig {
-    /// A user's split of `count` proxies by the configured percentages; rounding goes to demper.
+    /// A user's split of `count` proxies by the configured percentages, by largest remainder:
+    /// each module gets its whole share, and the proxies left go to the largest fractions.
     pub fn split_for(&self, count: u32) -> Split {
-        let [_, o, c, r] =
-            self.split_percent.map(|p| u32::try_from(u64::from(count) * u64::from(p) / 100).unwrap_or(0));
-        Split::new(count - o - c - r, o, c, r)
+        let exact = self.split_percent.map(|p| u64::from(count) * u64::from(p));
+        let mut got = exact.map(|e| (e / 100) as u32);
+        let mut order: Vec<usize> = (0..4).filter(|&i| exact[i] % 100 > 0).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(exact[i] % 100));
+        let mut left = count - got.iter().sum::<u32>();
+        for i in order {
+            if left == 0 {
+                break;
+            }
+            got[i] += 1;
+            left -= 1;
+        }
+        Split::new(got[0], got[1], got[2], got[3])
     }
 }
 
@@ -507,4 +518,61 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         users,
         base_dir,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn cfg(extra: &str) -> Result<LiveConfig, ConfigError> {
+        parse(&format!("[[user]]\nid = 1\nmerchant_uid = \"1\"\nproxies = 100\ntoken_env = \"T\"\nsession_env = \"S\"\nskus = \"s.csv\"\n{extra}"), Path::new("live.toml"))
+    }
+
+    #[test]
+    fn defaults_are_the_seed_plan_and_the_real_hosts() {
+        let c = cfg("").unwrap();
+        assert_eq!(c.split_for(100), Split::new(70, 25, 5, 0));
+        assert_eq!(c.kaspi.storefront, "https://kaspi.kz");
+        assert_eq!(c.kaspi.cabinet, "https://mc.shop.kaspi.kz");
+        assert_eq!(c.kaspi.shop_api, "https://kaspi.kz/shop/api/v2");
+        assert_eq!(c.status_listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.engine.policy, Policy::Rest(RestPolicy::default()));
+        assert_eq!(c.orders_interval, Duration::from_mins(10));
+        assert_eq!(c.store_key, SecretSource::Env("ROTOR_STORE_KEY".into()));
+    }
+
+    #[test]
+    fn small_pools_split_by_largest_remainder() {
+        let c = cfg("[split]\ndemper = 40\norders = 30\ncatalog = 30\n").unwrap();
+        assert_eq!(c.split_for(3), Split::new(1, 1, 1, 0));
+        assert_eq!(c.split_for(10), Split::new(4, 3, 3, 0));
+        let c = cfg("").unwrap();
+        assert_eq!(c.split_for(3), Split::new(2, 1, 0, 0));
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_valid_choices() {
+        let e = cfg("[engine]\npolicy = \"gcra\"\n").unwrap_err();
+        assert_eq!(e.place, "live.toml:9");
+        assert!(e.message.contains("rest") && e.message.contains("window"), "{}", e.message);
+        let e = cfg("[engine]\nrest = \"forty\"\n").unwrap_err();
+        assert!(e.message.contains("invalid duration"), "{}", e.message);
+        let e = cfg("[split]\ndemper = 70\norders = 20\ncatalog = 5\n").unwrap_err();
+        assert!(e.message.contains("add up to 100"), "{}", e.message);
+        let e = cfg("[orders]\nlookback = \"15d\"\n").unwrap_err();
+        assert!(e.message.contains("at most 14d"), "{}", e.message);
+        let e = cfg("[[proxy]]\nurl = \"socks5://h:1\"\n").unwrap_err();
+        assert!(e.message.contains("valid: http://host:port"), "{}", e.message);
+        let e = cfg("[[proxy]]\nurl = \"http://name.example:80\"\n").unwrap_err();
+        assert!(e.message.contains("egress_ip"), "{}", e.message);
+        let e = cfg("[[proxy]]\nurl = \"http://1.2.3.4:80\"\nuser = \"u\"\n").unwrap_err();
+        assert!(e.message.contains("password_env"), "{}", e.message);
+        let e = cfg("[kaspi]\nstorefront = \"kaspi.kz\"\n").unwrap_err();
+        assert!(e.message.contains("http:// or https://"), "{}", e.message);
+        let e = cfg("[proxy6]\nversion = 5\n").unwrap_err();
+        assert!(e.message.contains("valid: 4 (IPv4)"), "{}", e.message);
+        let e = cfg("bogus = 1\n").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
 }

@@ -60,6 +60,7 @@ const SPACING: std::time::Duration = std::time::Duration::from_millis(340);
 impl Proxy6Client {
     /// A client for `settings`, with the key already read.
     pub fn new(settings: Proxy6Settings, key: Secret) -> Result<Self, String> {
+        transport::init_tls();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .no_proxy()

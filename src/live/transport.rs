@@ -32,12 +32,17 @@ pub const USER_AGENT: &str =
 
 static TLS: Once = Once::new();
 
-/// Builds the client for one proxy.
-pub fn client(proxy: &ProxyEndpoint<'_>, t: Timeouts) -> Result<reqwest::Client, String> {
+/// Installs the TLS crypto provider (ring) once per process; every client needs it.
+pub fn init_tls() {
     TLS.call_once(|| {
         // Fails only if another provider was installed first, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// Builds the client for one proxy.
+pub fn client(proxy: &ProxyEndpoint<'_>, t: Timeouts) -> Result<reqwest::Client, String> {
+    init_tls();
     let mut p = reqwest::Proxy::all(proxy.url).map_err(|e| format!("proxy url {}: {e}", proxy.url))?;
     if let Some(user) = proxy.username {
         p = p.basic_auth(user, proxy.password.map_or("", Secret::expose));

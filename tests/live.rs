@@ -1,0 +1,393 @@
+//! Live mode end to end, against the fake Kaspi and loopback proxies, with durations scaled down
+//! to seconds: budget 249, Kaspi's window 3 s, rest 4 s. Each test runs the real `rotor live`
+//! binary as a child process (so kill -9 is real), bounds it in time, and checks the fake
+//! Kaspi's per-IP log and the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use rotor::live::secrets::Cipher;
+use rotor::live::store::Store;
+use rotor_engine::{Duration, Endpoint, Secret};
+use rotor_mock_kaspi::{Faults, ForwardProxy, KaspiConfig, KaspiMock, Merchant, ProxyMode, Seen};
+use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
+
+const KEY: &str = "3f1c0b8e9d2a47566e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d";
+const TOKEN: &str = "tok-Zq81-very-secret";
+const SESSION: &str = "sess-Wm42-very-secret";
+const BUDGET: usize = 249;
+const REST_MS: u64 = 4_000;
+
+/// The fake Kaspi, its proxies, and a work directory with the config.
+struct Lab {
+    kaspi: KaspiMock,
+    proxies: Vec<ForwardProxy>,
+    dir: PathBuf,
+}
+
+fn password(i: usize) -> String {
+    format!("pw-{i}-Xy7-secret")
+}
+
+impl Lab {
+    async fn start(name: &str, proxies: usize, products: u32) -> Lab {
+        let window = Hypothesis {
+            name: "scaled-250-per-3s-per-ip".into(),
+            scope: Scope::Ip,
+            rule: Rule::SlidingWindow { limit: 250, window: Duration::from_secs(3) },
+            endpoints: [true; Endpoint::ALL.len()],
+            penalty: Penalty { status: PenaltyStatus::TooManyRequests, ban: None, retry_after: None },
+        };
+        let kaspi = KaspiMock::start(KaspiConfig {
+            products,
+            merchants: vec![Merchant {
+                uid: "30067228".into(),
+                session: Secret::new(SESSION),
+                token: Secret::new(TOKEN),
+            }],
+            hypotheses: vec![window],
+            ..KaspiConfig::default()
+        })
+        .await;
+        let mut started = Vec::new();
+        for i in 0..proxies {
+            let egress = Ipv4Addr::new(127, 0, 0, 10 + i as u8);
+            let login = Some((format!("px{i}"), Secret::new(password(i))));
+            started.push(ForwardProxy::start(egress, login).await.unwrap());
+        }
+        let dir = std::env::temp_dir().join(format!("rotor-live-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Lab { kaspi, proxies: started, dir }
+    }
+
+    /// Writes live.toml; `extra` goes into [engine], `split` is the [split] table's body.
+    fn configure(&self, user_proxies: u32, split: &str, extra: &str, skus: &str, demper: &str) {
+        let demper = if demper.contains("interval") { demper.to_owned() } else { format!("interval = \"0s\"\n{demper}") };
+        let uri = self.kaspi.uri();
+        let mut text = format!(
+            "[store]\npath = \"state.db\"\n\n[status]\nlisten = \"127.0.0.1:0\"\n\n\
+             [kaspi]\nstorefront = \"{uri}\"\ncabinet = \"{uri}\"\nshop_api = \"{uri}/shop/api/v2\"\n\
+             timeout = \"1s\"\nconnect_timeout = \"1s\"\n\n\
+             [engine]\nbudget = {BUDGET}\nrest = \"4s\"\npenalty_rest = \"4s\"\nbackoff_base = \"50ms\"\n\
+             backoff_cap = \"400ms\"\nprice_updates_per_second = 1000\n{extra}\n\n\
+             [split]\n{split}\n\n[demper]\nconcurrency = 4\n{demper}\n\n[orders]\ninterval = \"1s\"\n\n"
+        );
+        for (i, p) in self.proxies.iter().enumerate() {
+            text.push_str(&format!(
+                "[[proxy]]\nurl = \"{}\"\nuser = \"px{i}\"\npassword_env = \"PX{i}_PASSWORD\"\negress_ip = \"{}\"\n\n",
+                p.url(),
+                p.egress()
+            ));
+        }
+        text.push_str(&format!(
+            "[[user]]\nid = 1\nmerchant_uid = \"30067228\"\nproxies = {user_proxies}\ntoken_env = \"KASPI_TOKEN\"\n\
+             session_env = \"KASPI_SESSION\"\nskus = \"skus.csv\"\nexcluded_merchants = [\"99999\"]\n"
+        ));
+        std::fs::write(self.dir.join("live.toml"), text).unwrap();
+        std::fs::write(self.dir.join("skus.csv"), skus).unwrap();
+    }
+
+    /// A SKU file with one line per product, floor 1 and ceiling 10^7.
+    fn wide_skus(&self, n: usize) -> String {
+        let mut s = String::from("sku,product_id,floor,ceiling\n");
+        for p in self.kaspi.products().iter().take(n) {
+            s.push_str(&format!("{p},{p},1,10000000\n"));
+        }
+        s
+    }
+
+    fn spawn(&self, args: &[&str], log: &str) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
+        cmd.arg("live").arg("--config").arg(self.dir.join("live.toml")).args(args);
+        cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
+        for i in 0..self.proxies.len() {
+            cmd.env(format!("PX{i}_PASSWORD"), password(i));
+        }
+        let log = std::fs::File::create(self.dir.join(log)).unwrap();
+        cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap()
+    }
+
+    /// Runs `rotor live` to its end, at most `limit`; returns its exit code and log.
+    async fn run(&self, args: &[&str], limit: StdDuration, log: &str) -> (i32, String) {
+        let mut child = self.spawn(args, log);
+        let start = StdInstant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("rotor live ran past {limit:?}; log:\n{}", self.log(log));
+            }
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        };
+        (status.code().unwrap_or(-1), self.log(log))
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.dir.join("state.db"), Cipher::from_key_text(&Secret::new(KEY)).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Per IP, the sizes of its leases: runs of requests separated by less than the rest.
+fn leases_by_ip(seen: &[Seen]) -> BTreeMap<String, Vec<usize>> {
+    let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    for s in seen {
+        let runs = out.entry(s.ip.clone()).or_default();
+        match last.get(&s.ip) {
+            Some(&t) if s.t_ms - t < REST_MS => *runs.last_mut().unwrap() += 1,
+            _ => runs.push(1),
+        }
+        last.insert(s.ip.clone(), s.t_ms);
+    }
+    out
+}
+
+/// No IP over its budget in any lease, none inside its rest, none over Kaspi's window.
+fn assert_safe(lab: &Lab) -> BTreeMap<String, Vec<usize>> {
+    let seen = lab.kaspi.seen();
+    let leases = leases_by_ip(&seen);
+    for (ip, runs) in &leases {
+        assert!(runs.iter().all(|&n| n <= BUDGET), "{ip} went over its budget (or inside its rest): {runs:?}");
+    }
+    for (ip, n) in lab.kaspi.max_per_ip_in_window(3_000) {
+        assert!(n <= 250, "{ip} sent {n} requests inside one 3 s window");
+    }
+    assert!(seen.iter().all(|s| s.status != 429), "the fake Kaspi answered 429");
+    leases
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_at_249_and_the_rest_is_respected() {
+    let lab = Lab::start("rotation", 2, 600).await;
+    lab.configure(2, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(600), "");
+    let (code, log) = lab.run(&["--once", "--dry-run"], StdDuration::from_secs(60), "run.log").await;
+    assert_eq!(code, 0, "{log}");
+    let leases = assert_safe(&lab);
+    // 600 storefront requests over two proxies: 249 + 249, then the first one again after its rest.
+    let runs: Vec<usize> = leases.values().flatten().copied().collect();
+    assert_eq!(runs.iter().sum::<usize>(), 600, "{leases:?}");
+    assert_eq!(runs.iter().filter(|&&n| n == BUDGET).count(), 2, "{leases:?}");
+    assert!(leases.values().any(|r| r.len() == 2), "one proxy carried a second lease after resting: {leases:?}");
+    let store = lab.store();
+    let log_rows = store.leases().unwrap();
+    let rested: Vec<u32> =
+        log_rows.iter().filter(|r| r.7.as_deref() == Some("rest")).map(|r| r.6.requests).collect();
+    assert_eq!(rested, vec![249, 249], "the usage log shows two full leases");
+    assert_eq!(store.decisions().unwrap().len(), 600, "a decision per SKU");
+    assert!(log.contains("rotated from"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_storm_opens_the_circuit_and_kills_no_proxy() {
+    let lab = Lab::start("storm", 3, 50).await;
+    lab.kaspi.set_faults(Faults { storm_share: 1.0, ..Faults::default() });
+    lab.configure(3, "demper = 100\norders = 0\ncatalog = 0", "circuit_cooldown = \"30s\"\nmax_attempts = 3", &lab.wide_skus(50), "");
+    let (code, log) = lab.run(&["--dry-run", "--run-for", "5s"], StdDuration::from_secs(30), "run.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("circuit open until"), "{log}");
+    let seen = lab.kaspi.seen();
+    assert!(seen.iter().all(|s| s.status == 429));
+    assert!(seen.len() <= 12, "the lane backed off: {} requests in 5 s of storm", seen.len());
+    assert!(lab.store().proxies().unwrap().iter().all(|p| !p.dead), "a 429 says nothing about a proxy's health");
+    assert!(!log.contains("is dead"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_proxies_are_retired_and_the_work_finishes_on_the_others() {
+    let lab = Lab::start("dead", 5, 40).await;
+    lab.proxies[0].set_mode(ProxyMode::Refused);
+    lab.proxies[1].set_mode(ProxyMode::Timeout);
+    lab.proxies[2].set_mode(ProxyMode::AuthRequired);
+    lab.configure(5, "demper = 100\norders = 0\ncatalog = 0", "max_attempts = 40", &lab.wide_skus(40), "");
+    let (code, log) = lab.run(&["--once", "--dry-run"], StdDuration::from_secs(90), "run.log").await;
+    assert_eq!(code, 0, "{log}");
+    let dead: Vec<bool> = lab.store().proxies().unwrap().iter().map(|p| p.dead).collect();
+    assert_eq!(dead, vec![true, true, true, false, false], "{log}");
+    let decisions = lab.store().decisions().unwrap();
+    assert_eq!(decisions.len(), 40);
+    assert!(decisions.iter().all(|d| d.competitor_min.is_some()), "every SKU was read on the live proxies");
+    assert_safe(&lab);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_run_keeps_every_budget_and_rest_across_the_restart() {
+    let lab = Lab::start("kill", 2, 600).await;
+    lab.configure(2, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(600), "");
+    let mut child = lab.spawn(&["--dry-run"], "first.log");
+    let start = StdInstant::now();
+    // Kill it in the middle of its second lease, without warning.
+    while lab.kaspi.seen().len() < 249 + 120 {
+        assert!(start.elapsed() < StdDuration::from_secs(30), "no progress: {}", lab.log("first.log"));
+        assert!(child.try_wait().unwrap().is_none(), "exited early: {}", lab.log("first.log"));
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = lab.kaspi.seen().len();
+    let (code, log) = lab.run(&["--dry-run", "--run-for", "9s"], StdDuration::from_secs(40), "second.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("leases were open when the last run ended"), "{log}");
+    assert!(lab.kaspi.seen().len() > before + 249, "the restart went on working");
+    assert_safe(&lab);
+    let closed_by_restart = lab.store().leases().unwrap().iter().filter(|r| r.7.as_deref() == Some("restart")).count();
+    assert!(closed_by_restart >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_stored_exactly_once_across_polls_and_a_restart() {
+    let lab = Lab::start("orders", 4, 10).await;
+    lab.configure(4, "demper = 50\norders = 50\ncatalog = 0", "", "sku,product_id,floor,ceiling\n", "");
+    let (code, log) = lab.run(&["--once"], StdDuration::from_secs(60), "first.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(lab.store().orders().unwrap().len(), 250, "{log}");
+    lab.kaspi.add_orders("30067228", 7);
+    // The first run's open leases rest 4 s after the restart, so this one runs longer.
+    let (code, log) = lab.run(&["--run-for", "7s"], StdDuration::from_secs(60), "second.log").await;
+    assert_eq!(code, 0, "{log}");
+    let stored = lab.store().orders().unwrap();
+    let mut fake: Vec<(String, u32)> =
+        lab.kaspi.orders().iter().map(|o| (o.id.clone(), o.entries.len() as u32)).collect();
+    fake.sort();
+    assert_eq!(stored, fake, "every order once, with all its entries");
+    assert_safe(&lab);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_pushes_nothing_and_prices_respect_floors_and_ceilings() {
+    let lab = Lab::start("reprice", 2, 5).await;
+    let products = lab.kaspi.products();
+    for p in &products[..3] {
+        lab.kaspi.set_competitor_price(p, "11111111", "Cheap Rival", 1000.0);
+    }
+    // Our own offer and an excluded merchant are cheaper still, and must be ignored.
+    lab.kaspi.set_competitor_price(&products[0], "30067228", "Us", 10.0);
+    lab.kaspi.set_competitor_price(&products[0], "99999", "Excluded", 20.0);
+    let skus = format!(
+        "sku,product_id,floor,ceiling,model\nA,{},500,2000,Phone A\nB,{},1500,3000,Phone B\nC,{},100,800,Phone C\n",
+        products[0], products[1], products[2]
+    );
+    lab.configure(2, "demper = 100\norders = 0\ncatalog = 0", "", &skus, "step = 1");
+    let (code, log) = lab.run(&["--once", "--dry-run"], StdDuration::from_secs(30), "dry.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(lab.kaspi.price_updates().is_empty(), "a dry run pushed a price");
+    let dry = lab.store().decisions().unwrap();
+    let decided: Vec<(String, Option<f64>, String, bool)> =
+        dry.iter().map(|d| (d.sku.clone(), d.new_price, d.reason.clone(), d.dry_run)).collect();
+    let mut decided = decided;
+    decided.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        decided,
+        vec![
+            ("A".into(), Some(999.0), "undercut".into(), true),
+            ("B".into(), Some(1500.0), "floor".into(), true),
+            ("C".into(), Some(800.0), "ceiling".into(), true),
+        ]
+    );
+    assert!(log.contains("[dry run: not pushed]"), "{log}");
+
+    let (code, log) = lab.run(&["--once"], StdDuration::from_secs(30), "live.log").await;
+    assert_eq!(code, 0, "{log}");
+    let mut pushed: Vec<(String, f64)> = lab.kaspi.price_updates().iter().map(|u| (u.sku.clone(), u.price)).collect();
+    pushed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(pushed, vec![("A".into(), 999.0), ("B".into(), 1500.0), ("C".into(), 800.0)]);
+    // A third pass changes nothing, so it pushes nothing.
+    let (code, _) = lab.run(&["--once"], StdDuration::from_secs(30), "again.log").await;
+    assert_eq!(code, 0);
+    assert_eq!(lab.kaspi.price_updates().len(), 3, "unchanged prices are not pushed again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_appear_neither_in_logs_nor_status_nor_the_store() {
+    let lab = Lab::start("secrets", 3, 20).await;
+    lab.configure(3, "demper = 40\norders = 30\ncatalog = 30", "", &lab.wide_skus(20), "");
+    let mut child = lab.spawn(&["--sync-catalog", "--run-for", "4s"], "run.log");
+    // Read the status endpoint while it runs.
+    let start = StdInstant::now();
+    let port = loop {
+        let log = lab.log("run.log");
+        if let Some(rest) = log.split("status on http://127.0.0.1:").nth(1) {
+            break rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse::<u16>().unwrap();
+        }
+        assert!(start.elapsed() < StdDuration::from_secs(20), "no status line: {log}");
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    };
+    rotor::live::transport::init_tls();
+    let get = |path: &str| {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        async move { reqwest::Client::new().get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let health = get("/health/proxies").await;
+    let metrics = get("/metrics").await;
+    let v: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(v["proxy_pool"]["total"], 3);
+    assert_eq!(v["users_with_proxies"], 1);
+    assert_eq!(v["per_module_allocation"]["demper"], 1);
+    assert_eq!(v["per_module_allocation"]["orders"], 1);
+    assert!(metrics.contains("rotor_requests_total{module=\"demper\",outcome=\"ok\"}"), "{metrics}");
+    let start = StdInstant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < StdDuration::from_secs(30));
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    let log = lab.log("run.log");
+    assert!(log.contains("stopped:"), "{log}");
+    let mut store_bytes = Vec::new();
+    for f in ["state.db", "state.db-wal"] {
+        store_bytes.extend(std::fs::read(lab.dir.join(f)).unwrap_or_default());
+    }
+    assert!(lab.store().proxies().unwrap()[0].password.as_ref().unwrap().expose() == password(0), "stored encrypted, readable with the key");
+    let secrets = [password(0), password(1), password(2), TOKEN.to_owned(), SESSION.to_owned(), KEY.to_owned()];
+    for s in &secrets {
+        for (name, text) in [("log", &log), ("health", &health), ("metrics", &metrics)] {
+            assert!(!text.contains(s.as_str()), "{name} contains a secret");
+        }
+        assert!(!store_bytes.windows(s.len()).any(|w| w == s.as_bytes()), "the store holds a secret in plaintext");
+    }
+    assert!(lab.store().catalog_len(rotor_engine::UserId(1)).unwrap() > 0, "the catalogue was synced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_bad_input_exits_2() {
+    let lab = Lab::start("sigterm", 1, 5).await;
+    lab.configure(1, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(5), "interval = \"1h\"");
+    let child = lab.spawn(&["--dry-run"], "run.log");
+    let start = StdInstant::now();
+    while !lab.log("run.log").contains("pass over 5 SKUs") {
+        assert!(start.elapsed() < StdDuration::from_secs(20), "{}", lab.log("run.log"));
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let log = lab.log("run.log");
+    assert!(log.contains("SIGTERM: shutting down") && log.contains("stopped:"), "{log}");
+
+    // A missing secret is bad input: exit 2, and the message names the variable.
+    let out = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["live", "--config"])
+        .arg(lab.dir.join("live.toml"))
+        .env_remove("ROTOR_STORE_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("$ROTOR_STORE_KEY is not set"));
+}
