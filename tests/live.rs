@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -67,7 +68,11 @@ impl Lab {
 
     /// Writes live.toml; `extra` goes into [engine], `split` is the [split] table's body.
     fn configure(&self, user_proxies: u32, split: &str, extra: &str, skus: &str, demper: &str) {
-        let demper = if demper.contains("interval") { demper.to_owned() } else { format!("interval = \"0s\"\n{demper}") };
+        let demper = if demper.contains("interval") {
+            demper.to_owned()
+        } else {
+            format!("interval = \"0s\"\n{demper}")
+        };
         let uri = self.kaspi.uri();
         let mut text = format!(
             "[store]\npath = \"state.db\"\n\n[status]\nlisten = \"127.0.0.1:0\"\n\n\
@@ -78,16 +83,18 @@ impl Lab {
              [split]\n{split}\n\n[demper]\nconcurrency = 4\n{demper}\n\n[orders]\ninterval = \"1s\"\n\n"
         );
         for (i, p) in self.proxies.iter().enumerate() {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "[[proxy]]\nurl = \"{}\"\nuser = \"px{i}\"\npassword_env = \"PX{i}_PASSWORD\"\negress_ip = \"{}\"\n\n",
                 p.url(),
                 p.egress()
-            ));
+            );
         }
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "[[user]]\nid = 1\nmerchant_uid = \"30067228\"\nproxies = {user_proxies}\ntoken_env = \"KASPI_TOKEN\"\n\
              session_env = \"KASPI_SESSION\"\nskus = \"skus.csv\"\nexcluded_merchants = [\"99999\"]\n"
-        ));
+        );
         std::fs::write(self.dir.join("live.toml"), text).unwrap();
         std::fs::write(self.dir.join("skus.csv"), skus).unwrap();
     }
@@ -96,7 +103,7 @@ impl Lab {
     fn wide_skus(&self, n: usize) -> String {
         let mut s = String::from("sku,product_id,floor,ceiling\n");
         for p in self.kaspi.products().iter().take(n) {
-            s.push_str(&format!("{p},{p},1,10000000\n"));
+            let _ = writeln!(s, "{p},{p},1,10000000");
         }
         s
     }
@@ -165,7 +172,10 @@ fn assert_safe(lab: &Lab) -> BTreeMap<String, Vec<usize>> {
     let seen = lab.kaspi.seen();
     let leases = leases_by_ip(&seen);
     for (ip, runs) in &leases {
-        assert!(runs.iter().all(|&n| n <= BUDGET), "{ip} went over its budget (or inside its rest): {runs:?}");
+        assert!(
+            runs.iter().all(|&n| n <= BUDGET),
+            "{ip} went over its budget (or inside its rest): {runs:?}"
+        );
     }
     for (ip, n) in lab.kaspi.max_per_ip_in_window(3_000) {
         assert!(n <= 250, "{ip} sent {n} requests inside one 3 s window");
@@ -185,7 +195,10 @@ async fn rotation_at_249_and_the_rest_is_respected() {
     let runs: Vec<usize> = leases.values().flatten().copied().collect();
     assert_eq!(runs.iter().sum::<usize>(), 600, "{leases:?}");
     assert_eq!(runs.iter().filter(|&&n| n == BUDGET).count(), 2, "{leases:?}");
-    assert!(leases.values().any(|r| r.len() == 2), "one proxy carried a second lease after resting: {leases:?}");
+    assert!(
+        leases.values().any(|r| r.len() == 2),
+        "one proxy carried a second lease after resting: {leases:?}"
+    );
     let store = lab.store();
     let log_rows = store.leases().unwrap();
     let rested: Vec<u32> =
@@ -199,14 +212,23 @@ async fn rotation_at_249_and_the_rest_is_respected() {
 async fn a_429_storm_opens_the_circuit_and_kills_no_proxy() {
     let lab = Lab::start("storm", 3, 50).await;
     lab.kaspi.set_faults(Faults { storm_share: 1.0, ..Faults::default() });
-    lab.configure(3, "demper = 100\norders = 0\ncatalog = 0", "circuit_cooldown = \"30s\"\nmax_attempts = 3", &lab.wide_skus(50), "");
+    lab.configure(
+        3,
+        "demper = 100\norders = 0\ncatalog = 0",
+        "circuit_cooldown = \"30s\"\nmax_attempts = 3",
+        &lab.wide_skus(50),
+        "",
+    );
     let (code, log) = lab.run(&["--dry-run", "--run-for", "5s"], StdDuration::from_secs(30), "run.log").await;
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("circuit open until"), "{log}");
     let seen = lab.kaspi.seen();
     assert!(seen.iter().all(|s| s.status == 429));
     assert!(seen.len() <= 12, "the lane backed off: {} requests in 5 s of storm", seen.len());
-    assert!(lab.store().proxies().unwrap().iter().all(|p| !p.dead), "a 429 says nothing about a proxy's health");
+    assert!(
+        lab.store().proxies().unwrap().iter().all(|p| !p.dead),
+        "a 429 says nothing about a proxy's health"
+    );
     assert!(!log.contains("is dead"), "{log}");
 }
 
@@ -242,12 +264,14 @@ async fn kill_9_mid_run_keeps_every_budget_and_rest_across_the_restart() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = lab.kaspi.seen().len();
-    let (code, log) = lab.run(&["--dry-run", "--run-for", "9s"], StdDuration::from_secs(40), "second.log").await;
+    let (code, log) =
+        lab.run(&["--dry-run", "--run-for", "9s"], StdDuration::from_secs(40), "second.log").await;
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("leases were open when the last run ended"), "{log}");
     assert!(lab.kaspi.seen().len() > before + 249, "the restart went on working");
     assert_safe(&lab);
-    let closed_by_restart = lab.store().leases().unwrap().iter().filter(|r| r.7.as_deref() == Some("restart")).count();
+    let closed_by_restart =
+        lab.store().leases().unwrap().iter().filter(|r| r.7.as_deref() == Some("restart")).count();
     assert!(closed_by_restart >= 1);
 }
 
@@ -305,7 +329,8 @@ async fn dry_run_pushes_nothing_and_prices_respect_floors_and_ceilings() {
 
     let (code, log) = lab.run(&["--once"], StdDuration::from_secs(30), "live.log").await;
     assert_eq!(code, 0, "{log}");
-    let mut pushed: Vec<(String, f64)> = lab.kaspi.price_updates().iter().map(|u| (u.sku.clone(), u.price)).collect();
+    let mut pushed: Vec<(String, f64)> =
+        lab.kaspi.price_updates().iter().map(|u| (u.sku.clone(), u.price)).collect();
     pushed.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(pushed, vec![("A".into(), 999.0), ("B".into(), 1500.0), ("C".into(), 800.0)]);
     // A third pass changes nothing, so it pushes nothing.
@@ -353,13 +378,20 @@ async fn secrets_appear_neither_in_logs_nor_status_nor_the_store() {
     for f in ["state.db", "state.db-wal"] {
         store_bytes.extend(std::fs::read(lab.dir.join(f)).unwrap_or_default());
     }
-    assert!(lab.store().proxies().unwrap()[0].password.as_ref().unwrap().expose() == password(0), "stored encrypted, readable with the key");
-    let secrets = [password(0), password(1), password(2), TOKEN.to_owned(), SESSION.to_owned(), KEY.to_owned()];
+    assert!(
+        lab.store().proxies().unwrap()[0].password.as_ref().unwrap().expose() == password(0),
+        "stored encrypted, readable with the key"
+    );
+    let secrets =
+        [password(0), password(1), password(2), TOKEN.to_owned(), SESSION.to_owned(), KEY.to_owned()];
     for s in &secrets {
         for (name, text) in [("log", &log), ("health", &health), ("metrics", &metrics)] {
             assert!(!text.contains(s.as_str()), "{name} contains a secret");
         }
-        assert!(!store_bytes.windows(s.len()).any(|w| w == s.as_bytes()), "the store holds a secret in plaintext");
+        assert!(
+            !store_bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+            "the store holds a secret in plaintext"
+        );
     }
     assert!(lab.store().catalog_len(rotor_engine::UserId(1)).unwrap() > 0, "the catalogue was synced");
 }

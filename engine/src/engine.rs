@@ -261,7 +261,11 @@ impl Engine {
 
     /// Gives `user` exactly these proxies per module (indexed by [`Module::index`]): how a
     /// persisted allocation comes back after a restart. All or nothing; every proxy must be free.
-    pub fn allocate_exact(&mut self, user: UserId, by_module: [Vec<ProxyId>; 4]) -> Result<Allocation, AllocError> {
+    pub fn allocate_exact(
+        &mut self,
+        user: UserId,
+        by_module: [Vec<ProxyId>; 4],
+    ) -> Result<Allocation, AllocError> {
         if self.users.contains_key(&user) {
             return Err(AllocError::AlreadyAllocated(user));
         }

@@ -91,9 +91,10 @@ impl Pool {
 
     /// Whether `id` is in the free set.
     pub(crate) fn is_free(&self, id: ProxyId) -> bool {
-        self.entries.get(id.0 as usize).and_then(ProxyEntry::queue_key).is_some_and(|key| {
-            self.entries[id.0 as usize].holder.is_none() && self.free.contains(&(key, id))
-        })
+        self.entries
+            .get(id.0 as usize)
+            .and_then(ProxyEntry::queue_key)
+            .is_some_and(|key| self.entries[id.0 as usize].holder.is_none() && self.free.contains(&(key, id)))
     }
 
     /// Free proxies: they can be allocated now (some may still be resting).

@@ -317,43 +317,145 @@ pub fn load(path: &Path) -> Result<LiveConfig, ConfigError> {
     parse(&text, path)
 }
 
-/// Parses config `text` read from `path` (used in messages and to resolve relative paths).
-pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
-    let at = |span: Option<std::ops::Range<usize>>, message: String| {
-        let line = span.map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+/// Where errors point, and what relative paths are relative to.
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+    base_dir: PathBuf,
+}
+
+type TextSpan = Option<std::ops::Range<usize>>;
+
+impl Ctx<'_> {
+    fn at(&self, span: TextSpan, message: String) -> ConfigError {
+        let line = span.map(|s| self.text[..s.start.min(self.text.len())].matches('\n').count() + 1);
         let place = match line {
-            Some(l) => format!("{}:{l}", path.display()),
-            None => path.display().to_string(),
+            Some(l) => format!("{}:{l}", self.path.display()),
+            None => self.path.display().to_string(),
         };
         ConfigError { place, message }
-    };
-    let raw: RawFile = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
-    let whole = |message: String| at(None, message);
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    }
 
-    let secret = |what: &str, env: Option<String>, file: Option<PathBuf>, span: Option<std::ops::Range<usize>>| {
+    fn whole(&self, message: String) -> ConfigError {
+        self.at(None, message)
+    }
+
+    /// A secret given as `{what}_env` or `{what}_file`, exactly one of them.
+    fn secret(
+        &self,
+        what: &str,
+        env: Option<String>,
+        file: Option<PathBuf>,
+        span: TextSpan,
+    ) -> Result<SecretSource, ConfigError> {
         match (env, file) {
             (Some(var), None) => Ok(SecretSource::Env(var)),
-            (None, Some(f)) => Ok(SecretSource::File(base_dir.join(f))),
+            (None, Some(f)) => Ok(SecretSource::File(self.base_dir.join(f))),
             (Some(_), Some(_)) => {
-                Err(at(span, format!("{what}: give either `{what}_env` or `{what}_file`, not both")))
+                Err(self.at(span, format!("{what}: give either `{what}_env` or `{what}_file`, not both")))
             }
-            (None, None) => Err(at(span, format!("{what}: missing; give `{what}_env` (a variable name) or `{what}_file` (a path)"))),
+            (None, None) => Err(self.at(
+                span,
+                format!("{what}: missing; give `{what}_env` (a variable name) or `{what}_file` (a path)"),
+            )),
+        }
+    }
+
+    /// A secret with a default variable when neither form is given.
+    fn secret_or(
+        &self,
+        section: &str,
+        env: Option<String>,
+        file: Option<PathBuf>,
+        default_env: &str,
+    ) -> Result<SecretSource, ConfigError> {
+        match (env, file) {
+            (None, None) => Ok(SecretSource::Env(default_env.into())),
+            (env, file) => self
+                .secret("key", env, file, None)
+                .map_err(|e| self.whole(format!("{section} {}", e.message))),
+        }
+    }
+}
+
+/// Parses config `text` read from `path` (used in messages and to resolve relative paths).
+pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
+    let cx = Ctx { text, path, base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
+    let raw: RawFile = toml::from_str(text).map_err(|e| cx.at(e.span(), e.message().to_owned()))?;
+    let store_key = cx.secret_or("[store]", raw.store.key_env, raw.store.key_file, "ROTOR_STORE_KEY")?;
+    let reserve_block = raw.engine.reserve_block.map_or(16, NonZeroU32::get);
+    let engine = engine_section(&cx, &raw.engine)?;
+    let split_percent = match raw.split {
+        None => [70, 25, 5, 0],
+        Some(s) => {
+            let p = [s.demper, s.orders, s.catalog, s.reserve];
+            let sum = p.iter().sum::<u32>();
+            if sum != 100 {
+                return Err(cx.whole(format!(
+                    "[split] demper + orders + catalog + reserve is {sum}; valid: percentages that add up to 100"
+                )));
+            }
+            p
         }
     };
-
-    let store_key = match (raw.store.key_env, raw.store.key_file) {
-        (None, None) => SecretSource::Env("ROTOR_STORE_KEY".into()),
-        (env, file) => secret("key", env, file, None).map_err(|e| whole(format!("[store] {}", e.message)))?,
+    let k = raw.kaspi;
+    let url = |name: &str, v: Option<String>, default: &str| -> Result<String, ConfigError> {
+        let v = v.unwrap_or_else(|| default.to_owned());
+        if !(v.starts_with("http://") || v.starts_with("https://")) {
+            return Err(cx.whole(format!("[kaspi] {name} = \"{v}\"; valid: an http:// or https:// URL")));
+        }
+        Ok(v.trim_end_matches('/').to_owned())
     };
+    let kaspi = KaspiUrls {
+        storefront: url("storefront", k.storefront, "https://kaspi.kz")?,
+        cabinet: url("cabinet", k.cabinet, "https://mc.shop.kaspi.kz")?,
+        shop_api: url("shop_api", k.shop_api, "https://kaspi.kz/shop/api/v2")?,
+        city_id: k.city_id.unwrap_or_else(|| "750000000".into()),
+    };
+    let fourteen_days = Duration::from_mins(14 * 24 * 60);
+    let orders_lookback = raw.orders.lookback.map_or(fourteen_days, |s| s.0);
+    if orders_lookback > fourteen_days || orders_lookback == Duration::ZERO {
+        return Err(cx.whole(format!(
+            "[orders] lookback is {} ms; valid: above 0 and at most 14d (Kaspi refuses longer windows)",
+            orders_lookback.as_millis()
+        )));
+    }
+    let demper_step = raw.demper.step.unwrap_or(1.0);
+    if !(demper_step.is_finite() && demper_step >= 0.0) {
+        return Err(cx.whole(format!("[demper] step is {demper_step}; valid: 0 or more tenge")));
+    }
+    let proxy6 = raw.proxy6.map(|p| proxy6_section(&cx, p)).transpose()?;
+    let proxies = raw.proxy.into_iter().map(|p| proxy_entry(&cx, p)).collect::<Result<Vec<_>, _>>()?;
+    let users = user_entries(&cx, raw.user)?;
+    Ok(LiveConfig {
+        store_path: cx.base_dir.join(raw.store.path.unwrap_or_else(|| PathBuf::from("rotor-state.db"))),
+        store_key,
+        status_listen: raw.status.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9464))),
+        kaspi,
+        timeout: k.timeout.map_or(Duration::from_secs(20), |s| s.0),
+        connect_timeout: k.connect_timeout.map_or(Duration::from_secs(5), |s| s.0),
+        engine,
+        reserve_block,
+        split_percent,
+        demper_interval: raw.demper.interval.map_or(Duration::from_mins(3), |s| s.0),
+        demper_step,
+        demper_concurrency: raw.demper.concurrency.map_or(4, NonZeroU32::get),
+        orders_interval: raw.orders.interval.map_or(Duration::from_mins(10), |s| s.0),
+        orders_lookback,
+        catalog_interval: raw.catalog.interval.map(|s| s.0),
+        proxy6,
+        proxies,
+        users,
+        base_dir: cx.base_dir,
+    })
+}
 
-    let e = raw.engine;
+fn engine_section(cx: &Ctx<'_>, e: &RawEngine) -> Result<EngineConfig, ConfigError> {
     let budget = e.budget.unwrap_or(RestPolicy::default().budget);
     let policy = match e.policy.unwrap_or(RawPolicy::Rest) {
-        RawPolicy::Rest => Policy::Rest(RestPolicy {
-            budget,
-            rest: e.rest.map_or(RestPolicy::default().rest, |s| s.0),
-        }),
+        RawPolicy::Rest => {
+            Policy::Rest(RestPolicy { budget, rest: e.rest.map_or(RestPolicy::default().rest, |s| s.0) })
+        }
         RawPolicy::Window => Policy::Window(WindowPolicy {
             limit: budget,
             window: e.window.map_or(WindowPolicy::default().window, |s| s.0),
@@ -368,9 +470,12 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
     };
     let per_s = e.price_updates_per_second.unwrap_or(1.5);
     let cooldown = e.price_update_cooldown.map_or(Duration::from_mins(30), |s| s.0);
-    let throttle = AccountThrottle::per_second(Endpoint::CabinetPriceUpdate, per_s, cooldown).ok_or_else(|| {
-        whole(format!("[engine] price_updates_per_second is {per_s}; valid: a number above 0 and at most 1000"))
-    })?;
+    let throttle =
+        AccountThrottle::per_second(Endpoint::CabinetPriceUpdate, per_s, cooldown).ok_or_else(|| {
+            cx.whole(format!(
+                "[engine] price_updates_per_second is {per_s}; valid: a number above 0 and at most 1000"
+            ))
+        })?;
     let engine = EngineConfig {
         policy,
         penalty_rest: e.penalty_rest.map_or(defaults.penalty_rest, |s| s.0),
@@ -384,140 +489,71 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         seed: e.seed.unwrap_or(0),
         ..defaults
     };
-    engine.validate().map_err(|err| whole(format!("[engine] {err}")))?;
+    engine.validate().map_err(|err| cx.whole(format!("[engine] {err}")))?;
+    Ok(engine)
+}
 
-    let split_percent = match raw.split {
-        None => [70, 25, 5, 0],
-        Some(s) => {
-            let p = [s.demper, s.orders, s.catalog, s.reserve];
-            if p.iter().sum::<u32>() != 100 {
-                return Err(whole(format!(
-                    "[split] demper + orders + catalog + reserve is {}; valid: percentages that add up to 100",
-                    p.iter().sum::<u32>()
-                )));
-            }
-            p
-        }
-    };
-
-    let k = raw.kaspi;
-    let url = |name: &str, v: Option<String>, default: &str| -> Result<String, ConfigError> {
-        let v = v.unwrap_or_else(|| default.to_owned());
-        if !(v.starts_with("http://") || v.starts_with("https://")) {
-            return Err(whole(format!("[kaspi] {name} = \"{v}\"; valid: an http:// or https:// URL")));
-        }
-        Ok(v.trim_end_matches('/').to_owned())
-    };
-    let kaspi = KaspiUrls {
-        storefront: url("storefront", k.storefront, "https://kaspi.kz")?,
-        cabinet: url("cabinet", k.cabinet, "https://mc.shop.kaspi.kz")?,
-        shop_api: url("shop_api", k.shop_api, "https://kaspi.kz/shop/api/v2")?,
-        city_id: k.city_id.unwrap_or_else(|| "750000000".into()),
-    };
-
-    let orders_lookback = raw.orders.lookback.map_or(Duration::from_mins(14 * 24 * 60), |s| s.0);
-    if orders_lookback > Duration::from_mins(14 * 24 * 60) || orders_lookback == Duration::ZERO {
-        return Err(whole(format!(
-            "[orders] lookback is {} ms; valid: above 0 and at most 14d (Kaspi refuses longer windows)",
-            orders_lookback.as_millis()
-        )));
+fn proxy6_section(cx: &Ctx<'_>, p: RawProxy6) -> Result<Proxy6Settings, ConfigError> {
+    let version = p.version.unwrap_or(4);
+    if ![3, 4, 6].contains(&version) {
+        return Err(
+            cx.whole(format!("[proxy6] version is {version}; valid: 4 (IPv4), 3 (IPv4 shared), 6 (IPv6)"))
+        );
     }
-    let demper_step = raw.demper.step.unwrap_or(1.0);
-    if !(demper_step.is_finite() && demper_step >= 0.0) {
-        return Err(whole(format!("[demper] step is {demper_step}; valid: 0 or more tenge")));
-    }
+    Ok(Proxy6Settings {
+        api: p.api.unwrap_or_else(|| "https://px6.link/api".into()).trim_end_matches('/').to_owned(),
+        key: cx.secret_or("[proxy6]", p.key_env, p.key_file, "ROTOR_PROXY6_KEY")?,
+        version,
+        country: p.country.unwrap_or_else(|| "kz".into()).to_lowercase(),
+        period_days: p.period.unwrap_or(30),
+        min_pool: p.min_pool.unwrap_or(0),
+        check_every: p.check_every.map_or(Duration::from_mins(5), |s| s.0),
+    })
+}
 
-    let proxy6 = match raw.proxy6 {
-        None => None,
-        Some(p) => {
-            let version = p.version.unwrap_or(4);
-            if ![3, 4, 6].contains(&version) {
-                return Err(whole(format!("[proxy6] version is {version}; valid: 4 (IPv4), 3 (IPv4 shared), 6 (IPv6)")));
-            }
-            let key = match (p.key_env, p.key_file) {
-                (None, None) => SecretSource::Env("ROTOR_PROXY6_KEY".into()),
-                (env, file) => secret("key", env, file, None).map_err(|e| whole(format!("[proxy6] {}", e.message)))?,
-            };
-            Some(Proxy6Settings {
-                api: p.api.unwrap_or_else(|| "https://px6.link/api".into()).trim_end_matches('/').to_owned(),
-                key,
-                version,
-                country: p.country.unwrap_or_else(|| "kz".into()).to_lowercase(),
-                period_days: p.period.unwrap_or(30),
-                min_pool: p.min_pool.unwrap_or(0),
-                check_every: p.check_every.map_or(Duration::from_mins(5), |s| s.0),
-            })
-        }
+fn proxy_entry(cx: &Ctx<'_>, sp: toml::Spanned<RawProxy>) -> Result<ProxyConfig, ConfigError> {
+    let span = Some(sp.span());
+    let p = sp.into_inner();
+    let bad = |why: &str| cx.at(span.clone(), format!("[[proxy]] url = \"{}\"{why}", p.url));
+    let rest =
+        p.url.strip_prefix("http://").ok_or_else(|| bad("; valid: http://host:port"))?.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad(" has no port; valid: http://host:port"))?;
+    let port: u16 = port.parse().map_err(|_| bad(&format!(": port `{port}` is not 1 to 65535")))?;
+    let Some(egress_ip) = p.egress_ip.or_else(|| host.parse().ok()) else {
+        return Err(bad(": give `egress_ip` (the address Kaspi sees); the host is a name"));
     };
+    let password = match (&p.user, p.password_env, p.password_file) {
+        (None, None, None) => None,
+        (_, env, file) => Some(cx.secret("password", env, file, span.clone())?),
+    };
+    Ok(ProxyConfig { url: p.url.clone(), host: host.to_owned(), port, user: p.user, password, egress_ip })
+}
 
-    let mut proxies = Vec::new();
-    for sp in raw.proxy {
-        let span = Some(sp.span());
-        let p = sp.into_inner();
-        let rest = p.url.strip_prefix("http://").ok_or_else(|| {
-            at(span.clone(), format!("[[proxy]] url = \"{}\"; valid: http://host:port", p.url))
-        })?;
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = rest.rsplit_once(':').ok_or_else(|| {
-            at(span.clone(), format!("[[proxy]] url = \"{}\" has no port; valid: http://host:port", p.url))
-        })?;
-        let port: u16 = port.parse().map_err(|_| {
-            at(span.clone(), format!("[[proxy]] url = \"{}\": port `{port}` is not 1 to 65535", p.url))
-        })?;
-        let egress_ip = match p.egress_ip.or_else(|| host.parse().ok()) {
-            Some(ip) => ip,
-            None => return Err(at(span, format!("[[proxy]] url = \"{}\": give `egress_ip` (the address Kaspi sees); the host is a name", p.url))),
-        };
-        let password = match (&p.user, p.password_env, p.password_file) {
-            (None, None, None) => None,
-            (_, env, file) => Some(secret("password", env, file, span.clone())?),
-        };
-        proxies.push(ProxyConfig { url: p.url.clone(), host: host.to_owned(), port, user: p.user, password, egress_ip });
-    }
-
+fn user_entries(cx: &Ctx<'_>, raw: Vec<toml::Spanned<RawUser>>) -> Result<Vec<UserConfig>, ConfigError> {
     let mut users: Vec<UserConfig> = Vec::new();
-    for su in raw.user {
+    for su in raw {
         let span = Some(su.span());
         let u = su.into_inner();
         if users.iter().any(|x| x.id.0 == u.id) {
-            return Err(at(span, format!("[[user]] id = {} appears twice; valid: one entry per user", u.id)));
+            return Err(
+                cx.at(span, format!("[[user]] id = {} appears twice; valid: one entry per user", u.id))
+            );
         }
         if u.proxies == 0 {
-            return Err(at(span, format!("[[user]] id = {}: proxies = 0; valid: 1 or more", u.id)));
+            return Err(cx.at(span, format!("[[user]] id = {}: proxies = 0; valid: 1 or more", u.id)));
         }
         users.push(UserConfig {
             id: UserId(u.id),
             merchant_uid: u.merchant_uid,
             proxies: u.proxies,
-            token: secret("token", u.token_env, u.token_file, span.clone())?,
-            session: secret("session", u.session_env, u.session_file, span.clone())?,
-            skus: base_dir.join(u.skus),
+            token: cx.secret("token", u.token_env, u.token_file, span.clone())?,
+            session: cx.secret("session", u.session_env, u.session_file, span.clone())?,
+            skus: cx.base_dir.join(u.skus),
             excluded_merchants: u.excluded_merchants,
             subscribed_until_ms: u.subscribed_until_ms,
         });
     }
-
-    Ok(LiveConfig {
-        store_path: base_dir.join(raw.store.path.unwrap_or_else(|| PathBuf::from("rotor-state.db"))),
-        store_key,
-        status_listen: raw.status.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9464))),
-        kaspi,
-        timeout: k.timeout.map_or(Duration::from_secs(20), |s| s.0),
-        connect_timeout: k.connect_timeout.map_or(Duration::from_secs(5), |s| s.0),
-        engine,
-        reserve_block: e.reserve_block.map_or(16, NonZeroU32::get),
-        split_percent,
-        demper_interval: raw.demper.interval.map_or(Duration::from_mins(3), |s| s.0),
-        demper_step,
-        demper_concurrency: raw.demper.concurrency.map_or(4, NonZeroU32::get),
-        orders_interval: raw.orders.interval.map_or(Duration::from_mins(10), |s| s.0),
-        orders_lookback,
-        catalog_interval: raw.catalog.interval.map(|s| s.0),
-        proxy6,
-        proxies,
-        users,
-        base_dir,
-    })
+    Ok(users)
 }
 
 #[cfg(test)]
@@ -526,7 +562,12 @@ mod tests {
     use super::*;
 
     fn cfg(extra: &str) -> Result<LiveConfig, ConfigError> {
-        parse(&format!("[[user]]\nid = 1\nmerchant_uid = \"1\"\nproxies = 100\ntoken_env = \"T\"\nsession_env = \"S\"\nskus = \"s.csv\"\n{extra}"), Path::new("live.toml"))
+        parse(
+            &format!(
+                "[[user]]\nid = 1\nmerchant_uid = \"1\"\nproxies = 100\ntoken_env = \"T\"\nsession_env = \"S\"\nskus = \"s.csv\"\n{extra}"
+            ),
+            Path::new("live.toml"),
+        )
     }
 
     #[test]

@@ -181,39 +181,8 @@ impl Driver {
             self.absorb_events();
             match decision {
                 Decision::Send(ticket) => {
-                    let proxy = ticket.proxy();
-                    if let Err(e) = self.charge(proxy, lease_requests) {
-                        // Not sent: hand the ticket back as a failure of ours, so nothing leaks.
-                        let now = clock::now();
-                        lock(&self.engine).complete(ticket, Outcome::ServerError { status: 599 }, now);
-                        self.absorb_events();
-                        self.completions.notify_waiters();
-                        return Err(CallError::Store(e));
-                    }
-                    let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
-                    lock(&self.in_flight).insert(
-                        call_id,
-                        InFlight { lane: ticket.lane(), endpoint: ticket.endpoint(), proxy, sent_ms: now.as_millis() },
-                    );
-                    let client = self.clients.read().unwrap_or_else(PoisonError::into_inner)[proxy.0 as usize].clone();
-                    let result = transport::exchange(build(&client)).await;
-                    lock(&self.in_flight).remove(&call_id);
-                    let outcome = transport::classify(&result);
-                    self.metrics.request(spec.module, outcome.kind());
-                    {
-                        let mut books = lock(&self.books);
-                        let u = &mut books[proxy.0 as usize].usage;
-                        u.requests += 1;
-                        if outcome == Outcome::Ok {
-                            u.successes += 1;
-                        } else {
-                            u.failures += 1;
-                        }
-                    }
-                    let now = clock::now();
-                    let completion = lock(&self.engine).complete(ticket, outcome, now);
-                    self.absorb_events();
-                    self.completions.notify_waiters();
+                    let (result, completion) =
+                        self.send(ticket, lease_requests, spec.module, &build, now).await?;
                     last_status = result.as_ref().ok().map(|r| r.status);
                     match completion {
                         Completion::Done => {
@@ -258,6 +227,48 @@ impl Driver {
         }
     }
 
+    /// One send on a ticket: the durable charge, the exchange, the accounting, the completion.
+    async fn send(
+        &self,
+        ticket: rotor_engine::Ticket,
+        lease_requests: u32,
+        module: Module,
+        build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        now: rotor_engine::Instant,
+    ) -> Result<(Result<Reply, rotor_engine::ProxyFailure>, Completion), CallError> {
+        let proxy = ticket.proxy();
+        if let Err(e) = self.charge(proxy, lease_requests) {
+            // Not sent: hand the ticket back as a failure of ours, so nothing leaks.
+            lock(&self.engine).complete(ticket, Outcome::ServerError { status: 599 }, clock::now());
+            self.absorb_events();
+            self.completions.notify_waiters();
+            return Err(CallError::Store(e));
+        }
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let flight =
+            InFlight { lane: ticket.lane(), endpoint: ticket.endpoint(), proxy, sent_ms: now.as_millis() };
+        lock(&self.in_flight).insert(call_id, flight);
+        let client = self.clients.read().unwrap_or_else(PoisonError::into_inner)[proxy.0 as usize].clone();
+        let result = transport::exchange(build(&client)).await;
+        lock(&self.in_flight).remove(&call_id);
+        let outcome = transport::classify(&result);
+        self.metrics.request(module, outcome.kind());
+        {
+            let mut books = lock(&self.books);
+            let u = &mut books[proxy.0 as usize].usage;
+            u.requests += 1;
+            if outcome == Outcome::Ok {
+                u.successes += 1;
+            } else {
+                u.failures += 1;
+            }
+        }
+        let completion = lock(&self.engine).complete(ticket, outcome, clock::now());
+        self.absorb_events();
+        self.completions.notify_waiters();
+        Ok((result, completion))
+    }
+
     /// Makes the send that made the proxy's lease `lease_requests` long durable before it goes
     /// out: within the reserved block nothing is written; past it, the next block is reserved.
     fn charge(&self, proxy: ProxyId, lease_requests: u32) -> Result<(), String> {
@@ -279,37 +290,8 @@ impl Driver {
             let Some(event) = lock(&self.engine).poll_event() else { break };
             let now = clock::now().as_millis();
             match event {
-                Event::Rotated { lane, from, to, .. } => {
-                    self.metrics.rotation();
-                    let mut books = lock(&self.books);
-                    let book = &mut books[to.0 as usize];
-                    book.lease_no += 1;
-                    book.usage = LeaseUsage::default();
-                    book.reserved = self.reserve_block.min(self.budget);
-                    let r = lock(&self.store).open_lease(to, book.lease_no, lane.user, lane.module, book.reserved, now);
-                    if let Err(e) = r {
-                        // The charge check in `charge` will retry the write before any send.
-                        book.reserved = 0;
-                        log::line(Level::Error, &format!("cannot record lease {} of {to}: {e}", book.lease_no));
-                    }
-                    let from = from.map_or_else(|| "none".to_owned(), |p| p.to_string());
-                    log::line(Level::Info, &format!("lane {lane}: rotated from {from} to {to}"));
-                }
-                Event::Rested { proxy, until, lane } => {
-                    let book = lock(&self.books)[proxy.0 as usize];
-                    if let Err(e) = lock(&self.store).start_rest(proxy, book.lease_no, until.as_millis(), book.usage, now) {
-                        log::line(Level::Error, &format!("cannot record the rest of {proxy}: {e}"));
-                    }
-                    let lane = lane.map_or_else(|| "pool".to_owned(), |l| l.to_string());
-                    log::line(
-                        Level::Info,
-                        &format!(
-                            "{proxy} ({lane}) rests until {} after {} requests",
-                            log::utc(until.as_millis()),
-                            book.usage.requests
-                        ),
-                    );
-                }
+                Event::Rotated { lane, from, to, .. } => self.lease_opened(lane, from, to, now),
+                Event::Rested { proxy, until, lane } => self.rest_started(proxy, lane, until, now),
                 Event::ProxyDead { proxy, lane, failures, considered, .. } => {
                     self.metrics.dead();
                     let reason = format!("{failures} failures in its last {considered} requests");
@@ -319,7 +301,10 @@ impl Driver {
                     log::line(Level::Warn, &format!("lane {lane}: {proxy} is dead ({reason})"));
                 }
                 Event::LaneNeedsReplacements { lane, dead, total } => {
-                    log::line(Level::Warn, &format!("lane {lane}: {dead} of {total} proxies dead; replacing them"));
+                    log::line(
+                        Level::Warn,
+                        &format!("lane {lane}: {dead} of {total} proxies dead; replacing them"),
+                    );
                     let replaced = lock(&self.engine).replace_dead(lane.user, lane.module);
                     match replaced {
                         Ok(fresh) => {
@@ -330,29 +315,80 @@ impl Driver {
                     }
                 }
                 Event::CircuitOpened { lane, until } => {
-                    log::line(Level::Warn, &format!("lane {lane}: circuit open until {}", log::utc(until.as_millis())));
+                    log::line(
+                        Level::Warn,
+                        &format!("lane {lane}: circuit open until {}", log::utc(until.as_millis())),
+                    );
                 }
-                Event::CircuitClosed { lane, .. } => log::line(Level::Info, &format!("lane {lane}: circuit closed")),
+                Event::CircuitClosed { lane, .. } => {
+                    log::line(Level::Info, &format!("lane {lane}: circuit closed"));
+                }
                 Event::LaneSlowed { lane, min_interval, until } => log::line(
                     Level::Warn,
-                    &format!("lane {lane}: slowed to one send per {} ms until {}", min_interval.as_millis(), log::utc(until.as_millis())),
+                    &format!(
+                        "lane {lane}: slowed to one send per {} ms until {}",
+                        min_interval.as_millis(),
+                        log::utc(until.as_millis())
+                    ),
                 ),
                 Event::AccountCooldown { user, endpoint, until } => log::line(
                     Level::Warn,
                     &format!("user {user}: {endpoint} cooling down until {}", log::utc(until.as_millis())),
                 ),
                 Event::PoolLow { available, minimum, shortfall } => {
-                    log::line(Level::Warn, &format!("pool low: {available} available, minimum {minimum}, short by {shortfall}"));
+                    log::line(
+                        Level::Warn,
+                        &format!("pool low: {available} available, minimum {minimum}, short by {shortfall}"),
+                    );
                     self.pool_low.notify_one();
                 }
-                Event::AllocationFailed { user, error } => self.alert(&format!("allocation for user {user} failed: {error}")),
+                Event::AllocationFailed { user, error } => {
+                    self.alert(&format!("allocation for user {user} failed: {error}"));
+                }
                 Event::RequestFailed { lane, endpoint, reason, .. } => {
                     if !matches!(reason, FailReason::NotAllocated | FailReason::Deallocated) {
-                        log::line(Level::Warn, &format!("lane {lane}: a {endpoint} request failed: {reason}"));
+                        log::line(
+                            Level::Warn,
+                            &format!("lane {lane}: a {endpoint} request failed: {reason}"),
+                        );
                     }
                 }
             }
         }
+    }
+
+    /// A lane started a lease on `to`: the lease is opened in the store with its first block
+    /// reserved, before the send that started it goes out.
+    fn lease_opened(&self, lane: LaneKey, from: Option<ProxyId>, to: ProxyId, now: u64) {
+        self.metrics.rotation();
+        let mut books = lock(&self.books);
+        let book = &mut books[to.0 as usize];
+        book.lease_no += 1;
+        book.usage = LeaseUsage::default();
+        book.reserved = self.reserve_block.min(self.budget);
+        let r = lock(&self.store).open_lease(to, book.lease_no, lane.user, lane.module, book.reserved, now);
+        if let Err(e) = r {
+            // `charge` will write the reservation again before any send.
+            book.reserved = 0;
+            log::line(Level::Error, &format!("cannot record lease {} of {to}: {e}", book.lease_no));
+        }
+        let from = from.map_or_else(|| "none".to_owned(), |p| p.to_string());
+        log::line(Level::Info, &format!("lane {lane}: rotated from {from} to {to}"));
+    }
+
+    /// A proxy's lease is over and its rest began.
+    fn rest_started(&self, proxy: ProxyId, lane: Option<LaneKey>, until: rotor_engine::Instant, now: u64) {
+        let book = lock(&self.books)[proxy.0 as usize];
+        if let Err(e) = lock(&self.store).start_rest(proxy, book.lease_no, until.as_millis(), book.usage, now)
+        {
+            log::line(Level::Error, &format!("cannot record the rest of {proxy}: {e}"));
+        }
+        let lane = lane.map_or_else(|| "pool".to_owned(), |l| l.to_string());
+        let until = log::utc(until.as_millis());
+        log::line(
+            Level::Info,
+            &format!("{proxy} ({lane}) rests until {until} after {} requests", book.usage.requests),
+        );
     }
 
     /// Writes `user`'s allocation as the engine holds it now.
@@ -361,7 +397,9 @@ impl Driver {
             let engine = lock(&self.engine);
             Module::ALL
                 .iter()
-                .map(|&m| (m, engine.lane(LaneKey::new(user, m)).map(|l| l.proxies.to_vec()).unwrap_or_default()))
+                .map(|&m| {
+                    (m, engine.lane(LaneKey::new(user, m)).map(|l| l.proxies.to_vec()).unwrap_or_default())
+                })
                 .collect()
         };
         if let Err(e) = lock(&self.store).set_allocation(user, &by_module, clock::now().as_millis()) {
@@ -394,7 +432,9 @@ impl Driver {
         let books = lock(&self.books);
         for (i, book) in books.iter().enumerate() {
             let id = ProxyId(i as u32);
-            let open = engine.proxy(id).is_some_and(|p| matches!(p.state, ProxyState::Active | ProxyState::Draining));
+            let open = engine
+                .proxy(id)
+                .is_some_and(|p| matches!(p.state, ProxyState::Active | ProxyState::Draining));
             if open && book.reserved > 0 {
                 let _ = store.reserve(id, book.lease_no, book.reserved, book.usage);
             }

@@ -98,7 +98,10 @@ pub async fn offers_page(
         .ok_or_else(|| ApiError::Answer("offers: no `offers` array".into()))?
         .iter()
         .filter_map(|o| {
-            let merchant = o["merchantId"].as_str().map(str::to_owned).or_else(|| o["merchantId"].as_u64().map(|n| n.to_string()))?;
+            let merchant = o["merchantId"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| o["merchantId"].as_u64().map(|n| n.to_string()))?;
             Some((merchant, o["price"].as_f64()?))
         })
         .collect();
@@ -106,7 +109,12 @@ pub async fn offers_page(
 }
 
 /// Every offer of `product`, page by page.
-pub async fn all_offers(driver: &Driver, urls: &KaspiUrls, user: UserId, product: &str) -> Result<Vec<OfferRow>, ApiError> {
+pub async fn all_offers(
+    driver: &Driver,
+    urls: &KaspiUrls,
+    user: UserId,
+    product: &str,
+) -> Result<Vec<OfferRow>, ApiError> {
     let mut all = Vec::new();
     for page in 0.. {
         let (rows, total) = offers_page(driver, urls, user, product, page).await?;
@@ -157,7 +165,11 @@ fn shop(r: reqwest::RequestBuilder, account: &Account) -> reqwest::RequestBuilde
 pub type CatalogRow = (String, Option<String>, Option<f64>, bool);
 
 /// The merchant's whole offer list from the cabinet.
-pub async fn catalog(driver: &Driver, urls: &KaspiUrls, account: &Account) -> Result<Vec<CatalogRow>, ApiError> {
+pub async fn catalog(
+    driver: &Driver,
+    urls: &KaspiUrls,
+    account: &Account,
+) -> Result<Vec<CatalogRow>, ApiError> {
     let mut rows = Vec::new();
     for page in 0.. {
         let url = format!("{}/bff/offer-view/list", urls.cabinet);
@@ -170,7 +182,8 @@ pub async fn catalog(driver: &Driver, urls: &KaspiUrls, account: &Account) -> Re
         let spec = RequestSpec::new(account.user, Module::Catalog, Endpoint::CabinetOfferList);
         let reply = driver.call(spec, |c| cabinet(c.get(&url).query(&query), account)).await?;
         let v = ok_json(&reply, "offer list")?;
-        let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("offer list: no `data` array".into()))?;
+        let data =
+            v["data"].as_array().ok_or_else(|| ApiError::Answer("offer list: no `data` array".into()))?;
         for o in data {
             let Some(sku) = o["sku"].as_str() else { continue };
             rows.push((
@@ -231,7 +244,7 @@ pub async fn orders_page(
         out.push(ListedOrder {
             order: NewOrder {
                 id: id.to_owned(),
-                code: a["code"].as_str().map(str::to_owned).unwrap_or_else(|| a["code"].to_string()),
+                code: a["code"].as_str().map_or_else(|| a["code"].to_string(), str::to_owned),
                 state: a["state"].as_str().map(str::to_owned),
                 status: a["status"].as_str().map(str::to_owned),
                 total_price: a["totalPrice"].as_f64(),
@@ -251,11 +264,16 @@ fn origin(url: &str) -> &str {
 }
 
 /// The entries of one order.
-pub async fn order_entries(driver: &Driver, account: &Account, listed: &ListedOrder) -> Result<NewOrder, ApiError> {
+pub async fn order_entries(
+    driver: &Driver,
+    account: &Account,
+    listed: &ListedOrder,
+) -> Result<NewOrder, ApiError> {
     let spec = RequestSpec::new(account.user, Module::Orders, Endpoint::ShopOrderEntries);
     let reply = driver.call(spec, |c| shop(c.get(&listed.entries_url), account)).await?;
     let v = ok_json(&reply, "order entries")?;
-    let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("order entries: no `data` array".into()))?;
+    let data =
+        v["data"].as_array().ok_or_else(|| ApiError::Answer("order entries: no `data` array".into()))?;
     let mut order = listed.order.clone();
     order.entries = data
         .iter()

@@ -120,7 +120,11 @@ impl Metrics {
         }
         out.push_str("# HELP rotor_requests_failed_total Requests that failed for good, by module.\n# TYPE rotor_requests_failed_total counter\n");
         for m in Module::ALL {
-            let _ = writeln!(out, "rotor_requests_failed_total{{module=\"{m}\"}} {}", self.failed[m.index()].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "rotor_requests_failed_total{{module=\"{m}\"}} {}",
+                self.failed[m.index()].load(Ordering::Relaxed)
+            );
         }
         let _ = write!(
             out,
@@ -132,20 +136,40 @@ impl Metrics {
             "# HELP rotor_proxies_died_total Proxies the dead rule retired.\n# TYPE rotor_proxies_died_total counter\nrotor_proxies_died_total {}\n",
             self.dead.load(Ordering::Relaxed)
         );
-        let _ = write!(out, "# HELP rotor_proxies_dead Dead proxies in the pool now.\n# TYPE rotor_proxies_dead gauge\nrotor_proxies_dead {dead_now}\n");
-        let _ = write!(out, "# HELP rotor_proxies_available Free proxies in the pool now.\n# TYPE rotor_proxies_available gauge\nrotor_proxies_available {available_now}\n");
-        out.push_str("# HELP rotor_waits_total Requests told to wait, by reason.\n# TYPE rotor_waits_total counter\n");
+        let _ = write!(
+            out,
+            "# HELP rotor_proxies_dead Dead proxies in the pool now.\n# TYPE rotor_proxies_dead gauge\nrotor_proxies_dead {dead_now}\n"
+        );
+        let _ = write!(
+            out,
+            "# HELP rotor_proxies_available Free proxies in the pool now.\n# TYPE rotor_proxies_available gauge\nrotor_proxies_available {available_now}\n"
+        );
+        out.push_str(
+            "# HELP rotor_waits_total Requests told to wait, by reason.\n# TYPE rotor_waits_total counter\n",
+        );
         for (i, w) in WAITS.iter().enumerate() {
-            let _ = writeln!(out, "rotor_waits_total{{reason=\"{w}\"}} {}", self.waits[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "rotor_waits_total{{reason=\"{w}\"}} {}",
+                self.waits[i].load(Ordering::Relaxed)
+            );
         }
         out.push_str("# HELP rotor_cycle_duration_seconds Duration of demper passes, orders polls and catalogue syncs.\n# TYPE rotor_cycle_duration_seconds histogram\n");
         let cycles = self.cycles.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for m in Module::ALL {
             let h = &cycles[m.index()];
             for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "rotor_cycle_duration_seconds_bucket{{module=\"{m}\",le=\"{b}\"}} {}", h.counts[i]);
+                let _ = writeln!(
+                    out,
+                    "rotor_cycle_duration_seconds_bucket{{module=\"{m}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
             }
-            let _ = writeln!(out, "rotor_cycle_duration_seconds_bucket{{module=\"{m}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "rotor_cycle_duration_seconds_bucket{{module=\"{m}\",le=\"+Inf\"}} {}",
+                h.count
+            );
             let _ = writeln!(out, "rotor_cycle_duration_seconds_sum{{module=\"{m}\"}} {}", h.sum);
             let _ = writeln!(out, "rotor_cycle_duration_seconds_count{{module=\"{m}\"}} {}", h.count);
         }

@@ -1,22 +1,22 @@
 //! Live mode: the engine over real HTTP.
 //!
-//! - [`config`]: `live.toml`.
-//! - [`secrets`]: secret sources and the store's encryption.
-//! - [`store`]: durable state in SQLite.
+//! - [`config`] reads `live.toml`.
+//! - [`secrets`] holds secret sources and the store's encryption.
+//! - [`store`] keeps durable state in SQLite.
 
-pub mod config;
-pub mod secrets;
-pub mod store;
 pub mod clock;
+pub mod config;
 pub mod driver;
+pub mod kaspi;
 pub mod log;
 pub mod metrics;
-pub mod transport;
-pub mod kaspi;
-pub mod workers;
-pub mod status;
 pub mod provision;
 pub mod run;
+pub mod secrets;
+pub mod status;
+pub mod store;
+pub mod transport;
+pub mod workers;
 
 /// The subnet label of an egress address: its /24 (IPv4) or /64 (IPv6).
 pub fn subnet_of(ip: std::net::IpAddr) -> String {

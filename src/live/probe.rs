@@ -44,20 +44,26 @@ fn verdict(result: &Result<Reply, rotor_engine::ProxyFailure>, reachability_only
 
 /// Probes every configured proxy; the first seller's credentials and first SKU are used.
 pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, String> {
-    let user = config.users.first().ok_or("probe needs at least one [[user]] (its token, session and a SKU)")?;
+    let user =
+        config.users.first().ok_or("probe needs at least one [[user]] (its token, session and a SKU)")?;
     let account = Account {
         user: UserId(user.id.0),
         merchant_uid: user.merchant_uid.clone(),
         token: user.token.resolve().map_err(|e| format!("user {}: token: {e}", user.id))?,
         session: user.session.resolve().map_err(|e| format!("user {}: session: {e}", user.id))?,
     };
-    let product = load_skus(&user.skus)?.first().map(|s| s.product_id.clone()).ok_or("the first user's SKU file is empty")?;
+    let product = load_skus(&user.skus)?
+        .first()
+        .map(|s| s.product_id.clone())
+        .ok_or("the first user's SKU file is empty")?;
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
     let urls = &config.kaspi;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, p) in config.proxies.iter().enumerate() {
         let password = match &p.password {
-            Some(s) => Some(s.resolve().map_err(|e| format!("[[proxy]] #{} ({}): password: {e}", i + 1, p.url))?),
+            Some(s) => {
+                Some(s.resolve().map_err(|e| format!("[[proxy]] #{} ({}): password: {e}", i + 1, p.url))?)
+            }
             None => None,
         };
         let client = transport::client(
@@ -115,12 +121,22 @@ pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, String> {
 /// The table, the total, and the warning below 80%.
 pub fn render(rows: &[ProbeRow]) -> (String, f64) {
     let mut out = String::new();
-    let _ = writeln!(out, "{:<32} {:<16} {:<14} {:<14} {:<14} {:<14} ok", "proxy", "egress", CHECKS[0], CHECKS[1], CHECKS[2], CHECKS[3]);
+    let _ = writeln!(
+        out,
+        "{:<32} {:<16} {:<14} {:<14} {:<14} {:<14} ok",
+        "proxy", "egress", CHECKS[0], CHECKS[1], CHECKS[2], CHECKS[3]
+    );
     for r in rows {
         let _ = writeln!(
             out,
             "{:<32} {:<16} {:<14} {:<14} {:<14} {:<14} {}/4",
-            r.proxy, r.egress, r.results[0], r.results[1], r.results[2], r.results[3], r.passed()
+            r.proxy,
+            r.egress,
+            r.results[0],
+            r.results[1],
+            r.results[2],
+            r.results[3],
+            r.passed()
         );
     }
     let total = rows.len() * 4;

@@ -12,6 +12,7 @@ use super::clock;
 use super::config::Proxy6Settings;
 use super::driver::Driver;
 use super::log::{self, Level};
+use super::store::NewProxy;
 use super::transport::{self, ProxyEndpoint, Timeouts};
 
 /// A Proxy6 failure. Its text never contains the API key (which is part of the URL).
@@ -90,7 +91,8 @@ impl Proxy6Client {
                 tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;
                 continue;
             }
-            let v: Value = response.json().await.map_err(|e| Proxy6Error::Transport(e.without_url().to_string()))?;
+            let v: Value =
+                response.json().await.map_err(|e| Proxy6Error::Transport(e.without_url().to_string()))?;
             return match v["status"].as_str() {
                 Some("yes") => Ok(v),
                 _ => Err(Proxy6Error::Api {
@@ -126,7 +128,9 @@ impl Proxy6Client {
         };
         list.into_iter()
             .map(|p| {
-                let text = |k: &str| p[k].as_str().map(str::to_owned).or_else(|| p[k].as_u64().map(|n| n.to_string()));
+                let text = |k: &str| {
+                    p[k].as_str().map(str::to_owned).or_else(|| p[k].as_u64().map(|n| n.to_string()))
+                };
                 let port = text("port").and_then(|s| s.parse().ok());
                 match (text("id"), text("host"), port, text("user"), text("pass")) {
                     (Some(id), Some(host), Some(port), Some(user), Some(pass)) => Ok(Bought {
@@ -135,9 +139,13 @@ impl Proxy6Client {
                         port,
                         user,
                         password: Secret::new(pass),
-                        expires_ms: text("unixtime_end").and_then(|s| s.parse::<u64>().ok()).map_or(0, |s| s * 1000),
+                        expires_ms: text("unixtime_end")
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .map_or(0, |s| s * 1000),
                     }),
-                    _ => Err(Proxy6Error::Transport("buy: a proxy lacks id, host, port, user or pass".into())),
+                    _ => {
+                        Err(Proxy6Error::Transport("buy: a proxy lacks id, host, port, user or pass".into()))
+                    }
                 }
             })
             .collect()
@@ -147,14 +155,27 @@ impl Proxy6Client {
 /// Adds a bought proxy to the store, the engine and the clients, in that order, so the ids agree.
 pub fn add_bought(driver: &Driver, b: &Bought, timeouts: Timeouts) -> Result<rotor_engine::ProxyId, String> {
     let url = format!("http://{}:{}", b.host, b.port);
-    let egress: std::net::IpAddr = b.host.parse().map_err(|_| format!("bought proxy host {} is not an IP address", b.host))?;
+    let egress: std::net::IpAddr =
+        b.host.parse().map_err(|_| format!("bought proxy host {} is not an IP address", b.host))?;
     let client = transport::client(
         &ProxyEndpoint { url: &url, username: Some(&b.user), password: Some(&b.password) },
         timeouts,
     )?;
     let now = clock::now().as_millis();
     let id = driver
-        .with_store(|s| s.upsert_proxy(&url, Some(&b.user), Some(&b.password), egress, "proxy6", Some((&b.id, b.expires_ms)), now))
+        .with_store(|s| {
+            s.upsert_proxy(
+                &NewProxy {
+                    url: &url,
+                    username: Some(&b.user),
+                    password: Some(&b.password),
+                    egress_ip: egress,
+                    source: "proxy6",
+                    proxy6: Some((&b.id, b.expires_ms)),
+                },
+                now,
+            )
+        })
         .map_err(|e| e.to_string())?;
     let spec = ProxySpec {
         host: b.host.clone(),
@@ -173,7 +194,12 @@ pub fn add_bought(driver: &Driver, b: &Bought, timeouts: Timeouts) -> Result<rot
 
 /// Buys whenever fewer than `min_pool` proxies are free, checking every `check_every` and
 /// whenever the engine reports the pool low. Returns at shutdown.
-pub async fn run(driver: Arc<Driver>, client: Proxy6Client, timeouts: Timeouts, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    driver: Arc<Driver>,
+    client: Proxy6Client,
+    timeouts: Timeouts,
+    mut stop: watch::Receiver<bool>,
+) {
     let min_pool = client.settings.min_pool;
     let every = std::time::Duration::from_millis(client.settings.check_every.as_millis());
     loop {
@@ -189,7 +215,12 @@ pub async fn run(driver: Arc<Driver>, client: Proxy6Client, timeouts: Timeouts, 
                             Err(e) => driver.alert(&format!("a bought proxy could not join the pool: {e}")),
                         }
                     }
-                    log::line(Level::Info, &format!("bought {added} proxies from Proxy6 (pool had {available} free, minimum {min_pool})"));
+                    log::line(
+                        Level::Info,
+                        &format!(
+                            "bought {added} proxies from Proxy6 (pool had {available} free, minimum {min_pool})"
+                        ),
+                    );
                 }
                 Err(e) => driver.alert(&format!("buying {count} proxies failed: {e}")),
             }

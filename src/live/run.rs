@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use rotor_engine::{Credentials, Duration, Engine, Module, Policy, ProxyId, ProxySpec, Restored, UserId};
+use rotor_engine::{
+    Credentials, Duration, Engine, Instant, Module, Policy, ProxyId, ProxySpec, Restored, UserId,
+};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -17,7 +19,7 @@ use super::log::{self, Level};
 use super::provision::{self, Proxy6Client};
 use super::secrets::Cipher;
 use super::status;
-use super::store::{LeaseUsage, Store};
+use super::store::{LeaseUsage, NewProxy, Store, StoredProxy};
 use super::transport::{self, ProxyEndpoint, Timeouts};
 use super::workers::catalog::Catalog;
 use super::workers::demper::{Demper, Sku, load_skus};
@@ -74,28 +76,43 @@ struct Seller {
     freed: bool,
 }
 
-/// Runs live mode until shutdown.
-pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, LiveError> {
+fn internal(e: impl std::fmt::Display) -> LiveError {
+    LiveError::Internal(e.to_string())
+}
+
+/// Opens the store, records the configured proxies, and treats every lease the last run left
+/// open as spent (docs/decisions/live-durability.md). Returns the store and how many leases.
+fn open_state(config: &LiveConfig, now: Instant) -> Result<(Store, u32), LiveError> {
     let input = LiveError::Input;
-    let internal = |e: String| LiveError::Internal(e);
     let key = config.store_key.resolve().map_err(|e| input(format!("store key: {e}")))?;
-    let cipher = Cipher::from_key_text(&key).map_err(|e| input(format!("store key ({}): {e}", config.store_key)))?;
+    let cipher =
+        Cipher::from_key_text(&key).map_err(|e| input(format!("store key ({}): {e}", config.store_key)))?;
     let mut store = Store::open(&config.store_path, cipher)
         .map_err(|e| internal(format!("{}: {e}", config.store_path.display())))?;
-    let now = clock::now();
-    let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
-
     for (i, p) in config.proxies.iter().enumerate() {
         let password = match &p.password {
-            Some(src) => Some(src.resolve().map_err(|e| input(format!("[[proxy]] #{} ({}): password: {e}", i + 1, p.url)))?),
+            Some(src) => Some(
+                src.resolve()
+                    .map_err(|e| input(format!("[[proxy]] #{} ({}): password: {e}", i + 1, p.url)))?,
+            ),
             None => None,
         };
         store
-            .upsert_proxy(&p.url, p.user.as_deref(), password.as_ref(), p.egress_ip, "config", None, now.as_millis())
-            .map_err(|e| internal(e.to_string()))?;
+            .upsert_proxy(
+                &NewProxy {
+                    url: &p.url,
+                    username: p.user.as_deref(),
+                    password: password.as_ref(),
+                    egress_ip: p.egress_ip,
+                    source: "config",
+                    proxy6: None,
+                },
+                now.as_millis(),
+            )
+            .map_err(internal)?;
     }
     let rest_until = now + full_rest(config.engine.policy);
-    let recovered = store.spend_open_leases(rest_until.as_millis(), now.as_millis()).map_err(|e| internal(e.to_string()))?;
+    let recovered = store.spend_open_leases(rest_until.as_millis(), now.as_millis()).map_err(internal)?;
     if recovered > 0 {
         log::line(
             Level::Warn,
@@ -105,10 +122,21 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
             ),
         );
     }
+    Ok((store, recovered))
+}
 
-    // The engine, rebuilt in store id order so that ids agree.
-    let mut engine = Engine::new(config.engine.clone()).map_err(|e| input(format!("[engine] {e}")))?;
-    let stored = store.proxies().map_err(|e| internal(e.to_string()))?;
+/// The engine, its clients and lease books, rebuilt from the store in id order so ids agree.
+type Rebuilt = (Engine, Vec<reqwest::Client>, Vec<(u32, LeaseUsage)>, Vec<StoredProxy>);
+
+fn rebuild(
+    config: &LiveConfig,
+    store: &Store,
+    now: Instant,
+    timeouts: Timeouts,
+) -> Result<Rebuilt, LiveError> {
+    let mut engine =
+        Engine::new(config.engine.clone()).map_err(|e| LiveError::Input(format!("[engine] {e}")))?;
+    let stored = store.proxies().map_err(internal)?;
     let mut clients = Vec::with_capacity(stored.len());
     let mut books = Vec::with_capacity(stored.len());
     for p in &stored {
@@ -127,26 +155,36 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         let id = if p.dead || expired {
             engine.add_restored_proxy(spec, Restored::Dead)
         } else if p.rest_until_ms > now.as_millis() {
-            engine.add_restored_proxy(spec, Restored::Resting { ready_at: rotor_engine::Instant::from_millis(p.rest_until_ms) })
+            engine.add_restored_proxy(
+                spec,
+                Restored::Resting { ready_at: Instant::from_millis(p.rest_until_ms) },
+            )
         } else {
             engine.add_proxy(spec)
         };
         if id != p.id {
-            return Err(internal(format!("store proxy {} came back as engine proxy {id}; the store is inconsistent", p.id)));
+            return Err(internal(format!(
+                "store proxy {} came back as engine proxy {id}; the store is inconsistent",
+                p.id
+            )));
         }
-        let endpoint = ProxyEndpoint { url: &p.url, username: p.username.as_deref(), password: p.password.as_ref() };
+        let endpoint =
+            ProxyEndpoint { url: &p.url, username: p.username.as_deref(), password: p.password.as_ref() };
         clients.push(transport::client(&endpoint, timeouts).map_err(internal)?);
         books.push((p.lease_no, LeaseUsage::default()));
     }
-    let allocations = store.allocations().map_err(|e| internal(e.to_string()))?;
+    Ok((engine, clients, books, stored))
+}
 
-    // Sellers: secrets and SKU files are checked before anything starts.
+/// Sellers: secrets and SKU files are checked before anything starts.
+fn load_sellers(config: &LiveConfig, store: &Store) -> Result<Vec<Seller>, LiveError> {
+    let input = LiveError::Input;
     let mut sellers = Vec::new();
     for u in &config.users {
         let token = u.token.resolve().map_err(|e| input(format!("user {}: token: {e}", u.id)))?;
         let session = u.session.resolve().map_err(|e| input(format!("user {}: session: {e}", u.id)))?;
         let skus = load_skus(&u.skus).map_err(|e| input(format!("user {}: {e}", u.id)))?;
-        let freed = store.user_freed(u.id).map_err(|e| internal(e.to_string()))?;
+        let freed = store.user_freed(u.id).map_err(internal)?;
         sellers.push(Seller {
             config: u.clone(),
             account: Account { user: u.id, merchant_uid: u.merchant_uid.clone(), token, session },
@@ -155,6 +193,47 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
             freed,
         });
     }
+    Ok(sellers)
+}
+
+/// Gives each seller back the proxies the store says it held, less the dead ones.
+fn restore_allocations(
+    driver: &Driver,
+    allocations: Vec<(ProxyId, UserId, Module)>,
+    stored: &[StoredProxy],
+    now: Instant,
+) {
+    let mut by_user: BTreeMap<UserId, [Vec<ProxyId>; 4]> = BTreeMap::new();
+    for (p, u, m) in allocations {
+        by_user.entry(u).or_default()[m.index()].push(p);
+    }
+    let dead: BTreeSet<ProxyId> = stored.iter().filter(|p| p.dead).map(|p| p.id).collect();
+    for (user, mut modules) in by_user {
+        for ids in &mut modules {
+            ids.retain(|id| !dead.contains(id));
+        }
+        match driver.with_engine(|e| e.allocate_exact(user, modules)) {
+            Ok(_) => driver.persist_allocation(user),
+            Err(e) => {
+                log::line(
+                    Level::Warn,
+                    &format!("user {user}: the stored allocation cannot be restored ({e}); allocating anew"),
+                );
+                let _ = driver.with_store(|s| s.set_allocation(user, &[], now.as_millis()));
+            }
+        }
+    }
+}
+
+/// Runs live mode until shutdown.
+pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, LiveError> {
+    let input = LiveError::Input;
+    let now = clock::now();
+    let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
+    let (store, recovered) = open_state(&config, now)?;
+    let (engine, clients, books, stored) = rebuild(&config, &store, now, timeouts)?;
+    let allocations = store.allocations().map_err(internal)?;
+    let mut sellers = load_sellers(&config, &store)?;
 
     let listener = tokio::net::TcpListener::bind(config.status_listen)
         .await
@@ -179,28 +258,13 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         services.spawn(provision::run(Arc::clone(&driver), client, timeouts, stop_rx.clone()));
     }
 
-    // Restore persisted allocations; sellers without one are allocated in the loop below.
-    let mut by_user: BTreeMap<UserId, [Vec<ProxyId>; 4]> = BTreeMap::new();
-    for (p, u, m) in allocations {
-        by_user.entry(u).or_default()[m.index()].push(p);
-    }
-    let dead: BTreeSet<ProxyId> = stored.iter().filter(|p| p.dead).map(|p| p.id).collect();
-    for (user, mut modules) in by_user {
-        for ids in &mut modules {
-            ids.retain(|id| !dead.contains(id));
-        }
-        let restored = driver.with_engine(|e| e.allocate_exact(user, modules));
-        match restored {
-            Ok(_) => driver.persist_allocation(user),
-            Err(e) => {
-                log::line(Level::Warn, &format!("user {user}: the stored allocation cannot be restored ({e}); allocating anew"));
-                let _ = driver.with_store(|s| s.set_allocation(user, &[], now.as_millis()));
-            }
-        }
-    }
+    // Persisted allocations come back; sellers without one are allocated in the loop below.
+    restore_allocations(&driver, allocations, &stored, now);
 
     let mut workers = JoinSet::new();
-    let deadline = options.run_for.map(|d| tokio::time::Instant::now() + std::time::Duration::from_millis(d.as_millis()));
+    let deadline = options
+        .run_for
+        .map(|d| tokio::time::Instant::now() + std::time::Duration::from_millis(d.as_millis()));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| internal(format!("cannot watch SIGTERM: {e}")))?;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
@@ -240,7 +304,9 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let rotations = driver.metrics.rotations();
     log::line(
         Level::Info,
-        &format!("stopped: {rotations} rotations; {unfinished} requests unfinished (recorded); state flushed"),
+        &format!(
+            "stopped: {rotations} rotations; {unfinished} requests unfinished (recorded); state flushed"
+        ),
     );
     Ok(RunSummary { recovered_leases: recovered, unfinished, rotations })
 }
@@ -257,7 +323,8 @@ fn subscriptions(
     let now = clock::now().as_millis();
     for s in sellers.iter_mut() {
         let user = s.config.id;
-        let allocated = driver.with_engine(|e| e.lane(rotor_engine::LaneKey::new(user, Module::Demper)).is_some());
+        let allocated =
+            driver.with_engine(|e| e.lane(rotor_engine::LaneKey::new(user, Module::Demper)).is_some());
         let expired = s.config.subscribed_until_ms.is_some_and(|t| t <= now);
         if expired {
             if !s.freed {
@@ -265,7 +332,10 @@ fn subscriptions(
                     let _ = driver.with_engine(|e| e.deallocate(user));
                 }
                 match driver.with_store(|st| st.free_user(user, now)) {
-                    Ok(()) => log::line(Level::Info, &format!("user {user}: subscription ended; its proxies are freed")),
+                    Ok(()) => log::line(
+                        Level::Info,
+                        &format!("user {user}: subscription ended; its proxies are freed"),
+                    ),
                     Err(e) => log::line(Level::Error, &format!("user {user}: cannot record the expiry: {e}")),
                 }
                 s.freed = true;
@@ -278,7 +348,10 @@ fn subscriptions(
                 continue; // The engine's AllocationFailed event raised the alert; retried next tick.
             }
             driver.persist_allocation(user);
-            log::line(Level::Info, &format!("user {user}: allocated {} proxies ({split:?})", s.config.proxies));
+            log::line(
+                Level::Info,
+                &format!("user {user}: allocated {} proxies ({split:?})", s.config.proxies),
+            );
         }
         if !s.started {
             s.started = true;
@@ -287,7 +360,13 @@ fn subscriptions(
     }
 }
 
-fn start_workers(driver: &Arc<Driver>, config: &LiveConfig, options: &RunOptions, s: &Seller, workers: &mut JoinSet<()>) {
+fn start_workers(
+    driver: &Arc<Driver>,
+    config: &LiveConfig,
+    options: &RunOptions,
+    s: &Seller,
+    workers: &mut JoinSet<()>,
+) {
     let once = options.once.then_some(1);
     let demper = Arc::new(Demper {
         driver: Arc::clone(driver),

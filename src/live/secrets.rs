@@ -38,7 +38,9 @@ impl SecretSource {
     /// Reads the value now. The error names the source, never a value.
     pub fn resolve(&self) -> Result<Secret, String> {
         let value = match self {
-            SecretSource::Env(var) => std::env::var(var).map_err(|_| format!("environment variable ${var} is not set"))?,
+            SecretSource::Env(var) => {
+                std::env::var(var).map_err(|_| format!("environment variable ${var} is not set"))?
+            }
             SecretSource::File(path) => std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?
                 .trim_end_matches(['\n', '\r'])
@@ -144,6 +146,9 @@ mod tests {
     #[test]
     fn sources_name_themselves_without_values() {
         let s = SecretSource::Env("ROTOR_TEST_UNSET_VARIABLE_XYZ".into());
-        assert_eq!(s.resolve().unwrap_err(), "environment variable $ROTOR_TEST_UNSET_VARIABLE_XYZ is not set");
+        assert_eq!(
+            s.resolve().unwrap_err(),
+            "environment variable $ROTOR_TEST_UNSET_VARIABLE_XYZ is not set"
+        );
     }
 }

@@ -41,7 +41,8 @@ pub fn health(engine: &Engine) -> serde_json::Value {
                 .iter()
                 .filter_map(|&m| {
                     let lane = engine.lane(LaneKey::new(rotor_engine::UserId(u), m))?;
-                    let current = lane.current.and_then(|id| engine.proxy(id).map(|p| (id, p.lease_requests)));
+                    let current =
+                        lane.current.and_then(|id| engine.proxy(id).map(|p| (id, p.lease_requests)));
                     Some((
                         m.name().to_owned(),
                         json!({
@@ -120,7 +121,9 @@ async fn answer(mut stream: TcpStream, driver: &Driver) -> std::io::Result<()> {
             });
             ("200 OK", "text/plain; version=0.0.4", driver.metrics.render(dead, available))
         }
-        ("GET", _) => ("404 Not Found", "text/plain", "not found; try /health/proxies or /metrics\n".to_owned()),
+        ("GET", _) => {
+            ("404 Not Found", "text/plain", "not found; try /health/proxies or /metrics\n".to_owned())
+        }
         _ => ("405 Method Not Allowed", "text/plain", "only GET\n".to_owned()),
     };
     let response = format!(

@@ -125,15 +125,24 @@ pub fn classify(result: &Result<Reply, ProxyFailure>) -> Outcome {
 mod tests {
     use super::*;
 
+    #[allow(clippy::unnecessary_wraps)] // shaped like `exchange`'s result, which classify takes
     fn reply(status: u16, ct: &str) -> Result<Reply, ProxyFailure> {
-        Ok(Reply { status, content_type: ct.into(), retry_after: Some(Duration::from_secs(7)), body: Vec::new() })
+        Ok(Reply {
+            status,
+            content_type: ct.into(),
+            retry_after: Some(Duration::from_secs(7)),
+            body: Vec::new(),
+        })
     }
 
     #[test]
     fn answers_map_to_engine_outcomes() {
         assert_eq!(classify(&reply(200, "application/json")), Outcome::Ok);
         assert_eq!(classify(&reply(200, "text/html; charset=utf-8")), Outcome::Blocked);
-        assert_eq!(classify(&reply(429, "")), Outcome::RateLimited { retry_after: Some(Duration::from_secs(7)) });
+        assert_eq!(
+            classify(&reply(429, "")),
+            Outcome::RateLimited { retry_after: Some(Duration::from_secs(7)) }
+        );
         assert_eq!(classify(&reply(403, "")), Outcome::Forbidden);
         assert_eq!(classify(&reply(401, "")), Outcome::Unauthorized);
         assert_eq!(classify(&reply(407, "")), Outcome::ProxyFailure(ProxyFailure::AuthRequired));

@@ -29,6 +29,23 @@ fn ctx(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError { what, source }
 }
 
+/// A proxy to record: from the config, or bought.
+#[derive(Debug, Clone, Copy)]
+pub struct NewProxy<'a> {
+    /// `http://host:port`, its identity.
+    pub url: &'a str,
+    /// Login.
+    pub username: Option<&'a str>,
+    /// Password (sealed before it is written).
+    pub password: Option<&'a Secret>,
+    /// The address Kaspi sees.
+    pub egress_ip: IpAddr,
+    /// `config` or `proxy6`.
+    pub source: &'a str,
+    /// Proxy6's id and the expiry (epoch ms), for a bought one.
+    pub proxy6: Option<(&'a str, u64)>,
+}
+
 /// A proxy as stored.
 #[derive(Debug, Clone)]
 pub struct StoredProxy {
@@ -54,6 +71,9 @@ pub struct StoredProxy {
     pub expires_ms: Option<u64>,
 }
 
+/// An order entry: (SKU, name, quantity, base price), each as Kaspi gave it, if it did.
+pub type Entry = (Option<String>, Option<String>, Option<i64>, Option<f64>);
+
 /// An order as the Shop API gave it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOrder {
@@ -70,7 +90,7 @@ pub struct NewOrder {
     /// Creation, epoch ms.
     pub creation_ms: u64,
     /// Entries: (sku, name, quantity, base price).
-    pub entries: Vec<(Option<String>, Option<String>, Option<i64>, Option<f64>)>,
+    pub entries: Vec<Entry>,
 }
 
 /// One repricing decision.
@@ -128,7 +148,8 @@ impl Store {
         let conn = Connection::open(path).map_err(ctx("open"))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
             .map_err(ctx("set pragmas"))?;
-        let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx("read schema version"))?;
+        let version: u32 =
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(ctx("read schema version"))?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.unchecked_transaction().map_err(ctx("begin migration"))?;
             tx.execute_batch(sql).map_err(ctx("run migration"))?;
@@ -147,16 +168,8 @@ impl Store {
 
     /// Records a proxy (from the config or a purchase) and returns its id; a known URL keeps
     /// its id and state, and takes the new login.
-    pub fn upsert_proxy(
-        &mut self,
-        url: &str,
-        username: Option<&str>,
-        password: Option<&Secret>,
-        egress_ip: IpAddr,
-        source: &str,
-        proxy6: Option<(&str, u64)>,
-        now_ms: u64,
-    ) -> Result<ProxyId, StoreError> {
+    pub fn upsert_proxy(&mut self, p: &NewProxy<'_>, now_ms: u64) -> Result<ProxyId, StoreError> {
+        let NewProxy { url, username, password, egress_ip, source, proxy6 } = *p;
         let sealed = password.map(|p| self.cipher.seal(p.expose()));
         let tx = self.conn.transaction().map_err(ctx("begin proxy upsert"))?;
         let existing: Option<u32> = tx
@@ -171,14 +184,17 @@ impl Store {
             .map_err(ctx("update proxy"))?;
             id
         } else {
-            let id: u32 = tx.query_row("SELECT COUNT(*) FROM proxies", [], |r| r.get(0)).map_err(ctx("count proxies"))?;
+            let id: u32 = tx
+                .query_row("SELECT COUNT(*) FROM proxies", [], |r| r.get(0))
+                .map_err(ctx("count proxies"))?;
             tx.execute(
                 "INSERT INTO proxies (id, url, username, password_enc, egress_ip, source, proxy6_id, expires_ms, added_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![id, url, username, sealed, egress_ip.to_string(), source, proxy6.map(|p| p.0), proxy6.map(|p| p.1), now_ms],
             )
             .map_err(ctx("insert proxy"))?;
-            tx.execute("INSERT INTO proxy_state (proxy_id) VALUES (?1)", [id]).map_err(ctx("insert proxy state"))?;
+            tx.execute("INSERT INTO proxy_state (proxy_id) VALUES (?1)", [id])
+                .map_err(ctx("insert proxy state"))?;
             id
         };
         tx.commit().map_err(ctx("commit proxy upsert"))?;
@@ -273,7 +289,13 @@ impl Store {
     }
 
     /// Raises the open lease's reservation to `reserved` sends and records its usage so far.
-    pub fn reserve(&mut self, id: ProxyId, lease_no: u32, reserved: u32, usage: LeaseUsage) -> Result<(), StoreError> {
+    pub fn reserve(
+        &mut self,
+        id: ProxyId,
+        lease_no: u32,
+        reserved: u32,
+        usage: LeaseUsage,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(ctx("begin reservation"))?;
         tx.execute(
             "UPDATE proxy_state SET lease_no = ?2, lease_open = 1, reserved = ?3 WHERE proxy_id = ?1",
@@ -328,9 +350,12 @@ impl Store {
         Ok(n as u32)
     }
 
-    /// The usage log, oldest first: (proxy, lease, user, module, started, finished, usage, closed_by).
+    /// The usage log, oldest first: (proxy, lease, user, module, started, finished, usage, `closed_by`).
     #[allow(clippy::type_complexity)]
-    pub fn leases(&self) -> Result<Vec<(ProxyId, u32, UserId, String, u64, Option<u64>, LeaseUsage, Option<String>)>, StoreError> {
+    pub fn leases(
+        &self,
+    ) -> Result<Vec<(ProxyId, u32, UserId, String, u64, Option<u64>, LeaseUsage, Option<String>)>, StoreError>
+    {
         let mut stmt = self
             .conn
             .prepare("SELECT proxy_id, lease_no, user_id, module, started_ms, finished_ms, requests, successes, failures, closed_by FROM leases ORDER BY started_ms, proxy_id")
@@ -355,9 +380,15 @@ impl Store {
     // ---- allocations ------------------------------------------------------------------------
 
     /// Records `user`'s proxies per module, replacing what it had.
-    pub fn set_allocation(&mut self, user: UserId, by_module: &[(Module, Vec<ProxyId>)], now_ms: u64) -> Result<(), StoreError> {
+    pub fn set_allocation(
+        &mut self,
+        user: UserId,
+        by_module: &[(Module, Vec<ProxyId>)],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(ctx("begin allocation"))?;
-        tx.execute("DELETE FROM allocations WHERE user_id = ?1", [user.0]).map_err(ctx("clear allocation"))?;
+        tx.execute("DELETE FROM allocations WHERE user_id = ?1", [user.0])
+            .map_err(ctx("clear allocation"))?;
         for (module, ids) in by_module {
             for id in ids {
                 tx.execute(
@@ -404,7 +435,9 @@ impl Store {
     /// Whether `user`'s subscription was already ended and its proxies freed.
     pub fn user_freed(&self, user: UserId) -> Result<bool, StoreError> {
         self.conn
-            .query_row("SELECT freed_ms IS NOT NULL FROM subscriptions WHERE user_id = ?1", [user.0], |r| r.get(0))
+            .query_row("SELECT freed_ms IS NOT NULL FROM subscriptions WHERE user_id = ?1", [user.0], |r| {
+                r.get(0)
+            })
             .optional()
             .map(|v| v.unwrap_or(false))
             .map_err(ctx("read subscription"))
@@ -464,7 +497,11 @@ impl Store {
             return Ok(pushed);
         }
         self.conn
-            .query_row("SELECT price FROM catalog WHERE user_id = ?1 AND sku = ?2", params![user.0, sku], |r| r.get(0))
+            .query_row(
+                "SELECT price FROM catalog WHERE user_id = ?1 AND sku = ?2",
+                params![user.0, sku],
+                |r| r.get(0),
+            )
             .optional()
             .map(Option::flatten)
             .map_err(ctx("read catalogue price"))
@@ -520,7 +557,12 @@ impl Store {
     }
 
     /// Replaces `user`'s catalogue: (sku, model, price, available).
-    pub fn store_catalog(&mut self, user: UserId, rows: &[(String, Option<String>, Option<f64>, bool)], now_ms: u64) -> Result<(), StoreError> {
+    pub fn store_catalog(
+        &mut self,
+        user: UserId,
+        rows: &[(String, Option<String>, Option<f64>, bool)],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(ctx("begin catalogue"))?;
         tx.execute("DELETE FROM catalog WHERE user_id = ?1", [user.0]).map_err(ctx("clear catalogue"))?;
         for (sku, model, price, available) in rows {
@@ -543,21 +585,31 @@ impl Store {
     /// Appends to the journal (`unfinished` requests at shutdown, `alert`s).
     pub fn journal(&mut self, kind: &str, detail: &str, now_ms: u64) -> Result<(), StoreError> {
         self.conn
-            .execute("INSERT INTO journal (at_ms, kind, detail) VALUES (?1, ?2, ?3)", params![now_ms, kind, detail])
+            .execute(
+                "INSERT INTO journal (at_ms, kind, detail) VALUES (?1, ?2, ?3)",
+                params![now_ms, kind, detail],
+            )
             .map_err(ctx("write journal"))?;
         Ok(())
     }
 
     /// Journal entries of `kind`, oldest first.
     pub fn journal_entries(&self, kind: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt =
-            self.conn.prepare("SELECT detail FROM journal WHERE kind = ?1 ORDER BY id").map_err(ctx("prepare journal"))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT detail FROM journal WHERE kind = ?1 ORDER BY id")
+            .map_err(ctx("prepare journal"))?;
         let rows = stmt.query_map([kind], |r| r.get(0)).map_err(ctx("read journal"))?;
         rows.collect::<Result<_, _>>().map_err(ctx("read journal row"))
     }
 }
 
-fn write_usage(tx: &rusqlite::Transaction<'_>, id: ProxyId, lease_no: u32, u: LeaseUsage) -> Result<(), StoreError> {
+fn write_usage(
+    tx: &rusqlite::Transaction<'_>,
+    id: ProxyId,
+    lease_no: u32,
+    u: LeaseUsage,
+) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE leases SET requests = ?3, successes = ?4, failures = ?5 WHERE proxy_id = ?1 AND lease_no = ?2",
         params![id.0, lease_no, u.requests, u.successes, u.failures],

@@ -33,12 +33,17 @@ impl Catalog {
             match kaspi::catalog(&self.driver, &self.urls, &self.account).await {
                 Ok(rows) => {
                     let n = rows.len();
-                    if let Err(e) = self.driver.with_store(|s| s.store_catalog(user, &rows, clock::now().as_millis())) {
+                    if let Err(e) =
+                        self.driver.with_store(|s| s.store_catalog(user, &rows, clock::now().as_millis()))
+                    {
                         log::line(Level::Error, &format!("cannot store the catalogue of user {user}: {e}"));
                     }
                     let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
                     self.driver.metrics.cycle(Module::Catalog, seconds);
-                    log::line(Level::Info, &format!("user {user}/catalog: stored {n} offers in {seconds:.1} s"));
+                    log::line(
+                        Level::Info,
+                        &format!("user {user}/catalog: stored {n} offers in {seconds:.1} s"),
+                    );
                 }
                 Err(e) => {
                     if let super::Next::Stop = triage(&self.driver, user, Module::Catalog, "offer list", &e) {

@@ -38,12 +38,8 @@ pub fn load_skus(path: &Path) -> Result<Vec<Sku>, String> {
         .flexible(true)
         .from_path(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let header: Vec<String> =
+        reader.headers().map_err(|e| format!("{}: {e}", path.display()))?.iter().map(str::to_owned).collect();
     let expected = ["sku", "product_id", "floor", "ceiling"];
     if header.len() < 4 || header[..4] != expected {
         return Err(format!(
@@ -60,7 +56,11 @@ pub fn load_skus(path: &Path) -> Result<Vec<Sku>, String> {
         let number = |k: usize| -> Result<f64, String> {
             let text = field(k);
             text.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
-                format!("{}:{line}: {} is `{text}`; valid: a price in tenge, 0 or more", path.display(), expected[k])
+                format!(
+                    "{}:{line}: {} is `{text}`; valid: a price in tenge, 0 or more",
+                    path.display(),
+                    expected[k]
+                )
             })
         };
         let (floor, ceiling) = (number(2)?, number(3)?);
@@ -144,9 +144,14 @@ impl Demper {
                 return;
             }
             self.driver.metrics.cycle(Module::Demper, seconds);
-            log::line(Level::Info, &format!("user {user}/demper: pass over {} SKUs took {seconds:.1} s", self.skus.len()));
+            log::line(
+                Level::Info,
+                &format!("user {user}/demper: pass over {} SKUs took {seconds:.1} s", self.skus.len()),
+            );
             done += 1;
-            if self.passes.is_some_and(|p| done >= p) || !self.driver.sleep_until(clock::now() + self.interval).await {
+            if self.passes.is_some_and(|p| done >= p)
+                || !self.driver.sleep_until(clock::now() + self.interval).await
+            {
                 return;
             }
         }
@@ -182,7 +187,7 @@ impl Demper {
             Err(e) => {
                 let next = triage(&self.driver, user, Module::Demper, &format!("offers of {}", sku.sku), &e);
                 if matches!(next, Next::Continue) {
-                    self.record(PriceDecision {
+                    self.record(&PriceDecision {
                         at_ms: clock::now().as_millis(),
                         user,
                         sku: sku.sku.clone(),
@@ -208,11 +213,19 @@ impl Demper {
         let mut reason = r.reason.to_owned();
         let mut next = Next::Continue;
         if let (true, false, Some(price)) = (r.push, self.dry_run, r.price) {
-            match kaspi::push_price(&self.driver, &self.urls, &self.account, &sku.sku, &sku.model, price).await {
+            match kaspi::push_price(&self.driver, &self.urls, &self.account, &sku.sku, &sku.model, price)
+                .await
+            {
                 Ok(()) => pushed = true,
                 Err(e) => {
                     reason = format!("{reason}; push failed: {e}");
-                    next = triage(&self.driver, user, Module::Demper, &format!("price update of {}", sku.sku), &e);
+                    next = triage(
+                        &self.driver,
+                        user,
+                        Module::Demper,
+                        &format!("price update of {}", sku.sku),
+                        &e,
+                    );
                 }
             }
         }
@@ -228,7 +241,7 @@ impl Demper {
                 if self.dry_run && r.push { " [dry run: not pushed]" } else { "" }
             ),
         );
-        self.record(PriceDecision {
+        self.record(&PriceDecision {
             at_ms: clock::now().as_millis(),
             user,
             sku: sku.sku.clone(),
@@ -242,8 +255,8 @@ impl Demper {
         next
     }
 
-    fn record(&self, decision: PriceDecision) {
-        if let Err(e) = self.driver.with_store(|s| s.record_decision(&decision)) {
+    fn record(&self, decision: &PriceDecision) {
+        if let Err(e) = self.driver.with_store(|s| s.record_decision(decision)) {
             log::line(Level::Error, &format!("cannot store a price decision: {e}"));
         }
     }
@@ -260,12 +273,30 @@ mod tests {
     #[test]
     fn undercuts_within_floor_and_ceiling() {
         let s = sku(900.0, 1500.0);
-        assert_eq!(reprice(Some(1200.0), Some(1000.0), &s, 1.0), Repricing { price: Some(999.0), reason: "undercut", push: true });
-        assert_eq!(reprice(Some(1200.0), Some(800.0), &s, 1.0), Repricing { price: Some(900.0), reason: "floor", push: true });
-        assert_eq!(reprice(None, Some(5000.0), &s, 1.0), Repricing { price: Some(1500.0), reason: "ceiling", push: true });
-        assert_eq!(reprice(Some(999.0), Some(1000.0), &s, 1.0), Repricing { price: Some(999.0), reason: "unchanged", push: false });
-        assert_eq!(reprice(Some(1000.0), None, &s, 1.0), Repricing { price: Some(1000.0), reason: "no_competitors", push: false });
-        assert_eq!(reprice(None, Some(1000.5), &s, 0.0), Repricing { price: Some(1000.0), reason: "undercut", push: true });
+        assert_eq!(
+            reprice(Some(1200.0), Some(1000.0), &s, 1.0),
+            Repricing { price: Some(999.0), reason: "undercut", push: true }
+        );
+        assert_eq!(
+            reprice(Some(1200.0), Some(800.0), &s, 1.0),
+            Repricing { price: Some(900.0), reason: "floor", push: true }
+        );
+        assert_eq!(
+            reprice(None, Some(5000.0), &s, 1.0),
+            Repricing { price: Some(1500.0), reason: "ceiling", push: true }
+        );
+        assert_eq!(
+            reprice(Some(999.0), Some(1000.0), &s, 1.0),
+            Repricing { price: Some(999.0), reason: "unchanged", push: false }
+        );
+        assert_eq!(
+            reprice(Some(1000.0), None, &s, 1.0),
+            Repricing { price: Some(1000.0), reason: "no_competitors", push: false }
+        );
+        assert_eq!(
+            reprice(None, Some(1000.5), &s, 0.0),
+            Repricing { price: Some(1000.0), reason: "undercut", push: true }
+        );
     }
 
     #[test]
@@ -280,7 +311,8 @@ mod tests {
         assert!(load_skus(&path).unwrap_err().contains("valid: sku,product_id,floor,ceiling[,model]"));
         std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,x\n").unwrap_or_default();
         assert!(load_skus(&path).unwrap_err().contains(":2: ceiling is `x`"));
-        std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,20,Phone\nB,101,1,2\n").unwrap_or_default();
+        std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,20,Phone\nB,101,1,2\n")
+            .unwrap_or_default();
         let skus = load_skus(&path).unwrap_or_default();
         assert_eq!(skus.len(), 2);
         assert_eq!(skus[0].model, "Phone");

@@ -20,7 +20,13 @@ pub(crate) enum Next {
 }
 
 /// Logs `e` for `what` and says whether the worker goes on.
-pub(crate) fn triage(driver: &Driver, user: rotor_engine::UserId, module: Module, what: &str, e: &ApiError) -> Next {
+pub(crate) fn triage(
+    driver: &Driver,
+    user: rotor_engine::UserId,
+    module: Module,
+    what: &str,
+    e: &ApiError,
+) -> Next {
     match e {
         ApiError::Call(CallError::Stopped) => Next::Stop,
         ApiError::Call(CallError::Failed(FailReason::NotAllocated | FailReason::Deallocated, _)) => {
@@ -28,7 +34,9 @@ pub(crate) fn triage(driver: &Driver, user: rotor_engine::UserId, module: Module
             Next::Stop
         }
         ApiError::Call(CallError::Failed(FailReason::Unauthorized, _)) => {
-            driver.alert(&format!("user {user}/{module}: {what}: Kaspi answered 401; renew the token or cabinet session"));
+            driver.alert(&format!(
+                "user {user}/{module}: {what}: Kaspi answered 401; renew the token or cabinet session"
+            ));
             Next::Continue
         }
         other => {

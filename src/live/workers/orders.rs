@@ -45,9 +45,17 @@ impl Orders {
             }
             let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
             self.driver.metrics.cycle(Module::Orders, seconds);
-            log::line(Level::Info, &format!("user {}/orders: poll stored {stored} new orders in {seconds:.1} s", self.account.user));
+            log::line(
+                Level::Info,
+                &format!(
+                    "user {}/orders: poll stored {stored} new orders in {seconds:.1} s",
+                    self.account.user
+                ),
+            );
             done += 1;
-            if self.polls.is_some_and(|p| done >= p) || !self.driver.sleep_until(clock::now() + self.interval).await {
+            if self.polls.is_some_and(|p| done >= p)
+                || !self.driver.sleep_until(clock::now() + self.interval).await
+            {
                 return;
             }
         }
@@ -63,13 +71,15 @@ impl Orders {
         let mut stored = 0;
         let mut page = 0;
         loop {
-            let (orders, pages) = match kaspi::orders_page(&self.driver, &self.urls, &self.account, ge, now, page).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let next = triage(&self.driver, user, Module::Orders, &format!("orders page {page}"), &e);
-                    return (stored, matches!(next, Next::Stop));
-                }
-            };
+            let (orders, pages) =
+                match kaspi::orders_page(&self.driver, &self.urls, &self.account, ge, now, page).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let next =
+                            triage(&self.driver, user, Module::Orders, &format!("orders page {page}"), &e);
+                        return (stored, matches!(next, Next::Stop));
+                    }
+                };
             for listed in &orders {
                 if self.driver.with_store(|s| s.has_order(&listed.order.id)).unwrap_or(false) {
                     continue;
