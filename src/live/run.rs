@@ -74,6 +74,8 @@ struct Seller {
     skus: Vec<Sku>,
     started: bool,
     freed: bool,
+    /// An allocation failed (and alerted); retry only once enough proxies are free.
+    waiting: bool,
 }
 
 fn internal(e: impl std::fmt::Display) -> LiveError {
@@ -191,6 +193,7 @@ fn load_sellers(config: &LiveConfig, store: &Store) -> Result<Vec<Seller>, LiveE
             skus,
             started: false,
             freed,
+            waiting: false,
         });
     }
     Ok(sellers)
@@ -343,15 +346,18 @@ fn subscriptions(
             continue;
         }
         if !allocated {
+            if s.waiting && driver.with_engine(|e| e.available()) < s.config.proxies {
+                continue;
+            }
             let split = config.split_for(s.config.proxies);
             if driver.with_engine(|e| e.allocate(user, s.config.proxies, split)).is_err() {
-                continue; // The engine's AllocationFailed event raised the alert; retried next tick.
+                s.waiting = true; // The engine's AllocationFailed event raised the alert.
+                continue;
             }
+            s.waiting = false;
             driver.persist_allocation(user);
-            log::line(
-                Level::Info,
-                &format!("user {user}: allocated {} proxies ({split:?})", s.config.proxies),
-            );
+            let counts = Module::ALL.map(|m| format!("{m} {}", split.get(m))).join(", ");
+            log::line(Level::Info, &format!("user {user}: allocated {} proxies ({counts})", s.config.proxies));
         }
         if !s.started {
             s.started = true;
