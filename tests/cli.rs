@@ -218,6 +218,16 @@ fn mock_serves_until_interrupted_and_keeps_secrets_off_stdout() {
     }
     assert!(out.contains("fake Kaspi      http://127.0.0.1:"), "{out}");
     assert!(out.contains("password_env = \"ROTOR_PROXY_1_PASSWORD\""));
+    // The printed config is a valid live.toml.
+    let printed: String = out
+        .lines()
+        .skip_while(|l| !l.starts_with("[store]"))
+        .take_while(|l| *l != "ready")
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let config = rotor::live::config::parse(&printed, Path::new("live.toml")).unwrap();
+    assert_eq!(config.proxies.len(), 2);
+    assert_eq!(config.users.len(), 1);
     assert!(!out.contains("mock-1-0") && !out.contains("token-1"), "no secret on stdout:\n{out}");
     let env = std::fs::read_to_string(&env_file).unwrap();
     assert!(env.contains("ROTOR_PROXY_0_PASSWORD='mock-1-0'"));

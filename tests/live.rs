@@ -428,7 +428,8 @@ async fn sigterm_stops_cleanly_and_bad_input_exits_2() {
 async fn proxy6_provisioning_buys_allocates_alerts_and_frees_on_expiry() {
     use rotor_mock_kaspi::{Proxy6Config, Proxy6Mock};
     let lab = Lab::start("proxy6", 0, 5).await;
-    let p6 = Proxy6Mock::start(Proxy6Config { stock: 10, balance: 0.5, ..Proxy6Config::default() }).await.unwrap();
+    let p6 =
+        Proxy6Mock::start(Proxy6Config { stock: 10, balance: 0.5, ..Proxy6Config::default() }).await.unwrap();
     let with_proxy6 = |until: &str| {
         lab.configure(3, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(5), "");
         let path = lab.dir.join("live.toml");

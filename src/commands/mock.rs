@@ -73,6 +73,12 @@ async fn serve(args: &MockArgs) -> Result<u8, CliError> {
     let _ = writeln!(env, "export ROTOR_KASPI_TOKEN='{}'", merchant.token.expose());
     let _ = writeln!(env, "export ROTOR_KASPI_SESSION='{}'", merchant.session.expose());
     let _ = writeln!(env, "export ROTOR_PROXY6_KEY='test-key'");
+    // A throwaway store key for trials: 32 bytes derived from the seed, as hex.
+    let store_key = (0..32u8).fold(String::new(), |mut k, i| {
+        let _ = write!(k, "{:02x}", (args.seed as u8).wrapping_mul(31).wrapping_add(i.wrapping_mul(7)));
+        k
+    });
+    let _ = writeln!(env, "export ROTOR_STORE_KEY='{store_key}'");
     let env_path = args
         .env_file
         .clone()
@@ -84,13 +90,15 @@ async fn serve(args: &MockArgs) -> Result<u8, CliError> {
     println!("fake Kaspi      {}", kaspi.uri());
     println!("fake Proxy6 API {}  (key in $ROTOR_PROXY6_KEY)", proxy6.api_base());
     println!("credentials     source {}\n", env_path.display());
-    println!("# A live config for these fakes:");
-    println!("[kaspi]\nstorefront = \"{0}\"\ncabinet = \"{0}\"\nshop_api = \"{0}/shop/api/v2\"", kaspi.uri());
+    println!("# A live config for these fakes (docs/live.md); save it as live.toml, put a");
+    println!("# skus.csv beside it (sku,product_id,floor,ceiling), and source the credentials file.");
+    println!("[store]\npath = \"rotor-mock-state.db\"\n");
+    println!("[status]\nlisten = \"127.0.0.1:9464\"\n");
     println!(
-        "merchant_uid = \"{}\"\ntoken_env = \"ROTOR_KASPI_TOKEN\"\nsession_env = \"ROTOR_KASPI_SESSION\"\n",
-        merchant.uid
+        "[kaspi]\nstorefront = \"{0}\"\ncabinet = \"{0}\"\nshop_api = \"{0}/shop/api/v2\"\n",
+        kaspi.uri()
     );
-    println!("[proxy6]\napi = \"{}\"\nkey_env = \"ROTOR_PROXY6_KEY\"\n", proxy6.api_base());
+    println!("[proxy6]\napi = \"{}\"\nkey_env = \"ROTOR_PROXY6_KEY\"\nmin_pool = 0\n", proxy6.api_base());
     for (i, p) in proxies.iter().enumerate() {
         println!(
             "[[proxy]]\nurl = \"{}\"\nuser = \"px{i}\"\npassword_env = \"ROTOR_PROXY_{i}_PASSWORD\"\negress_ip = \"{}\"\n",
@@ -98,6 +106,11 @@ async fn serve(args: &MockArgs) -> Result<u8, CliError> {
             p.egress()
         );
     }
+    println!(
+        "[[user]]\nid = 1\nmerchant_uid = \"{}\"\nproxies = {}\ntoken_env = \"ROTOR_KASPI_TOKEN\"\nsession_env = \"ROTOR_KASPI_SESSION\"\nskus = \"skus.csv\"\n",
+        merchant.uid,
+        proxies.len()
+    );
     println!("ready");
     let _ = std::io::stdout().flush();
     tokio::signal::ctrl_c().await.map_err(|e| CliError::internal(format!("cannot wait for Ctrl-C: {e}")))?;

@@ -357,7 +357,10 @@ fn subscriptions(
             s.waiting = false;
             driver.persist_allocation(user);
             let counts = Module::ALL.map(|m| format!("{m} {}", split.get(m))).join(", ");
-            log::line(Level::Info, &format!("user {user}: allocated {} proxies ({counts})", s.config.proxies));
+            log::line(
+                Level::Info,
+                &format!("user {user}: allocated {} proxies ({counts})", s.config.proxies),
+            );
         }
         if !s.started {
             s.started = true;
