@@ -489,3 +489,46 @@ async fn proxy6_provisioning_buys_allocates_alerts_and_frees_on_expiry() {
     assert!(log.contains("user u1: subscription ended; its proxies are freed"), "{log}");
     assert!(lab.store().allocations().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_prints_a_table_and_warns_below_80_percent() {
+    let lab = Lab::start("probe", 3, 5).await;
+    lab.configure(3, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(5), "");
+    let probe = |log: &'static str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
+        cmd.arg("probe").arg("--config").arg(lab.dir.join("live.toml"));
+        cmd.env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
+        for i in 0..3 {
+            cmd.env(format!("PX{i}_PASSWORD"), password(i));
+        }
+        cmd.stdout(std::fs::File::create(lab.dir.join(log)).unwrap()).stderr(Stdio::null());
+        cmd.spawn().unwrap()
+    };
+    let finish = |mut child: Child, log: &'static str| {
+        let lab = &lab;
+        async move {
+            let start = StdInstant::now();
+            loop {
+                if let Some(s) = child.try_wait().unwrap() {
+                    return (s.code().unwrap_or(-1), lab.log(log));
+                }
+                assert!(start.elapsed() < StdDuration::from_secs(30), "probe ran too long");
+                tokio::time::sleep(StdDuration::from_millis(50)).await;
+            }
+        }
+    };
+    let (code, table) = finish(probe("ok.txt"), "ok.txt").await;
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains("success: 12/12 checks (100.0%)"), "{table}");
+    assert_eq!(lab.kaspi.seen().len(), 12, "one request per proxy and endpoint");
+    assert!(lab.kaspi.price_updates().is_empty(), "the probe changes no price");
+
+    lab.proxies[1].set_mode(ProxyMode::Refused);
+    lab.proxies[2].set_mode(ProxyMode::AuthRequired);
+    let (code, table) = finish(probe("bad.txt"), "bad.txt").await;
+    assert_eq!(code, 3, "{table}");
+    assert!(table.contains("success: 4/12 checks (33.3%)"), "{table}");
+    assert!(table.contains("WARNING: below 80%"), "{table}");
+    assert!(table.contains("proxy_failure"), "{table}");
+    assert!(!table.contains(&password(0)) && !table.contains(TOKEN), "no secret in the table");
+}
