@@ -8,7 +8,14 @@ use reqwest::StatusCode;
 use rotor_mock_kaspi::{Faults, KaspiConfig, KaspiMock};
 use serde_json::{Value, json};
 
+/// reqwest's TLS is built with no default crypto provider when the workspace is built together
+/// (live mode picks ring); every client needs one installed, even for plain-HTTP tests.
+fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn client() -> reqwest::Client {
+    tls();
     reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap()
 }
 

@@ -9,7 +9,14 @@ use rotor_engine::Secret;
 use rotor_mock_kaspi::{Faults, ForwardProxy, KaspiConfig, KaspiMock, ProxyMode};
 use serde_json::json;
 
+/// reqwest's TLS is built with no default crypto provider when the workspace is built together
+/// (live mode picks ring); every client needs one installed, even for plain-HTTP tests.
+fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn through(proxy: &ForwardProxy, user: &str, pass: &str, timeout: Duration) -> reqwest::Client {
+    tls();
     let p = reqwest::Proxy::http(proxy.url()).unwrap().basic_auth(user, pass);
     reqwest::Client::builder().proxy(p).timeout(timeout).build().unwrap()
 }
@@ -43,6 +50,7 @@ async fn kaspi_sees_the_proxy_address_not_the_client_or_a_spoofed_header() {
     assert_eq!(seen[0].ip, "127.0.0.7", "the proxy's egress, not the spoofed 203.0.113.66");
     // Two proxies, two client IPs.
     let other = ForwardProxy::start(Ipv4Addr::new(127, 0, 0, 8), None).await.unwrap();
+    tls();
     let plain = reqwest::Client::builder().proxy(reqwest::Proxy::http(other.url()).unwrap()).build().unwrap();
     assert_eq!(offers(&plain, &kaspi).await.unwrap().status(), 200);
     assert_eq!(kaspi.seen()[1].ip, "127.0.0.8");
@@ -53,6 +61,7 @@ async fn bad_credentials_get_407() {
     let (kaspi, proxy) = setup(9).await;
     let wrong = through(&proxy, "px", "nope", Duration::from_secs(5));
     assert_eq!(offers(&wrong, &kaspi).await.unwrap().status(), 407);
+    tls();
     let none = reqwest::Client::builder().proxy(reqwest::Proxy::http(proxy.url()).unwrap()).build().unwrap();
     assert_eq!(offers(&none, &kaspi).await.unwrap().status(), 407);
     assert!(kaspi.seen().is_empty(), "nothing reached Kaspi");

@@ -7,10 +7,17 @@ use std::time::Duration;
 use rotor_mock_kaspi::{KaspiConfig, KaspiMock, Proxy6Config, Proxy6Mock};
 use serde_json::Value;
 
+/// reqwest's TLS is built with no default crypto provider when the workspace is built together
+/// (live mode picks ring); every client needs one installed, even for plain-HTTP tests.
+fn tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Calls the API, pacing itself under the 3 requests/s limit.
 async fn call(p6: &Proxy6Mock, key: &str, method_and_query: &str) -> Value {
     tokio::time::sleep(Duration::from_millis(340)).await;
     let url = format!("{}/{key}/{method_and_query}", p6.api_base());
+    tls();
     let r = reqwest::get(url).await.unwrap();
     assert_eq!(r.status(), 200, "API errors come with HTTP 200 too");
     r.json().await.unwrap()
@@ -98,6 +105,7 @@ async fn more_than_three_requests_a_second_get_429() {
     let p6 = Proxy6Mock::start(Proxy6Config { stock: 0, ..Proxy6Config::default() }).await.unwrap();
     let url = format!("{}/test-key/getcountry/", p6.api_base());
     // Four at once, so that they fall inside one second even on a slow machine.
+    tls();
     let get = || async { reqwest::get(&url).await.unwrap().status().as_u16() };
     let (a, b, c, d) = tokio::join!(get(), get(), get(), get());
     let mut statuses = vec![a, b, c, d];
@@ -116,6 +124,7 @@ async fn a_bought_proxy_really_carries_requests_with_its_credentials_only() {
     let offers = format!("{}/yml/offer-view/offers/{product}", kaspi.uri());
     let with = |user: &str, pass: &str| {
         let proxy = reqwest::Proxy::http(&url).unwrap().basic_auth(user, pass);
+        tls();
         reqwest::Client::builder().proxy(proxy).timeout(Duration::from_secs(5)).build().unwrap()
     };
     let good = with(item["user"].as_str().unwrap(), item["pass"].as_str().unwrap());
