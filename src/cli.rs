@@ -119,6 +119,11 @@ pub(crate) struct LiveArgs {
     /// Stop by itself after this long, such as `90s` or `8h`.
     #[arg(long, value_name = "DURATION")]
     pub(crate) run_for: Option<String>,
+
+    /// This worker's name in lane leases, when several share one PostgreSQL store
+    /// (default: `[workers] id`, else host name and process id).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) worker_id: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

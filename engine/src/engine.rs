@@ -318,13 +318,52 @@ impl Engine {
         result
     }
 
+    /// Swaps the dead proxies of one lane for exactly `fresh` (as many as it has dead ones, each
+    /// free), all or nothing: how replacements chosen by a shared store come in. Returns them.
+    pub fn replace_dead_with(
+        &mut self,
+        user: UserId,
+        module: Module,
+        fresh: &[ProxyId],
+    ) -> Result<Vec<ProxyId>, AllocError> {
+        let result = self.try_replace_dead_with(user, module, Some(fresh));
+        if let Err(error) = &result {
+            self.events.push_back(Event::AllocationFailed { user, error: error.clone() });
+        }
+        result
+    }
+
     fn try_replace_dead(&mut self, user: UserId, module: Module) -> Result<Vec<ProxyId>, AllocError> {
+        self.try_replace_dead_with(user, module, None)
+    }
+
+    fn try_replace_dead_with(
+        &mut self,
+        user: UserId,
+        module: Module,
+        chosen: Option<&[ProxyId]>,
+    ) -> Result<Vec<ProxyId>, AllocError> {
         let r = self.users.get(&user).ok_or(AllocError::NotAllocated(user))?[module.index()];
         let Some(lane) = lane_at(&mut self.lanes, r) else { return Err(AllocError::NotAllocated(user)) };
         let pool = &mut self.pool;
         let dead: Vec<ProxyId> =
             lane.members.iter().copied().filter(|&id| pool.entry(id).state == ProxyState::Dead).collect();
         let needed = dead.len() as u32;
+        if let Some(chosen) = chosen {
+            let mut seen = rustc_hash::FxHashSet::default();
+            if let Some(&bad) = chosen.iter().find(|&&id| !pool.is_free(id) || !seen.insert(id)) {
+                return Err(AllocError::NotFree(bad));
+            }
+            if chosen.len() as u32 != needed {
+                let mut lacking = [0; 4];
+                lacking[module.index()] = needed.saturating_sub(chosen.len() as u32);
+                return Err(AllocError::Shortage(Shortage {
+                    available: chosen.len() as u32,
+                    needed,
+                    lacking,
+                }));
+            }
+        }
         let available = pool.available();
         if available < needed {
             let mut lacking = [0; 4];
@@ -339,10 +378,45 @@ impl Engine {
             entry.holder = None;
             entry.epoch = entry.epoch.wrapping_add(1);
         }
-        let fresh = pool.take(needed);
+        let fresh = match chosen {
+            Some(ids) => {
+                for &id in ids {
+                    pool.withdraw(id);
+                }
+                ids.to_vec()
+            }
+            None => pool.take(needed),
+        };
         self.join(r, &fresh);
         self.note_pool_level();
         Ok(fresh)
+    }
+
+    /// Resets a proxy that no lane holds to a state read from shared storage, whatever this
+    /// engine last knew of it (another worker may have used it since). Requests this engine
+    /// still counted in flight on it are forgotten.
+    pub fn restore_proxy(&mut self, id: ProxyId, restored: Option<Restored>) -> Result<(), AllocError> {
+        let Some(entry) = self.pool.entries.get(id.0 as usize) else { return Err(AllocError::NotFree(id)) };
+        if entry.holder.is_some() {
+            return Err(AllocError::NotFree(id));
+        }
+        self.pool.withdraw(id);
+        let entry = self.pool.entry(id);
+        entry.in_flight = 0;
+        entry.usage = crate::policy::Usage::default();
+        entry.health = HealthWindow::default();
+        entry.epoch = entry.epoch.wrapping_add(1);
+        match restored {
+            None => entry.state = ProxyState::Fresh,
+            Some(Restored::Resting { ready_at }) => {
+                entry.state = ProxyState::Resting { ready_at };
+                entry.penalty_until = ready_at;
+                entry.last_completion = ready_at;
+            }
+            Some(Restored::Dead) => entry.state = ProxyState::Dead,
+        }
+        self.pool.release(id);
+        Ok(())
     }
 
     /// Brings a dead proxy back. It rests first, timed from its last completion, as any proxy

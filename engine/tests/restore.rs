@@ -63,3 +63,45 @@ fn an_exact_allocation_is_all_or_nothing() {
     assert_eq!(e.available(), 0);
     assert_eq!(e.proxy(ProxyId(2)).unwrap().lane.map(|l| l.user), Some(UserId(2)));
 }
+
+#[test]
+fn a_free_proxy_takes_the_state_another_worker_left() {
+    let mut e = Engine::new(quiet()).unwrap();
+    let p = e.add_proxy(spec(0));
+    e.restore_proxy(p, Some(Restored::Resting { ready_at: at(9_000) })).unwrap();
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(9_000) });
+    e.restore_proxy(p, Some(Restored::Dead)).unwrap();
+    assert_eq!(e.available(), 0, "a dead proxy is not free");
+    e.restore_proxy(p, None).unwrap();
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Fresh);
+    // A held proxy cannot be reset under its lane.
+    e.allocate_exact(UserId(1), by_module(&[0])).unwrap();
+    assert_eq!(e.restore_proxy(p, None), Err(AllocError::NotFree(p)));
+}
+
+#[test]
+fn dead_proxies_are_replaced_by_exactly_the_chosen_ones() {
+    let mut e = Engine::new(quiet()).unwrap();
+    for i in 0..4 {
+        e.add_proxy(spec(i));
+    }
+    e.allocate_exact(UserId(1), by_module(&[0, 1])).unwrap();
+    let mut now = 0;
+    while e.proxy(ProxyId(0)).unwrap().state != ProxyState::Dead {
+        now += 10;
+        let t = send(&mut e, &demper(1), at(now));
+        assert_eq!(t.proxy(), ProxyId(0));
+        e.complete(t, rotor_engine::Outcome::ProxyFailure(rotor_engine::ProxyFailure::Refused), at(now + 1));
+    }
+    assert_eq!(
+        e.replace_dead_with(UserId(1), Module::Demper, &[ProxyId(1)]),
+        Err(AllocError::NotFree(ProxyId(1)))
+    );
+    assert!(matches!(e.replace_dead_with(UserId(1), Module::Demper, &[]), Err(AllocError::Shortage(_))));
+    assert_eq!(e.replace_dead_with(UserId(1), Module::Demper, &[ProxyId(3)]).unwrap(), vec![ProxyId(3)]);
+    assert_eq!(
+        e.lane(rotor_engine::LaneKey::new(UserId(1), Module::Demper)).unwrap().proxies,
+        &[ProxyId(1), ProxyId(3)]
+    );
+    assert_eq!(e.available(), 1, "proxy 2 is still free; the dead one is not");
+}

@@ -24,8 +24,13 @@ pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
         ),
         None => None,
     };
-    let options =
-        RunOptions { dry_run: args.dry_run, sync_catalog: args.sync_catalog, once: args.once, run_for };
+    let options = RunOptions {
+        dry_run: args.dry_run,
+        sync_catalog: args.sync_catalog,
+        once: args.once,
+        run_for,
+        worker_id: args.worker_id.clone(),
+    };
     match runtime()?.block_on(live::run::run(config, options)) {
         Ok(_) => Ok(exit::OK),
         Err(LiveError::Input(e)) => Err(CliError::bad_input(e)),

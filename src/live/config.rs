@@ -97,8 +97,13 @@ pub struct Proxy6Settings {
 /// Everything live mode needs.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
-    /// The SQLite file (created on first run).
-    pub store_path: PathBuf,
+    /// Where state lives: an SQLite path (relative to the config, created on first run),
+    /// `sqlite://path`, or `postgres://user@host:port/db` for several workers.
+    pub store_url: String,
+    /// This worker's name in lane leases (default: host name and process id).
+    pub worker_id: Option<String>,
+    /// How long a lane lease lasts unless renewed; a dead worker's lanes move after it.
+    pub lease_ttl: Duration,
     /// Where the store's encryption key comes from (32 bytes, hex or base64).
     pub store_key: SecretSource,
     /// The status endpoint's address (loopback by default).
@@ -178,6 +183,8 @@ struct RawFile {
     orders: RawOrders,
     #[serde(default)]
     catalog: RawCatalog,
+    #[serde(default)]
+    workers: RawWorkers,
     proxy6: Option<RawProxy6>,
     #[serde(default)]
     proxy: Vec<toml::Spanned<RawProxy>>,
@@ -189,8 +196,16 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<PathBuf>,
+    url: Option<String>,
     key_env: Option<String>,
     key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorkers {
+    id: Option<String>,
+    lease_ttl: Option<Span>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -424,11 +439,36 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
     if !(demper_step.is_finite() && demper_step >= 0.0) {
         return Err(cx.whole(format!("[demper] step is {demper_step}; valid: 0 or more tenge")));
     }
+    let store_url = match (raw.store.path, raw.store.url) {
+        (Some(_), Some(_)) => return Err(cx.whole("[store] give `path` or `url`, not both".into())),
+        (Some(p), None) => p.to_string_lossy().into_owned(),
+        (None, Some(u)) => {
+            if u.contains("://")
+                && !(u.starts_with("sqlite://")
+                    || u.starts_with("postgres://")
+                    || u.starts_with("postgresql://"))
+            {
+                return Err(cx.whole(format!(
+                    "[store] url = \"{u}\"; valid: a path, sqlite://path or postgres://user@host:port/db"
+                )));
+            }
+            u
+        }
+        (None, None) => "rotor-state.db".into(),
+    };
+    let lease_ttl = raw.workers.lease_ttl.map_or(Duration::from_secs(30), |s| s.0);
+    if lease_ttl < Duration::from_millis(400) {
+        return Err(
+            cx.whole(format!("[workers] lease_ttl is {} ms; valid: 400ms or more", lease_ttl.as_millis()))
+        );
+    }
     let proxy6 = raw.proxy6.map(|p| proxy6_section(&cx, p)).transpose()?;
     let proxies = raw.proxy.into_iter().map(|p| proxy_entry(&cx, p)).collect::<Result<Vec<_>, _>>()?;
     let users = user_entries(&cx, raw.user)?;
     Ok(LiveConfig {
-        store_path: cx.base_dir.join(raw.store.path.unwrap_or_else(|| PathBuf::from("rotor-state.db"))),
+        store_url,
+        worker_id: raw.workers.id,
+        lease_ttl,
         store_key,
         status_listen: raw.status.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9464))),
         kaspi,

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, watch};
 use super::clock;
 use super::log::{self, Level};
 use super::metrics::Metrics;
-use super::store::{LeaseUsage, Store};
+use super::store::{Fence, LeaseUsage, Store, StoreError};
 use super::transport::{self, Reply};
 
 /// Why a call produced no answer.
@@ -28,6 +28,8 @@ pub enum CallError {
     Failed(FailReason, Option<u16>),
     /// The durable charge could not be written, so the request was not sent.
     Store(String),
+    /// This worker no longer owns the lane (its lease lapsed or another worker took it).
+    LaneLost,
 }
 
 impl std::fmt::Display for CallError {
@@ -37,6 +39,7 @@ impl std::fmt::Display for CallError {
             CallError::Failed(r, Some(s)) => write!(f, "{r} (last HTTP {s})"),
             CallError::Failed(r, None) => write!(f, "{r}"),
             CallError::Store(e) => write!(f, "not sent: {e}"),
+            CallError::LaneLost => f.write_str("the lane is owned by another worker now"),
         }
     }
 }
@@ -74,6 +77,9 @@ pub struct Driver {
     stop: watch::Receiver<bool>,
     in_flight: Mutex<HashMap<u64, InFlight>>,
     next_call: AtomicU64,
+    /// The sellers whose lanes this worker owns: their fences, and the local instant by which
+    /// it must stop sending unless the lease is renewed.
+    owned: Mutex<HashMap<UserId, ([Fence; 4], std::time::Instant)>>,
     /// Held while events are processed, so that a task that has drained the queue knows every
     /// event popped before (a lease opened by its own send, say) has been written.
     absorbing: Mutex<()>,
@@ -112,12 +118,40 @@ impl Driver {
             in_flight: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(0),
             absorbing: Mutex::new(()),
+            owned: Mutex::new(HashMap::new()),
         }
     }
 
     /// Whether shutdown has begun.
     pub fn stopping(&self) -> bool {
         *self.stop.borrow()
+    }
+
+    /// Records that this worker owns `user`'s lanes with `fences` until `deadline` (local time).
+    pub fn own(&self, user: UserId, fences: [Fence; 4], deadline: std::time::Instant) {
+        lock(&self.owned).insert(user, (fences, deadline));
+    }
+
+    /// Forgets `user`'s lanes: its requests stop at their next send.
+    pub fn disown(&self, user: UserId) {
+        lock(&self.owned).remove(&user);
+    }
+
+    /// The users whose lanes this worker owns.
+    pub fn owned_users(&self) -> Vec<UserId> {
+        lock(&self.owned).keys().copied().collect()
+    }
+
+    /// The fences of `user`'s lanes, if this worker holds them (even past the deadline).
+    pub fn fence_set(&self, user: UserId) -> Option<[Fence; 4]> {
+        lock(&self.owned).get(&user).map(|(f, _)| *f)
+    }
+
+    /// The fence of `lane`, while this worker's lease on it has not run out.
+    pub fn fence(&self, lane: LaneKey) -> Option<Fence> {
+        let owned = lock(&self.owned);
+        let (fences, deadline) = owned.get(&lane.user)?;
+        (std::time::Instant::now() < *deadline).then(|| fences[lane.module.index()])
     }
 
     /// Sleeps until `until`, or returns false at once when shutdown begins.
@@ -164,6 +198,9 @@ impl Driver {
         loop {
             if self.stopping() {
                 return Err(CallError::Stopped);
+            }
+            if self.fence(spec.lane()).is_none() {
+                return Err(CallError::LaneLost);
             }
             let notified = self.completions.notified();
             tokio::pin!(notified);
@@ -237,12 +274,12 @@ impl Driver {
         now: rotor_engine::Instant,
     ) -> Result<(Result<Reply, rotor_engine::ProxyFailure>, Completion), CallError> {
         let proxy = ticket.proxy();
-        if let Err(e) = self.charge(proxy, lease_requests) {
+        if let Err(e) = self.charge(ticket.serving_lane(), proxy, lease_requests) {
             // Not sent: hand the ticket back as a failure of ours, so nothing leaks.
             lock(&self.engine).complete(ticket, Outcome::ServerError { status: 599 }, clock::now());
             self.absorb_events();
             self.completions.notify_waiters();
-            return Err(CallError::Store(e));
+            return Err(e);
         }
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let flight =
@@ -271,14 +308,20 @@ impl Driver {
 
     /// Makes the send that made the proxy's lease `lease_requests` long durable before it goes
     /// out: within the reserved block nothing is written; past it, the next block is reserved.
-    fn charge(&self, proxy: ProxyId, lease_requests: u32) -> Result<(), String> {
+    fn charge(&self, lane: LaneKey, proxy: ProxyId, lease_requests: u32) -> Result<(), CallError> {
+        let fence = self.fence(lane).ok_or(CallError::LaneLost)?;
         let mut books = lock(&self.books);
         let book = &mut books[proxy.0 as usize];
         if lease_requests <= book.reserved {
             return Ok(());
         }
         let reserved = (lease_requests - 1 + self.reserve_block).min(self.budget.max(lease_requests));
-        lock(&self.store).reserve(proxy, book.lease_no, reserved, book.usage).map_err(|e| e.to_string())?;
+        lock(&self.store).reserve(&fence, proxy, book.lease_no, reserved, book.usage).map_err(
+            |e| match e {
+                StoreError::Fenced { .. } => CallError::LaneLost,
+                StoreError::Db { .. } => CallError::Store(e.to_string()),
+            },
+        )?;
         book.reserved = reserved;
         Ok(())
     }
@@ -305,14 +348,7 @@ impl Driver {
                         Level::Warn,
                         &format!("lane {lane}: {dead} of {total} proxies dead; replacing them"),
                     );
-                    let replaced = lock(&self.engine).replace_dead(lane.user, lane.module);
-                    match replaced {
-                        Ok(fresh) => {
-                            self.persist_allocation(lane.user);
-                            log::line(Level::Info, &format!("lane {lane}: {} replacements", fresh.len()));
-                        }
-                        Err(e) => self.alert(&format!("lane {lane} needs replacements: {e}")),
-                    }
+                    self.replace_dead(lane);
                 }
                 Event::CircuitOpened { lane, until } => {
                     log::line(
@@ -366,7 +402,10 @@ impl Driver {
         book.lease_no += 1;
         book.usage = LeaseUsage::default();
         book.reserved = self.reserve_block.min(self.budget);
-        let r = lock(&self.store).open_lease(to, book.lease_no, lane.user, lane.module, book.reserved, now);
+        let r = match self.fence(lane) {
+            Some(fence) => lock(&self.store).open_lease(&fence, to, book.lease_no, book.reserved, now),
+            None => Err(StoreError::Fenced { user: lane.user, module: lane.module }),
+        };
         if let Err(e) = r {
             // `charge` will write the reservation again before any send.
             book.reserved = 0;
@@ -379,8 +418,15 @@ impl Driver {
     /// A proxy's lease is over and its rest began.
     fn rest_started(&self, proxy: ProxyId, lane: Option<LaneKey>, until: rotor_engine::Instant, now: u64) {
         let book = lock(&self.books)[proxy.0 as usize];
-        if let Err(e) = lock(&self.store).start_rest(proxy, book.lease_no, until.as_millis(), book.usage, now)
-        {
+        let fence = lane.and_then(|l| self.fence(l));
+        if let Err(e) = lock(&self.store).start_rest(
+            fence.as_ref(),
+            proxy,
+            book.lease_no,
+            until.as_millis(),
+            book.usage,
+            now,
+        ) {
             log::line(Level::Error, &format!("cannot record the rest of {proxy}: {e}"));
         }
         let lane = lane.map_or_else(|| "pool".to_owned(), |l| l.to_string());
@@ -389,6 +435,65 @@ impl Driver {
             Level::Info,
             &format!("{proxy} ({lane}) rests until {until} after {} requests", book.usage.requests),
         );
+    }
+
+    /// Replaces a lane's dead proxies with free ones the store picks (so that workers sharing
+    /// one pool never pick the same), refreshed from the store before they join.
+    fn replace_dead(&self, lane: LaneKey) {
+        let dead: Vec<ProxyId> = {
+            let engine = lock(&self.engine);
+            let Some(view) = engine.lane(lane) else { return };
+            view.proxies
+                .iter()
+                .copied()
+                .filter(|&p| engine.proxy(p).is_some_and(|v| v.state == ProxyState::Dead))
+                .collect()
+        };
+        let now = clock::now();
+        let picked = lock(&self.store).replace(lane.user, lane.module, &dead, now.as_millis());
+        let fresh = match picked {
+            Ok(Some(fresh)) => fresh,
+            Ok(None) => {
+                return self.alert(&format!(
+                    "lane {lane} needs {} replacements; the pool has too few free",
+                    dead.len()
+                ));
+            }
+            Err(e) => return self.alert(&format!("lane {lane} needs replacements: {e}")),
+        };
+        self.refresh(&fresh, now);
+        match lock(&self.engine).replace_dead_with(lane.user, lane.module, &fresh) {
+            Ok(_) => log::line(Level::Info, &format!("lane {lane}: {} dead proxies replaced", fresh.len())),
+            Err(e) => log::line(Level::Error, &format!("lane {lane}: replacements could not join: {e}")),
+        }
+    }
+
+    /// Resets free proxies in the engine to their state in the store (another worker may have
+    /// used them since this engine last saw them).
+    pub fn refresh(&self, ids: &[ProxyId], now: rotor_engine::Instant) {
+        let stored = match lock(&self.store).proxies() {
+            Ok(p) => p,
+            Err(e) => return log::line(Level::Error, &format!("cannot read proxy states: {e}")),
+        };
+        let mut engine = lock(&self.engine);
+        for &id in ids {
+            let Some(p) = stored.get(id.0 as usize) else { continue };
+            let expired = p.expires_ms.is_some_and(|e| e > 0 && e <= now.as_millis());
+            let restored = if p.dead || expired {
+                Some(rotor_engine::Restored::Dead)
+            } else if p.rest_until_ms > now.as_millis() {
+                Some(rotor_engine::Restored::Resting {
+                    ready_at: rotor_engine::Instant::from_millis(p.rest_until_ms),
+                })
+            } else {
+                None
+            };
+            let _ = engine.restore_proxy(id, restored);
+            if let Some(book) = lock(&self.books).get_mut(id.0 as usize) {
+                book.lease_no = p.lease_no;
+                book.reserved = 0;
+            }
+        }
     }
 
     /// Writes `user`'s allocation as the engine holds it now.
@@ -432,11 +537,10 @@ impl Driver {
         let books = lock(&self.books);
         for (i, book) in books.iter().enumerate() {
             let id = ProxyId(i as u32);
-            let open = engine
-                .proxy(id)
-                .is_some_and(|p| matches!(p.state, ProxyState::Active | ProxyState::Draining));
-            if open && book.reserved > 0 {
-                let _ = store.reserve(id, book.lease_no, book.reserved, book.usage);
+            let Some(view) = engine.proxy(id) else { continue };
+            let open = matches!(view.state, ProxyState::Active | ProxyState::Draining);
+            if let (true, Some(fence)) = (open && book.reserved > 0, view.lane.and_then(|l| self.fence(l))) {
+                let _ = store.reserve(&fence, id, book.lease_no, book.reserved, book.usage);
             }
         }
         unfinished.len() as u32

@@ -203,7 +203,8 @@ pub async fn run(
     let min_pool = client.settings.min_pool;
     let every = std::time::Duration::from_millis(client.settings.check_every.as_millis());
     loop {
-        let available = driver.with_engine(|e| e.available());
+        // The store's count: with several workers, this engine's free pool is not the pool's.
+        let available = driver.with_store(|s| s.free_count(clock::now().as_millis())).unwrap_or(u32::MAX);
         if available < min_pool {
             let count = min_pool - available;
             match client.buy(count).await {

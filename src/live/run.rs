@@ -2,12 +2,10 @@
 //! engine from persisted state, allocate sellers, start the workers, the status endpoint and the
 //! provisioner, and stop cleanly on SIGINT or SIGTERM.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use rotor_engine::{
-    Credentials, Duration, Engine, Instant, Module, Policy, ProxyId, ProxySpec, Restored, UserId,
-};
+use rotor_engine::{Credentials, Duration, Engine, Instant, Module, Policy, ProxyId, ProxySpec, Restored};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -26,7 +24,7 @@ use super::workers::demper::{Demper, Sku, load_skus};
 use super::workers::orders::Orders;
 
 /// How a run was asked to behave.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Decide and store prices, push nothing.
     pub dry_run: bool,
@@ -36,6 +34,8 @@ pub struct RunOptions {
     pub once: bool,
     /// Stop after this long.
     pub run_for: Option<Duration>,
+    /// This worker's name in lane leases (overrides `[workers] id`).
+    pub worker_id: Option<String>,
 }
 
 /// Why a run could not start or went wrong.
@@ -89,8 +89,7 @@ fn open_state(config: &LiveConfig, now: Instant) -> Result<(Store, u32), LiveErr
     let key = config.store_key.resolve().map_err(|e| input(format!("store key: {e}")))?;
     let cipher =
         Cipher::from_key_text(&key).map_err(|e| input(format!("store key ({}): {e}", config.store_key)))?;
-    let mut store = Store::open(&config.store_path, cipher)
-        .map_err(|e| internal(format!("{}: {e}", config.store_path.display())))?;
+    let mut store = Store::open(&config.store_url, &config.base_dir, cipher).map_err(internal)?;
     for (i, p) in config.proxies.iter().enumerate() {
         let password = match &p.password {
             Some(src) => Some(
@@ -99,27 +98,23 @@ fn open_state(config: &LiveConfig, now: Instant) -> Result<(Store, u32), LiveErr
             ),
             None => None,
         };
-        store
-            .upsert_proxy(
-                &NewProxy {
-                    url: &p.url,
-                    username: p.user.as_deref(),
-                    password: password.as_ref(),
-                    egress_ip: p.egress_ip,
-                    source: "config",
-                    proxy6: None,
-                },
-                now.as_millis(),
-            )
-            .map_err(internal)?;
+        let new = NewProxy {
+            url: &p.url,
+            username: p.user.as_deref(),
+            password: password.as_ref(),
+            egress_ip: p.egress_ip,
+            source: "config",
+            proxy6: None,
+        };
+        store.upsert_proxy(&new, now.as_millis()).map_err(internal)?;
     }
     let rest_until = now + full_rest(config.engine.policy);
-    let recovered = store.spend_open_leases(rest_until.as_millis(), now.as_millis()).map_err(internal)?;
+    let recovered = store.spend_unowned_leases(rest_until.as_millis(), now.as_millis()).map_err(internal)?;
     if recovered > 0 {
         log::line(
             Level::Warn,
             &format!(
-                "recovery: {recovered} leases were open when the last run ended; their proxies rest until {}",
+                "recovery: {recovered} leases were open on unallocated proxies; they rest until {}",
                 log::utc(rest_until.as_millis())
             ),
         );
@@ -132,7 +127,7 @@ type Rebuilt = (Engine, Vec<reqwest::Client>, Vec<(u32, LeaseUsage)>, Vec<Stored
 
 fn rebuild(
     config: &LiveConfig,
-    store: &Store,
+    store: &mut Store,
     now: Instant,
     timeouts: Timeouts,
 ) -> Result<Rebuilt, LiveError> {
@@ -179,7 +174,7 @@ fn rebuild(
 }
 
 /// Sellers: secrets and SKU files are checked before anything starts.
-fn load_sellers(config: &LiveConfig, store: &Store) -> Result<Vec<Seller>, LiveError> {
+fn load_sellers(config: &LiveConfig, store: &mut Store) -> Result<Vec<Seller>, LiveError> {
     let input = LiveError::Input;
     let mut sellers = Vec::new();
     for u in &config.users {
@@ -199,44 +194,15 @@ fn load_sellers(config: &LiveConfig, store: &Store) -> Result<Vec<Seller>, LiveE
     Ok(sellers)
 }
 
-/// Gives each seller back the proxies the store says it held, less the dead ones.
-fn restore_allocations(
-    driver: &Driver,
-    allocations: Vec<(ProxyId, UserId, Module)>,
-    stored: &[StoredProxy],
-    now: Instant,
-) {
-    let mut by_user: BTreeMap<UserId, [Vec<ProxyId>; 4]> = BTreeMap::new();
-    for (p, u, m) in allocations {
-        by_user.entry(u).or_default()[m.index()].push(p);
-    }
-    let dead: BTreeSet<ProxyId> = stored.iter().filter(|p| p.dead).map(|p| p.id).collect();
-    for (user, mut modules) in by_user {
-        for ids in &mut modules {
-            ids.retain(|id| !dead.contains(id));
-        }
-        match driver.with_engine(|e| e.allocate_exact(user, modules)) {
-            Ok(_) => driver.persist_allocation(user),
-            Err(e) => {
-                log::line(
-                    Level::Warn,
-                    &format!("user {user}: the stored allocation cannot be restored ({e}); allocating anew"),
-                );
-                let _ = driver.with_store(|s| s.set_allocation(user, &[], now.as_millis()));
-            }
-        }
-    }
-}
-
 /// Runs live mode until shutdown.
 pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, LiveError> {
     let input = LiveError::Input;
     let now = clock::now();
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
-    let (store, recovered) = open_state(&config, now)?;
-    let (engine, clients, books, stored) = rebuild(&config, &store, now, timeouts)?;
-    let allocations = store.allocations().map_err(internal)?;
-    let mut sellers = load_sellers(&config, &store)?;
+    let (mut store, recovered) = open_state(&config, now)?;
+    let (engine, clients, books, stored) = rebuild(&config, &mut store, now, timeouts)?;
+    let mut sellers = load_sellers(&config, &mut store)?;
+    let claims = Claims::new(&config, &options, store.dialect());
 
     let listener = tokio::net::TcpListener::bind(config.status_listen)
         .await
@@ -246,7 +212,8 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     log::line(
         Level::Info,
         &format!(
-            "live: {} proxies, {} sellers, status on http://{}{}",
+            "live: worker {}, {} proxies, {} sellers, status on http://{}{}",
+            claims.worker,
             stored.len(),
             sellers.len(),
             listener.local_addr().map_or(config.status_listen, |a| a),
@@ -261,19 +228,17 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         services.spawn(provision::run(Arc::clone(&driver), client, timeouts, stop_rx.clone()));
     }
 
-    // Persisted allocations come back; sellers without one are allocated in the loop below.
-    restore_allocations(&driver, allocations, &stored, now);
-
     let mut workers = JoinSet::new();
     let deadline = options
         .run_for
         .map(|d| tokio::time::Instant::now() + std::time::Duration::from_millis(d.as_millis()));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| internal(format!("cannot watch SIGTERM: {e}")))?;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut tick = tokio::time::interval(claims.tick);
     let mut any_started = false;
     loop {
-        subscriptions(&driver, &config, &options, &mut sellers, &mut workers);
+        refresh_pool(&driver, &config, timeouts);
+        claims.step(&driver, &config, &options, &mut sellers, &mut workers);
         any_started |= sellers.iter().any(|s| s.started);
         if options.once && any_started && workers.is_empty() {
             break;
@@ -304,6 +269,9 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     services.abort_all();
     while services.join_next().await.is_some() {}
     let unfinished = driver.flush();
+    for user in driver.owned_users() {
+        let _ = driver.with_store(|s| s.release_user(&claims.worker, user));
+    }
     let rotations = driver.metrics.rotations();
     log::line(
         Level::Info,
@@ -314,58 +282,228 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     Ok(RunSummary { recovered_leases: recovered, unfinished, rotations })
 }
 
-/// Ends expired subscriptions, allocates sellers that have none, and starts the workers of
-/// sellers just allocated.
-fn subscriptions(
-    driver: &Arc<Driver>,
-    config: &LiveConfig,
-    options: &RunOptions,
-    sellers: &mut [Seller],
-    workers: &mut JoinSet<()>,
-) {
-    let now = clock::now().as_millis();
-    for s in sellers.iter_mut() {
-        let user = s.config.id;
-        let allocated =
-            driver.with_engine(|e| e.lane(rotor_engine::LaneKey::new(user, Module::Demper)).is_some());
-        let expired = s.config.subscribed_until_ms.is_some_and(|t| t <= now);
-        if expired {
-            if !s.freed {
-                if allocated {
-                    let _ = driver.with_engine(|e| e.deallocate(user));
-                }
-                match driver.with_store(|st| st.free_user(user, now)) {
-                    Ok(()) => log::line(
-                        Level::Info,
-                        &format!("user {user}: subscription ended; its proxies are freed"),
-                    ),
-                    Err(e) => log::line(Level::Error, &format!("user {user}: cannot record the expiry: {e}")),
-                }
-                s.freed = true;
-            }
-            continue;
+/// Adds proxies another worker (or the provisioner) recorded since this engine was built.
+fn refresh_pool(driver: &Driver, config: &LiveConfig, timeouts: Timeouts) {
+    let known = driver.with_engine(|e| e.proxy_count());
+    let Ok(new) = driver.with_store(|s| s.proxies_from(known)) else { return };
+    for p in new {
+        let (host, port) = p.url.trim_start_matches("http://").rsplit_once(':').unwrap_or((&p.url, "0"));
+        let spec = ProxySpec {
+            host: host.to_owned(),
+            port: port.parse().unwrap_or(0),
+            credentials: p.username.as_ref().map(|u| Credentials {
+                username: u.clone(),
+                password: p.password.clone().unwrap_or_else(|| rotor_engine::Secret::new("")),
+            }),
+            egress_ip: p.egress_ip,
+            subnet: super::subnet_of(p.egress_ip),
+        };
+        let endpoint =
+            ProxyEndpoint { url: &p.url, username: p.username.as_deref(), password: p.password.as_ref() };
+        let Ok(client) = transport::client(&endpoint, timeouts) else { continue };
+        let id = driver.with_engine(|e| e.add_proxy(spec));
+        if id != p.id {
+            log::line(Level::Error, &format!("proxy {} joined as {id}; restart this worker", p.id));
+            return;
         }
-        if !allocated {
-            if s.waiting && driver.with_engine(|e| e.available()) < s.config.proxies {
+        driver.add_client(id, client);
+    }
+    let _ = config;
+}
+
+/// Lane ownership: which sellers this worker serves, claimed and renewed in the store.
+struct Claims {
+    worker: String,
+    ttl: Duration,
+    /// How long before the lease's expiry this worker stops sending on its own.
+    margin: std::time::Duration,
+    tick: std::time::Duration,
+    /// One process on SQLite: a restarted worker takes its lanes back at once.
+    steal: bool,
+}
+
+impl Claims {
+    fn new(config: &LiveConfig, options: &RunOptions, dialect: super::store::sql::Dialect) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or_else(|_| "host".into(), |h| h.trim().to_owned());
+        let worker = options
+            .worker_id
+            .clone()
+            .or_else(|| config.worker_id.clone())
+            .unwrap_or_else(|| format!("{host}-{}", std::process::id()));
+        let ttl_ms = config.lease_ttl.as_millis();
+        Claims {
+            worker,
+            ttl: config.lease_ttl,
+            margin: std::time::Duration::from_millis(ttl_ms / 4),
+            tick: std::time::Duration::from_millis((ttl_ms / 4).clamp(50, 1_000)),
+            steal: dialect == super::store::sql::Dialect::Sqlite,
+        }
+    }
+
+    /// The local instant by which a lease renewed (or claimed) now must stop being used.
+    fn deadline(&self, asked_at: std::time::Instant) -> std::time::Instant {
+        asked_at + std::time::Duration::from_millis(self.ttl.as_millis()).saturating_sub(self.margin)
+    }
+
+    /// One pass: renew what is ours, drop what is lost or expired, claim what is free.
+    fn step(
+        &self,
+        driver: &Arc<Driver>,
+        config: &LiveConfig,
+        options: &RunOptions,
+        sellers: &mut [Seller],
+        workers: &mut JoinSet<()>,
+    ) {
+        for s in sellers.iter_mut() {
+            let user = s.config.id;
+            let now = clock::now();
+            let asked_at = std::time::Instant::now();
+            let expires = (now + self.ttl).as_millis();
+            let owned = driver.owned_users().contains(&user);
+            if s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis()) {
+                if !s.freed {
+                    self.expire(driver, s, owned);
+                }
                 continue;
+            }
+            if owned {
+                let fences = driver.fence_set(user);
+                let renewed =
+                    fences.map(|f| driver.with_store(|st| st.renew_user(&self.worker, user, &f, expires)));
+                match (fences, renewed) {
+                    (Some(f), Some(Ok(true))) => driver.own(user, f, self.deadline(asked_at)),
+                    _ => Self::lose(driver, s),
+                }
+                continue;
+            }
+            let rest_until = (now + full_rest(config.engine.policy)).as_millis();
+            let claimed = driver.with_store(|st| {
+                st.claim_user(&self.worker, user, expires, now.as_millis(), self.steal, rest_until)
+            });
+            match claimed {
+                Ok(Some((fences, closed))) => {
+                    if closed > 0 {
+                        log::line(
+                            Level::Warn,
+                            &format!(
+                                "user {user}: {closed} leases its last owner left open are spent; those proxies rest"
+                            ),
+                        );
+                    }
+                    driver.own(user, fences, self.deadline(asked_at));
+                    if Self::adopt(driver, config, s, now) {
+                        log::line(
+                            Level::Info,
+                            &format!("user {user}: lanes claimed by worker {}", self.worker),
+                        );
+                        start_workers(driver, config, options, s, workers);
+                        s.started = true;
+                    } else {
+                        driver.disown(user);
+                        let _ = driver.with_store(|st| st.release_user(&self.worker, user));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => log::line(Level::Error, &format!("user {user}: cannot claim lanes: {e}")),
+            }
+        }
+    }
+
+    /// Gives a just-claimed seller its proxies in the engine: its stored allocation (refreshed
+    /// from the store, dead ones left out), or a new one made in the store. False if none.
+    fn adopt(driver: &Driver, config: &LiveConfig, s: &mut Seller, now: Instant) -> bool {
+        let user = s.config.id;
+        let Ok(mut modules) = driver.with_store(|st| st.allocation_of(user)) else { return false };
+        if modules.iter().all(Vec::is_empty) {
+            if s.waiting
+                && driver.with_store(|st| st.free_count(now.as_millis())).unwrap_or(0) < s.config.proxies
+            {
+                return false;
             }
             let split = config.split_for(s.config.proxies);
-            if driver.with_engine(|e| e.allocate(user, s.config.proxies, split)).is_err() {
-                s.waiting = true; // The engine's AllocationFailed event raised the alert.
-                continue;
+            match driver.with_store(|st| st.allocate(user, split, now.as_millis())) {
+                Ok(Some(m)) => {
+                    s.waiting = false;
+                    let counts = Module::ALL.map(|m| format!("{m} {}", split.get(m))).join(", ");
+                    log::line(
+                        Level::Info,
+                        &format!("user {user}: allocated {} proxies ({counts})", s.config.proxies),
+                    );
+                    modules = m;
+                }
+                Ok(None) => {
+                    if !s.waiting {
+                        driver.alert(&format!(
+                            "allocation for user {user} failed: fewer than {} proxies are free",
+                            s.config.proxies
+                        ));
+                    }
+                    s.waiting = true;
+                    return false;
+                }
+                Err(e) => {
+                    log::line(Level::Error, &format!("user {user}: allocation failed: {e}"));
+                    return false;
+                }
             }
-            s.waiting = false;
-            driver.persist_allocation(user);
-            let counts = Module::ALL.map(|m| format!("{m} {}", split.get(m))).join(", ");
-            log::line(
-                Level::Info,
-                &format!("user {user}: allocated {} proxies ({counts})", s.config.proxies),
-            );
         }
-        if !s.started {
-            s.started = true;
-            start_workers(driver, config, options, s, workers);
+        let all: Vec<ProxyId> = modules.iter().flatten().copied().collect();
+        driver.refresh(&all, now);
+        let dead: BTreeSet<ProxyId> = all
+            .iter()
+            .copied()
+            .filter(|&p| {
+                driver.with_engine(|e| e.proxy(p).is_some_and(|v| v.state == rotor_engine::ProxyState::Dead))
+            })
+            .collect();
+        for ids in &mut modules {
+            ids.retain(|id| !dead.contains(id));
         }
+        match driver.with_engine(|e| e.allocate_exact(user, modules)) {
+            Ok(_) => true,
+            Err(e) => {
+                log::line(
+                    Level::Error,
+                    &format!("user {user}: its proxies cannot join this worker's engine: {e}"),
+                );
+                false
+            }
+        }
+    }
+
+    /// The lease was lost: stop sending for the seller and forget its lanes here.
+    fn lose(driver: &Driver, s: &mut Seller) {
+        let user = s.config.id;
+        driver.disown(user);
+        let _ = driver.with_engine(|e| e.deallocate(user));
+        s.started = false;
+        log::line(Level::Warn, &format!("user {user}: lane lease lost; this worker stops serving it"));
+    }
+
+    /// The subscription ended: free the seller's proxies (if this worker may), once.
+    fn expire(&self, driver: &Driver, s: &mut Seller, owned: bool) {
+        let user = s.config.id;
+        let now = clock::now().as_millis();
+        if !owned {
+            // Only the owner frees; claim first so that no other worker is still sending.
+            let claimed = driver.with_store(|st| {
+                st.claim_user(&self.worker, user, now + self.ttl.as_millis(), now, self.steal, now)
+            });
+            if !matches!(claimed, Ok(Some(_))) {
+                return;
+            }
+        }
+        driver.disown(user);
+        let _ = driver.with_engine(|e| e.deallocate(user));
+        match driver.with_store(|st| st.free_user(user, now)) {
+            Ok(()) => {
+                log::line(Level::Info, &format!("user {user}: subscription ended; its proxies are freed"));
+            }
+            Err(e) => log::line(Level::Error, &format!("user {user}: cannot record the expiry: {e}")),
+        }
+        let _ = driver.with_store(|st| st.release_user(&self.worker, user));
+        s.freed = true;
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) fn triage(
     e: &ApiError,
 ) -> Next {
     match e {
-        ApiError::Call(CallError::Stopped) => Next::Stop,
+        ApiError::Call(CallError::Stopped | CallError::LaneLost) => Next::Stop,
         ApiError::Call(CallError::Failed(FailReason::NotAllocated | FailReason::Deallocated, _)) => {
             log::line(Level::Info, &format!("user {user}/{module}: no proxies allocated; worker stops"));
             Next::Stop

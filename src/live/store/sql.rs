@@ -1,0 +1,339 @@
+//! The two databases behind one small interface: statements with positional parameters, rows
+//! of plain values, transactions. The store's SQL is written once, in the subset SQLite and
+//! PostgreSQL share (`$1` parameters that first appear in order, `ON CONFLICT`, `CASE`,
+//! `RETURNING`); only the schema files and row locking differ.
+
+use std::sync::mpsc;
+
+/// A parameter or a column value. Integers are 64-bit in both databases (`BIGINT`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// NULL in an integer column.
+    NullInt,
+    /// NULL in a float column.
+    NullReal,
+    /// NULL in a text column.
+    NullText,
+}
+
+impl Value {
+    /// The integer, if it is one.
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Value::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The float (an integer converts), if it is one.
+    pub fn real(&self) -> Option<f64> {
+        match self {
+            Value::Real(v) => Some(*v),
+            Value::Int(v) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    /// The text, if it is text.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Value::Text(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<u64> for Value {
+    fn from(v: u64) -> Self {
+        Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+impl From<u32> for Value {
+    fn from(v: u32) -> Self {
+        Value::Int(i64::from(v))
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Int(i64::from(v))
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Real(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<Option<&str>> for Value {
+    fn from(v: Option<&str>) -> Self {
+        v.map_or(Value::NullText, Value::from)
+    }
+}
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Value::NullText, Value::Text)
+    }
+}
+impl From<Option<f64>> for Value {
+    fn from(v: Option<f64>) -> Self {
+        v.map_or(Value::NullReal, Value::Real)
+    }
+}
+impl From<Option<i64>> for Value {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Value::NullInt, Value::Int)
+    }
+}
+impl From<Option<u64>> for Value {
+    fn from(v: Option<u64>) -> Self {
+        v.map_or(Value::NullInt, Value::from)
+    }
+}
+
+/// A result row.
+pub type Row = Vec<Value>;
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A database connection as the store uses it.
+pub trait Conn: Send {
+    /// Which database it is.
+    fn dialect(&self) -> Dialect;
+    /// Runs statements without parameters (schema, BEGIN, COMMIT).
+    fn batch(&mut self, sql: &str) -> Result<(), String>;
+    /// Runs one statement; returns the rows changed.
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, String>;
+    /// Runs one query; returns its rows.
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String>;
+}
+
+// ---- SQLite -----------------------------------------------------------------------------------
+
+/// An SQLite file.
+pub struct Sqlite(rusqlite::Connection);
+
+impl Sqlite {
+    /// Opens (creating) the file, in WAL mode: a commit survives a process crash.
+    pub fn open(path: &std::path::Path) -> Result<Self, String> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Sqlite(conn))
+    }
+}
+
+fn to_sqlite(v: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        Value::Int(i) => V::Integer(*i),
+        Value::Real(r) => V::Real(*r),
+        Value::Text(t) => V::Text(t.clone()),
+        Value::NullInt | Value::NullReal | Value::NullText => V::Null,
+    }
+}
+
+impl Conn for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), String> {
+        self.0.execute_batch(sql).map_err(|e| e.to_string())
+    }
+
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, String> {
+        let params: Vec<_> = params.iter().map(to_sqlite).collect();
+        let mut stmt = self.0.prepare_cached(sql).map_err(|e| e.to_string())?;
+        stmt.execute(rusqlite::params_from_iter(params)).map(|n| n as u64).map_err(|e| e.to_string())
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
+        let params: Vec<_> = params.iter().map(to_sqlite).collect();
+        let mut stmt = self.0.prepare_cached(sql).map_err(|e| e.to_string())?;
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                (0..n)
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Integer(v) => Value::Int(v),
+                            rusqlite::types::ValueRef::Real(v) => Value::Real(v),
+                            rusqlite::types::ValueRef::Text(t) => {
+                                Value::Text(String::from_utf8_lossy(t).into_owned())
+                            }
+                            rusqlite::types::ValueRef::Null | rusqlite::types::ValueRef::Blob(_) => {
+                                Value::NullText
+                            }
+                        })
+                    })
+                    .collect::<Result<Row, rusqlite::Error>>()
+            })
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<Vec<Row>, _>>().map_err(|e| e.to_string())
+    }
+}
+
+// ---- PostgreSQL -------------------------------------------------------------------------------
+
+enum Job {
+    Batch(String),
+    Exec(String, Vec<Value>),
+    Query(String, Vec<Value>),
+}
+
+type Reply = Result<(u64, Vec<Row>), String>;
+
+/// A PostgreSQL connection. The synchronous client runs its own runtime, which must not be
+/// started from inside tokio's, so the connection lives on a thread of its own and each call
+/// is a message to it.
+pub struct Postgres {
+    jobs: mpsc::Sender<(Job, mpsc::SyncSender<Reply>)>,
+}
+
+impl Postgres {
+    /// Connects to `url` (`postgres://user@host:port/db`), without TLS: loopback or a private network.
+    pub fn connect(url: &str) -> Result<Self, String> {
+        let (jobs, rx) = mpsc::channel::<(Job, mpsc::SyncSender<Reply>)>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let url = url.to_owned();
+        std::thread::Builder::new()
+            .name("rotor-postgres".into())
+            .spawn(move || {
+                let mut client = match postgres::Client::connect(&url, postgres::NoTls) {
+                    Ok(c) => {
+                        let _ = ready_tx.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(pg_error(&e)));
+                        return;
+                    }
+                };
+                while let Ok((job, reply)) = rx.recv() {
+                    let _ = reply.send(run(&mut client, job));
+                }
+            })
+            .map_err(|e| format!("cannot start the PostgreSQL thread: {e}"))?;
+        ready_rx.recv().map_err(|_| "the PostgreSQL thread ended".to_owned())??;
+        Ok(Postgres { jobs })
+    }
+
+    fn call(&self, job: Job) -> Reply {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs.send((job, tx)).map_err(|_| "the PostgreSQL connection is gone".to_owned())?;
+        rx.recv().map_err(|_| "the PostgreSQL connection is gone".to_owned())?
+    }
+}
+
+fn pg_error(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+fn run(client: &mut postgres::Client, job: Job) -> Reply {
+    fn params(values: &[Value]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {
+        values
+            .iter()
+            .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+                match v {
+                    Value::Int(i) => Box::new(*i),
+                    Value::Real(r) => Box::new(*r),
+                    Value::Text(t) => Box::new(t.clone()),
+                    Value::NullInt => Box::new(None::<i64>),
+                    Value::NullReal => Box::new(None::<f64>),
+                    Value::NullText => Box::new(None::<String>),
+                }
+            })
+            .collect()
+    }
+    match job {
+        Job::Batch(sql) => client.batch_execute(&sql).map(|()| (0, Vec::new())).map_err(|e| pg_error(&e)),
+        Job::Exec(sql, values) => {
+            let p = params(&values);
+            let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = p.iter().map(AsRef::as_ref).collect();
+            client.execute(sql.as_str(), &refs).map(|n| (n, Vec::new())).map_err(|e| pg_error(&e))
+        }
+        Job::Query(sql, values) => {
+            let p = params(&values);
+            let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = p.iter().map(AsRef::as_ref).collect();
+            let rows = client.query(sql.as_str(), &refs).map_err(|e| pg_error(&e))?;
+            let out = rows
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| {
+                            use postgres::types::Type;
+                            let ty = r.columns()[i].type_().clone();
+                            if ty == Type::INT8 {
+                                r.get::<_, Option<i64>>(i).map_or(Value::NullInt, Value::Int)
+                            } else if ty == Type::INT4 {
+                                r.get::<_, Option<i32>>(i)
+                                    .map_or(Value::NullInt, |v| Value::Int(i64::from(v)))
+                            } else if ty == Type::FLOAT8 {
+                                r.get::<_, Option<f64>>(i).map_or(Value::NullReal, Value::Real)
+                            } else if ty == Type::BOOL {
+                                r.get::<_, Option<bool>>(i)
+                                    .map_or(Value::NullInt, |b| Value::Int(i64::from(b)))
+                            } else {
+                                r.get::<_, Option<String>>(i).map_or(Value::NullText, Value::Text)
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            Ok((0, out))
+        }
+    }
+}
+
+impl Conn for Postgres {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), String> {
+        self.call(Job::Batch(sql.to_owned())).map(|_| ())
+    }
+
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, String> {
+        self.call(Job::Exec(sql.to_owned(), params.to_vec())).map(|(n, _)| n)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
+        self.call(Job::Query(sql.to_owned(), params.to_vec())).map(|(_, rows)| rows)
+    }
+}
