@@ -384,7 +384,7 @@ impl Store {
             }
             let rows = c.query(
                 "UPDATE lane_leases SET owner = $1, token = token + 1, expires_ms = $2
-                 WHERE user_id = $3 AND (owner = $1 OR owner = '' OR expires_ms < $4 OR $5 = 1)
+                 WHERE user_id = $3 AND (owner = $1 OR owner = '' OR expires_ms < $4 OR CAST($5 AS BIGINT) = 1)
                  RETURNING module, token",
                 &[worker.into(), expires_ms.into(), user.0.into(), now_ms.into(), steal.into()],
             )?;

@@ -1,0 +1,92 @@
+//! A PostgreSQL database for one test: a fresh database on the server `ROTOR_TEST_PG_URL` names
+//! (CI starts one on loopback), or else a throwaway server of our own on a free loopback port,
+//! started from the installed PostgreSQL binaries and stopped when the test ends.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A database that exists while this value lives.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    cluster: Option<PathBuf>,
+    admin: Option<(String, String)>,
+}
+
+fn bin(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.into_iter()
+        .rev()
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a PostgreSQL program, as the `postgres` user when we are root (the server refuses root).
+fn pg(program: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin(program));
+        c
+    } else {
+        Command::new(bin(program))
+    };
+    cmd.args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {program}: {e}; install PostgreSQL (apt-get install postgresql) or set ROTOR_TEST_PG_URL")
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestDb {
+    /// A fresh, empty database named after `name`.
+    pub fn new(name: &str) -> TestDb {
+        let db = format!("rotor_{name}_{}", std::process::id());
+        if let Ok(server) = std::env::var("ROTOR_TEST_PG_URL") {
+            let mut admin = postgres::Client::connect(&server, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("ROTOR_TEST_PG_URL={server}: cannot connect: {e}"));
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).unwrap();
+            admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+            let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b).to_owned();
+            return TestDb { url: format!("{base}/{db}"), cluster: None, admin: Some((server, db)) };
+        }
+        let dir = std::env::temp_dir().join(format!("rotor-pg-{db}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_root() {
+            assert!(Command::new("chown").arg("postgres").arg(&dir).status().unwrap().success());
+        }
+        let d = dir.to_str().unwrap();
+        let init = pg("initdb", &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        assert!(init.status.success(), "initdb failed: {}", String::from_utf8_lossy(&init.stderr));
+        let port = free_port();
+        let opts = format!("-h 127.0.0.1 -p {port} -k {d} -c fsync=off -c max_connections=60");
+        let log = format!("{d}/server.log");
+        let start = pg("pg_ctl", &["-D", d, "-o", &opts, "-l", &log, "-w", "start"]);
+        assert!(start.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&start.stderr));
+        TestDb { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), cluster: Some(dir), admin: None }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.cluster {
+            let _ = pg("pg_ctl", &["-D", dir.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"]);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((server, db)) = &self.admin
+            && let Ok(mut admin) = postgres::Client::connect(server, postgres::NoTls)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The store's contract, run against both backends: SQLite (a file) and PostgreSQL (a fresh
+//! database, see common/pg.rs). Allocation is all or nothing and never hands a proxy to two
+//! users, even from concurrent connections; lane leases fence out a worker whose lease lapsed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use rotor::live::secrets::Cipher;
+use rotor::live::store::{Fence, LeaseUsage, NewOrder, NewProxy, Store, StoreError};
+use rotor_engine::{Module, ProxyId, Secret, Split, UserId};
+
+const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// Opens new connections to one store.
+struct Backend {
+    location: String,
+    dir: PathBuf,
+    _db: Option<pg::TestDb>,
+}
+
+impl Backend {
+    fn sqlite(name: &str) -> Backend {
+        let dir = std::env::temp_dir().join(format!("rotor-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Backend { location: "state.db".into(), dir, _db: None }
+    }
+
+    fn postgres(name: &str) -> Backend {
+        let db = pg::TestDb::new(name);
+        Backend { location: db.url.clone(), dir: std::env::temp_dir(), _db: Some(db) }
+    }
+
+    fn open(&self) -> Store {
+        Store::open(&self.location, &self.dir, Cipher::from_key_text(&Secret::new(KEY)).unwrap()).unwrap()
+    }
+}
+
+fn both(name: &str, check: impl Fn(&Backend)) {
+    check(&Backend::sqlite(name));
+    check(&Backend::postgres(name));
+}
+
+fn add_proxies(store: &mut Store, n: u32) {
+    for i in 0..n {
+        let url = format!("http://127.0.0.1:{}", 20_000 + i);
+        let password = Secret::new(format!("secret-{i}"));
+        let ip: IpAddr = format!("127.0.1.{}", i + 1).parse().unwrap();
+        let new = NewProxy { url: &url, username: Some("u"), password: Some(&password), egress_ip: ip, source: "config", proxy6: None };
+        assert_eq!(store.upsert_proxy(&new, 1).unwrap(), ProxyId(i));
+    }
+}
+
+#[test]
+fn proxies_get_dense_ids_and_sealed_passwords() {
+    both("proxies", |b| {
+        let mut s = b.open();
+        assert_eq!(s.schema_version().unwrap(), 1);
+        add_proxies(&mut s, 3);
+        add_proxies(&mut s, 3); // the same URLs again keep their ids
+        let all = s.proxies().unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[2].password.as_ref().unwrap().expose(), "secret-2");
+        assert_eq!(s.proxies_from(2).unwrap().len(), 1);
+        s.mark_dead(ProxyId(1), "test").unwrap();
+        assert!(s.proxies().unwrap()[1].dead);
+        // A second connection reads the same, and reopening does not migrate again.
+        assert_eq!(b.open().proxies().unwrap().len(), 3);
+    });
+}
+
+#[test]
+fn allocation_is_all_or_nothing_and_skips_dead_and_held_proxies() {
+    both("alloc", |b| {
+        let mut s = b.open();
+        add_proxies(&mut s, 6);
+        s.mark_dead(ProxyId(0), "test").unwrap();
+        let a = s.allocate(UserId(1), Split::new(2, 1, 0, 0), 10).unwrap().unwrap();
+        assert_eq!(a[0], vec![ProxyId(1), ProxyId(2)]);
+        assert_eq!(a[1], vec![ProxyId(3)]);
+        assert_eq!(s.free_count(10).unwrap(), 2);
+        // Three more are not free: nothing is taken.
+        assert_eq!(s.allocate(UserId(2), Split::new(3, 0, 0, 0), 10).unwrap(), None);
+        assert_eq!(s.free_count(10).unwrap(), 2);
+        assert_eq!(s.allocation_of(UserId(2)).unwrap().iter().flatten().count(), 0);
+        // Replacing a dead proxy moves a free one in, all or nothing.
+        s.mark_dead(ProxyId(1), "test").unwrap();
+        assert_eq!(s.replace(UserId(1), Module::Demper, &[ProxyId(1)], 10).unwrap(), Some(vec![ProxyId(4)]));
+        assert_eq!(s.allocation_of(UserId(1)).unwrap()[0], vec![ProxyId(2), ProxyId(4)]);
+        assert_eq!(s.replace(UserId(1), Module::Demper, &[ProxyId(2), ProxyId(4)], 10).unwrap(), None);
+        s.free_user(UserId(1), 20).unwrap();
+        assert!(s.user_freed(UserId(1)).unwrap());
+        assert_eq!(s.free_count(20).unwrap(), 4, "2, 3, 4 and 5; 0 and 1 are dead");
+    });
+}
+
+#[test]
+fn concurrent_allocations_never_share_a_proxy() {
+    both("race", |b| {
+        add_proxies(&mut b.open(), 30);
+        let results: Vec<Option<[Vec<ProxyId>; 4]>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8u32)
+                .map(|u| scope.spawn(move || b.open().allocate(UserId(u), Split::new(4, 1, 0, 0), 5).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let granted: Vec<ProxyId> = results.iter().flatten().flat_map(|a| a.iter().flatten().copied()).collect();
+        let distinct: BTreeSet<ProxyId> = granted.iter().copied().collect();
+        assert_eq!(granted.len(), distinct.len(), "a proxy was handed to two users");
+        assert_eq!(results.iter().filter(|r| r.is_some()).count(), 6, "30 proxies make six allocations of five");
+        assert_eq!(b.open().allocations().unwrap().len(), 30);
+    });
+}
+
+#[test]
+fn a_lapsed_lease_is_taken_over_and_its_old_owner_is_fenced_out() {
+    both("lease", |b| {
+        let mut a = b.open();
+        let mut other = b.open();
+        add_proxies(&mut a, 2);
+        a.allocate(UserId(7), Split::new(2, 0, 0, 0), 0).unwrap().unwrap();
+        let (fences, _) = a.claim_user("A", UserId(7), 1_000, 0, false, 0).unwrap().unwrap();
+        let demper = fences[Module::Demper.index()];
+        a.open_lease(&demper, ProxyId(0), 1, 16, 10).unwrap();
+        a.reserve(&demper, ProxyId(0), 1, 32, LeaseUsage { requests: 20, successes: 20, failures: 0 }).unwrap();
+        // B cannot claim while A's lease runs.
+        assert!(other.claim_user("B", UserId(7), 2_000, 500, false, 0).unwrap().is_none());
+        assert!(a.renew_user("A", UserId(7), &fences, 1_500).unwrap());
+        // After the expiry, B claims: tokens move on and A's open lease is spent.
+        let (taken, closed) = other.claim_user("B", UserId(7), 3_000, 1_600, false, 9_999).unwrap().unwrap();
+        assert_eq!(closed, 1);
+        assert_eq!(taken[0].token, demper.token + 1);
+        let p0 = other.proxies().unwrap()[0].clone();
+        assert!(!p0.lease_open);
+        assert_eq!(p0.rest_until_ms, 9_999, "the proxy rests a full rest from the takeover");
+        // A's writes fail, and so does its renewal.
+        let stale = a.reserve(&demper, ProxyId(0), 1, 48, LeaseUsage::default());
+        assert_eq!(stale, Err(StoreError::Fenced { user: UserId(7), module: Module::Demper }));
+        assert!(a.open_lease(&demper, ProxyId(1), 1, 16, 1_700).is_err());
+        assert!(!a.renew_user("A", UserId(7), &fences, 4_000).unwrap());
+        assert_eq!(other.lane_owner(UserId(7)).unwrap().unwrap().0, "B");
+        // B releases on a clean stop; A may then claim at once.
+        other.release_user("B", UserId(7)).unwrap();
+        assert!(a.claim_user("A", UserId(7), 5_000, 1_800, false, 0).unwrap().is_some());
+        let log = a.leases().unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0].6.requests, 20);
+        assert_eq!(log[0].7.as_deref(), Some("takeover"));
+    });
+}
+
+#[test]
+fn orders_are_stored_once_and_decisions_and_journal_round_trip() {
+    both("orders", |b| {
+        let mut s = b.open();
+        let order = NewOrder {
+            id: "o1".into(),
+            code: "528000001".into(),
+            state: Some("NEW".into()),
+            status: None,
+            total_price: Some(1500.0),
+            creation_ms: 42,
+            entries: vec![(Some("SKU-1".into()), Some("Phone".into()), Some(2), Some(750.0))],
+        };
+        assert!(s.store_order(UserId(1), &order, 50).unwrap());
+        assert!(!b.open().store_order(UserId(1), &order, 60).unwrap(), "a second store is a no-op");
+        assert_eq!(s.orders().unwrap(), vec![("o1".to_owned(), 1)]);
+        assert_eq!(s.newest_order_ms(UserId(1)).unwrap(), Some(42));
+        assert!(s.has_order("o1").unwrap());
+        s.store_catalog(UserId(1), &[("SKU-1".into(), Some("Phone".into()), Some(990.0), true)], 70).unwrap();
+        assert_eq!(s.current_price(UserId(1), "SKU-1").unwrap(), Some(990.0));
+        s.journal("alert", "no money", 80).unwrap();
+        assert_eq!(s.journal_entries("alert").unwrap(), vec!["no money".to_owned()]);
+    });
+}
