@@ -51,7 +51,14 @@ fn add_proxies(store: &mut Store, n: u32) {
         let url = format!("http://127.0.0.1:{}", 20_000 + i);
         let password = Secret::new(format!("secret-{i}"));
         let ip: IpAddr = format!("127.0.1.{}", i + 1).parse().unwrap();
-        let new = NewProxy { url: &url, username: Some("u"), password: Some(&password), egress_ip: ip, source: "config", proxy6: None };
+        let new = NewProxy {
+            url: &url,
+            username: Some("u"),
+            password: Some(&password),
+            egress_ip: ip,
+            source: "config",
+            proxy6: None,
+        };
         assert_eq!(store.upsert_proxy(&new, 1).unwrap(), ProxyId(i));
     }
 }
@@ -105,14 +112,21 @@ fn concurrent_allocations_never_share_a_proxy() {
         add_proxies(&mut b.open(), 30);
         let results: Vec<Option<[Vec<ProxyId>; 4]>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8u32)
-                .map(|u| scope.spawn(move || b.open().allocate(UserId(u), Split::new(4, 1, 0, 0), 5).unwrap()))
+                .map(|u| {
+                    scope.spawn(move || b.open().allocate(UserId(u), Split::new(4, 1, 0, 0), 5).unwrap())
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        let granted: Vec<ProxyId> = results.iter().flatten().flat_map(|a| a.iter().flatten().copied()).collect();
+        let granted: Vec<ProxyId> =
+            results.iter().flatten().flat_map(|a| a.iter().flatten().copied()).collect();
         let distinct: BTreeSet<ProxyId> = granted.iter().copied().collect();
         assert_eq!(granted.len(), distinct.len(), "a proxy was handed to two users");
-        assert_eq!(results.iter().filter(|r| r.is_some()).count(), 6, "30 proxies make six allocations of five");
+        assert_eq!(
+            results.iter().filter(|r| r.is_some()).count(),
+            6,
+            "30 proxies make six allocations of five"
+        );
         assert_eq!(b.open().allocations().unwrap().len(), 30);
     });
 }
@@ -127,7 +141,8 @@ fn a_lapsed_lease_is_taken_over_and_its_old_owner_is_fenced_out() {
         let (fences, _) = a.claim_user("A", UserId(7), 1_000, 0, false, 0).unwrap().unwrap();
         let demper = fences[Module::Demper.index()];
         a.open_lease(&demper, ProxyId(0), 1, 16, 10).unwrap();
-        a.reserve(&demper, ProxyId(0), 1, 32, LeaseUsage { requests: 20, successes: 20, failures: 0 }).unwrap();
+        a.reserve(&demper, ProxyId(0), 1, 32, LeaseUsage { requests: 20, successes: 20, failures: 0 })
+            .unwrap();
         // B cannot claim while A's lease runs.
         assert!(other.claim_user("B", UserId(7), 2_000, 500, false, 0).unwrap().is_none());
         assert!(a.renew_user("A", UserId(7), &fences, 1_500).unwrap());

@@ -456,11 +456,15 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         }
         (None, None) => "rotor-state.db".into(),
     };
-    let lease_ttl = raw.workers.lease_ttl.map_or(Duration::from_secs(30), |s| s.0);
-    if lease_ttl < Duration::from_millis(400) {
-        return Err(
-            cx.whole(format!("[workers] lease_ttl is {} ms; valid: 400ms or more", lease_ttl.as_millis()))
-        );
+    let timeout = k.timeout.map_or(Duration::from_secs(20), |s| s.0);
+    let lease_ttl = raw.workers.lease_ttl.map_or(Duration::from_secs(60), |s| s.0);
+    if lease_ttl.as_millis() < 2 * timeout.as_millis().max(200) {
+        return Err(cx.whole(format!(
+            "[workers] lease_ttl is {} ms; valid: at least twice [kaspi] timeout ({} ms), so that a worker \
+             that lost its lease has stopped and its last requests have ended before another takes over",
+            lease_ttl.as_millis(),
+            timeout.as_millis()
+        )));
     }
     let proxy6 = raw.proxy6.map(|p| proxy6_section(&cx, p)).transpose()?;
     let proxies = raw.proxy.into_iter().map(|p| proxy_entry(&cx, p)).collect::<Result<Vec<_>, _>>()?;
@@ -472,7 +476,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         store_key,
         status_listen: raw.status.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9464))),
         kaspi,
-        timeout: k.timeout.map_or(Duration::from_secs(20), |s| s.0),
+        timeout,
         connect_timeout: k.connect_timeout.map_or(Duration::from_secs(5), |s| s.0),
         engine,
         reserve_block,

@@ -132,13 +132,33 @@ impl Driver {
         lock(&self.owned).insert(user, (fences, deadline));
     }
 
-    /// Forgets `user`'s lanes: its requests stop at their next send.
-    pub fn disown(&self, user: UserId) {
+    /// Stops sending for `user` at once (its deadline passes now), keeping its fences so that
+    /// the lease can still be renewed while its last requests end.
+    pub fn stop_sending(&self, user: UserId) {
+        if let Some(entry) = lock(&self.owned).get_mut(&user) {
+            entry.1 = std::time::Instant::now();
+        }
+    }
+
+    /// Keeps `user`'s fences (after a renewal) without letting it send again.
+    pub fn keep(&self, user: UserId, fences: [Fence; 4]) {
+        let now = std::time::Instant::now();
+        lock(&self.owned).insert(user, (fences, now));
+    }
+
+    /// Forgets `user`'s lanes altogether.
+    pub fn forget(&self, user: UserId) {
         lock(&self.owned).remove(&user);
     }
 
-    /// The users whose lanes this worker owns.
+    /// The users whose lanes this worker may send on now.
     pub fn owned_users(&self) -> Vec<UserId> {
+        let now = std::time::Instant::now();
+        lock(&self.owned).iter().filter(|(_, (_, d))| *d > now).map(|(u, _)| *u).collect()
+    }
+
+    /// The users whose lanes this worker holds in the store, sending or not.
+    pub fn held_users(&self) -> Vec<UserId> {
         lock(&self.owned).keys().copied().collect()
     }
 

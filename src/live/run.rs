@@ -76,6 +76,8 @@ struct Seller {
     freed: bool,
     /// An allocation failed (and alerted); retry only once enough proxies are free.
     waiting: bool,
+    /// This worker stopped serving it and releases its lanes once its last requests ended.
+    handing_over: bool,
 }
 
 fn internal(e: impl std::fmt::Display) -> LiveError {
@@ -189,6 +191,7 @@ fn load_sellers(config: &LiveConfig, store: &mut Store) -> Result<Vec<Seller>, L
             started: false,
             freed,
             waiting: false,
+            handing_over: false,
         });
     }
     Ok(sellers)
@@ -269,9 +272,10 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     services.abort_all();
     while services.join_next().await.is_some() {}
     let unfinished = driver.flush();
-    for user in driver.owned_users() {
+    for user in driver.held_users() {
         let _ = driver.with_store(|s| s.release_user(&claims.worker, user));
     }
+    let _ = driver.with_store(|s| s.retire(&claims.worker));
     let rotations = driver.metrics.rotations();
     log::line(
         Level::Info,
@@ -335,7 +339,8 @@ impl Claims {
         Claims {
             worker,
             ttl: config.lease_ttl,
-            margin: std::time::Duration::from_millis(ttl_ms / 4),
+            // Stop early enough that the last requests sent have ended before the lease runs out.
+            margin: std::time::Duration::from_millis((ttl_ms / 4).max(config.timeout.as_millis())),
             tick: std::time::Duration::from_millis((ttl_ms / 4).clamp(50, 1_000)),
             steal: dialect == super::store::sql::Dialect::Sqlite,
         }
@@ -346,7 +351,8 @@ impl Claims {
         asked_at + std::time::Duration::from_millis(self.ttl.as_millis()).saturating_sub(self.margin)
     }
 
-    /// One pass: renew what is ours, drop what is lost or expired, claim what is free.
+    /// One pass: beat, renew what is ours, drop what is lost or expired, hand over one seller
+    /// if this worker holds more than its share, claim free ones up to its share.
     fn step(
         &self,
         driver: &Arc<Driver>,
@@ -355,57 +361,128 @@ impl Claims {
         sellers: &mut [Seller],
         workers: &mut JoinSet<()>,
     ) {
+        let now = clock::now();
+        let live = driver
+            .with_store(|st| st.heartbeat(&self.worker, (now + self.ttl).as_millis(), now.as_millis()))
+            .unwrap_or(1);
+        let active = sellers
+            .iter()
+            .filter(|s| !s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis()))
+            .count() as u32;
+        let share = if self.steal { active } else { active.div_ceil(live) };
         for s in sellers.iter_mut() {
             let user = s.config.id;
-            let now = clock::now();
-            let asked_at = std::time::Instant::now();
-            let expires = (now + self.ttl).as_millis();
-            let owned = driver.owned_users().contains(&user);
+            let owned = driver.held_users().contains(&user);
             if s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis()) {
                 if !s.freed {
                     self.expire(driver, s, owned);
                 }
+            } else if owned {
+                self.renew(driver, s);
+            }
+        }
+        let mut owned = sellers.iter().filter(|s| s.started || s.handing_over).count() as u32;
+        if owned > share
+            && !sellers.iter().any(|s| s.handing_over)
+            && let Some(s) = sellers.iter_mut().rev().find(|s| s.started)
+        {
+            log::line(
+                Level::Info,
+                &format!("user {}: handing over ({live} workers, share {share})", s.config.id),
+            );
+            Self::lose(driver, s);
+            s.handing_over = true;
+        }
+        for s in sellers.iter_mut() {
+            if owned >= share {
+                break;
+            }
+            let expired = s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis());
+            if s.started || s.handing_over || expired || driver.held_users().contains(&s.config.id) {
                 continue;
             }
-            if owned {
-                let fences = driver.fence_set(user);
-                let renewed =
-                    fences.map(|f| driver.with_store(|st| st.renew_user(&self.worker, user, &f, expires)));
-                match (fences, renewed) {
-                    (Some(f), Some(Ok(true))) => driver.own(user, f, self.deadline(asked_at)),
-                    _ => Self::lose(driver, s),
-                }
-                continue;
+            if self.claim(driver, config, s) {
+                start_workers(driver, config, options, s, workers);
+                s.started = true;
+                owned += 1;
             }
-            let rest_until = (now + full_rest(config.engine.policy)).as_millis();
-            let claimed = driver.with_store(|st| {
-                st.claim_user(&self.worker, user, expires, now.as_millis(), self.steal, rest_until)
+        }
+    }
+
+    /// Renews a seller's lease; a seller being handed over is released once its requests ended.
+    fn renew(&self, driver: &Driver, s: &mut Seller) {
+        let user = s.config.id;
+        let now = clock::now();
+        let asked_at = std::time::Instant::now();
+        let Some(fences) = driver.fence_set(user) else { return };
+        if s.handing_over {
+            let busy = driver.with_engine(|e| {
+                (0..e.proxy_count()).any(|i| {
+                    e.proxy(ProxyId(i))
+                        .is_some_and(|p| p.in_flight > 0 && p.lane.is_none_or(|l| l.user == user))
+                })
             });
-            match claimed {
-                Ok(Some((fences, closed))) => {
-                    if closed > 0 {
-                        log::line(
-                            Level::Warn,
-                            &format!(
-                                "user {user}: {closed} leases its last owner left open are spent; those proxies rest"
-                            ),
-                        );
-                    }
-                    driver.own(user, fences, self.deadline(asked_at));
-                    if Self::adopt(driver, config, s, now) {
-                        log::line(
-                            Level::Info,
-                            &format!("user {user}: lanes claimed by worker {}", self.worker),
-                        );
-                        start_workers(driver, config, options, s, workers);
-                        s.started = true;
-                    } else {
-                        driver.disown(user);
-                        let _ = driver.with_store(|st| st.release_user(&self.worker, user));
-                    }
+            if !busy {
+                let _ = driver.with_store(|st| st.release_user(&self.worker, user));
+                driver.forget(user);
+                s.handing_over = false;
+                log::line(Level::Info, &format!("user {user}: handed over"));
+                return;
+            }
+        }
+        let renewed =
+            driver.with_store(|st| st.renew_user(&self.worker, user, &fences, (now + self.ttl).as_millis()));
+        match renewed {
+            Ok(true) if s.handing_over => driver.keep(user, fences),
+            Ok(true) => driver.own(user, fences, self.deadline(asked_at)),
+            _ => {
+                Self::lose(driver, s);
+                driver.forget(user);
+                s.handing_over = false;
+            }
+        }
+    }
+
+    /// Claims a free seller's lanes and gives it its proxies here; true if it is now served.
+    fn claim(&self, driver: &Driver, config: &LiveConfig, s: &mut Seller) -> bool {
+        let user = s.config.id;
+        let now = clock::now();
+        let asked_at = std::time::Instant::now();
+        let rest_until = (now + full_rest(config.engine.policy)).as_millis();
+        let claimed = driver.with_store(|st| {
+            st.claim_user(
+                &self.worker,
+                user,
+                (now + self.ttl).as_millis(),
+                now.as_millis(),
+                self.steal,
+                rest_until,
+            )
+        });
+        match claimed {
+            Ok(Some((fences, closed))) => {
+                if closed > 0 {
+                    log::line(
+                        Level::Warn,
+                        &format!(
+                            "user {user}: {closed} leases its last owner left open are spent; those proxies rest"
+                        ),
+                    );
                 }
-                Ok(None) => {}
-                Err(e) => log::line(Level::Error, &format!("user {user}: cannot claim lanes: {e}")),
+                driver.own(user, fences, self.deadline(asked_at));
+                if Self::adopt(driver, config, s, now) {
+                    log::line(Level::Info, &format!("user {user}: lanes claimed by worker {}", self.worker));
+                    true
+                } else {
+                    driver.forget(user);
+                    let _ = driver.with_store(|st| st.release_user(&self.worker, user));
+                    false
+                }
+            }
+            Ok(None) => false,
+            Err(e) => {
+                log::line(Level::Error, &format!("user {user}: cannot claim lanes: {e}"));
+                false
             }
         }
     }
@@ -475,7 +552,7 @@ impl Claims {
     /// The lease was lost: stop sending for the seller and forget its lanes here.
     fn lose(driver: &Driver, s: &mut Seller) {
         let user = s.config.id;
-        driver.disown(user);
+        driver.stop_sending(user);
         let _ = driver.with_engine(|e| e.deallocate(user));
         s.started = false;
         log::line(Level::Warn, &format!("user {user}: lane lease lost; this worker stops serving it"));
@@ -494,7 +571,7 @@ impl Claims {
                 return;
             }
         }
-        driver.disown(user);
+        driver.forget(user);
         let _ = driver.with_engine(|e| e.deallocate(user));
         match driver.with_store(|st| st.free_user(user, now)) {
             Ok(()) => {

@@ -18,11 +18,7 @@ fn bin(name: &str) -> PathBuf {
         .map(|d| d.filter_map(Result::ok).map(|e| e.path().join("bin")).collect())
         .unwrap_or_default();
     dirs.sort();
-    dirs.into_iter()
-        .rev()
-        .map(|d| d.join(name))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from(name))
+    dirs.into_iter().rev().map(|d| d.join(name)).find(|p| p.exists()).unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn is_root() -> bool {
@@ -73,7 +69,11 @@ impl TestDb {
         let log = format!("{d}/server.log");
         let start = pg("pg_ctl", &["-D", d, "-o", &opts, "-l", &log, "-w", "start"]);
         assert!(start.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&start.stderr));
-        TestDb { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), cluster: Some(dir), admin: None }
+        TestDb {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            cluster: Some(dir),
+            admin: None,
+        }
     }
 }
 

@@ -435,6 +435,30 @@ impl Store {
         .map_err(ctx("renew lanes"))
     }
 
+    /// Records that `worker` is alive until `expires_ms`; returns how many workers are alive at
+    /// `now_ms`, this one included.
+    pub fn heartbeat(&mut self, worker: &str, expires_ms: u64, now_ms: u64) -> Result<u32, StoreError> {
+        self.conn
+            .exec(
+                "INSERT INTO workers (id, expires_ms) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET expires_ms = excluded.expires_ms",
+                &[worker.into(), expires_ms.into()],
+            )
+            .map_err(ctx("write the heartbeat"))?;
+        let rows = self
+            .conn
+            .query("SELECT COUNT(*) FROM workers WHERE expires_ms > $1", &[now_ms.into()])
+            .map_err(ctx("count workers"))?;
+        Ok(rows.first().map_or(1, |r| uint(r, 0) as u32).max(1))
+    }
+
+    /// Removes `worker`'s heartbeat (a clean stop).
+    pub fn retire(&mut self, worker: &str) -> Result<(), StoreError> {
+        self.conn
+            .exec("DELETE FROM workers WHERE id = $1", &[worker.into()])
+            .map(|_| ())
+            .map_err(ctx("retire a worker"))
+    }
+
     /// Gives up `user`'s lanes (a clean stop or an expiry), so another worker need not wait.
     pub fn release_user(&mut self, worker: &str, user: UserId) -> Result<(), StoreError> {
         self.conn

@@ -38,6 +38,11 @@ CREATE TABLE lane_leases (
     expires_ms BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, module)
 );
+-- Workers alive: each renews its row every tick; the count sets each worker's share of sellers.
+CREATE TABLE workers (
+    id         TEXT PRIMARY KEY,
+    expires_ms BIGINT NOT NULL
+);
 -- The usage log: one row per lease.
 CREATE TABLE leases (
     proxy_id    BIGINT NOT NULL,
