@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use rotor::live::secrets::Cipher;
-use rotor::live::store::{Fence, LeaseUsage, NewOrder, NewProxy, Store, StoreError};
+use rotor::live::store::{LeaseUsage, NewOrder, NewProxy, Store, StoreError};
 use rotor_engine::{Module, ProxyId, Secret, Split, UserId};
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -185,7 +185,10 @@ fn orders_are_stored_once_and_decisions_and_journal_round_trip() {
         assert!(s.store_order(UserId(1), &order, 50).unwrap());
         assert!(!b.open().store_order(UserId(1), &order, 60).unwrap(), "a second store is a no-op");
         assert_eq!(s.orders().unwrap(), vec![("o1".to_owned(), 1)]);
-        assert_eq!(s.newest_order_ms(UserId(1)).unwrap(), Some(42));
+        assert_eq!(s.orders_synced(UserId(1)).unwrap(), None);
+        s.set_orders_synced(UserId(1), 100).unwrap();
+        s.set_orders_synced(UserId(1), 200).unwrap();
+        assert_eq!(b.open().orders_synced(UserId(1)).unwrap(), Some(200));
         assert!(s.has_order("o1").unwrap());
         s.store_catalog(UserId(1), &[("SKU-1".into(), Some("Phone".into()), Some(990.0), true)], 70).unwrap();
         assert_eq!(s.current_price(UserId(1), "SKU-1").unwrap(), Some(990.0));

@@ -72,12 +72,22 @@ struct Seller {
     config: UserConfig,
     account: Account,
     skus: Vec<Sku>,
-    started: bool,
-    freed: bool,
+    phase: Phase,
     /// An allocation failed (and alerted); retry only once enough proxies are free.
     waiting: bool,
-    /// This worker stopped serving it and releases its lanes once its last requests ended.
-    handing_over: bool,
+}
+
+/// Where a seller stands with this worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Not served here.
+    Idle,
+    /// Its lanes are claimed here and its workers run.
+    Serving,
+    /// This worker stopped sending for it and releases its lanes once its last requests end.
+    HandingOver,
+    /// Its subscription ended and its proxies were freed.
+    Freed,
 }
 
 fn internal(e: impl std::fmt::Display) -> LiveError {
@@ -188,10 +198,8 @@ fn load_sellers(config: &LiveConfig, store: &mut Store) -> Result<Vec<Seller>, L
             config: u.clone(),
             account: Account { user: u.id, merchant_uid: u.merchant_uid.clone(), token, session },
             skus,
-            started: false,
-            freed,
+            phase: if freed { Phase::Freed } else { Phase::Idle },
             waiting: false,
-            handing_over: false,
         });
     }
     Ok(sellers)
@@ -242,7 +250,7 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     loop {
         refresh_pool(&driver, &config, timeouts);
         claims.step(&driver, &config, &options, &mut sellers, &mut workers);
-        any_started |= sellers.iter().any(|s| s.started);
+        any_started |= sellers.iter().any(|s| s.phase == Phase::Serving);
         if options.once && any_started && workers.is_empty() {
             break;
         }
@@ -367,43 +375,47 @@ impl Claims {
             .unwrap_or(1);
         let active = sellers
             .iter()
-            .filter(|s| !s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis()))
+            .filter(|s| s.config.subscribed_until_ms.is_none_or(|t| t > now.as_millis()))
             .count() as u32;
         let share = if self.steal { active } else { active.div_ceil(live) };
         for s in sellers.iter_mut() {
             let user = s.config.id;
             let owned = driver.held_users().contains(&user);
             if s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis()) {
-                if !s.freed {
+                if s.phase != Phase::Freed {
                     self.expire(driver, s, owned);
                 }
             } else if owned {
                 self.renew(driver, s);
             }
         }
-        let mut owned = sellers.iter().filter(|s| s.started || s.handing_over).count() as u32;
+        let mut owned =
+            sellers.iter().filter(|s| matches!(s.phase, Phase::Serving | Phase::HandingOver)).count() as u32;
         if owned > share
-            && !sellers.iter().any(|s| s.handing_over)
-            && let Some(s) = sellers.iter_mut().rev().find(|s| s.started)
+            && !sellers.iter().any(|s| s.phase == Phase::HandingOver)
+            && let Some(s) = sellers.iter_mut().rev().find(|s| s.phase == Phase::Serving)
         {
             log::line(
                 Level::Info,
                 &format!("user {}: handing over ({live} workers, share {share})", s.config.id),
             );
             Self::lose(driver, s);
-            s.handing_over = true;
+            s.phase = Phase::HandingOver;
         }
         for s in sellers.iter_mut() {
             if owned >= share {
                 break;
             }
             let expired = s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis());
-            if s.started || s.handing_over || expired || driver.held_users().contains(&s.config.id) {
+            if matches!(s.phase, Phase::Serving | Phase::HandingOver)
+                || expired
+                || driver.held_users().contains(&s.config.id)
+            {
                 continue;
             }
             if self.claim(driver, config, s) {
                 start_workers(driver, config, options, s, workers);
-                s.started = true;
+                s.phase = Phase::Serving;
                 owned += 1;
             }
         }
@@ -415,7 +427,7 @@ impl Claims {
         let now = clock::now();
         let asked_at = std::time::Instant::now();
         let Some(fences) = driver.fence_set(user) else { return };
-        if s.handing_over {
+        if s.phase == Phase::HandingOver {
             let busy = driver.with_engine(|e| {
                 (0..e.proxy_count()).any(|i| {
                     e.proxy(ProxyId(i))
@@ -425,7 +437,7 @@ impl Claims {
             if !busy {
                 let _ = driver.with_store(|st| st.release_user(&self.worker, user));
                 driver.forget(user);
-                s.handing_over = false;
+                s.phase = Phase::Idle;
                 log::line(Level::Info, &format!("user {user}: handed over"));
                 return;
             }
@@ -433,12 +445,12 @@ impl Claims {
         let renewed =
             driver.with_store(|st| st.renew_user(&self.worker, user, &fences, (now + self.ttl).as_millis()));
         match renewed {
-            Ok(true) if s.handing_over => driver.keep(user, fences),
+            Ok(true) if s.phase == Phase::HandingOver => driver.keep(user, fences),
             Ok(true) => driver.own(user, fences, self.deadline(asked_at)),
             _ => {
                 Self::lose(driver, s);
                 driver.forget(user);
-                s.handing_over = false;
+                s.phase = Phase::Idle;
             }
         }
     }
@@ -554,7 +566,7 @@ impl Claims {
         let user = s.config.id;
         driver.stop_sending(user);
         let _ = driver.with_engine(|e| e.deallocate(user));
-        s.started = false;
+        s.phase = Phase::Idle;
         log::line(Level::Warn, &format!("user {user}: lane lease lost; this worker stops serving it"));
     }
 
@@ -580,7 +592,7 @@ impl Claims {
             Err(e) => log::line(Level::Error, &format!("user {user}: cannot record the expiry: {e}")),
         }
         let _ = driver.with_store(|st| st.release_user(&self.worker, user));
-        s.freed = true;
+        s.phase = Phase::Freed;
     }
 }
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// A database that exists while this value lives.
-pub struct TestDb {
+pub(crate) struct TestDb {
     /// Its URL.
-    pub url: String,
+    pub(crate) url: String,
     cluster: Option<PathBuf>,
     admin: Option<(String, String)>,
 }
@@ -45,7 +45,7 @@ fn free_port() -> u16 {
 
 impl TestDb {
     /// A fresh, empty database named after `name`.
-    pub fn new(name: &str) -> TestDb {
+    pub(crate) fn new(name: &str) -> TestDb {
         let db = format!("rotor_{name}_{}", std::process::id());
         if let Ok(server) = std::env::var("ROTOR_TEST_PG_URL") {
             let mut admin = postgres::Client::connect(&server, postgres::NoTls)

@@ -210,26 +210,34 @@ impl Store {
             Dialect::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
             Dialect::Postgres => "BIGSERIAL PRIMARY KEY",
         };
-        self.conn
+        let postgres = self.conn.dialect() == Dialect::Postgres;
+        if postgres {
+            // Workers starting together migrate one at a time (CREATE TABLE IF NOT EXISTS
+            // races on PostgreSQL's catalogue otherwise).
+            self.conn.batch("SELECT pg_advisory_lock(7272001)").map_err(ctx("lock the schema"))?;
+        }
+        let result = self
+            .conn
             .batch("CREATE TABLE IF NOT EXISTS rotor_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)")
-            .map_err(ctx("create the schema table"))?;
-        self.tx(|c| {
-            if c.dialect() == Dialect::Postgres {
-                // Workers starting together migrate one at a time.
-                c.batch("LOCK TABLE rotor_meta IN EXCLUSIVE MODE")?;
-            }
-            let rows = c.query("SELECT value FROM rotor_meta WHERE key = 'schema'", &[])?;
-            let version = rows.first().map_or(0, |r| int(r, 0)) as usize;
-            for sql in MIGRATIONS.iter().skip(version) {
-                c.batch(&sql.replace("{serial}", serial))?;
-            }
-            c.exec(
-                "INSERT INTO rotor_meta (key, value) VALUES ('schema', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                &[Value::from(MIGRATIONS.len() as u64)],
-            )?;
-            Ok(())
-        })
-        .map_err(ctx("migrate the schema"))
+            .and_then(|()| {
+                self.tx(|c| {
+                    let rows = c.query("SELECT value FROM rotor_meta WHERE key = 'schema'", &[])?;
+                    let version = rows.first().map_or(0, |r| int(r, 0)) as usize;
+                    for sql in MIGRATIONS.iter().skip(version) {
+                        c.batch(&sql.replace("{serial}", serial))?;
+                    }
+                    c.exec(
+                        "INSERT INTO rotor_meta (key, value) VALUES ('schema', $1)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        &[Value::from(MIGRATIONS.len() as u64)],
+                    )?;
+                    Ok(())
+                })
+            });
+        if postgres {
+            let _ = self.conn.batch("SELECT pg_advisory_unlock(7272001)");
+        }
+        result.map_err(ctx("migrate the schema"))
     }
 
     /// Runs `f` in a transaction: committed if it returns `Ok`, rolled back otherwise.
@@ -917,13 +925,25 @@ impl Store {
         Ok(rows.iter().map(|r| (text(r, 0).unwrap_or_default(), uint(r, 1) as u32)).collect())
     }
 
-    /// The newest stored order's creation time for `user`.
-    pub fn newest_order_ms(&mut self, user: UserId) -> Result<Option<u64>, StoreError> {
+    /// Up to when `user`'s orders are known complete (the end of the last full poll's window).
+    pub fn orders_synced(&mut self, user: UserId) -> Result<Option<u64>, StoreError> {
         let rows = self
             .conn
-            .query("SELECT MAX(creation_ms) FROM orders WHERE user_id = $1", &[user.0.into()])
-            .map_err(ctx("read the newest order"))?;
+            .query("SELECT synced_ms FROM order_sync WHERE user_id = $1", &[user.0.into()])
+            .map_err(ctx("read the orders watermark"))?;
         Ok(rows.first().and_then(|r| opt_uint(r, 0)))
+    }
+
+    /// Records that every order of `user` created up to `synced_ms` is stored.
+    pub fn set_orders_synced(&mut self, user: UserId, synced_ms: u64) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                "INSERT INTO order_sync (user_id, synced_ms) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO UPDATE SET synced_ms = excluded.synced_ms",
+                &[user.0.into(), synced_ms.into()],
+            )
+            .map(|_| ())
+            .map_err(ctx("move the orders watermark"))
     }
 
     /// Replaces `user`'s catalogue: (sku, model, price, available).

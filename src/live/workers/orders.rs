@@ -1,7 +1,8 @@
 //! The orders worker: every interval, page through the Shop API over a window of at most 14
 //! days, fetch the entries of each order not yet stored, and store order and entries in one
-//! transaction. An order is stored once (its id is the key); one fetched but not stored before a
-//! crash is fetched again on the next poll, so a restart loses none and duplicates none.
+//! transaction. An order is stored once (its id is the key). The window starts just before the
+//! end of the last poll that went through every page, so a poll cut short by a crash or a lost
+//! lane is simply done again: a restart or a failover loses none and duplicates none.
 
 use std::sync::Arc;
 
@@ -66,10 +67,13 @@ impl Orders {
         let user = self.account.user;
         let now = clock::now().as_millis();
         let oldest = now.saturating_sub(self.lookback.as_millis());
-        let newest = self.driver.with_store(|s| s.newest_order_ms(user)).unwrap_or(None);
-        let ge = newest.map_or(oldest, |n| n.saturating_sub(OVERLAP.as_millis()).max(oldest));
+        // From a little before the end of the last poll that went through every page: a poll cut
+        // short (a crash, a lost lane) leaves the watermark where it was, so nothing is skipped.
+        let synced = self.driver.with_store(|s| s.orders_synced(user)).unwrap_or(None);
+        let ge = synced.map_or(oldest, |n| n.saturating_sub(OVERLAP.as_millis()).max(oldest));
         let mut stored = 0;
         let mut page = 0;
+        let mut complete = true;
         loop {
             let (orders, pages) =
                 match kaspi::orders_page(&self.driver, &self.urls, &self.account, ge, now, page).await {
@@ -91,17 +95,24 @@ impl Orders {
                         if let Next::Stop = triage(&self.driver, user, Module::Orders, &what, &e) {
                             return (stored, true);
                         }
+                        complete = false;
                         continue;
                     }
                 };
                 match self.driver.with_store(|s| s.store_order(user, &order, clock::now().as_millis())) {
                     Ok(true) => stored += 1,
                     Ok(false) => {}
-                    Err(e) => log::line(Level::Error, &format!("cannot store order {}: {e}", order.code)),
+                    Err(e) => {
+                        complete = false;
+                        log::line(Level::Error, &format!("cannot store order {}: {e}", order.code));
+                    }
                 }
             }
             page += 1;
             if orders.is_empty() || page >= pages {
+                if complete && let Err(e) = self.driver.with_store(|s| s.set_orders_synced(user, now)) {
+                    log::line(Level::Error, &format!("cannot record the orders watermark: {e}"));
+                }
                 return (stored, false);
             }
         }

@@ -79,6 +79,11 @@ CREATE TABLE orders (
     creation_ms BIGINT NOT NULL,
     stored_ms   BIGINT NOT NULL
 );
+-- How far each seller's orders are known complete: a poll that went through every page moves it.
+CREATE TABLE order_sync (
+    user_id   BIGINT PRIMARY KEY,
+    synced_ms BIGINT NOT NULL
+);
 CREATE TABLE order_entries (
     order_id   TEXT NOT NULL REFERENCES orders(id),
     entry_no   BIGINT NOT NULL,
