@@ -383,7 +383,7 @@ impl Claims {
             let owned = driver.held_users().contains(&user);
             if s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis()) {
                 if s.phase != Phase::Freed {
-                    self.expire(driver, s, owned);
+                    self.expire(driver, s, owned, full_rest(config.engine.policy));
                 }
             } else if owned {
                 self.renew(driver, s);
@@ -571,13 +571,15 @@ impl Claims {
     }
 
     /// The subscription ended: free the seller's proxies (if this worker may), once.
-    fn expire(&self, driver: &Driver, s: &mut Seller, owned: bool) {
+    fn expire(&self, driver: &Driver, s: &mut Seller, owned: bool, rest: Duration) {
         let user = s.config.id;
         let now = clock::now().as_millis();
         if !owned {
-            // Only the owner frees; claim first so that no other worker is still sending.
+            // Only the owner frees; claim first so that no other worker is still sending. The
+            // claim rests whatever lease the last owner left open, as any takeover does.
+            let rest_until = now + rest.as_millis();
             let claimed = driver.with_store(|st| {
-                st.claim_user(&self.worker, user, now + self.ttl.as_millis(), now, self.steal, now)
+                st.claim_user(&self.worker, user, now + self.ttl.as_millis(), now, self.steal, rest_until)
             });
             if !matches!(claimed, Ok(Some(_))) {
                 return;
