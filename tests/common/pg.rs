@@ -39,6 +39,19 @@ fn pg(program: &str, args: &[&str]) -> std::process::Output {
     })
 }
 
+/// Runs one statement on the server, from a thread of its own: the synchronous client starts a
+/// runtime, which must not happen inside a tokio test's.
+fn admin(server: &str, sql: &str) -> Result<(), String> {
+    let (server, sql) = (server.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&server, postgres::NoTls)
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        c.batch_execute(&sql).map_err(|e| format!("{sql}: {e}"))
+    })
+    .join()
+    .map_err(|_| "the admin thread panicked".to_owned())?
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -48,10 +61,9 @@ impl TestDb {
     pub(crate) fn new(name: &str) -> TestDb {
         let db = format!("rotor_{name}_{}", std::process::id());
         if let Ok(server) = std::env::var("ROTOR_TEST_PG_URL") {
-            let mut admin = postgres::Client::connect(&server, postgres::NoTls)
-                .unwrap_or_else(|e| panic!("ROTOR_TEST_PG_URL={server}: cannot connect: {e}"));
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).unwrap();
-            admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+            admin(&server, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .and_then(|()| admin(&server, &format!("CREATE DATABASE {db}")))
+                .unwrap_or_else(|e| panic!("ROTOR_TEST_PG_URL={server}: {e}"));
             let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b).to_owned();
             return TestDb { url: format!("{base}/{db}"), cluster: None, admin: Some((server, db)) };
         }
@@ -83,10 +95,8 @@ impl Drop for TestDb {
             let _ = pg("pg_ctl", &["-D", dir.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"]);
             let _ = std::fs::remove_dir_all(dir);
         }
-        if let Some((server, db)) = &self.admin
-            && let Ok(mut admin) = postgres::Client::connect(server, postgres::NoTls)
-        {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        if let Some((server, db)) = &self.admin {
+            let _ = admin(server, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
         }
     }
 }

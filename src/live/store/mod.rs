@@ -654,7 +654,8 @@ impl Store {
         now_ms: u64,
     ) -> Result<Option<[Vec<ProxyId>; 4]>, StoreError> {
         let total = split.total();
-        self.tx(|c| {
+        retry_on_conflict(|| {
+            self.tx(|c| {
             let lock = if c.dialect() == Dialect::Postgres { " FOR UPDATE OF p SKIP LOCKED" } else { "" };
             let rows = c.query(
                 &format!(
@@ -681,6 +682,7 @@ impl Store {
             }
             Ok(by_module)
         })
+        })
         .map(Some)
         .or_else(|e| if e == "short" { Ok(None) } else { Err(ctx("allocate")(e)) })
     }
@@ -694,34 +696,36 @@ impl Store {
         dead: &[ProxyId],
         now_ms: u64,
     ) -> Result<Option<Vec<ProxyId>>, StoreError> {
-        self.tx(|c| {
-            let lock = if c.dialect() == Dialect::Postgres { " FOR UPDATE OF p SKIP LOCKED" } else { "" };
-            let rows = c.query(
-                &format!(
-                    "SELECT p.id FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id
+        retry_on_conflict(|| {
+            self.tx(|c| {
+                let lock = if c.dialect() == Dialect::Postgres { " FOR UPDATE OF p SKIP LOCKED" } else { "" };
+                let rows = c.query(
+                    &format!(
+                        "SELECT p.id FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id
                      WHERE p.dead = 0 AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
                      AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.proxy_id = p.id)
                      ORDER BY s.rest_until_ms, p.id LIMIT $2{lock}"
-                ),
-                &[now_ms.into(), (dead.len() as u64).into()],
-            )?;
-            if rows.len() < dead.len() {
-                return Err("short".into());
-            }
-            for id in dead {
-                c.exec(
-                    "DELETE FROM allocations WHERE proxy_id = $1 AND user_id = $2",
-                    &[id.0.into(), user.0.into()],
+                    ),
+                    &[now_ms.into(), (dead.len() as u64).into()],
                 )?;
-            }
-            let fresh: Vec<ProxyId> = rows.iter().map(|r| ProxyId(uint(r, 0) as u32)).collect();
-            for id in &fresh {
-                c.exec(
+                if rows.len() < dead.len() {
+                    return Err("short".into());
+                }
+                for id in dead {
+                    c.exec(
+                        "DELETE FROM allocations WHERE proxy_id = $1 AND user_id = $2",
+                        &[id.0.into(), user.0.into()],
+                    )?;
+                }
+                let fresh: Vec<ProxyId> = rows.iter().map(|r| ProxyId(uint(r, 0) as u32)).collect();
+                for id in &fresh {
+                    c.exec(
                     "INSERT INTO allocations (proxy_id, user_id, module, since_ms) VALUES ($1, $2, $3, $4)",
                     &[id.0.into(), user.0.into(), module.name().into(), now_ms.into()],
                 )?;
-            }
-            Ok(fresh)
+                }
+                Ok(fresh)
+            })
         })
         .map(Some)
         .or_else(|e| if e == "short" { Ok(None) } else { Err(ctx("replace dead proxies")(e)) })
@@ -994,6 +998,20 @@ impl Store {
             .query("SELECT detail FROM journal WHERE kind = $1 ORDER BY id", &[kind.into()])
             .map_err(ctx("read the journal"))?;
         Ok(rows.iter().filter_map(|r| text(r, 0)).collect())
+    }
+}
+
+/// Runs `f` again when it lost a race on a unique key. Under `FOR UPDATE SKIP LOCKED` a proxy
+/// another transaction allocated and committed after this statement's snapshot can still be
+/// locked here; the `allocations` key refuses the second insert, and a fresh attempt sees the
+/// commit and picks other proxies.
+fn retry_on_conflict<R>(mut f: impl FnMut() -> Result<R, String>) -> Result<R, String> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(e) if e.starts_with("23505") && attempt < 8 => attempt += 1,
+            other => return other,
+        }
     }
 }
 
