@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::secrets::SecretSource;
 
 /// A configuration error, located.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{place}: {message}")]
 pub struct ConfigError {
     /// `file:line` or `file`.

@@ -1,9 +1,16 @@
 //! Live mode: the engine over real HTTP.
 //!
-//! - [`config`] reads `live.toml`.
-//! - [`secrets`] holds secret sources and the store's encryption.
-//! - [`store`] keeps durable state in SQLite.
+//! - [`config`] reads `live.toml`; [`secrets`] resolves secrets and seals the store's.
+//! - [`run`] is one worker's life: recovery, the claim loop, shutdown. `claims.rs` decides
+//!   which sellers it serves (lane leases with fencing tokens).
+//! - [`driver`] is the adapter between the engine and the network: it waits as the engine
+//!   says, makes each charge durable, sends through [`transport`], and records every event.
+//! - [`workers`] are the demper, orders and catalog loops; [`kaspi`] is the API they call.
+//! - [`store`] keeps durable state in SQLite or PostgreSQL.
+//! - [`status`] and [`metrics`] serve `/health/proxies` and `/metrics`; [`provision`] buys
+//!   from Proxy6; [`probe`] is `rotor probe`; [`clock`] and [`log`] read the wall clock.
 
+mod claims;
 pub mod clock;
 pub mod config;
 pub mod driver;

@@ -1,0 +1,375 @@
+//! Which sellers this worker serves: lane leases claimed, renewed, handed over and lost in the
+//! store (docs/decisions/lane-leases.md), and the workers started for each seller it serves.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rotor_engine::{Duration, Instant, Module, Policy, ProxyId};
+use tokio::task::JoinSet;
+
+use super::clock;
+use super::config::{LiveConfig, UserConfig};
+use super::driver::Driver;
+use super::kaspi::Account;
+use super::log::{self, Level};
+use super::run::RunOptions;
+use super::workers::catalog::Catalog;
+use super::workers::demper::{Demper, Sku};
+use super::workers::orders::Orders;
+
+/// The length of a rest after a lease the restart could not see end.
+pub(super) fn full_rest(policy: Policy) -> Duration {
+    match policy {
+        Policy::Rest(p) => p.rest,
+        Policy::Window(p) => p.window,
+    }
+}
+
+/// A seller as this worker sees it.
+pub(super) struct Seller {
+    pub(super) config: UserConfig,
+    pub(super) account: Account,
+    pub(super) skus: Vec<Sku>,
+    pub(super) phase: Phase,
+    /// An allocation failed (and alerted); retry only once enough proxies are free.
+    pub(super) waiting: bool,
+}
+
+/// Where a seller stands with this worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Not served here.
+    Idle,
+    /// Its lanes are claimed here and its workers run.
+    Serving,
+    /// This worker stopped sending for it and releases its lanes once its last requests end.
+    HandingOver,
+    /// Its subscription ended and its proxies were freed.
+    Freed,
+}
+
+/// Lane ownership: which sellers this worker serves, claimed and renewed in the store.
+pub(super) struct Claims {
+    pub(super) worker: String,
+    ttl: Duration,
+    /// How long before the lease's expiry this worker stops sending on its own.
+    margin: std::time::Duration,
+    pub(super) tick: std::time::Duration,
+    /// One process on SQLite: a restarted worker takes its lanes back at once.
+    steal: bool,
+}
+
+impl Claims {
+    pub(super) fn new(
+        config: &LiveConfig,
+        options: &RunOptions,
+        dialect: super::store::sql::Dialect,
+    ) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or_else(|_| "host".into(), |h| h.trim().to_owned());
+        let worker = options
+            .worker_id
+            .clone()
+            .or_else(|| config.worker_id.clone())
+            .unwrap_or_else(|| format!("{host}-{}", std::process::id()));
+        let ttl_ms = config.lease_ttl.as_millis();
+        Claims {
+            worker,
+            ttl: config.lease_ttl,
+            // Stop early enough that the last requests sent have ended before the lease runs out.
+            margin: std::time::Duration::from_millis((ttl_ms / 4).max(config.timeout.as_millis())),
+            tick: std::time::Duration::from_millis((ttl_ms / 4).clamp(50, 1_000)),
+            steal: dialect == super::store::sql::Dialect::Sqlite,
+        }
+    }
+
+    /// The local instant by which a lease renewed (or claimed) now must stop being used.
+    fn deadline(&self, asked_at: std::time::Instant) -> std::time::Instant {
+        asked_at + std::time::Duration::from_millis(self.ttl.as_millis()).saturating_sub(self.margin)
+    }
+
+    /// One pass: beat, renew what is ours, drop what is lost or expired, hand over one seller
+    /// if this worker holds more than its share, claim free ones up to its share.
+    pub(super) fn step(
+        &self,
+        driver: &Arc<Driver>,
+        config: &LiveConfig,
+        options: &RunOptions,
+        sellers: &mut [Seller],
+        workers: &mut JoinSet<()>,
+    ) {
+        let now = clock::now();
+        let live = driver
+            .with_store(|st| st.heartbeat(&self.worker, (now + self.ttl).as_millis(), now.as_millis()))
+            .unwrap_or(1);
+        let active = sellers
+            .iter()
+            .filter(|s| s.config.subscribed_until_ms.is_none_or(|t| t > now.as_millis()))
+            .count() as u32;
+        let share = if self.steal { active } else { active.div_ceil(live) };
+        for s in sellers.iter_mut() {
+            let user = s.config.id;
+            let owned = driver.held_users().contains(&user);
+            if s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis()) {
+                if s.phase != Phase::Freed {
+                    self.expire(driver, s, owned, full_rest(config.engine.policy));
+                }
+            } else if owned {
+                self.renew(driver, s);
+            }
+        }
+        let mut owned =
+            sellers.iter().filter(|s| matches!(s.phase, Phase::Serving | Phase::HandingOver)).count() as u32;
+        if owned > share
+            && !sellers.iter().any(|s| s.phase == Phase::HandingOver)
+            && let Some(s) = sellers.iter_mut().rev().find(|s| s.phase == Phase::Serving)
+        {
+            log::line(
+                Level::Info,
+                &format!("user {}: handing over ({live} workers, share {share})", s.config.id),
+            );
+            Self::lose(driver, s);
+            s.phase = Phase::HandingOver;
+        }
+        for s in sellers.iter_mut() {
+            if owned >= share {
+                break;
+            }
+            let expired = s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis());
+            if matches!(s.phase, Phase::Serving | Phase::HandingOver)
+                || expired
+                || driver.held_users().contains(&s.config.id)
+            {
+                continue;
+            }
+            if self.claim(driver, config, s) {
+                start_workers(driver, config, options, s, workers);
+                s.phase = Phase::Serving;
+                owned += 1;
+            }
+        }
+    }
+
+    /// Renews a seller's lease; a seller being handed over is released once its requests ended.
+    fn renew(&self, driver: &Driver, s: &mut Seller) {
+        let user = s.config.id;
+        let now = clock::now();
+        let asked_at = std::time::Instant::now();
+        let Some(fences) = driver.fence_set(user) else { return };
+        if s.phase == Phase::HandingOver {
+            let busy = driver.with_engine(|e| {
+                (0..e.proxy_count()).any(|i| {
+                    e.proxy(ProxyId(i))
+                        .is_some_and(|p| p.in_flight > 0 && p.lane.is_none_or(|l| l.user == user))
+                })
+            });
+            if !busy {
+                let _ = driver.with_store(|st| st.release_user(&self.worker, user));
+                driver.forget(user);
+                s.phase = Phase::Idle;
+                log::line(Level::Info, &format!("user {user}: handed over"));
+                return;
+            }
+        }
+        let renewed =
+            driver.with_store(|st| st.renew_user(&self.worker, user, &fences, (now + self.ttl).as_millis()));
+        match renewed {
+            Ok(true) if s.phase == Phase::HandingOver => driver.keep(user, fences),
+            Ok(true) => driver.own(user, fences, self.deadline(asked_at)),
+            _ => {
+                Self::lose(driver, s);
+                driver.forget(user);
+                s.phase = Phase::Idle;
+            }
+        }
+    }
+
+    /// Claims a free seller's lanes and gives it its proxies here; true if it is now served.
+    fn claim(&self, driver: &Driver, config: &LiveConfig, s: &mut Seller) -> bool {
+        let user = s.config.id;
+        let now = clock::now();
+        let asked_at = std::time::Instant::now();
+        let rest_until = (now + full_rest(config.engine.policy)).as_millis();
+        let claimed = driver.with_store(|st| {
+            st.claim_user(
+                &self.worker,
+                user,
+                (now + self.ttl).as_millis(),
+                now.as_millis(),
+                self.steal,
+                rest_until,
+            )
+        });
+        match claimed {
+            Ok(Some((fences, closed))) => {
+                if closed > 0 {
+                    log::line(
+                        Level::Warn,
+                        &format!(
+                            "user {user}: {closed} leases its last owner left open are spent; those proxies rest"
+                        ),
+                    );
+                }
+                driver.own(user, fences, self.deadline(asked_at));
+                if Self::adopt(driver, config, s, now) {
+                    log::line(Level::Info, &format!("user {user}: lanes claimed by worker {}", self.worker));
+                    true
+                } else {
+                    driver.forget(user);
+                    let _ = driver.with_store(|st| st.release_user(&self.worker, user));
+                    false
+                }
+            }
+            Ok(None) => false,
+            Err(e) => {
+                log::line(Level::Error, &format!("user {user}: cannot claim lanes: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Gives a just-claimed seller its proxies in the engine: its stored allocation (refreshed
+    /// from the store, dead ones left out), or a new one made in the store. False if none.
+    fn adopt(driver: &Driver, config: &LiveConfig, s: &mut Seller, now: Instant) -> bool {
+        let user = s.config.id;
+        let Ok(mut modules) = driver.with_store(|st| st.allocation_of(user)) else { return false };
+        if modules.iter().all(Vec::is_empty) {
+            if s.waiting
+                && driver.with_store(|st| st.free_count(now.as_millis())).unwrap_or(0) < s.config.proxies
+            {
+                return false;
+            }
+            let split = config.split_for(s.config.proxies);
+            match driver.with_store(|st| st.allocate(user, split, now.as_millis())) {
+                Ok(Some(m)) => {
+                    s.waiting = false;
+                    let counts = Module::ALL.map(|m| format!("{m} {}", split.get(m))).join(", ");
+                    log::line(
+                        Level::Info,
+                        &format!("user {user}: allocated {} proxies ({counts})", s.config.proxies),
+                    );
+                    modules = m;
+                }
+                Ok(None) => {
+                    if !s.waiting {
+                        driver.alert(&format!(
+                            "allocation for user {user} failed: fewer than {} proxies are free",
+                            s.config.proxies
+                        ));
+                    }
+                    s.waiting = true;
+                    return false;
+                }
+                Err(e) => {
+                    log::line(Level::Error, &format!("user {user}: allocation failed: {e}"));
+                    return false;
+                }
+            }
+        }
+        let all: Vec<ProxyId> = modules.iter().flatten().copied().collect();
+        driver.refresh(&all, now);
+        let dead: BTreeSet<ProxyId> = all
+            .iter()
+            .copied()
+            .filter(|&p| {
+                driver.with_engine(|e| e.proxy(p).is_some_and(|v| v.state == rotor_engine::ProxyState::Dead))
+            })
+            .collect();
+        for ids in &mut modules {
+            ids.retain(|id| !dead.contains(id));
+        }
+        match driver.with_engine(|e| e.allocate_exact(user, modules)) {
+            Ok(_) => true,
+            Err(e) => {
+                log::line(
+                    Level::Error,
+                    &format!("user {user}: its proxies cannot join this worker's engine: {e}"),
+                );
+                false
+            }
+        }
+    }
+
+    /// The lease was lost: stop sending for the seller and forget its lanes here.
+    fn lose(driver: &Driver, s: &mut Seller) {
+        let user = s.config.id;
+        driver.stop_sending(user);
+        let _ = driver.with_engine(|e| e.deallocate(user));
+        s.phase = Phase::Idle;
+        log::line(Level::Warn, &format!("user {user}: lane lease lost; this worker stops serving it"));
+    }
+
+    /// The subscription ended: free the seller's proxies (if this worker may), once.
+    fn expire(&self, driver: &Driver, s: &mut Seller, owned: bool, rest: Duration) {
+        let user = s.config.id;
+        let now = clock::now().as_millis();
+        if !owned {
+            // Only the owner frees; claim first so that no other worker is still sending. The
+            // claim rests whatever lease the last owner left open, as any takeover does.
+            let rest_until = now + rest.as_millis();
+            let claimed = driver.with_store(|st| {
+                st.claim_user(&self.worker, user, now + self.ttl.as_millis(), now, self.steal, rest_until)
+            });
+            if !matches!(claimed, Ok(Some(_))) {
+                return;
+            }
+        }
+        driver.forget(user);
+        let _ = driver.with_engine(|e| e.deallocate(user));
+        match driver.with_store(|st| st.free_user(user, now)) {
+            Ok(()) => {
+                log::line(Level::Info, &format!("user {user}: subscription ended; its proxies are freed"));
+            }
+            Err(e) => log::line(Level::Error, &format!("user {user}: cannot record the expiry: {e}")),
+        }
+        let _ = driver.with_store(|st| st.release_user(&self.worker, user));
+        s.phase = Phase::Freed;
+    }
+}
+
+fn start_workers(
+    driver: &Arc<Driver>,
+    config: &LiveConfig,
+    options: &RunOptions,
+    s: &Seller,
+    workers: &mut JoinSet<()>,
+) {
+    let once = options.once.then_some(1);
+    let demper = Arc::new(Demper {
+        driver: Arc::clone(driver),
+        urls: config.kaspi.clone(),
+        account: s.account.clone(),
+        excluded: s.config.excluded_merchants.clone(),
+        skus: s.skus.clone(),
+        step: config.demper_step,
+        dry_run: options.dry_run,
+        interval: config.demper_interval,
+        concurrency: config.demper_concurrency,
+        passes: once,
+    });
+    if !s.skus.is_empty() {
+        workers.spawn(demper.run());
+    }
+    workers.spawn(
+        Orders {
+            driver: Arc::clone(driver),
+            urls: config.kaspi.clone(),
+            account: s.account.clone(),
+            interval: config.orders_interval,
+            lookback: config.orders_lookback,
+            polls: once,
+        }
+        .run(),
+    );
+    if options.sync_catalog || config.catalog_interval.is_some() {
+        workers.spawn(
+            Catalog {
+                driver: Arc::clone(driver),
+                urls: config.kaspi.clone(),
+                account: s.account.clone(),
+                interval: if options.once { None } else { config.catalog_interval },
+            }
+            .run(),
+        );
+    }
+}
