@@ -98,47 +98,52 @@ pub struct Proxy6Settings {
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
     /// Where state lives: an SQLite path (relative to the config, created on first run),
-    /// `sqlite://path`, or `postgres://user@host:port/db` for several workers.
+    /// `sqlite://path`, or `postgres://user@host:port/db` for several workers. Defaults to
+    /// `rotor-state.db`.
     pub store_url: String,
-    /// This worker's name in lane leases (default: host name and process id).
+    /// This worker's name in lane leases. Defaults to the host name and process id.
     pub worker_id: Option<String>,
     /// How long a lane lease lasts unless renewed; a dead worker's lanes move after it.
+    /// Defaults to 60 s.
     pub lease_ttl: Duration,
-    /// Where the store's encryption key comes from (32 bytes, hex or base64).
+    /// Where the store's encryption key comes from (32 bytes, hex or base64). Defaults to
+    /// `$ROTOR_STORE_KEY`.
     pub store_key: SecretSource,
-    /// The status endpoint's address (loopback by default).
+    /// The status endpoint's address. Defaults to 127.0.0.1:9464.
     pub status_listen: SocketAddr,
-    /// The Kaspi hosts.
+    /// The Kaspi hosts. Defaults to the real ones.
     pub kaspi: KaspiUrls,
-    /// Whole-request timeout.
+    /// Whole-request timeout. Defaults to 20 s.
     pub timeout: Duration,
-    /// TCP connect timeout (through the proxy).
+    /// TCP connect timeout (through the proxy). Defaults to 5 s.
     pub connect_timeout: Duration,
-    /// The engine's configuration.
+    /// The engine's configuration. Defaults to the seed plan's numbers, a 1.5/s price-update
+    /// throttle per account and no pool-low threshold.
     pub engine: EngineConfig,
-    /// Sends reserved per durable write: a restart treats a reserved block as spent.
+    /// Sends reserved per durable write: a restart treats a reserved block as spent. Defaults
+    /// to 16.
     pub reserve_block: u32,
-    /// Percentages of a user's proxies per module.
+    /// Percentages of a user's proxies per module. Defaults to 70/25/5/0.
     pub split_percent: [u32; 4],
-    /// Pause between demper cycles.
+    /// Pause between demper cycles. Defaults to 3 minutes.
     pub demper_interval: Duration,
-    /// Tenge under the lowest competitor.
+    /// Tenge under the lowest competitor. Defaults to 1.
     pub demper_step: f64,
-    /// Concurrent SKUs per demper lane.
+    /// Concurrent SKUs per demper lane. Defaults to 4.
     pub demper_concurrency: u32,
-    /// Orders polling interval.
+    /// Orders polling interval. Defaults to 10 minutes.
     pub orders_interval: Duration,
-    /// The orders window (at most 14 days).
+    /// The orders window (at most 14 days). Defaults to 14 days.
     pub orders_lookback: Duration,
-    /// Catalog sync interval; `None`: only with `--sync-catalog`.
+    /// Catalog sync interval; `None`: only with `--sync-catalog`. Defaults to `None`.
     pub catalog_interval: Option<Duration>,
-    /// Proxy6, if provisioning is on.
+    /// Proxy6, if provisioning is on. Defaults to `None`.
     pub proxy6: Option<Proxy6Settings>,
-    /// The pool.
+    /// The pool. Defaults to empty.
     pub proxies: Vec<ProxyConfig>,
-    /// The sellers.
+    /// The sellers. Defaults to none.
     pub users: Vec<UserConfig>,
-    /// The directory relative paths are resolved against.
+    /// The directory relative paths are resolved against: the config file's.
     pub base_dir: PathBuf,
 }
 
