@@ -76,6 +76,17 @@ pub enum WaitReason {
 }
 
 impl WaitReason {
+    /// Every reason, in declaration order.
+    pub const ALL: [WaitReason; 7] = [
+        WaitReason::ProxiesResting,
+        WaitReason::ProxiesDraining,
+        WaitReason::CircuitOpen,
+        WaitReason::CircuitProbe,
+        WaitReason::LaneSlowdown,
+        WaitReason::AccountThrottle,
+        WaitReason::AccountCooldown,
+    ];
+
     /// The name traces and reports use.
     pub const fn name(self) -> &'static str {
         match self {

@@ -83,6 +83,17 @@ impl Outcome {
 }
 
 impl OutcomeKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [OutcomeKind; 7] = [
+        OutcomeKind::Ok,
+        OutcomeKind::RateLimited,
+        OutcomeKind::Forbidden,
+        OutcomeKind::Blocked,
+        OutcomeKind::ProxyFailure,
+        OutcomeKind::ServerError,
+        OutcomeKind::Unauthorized,
+    ];
+
     /// The name traces and reports use.
     pub const fn name(self) -> &'static str {
         match self {

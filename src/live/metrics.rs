@@ -7,25 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rotor_engine::{Module, OutcomeKind, WaitReason};
 
-const OUTCOMES: [OutcomeKind; 7] = [
-    OutcomeKind::Ok,
-    OutcomeKind::RateLimited,
-    OutcomeKind::Forbidden,
-    OutcomeKind::Blocked,
-    OutcomeKind::ProxyFailure,
-    OutcomeKind::ServerError,
-    OutcomeKind::Unauthorized,
-];
-
-const WAITS: [WaitReason; 7] = [
-    WaitReason::ProxiesResting,
-    WaitReason::ProxiesDraining,
-    WaitReason::CircuitOpen,
-    WaitReason::CircuitProbe,
-    WaitReason::LaneSlowdown,
-    WaitReason::AccountThrottle,
-    WaitReason::AccountCooldown,
-];
+const OUTCOMES: [OutcomeKind; 7] = OutcomeKind::ALL;
+const WAITS: [WaitReason; 7] = WaitReason::ALL;
 
 /// Upper bounds (seconds) of the cycle-duration histogram buckets.
 const BUCKETS: [f64; 12] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0];

@@ -118,17 +118,7 @@ fn rebuild(
     let mut clients = Vec::with_capacity(stored.len());
     let mut books = Vec::with_capacity(stored.len());
     for p in &stored {
-        let (host, port) = p.url.trim_start_matches("http://").rsplit_once(':').unwrap_or((&p.url, "0"));
-        let spec = ProxySpec {
-            host: host.to_owned(),
-            port: port.parse().unwrap_or(0),
-            credentials: p.username.as_ref().map(|u| Credentials {
-                username: u.clone(),
-                password: p.password.clone().unwrap_or_else(|| rotor_engine::Secret::new("")),
-            }),
-            egress_ip: p.egress_ip,
-            subnet: super::subnet_of(p.egress_ip),
-        };
+        let (spec, client) = connect(p, timeouts)?;
         let expired = p.expires_ms.is_some_and(|e| e > 0 && e <= now.as_millis());
         let id = if p.dead || expired {
             engine.add_restored_proxy(spec, Restored::Dead)
@@ -146,12 +136,28 @@ fn rebuild(
                 p.id
             )));
         }
-        let endpoint =
-            ProxyEndpoint { url: &p.url, username: p.username.as_deref(), password: p.password.as_ref() };
-        clients.push(transport::client(&endpoint, timeouts).map_err(internal)?);
+        clients.push(client);
         books.push((p.lease_no, LeaseUsage::default()));
     }
     Ok((engine, clients, books, stored))
+}
+
+/// The engine's description of a stored proxy, and the client that connects through it.
+fn connect(p: &StoredProxy, timeouts: Timeouts) -> Result<(ProxySpec, reqwest::Client), LiveError> {
+    let (host, port) = p.url.trim_start_matches("http://").rsplit_once(':').unwrap_or((&p.url, "0"));
+    let spec = ProxySpec {
+        host: host.to_owned(),
+        port: port.parse().unwrap_or(0),
+        credentials: p.username.as_ref().map(|u| Credentials {
+            username: u.clone(),
+            password: p.password.clone().unwrap_or_else(|| rotor_engine::Secret::new("")),
+        }),
+        egress_ip: p.egress_ip,
+        subnet: super::subnet_of(p.egress_ip),
+    };
+    let endpoint =
+        ProxyEndpoint { url: &p.url, username: p.username.as_deref(), password: p.password.as_ref() };
+    Ok((spec, transport::client(&endpoint, timeouts).map_err(internal)?))
 }
 
 /// Sellers: secrets and SKU files are checked before anything starts.
@@ -268,20 +274,7 @@ fn refresh_pool(driver: &Driver, config: &LiveConfig, timeouts: Timeouts) {
     let known = driver.with_engine(|e| e.proxy_count());
     let Ok(new) = driver.with_store(|s| s.proxies_from(known)) else { return };
     for p in new {
-        let (host, port) = p.url.trim_start_matches("http://").rsplit_once(':').unwrap_or((&p.url, "0"));
-        let spec = ProxySpec {
-            host: host.to_owned(),
-            port: port.parse().unwrap_or(0),
-            credentials: p.username.as_ref().map(|u| Credentials {
-                username: u.clone(),
-                password: p.password.clone().unwrap_or_else(|| rotor_engine::Secret::new("")),
-            }),
-            egress_ip: p.egress_ip,
-            subnet: super::subnet_of(p.egress_ip),
-        };
-        let endpoint =
-            ProxyEndpoint { url: &p.url, username: p.username.as_deref(), password: p.password.as_ref() };
-        let Ok(client) = transport::client(&endpoint, timeouts) else { continue };
+        let Ok((spec, client)) = connect(&p, timeouts) else { continue };
         let id = driver.with_engine(|e| e.add_proxy(spec));
         if id != p.id {
             log::line(Level::Error, &format!("proxy {} joined as {id}; restart this worker", p.id));

@@ -7,15 +7,7 @@ use hdrhistogram::Histogram;
 use rotor_engine::{Module, OutcomeKind, UserId};
 
 /// Every outcome kind, in declaration order.
-pub(crate) const OUTCOME_KINDS: [OutcomeKind; 7] = [
-    OutcomeKind::Ok,
-    OutcomeKind::RateLimited,
-    OutcomeKind::Forbidden,
-    OutcomeKind::Blocked,
-    OutcomeKind::ProxyFailure,
-    OutcomeKind::ServerError,
-    OutcomeKind::Unauthorized,
-];
+pub(crate) const OUTCOME_KINDS: [OutcomeKind; 7] = OutcomeKind::ALL;
 
 /// One finished cycle (a demper round, an orders poll or a catalog sync).
 #[derive(Debug, Clone, PartialEq, Eq)]

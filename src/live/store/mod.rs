@@ -656,20 +656,8 @@ impl Store {
         let total = split.total();
         retry_on_conflict(|| {
             self.tx(|c| {
-            let lock = if c.dialect() == Dialect::Postgres { " FOR UPDATE OF p SKIP LOCKED" } else { "" };
-            let rows = c.query(
-                &format!(
-                    "SELECT p.id FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id
-                     WHERE p.dead = 0 AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
-                     AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.proxy_id = p.id)
-                     ORDER BY s.rest_until_ms, p.id LIMIT $2{lock}"
-                ),
-                &[now_ms.into(), total.into()],
-            )?;
-            if (rows.len() as u64) < total {
-                return Err("short".into());
-            }
-            let mut ids = rows.iter().map(|r| ProxyId(uint(r, 0) as u32));
+            let picked = pick_free(c, total, now_ms)?;
+            let mut ids = picked.into_iter();
             let mut by_module: [Vec<ProxyId>; 4] = Default::default();
             for m in Module::ALL {
                 for id in ids.by_ref().take(split.get(m) as usize) {
@@ -698,26 +686,14 @@ impl Store {
     ) -> Result<Option<Vec<ProxyId>>, StoreError> {
         retry_on_conflict(|| {
             self.tx(|c| {
-                let lock = if c.dialect() == Dialect::Postgres { " FOR UPDATE OF p SKIP LOCKED" } else { "" };
-                let rows = c.query(
-                    &format!(
-                        "SELECT p.id FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id
-                     WHERE p.dead = 0 AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
-                     AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.proxy_id = p.id)
-                     ORDER BY s.rest_until_ms, p.id LIMIT $2{lock}"
-                    ),
-                    &[now_ms.into(), (dead.len() as u64).into()],
-                )?;
-                if rows.len() < dead.len() {
-                    return Err("short".into());
-                }
+                let picked = pick_free(c, dead.len() as u64, now_ms)?;
                 for id in dead {
                     c.exec(
                         "DELETE FROM allocations WHERE proxy_id = $1 AND user_id = $2",
                         &[id.0.into(), user.0.into()],
                     )?;
                 }
-                let fresh: Vec<ProxyId> = rows.iter().map(|r| ProxyId(uint(r, 0) as u32)).collect();
+                let fresh = picked;
                 for id in &fresh {
                     c.exec(
                     "INSERT INTO allocations (proxy_id, user_id, module, since_ms) VALUES ($1, $2, $3, $4)",
@@ -999,6 +975,26 @@ impl Store {
             .map_err(ctx("read the journal"))?;
         Ok(rows.iter().filter_map(|r| text(r, 0)).collect())
     }
+}
+
+/// Picks `n` free, live, unexpired proxies, the readiest first (shortest rest), locking them on
+/// PostgreSQL with `FOR UPDATE SKIP LOCKED` so that a concurrent transaction takes others.
+/// `Err("short")` when fewer are free.
+fn pick_free(c: &mut dyn Conn, n: u64, now_ms: u64) -> Result<Vec<ProxyId>, String> {
+    let lock = if c.dialect() == Dialect::Postgres { " FOR UPDATE OF p SKIP LOCKED" } else { "" };
+    let rows = c.query(
+        &format!(
+            "SELECT p.id FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id
+             WHERE p.dead = 0 AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
+             AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.proxy_id = p.id)
+             ORDER BY s.rest_until_ms, p.id LIMIT $2{lock}"
+        ),
+        &[now_ms.into(), n.into()],
+    )?;
+    if (rows.len() as u64) < n {
+        return Err("short".into());
+    }
+    Ok(rows.iter().map(|r| ProxyId(uint(r, 0) as u32)).collect())
 }
 
 /// Runs `f` again when it lost a race on a unique key. Under `FOR UPDATE SKIP LOCKED` a proxy
