@@ -83,9 +83,11 @@ pub(crate) enum Command {
     Live(LiveArgs),
     /// Check every configured proxy against the four Kaspi endpoints (the seed's Phase 0).
     ///
-    /// One request per proxy and endpoint, straight through the proxy (no lease is charged);
-    /// the price endpoint is checked for reachability only (GET), so no price changes. Prints
-    /// a table; exit 3 when fewer than 80% of the checks pass.
+    /// One request per proxy and endpoint, straight through the proxy; the price endpoint is
+    /// checked for reachability only (GET), so no price changes. No lease counts these
+    /// requests, so each probed proxy then rests one rest period (recorded in the store, so
+    /// the store key must be set) before live mode uses it. Prints a table; exit 3 when fewer than
+    /// 80% of the checks pass.
     ///
     /// Example:
     ///   rotor probe --config live.toml

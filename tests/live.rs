@@ -497,7 +497,7 @@ async fn probe_prints_a_table_and_warns_below_80_percent() {
     let probe = |log: &'static str| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
         cmd.arg("probe").arg("--config").arg(lab.dir.join("live.toml"));
-        cmd.env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
+        cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
         for i in 0..3 {
             cmd.env(format!("PX{i}_PASSWORD"), password(i));
         }
@@ -522,6 +522,11 @@ async fn probe_prints_a_table_and_warns_below_80_percent() {
     assert!(table.contains("success: 12/12 checks (100.0%)"), "{table}");
     assert_eq!(lab.kaspi.seen().len(), 12, "one request per proxy and endpoint");
     assert!(lab.kaspi.price_updates().is_empty(), "the probe changes no price");
+    // No lease counted the probe's requests, so each probed proxy rests before live use.
+    let rested = lab.store().proxies().unwrap();
+    assert_eq!(rested.len(), 3);
+    let soon = rotor::live::clock::now().as_millis() + 3_000;
+    assert!(rested.iter().all(|p| p.rest_until_ms > soon), "{rested:?}");
 
     lab.proxies[1].set_mode(ProxyMode::Refused);
     lab.proxies[2].set_mode(ProxyMode::AuthRequired);

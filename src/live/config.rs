@@ -149,7 +149,8 @@ pub struct LiveConfig {
 
 impl LiveConfig {
     /// A user's split of `count` proxies by the configured percentages, by largest remainder:
-    /// each module gets its whole share, and the proxies left go to the largest fractions.
+    /// each module gets its whole share, and the proxies left go to the largest fractions. A
+    /// module with a share still gets one proxy when the pool is too small for its percentage.
     pub fn split_for(&self, count: u32) -> Split {
         let exact = self.split_percent.map(|p| u64::from(count) * u64::from(p));
         let mut got = exact.map(|e| (e / 100) as u32);
@@ -162,6 +163,20 @@ impl LiveConfig {
             }
             got[i] += 1;
             left -= 1;
+        }
+        // A module with a share but no proxy could never send; it takes one from the largest.
+        for i in 0..4 {
+            if self.split_percent[i] > 0 && got[i] == 0 {
+                let (largest, &n) = got
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|&(j, &n)| (n, std::cmp::Reverse(j)))
+                    .unwrap_or((0, &0));
+                if n > 1 {
+                    got[largest] -= 1;
+                    got[i] = 1;
+                }
+            }
         }
         Split::new(got[0], got[1], got[2], got[3])
     }
@@ -638,7 +653,9 @@ mod tests {
         assert_eq!(c.split_for(3), Split::new(1, 1, 1, 0));
         assert_eq!(c.split_for(10), Split::new(4, 3, 3, 0));
         let c = cfg("").unwrap();
-        assert_eq!(c.split_for(3), Split::new(2, 1, 0, 0));
+        assert_eq!(c.split_for(3), Split::new(1, 1, 1, 0), "catalog's 5% still gets a proxy");
+        assert_eq!(c.split_for(10), Split::new(6, 3, 1, 0));
+        assert_eq!(c.split_for(2), Split::new(1, 1, 0, 0), "too few for every module");
     }
 
     #[test]

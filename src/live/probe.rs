@@ -42,7 +42,8 @@ fn verdict(result: &Result<Reply, rotor_engine::ProxyFailure>, reachability_only
     }
 }
 
-/// Probes every configured proxy; the first seller's credentials and first SKU are used.
+/// Probes every configured proxy; the first seller's credentials and first SKU are used. The
+/// probed proxies then rest (see `rest_probed`).
 pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, String> {
     let user =
         config.users.first().ok_or("probe needs at least one [[user]] (its token, session and a SKU)")?;
@@ -115,7 +116,34 @@ pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, String> {
         rows.push(r.map_err(|e| format!("a probe task failed: {e}"))?);
     }
     rows.sort_by_key(|(i, _)| *i);
+    rest_probed(config)?;
     Ok(rows.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The probe's requests reached Kaspi through each proxy, and no lease counted them: each
+/// probed proxy rests one full rest (or window) in the store before live mode may use it, so a
+/// probe followed by a live run cannot push a proxy over its limit.
+fn rest_probed(config: &LiveConfig) -> Result<(), String> {
+    let now = super::clock::now();
+    let (mut store, _) = super::run::open_state(config, now).map_err(|e| e.to_string())?;
+    let rest = match config.engine.policy {
+        rotor_engine::Policy::Rest(p) => p.rest,
+        rotor_engine::Policy::Window(p) => p.window,
+    };
+    let until = (now + rest).as_millis();
+    let stored = store.proxies().map_err(|e| e.to_string())?;
+    for p in &config.proxies {
+        if let Some(s) = stored.iter().find(|s| s.url == p.url) {
+            store.rest_until(s.id, until).map_err(|e| e.to_string())?;
+        }
+    }
+    let note = format!(
+        "probe: {} proxies rest until {} before live use",
+        config.proxies.len(),
+        super::log::utc(until)
+    );
+    store.journal("probe", &note, now.as_millis()).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// The table, the total, and the warning below 80%.

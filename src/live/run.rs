@@ -65,7 +65,7 @@ fn internal(e: impl std::fmt::Display) -> LiveError {
 
 /// Opens the store, records the configured proxies, and treats every lease the last run left
 /// open as spent (docs/decisions/live-durability.md). Returns the store and how many leases.
-fn open_state(config: &LiveConfig, now: Instant) -> Result<(Store, u32), LiveError> {
+pub(super) fn open_state(config: &LiveConfig, now: Instant) -> Result<(Store, u32), LiveError> {
     let input = LiveError::Input;
     let key = config.store_key.resolve().map_err(|e| input(format!("store key: {e}")))?;
     let cipher =

@@ -590,6 +590,19 @@ impl Store {
         .map_err(Self::fenced(fence.unwrap_or(&unfenced), "start a rest"))
     }
 
+    /// Makes `id` rest until at least `rest_until_ms`, outside any lease: after `rotor probe`
+    /// sent requests through it that no lease counted.
+    pub fn rest_until(&mut self, id: ProxyId, rest_until_ms: u64) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                "UPDATE proxy_state SET rest_until_ms = CASE WHEN rest_until_ms > $1 THEN rest_until_ms ELSE $1 END
+                 WHERE proxy_id = $2",
+                &[rest_until_ms.into(), id.0.into()],
+            )
+            .map(|_| ())
+            .map_err(ctx("rest a proxy"))
+    }
+
     /// At start-up: leases left open on proxies no seller holds (released mid-lease before a
     /// crash) are spent, so those proxies rest until `rest_until_ms`. Returns how many.
     pub fn spend_unowned_leases(&mut self, rest_until_ms: u64, now_ms: u64) -> Result<u32, StoreError> {
