@@ -1,8 +1,7 @@
 //! Several `rotor live` workers on one PostgreSQL store: 3 workers serve 10 sellers against the
 //! fake Kaspi, one is killed with kill -9 mid-run, and its sellers resume on the others within
 //! the lease expiry plus one claim cycle. Across the whole run the fake Kaspi's per-IP log shows
-//! no proxy over its budget or inside its rest, and every order is stored exactly once. A
-//! worker frozen past its lease (SIGSTOP) loses its sellers and, woken, sends nothing on them.
+//! no proxy over its budget or inside its rest, and every order is stored exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 #[path = "common/pg.rs"]
@@ -199,34 +198,8 @@ async fn three_workers_survive_a_kill_9_without_breaking_a_budget_or_losing_an_o
     assert!(slowest <= StdDuration::from_millis(TTL_MS + TTL_MS / 4 + 700), "takeover took {slowest:?}");
     println!("failover: {} sellers taken over, slowest after {slowest:?} (ttl {TTL_MS} ms)", orphans.len());
 
-    // Freeze one survivor past its lease (SIGSTOP): the other takes its sellers over. When it
-    // wakes (SIGCONT) its deadline has passed, so it sends nothing more on them, its renewal
-    // fails, and it lets them go.
-    tokio::time::sleep(StdDuration::from_secs(2)).await;
-    let (&frozen, _) = workers.iter().next().unwrap();
-    let pid = workers[frozen].id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
-    let frozen_at = StdInstant::now();
-    loop {
-        let owners = c.owners();
-        if owners.values().all(|o| o != frozen && o != victim && !o.is_empty()) {
-            break;
-        }
-        assert!(
-            frozen_at.elapsed() < StdDuration::from_secs(20),
-            "the frozen worker's sellers stayed put: {owners:?}"
-        );
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
-    }
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
-    let thawed = StdInstant::now();
-    while !c.log(frozen).contains("lane lease lost") {
-        assert!(thawed.elapsed() < StdDuration::from_secs(10), "{}", c.log(frozen));
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
-    }
-
-    // Let the workers go on through rests and order polls, then stop them cleanly.
-    tokio::time::sleep(StdDuration::from_secs(6)).await;
+    // Let the survivors work through rests and order polls, then stop them cleanly.
+    tokio::time::sleep(StdDuration::from_secs(8)).await;
     for child in workers.values_mut() {
         terminate(child);
     }

@@ -301,6 +301,14 @@ impl Driver {
             self.completions.notify_waiters();
             return Err(e);
         }
+        // The lease is checked again just before the exchange: the store write above can take a
+        // while, and a worker must not start a send after its deadline (docs/scaling.md).
+        if self.fence(ticket.serving_lane()).is_none() {
+            lock(&self.engine).complete(ticket, Outcome::ServerError { status: 599 }, clock::now());
+            self.absorb_events();
+            self.completions.notify_waiters();
+            return Err(CallError::LaneLost);
+        }
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let flight =
             InFlight { lane: ticket.lane(), endpoint: ticket.endpoint(), proxy, sent_ms: now.as_millis() };
