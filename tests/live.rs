@@ -147,7 +147,10 @@ impl Lab {
 }
 
 impl Drop for Lab {
+    /// Stops any `rotor live` this test started, even when an assertion failed half-way.
     fn drop(&mut self) {
+        let config = self.dir.join("live.toml");
+        let _ = Command::new("pkill").arg("-KILL").arg("-f").arg(config).status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
