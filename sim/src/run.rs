@@ -14,9 +14,8 @@ use rotor_engine::{
 use rustc_hash::FxHashMap;
 
 use crate::kaspi::{Answer, Arrival, Cause, Kaspi, Sampler};
+use crate::observe::Observer;
 use crate::observe::metrics::{CycleRecord, Metrics};
-use crate::observe::safety::Safety;
-use crate::observe::timeline::{SpanKind, Timeline};
 use crate::queue::Queue;
 use crate::rng::{Stream, stream};
 use crate::scenario::{DeathMode, Fault, PenaltyStatus, Scenario, SubscriptionKind, Target};
@@ -184,9 +183,7 @@ struct Sim<'s, 'o> {
     latency: Sampler,
     provider: Provider,
     fault_rng: ChaCha8Rng,
-    safety: Safety,
-    metrics: Metrics,
-    timeline: Timeline,
+    obs: Observer,
     peak_owned: u32,
     trace: Option<TraceWriter<'o>>,
     trace_error: Option<SimError>,
@@ -252,9 +249,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             latency: Sampler::new(&sc.kaspi.latency),
             provider: Provider::new(&sc.pool),
             fault_rng: stream(sc.seed, Stream::Faults),
-            safety: Safety::new(sc.invariants.ip_window.as_millis()),
-            metrics: Metrics::new(),
-            timeline: Timeline::new(timeline_user),
+            obs: Observer::new(sc.invariants.ip_window.as_millis(), timeline_user),
             peak_owned: 0,
             trace,
             trace_error: None,
@@ -329,7 +324,7 @@ impl<'s, 'o> Sim<'s, 'o> {
                 for m in Module::ALL {
                     let lane = LaneKey::new(UserId(user), m);
                     for &p in a.get(m) {
-                        self.safety.set_holder(p, Some(lane));
+                        self.obs.safety.set_holder(p, Some(lane));
                     }
                     self.lane_members.insert(lane, a.get(m).to_vec());
                 }
@@ -420,7 +415,7 @@ impl<'s, 'o> Sim<'s, 'o> {
                 for m in Module::ALL {
                     let lane = LaneKey::new(UserId(user), m);
                     for p in self.lane_members.remove(&lane).unwrap_or_default() {
-                        self.safety.set_holder(p, None);
+                        self.obs.safety.set_holder(p, None);
                     }
                 }
                 if let Some(state) = self.users.get_mut(&user) {
@@ -482,7 +477,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             Ok(fresh) => {
                 let members = self.lane_members.entry(lane).or_default();
                 let dead = &self.dead;
-                let safety = &mut self.safety;
+                let safety = &mut self.obs.safety;
                 members.retain(|&p| {
                     let keep = !dead[p.0 as usize];
                     if !keep {
@@ -492,7 +487,7 @@ impl<'s, 'o> Sim<'s, 'o> {
                 });
                 for p in fresh {
                     members.push(p);
-                    self.safety.set_holder(p, Some(lane));
+                    self.obs.safety.set_holder(p, Some(lane));
                 }
             }
             Err(rotor_engine::AllocError::Shortage(s)) => {
@@ -571,7 +566,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         }
         if work.cycle.is_some() {
             if work.overdue.is_some() {
-                self.metrics.cycle_skipped(work.lane.module);
+                self.obs.metrics.cycle_skipped(work.lane.module);
             }
             work.overdue = Some(self.now);
             return;
@@ -654,7 +649,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         work.cycle = None;
         let overdue = work.overdue.take();
         let active = work.active;
-        self.metrics.cycle_done(rec);
+        self.obs.metrics.cycle_done(rec);
         if let Some(scheduled) = overdue
             && active
             && self.now < self.sc.duration.as_millis()
@@ -693,7 +688,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         if let Some(c) = self.works[w as usize].cycle.as_mut() {
             c.requests += 1;
         }
-        self.metrics.accounting.issued += 1;
+        self.obs.metrics.accounting.issued += 1;
         self.acquire(id);
     }
 
@@ -703,7 +698,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         if let Some((since, reason)) = req.waiting.take() {
             let waited = self.now - since;
             req.waited_ms += waited;
-            Metrics::count(&mut self.metrics.waits_ms, reason.name(), waited);
+            Metrics::count(&mut self.obs.metrics.waits_ms, reason.name(), waited);
         }
         let spec = RequestSpec {
             user: work.lane.user,
@@ -742,12 +737,17 @@ impl<'s, 'o> Sim<'s, 'o> {
                 .any(|b| b.borrower == origin.module && b.lender == serving.module)
                 && serving.user == origin.user
                 && self.engine.lane(origin).is_some_and(|l| l.proxies.len() as u32 == l.dead));
-        self.safety.sent(p, origin, serving, borrow_ok);
+        self.obs.safety.sent(p, origin, serving, borrow_ok);
         self.proxies[p.0 as usize].requests += 1;
         let pending = self.answer(p, work, origin.user.0, ticket.endpoint());
-        self.metrics.attempts += 1;
-        self.metrics.outcomes[pending.outcome.kind() as usize] += 1;
-        self.timeline.attempt(self.now, origin.module, pending.outcome.kind() as usize, pending.latency_ms);
+        self.obs.metrics.attempts += 1;
+        self.obs.metrics.outcomes[pending.outcome.kind() as usize] += 1;
+        self.obs.timeline.attempt(
+            self.now,
+            origin.module,
+            pending.outcome.kind() as usize,
+            pending.latency_ms,
+        );
         if let Some(w) = self.trace.as_mut() {
             let row = Row {
                 t_ms: self.now,
@@ -802,14 +802,14 @@ impl<'s, 'o> Sim<'s, 'o> {
             user,
             endpoint,
         };
-        let in_window = self.safety.arrived(p, arrival.t);
-        self.timeline.ip_window(arrival.t, in_window);
+        let in_window = self.obs.safety.arrived(p, arrival.t);
+        self.obs.timeline.ip_window(arrival.t, in_window);
         let (status, cause, retry_after) = match self.kaspi.answer(&arrival, rng) {
             Answer::Ok if latency > timeout => return failure(ProxyFailure::Timeout, "timeout", timeout),
             Answer::Ok => return Pending { outcome: Outcome::Ok, status: "200", latency_ms: latency },
             Answer::Refused { status, cause, retry_after, ban_started } => {
                 if ban_started {
-                    self.timeline.ban(self.now);
+                    self.obs.timeline.ban(self.now);
                 }
                 (status, cause, retry_after)
             }
@@ -822,12 +822,12 @@ impl<'s, 'o> Sim<'s, 'o> {
         match status {
             PenaltyStatus::TooManyRequests => {
                 proxy.r429 += 1;
-                *self.metrics.status_429_by_cause.entry(cause).or_default() += 1;
+                *self.obs.metrics.status_429_by_cause.entry(cause).or_default() += 1;
                 Pending { outcome: Outcome::RateLimited { retry_after }, status: "429", latency_ms: latency }
             }
             PenaltyStatus::Forbidden => {
                 proxy.r403 += 1;
-                *self.metrics.status_403_by_cause.entry(cause).or_default() += 1;
+                *self.obs.metrics.status_403_by_cause.entry(cause).or_default() += 1;
                 Pending { outcome: Outcome::Forbidden, status: "403", latency_ms: latency }
             }
             PenaltyStatus::Timeout => failure(ProxyFailure::Timeout, "timeout", timeout),
@@ -840,7 +840,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         let p = ticket.proxy();
         let serving = ticket.serving_lane();
         let completion = self.engine.complete(ticket, pending.outcome, Instant::from_millis(self.now));
-        self.safety.completed(p, self.now);
+        self.obs.safety.completed(p, self.now);
         if !self.parked.is_empty()
             && let Some(parked) = self.parked.remove(&serving)
         {
@@ -865,14 +865,14 @@ impl<'s, 'o> Sim<'s, 'o> {
         let Some(req) = self.reqs[id as usize].take() else { return };
         self.free_reqs.push(id);
         match result {
-            Ok(()) => self.metrics.accounting.succeeded += 1,
+            Ok(()) => self.obs.metrics.accounting.succeeded += 1,
             Err(reason) => {
-                self.metrics.accounting.failed += 1;
+                self.obs.metrics.accounting.failed += 1;
                 let key = match reason {
                     FailReason::RetriesExhausted { last, .. } => format!("retries_exhausted:{last}"),
                     other => other.to_string(),
                 };
-                *self.metrics.accounting.failed_by_reason.entry(key).or_default() += 1;
+                *self.obs.metrics.accounting.failed_by_reason.entry(key).or_default() += 1;
             }
         }
         if req.step == Step::Offers && req.then_update && result.is_ok() {
@@ -886,54 +886,14 @@ impl<'s, 'o> Sim<'s, 'o> {
 
     fn absorb_events(&mut self) {
         while let Some(ev) = self.engine.poll_event() {
-            let name = match ev {
-                Event::Rotated { lane, to, at, .. } => {
-                    self.safety.lease_started(to, at.as_millis());
-                    self.timeline.proxy_state(lane.user.0, lane.module, to, SpanKind::Active, at.as_millis());
-                    self.proxies[to.0 as usize].leases += 1;
-                    "rotated"
-                }
-                Event::Rested { proxy, lane, until } => {
-                    if let Some(lane) = lane {
-                        self.timeline.rest_ends(lane.user.0, lane.module, proxy, self.now, until.as_millis());
-                    }
-                    "rested"
-                }
-                Event::ProxyDead { proxy, lane, at, .. } => {
-                    self.timeline.proxy_state(
-                        lane.user.0,
-                        lane.module,
-                        proxy,
-                        SpanKind::Dead,
-                        at.as_millis(),
-                    );
-                    self.timeline.proxy_dead(at.as_millis());
-                    self.dead[proxy.0 as usize] = true;
-                    self.safety.set_dead(proxy, true);
-                    "proxy_dead"
-                }
-                Event::LaneNeedsReplacements { lane, .. } => {
-                    self.replace(lane);
-                    "lane_needs_replacements"
-                }
-                Event::CircuitOpened { .. } => {
-                    self.timeline.circuit_opened(self.now);
-                    "circuit_opened"
-                }
-                Event::CircuitClosed { .. } => "circuit_closed",
-                Event::LaneSlowed { .. } => "lane_slowed",
-                Event::AccountCooldown { .. } => {
-                    self.timeline.ban(self.now);
-                    "account_cooldown"
-                }
-                Event::PoolLow { .. } => {
-                    self.check_pool_level();
-                    "pool_low"
-                }
-                Event::AllocationFailed { .. } => "allocation_failed",
-                Event::RequestFailed { .. } => "request_failed",
-            };
-            Metrics::count(&mut self.metrics.events, name, 1);
+            self.obs.event(&ev, self.now);
+            match ev {
+                Event::Rotated { to, .. } => self.proxies[to.0 as usize].leases += 1,
+                Event::ProxyDead { proxy, .. } => self.dead[proxy.0 as usize] = true,
+                Event::LaneNeedsReplacements { lane, .. } => self.replace(lane),
+                Event::PoolLow { .. } => self.check_pool_level(),
+                _ => {}
+            }
         }
     }
 
@@ -951,7 +911,7 @@ impl<'s, 'o> Sim<'s, 'o> {
     }
 
     fn into_report(mut self) -> RunReport {
-        let acc = &mut self.metrics.accounting;
+        let acc = &mut self.obs.metrics.accounting;
         acc.unfinished = acc.issued - acc.succeeded - acc.failed;
         let proxies: Vec<ProxyRecord> = self
             .proxies
@@ -959,7 +919,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             .enumerate()
             .map(|(i, w)| {
                 let id = ProxyId(i as u32);
-                let (largest_lease, shortest_rest_ms, max_in_window) = self.safety.per_proxy(id);
+                let (largest_lease, shortest_rest_ms, max_in_window) = self.obs.safety.per_proxy(id);
                 let lane = self.engine.proxy(id).and_then(|v| v.lane);
                 ProxyRecord {
                     proxy: i as u32,
@@ -978,18 +938,8 @@ impl<'s, 'o> Sim<'s, 'o> {
             })
             .collect();
         let users_waiting = self.users.values().filter(|s| s.waiting).count() as u32;
-        self.timeline.finish(self.now);
-        build_report(
-            self.sc,
-            self.now,
-            self.steps,
-            self.safety.figures().clone(),
-            self.metrics,
-            self.timeline,
-            proxies,
-            &self.provider,
-            self.peak_owned,
-            users_waiting,
-        )
+        self.obs.timeline.finish(self.now);
+        let pool = self.provider.figures(self.sc, self.peak_owned, users_waiting);
+        build_report(self.sc, self.now, self.steps, self.obs, proxies, pool)
     }
 }

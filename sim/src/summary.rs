@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use rotor_engine::Policy;
 
-use crate::observe::metrics::{Accounting, CycleFigures, CycleRecord, Metrics, OUTCOME_KINDS};
+use crate::observe::Observer;
+use crate::observe::metrics::{Accounting, CycleFigures, CycleRecord, OUTCOME_KINDS};
 use crate::observe::safety::SafetyFigures;
-use crate::observe::timeline::{MinuteEvents, MinuteRow, ProxySpan, Timeline};
+use crate::observe::timeline::{MinuteEvents, MinuteRow, ProxySpan};
 use crate::scenario::Scenario;
-use crate::world::Provider;
 
 /// A run's figures; serialised as `summary.json`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -145,19 +145,18 @@ pub fn describe_policy(policy: &Policy) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // one call site, the end of a run
-pub(crate) fn build_report(
+/// Builds a run's report from what `obs` saw; `end_ms` is when the run ended (scenario time),
+/// `steps` how many events it handled.
+pub fn build_report(
     sc: &Scenario,
     end_ms: u64,
     steps: u64,
-    safety: SafetyFigures,
-    metrics: Metrics,
-    timeline: Timeline,
+    obs: Observer,
     proxies: Vec<ProxyRecord>,
-    provider: &Provider,
-    peak_owned: u32,
-    users_waiting: u32,
+    pool: PoolFigures,
 ) -> RunReport {
+    let Observer { safety, metrics, timeline } = obs;
+    let safety = safety.figures().clone();
     let (budget, rest_ms) = match sc.engine.policy {
         Policy::Rest(r) => (Some(r.budget.get()), Some(r.rest.as_millis())),
         Policy::Window(_) => (None, None),
@@ -194,17 +193,7 @@ pub(crate) fn build_report(
         waits_ms,
         proxy_wait_ms,
         engine_events: metrics.events.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-        pool: PoolFigures {
-            initial: sc.pool.initial,
-            bought: provider.bought,
-            purchases: provider.purchases,
-            refused_purchases: provider.refused.values().sum(),
-            refused_by_reason: provider.refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-            spent_usd: provider.spent_usd,
-            peak_owned,
-            monthly_cost_usd: f64::from(peak_owned) / 100.0 * sc.pool.price_per_100_usd,
-            users_waiting,
-        },
+        pool,
     };
     RunReport {
         summary,

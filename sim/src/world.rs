@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use rotor_engine::{Credentials, ProxySpec};
 
-use crate::scenario::{DeathMode, PoolSpec, subnet_label};
+use crate::scenario::{DeathMode, PoolSpec, Scenario, subnet_label};
+use crate::summary::PoolFigures;
 
 /// One proxy as the world sees it.
 #[derive(Debug, Clone)]
@@ -68,6 +69,21 @@ pub(crate) struct Provider {
 }
 
 impl Provider {
+    /// The pool's figures for the report: what was bought, and what the largest pool costs.
+    pub(crate) fn figures(&self, sc: &Scenario, peak_owned: u32, users_waiting: u32) -> PoolFigures {
+        PoolFigures {
+            initial: sc.pool.initial,
+            bought: self.bought,
+            purchases: self.purchases,
+            refused_purchases: self.refused.values().sum(),
+            refused_by_reason: self.refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            spent_usd: self.spent_usd,
+            peak_owned,
+            monthly_cost_usd: f64::from(peak_owned) / 100.0 * sc.pool.price_per_100_usd,
+            users_waiting,
+        }
+    }
+
     pub(crate) fn new(pool: &PoolSpec) -> Self {
         Provider {
             stock: pool.provider_stock,

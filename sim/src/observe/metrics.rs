@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use rotor_engine::{Module, OutcomeKind, UserId};
 
 /// Every outcome kind, in declaration order.
-pub(crate) const OUTCOME_KINDS: [OutcomeKind; 7] = OutcomeKind::ALL;
+pub const OUTCOME_KINDS: [OutcomeKind; 7] = OutcomeKind::ALL;
 
 /// One finished cycle (a demper round, an orders poll or a catalog sync).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,18 +71,27 @@ impl Accounting {
     }
 }
 
-pub(crate) struct Metrics {
+/// The run's counters: cycles, attempts by outcome, 429s and 403s by cause, waits, engine
+/// events, and the request accounting.
+pub struct Metrics {
     hist: [Histogram<u64>; 3],
     figures: [CycleFigures; 3],
-    pub(crate) cycles: Vec<CycleRecord>,
-    pub(crate) attempts: u64,
+    /// Every finished cycle, in the order they ended.
+    pub cycles: Vec<CycleRecord>,
+    /// Attempts sent.
+    pub attempts: u64,
     /// Attempts by outcome, indexed by `OutcomeKind as usize`.
-    pub(crate) outcomes: [u64; OUTCOME_KINDS.len()],
-    pub(crate) status_429_by_cause: BTreeMap<String, u64>,
-    pub(crate) status_403_by_cause: BTreeMap<String, u64>,
-    pub(crate) waits_ms: BTreeMap<&'static str, u64>,
-    pub(crate) events: BTreeMap<&'static str, u64>,
-    pub(crate) accounting: Accounting,
+    pub outcomes: [u64; OUTCOME_KINDS.len()],
+    /// 429 answers by cause (a hypothesis's name, `storm` or `subnet_ban`).
+    pub status_429_by_cause: BTreeMap<String, u64>,
+    /// 403 answers by cause.
+    pub status_403_by_cause: BTreeMap<String, u64>,
+    /// Time requests waited (ms), by wait reason.
+    pub waits_ms: BTreeMap<&'static str, u64>,
+    /// Engine events by name.
+    pub events: BTreeMap<&'static str, u64>,
+    /// Requests issued, finished and failed.
+    pub accounting: Accounting,
 }
 
 fn workload_index(m: Module) -> Option<usize> {
@@ -95,7 +104,8 @@ fn workload_index(m: Module) -> Option<usize> {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    /// Empty counters.
+    pub fn new() -> Self {
         // Cycles up to a week, three significant figures; longer ones saturate at a week.
         let hist = || {
             Histogram::<u64>::new_with_bounds(1, 7 * 86_400_000, 3)
@@ -115,7 +125,8 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn cycle_done(&mut self, rec: CycleRecord) {
+    /// A cycle ended.
+    pub fn cycle_done(&mut self, rec: CycleRecord) {
         if let Some(i) = workload_index(rec.module) {
             self.hist[i].saturating_record(rec.duration_ms.max(1));
             let f = &mut self.figures[i];
@@ -127,14 +138,15 @@ impl Metrics {
         self.cycles.push(rec);
     }
 
-    pub(crate) fn cycle_skipped(&mut self, m: Module) {
+    /// A cycle was due while the last one still ran, and one already waited.
+    pub fn cycle_skipped(&mut self, m: Module) {
         if let Some(i) = workload_index(m) {
             self.figures[i].skipped += 1;
         }
     }
 
     /// Cycle figures per workload module.
-    pub(crate) fn cycle_figures(&self) -> BTreeMap<String, CycleFigures> {
+    pub fn cycle_figures(&self) -> BTreeMap<String, CycleFigures> {
         [Module::Demper, Module::Orders, Module::Catalog]
             .into_iter()
             .enumerate()
@@ -150,7 +162,8 @@ impl Metrics {
             .collect()
     }
 
-    pub(crate) fn count(map: &mut BTreeMap<&'static str, u64>, key: &'static str, n: u64) {
+    /// Adds `n` to `map[key]`.
+    pub fn count(map: &mut BTreeMap<&'static str, u64>, key: &'static str, n: u64) {
         *map.entry(key).or_default() += n;
     }
 }

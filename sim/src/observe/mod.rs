@@ -1,9 +1,73 @@
-//! What the simulator observes: the safety invariants, and the other figures.
+//! What a run observes: the safety invariants, and the other figures. The simulator and the
+//! load harness (`rotor load`) feed the same [`Observer`], so both measure by one definition.
 
-pub(crate) mod metrics;
-pub(crate) mod safety;
-pub(crate) mod timeline;
+pub mod metrics;
+pub mod safety;
+pub mod timeline;
 
-pub use metrics::{Accounting, CycleFigures, CycleRecord};
-pub use safety::SafetyFigures;
-pub use timeline::{MinuteEvents, MinuteRow, ProxySpan, SpanKind};
+use rotor_engine::Event;
+
+pub use metrics::{Accounting, CycleFigures, CycleRecord, Metrics};
+pub use safety::{Safety, SafetyFigures};
+pub use timeline::{MinuteEvents, MinuteRow, ProxySpan, SpanKind, Timeline};
+
+/// The invariants, the counters and the per-minute timeline of one run.
+pub struct Observer {
+    /// The safety invariants.
+    pub safety: Safety,
+    /// Attempts, outcomes, cycles, waits, engine events and the request accounting.
+    pub metrics: Metrics,
+    /// Per-minute rows and the followed user's proxy spans.
+    pub timeline: Timeline,
+}
+
+impl Observer {
+    /// An observer whose IP window is `ip_window_ms` and whose timeline follows `timeline_user`.
+    pub fn new(ip_window_ms: u64, timeline_user: Option<u32>) -> Self {
+        Observer {
+            safety: Safety::new(ip_window_ms),
+            metrics: Metrics::new(),
+            timeline: Timeline::new(timeline_user),
+        }
+    }
+
+    /// Records what an engine event means for the invariants and the timeline, counts it, and
+    /// returns its name. `now` is when it was seen (ms).
+    pub fn event(&mut self, ev: &Event, now: u64) -> &'static str {
+        let name = match *ev {
+            Event::Rotated { lane, to, at, .. } => {
+                self.safety.lease_started(to, at.as_millis());
+                self.timeline.proxy_state(lane.user.0, lane.module, to, SpanKind::Active, at.as_millis());
+                "rotated"
+            }
+            Event::Rested { proxy, lane, until } => {
+                if let Some(lane) = lane {
+                    self.timeline.rest_ends(lane.user.0, lane.module, proxy, now, until.as_millis());
+                }
+                "rested"
+            }
+            Event::ProxyDead { proxy, lane, at, .. } => {
+                self.timeline.proxy_state(lane.user.0, lane.module, proxy, SpanKind::Dead, at.as_millis());
+                self.timeline.proxy_dead(at.as_millis());
+                self.safety.set_dead(proxy, true);
+                "proxy_dead"
+            }
+            Event::LaneNeedsReplacements { .. } => "lane_needs_replacements",
+            Event::CircuitOpened { .. } => {
+                self.timeline.circuit_opened(now);
+                "circuit_opened"
+            }
+            Event::CircuitClosed { .. } => "circuit_closed",
+            Event::LaneSlowed { .. } => "lane_slowed",
+            Event::AccountCooldown { .. } => {
+                self.timeline.ban(now);
+                "account_cooldown"
+            }
+            Event::PoolLow { .. } => "pool_low",
+            Event::AllocationFailed { .. } => "allocation_failed",
+            Event::RequestFailed { .. } => "request_failed",
+        };
+        Metrics::count(&mut self.metrics.events, name, 1);
+        name
+    }
+}

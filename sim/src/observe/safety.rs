@@ -38,14 +38,15 @@ pub struct SafetyFigures {
 
 /// Watches every send, completion, arrival and engine event.
 #[derive(Debug)]
-pub(crate) struct Safety {
+pub struct Safety {
     proxies: Vec<ProxyObs>,
     ip_window_ms: u64,
     figures: SafetyFigures,
 }
 
 impl Safety {
-    pub(crate) fn new(ip_window_ms: u64) -> Self {
+    /// A watcher whose IP window is `ip_window_ms` long.
+    pub fn new(ip_window_ms: u64) -> Self {
         Safety { proxies: Vec::new(), ip_window_ms, figures: SafetyFigures::default() }
     }
 
@@ -58,16 +59,17 @@ impl Safety {
     }
 
     /// The simulator's own record of who holds a proxy.
-    pub(crate) fn set_holder(&mut self, p: ProxyId, lane: Option<LaneKey>) {
+    pub fn set_holder(&mut self, p: ProxyId, lane: Option<LaneKey>) {
         self.obs(p).holder = lane;
     }
 
-    pub(crate) fn set_dead(&mut self, p: ProxyId, dead: bool) {
+    /// Marks `p` dead (or alive again).
+    pub fn set_dead(&mut self, p: ProxyId, dead: bool) {
         self.obs(p).dead = dead;
     }
 
     /// A lease starts on `p` at `t` (the engine rotated onto it).
-    pub(crate) fn lease_started(&mut self, p: ProxyId, t: u64) {
+    pub fn lease_started(&mut self, p: ProxyId, t: u64) {
         let o = self.obs(p);
         if o.had_lease
             && let Some(done) = o.last_completion
@@ -84,7 +86,7 @@ impl Safety {
 
     /// A send through `p` for a request of `origin`, carried by `serving`; `borrow_ok` says
     /// whether a configured borrow rule allows `serving != origin` now.
-    pub(crate) fn sent(&mut self, p: ProxyId, origin: LaneKey, serving: LaneKey, borrow_ok: bool) {
+    pub fn sent(&mut self, p: ProxyId, origin: LaneKey, serving: LaneKey, borrow_ok: bool) {
         let o = self.obs(p);
         o.lease_sends += 1;
         o.in_flight += 1;
@@ -100,14 +102,15 @@ impl Safety {
         }
     }
 
-    pub(crate) fn completed(&mut self, p: ProxyId, t: u64) {
+    /// A request through `p` ended at `t`.
+    pub fn completed(&mut self, p: ProxyId, t: u64) {
         let o = self.obs(p);
         o.in_flight = o.in_flight.saturating_sub(1);
         o.last_completion = Some(o.last_completion.map_or(t, |c| c.max(t)));
     }
 
     /// A request from `p`'s IP reached Kaspi at `t`. One proxy, one egress IP.
-    pub(crate) fn arrived(&mut self, p: ProxyId, t: u64) -> u32 {
+    pub fn arrived(&mut self, p: ProxyId, t: u64) -> u32 {
         let w = self.ip_window_ms;
         let o = self.obs(p);
         while o.arrivals.front().is_some_and(|&a| a + w <= t) {
@@ -122,12 +125,13 @@ impl Safety {
         now_in_window
     }
 
-    pub(crate) fn figures(&self) -> &SafetyFigures {
+    /// The figures so far.
+    pub fn figures(&self) -> &SafetyFigures {
         &self.figures
     }
 
     /// Per proxy: largest lease, shortest rest, most requests in the window.
-    pub(crate) fn per_proxy(&self, p: ProxyId) -> (u32, Option<u64>, u32) {
+    pub fn per_proxy(&self, p: ProxyId) -> (u32, Option<u64>, u32) {
         self.proxies
             .get(p.0 as usize)
             .map_or((0, None, 0), |o| (o.largest_lease, o.shortest_rest, o.max_in_window))

@@ -65,19 +65,26 @@ fn module_index(m: Module) -> usize {
     m.index()
 }
 
-pub(crate) struct Timeline {
+/// Per-minute attempts and latencies by module, per-minute events, and the followed user's
+/// proxy spans.
+pub struct Timeline {
     minute: u32,
     counts: [[u64; OUTCOME_KINDS.len()]; 4],
     latency: [Histogram<u64>; 4],
-    pub(crate) rows: Vec<MinuteRow>,
-    pub(crate) events: Vec<MinuteEvents>,
-    pub(crate) user: Option<u32>,
+    /// One row per minute and module with attempts.
+    pub rows: Vec<MinuteRow>,
+    /// Events per minute, indexed by minute.
+    pub events: Vec<MinuteEvents>,
+    /// The user whose proxies the spans follow.
+    pub user: Option<u32>,
     open: Vec<(ProxyId, Module, SpanKind, u64)>,
-    pub(crate) spans: Vec<ProxySpan>,
+    /// The followed user's proxy spans, closed.
+    pub spans: Vec<ProxySpan>,
 }
 
 impl Timeline {
-    pub(crate) fn new(user: Option<u32>) -> Self {
+    /// An empty timeline following `user`'s proxies.
+    pub fn new(user: Option<u32>) -> Self {
         let h = || {
             Histogram::<u64>::new_with_bounds(1, 3_600_000, 2)
                 .unwrap_or_else(|_| unreachable!("the bounds and precision are constants known to be valid"))
@@ -130,27 +137,31 @@ impl Timeline {
     }
 
     /// An attempt sent at `t_ms`.
-    pub(crate) fn attempt(&mut self, t_ms: u64, module: Module, outcome: usize, latency_ms: u64) {
+    pub fn attempt(&mut self, t_ms: u64, module: Module, outcome: usize, latency_ms: u64) {
         self.roll(t_ms);
         let i = module_index(module);
         self.counts[i][outcome] += 1;
         self.latency[i].saturating_record(latency_ms.max(1));
     }
 
-    pub(crate) fn ip_window(&mut self, t_ms: u64, in_window: u32) {
+    /// `in_window` requests of one IP were in the window at `t_ms`.
+    pub fn ip_window(&mut self, t_ms: u64, in_window: u32) {
         let e = self.event_slot(t_ms);
         e.max_ip_window = e.max_ip_window.max(in_window);
     }
 
-    pub(crate) fn circuit_opened(&mut self, t_ms: u64) {
+    /// A circuit opened at `t_ms`.
+    pub fn circuit_opened(&mut self, t_ms: u64) {
         self.event_slot(t_ms).circuits_opened += 1;
     }
 
-    pub(crate) fn proxy_dead(&mut self, t_ms: u64) {
+    /// A proxy was declared dead at `t_ms`.
+    pub fn proxy_dead(&mut self, t_ms: u64) {
         self.event_slot(t_ms).proxies_dead += 1;
     }
 
-    pub(crate) fn ban(&mut self, t_ms: u64) {
+    /// A ban (or an account cooldown) began at `t_ms`.
+    pub fn ban(&mut self, t_ms: u64) {
         self.event_slot(t_ms).bans += 1;
     }
 
@@ -168,14 +179,7 @@ impl Timeline {
     }
 
     /// `proxy` of `user`'s `module` lane changed state at `t_ms`.
-    pub(crate) fn proxy_state(
-        &mut self,
-        user: u32,
-        module: Module,
-        proxy: ProxyId,
-        kind: SpanKind,
-        t_ms: u64,
-    ) {
+    pub fn proxy_state(&mut self, user: u32, module: Module, proxy: ProxyId, kind: SpanKind, t_ms: u64) {
         if !self.follows(user) {
             return;
         }
@@ -184,14 +188,7 @@ impl Timeline {
     }
 
     /// A resting proxy of the followed user became ready again at `t_ms` (the end of its rest).
-    pub(crate) fn rest_ends(
-        &mut self,
-        user: u32,
-        module: Module,
-        proxy: ProxyId,
-        from_ms: u64,
-        until_ms: u64,
-    ) {
+    pub fn rest_ends(&mut self, user: u32, module: Module, proxy: ProxyId, from_ms: u64, until_ms: u64) {
         if !self.follows(user) {
             return;
         }
@@ -206,7 +203,7 @@ impl Timeline {
     }
 
     /// Closes everything at the end of the run.
-    pub(crate) fn finish(&mut self, end_ms: u64) {
+    pub fn finish(&mut self, end_ms: u64) {
         self.close_minute();
         for (p, module, kind, start) in std::mem::take(&mut self.open) {
             if end_ms > start {
