@@ -34,5 +34,5 @@ mod proxy6;
 pub use kaspi::{
     Faults, KaspiConfig, KaspiMock, Merchant, Offer, Order, PriceUpdate, Seen, client_ip, price_update_limit,
 };
-pub use proxy::{ForwardProxy, ProxyMode};
+pub use proxy::{ForwardProxy, HeadHook, ProxyMode};
 pub use proxy6::{Proxy6Config, Proxy6Mock};

@@ -46,9 +46,14 @@ pub struct ForwardProxy {
 /// them when it sells the proxy).
 pub(crate) type Login = Arc<std::sync::Mutex<Option<(String, Secret)>>>;
 
+/// Called with each request head's headers as soon as the proxy has read it (the load harness
+/// times decision-to-wire with it).
+pub type HeadHook = Arc<dyn Fn(&[(String, String)]) + Send + Sync>;
+
 struct Config {
     egress: Ipv4Addr,
     login: Login,
+    hook: Option<HeadHook>,
 }
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -58,6 +63,15 @@ impl ForwardProxy {
     /// Starts a proxy that egresses from `egress` (an address in 127.0.0.0/8) and, if `login`
     /// is given, demands those Basic credentials.
     pub async fn start(egress: Ipv4Addr, login: Option<(String, Secret)>) -> std::io::Result<Self> {
+        Self::start_with_hook(egress, login, None).await
+    }
+
+    /// Like [`ForwardProxy::start`], calling `hook` with every request head it reads.
+    pub async fn start_with_hook(
+        egress: Ipv4Addr,
+        login: Option<(String, Secret)>,
+        hook: Option<HeadHook>,
+    ) -> std::io::Result<Self> {
         if !egress.is_loopback() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -67,7 +81,7 @@ impl ForwardProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(ProxyMode::Alive);
-        let config = Arc::new(Config { egress, login: Arc::new(std::sync::Mutex::new(login)) });
+        let config = Arc::new(Config { egress, login: Arc::new(std::sync::Mutex::new(login)), hook });
         let login = Arc::clone(&config.login);
         let task = tokio::spawn(accept_loop(listener, addr, rx, config));
         Ok(ForwardProxy { addr, egress, mode: tx, task, login })
@@ -198,6 +212,9 @@ async fn serve(mut client: TcpStream, mode: ProxyMode, config: Arc<Config>) {
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
         .collect();
+    if let Some(hook) = &config.hook {
+        hook(&headers);
+    }
     match mode {
         ProxyMode::AuthRequired => {
             return respond(

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use rotor_engine::{
     Completion, Decision, Endpoint, Engine, Event, FailReason, LaneKey, Module, Outcome, ProxyId, ProxyState,
@@ -61,6 +61,34 @@ struct InFlight {
     sent_ms: u64,
 }
 
+/// What an observer of a driver sees (the load harness measures through it; live mode sets
+/// none). Calls are made outside the engine lock, in the order things happened per proxy.
+pub trait Tap: Send + Sync {
+    /// An engine event, as the driver absorbs it.
+    fn event(&self, event: &Event, now: rotor_engine::Instant);
+    /// A request is about to go out on `sent`'s proxy.
+    fn sent(&self, sent: &Sent, now: rotor_engine::Instant);
+    /// The request ended with `outcome` (`status` when an HTTP answer came back).
+    fn completed(&self, sent: &Sent, outcome: Outcome, status: Option<u16>, now: rotor_engine::Instant);
+    /// A request waited `ms` for `reason`.
+    fn waited(&self, reason: rotor_engine::WaitReason, ms: u64);
+}
+
+/// One send, as a [`Tap`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    /// The proxy carrying it.
+    pub proxy: ProxyId,
+    /// The lane that asked.
+    pub lane: LaneKey,
+    /// The lane whose proxy carries it (differs when borrowing).
+    pub serving: LaneKey,
+    /// Its endpoint.
+    pub endpoint: Endpoint,
+    /// When it was sent (engine time).
+    pub at: rotor_engine::Instant,
+}
+
 /// The shared core of a live run.
 pub struct Driver {
     engine: Mutex<Engine>,
@@ -83,6 +111,13 @@ pub struct Driver {
     /// Held while events are processed, so that a task that has drained the queue knows every
     /// event popped before (a lease opened by its own send, say) has been written.
     absorbing: Mutex<()>,
+    /// The observer, if any.
+    tap: std::sync::OnceLock<Arc<dyn Tap>>,
+    /// When set, each request carries `x-rotor-decided-ns`: nanoseconds from this instant to
+    /// the engine's decision, so a loopback proxy can time decision-to-wire.
+    stamp: std::sync::OnceLock<std::time::Instant>,
+    /// Wall time spent inside the engine (acquire, complete, events), in nanoseconds.
+    engine_ns: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,7 +154,34 @@ impl Driver {
             next_call: AtomicU64::new(0),
             absorbing: Mutex::new(()),
             owned: Mutex::new(HashMap::new()),
+            tap: std::sync::OnceLock::new(),
+            stamp: std::sync::OnceLock::new(),
+            engine_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Lets `tap` observe every event, send and completion from now on (set once).
+    pub fn set_tap(&self, tap: Arc<dyn Tap>) {
+        let _ = self.tap.set(tap);
+    }
+
+    /// Stamps each request with the time of its decision, counted from `epoch` (set once).
+    pub fn stamp_decisions(&self, epoch: std::time::Instant) {
+        let _ = self.stamp.set(epoch);
+    }
+
+    /// Wall time spent inside the engine so far.
+    pub fn engine_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.engine_ns.load(Ordering::Relaxed))
+    }
+
+    /// Runs `f` on the locked engine and counts the time spent.
+    fn timed<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        let mut engine = lock(&self.engine);
+        let t0 = std::time::Instant::now();
+        let r = f(&mut engine);
+        self.engine_ns.fetch_add(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        r
     }
 
     /// Whether shutdown has begun.
@@ -226,20 +288,20 @@ impl Driver {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let now = clock::now();
-            let (decision, lease_requests) = {
-                let mut engine = lock(&self.engine);
+            let (decision, lease_requests) = self.timed(|engine| {
                 let d = engine.acquire(&spec, now);
                 let n = match &d {
                     Decision::Send(t) => engine.proxy(t.proxy()).map_or(0, |p| p.lease_requests),
                     _ => 0,
                 };
                 (d, n)
-            };
+            });
+            let decided = std::time::Instant::now();
             self.absorb_events();
             match decision {
                 Decision::Send(ticket) => {
                     let (result, completion) =
-                        self.send(ticket, lease_requests, spec.module, &build, now).await?;
+                        self.send(ticket, lease_requests, spec.module, &build, (now, decided)).await?;
                     last_status = result.as_ref().ok().map(|r| r.status);
                     match completion {
                         Completion::Done => {
@@ -265,6 +327,7 @@ impl Driver {
                         () = &mut notified => {}
                         _ = stop.wait_for(|s| *s) => return Err(CallError::Stopped),
                     }
+                    self.waited(reason, now);
                 }
                 Decision::Park { reason, .. } => {
                     self.metrics.wait(reason);
@@ -275,12 +338,19 @@ impl Driver {
                         () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                         _ = stop.wait_for(|s| *s) => return Err(CallError::Stopped),
                     }
+                    self.waited(reason, now);
                 }
                 Decision::Fail(reason) => {
                     self.metrics.failed(spec.module);
                     return Err(CallError::Failed(reason, last_status));
                 }
             }
+        }
+    }
+
+    fn waited(&self, reason: rotor_engine::WaitReason, since: rotor_engine::Instant) {
+        if let Some(tap) = self.tap.get() {
+            tap.waited(reason, clock::now().saturating_since(since).as_millis());
         }
     }
 
@@ -291,7 +361,7 @@ impl Driver {
         lease_requests: u32,
         module: Module,
         build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-        now: rotor_engine::Instant,
+        (now, decided): (rotor_engine::Instant, std::time::Instant),
     ) -> Result<(Result<Reply, rotor_engine::ProxyFailure>, Completion), CallError> {
         let proxy = ticket.proxy();
         if let Err(e) = self.charge(ticket.serving_lane(), proxy, lease_requests) {
@@ -314,7 +384,21 @@ impl Driver {
             InFlight { lane: ticket.lane(), endpoint: ticket.endpoint(), proxy, sent_ms: now.as_millis() };
         lock(&self.in_flight).insert(call_id, flight);
         let client = self.clients.read().unwrap_or_else(PoisonError::into_inner)[proxy.0 as usize].clone();
-        let result = transport::exchange(build(&client)).await;
+        let sent = Sent {
+            proxy,
+            lane: ticket.lane(),
+            serving: ticket.serving_lane(),
+            endpoint: ticket.endpoint(),
+            at: clock::now(),
+        };
+        let mut request = build(&client);
+        if let Some(epoch) = self.stamp.get() {
+            request = request.header("x-rotor-decided-ns", decided.duration_since(*epoch).as_nanos().to_string());
+        }
+        if let Some(tap) = self.tap.get() {
+            tap.sent(&sent, sent.at);
+        }
+        let result = transport::exchange(request).await;
         lock(&self.in_flight).remove(&call_id);
         let outcome = transport::classify(&result);
         self.metrics.request(module, outcome.kind());
@@ -328,7 +412,11 @@ impl Driver {
                 u.failures += 1;
             }
         }
-        let completion = lock(&self.engine).complete(ticket, outcome, clock::now());
+        let done_at = clock::now();
+        let completion = self.timed(|engine| engine.complete(ticket, outcome, done_at));
+        if let Some(tap) = self.tap.get() {
+            tap.completed(&sent, outcome, result.as_ref().ok().map(|r| r.status), done_at);
+        }
         self.absorb_events();
         self.completions.notify_waiters();
         Ok((result, completion))
@@ -358,8 +446,12 @@ impl Driver {
     fn absorb_events(&self) {
         let _serial = lock(&self.absorbing);
         loop {
-            let Some(event) = lock(&self.engine).poll_event() else { break };
-            let now = clock::now().as_millis();
+            let Some(event) = self.timed(Engine::poll_event) else { break };
+            let at = clock::now();
+            if let Some(tap) = self.tap.get() {
+                tap.event(&event, at);
+            }
+            let now = at.as_millis();
             match event {
                 Event::Rotated { lane, from, to, .. } => self.lease_opened(lane, from, to, now),
                 Event::Rested { proxy, until, lane } => self.rest_started(proxy, lane, until, now),

@@ -43,11 +43,22 @@ impl Respond for Router {
         let mut st = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let ip = client_ip(req);
         let path = req.url.path().to_owned();
-        let (endpoint, status, response) = route(&mut st, req, &ip, &path);
         let t_ms = st.now_ms();
-        st.seen.push(Seen { t_ms, ip, endpoint, status });
-        let slow = st.faults.slow_ms;
-        if slow > 0 { response.set_delay(std::time::Duration::from_millis(slow)) } else { response }
+        st.cause = None;
+        let (endpoint, status, response) = route(&mut st, req, &ip, &path);
+        let cause = st.cause.take();
+        st.seen.push(Seen { t_ms, ip, endpoint, status, cause });
+        // Drawn latency is in the fake's scaled time; the wire gets it divided by the scale.
+        let drawn_ms = match st.latency {
+            Some(sampler) => sampler.sample(&mut st.rng) as f64 / st.config.time_scale,
+            None => 0.0,
+        };
+        let delay_ms = st.faults.slow_ms as f64 + drawn_ms;
+        if status == 0 || delay_ms <= 0.0 {
+            response
+        } else {
+            response.set_delay(std::time::Duration::from_secs_f64(delay_ms / 1_000.0))
+        }
     }
 }
 
@@ -89,7 +100,8 @@ impl KaspiMock {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let state = Arc::new(Mutex::new(State::new(config, epoch_ms)));
-        let server = MockServer::start().await;
+        // Request recording is off: a load run sends millions, and `seen` keeps what tests need.
+        let server = MockServer::builder().disable_request_recording().start().await;
         Mock::given(any()).respond_with(Router(Arc::clone(&state))).mount(&server).await;
         KaspiMock { server, state }
     }
@@ -162,6 +174,16 @@ impl KaspiMock {
     /// Every request seen, oldest first.
     pub fn seen(&self) -> Vec<Seen> {
         self.state().seen.clone()
+    }
+
+    /// Takes the requests seen so far (oldest first), leaving the log empty.
+    pub fn take_seen(&self) -> Vec<Seen> {
+        std::mem::take(&mut self.state().seen)
+    }
+
+    /// Now on the fake's clock (ms since it started, scaled by `time_scale`).
+    pub fn now_ms(&self) -> u64 {
+        self.state().now_ms()
     }
 
     /// The most requests any single client IP sent inside any window of `window_ms`, per IP.

@@ -76,6 +76,8 @@ pub struct Seen {
     pub endpoint: Option<Endpoint>,
     /// The status answered.
     pub status: u16,
+    /// Why it was refused, if it was: a hypothesis's name, `storm`, `banned` or `server_error`.
+    pub cause: Option<String>,
 }
 
 /// Faults a test can switch on and off while the fake runs.
@@ -120,6 +122,12 @@ pub struct KaspiConfig {
     /// Limit hypotheses. Defaults to the seed's (250 per 30 minutes per IP, then 429) plus the
     /// community's price-update limit (1.5 per second per account, 429 with a 30-minute cooldown).
     pub hypotheses: Vec<Hypothesis>,
+    /// How many times faster than real time the fake's clock runs: its limiters, bans and
+    /// `Seen::t_ms` are in this scaled time (`rotor load --time-scale`). Defaults to 1.
+    pub time_scale: f64,
+    /// Answer latency, drawn per request in scaled time (so it is divided by `time_scale` on
+    /// the wire). Defaults to none: answers go out at once.
+    pub latency: Option<rotor_sim::scenario::Latency>,
 }
 
 /// The community's per-account price-update limit, with a configurable rate and cooldown.
@@ -150,6 +158,8 @@ impl Default for KaspiConfig {
                 rotor_sim::scenario::seed_hypothesis(),
                 price_update_limit(1.5, rotor_engine::Duration::from_mins(30)),
             ],
+            time_scale: 1.0,
+            latency: None,
         }
     }
 }
@@ -166,6 +176,10 @@ pub(crate) struct State {
     pub(crate) seen: Vec<Seen>,
     pub(crate) limiters: Vec<Limiter>,
     pub(crate) rng: ChaCha8Rng,
+    /// Why the gate refused the request being answered (read and cleared by the router).
+    pub(crate) cause: Option<String>,
+    /// The answer-latency sampler, if any.
+    pub(crate) latency: Option<rotor_sim::kaspi::Sampler>,
 }
 
 const MERCHANT_NAMES: [&str; 6] =
@@ -200,7 +214,10 @@ impl State {
             faults: Faults::default(),
             seen: Vec::new(),
             rng,
+            cause: None,
+            latency: None,
         };
+        state.latency = state.config.latency.as_ref().map(rotor_sim::kaspi::Sampler::new);
         let merchants: Vec<String> = state.config.merchants.iter().map(|m| m.uid.clone()).collect();
         for m in merchants {
             let ten_days = 10 * 86_400_000;
@@ -213,7 +230,7 @@ impl State {
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        (self.started.elapsed().as_secs_f64() * 1_000.0 * self.config.time_scale) as u64
     }
 
     /// Adds one generated order.
@@ -254,12 +271,15 @@ impl State {
         endpoint: Endpoint,
     ) -> Option<(u16, bool)> {
         if self.faults.banned(ip) {
+            self.cause = Some("banned".into());
             return Some((403, false));
         }
         if self.faults.storm_share > 0.0 && self.rng.random::<f64>() < self.faults.storm_share {
+            self.cause = Some("storm".into());
             return Some((429, false));
         }
         if self.faults.server_error_share > 0.0 && self.rng.random::<f64>() < self.faults.server_error_share {
+            self.cause = Some("server_error".into());
             return Some((503, false));
         }
         let t = self.now_ms();
@@ -271,6 +291,7 @@ impl State {
                 continue;
             }
             if let Err((p, _)) = l.check(key(l.hypothesis.scope, ip_num, user, e), t, "kz") {
+                self.cause = Some(l.hypothesis.name.clone());
                 return Some(match p.status {
                     PenaltyStatus::TooManyRequests => (429, false),
                     PenaltyStatus::Forbidden => (403, false),

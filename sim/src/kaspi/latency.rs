@@ -11,14 +11,23 @@ const Z99: f64 = 2.326_347_874;
 
 /// A latency distribution ready to draw from: its parameters worked out once.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Sampler {
+pub enum Sampler {
+    /// Always this many ms.
     Fixed(u64),
+    /// Uniform between the bounds (ms).
     Uniform(u64, u64),
-    LogNormal { median_ms: f64, sigma: f64 },
+    /// Log-normal around `median_ms`.
+    LogNormal {
+        /// The median (ms).
+        median_ms: f64,
+        /// The shape.
+        sigma: f64,
+    },
 }
 
 impl Sampler {
-    pub(crate) fn new(latency: &Latency) -> Self {
+    /// The sampler of `latency`.
+    pub fn new(latency: &Latency) -> Self {
         match *latency {
             Latency::Fixed(d) => Sampler::Fixed(d.as_millis()),
             Latency::Uniform { min, max } => Sampler::Uniform(min.as_millis(), max.as_millis()),
@@ -30,7 +39,7 @@ impl Sampler {
     }
 
     /// One latency draw in milliseconds (at most an hour).
-    pub(crate) fn sample(&self, rng: &mut ChaCha8Rng) -> u64 {
+    pub fn sample(&self, rng: &mut ChaCha8Rng) -> u64 {
         match *self {
             Sampler::Fixed(ms) => ms,
             Sampler::Uniform(lo, hi) => rng.random_range(lo..=hi),

@@ -13,7 +13,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Duration, Endpoint};
 
-pub(crate) use latency::Sampler;
+pub use latency::Sampler;
 pub use limiter::{Limiter, key};
 
 use crate::scenario::{Fault, PenaltyStatus, Scenario};
