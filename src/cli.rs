@@ -81,6 +81,27 @@ pub(crate) enum Command {
     ///   rotor live --config live.toml --dry-run --once
     ///   rotor live --config live.toml --sync-catalog
     Live(LiveArgs),
+    /// Replay a scenario through live mode over real sockets, K times faster than real time.
+    ///
+    /// Starts the fake Kaspi (with the scenario's limit hypotheses and latency) and one loopback
+    /// forward proxy per pool proxy in this process, then runs the scenario's users, modules and
+    /// faults through live mode's driver, store and HTTP clients. Every scenario duration lasts
+    /// 1/K of it: with --time-scale 200, one hour of schedule takes 18 s. It stops by itself at
+    /// the scenario's end (its last cycles drained) or at --max-requests.
+    ///
+    /// Prints the verdicts and figures in scenario time, like `rotor sim`, and the real-time
+    /// ones: throughput, latency per endpoint, decision-to-wire time, the engine's CPU share,
+    /// descriptors and memory. --out writes summary.json, the CSVs, report.html and load.json.
+    /// --compare also runs the simulator and puts the figures side by side (docs/performance.md
+    /// gives the tolerances).
+    ///
+    /// Exit codes: 0 when every check holds (and, with --compare, every figure agrees), 3 when
+    /// one fails, 2 for bad input, 1 otherwise.
+    ///
+    /// Examples:
+    ///   rotor load scenarios/load-small.toml --time-scale 200 --compare
+    ///   rotor load scenarios/load-1000.toml --time-scale 100 --max-requests 300000 --out /tmp/bench
+    Load(LoadArgs),
     /// Check every configured proxy against the four Kaspi endpoints (the seed's Phase 0).
     ///
     /// One request per proxy and endpoint, straight through the proxy; the price endpoint is
@@ -212,6 +233,41 @@ pub(crate) struct SweepArgs {
     pub(crate) max_steps: u64,
 
     /// No progress bar.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoadArgs {
+    /// A scenario file (TOML, see docs/scenarios.md), or the name of a built-in scenario.
+    pub(crate) scenario: String,
+
+    /// How many times faster than real time the run goes (1 to 100000).
+    #[arg(long, default_value_t = 100.0, value_name = "K")]
+    pub(crate) time_scale: f64,
+
+    /// Stop after this many requests have been sent.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_requests: Option<u64>,
+
+    /// Also run the simulator on the scenario and compare; exit 3 when a figure differs beyond
+    /// its tolerance.
+    #[arg(long)]
+    pub(crate) compare: bool,
+
+    /// Write summary.json, the CSVs, report.html and load.json (and compare.txt) here.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+
+    /// Whose proxies the proxy-timeline chart shows.
+    #[arg(long, default_value_t = 1, value_name = "USER")]
+    pub(crate) timeline_user: u32,
+
+    /// No progress line.
     #[arg(long, short)]
     pub(crate) quiet: bool,
 }

@@ -3,7 +3,8 @@
 //! PostgreSQL (several workers). The `rotor` binary's commands live in `main.rs` and
 //! `commands/`; this library is what they and the end-to-end tests call.
 //!
-//! Module map: [`live`] holds everything; see its docs for the parts.
+//! Module map: [`live`] holds live mode; see its docs for the parts. [`load`] replays a
+//! scenario through live mode over loopback sockets (`rotor load`).
 //!
 //! # Example
 //!
@@ -27,3 +28,4 @@
 //! ```
 
 pub mod live;
+pub mod load;

@@ -49,5 +49,5 @@ pub mod verdict;
 
 pub mod kaspi;
 mod queue;
-mod rng;
+pub mod rng;
 mod world;

@@ -541,15 +541,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             Target::Count(n) => n.min(total),
             Target::Share(s) => ((f64::from(total) * s).round() as u32).min(total),
         };
-        // A partial Fisher–Yates shuffle on the fault stream picks `n` distinct proxies.
-        let mut ids: Vec<u32> = (0..total).collect();
-        for i in 0..n as usize {
-            let j = self.fault_rng.random_range(i..ids.len());
-            ids.swap(i, j);
-        }
-        let mut picked: Vec<ProxyId> = ids[..n as usize].iter().map(|&i| ProxyId(i)).collect();
-        picked.sort();
-        picked
+        crate::rng::pick_distinct(&mut self.fault_rng, total, n)
     }
 
     // ---- cycles -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The commands. Each returns the exit code to use, or an error that knows its own.
 
 mod live;
+mod load;
 mod mock;
 mod plan;
 mod sim;
@@ -46,6 +47,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Plan(args) => plan::run(&args),
         Command::Mock(args) => mock::run(&args),
         Command::Live(args) => live::run(&args),
+        Command::Load(args) => load::run(&args),
         Command::Probe { config } => live::probe(&config),
         Command::SeedClaims { out } => {
             let claims = rotor_sim::claims::check().map_err(CliError::internal)?;

@@ -15,6 +15,22 @@ use crate::exit;
 /// Scenarios compiled into the binary, so `rotor sim` works from any directory.
 pub(crate) const BUILTIN: &[(&str, &str)] = &[("seed-500", include_str!("../../scenarios/seed-500.toml"))];
 
+/// A scenario file, or a built-in scenario by name.
+pub(crate) fn load_scenario(which: &str) -> Result<Scenario, CliError> {
+    let path = Path::new(which);
+    if path.exists() {
+        Scenario::load(path).map_err(CliError::bad_input)
+    } else if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == which) {
+        Scenario::parse(name, &format!("<built-in {name}>"), text).map_err(CliError::bad_input)
+    } else {
+        let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+        Err(CliError::bad_input(format!(
+            "no scenario file `{which}`, and no built-in scenario of that name; built-in: {}",
+            names.join(", ")
+        )))
+    }
+}
+
 /// A validated `rotor sim` invocation.
 pub(crate) struct SimConfig {
     scenario: Scenario,
@@ -30,18 +46,7 @@ impl TryFrom<SimArgs> for SimConfig {
 
     fn try_from(args: SimArgs) -> Result<Self, CliError> {
         let which = args.scenario.unwrap_or_else(|| "seed-500".to_owned());
-        let path = Path::new(&which);
-        let mut scenario = if path.exists() {
-            Scenario::load(path).map_err(CliError::bad_input)?
-        } else if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == which) {
-            Scenario::parse(name, &format!("<built-in {name}>"), text).map_err(CliError::bad_input)?
-        } else {
-            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-            return Err(CliError::bad_input(format!(
-                "no scenario file `{which}`, and no built-in scenario of that name; built-in: {}",
-                names.join(", ")
-            )));
-        };
+        let mut scenario = load_scenario(&which)?;
         if let Some(seed) = args.seed {
             scenario.seed = seed;
             scenario.engine.seed = seed;

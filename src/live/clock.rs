@@ -40,7 +40,9 @@ pub fn scale() -> f64 {
 pub fn now() -> Instant {
     match SCALE.get() {
         None => Instant::from_millis(wall_ms()),
-        Some(s) => Instant::from_millis(s.origin_ms + (s.start.elapsed().as_secs_f64() * 1_000.0 * s.k) as u64),
+        Some(s) => {
+            Instant::from_millis(s.origin_ms + (s.start.elapsed().as_secs_f64() * 1_000.0 * s.k) as u64)
+        }
     }
 }
 

@@ -72,6 +72,8 @@ pub trait Tap: Send + Sync {
     fn completed(&self, sent: &Sent, outcome: Outcome, status: Option<u16>, now: rotor_engine::Instant);
     /// A request waited `ms` for `reason`.
     fn waited(&self, reason: rotor_engine::WaitReason, ms: u64);
+    /// `proxies` joined `lane` (dead-proxy replacements).
+    fn allocated(&self, lane: LaneKey, proxies: &[ProxyId]);
 }
 
 /// One send, as a [`Tap`] sees it.
@@ -180,7 +182,8 @@ impl Driver {
         let mut engine = lock(&self.engine);
         let t0 = std::time::Instant::now();
         let r = f(&mut engine);
-        self.engine_ns.fetch_add(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.engine_ns
+            .fetch_add(u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
         r
     }
 
@@ -393,7 +396,8 @@ impl Driver {
         };
         let mut request = build(&client);
         if let Some(epoch) = self.stamp.get() {
-            request = request.header("x-rotor-decided-ns", decided.duration_since(*epoch).as_nanos().to_string());
+            request =
+                request.header("x-rotor-decided-ns", decided.duration_since(*epoch).as_nanos().to_string());
         }
         if let Some(tap) = self.tap.get() {
             tap.sent(&sent, sent.at);
@@ -445,8 +449,7 @@ impl Driver {
     /// Writes every pending engine event to the store, the log and the metrics.
     fn absorb_events(&self) {
         let _serial = lock(&self.absorbing);
-        loop {
-            let Some(event) = self.timed(Engine::poll_event) else { break };
+        while let Some(event) = self.timed(Engine::poll_event) {
             let at = clock::now();
             if let Some(tap) = self.tap.get() {
                 tap.event(&event, at);
@@ -583,7 +586,12 @@ impl Driver {
         };
         self.refresh(&fresh, now);
         match lock(&self.engine).replace_dead_with(lane.user, lane.module, &fresh) {
-            Ok(_) => log::line(Level::Info, &format!("lane {lane}: {} dead proxies replaced", fresh.len())),
+            Ok(_) => {
+                if let Some(tap) = self.tap.get() {
+                    tap.allocated(lane, &fresh);
+                }
+                log::line(Level::Info, &format!("lane {lane}: {} dead proxies replaced", fresh.len()));
+            }
             Err(e) => log::line(Level::Error, &format!("lane {lane}: replacements could not join: {e}")),
         }
     }

@@ -172,33 +172,46 @@ pub async fn catalog(
 ) -> Result<Vec<CatalogRow>, ApiError> {
     let mut rows = Vec::new();
     for page in 0.. {
-        let url = format!("{}/bff/offer-view/list", urls.cabinet);
-        let query = [
-            ("m", account.merchant_uid.clone()),
-            ("p", page.to_string()),
-            ("l", CATALOG_PAGE.to_string()),
-            ("a", "true".to_owned()),
-        ];
-        let spec = RequestSpec::new(account.user, Module::Catalog, Endpoint::CabinetOfferList);
-        let reply = driver.call(spec, |c| cabinet(c.get(&url).query(&query), account)).await?;
-        let v = ok_json(&reply, "offer list")?;
-        let data =
-            v["data"].as_array().ok_or_else(|| ApiError::Answer("offer list: no `data` array".into()))?;
-        for o in data {
-            let Some(sku) = o["sku"].as_str() else { continue };
-            rows.push((
-                sku.to_owned(),
-                o["model"].as_str().map(str::to_owned),
-                o["price"].as_f64(),
-                o["available"].as_bool().unwrap_or(true),
-            ));
-        }
-        let total = v["total"].as_u64().unwrap_or(0);
-        if data.is_empty() || rows.len() as u64 >= total {
+        let (data, total) = catalog_page(driver, urls, account, page).await?;
+        let empty = data.is_empty();
+        rows.extend(data);
+        if empty || rows.len() as u64 >= total {
             break;
         }
     }
     Ok(rows)
+}
+
+/// One page of the merchant's offer list; returns the rows and the total.
+pub async fn catalog_page(
+    driver: &Driver,
+    urls: &KaspiUrls,
+    account: &Account,
+    page: u64,
+) -> Result<(Vec<CatalogRow>, u64), ApiError> {
+    let url = format!("{}/bff/offer-view/list", urls.cabinet);
+    let query = [
+        ("m", account.merchant_uid.clone()),
+        ("p", page.to_string()),
+        ("l", CATALOG_PAGE.to_string()),
+        ("a", "true".to_owned()),
+    ];
+    let spec = RequestSpec::new(account.user, Module::Catalog, Endpoint::CabinetOfferList);
+    let reply = driver.call(spec, |c| cabinet(c.get(&url).query(&query), account)).await?;
+    let v = ok_json(&reply, "offer list")?;
+    let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("offer list: no `data` array".into()))?;
+    let rows = data
+        .iter()
+        .filter_map(|o| {
+            Some((
+                o["sku"].as_str()?.to_owned(),
+                o["model"].as_str().map(str::to_owned),
+                o["price"].as_f64(),
+                o["available"].as_bool().unwrap_or(true),
+            ))
+        })
+        .collect();
+    Ok((rows, v["total"].as_u64().unwrap_or(0)))
 }
 
 /// An order as listed: its JSON:API id, attributes, and where its entries are.

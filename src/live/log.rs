@@ -14,8 +14,18 @@ pub enum Level {
     Error,
 }
 
+static QUIET_INFO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Drops `Info` lines from now on (`rotor load` keeps only warnings and errors).
+pub fn quiet_info() {
+    QUIET_INFO.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes one line.
 pub fn line(level: Level, message: &str) {
+    if level == Level::Info && QUIET_INFO.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let ms = super::clock::now().as_millis();
     let tag = match level {
         Level::Info => "INFO",

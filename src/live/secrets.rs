@@ -82,6 +82,11 @@ impl Cipher {
         Ok(Cipher { aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)) })
     }
 
+    /// A cipher under a fresh random key (for a store that lives only as long as a run).
+    pub fn random() -> Self {
+        Cipher { aead: Aes256Gcm::new(&Aes256Gcm::generate_key(&mut OsRng)) }
+    }
+
     /// Encrypts `plain` under a fresh random nonce.
     pub fn seal(&self, plain: &str) -> String {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);

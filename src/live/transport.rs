@@ -40,6 +40,20 @@ pub fn init_tls() {
     });
 }
 
+/// One TLS configuration for every client: its certificate verifier (the system's roots) is
+/// shared, where a client built with its own would hold ~190 KB of parsed roots
+/// (docs/performance.md).
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, String>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            use rustls_platform_verifier::ConfigVerifierExt as _;
+            init_tls();
+            rustls::ClientConfig::with_platform_verifier().map_err(|e| format!("TLS setup: {e}"))
+        })
+        .clone()
+}
+
 /// Builds the client for one proxy.
 pub fn client(proxy: &ProxyEndpoint<'_>, t: Timeouts) -> Result<reqwest::Client, String> {
     init_tls();
@@ -48,6 +62,7 @@ pub fn client(proxy: &ProxyEndpoint<'_>, t: Timeouts) -> Result<reqwest::Client,
         p = p.basic_auth(user, proxy.password.map_or("", Secret::expose));
     }
     reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config()?)
         .proxy(p)
         .timeout(std::time::Duration::from_millis(t.request.as_millis()))
         .connect_timeout(std::time::Duration::from_millis(t.connect.as_millis()))

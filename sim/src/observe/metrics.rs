@@ -103,6 +103,12 @@ fn workload_index(m: Module) -> Option<usize> {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
     /// Empty counters.
     pub fn new() -> Self {

@@ -1,0 +1,84 @@
+//! `rotor load`: a scenario through live mode over loopback sockets, optionally beside the
+//! simulator.
+
+use std::io::IsTerminal;
+
+use rotor::load::{self, LoadError, LoadOptions, compare};
+use rotor_sim::run::RunOptions;
+use rotor_sim::verdict;
+
+use super::CliError;
+use super::sim::load_scenario;
+use crate::cli::LoadArgs;
+use crate::exit;
+
+pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
+    let mut sc = load_scenario(&args.scenario)?;
+    if let Some(seed) = args.seed {
+        sc.seed = seed;
+        sc.engine.seed = seed;
+    }
+    if args.max_requests == Some(0) {
+        return Err(CliError::bad_input("--max-requests must be at least 1"));
+    }
+    let opts = LoadOptions {
+        time_scale: args.time_scale,
+        max_requests: args.max_requests,
+        timeline_user: Some(args.timeline_user),
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    };
+    if !args.quiet {
+        eprintln!(
+            "rotor load: scenario {} seed={} duration={} at time scale {} ({} proxies on loopback)",
+            sc.name, sc.seed, sc.duration, args.time_scale, sc.pool.initial
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
+    let outcome = runtime.block_on(load::run(&sc, &opts)).map_err(|e| match e {
+        LoadError::Input(m) => CliError::bad_input(m),
+        LoadError::Internal(m) => CliError::internal(m),
+    })?;
+    let report = &outcome.report;
+    let verdicts = verdict::verdicts(&sc, &report.summary);
+    print!("{}", verdict::table(&verdicts));
+    print!("\n{}", verdict::figures(&report.summary));
+    println!("\nreal time:\n{}", outcome.perf.text());
+    let mut pass = verdict::all_pass(&verdicts);
+    let mut compared = None;
+    if args.compare {
+        let sim = rotor_sim::run::run(
+            &sc,
+            RunOptions { timeline_user: Some(args.timeline_user), ..RunOptions::default() },
+        )
+        .map_err(|e| CliError::internal(format!("the simulator failed: {e}")))?;
+        let rows = compare::compare(&sc, &sim, report, args.time_scale);
+        let text = compare::table(&rows);
+        println!("load against the simulator:\n{text}");
+        pass &= rows.iter().all(|r| r.ok);
+        compared = Some((rows, text));
+    }
+    if let Some(dir) = &args.out {
+        let write_err = |e: String| CliError::internal(format!("cannot write into {}: {e}", dir.display()));
+        rotor_sim::output::write_all(report, dir).map_err(|e| write_err(e.to_string()))?;
+        rotor_sim::report::write(&sc, report, &verdicts, dir).map_err(write_err)?;
+        let json = serde_json::to_string_pretty(&outcome.perf).map_err(|e| write_err(e.to_string()))?;
+        std::fs::write(dir.join("load.json"), json + "\n").map_err(|e| write_err(e.to_string()))?;
+        if let Some((rows, text)) = &compared {
+            let json = serde_json::to_string_pretty(rows).map_err(|e| write_err(e.to_string()))?;
+            std::fs::write(dir.join("compare.json"), json + "\n").map_err(|e| write_err(e.to_string()))?;
+            std::fs::write(dir.join("compare.txt"), text).map_err(|e| write_err(e.to_string()))?;
+        }
+    }
+    if !args.quiet {
+        eprintln!(
+            "rotor load: {} in {:.2}s real time; seed={}",
+            if pass { "all checks passed" } else { "CHECKS FAILED" },
+            outcome.perf.wall_s,
+            sc.seed
+        );
+    }
+    Ok(if pass { exit::OK } else { exit::FAILED_CHECK })
+}

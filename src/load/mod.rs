@@ -1,0 +1,423 @@
+//! `rotor load`: a scenario replayed through live mode over real sockets, at a chosen time
+//! scale, against the fake Kaspi and one loopback proxy per pool proxy.
+//!
+//! - [`world`]: the fake Kaspi, the proxies, and the scenario's faults at their scaled times.
+//! - `workload`: the scenario's cycles, each step a call of live mode's Kaspi client through the
+//!   live [`Driver`] (engine, durable charges in SQLite, per-proxy reqwest clients).
+//! - `recorder`: the driver's tap; it feeds the simulator's own observer, so the invariants and
+//!   figures are measured by the same code as in `rotor sim`.
+//! - [`perf`]: throughput, latency, decision-to-wire time, engine CPU share, descriptors, memory.
+//! - [`compare`]: the cross-check against `rotor sim`.
+//!
+//! Time: the whole process runs on a clock K times faster than real time
+//! (docs/decisions/load-time-scale.md). Engine instants, the fake Kaspi's limiters, and every
+//! figure in `summary.json` are in scenario time; [`perf::Perf`] is in real time.
+
+pub mod compare;
+pub mod perf;
+mod recorder;
+mod workload;
+pub mod world;
+
+use std::sync::Arc;
+
+use rotor_engine::{Duration, Engine, Instant, LaneKey, Module, ProxySpec, UserId};
+use rotor_mock_kaspi::HeadHook;
+use rotor_sim::observe::Observer;
+use rotor_sim::scenario::Scenario;
+use rotor_sim::summary::{PoolFigures, ProxyRecord, RunReport, build_report};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::live::config::KaspiUrls;
+use crate::live::driver::{Driver, Tap};
+use crate::live::kaspi::Account;
+use crate::live::secrets::Cipher;
+use crate::live::store::{LeaseUsage, NewProxy, Store};
+use crate::live::transport::{self, ProxyEndpoint, Timeouts};
+use crate::live::{clock, log};
+use perf::{DecisionTimer, Perf, Sampler};
+use recorder::Recorder;
+
+/// How to run a load test.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// How many times faster than real time (K): every scenario duration lasts 1/K.
+    pub time_scale: f64,
+    /// Stop after this many attempts have been sent.
+    pub max_requests: Option<u64>,
+    /// Whose proxies the timeline chart follows.
+    pub timeline_user: Option<u32>,
+    /// Print progress to stderr now and then.
+    pub progress: bool,
+}
+
+/// Why a load run could not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The scenario or an option is not playable (exit 2).
+    #[error("{0}")]
+    Input(String),
+    /// The harness failed (exit 1).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What a load run produced.
+pub struct LoadOutcome {
+    /// The same report `rotor sim` makes, in scenario time.
+    pub report: RunReport,
+    /// The real-time performance figures.
+    pub perf: Perf,
+}
+
+/// The real time a scenario span lasts under `k`, at least 1 ms.
+fn scaled(d: Duration, k: f64) -> Duration {
+    Duration::from_millis(((d.as_millis() as f64 / k).ceil() as u64).max(1))
+}
+
+/// Runs `sc` over loopback sockets. Must be the first thing in the process that reads the live
+/// clock, because it sets the clock's scale.
+pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadError> {
+    let k = opts.time_scale;
+    if !(k.is_finite() && (1.0..=100_000.0).contains(&k)) {
+        return Err(LoadError::Input(format!("--time-scale {k}: valid: a number from 1 to 100000")));
+    }
+    world::check_supported(sc)?;
+    if !clock::set_scale(k) && (clock::scale() - k).abs() > f64::EPSILON {
+        return Err(LoadError::Internal("the clock's scale was already set in this process".into()));
+    }
+    log::quiet_info();
+    transport::init_tls();
+    let internal = |e: String| LoadError::Internal(e);
+
+    let epoch = std::time::Instant::now();
+    let timer = Arc::new(DecisionTimer::new(epoch));
+    let hook: HeadHook = {
+        let timer = Arc::clone(&timer);
+        Arc::new(move |headers: &[(String, String)]| timer.head(headers))
+    };
+    let skus: Vec<(UserId, u32)> = workload::user_ids(sc)
+        .map(|u| {
+            let mut rng = rotor_sim::rng::stream(sc.seed, rotor_sim::rng::Stream::User(u.0));
+            (u, rand::Rng::random_range(&mut rng, sc.users.skus.lo..=sc.users.skus.hi))
+        })
+        .collect();
+    let products = skus.iter().map(|s| s.1).max().unwrap_or(1);
+
+    let mut sampler = Sampler::start();
+    let world = Arc::new(world::World::start(sc, k, products, Some(hook)).await?);
+    let dir = tempdir()?;
+    let cipher = Cipher::random();
+    let mut store = Store::open(&dir.join("load.db").display().to_string(), &dir, cipher)
+        .map_err(|e| internal(e.to_string()))?;
+    let t0 = clock::now();
+    let timeouts = Timeouts { request: scaled(sc.kaspi.timeout, k), connect: scaled(sc.kaspi.timeout, k) };
+    let rss_before = perf::rss_bytes();
+    let (engine, clients) = build_pool(sc, &world, &mut store, t0, timeouts)?;
+    let client_bytes = perf::rss_bytes().saturating_sub(rss_before);
+    let books: Vec<(u32, LeaseUsage)> = vec![(0, LeaseUsage::default()); clients.len()];
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let driver = Arc::new(Driver::new(engine, store, clients, &books, 16, stop_rx));
+    driver.stamp_decisions(epoch);
+    let expected_us = expected_intervals(sc, &skus, k);
+    let recorder = Arc::new(Recorder::new(
+        t0,
+        world.proxies.len(),
+        sc.invariants.ip_window.as_millis(),
+        opts.timeline_user,
+        sc.engine.borrow.clone(),
+        expected_us,
+    ));
+    driver.set_tap(Arc::clone(&recorder) as Arc<dyn Tap>);
+
+    // Allocation: each user claims its lanes (one worker, leases that outlast the run) and the
+    // store picks its proxies, as in live mode.
+    let mut accounts = Vec::new();
+    let mut waiting = 0u32;
+    for &(user, n) in &skus {
+        if allocate(&driver, &recorder, sc, user, t0)? {
+            let m = world::merchant(user.0);
+            accounts.push((Account { user, merchant_uid: m.uid, token: m.token, session: m.session }, n));
+        } else {
+            waiting += 1;
+            log::line(
+                log::Level::Warn,
+                &format!("user {user}: too few free proxies; it waits the whole run"),
+            );
+        }
+    }
+
+    let ctx = Arc::new(context(sc, &world, &driver, &recorder, t0));
+    let started = std::time::Instant::now();
+    let mut tasks = JoinSet::new();
+    for work in workload::works(sc, &accounts) {
+        tasks.spawn(workload::run(Arc::clone(&ctx), work));
+    }
+    let faults =
+        tokio::spawn(world::play_faults(Arc::new(sc.clone()), Arc::clone(&world), Arc::clone(&driver), t0));
+
+    wait_for_end(sc, opts, &mut tasks, &mut sampler, &recorder, &stop_tx, t0, started).await;
+    let _ = stop_tx.send(true);
+    faults.abort();
+    let wall = started.elapsed();
+    if opts.progress {
+        eprint!("\r{:70}\r", "");
+    }
+    sampler.sample();
+    let end_ms = clock::now().saturating_since(t0).as_millis();
+    let engine_time = driver.engine_time();
+    let seen = world.kaspi.take_seen();
+    let perf_inputs = perf::Inputs { wall, engine_time, client_bytes, clients: world.proxies.len() as u64 };
+    drop(ctx);
+    let inner = recorder.take();
+
+    let perf = Perf::build(&inner, &timer, &sampler, &perf_inputs, k);
+    let report = finish(sc, &driver, inner, &seen, world.proxies.len(), waiting, end_ms);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(LoadOutcome { report, perf })
+}
+
+/// What the workload tasks share.
+fn context(
+    sc: &Scenario,
+    world: &world::World,
+    driver: &Arc<Driver>,
+    recorder: &Arc<Recorder>,
+    t0: Instant,
+) -> workload::Ctx {
+    workload::Ctx {
+        driver: Arc::clone(driver),
+        recorder: Arc::clone(recorder),
+        urls: KaspiUrls {
+            storefront: world.kaspi.uri(),
+            cabinet: world.kaspi.uri(),
+            shop_api: format!("{}/shop/api/v2", world.kaspi.uri()),
+            city_id: "750000000".into(),
+        },
+        products: world.kaspi.products(),
+        t0,
+        duration_ms: sc.duration.as_millis(),
+        price_change_share: sc.demper.map_or(1.0, |d| d.price_change_share),
+        orders: sc.orders.map(|o| (o.orders_per_poll.lo, o.orders_per_poll.hi, o.page_size.max(1))),
+        catalog_pages: sc.catalog.map_or(1, |c| c.pages),
+    }
+}
+
+/// Waits until every lane has drained its last cycle, --max-requests is reached, or the cap
+/// passes; samples the process and prints progress meanwhile.
+#[allow(clippy::too_many_arguments)] // one call site: the run's own state, passed down
+async fn wait_for_end(
+    sc: &Scenario,
+    opts: &LoadOptions,
+    tasks: &mut JoinSet<()>,
+    sampler: &mut Sampler,
+    recorder: &Recorder,
+    stop_tx: &watch::Sender<bool>,
+    t0: Instant,
+    started: std::time::Instant,
+) {
+    // The run ends when every lane has drained its last cycle, at --max-requests, or at twice
+    // the scenario's duration (a lane stuck behind resting proxies is cut off there).
+    let cap = started + clock::real(2 * sc.duration.as_millis()) + std::time::Duration::from_secs(5);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => if done.is_none() { break },
+            _ = tick.tick() => {
+                sampler.sample();
+                let attempts = recorder.lock().obs.metrics.attempts;
+                if opts.progress {
+                    let t = clock::now().saturating_since(t0).as_millis();
+                    eprint!("\r  scenario time {:>6.1}% of {}  ({attempts} requests)   ",
+                        (t as f64 / sc.duration.as_millis().max(1) as f64 * 100.0).min(999.0), sc.duration);
+                }
+                let over = opts.max_requests.is_some_and(|m| attempts >= m);
+                if over || std::time::Instant::now() >= cap {
+                    let _ = stop_tx.send(true);
+                }
+            }
+        }
+    }
+}
+
+/// The engine and one client per loopback proxy, each proxy recorded in the store first (ids
+/// agree: the store's row id is the engine's proxy id).
+fn build_pool(
+    sc: &Scenario,
+    world: &world::World,
+    store: &mut Store,
+    t0: Instant,
+    timeouts: Timeouts,
+) -> Result<(Engine, Vec<reqwest::Client>), LoadError> {
+    let internal = |e: String| LoadError::Internal(e);
+    let mut engine = Engine::new(sc.engine.clone()).map_err(|e| LoadError::Input(format!("[engine] {e}")))?;
+    let mut clients = Vec::with_capacity(world.proxies.len());
+    for (i, p) in world.proxies.iter().enumerate() {
+        let url = p.url();
+        let (user, pass) = world::login(i as u32);
+        let egress = std::net::IpAddr::V4(p.egress());
+        let new = NewProxy {
+            url: &url,
+            username: Some(&user),
+            password: Some(&pass),
+            egress_ip: egress,
+            source: "config",
+            proxy6: None,
+        };
+        let id = store.upsert_proxy(&new, t0.as_millis()).map_err(|e| internal(e.to_string()))?;
+        let spec = ProxySpec {
+            host: "127.0.0.1".into(),
+            port: p.port(),
+            credentials: Some(rotor_engine::Credentials::new(user.clone(), pass.expose().to_owned())),
+            egress_ip: egress,
+            subnet: rotor_sim::scenario::subnet_label(i as u32, sc.pool.subnet_size),
+        };
+        let eid = engine.add_proxy(spec);
+        if eid != id {
+            return Err(internal(format!("store proxy {id} came back as engine proxy {eid}")));
+        }
+        let endpoint = ProxyEndpoint { url: &url, username: Some(&user), password: Some(&pass) };
+        clients.push(transport::client(&endpoint, timeouts).map_err(internal)?);
+    }
+    Ok((engine, clients))
+}
+
+/// Adds Kaspi's side (arrivals per IP, refusals by cause) to what the tap recorded, and builds
+/// the simulator's report from it.
+fn finish(
+    sc: &Scenario,
+    driver: &Driver,
+    mut inner: recorder::Inner,
+    seen: &[rotor_mock_kaspi::Seen],
+    proxy_count: usize,
+    waiting: u32,
+    end_ms: u64,
+) -> RunReport {
+    // Kaspi's side: arrivals per IP in its window, and the refusals by cause.
+    let by_ip: std::collections::HashMap<String, u32> =
+        (0..proxy_count as u32).map(|i| (world::egress(i).to_string(), i)).collect();
+    for s in seen {
+        let Some(&p) = by_ip.get(&s.ip) else { continue };
+        let in_window = inner.obs.safety.arrived(rotor_engine::ProxyId(p), s.t_ms);
+        inner.obs.timeline.ip_window(s.t_ms, in_window);
+        let cause = s.cause.clone().unwrap_or_else(|| "unknown".into());
+        let count = &mut inner.proxies[p as usize];
+        match s.status {
+            429 => {
+                count.r429 += 1;
+                *inner.obs.metrics.status_429_by_cause.entry(cause).or_default() += 1;
+            }
+            403 => {
+                count.r403 += 1;
+                *inner.obs.metrics.status_403_by_cause.entry(cause).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    let acc = &mut inner.obs.metrics.accounting;
+    acc.unfinished = acc.issued.saturating_sub(acc.succeeded + acc.failed);
+    let proxies: Vec<ProxyRecord> = inner
+        .proxies
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let id = rotor_engine::ProxyId(i as u32);
+            let (largest_lease, shortest_rest_ms, max_in_window) = inner.obs.safety.per_proxy(id);
+            ProxyRecord {
+                proxy: i as u32,
+                ip: world::egress(i as u32).to_string(),
+                lane: driver.with_engine(|e| e.proxy(id).and_then(|v| v.lane)).map(|l| l.to_string()),
+                leases: c.leases,
+                requests: c.requests,
+                largest_lease,
+                max_in_window,
+                shortest_rest_ms,
+                r429: c.r429,
+                r403: c.r403,
+                dead: c.dead,
+                died_at_ms: None,
+            }
+        })
+        .collect();
+    let n = sc.pool.initial;
+    let pool = PoolFigures {
+        initial: n,
+        bought: 0,
+        purchases: 0,
+        refused_purchases: 0,
+        refused_by_reason: std::collections::BTreeMap::new(),
+        spent_usd: 0.0,
+        peak_owned: n,
+        monthly_cost_usd: f64::from(n) / 100.0 * sc.pool.price_per_100_usd,
+        users_waiting: waiting,
+    };
+    let steps = inner.obs.metrics.attempts;
+    let obs: Observer = inner.obs;
+    let mut obs = obs;
+    obs.timeline.finish(end_ms);
+    build_report(sc, end_ms, steps, obs, proxies, pool)
+}
+
+/// Claims `user`'s lanes and allocates its proxies through the store; false if too few are free.
+fn allocate(
+    driver: &Driver,
+    recorder: &Recorder,
+    sc: &Scenario,
+    user: UserId,
+    t0: Instant,
+) -> Result<bool, LoadError> {
+    let internal = |e: super::live::store::StoreError| LoadError::Internal(e.to_string());
+    let far = t0 + Duration::from_mins(10 * 365 * 24 * 60);
+    let claimed = driver
+        .with_store(|s| s.claim_user("load", user, far.as_millis(), t0.as_millis(), true, t0.as_millis()))
+        .map_err(internal)?;
+    let Some((fences, _)) = claimed else {
+        return Err(LoadError::Internal(format!("user {user}: its lanes could not be claimed")));
+    };
+    driver.own(user, fences, std::time::Instant::now() + std::time::Duration::from_secs(10 * 365 * 86_400));
+    let Some(modules) =
+        driver.with_store(|s| s.allocate(user, sc.users.split, t0.as_millis())).map_err(internal)?
+    else {
+        return Ok(false);
+    };
+    for m in Module::ALL {
+        recorder.allocated(LaneKey::new(user, m), &modules[m.index()]);
+    }
+    driver
+        .with_engine(|e| e.allocate_exact(user, modules))
+        .map_err(|e| LoadError::Internal(format!("user {user}: {e}")))?;
+    Ok(true)
+}
+
+/// Per module, the real time (µs) between two sends of one workload slot if the schedule were
+/// kept: the cycle interval shared by the cycle's requests, per concurrent slot.
+fn expected_intervals(sc: &Scenario, skus: &[(UserId, u32)], k: f64) -> [u64; 4] {
+    let mean_skus = skus.iter().map(|s| f64::from(s.1)).sum::<f64>() / skus.len().max(1) as f64;
+    let per = |interval: Duration, requests: f64, slots: u32| {
+        let ms = interval.as_millis() as f64 * f64::from(slots.max(1)) / requests.max(1.0);
+        ((ms * 1_000.0 / k) as u64).max(1)
+    };
+    let mut out = [0u64; 4];
+    if let Some(d) = sc.demper {
+        out[Module::Demper.index()] =
+            per(d.interval, mean_skus * (1.0 + d.price_change_share), d.concurrency);
+    }
+    if let Some(o) = sc.orders {
+        let n = f64::from(o.orders_per_poll.lo + o.orders_per_poll.hi) / 2.0;
+        out[Module::Orders.index()] =
+            per(o.interval, n + (n / f64::from(o.page_size.max(1))).ceil(), o.concurrency);
+    }
+    if let Some(c) = sc.catalog {
+        out[Module::Catalog.index()] = per(c.interval, f64::from(c.pages), 1);
+    }
+    out[Module::Reserve.index()] = out[Module::Catalog.index()];
+    out
+}
+
+fn tempdir() -> Result<std::path::PathBuf, LoadError> {
+    let dir = std::env::temp_dir().join(format!("rotor-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| LoadError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}

@@ -1,0 +1,280 @@
+//! The scenario's workload over real sockets: per user, one task per module runs cycles on the
+//! scenario's schedule with its concurrency, and every step is one call of live mode's Kaspi
+//! client through the driver. The cycle rules are the simulator's: a cycle due while the last
+//! still runs waits for it (a second one due meanwhile is skipped), demper SKUs draw their
+//! price change from the lane's stream, orders draw how many arrived.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rotor_engine::{Endpoint, LaneKey, Module, UserId};
+use rotor_sim::observe::CycleRecord;
+use rotor_sim::scenario::Scenario;
+use tokio::task::JoinSet;
+
+use super::recorder::Recorder;
+use crate::live::clock;
+use crate::live::config::KaspiUrls;
+use crate::live::driver::{CallError, Driver};
+use crate::live::kaspi::{self, Account, ApiError, ListedOrder};
+
+/// What every workload task shares.
+pub(crate) struct Ctx {
+    pub(crate) driver: Arc<Driver>,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) urls: KaspiUrls,
+    pub(crate) products: Vec<String>,
+    /// Engine instant of scenario time 0.
+    pub(crate) t0: rotor_engine::Instant,
+    /// No cycle starts at or after this scenario time.
+    pub(crate) duration_ms: u64,
+    /// The share of SKUs whose price changes per cycle.
+    pub(crate) price_change_share: f64,
+    /// New orders per poll (lowest, highest) and the page size.
+    pub(crate) orders: Option<(u32, u32, u32)>,
+    /// Pages per catalogue sync.
+    pub(crate) catalog_pages: u32,
+}
+
+/// One lane's work: its schedule and its stream.
+pub(crate) struct Work {
+    pub(crate) account: Account,
+    pub(crate) module: Module,
+    pub(crate) interval_ms: u64,
+    pub(crate) concurrency: u32,
+    pub(crate) skus: u32,
+    pub(crate) rng: ChaCha8Rng,
+}
+
+/// How a request ended, for the accounting.
+fn verdict(r: &Result<(), ApiError>) -> Option<Result<(), String>> {
+    match r {
+        Ok(()) => Some(Ok(())),
+        Err(ApiError::Call(CallError::Stopped | CallError::LaneLost)) => None,
+        Err(ApiError::Call(CallError::Failed(reason, _))) => Some(Err(Recorder::reason_key(*reason))),
+        Err(ApiError::Call(CallError::Store(_))) => Some(Err("store".to_owned())),
+        Err(ApiError::Answer(_)) => Some(Err("bad_answer".to_owned())),
+    }
+}
+
+impl Ctx {
+    fn now_ms(&self) -> u64 {
+        clock::now().saturating_since(self.t0).as_millis()
+    }
+
+    /// Runs one request: issues it, calls `f`, records its end. Returns whether it succeeded.
+    async fn request<F, T>(&self, module: Module, endpoint: Endpoint, f: F) -> Option<T>
+    where
+        F: Future<Output = Result<T, ApiError>>,
+    {
+        self.recorder.issued();
+        let issued = std::time::Instant::now();
+        let r = f.await;
+        let (unit, value) = match r {
+            Ok(v) => (Ok(()), Some(v)),
+            Err(e) => (Err(e), None),
+        };
+        self.recorder.finished(module, endpoint, issued, verdict(&unit));
+        value
+    }
+}
+
+/// Runs `work`'s cycles until the scenario's duration (the last cycle is drained) or shutdown.
+pub(crate) async fn run(ctx: Arc<Ctx>, mut work: Work) {
+    let lane = LaneKey::new(work.account.user, work.module);
+    let mut due = 0u64;
+    loop {
+        if due >= ctx.duration_ms || ctx.driver.stopping() {
+            return;
+        }
+        if !ctx.driver.sleep_until(ctx.t0 + rotor_engine::Duration::from_millis(due)).await {
+            return;
+        }
+        let started = ctx.now_ms().max(due);
+        let requests = match work.module {
+            Module::Demper => demper_cycle(&ctx, &mut work).await,
+            Module::Orders => orders_cycle(&ctx, &mut work).await,
+            Module::Catalog => catalog_cycle(&ctx, &work).await,
+            Module::Reserve => 0,
+        };
+        let ended = ctx.now_ms();
+        ctx.recorder.lock().obs.metrics.cycle_done(CycleRecord {
+            module: lane.module,
+            user: lane.user,
+            scheduled_ms: due,
+            start_ms: started,
+            duration_ms: ended - started.min(ended),
+            lag_ms: started - due,
+            requests,
+            missed: ended > due + work.interval_ms,
+        });
+        // The simulator's rule: the latest tick that fell due during the cycle starts at once;
+        // any earlier ones are skipped.
+        let next = due + work.interval_ms;
+        if ended >= next {
+            let passed = (ended - due) / work.interval_ms;
+            let latest = due + passed * work.interval_ms;
+            let skipped = passed.saturating_sub(1);
+            for _ in 0..skipped {
+                ctx.recorder.lock().obs.metrics.cycle_skipped(lane.module);
+            }
+            due = latest;
+        } else {
+            due = next;
+        }
+    }
+}
+
+/// Every SKU's offers, `concurrency` at a time; a drawn share of them pushes a new price.
+async fn demper_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
+    let share = ctx.price_change_share;
+    let plan: Vec<bool> = (0..work.skus).map(|_| share >= 1.0 || work.rng.random::<f64>() < share).collect();
+    let plan = Arc::new(plan);
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..work.concurrency.max(1) {
+        let (ctx, plan, next, account) =
+            (Arc::clone(ctx), Arc::clone(&plan), Arc::clone(&next), work.account.clone());
+        tasks.spawn(async move {
+            let mut sent = 0u32;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
+                if i >= plan.len() || ctx.driver.stopping() {
+                    return sent;
+                }
+                let product = &ctx.products[i % ctx.products.len()];
+                sent += 1;
+                let offers = ctx
+                    .request(Module::Demper, Endpoint::StorefrontOffers, async {
+                        kaspi::offers_page(&ctx.driver, &ctx.urls, account.user, product, 0).await
+                    })
+                    .await;
+                let Some((rows, _)) = offers else { continue };
+                if plan[i] {
+                    let rival = rows.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+                    let price = if rival.is_finite() { (rival - 1.0).max(1.0) } else { 10_000.0 };
+                    let sku = format!("SKU-{}", i + 1);
+                    sent += 1;
+                    ctx.request(Module::Demper, Endpoint::CabinetPriceUpdate, async {
+                        kaspi::push_price(&ctx.driver, &ctx.urls, &account, &sku, &sku, price).await
+                    })
+                    .await;
+                }
+            }
+        });
+    }
+    let mut total = 0;
+    while let Some(r) = tasks.join_next().await {
+        total += r.unwrap_or(0);
+    }
+    total
+}
+
+/// The drawn number of new orders: their pages one by one, then their entries.
+async fn orders_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
+    let (n, pages) = match ctx.orders {
+        Some((lo, hi, page_size)) => {
+            let n = work.rng.random_range(lo..=hi);
+            (n, n.div_ceil(page_size).max(1))
+        }
+        None => (0, 1),
+    };
+    let now_epoch = clock::now().as_millis();
+    let ge = now_epoch.saturating_sub(14 * 86_400_000);
+    let mut listed: Vec<ListedOrder> = Vec::new();
+    let mut sent = 0u32;
+    for page in 0..pages {
+        if ctx.driver.stopping() {
+            return sent;
+        }
+        sent += 1;
+        let got = ctx
+            .request(Module::Orders, Endpoint::ShopOrders, async {
+                kaspi::orders_page(&ctx.driver, &ctx.urls, &work.account, ge, now_epoch, u64::from(page))
+                    .await
+            })
+            .await;
+        if let Some((orders, _)) = got {
+            listed.extend(orders);
+        }
+    }
+    if listed.is_empty() {
+        return sent;
+    }
+    let listed = Arc::new(listed);
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..work.concurrency.max(1) {
+        let (ctx, listed, next, account) =
+            (Arc::clone(ctx), Arc::clone(&listed), Arc::clone(&next), work.account.clone());
+        tasks.spawn(async move {
+            let mut sent = 0u32;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n || ctx.driver.stopping() {
+                    return sent;
+                }
+                sent += 1;
+                let order = &listed[i as usize % listed.len()];
+                ctx.request(Module::Orders, Endpoint::ShopOrderEntries, async {
+                    kaspi::order_entries(&ctx.driver, &account, order).await.map(|_| ())
+                })
+                .await;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        sent += r.unwrap_or(0);
+    }
+    sent
+}
+
+/// The catalogue's pages, one by one.
+async fn catalog_cycle(ctx: &Arc<Ctx>, work: &Work) -> u32 {
+    let mut sent = 0;
+    for page in 0..ctx.catalog_pages {
+        if ctx.driver.stopping() {
+            break;
+        }
+        sent += 1;
+        ctx.request(Module::Catalog, Endpoint::CabinetOfferList, async {
+            kaspi::catalog_page(&ctx.driver, &ctx.urls, &work.account, u64::from(page)).await.map(|_| ())
+        })
+        .await;
+    }
+    sent
+}
+
+/// The lanes' work, in the simulator's order: per user, demper, orders, catalog.
+pub(crate) fn works(sc: &Scenario, accounts: &[(Account, u32)]) -> Vec<Work> {
+    let mut out = Vec::new();
+    for (account, skus) in accounts {
+        let user = account.user.0;
+        let specs = [
+            (Module::Demper, sc.demper.map(|d| (d.interval, d.concurrency))),
+            (Module::Orders, sc.orders.map(|o| (o.interval, o.concurrency))),
+            (Module::Catalog, sc.catalog.map(|c| (c.interval, 1))),
+        ];
+        for (module, spec) in specs {
+            let Some((interval, concurrency)) = spec else { continue };
+            out.push(Work {
+                account: account.clone(),
+                module,
+                interval_ms: interval.as_millis().max(1),
+                concurrency,
+                skus: *skus,
+                rng: rotor_sim::rng::stream(
+                    sc.seed,
+                    rotor_sim::rng::Stream::Lane { user, module: module.index() as u8 },
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// The user ids of a scenario's users, 1-based.
+pub(crate) fn user_ids(sc: &Scenario) -> impl Iterator<Item = UserId> {
+    (1..=sc.users.count).map(UserId)
+}

@@ -1,0 +1,190 @@
+//! End-to-end tests of `rotor load`: the real binary replays scenarios through live mode over
+//! loopback sockets (fake Kaspi, loopback proxies) at a time scale, and is checked against the
+//! simulator. Each run is bounded by its scenario's duration / K and stops by itself.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Load runs time real sockets on 2 cores: they run one at a time, so that one run's load does
+/// not show up as another's latency.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rotor(args: &[&str]) -> Output {
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Command::new(env!("CARGO_BIN_EXE_rotor")).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rotor-load-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name).to_string_lossy().into_owned()
+}
+
+/// One hour of schedule for 2 sellers × 50 SKUs at K = 200 (about 18 s): every safety figure
+/// equals the simulator's, the counts are within tolerance, and every request is accounted for.
+#[test]
+fn an_hour_of_two_sellers_at_k200_agrees_with_the_simulator() {
+    let dir = scratch("small");
+    let out_dir = dir.to_string_lossy().into_owned();
+    let file = scenario("load-small.toml");
+    let out = rotor(&["load", &file, "--time-scale", "200", "--compare", "--quiet", "--out", &out_dir]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    let rows = json(&dir.join("compare.json"));
+    let rows = rows.as_array().unwrap();
+    for figure in
+        ["largest lease", "most requests per IP in a window", "isolation violations", "dead-proxy uses"]
+    {
+        let row = rows.iter().find(|r| r["figure"] == figure).unwrap_or_else(|| panic!("{figure} missing"));
+        assert_eq!(row["sim"], row["load"], "{figure}: {stdout}");
+    }
+    assert!(rows.iter().all(|r| r["ok"] == true), "{stdout}");
+    let summary = json(&dir.join("summary.json"));
+    assert_eq!(summary["safety"]["largest_lease"], 249);
+    assert!(summary["safety"]["max_requests_per_ip_in_window"].as_u64().unwrap() <= 249);
+    let acc = &summary["accounting"];
+    assert_eq!(acc["unfinished"], 0, "{acc}");
+    assert_eq!(
+        acc["issued"].as_u64().unwrap(),
+        acc["succeeded"].as_u64().unwrap() + acc["failed"].as_u64().unwrap()
+    );
+    assert_eq!(summary["engine_events"]["proxy_dead"], 1, "the killed proxy is detected");
+    let perf = json(&dir.join("load.json"));
+    assert!(perf["attempts"].as_u64().unwrap() > 4_000, "{perf}");
+    assert!(perf["attempt_latency_ms"]["endpoint"]["offers"]["count"].as_u64().unwrap() > 0);
+    for file in ["cycles.csv", "proxies.csv", "minutes.csv", "report.html", "compare.txt"] {
+        assert!(dir.join(file).exists(), "{file} written");
+    }
+}
+
+/// The seed's concurrent-modules check over real sockets: demper sends 650 requests while
+/// orders sends 2 (a page and one order's entries); the orders cycle ends within its own
+/// budget, 2 requests at the latency p99 plus the loopback allowance, and never waits for the
+/// demper.
+#[test]
+fn orders_never_queue_behind_the_demper() {
+    let dir = scratch("modules");
+    let body = r#"
+seed = 3
+duration = "5m"
+[engine]
+policy = "rest"
+budget = 249
+rest = "40m"
+[pool]
+initial = 10
+min_available = 0
+[users]
+count = 1
+skus = 650
+split = { demper = 7, orders = 2, catalog = 1, reserve = 0 }
+[workload.demper]
+interval = "10m"
+concurrency = 8
+price_change_share = 0.0
+[workload.orders]
+interval = "10m"
+orders_per_poll = [1, 1]
+page_size = 100
+concurrency = 1
+[kaspi]
+latency = { kind = "lognormal", median = "150ms", p99 = "800ms" }
+"#;
+    let file = dir.join("modules.toml");
+    std::fs::write(&file, body).unwrap();
+    let out_dir = dir.join("out");
+    let out = rotor(&[
+        "load",
+        &file.to_string_lossy(),
+        "--time-scale",
+        "200",
+        "--quiet",
+        "--out",
+        &out_dir.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let mut reader = csv::Reader::from_path(out_dir.join("cycles.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let cycle =
+        |module: &str| rows.iter().find(|r| &r[0] == module).unwrap_or_else(|| panic!("no {module} cycle"));
+    let (demper, orders) = (cycle("demper"), cycle("orders"));
+    let num = |r: &csv::StringRecord, i: usize| r[i].parse::<u64>().unwrap();
+    assert_eq!((num(demper, 6), num(orders, 6)), (650, 2), "requests per cycle");
+    // Budget: 2 requests × (800 ms p99 + 4 ms × K of loopback allowance).
+    let budget = 2 * (800 + 4 * 200);
+    assert!(num(orders, 4) <= budget, "orders took {} ms of scenario time, budget {budget}", num(orders, 4));
+    // Both are due at 0; the run's start-up delay is common to both, and orders must not add to it.
+    assert!(
+        num(orders, 5) <= num(demper, 5) + 200,
+        "orders started {} ms late, the demper {} ms",
+        num(orders, 5),
+        num(demper, 5)
+    );
+    assert!(num(demper, 4) > 5 * num(orders, 4), "the demper cycle ran alongside: {} ms", num(demper, 4));
+    let summary = json(&out_dir.join("summary.json"));
+    assert_eq!(summary["accounting"]["failed"], 0);
+    assert_eq!(summary["safety"]["isolation_violations"], 0);
+}
+
+#[test]
+fn unplayable_scenarios_and_flags_are_refused_with_exit_2() {
+    let dir = scratch("bad");
+    let flaky = dir.join("flaky.toml");
+    std::fs::write(
+        &flaky,
+        "seed = 1\nduration = \"10m\"\n[users]\ncount = 1\nskus = 10\n[[fault]]\nkind = \"flaky\"\nat = \"1m\"\nerror_rate = 0.5\ncount = 1\n",
+    )
+    .unwrap();
+    let out = rotor(&["load", &flaky.to_string_lossy(), "--time-scale", "200"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("fault `flaky` is not played by rotor load; valid: storm_429"), "{err}");
+    let out = rotor(&["load", &scenario("load-small.toml"), "--time-scale", "0.5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--time-scale 0.5: valid: a number from 1 to 100000"));
+    let out = rotor(&["load", &scenario("load-small.toml"), "--max-requests", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// --max-requests ends a run early; what was cut off is counted as unfinished, not lost.
+#[test]
+fn max_requests_bounds_a_run_and_accounts_for_the_rest() {
+    let dir = scratch("max");
+    let out_dir = dir.to_string_lossy().into_owned();
+    let out = rotor(&[
+        "load",
+        &scenario("load-small.toml"),
+        "--time-scale",
+        "200",
+        "--max-requests",
+        "300",
+        "--quiet",
+        "--out",
+        &out_dir,
+    ]);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", text(&out.stderr));
+    let summary = json(&dir.join("summary.json"));
+    let acc = &summary["accounting"];
+    let attempts = summary["attempts"].as_u64().unwrap();
+    assert!((300..400).contains(&attempts), "stopped near 300: {attempts}");
+    assert_eq!(
+        acc["issued"].as_u64().unwrap(),
+        acc["succeeded"].as_u64().unwrap()
+            + acc["failed"].as_u64().unwrap()
+            + acc["unfinished"].as_u64().unwrap()
+    );
+}
