@@ -100,7 +100,9 @@ pub(crate) enum Command {
     ///
     /// Examples:
     ///   rotor load scenarios/load-small.toml --time-scale 200 --compare
-    ///   rotor load scenarios/load-1000.toml --time-scale 100 --max-requests 300000 --out /tmp/bench
+    ///   rotor load scenarios/load-1000.toml --time-scale 100 --max-requests 150000 --out /tmp/bench
+    ///   rotor mock --scenario scenarios/load-1000.toml --time-scale 100 &   # prints a control URL
+    ///   rotor load scenarios/load-1000.toml --time-scale 100 --attach http://127.0.0.1:PORT
     Load(LoadArgs),
     /// Check every configured proxy against the four Kaspi endpoints (the seed's Phase 0).
     ///
@@ -171,6 +173,15 @@ pub(crate) struct MockArgs {
     /// the system's temporary directory.
     #[arg(long, value_name = "FILE")]
     pub(crate) env_file: Option<PathBuf>,
+
+    /// Serve the world of this scenario for `rotor load --attach` instead: the fake Kaspi with
+    /// its hypotheses and latency, one loopback proxy per pool proxy, and a control URL.
+    #[arg(long, value_name = "SCENARIO")]
+    pub(crate) scenario: Option<String>,
+
+    /// With --scenario: the clock's scale, as `rotor load --time-scale` will use.
+    #[arg(long, default_value_t = 100.0, value_name = "K")]
+    pub(crate) time_scale: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -266,6 +277,12 @@ pub(crate) struct LoadArgs {
     /// Whose proxies the proxy-timeline chart shows.
     #[arg(long, default_value_t = 1, value_name = "USER")]
     pub(crate) timeline_user: u32,
+
+    /// Use the world (fake Kaspi and proxies) that `rotor mock --scenario` serves at this
+    /// control URL instead of starting one in this process, so that this process holds only
+    /// the client side. Same scenario, seed and --time-scale on both; a fresh world per run.
+    #[arg(long, value_name = "URL")]
+    pub(crate) attach: Option<String>,
 
     /// No progress line.
     #[arg(long, short)]

@@ -53,7 +53,8 @@ impl Lab {
             hypotheses: vec![window],
             ..KaspiConfig::default()
         })
-        .await;
+        .await
+        .unwrap();
         let mut started = Vec::new();
         for i in 0..proxies {
             let egress = Ipv4Addr::new(127, 0, 0, 10 + i as u8);

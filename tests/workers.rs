@@ -61,7 +61,8 @@ impl Cluster {
             hypotheses: vec![window],
             ..KaspiConfig::default()
         })
-        .await;
+        .await
+        .unwrap();
         let dir = std::env::temp_dir().join(format!("rotor-workers-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

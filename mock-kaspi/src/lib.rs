@@ -1,7 +1,7 @@
 //! rotor-mock-kaspi: fakes of Kaspi and Proxy6 for testing live mode end to end, on loopback
 //! only.
 //!
-//! [`KaspiMock`] answers the same paths, methods, headers, status codes and JSON shapes as the
+//! [`KaspiMock`] (on its own small HTTP/1.1 server, `http`) answers the same paths, methods, headers, status codes and JSON shapes as the
 //! real services (`shared/kaspi-api.md`): storefront offers, the merchant cabinet's offer list
 //! and price update, and the Shop API's orders and entries. In front of every endpoint sit the
 //! simulator's limit hypotheses (`rotor_sim::kaspi::Limiter`, the same code) keyed on the
@@ -13,7 +13,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! use rotor_mock_kaspi::{KaspiConfig, KaspiMock};
 //!
-//! let kaspi = KaspiMock::start(KaspiConfig::default()).await;
+//! let kaspi = KaspiMock::start(KaspiConfig::default()).await.unwrap();
 //! assert!(kaspi.uri().starts_with("http://127.0.0.1:"));
 //! assert_eq!(kaspi.products().len(), 50);
 //! # }
@@ -27,12 +27,13 @@
 //!   switchable [`ProxyMode`]s.
 //! - `proxy6`: [`Proxy6Mock`], the Proxy6 API, selling proxies from a stock of running ones.
 
+mod http;
 mod kaspi;
 mod proxy;
 mod proxy6;
 
 pub use kaspi::{
-    Faults, KaspiConfig, KaspiMock, Merchant, Offer, Order, PriceUpdate, Seen, client_ip, price_update_limit,
+    Faults, KaspiConfig, KaspiMock, Merchant, Offer, Order, PriceUpdate, Seen, price_update_limit,
 };
 pub use proxy::{ForwardProxy, HeadHook, ProxyMode};
 pub use proxy6::{Proxy6Config, Proxy6Mock};

@@ -151,8 +151,7 @@ async fn accept_loop(
         tokio::select! {
             accepted = l.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    let current = *mode.borrow();
-                    tokio::spawn(serve(stream, current, Arc::clone(&config)));
+                    tokio::spawn(serve(stream, mode.clone(), Arc::clone(&config)));
                 }
                 listener = Some(l);
             }
@@ -176,14 +175,16 @@ async fn respond(stream: &mut TcpStream, status: &str, extra: &str) {
     let _ = stream.shutdown().await;
 }
 
-/// Reads up to the end of the request head; returns the head and any body bytes read with it.
-async fn read_head(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
+/// Reads up to the end of a message head from `stream`, starting with the bytes already in
+/// `buf`; returns the head and leaves what follows it in `buf`. `None` at a clean close, on a
+/// head over 64 KiB, or after 10 s of silence.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let mut chunk = [0u8; 8192];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            return Some((head, buf[end + 4..].to_vec()));
+            buf.drain(..end + 4);
+            return Some(head);
         }
         if buf.len() > MAX_HEAD {
             return None;
@@ -196,6 +197,31 @@ async fn read_head(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     }
 }
 
+/// Reads exactly `len` body bytes: those already in `buf` first, then from `stream`.
+async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> Option<Vec<u8>> {
+    let mut chunk = [0u8; 8192];
+    while buf.len() < len {
+        let n = tokio::time::timeout(HOLD, stream.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf.drain(..len).collect())
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn content_length(headers: &[(String, String)]) -> usize {
+    header(headers, "content-length").and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+fn parse_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))).collect()
+}
+
 fn authorized(headers: &[(String, String)], login: Option<&(String, Secret)>) -> bool {
     let Some((user, pass)) = login else { return true };
     let expected = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", pass.expose()));
@@ -205,18 +231,86 @@ fn authorized(headers: &[(String, String)], login: Option<&(String, Secret)>) ->
     })
 }
 
-async fn serve(mut client: TcpStream, mode: ProxyMode, config: Arc<Config>) {
-    let Some((head, rest)) = read_head(&mut client).await else { return };
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
-        .collect();
-    if let Some(hook) = &config.hook {
-        hook(&headers);
+/// One upstream connection, kept open across requests while the fake Kaspi keeps it.
+struct Upstream {
+    addr: SocketAddrV4,
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Upstream {
+    async fn connect(&mut self, egress: Ipv4Addr) -> Option<&mut TcpStream> {
+        if self.stream.is_none() {
+            let socket = TcpSocket::new_v4().ok()?;
+            socket.bind(SocketAddr::V4(SocketAddrV4::new(egress, 0))).ok()?;
+            self.stream = Some(socket.connect(SocketAddr::V4(self.addr)).await.ok()?);
+            self.buf.clear();
+        }
+        self.stream.as_mut()
     }
-    match mode {
-        ProxyMode::AuthRequired => {
+
+    /// Sends one request and reads its whole answer (head and `Content-Length` body); `None`
+    /// when the connection failed, which the caller retries once on a fresh one.
+    async fn exchange(&mut self, egress: Ipv4Addr, request: &[u8]) -> Option<(String, Vec<u8>)> {
+        let stream = self.connect(egress).await?;
+        if stream.write_all(request).await.is_err() {
+            self.stream = None;
+            return None;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let stream = self.stream.as_mut()?;
+        let Some(head) = read_head(stream, &mut buf).await else {
+            self.stream = None;
+            return None;
+        };
+        let headers = parse_headers(head.split("\r\n").skip(1));
+        let Some(body) = read_body(stream, &mut buf, content_length(&headers)).await else {
+            self.stream = None;
+            return None;
+        };
+        if header(&headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+            self.stream = None;
+        }
+        self.buf = buf;
+        Some((head, body))
+    }
+}
+
+/// Serves one client connection: requests one after another (HTTP/1.1 keep-alive), each
+/// forwarded over one kept upstream connection. The mode is read per request, so a proxy that
+/// dies closes its open connections at their next request.
+async fn serve(mut client: TcpStream, mode: watch::Receiver<ProxyMode>, config: Arc<Config>) {
+    let mut buf = Vec::with_capacity(4096);
+    let mut upstream: Option<Upstream> = None;
+    loop {
+        let Some(head) = read_head(&mut client, &mut buf).await else { return };
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default().to_owned();
+        let headers = parse_headers(lines);
+        if let Some(hook) = &config.hook {
+            hook(&headers);
+        }
+        let current = *mode.borrow();
+        match current {
+            ProxyMode::AuthRequired => {
+                return respond(
+                    &mut client,
+                    "407 Proxy Authentication Required",
+                    "Proxy-Authenticate: Basic realm=\"rotor-mock\"\r\n",
+                )
+                .await;
+            }
+            ProxyMode::Timeout => {
+                tokio::time::sleep(HOLD).await;
+                return;
+            }
+            // The port closed after this connection opened: the connection goes too.
+            ProxyMode::Refused => return,
+            ProxyMode::Slow(d) => tokio::time::sleep(d).await,
+            ProxyMode::Alive => {}
+        }
+        let login = config.login.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if !authorized(&headers, login.as_ref()) {
             return respond(
                 &mut client,
                 "407 Proxy Authentication Required",
@@ -224,66 +318,63 @@ async fn serve(mut client: TcpStream, mode: ProxyMode, config: Arc<Config>) {
             )
             .await;
         }
-        ProxyMode::Timeout => {
-            tokio::time::sleep(HOLD).await;
+        let mut parts = request_line.split(' ');
+        let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+            return respond(&mut client, "400 Bad Request", "").await;
+        };
+        if method == "CONNECT" {
+            return respond(&mut client, "405 Method Not Allowed", "").await;
+        }
+        let Some(after_scheme) = target.strip_prefix("http://") else {
+            return respond(&mut client, "400 Bad Request", "").await;
+        };
+        let (authority, path) = after_scheme.split_at(after_scheme.find('/').unwrap_or(after_scheme.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse::<u16>().unwrap_or(80)),
+            None => (authority, 80),
+        };
+        let host_ip = match host {
+            "localhost" => Ipv4Addr::LOCALHOST,
+            h => match h.parse::<Ipv4Addr>() {
+                Ok(ip) if ip.is_loopback() => ip,
+                // Fake proxies only ever reach loopback.
+                _ => return respond(&mut client, "502 Bad Gateway", "").await,
+            },
+        };
+        let Some(body) = read_body(&mut client, &mut buf, content_length(&headers)).await else { return };
+        let mut out = format!("{method} {path} HTTP/1.1\r\n");
+        for (k, v) in &headers {
+            let drop =
+                ["proxy-authorization", "proxy-connection", "x-forwarded-for", "connection", "keep-alive"]
+                    .iter()
+                    .any(|h| k.eq_ignore_ascii_case(h));
+            if !drop {
+                let _ = write!(out, "{k}: {v}\r\n");
+            }
+        }
+        let _ = write!(out, "X-Forwarded-For: {}\r\n\r\n", config.egress);
+        let mut request = out.into_bytes();
+        request.extend_from_slice(&body);
+        let addr = SocketAddrV4::new(host_ip, port);
+        if upstream.as_ref().is_none_or(|u| u.addr != addr) {
+            upstream = Some(Upstream { addr, stream: None, buf: Vec::new() });
+        }
+        let Some(up) = upstream.as_mut() else { return };
+        // A kept connection the fake Kaspi closed meanwhile fails at once: retry on a new one.
+        let answer = match up.exchange(config.egress, &request).await {
+            Some(a) => Some(a),
+            None => up.exchange(config.egress, &request).await,
+        };
+        let Some((head, body)) = answer else {
+            return respond(&mut client, "502 Bad Gateway", "").await;
+        };
+        let close = header(&headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let mut reply = head.into_bytes();
+        reply.extend_from_slice(b"\r\n\r\n");
+        reply.extend_from_slice(&body);
+        if client.write_all(&reply).await.is_err() || close {
             return;
         }
-        ProxyMode::Slow(d) => tokio::time::sleep(d).await,
-        ProxyMode::Alive | ProxyMode::Refused => {}
     }
-    let login = config.login.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    if !authorized(&headers, login.as_ref()) {
-        return respond(
-            &mut client,
-            "407 Proxy Authentication Required",
-            "Proxy-Authenticate: Basic realm=\"rotor-mock\"\r\n",
-        )
-        .await;
-    }
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        return respond(&mut client, "400 Bad Request", "").await;
-    };
-    if method == "CONNECT" {
-        return respond(&mut client, "405 Method Not Allowed", "").await;
-    }
-    let Some(after_scheme) = target.strip_prefix("http://") else {
-        return respond(&mut client, "400 Bad Request", "").await;
-    };
-    let (authority, path) = after_scheme.split_at(after_scheme.find('/').unwrap_or(after_scheme.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let upstream_addr = match authority.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse::<u16>().unwrap_or(80)),
-        None => (authority, 80),
-    };
-    let host_ip = match upstream_addr.0 {
-        "localhost" => Ipv4Addr::LOCALHOST,
-        h => match h.parse::<Ipv4Addr>() {
-            Ok(ip) if ip.is_loopback() => ip,
-            // Fake proxies only ever reach loopback.
-            _ => return respond(&mut client, "502 Bad Gateway", "").await,
-        },
-    };
-    let Ok(socket) = TcpSocket::new_v4() else { return respond(&mut client, "502 Bad Gateway", "").await };
-    if socket.bind(SocketAddr::V4(SocketAddrV4::new(config.egress, 0))).is_err() {
-        return respond(&mut client, "502 Bad Gateway", "").await;
-    }
-    let Ok(mut upstream) = socket.connect(SocketAddr::V4(SocketAddrV4::new(host_ip, upstream_addr.1))).await
-    else {
-        return respond(&mut client, "502 Bad Gateway", "").await;
-    };
-    let mut out = format!("{method} {path} HTTP/1.1\r\n");
-    for (k, v) in &headers {
-        let drop = ["proxy-authorization", "proxy-connection", "x-forwarded-for", "connection", "keep-alive"]
-            .iter()
-            .any(|h| k.eq_ignore_ascii_case(h));
-        if !drop {
-            let _ = write!(out, "{k}: {v}\r\n");
-        }
-    }
-    let _ = write!(out, "X-Forwarded-For: {}\r\nConnection: close\r\n\r\n", config.egress);
-    if upstream.write_all(out.as_bytes()).await.is_err() || upstream.write_all(&rest).await.is_err() {
-        return respond(&mut client, "502 Bad Gateway", "").await;
-    }
-    let _ = tokio::time::timeout(HOLD, tokio::io::copy_bidirectional(&mut client, &mut upstream)).await;
 }

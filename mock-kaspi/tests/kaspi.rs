@@ -57,7 +57,7 @@ async fn offers(kaspi: &KaspiMock, product: &str, body: Value, ip: Option<&str>)
 
 #[tokio::test]
 async fn storefront_offers_match_the_reference_and_refuse_bad_requests() {
-    let kaspi = KaspiMock::start(KaspiConfig::default()).await;
+    let kaspi = KaspiMock::start(KaspiConfig::default()).await.unwrap();
     let product = kaspi.products()[0].clone();
     let r = offers(&kaspi, &product, json!({"cityId": "750000000", "limit": 64, "page": 0}), None).await;
     assert_eq!(r.status(), 200);
@@ -93,7 +93,7 @@ fn cabinet(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
 
 #[tokio::test]
 async fn the_cabinet_needs_a_session_and_records_price_updates() {
-    let kaspi = KaspiMock::start(KaspiConfig::default()).await;
+    let kaspi = KaspiMock::start(KaspiConfig::default()).await.unwrap();
     let list = format!("{}/bff/offer-view/list?m=30067228&p=0&l=5&a=true", kaspi.uri());
     assert_eq!(client().get(&list).send().await.unwrap().status(), 401);
     let no_version = client().get(&list).header("Cookie", "mc-session=session-1").send().await.unwrap();
@@ -133,7 +133,7 @@ async fn price_updates_are_limited_per_account_with_a_cooldown() {
         hypotheses: vec![rotor_mock_kaspi::price_update_limit(1.5, rotor_engine::Duration::from_secs(60))],
         ..KaspiConfig::default()
     };
-    let kaspi = KaspiMock::start(config).await;
+    let kaspi = KaspiMock::start(config).await.unwrap();
     let url = format!("{}/pricefeed/upload/merchant/process", kaspi.uri());
     let update = json!({"merchantUid": "30067228", "sku": "1", "model": "m", "price": 1, "cityPrices": [], "availabilities": []});
     let first = cabinet(client().post(&url))
@@ -164,7 +164,7 @@ async fn price_updates_are_limited_per_account_with_a_cooldown() {
 
 #[tokio::test]
 async fn the_shop_api_validates_like_kaspi_and_pages_orders() {
-    let kaspi = KaspiMock::start(KaspiConfig::default()).await;
+    let kaspi = KaspiMock::start(KaspiConfig::default()).await.unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let day = 86_400_000;
     let url = |q: &str| format!("{}/shop/api/v2/orders?{q}", kaspi.uri());
@@ -254,7 +254,7 @@ async fn the_shop_api_validates_like_kaspi_and_pages_orders() {
 
 #[tokio::test]
 async fn the_limiter_keys_on_the_forwarded_ip() {
-    let kaspi = KaspiMock::start(KaspiConfig::default()).await;
+    let kaspi = KaspiMock::start(KaspiConfig::default()).await.unwrap();
     let product = kaspi.products()[0].clone();
     for i in 0..250 {
         let r = offers(&kaspi, &product, json!({}), Some("127.0.0.9")).await;
@@ -270,7 +270,7 @@ async fn the_limiter_keys_on_the_forwarded_ip() {
 
 #[tokio::test]
 async fn faults_switch_at_runtime() {
-    let kaspi = KaspiMock::start(KaspiConfig::default()).await;
+    let kaspi = KaspiMock::start(KaspiConfig::default()).await.unwrap();
     let product = kaspi.products()[0].clone();
     kaspi.set_faults(Faults { anti_bot: true, ..Faults::default() });
     let r = offers(&kaspi, &product, json!({}), None).await;

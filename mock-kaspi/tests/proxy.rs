@@ -32,7 +32,7 @@ async fn offers(client: &reqwest::Client, kaspi: &KaspiMock) -> reqwest::Result<
 }
 
 async fn setup(last_octet: u8) -> (KaspiMock, ForwardProxy) {
-    let kaspi = KaspiMock::start(KaspiConfig::default()).await;
+    let kaspi = KaspiMock::start(KaspiConfig::default()).await.unwrap();
     let egress = Ipv4Addr::new(127, 0, 0, last_octet);
     let proxy = ForwardProxy::start(egress, Some(("px".into(), Secret::new("pw")))).await.unwrap();
     (kaspi, proxy)

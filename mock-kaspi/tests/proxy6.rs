@@ -115,7 +115,7 @@ async fn more_than_three_requests_a_second_get_429() {
 
 #[tokio::test]
 async fn a_bought_proxy_really_carries_requests_with_its_credentials_only() {
-    let kaspi = KaspiMock::start(KaspiConfig::default()).await;
+    let kaspi = KaspiMock::start(KaspiConfig::default()).await.unwrap();
     let p6 = Proxy6Mock::start(Proxy6Config { stock: 1, ..Proxy6Config::default() }).await.unwrap();
     let bought = call(&p6, "test-key", "buy/?count=1&period=30&country=kz&nokey").await;
     let item = &bought["list"][0];

@@ -26,6 +26,7 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
         max_requests: args.max_requests,
         timeline_user: Some(args.timeline_user),
         progress: !args.quiet && std::io::stderr().is_terminal(),
+        attach: args.attach.clone(),
     };
     if !args.quiet {
         eprintln!(
@@ -54,7 +55,9 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
             RunOptions { timeline_user: Some(args.timeline_user), ..RunOptions::default() },
         )
         .map_err(|e| CliError::internal(format!("the simulator failed: {e}")))?;
-        let rows = compare::compare(&sc, &sim, report, args.time_scale);
+        let path_ms =
+            outcome.perf.attempt_latency_ms.module.iter().map(|(m, q)| (m.clone(), q.p90)).collect();
+        let rows = compare::compare(&sc, &sim, report, args.time_scale, &path_ms);
         let text = compare::table(&rows);
         println!("load against the simulator:\n{text}");
         pass &= rows.iter().all(|r| r.ok);

@@ -21,7 +21,18 @@ struct MockFile {
 }
 
 pub(crate) fn run(flags: &MockArgs) -> Result<u8, CliError> {
-    let mut args = MockArgs { config: None, env_file: flags.env_file.clone(), ..*flags };
+    if let Some(which) = &flags.scenario {
+        return serve_world(which, flags.time_scale);
+    }
+    let mut args = MockArgs {
+        config: None,
+        env_file: flags.env_file.clone(),
+        scenario: None,
+        proxies: flags.proxies,
+        stock: flags.stock,
+        seed: flags.seed,
+        time_scale: flags.time_scale,
+    };
     if let Some(path) = &flags.config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::bad_input(format!("{}: cannot read: {e}", path.display())))?;
@@ -50,10 +61,41 @@ pub(crate) fn run(flags: &MockArgs) -> Result<u8, CliError> {
     runtime.block_on(serve(args))
 }
 
+/// `rotor mock --scenario`: the world of a load run, for `rotor load --attach`.
+fn serve_world(which: &str, k: f64) -> Result<u8, CliError> {
+    let sc = super::sim::load_scenario(which)?;
+    if !(k.is_finite() && (1.0..=100_000.0).contains(&k)) {
+        return Err(CliError::bad_input(format!("--time-scale {k}: valid: a number from 1 to 100000")));
+    }
+    rotor::load::world::check_supported(&sc).map_err(|e| CliError::bad_input(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let world = std::sync::Arc::new(
+            rotor::load::world::World::start(&sc, k).await.map_err(|e| CliError::internal(e.to_string()))?,
+        );
+        let control = rotor::load::world::serve(std::sync::Arc::clone(&world)).await;
+        println!(
+            "rotor mock: the world of scenario {} (seed {}) at time scale {k}: {} loopback proxies; Ctrl-C stops it",
+            sc.name, sc.seed, sc.pool.initial
+        );
+        println!("control {}", control.uri());
+        println!("ready");
+        let _ = std::io::stdout().flush();
+        tokio::signal::ctrl_c().await.map_err(|e| CliError::internal(format!("cannot wait for Ctrl-C: {e}")))?;
+        eprintln!("rotor mock: stopped");
+        Ok(exit::OK)
+    })
+}
+
 async fn serve(args: &MockArgs) -> Result<u8, CliError> {
     let config = KaspiConfig { seed: args.seed, ..KaspiConfig::default() };
     let merchant = config.merchants[0].clone();
-    let kaspi = KaspiMock::start(config).await;
+    let kaspi = KaspiMock::start(config)
+        .await
+        .map_err(|e| CliError::internal(format!("cannot start the fake Kaspi: {e}")))?;
     let proxy6 = Proxy6Mock::start(Proxy6Config { stock: args.stock, ..Proxy6Config::default() })
         .await
         .map_err(|e| CliError::internal(format!("cannot start the Proxy6 fake: {e}")))?;

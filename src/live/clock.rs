@@ -46,6 +46,11 @@ pub fn now() -> Instant {
     }
 }
 
+/// Real UTC epoch nanoseconds (never scaled): stamps compared across processes.
+pub fn unix_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
 /// The real time a span of `ms` clock milliseconds lasts.
 pub fn real(ms: u64) -> std::time::Duration {
     std::time::Duration::from_secs_f64(ms as f64 / 1_000.0 / scale())

@@ -115,9 +115,9 @@ pub struct Driver {
     absorbing: Mutex<()>,
     /// The observer, if any.
     tap: std::sync::OnceLock<Arc<dyn Tap>>,
-    /// When set, each request carries `x-rotor-decided-ns`: nanoseconds from this instant to
-    /// the engine's decision, so a loopback proxy can time decision-to-wire.
-    stamp: std::sync::OnceLock<std::time::Instant>,
+    /// When set, each request carries `x-rotor-decided-ns`: the engine's decision as UTC epoch
+    /// nanoseconds, so a loopback proxy (in this process or another) can time decision-to-wire.
+    stamp: std::sync::OnceLock<()>,
     /// Wall time spent inside the engine (acquire, complete, events), in nanoseconds.
     engine_ns: AtomicU64,
 }
@@ -167,9 +167,9 @@ impl Driver {
         let _ = self.tap.set(tap);
     }
 
-    /// Stamps each request with the time of its decision, counted from `epoch` (set once).
-    pub fn stamp_decisions(&self, epoch: std::time::Instant) {
-        let _ = self.stamp.set(epoch);
+    /// Stamps each request with the wall-clock time of its decision (`x-rotor-decided-ns`).
+    pub fn stamp_decisions(&self) {
+        let _ = self.stamp.set(());
     }
 
     /// Wall time spent inside the engine so far.
@@ -395,9 +395,9 @@ impl Driver {
             at: clock::now(),
         };
         let mut request = build(&client);
-        if let Some(epoch) = self.stamp.get() {
-            request =
-                request.header("x-rotor-decided-ns", decided.duration_since(*epoch).as_nanos().to_string());
+        if self.stamp.get().is_some() {
+            let decided_ns = clock::unix_nanos().saturating_sub(decided.elapsed().as_nanos());
+            request = request.header("x-rotor-decided-ns", decided_ns.to_string());
         }
         if let Some(tap) = self.tap.get() {
             tap.sent(&sent, sent.at);

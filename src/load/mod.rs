@@ -22,7 +22,6 @@ pub mod world;
 use std::sync::Arc;
 
 use rotor_engine::{Duration, Engine, Instant, LaneKey, Module, ProxySpec, UserId};
-use rotor_mock_kaspi::HeadHook;
 use rotor_sim::observe::Observer;
 use rotor_sim::scenario::Scenario;
 use rotor_sim::summary::{PoolFigures, ProxyRecord, RunReport, build_report};
@@ -36,8 +35,9 @@ use crate::live::secrets::Cipher;
 use crate::live::store::{LeaseUsage, NewProxy, Store};
 use crate::live::transport::{self, ProxyEndpoint, Timeouts};
 use crate::live::{clock, log};
-use perf::{DecisionTimer, Perf, Sampler};
+use perf::{Perf, Sampler};
 use recorder::Recorder;
+use world::Handle;
 
 /// How to run a load test.
 #[derive(Debug, Clone)]
@@ -50,6 +50,8 @@ pub struct LoadOptions {
     pub timeline_user: Option<u32>,
     /// Print progress to stderr now and then.
     pub progress: bool,
+    /// The control URL of a world `rotor mock --scenario` serves; `None` starts one in-process.
+    pub attach: Option<String>,
 }
 
 /// Why a load run could not run.
@@ -91,22 +93,16 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     transport::init_tls();
     let internal = |e: String| LoadError::Internal(e);
 
-    let epoch = std::time::Instant::now();
-    let timer = Arc::new(DecisionTimer::new(epoch));
-    let hook: HeadHook = {
-        let timer = Arc::clone(&timer);
-        Arc::new(move |headers: &[(String, String)]| timer.head(headers))
-    };
-    let skus: Vec<(UserId, u32)> = workload::user_ids(sc)
-        .map(|u| {
-            let mut rng = rotor_sim::rng::stream(sc.seed, rotor_sim::rng::Stream::User(u.0));
-            (u, rand::Rng::random_range(&mut rng, sc.users.skus.lo..=sc.users.skus.hi))
-        })
-        .collect();
-    let products = skus.iter().map(|s| s.1).max().unwrap_or(1);
-
+    let skus = world::draw_skus(sc);
     let mut sampler = Sampler::start();
-    let world = Arc::new(world::World::start(sc, k, products, Some(hook)).await?);
+    let world = Arc::new(match &opts.attach {
+        None => Handle::Local(Arc::new(world::World::start(sc, k).await?)),
+        Some(url) => Handle::remote(url)?,
+    });
+    let desc = world.describe().await?;
+    if opts.attach.is_some() {
+        check_attached(sc, k, &desc)?;
+    }
     let dir = tempdir()?;
     let cipher = Cipher::random();
     let mut store = Store::open(&dir.join("load.db").display().to_string(), &dir, cipher)
@@ -114,16 +110,16 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     let t0 = clock::now();
     let timeouts = Timeouts { request: scaled(sc.kaspi.timeout, k), connect: scaled(sc.kaspi.timeout, k) };
     let rss_before = perf::rss_bytes();
-    let (engine, clients) = build_pool(sc, &world, &mut store, t0, timeouts)?;
+    let (engine, clients) = build_pool(sc, &desc, &mut store, t0, timeouts)?;
     let client_bytes = perf::rss_bytes().saturating_sub(rss_before);
     let books: Vec<(u32, LeaseUsage)> = vec![(0, LeaseUsage::default()); clients.len()];
     let (stop_tx, stop_rx) = watch::channel(false);
     let driver = Arc::new(Driver::new(engine, store, clients, &books, 16, stop_rx));
-    driver.stamp_decisions(epoch);
+    driver.stamp_decisions();
     let expected_us = expected_intervals(sc, &skus, k);
     let recorder = Arc::new(Recorder::new(
         t0,
-        world.proxies.len(),
+        desc.proxies.len(),
         sc.invariants.ip_window.as_millis(),
         opts.timeline_user,
         sc.engine.borrow.clone(),
@@ -148,7 +144,7 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
         }
     }
 
-    let ctx = Arc::new(context(sc, &world, &driver, &recorder, t0));
+    let ctx = Arc::new(context(sc, &desc, &driver, &recorder, t0));
     let started = std::time::Instant::now();
     let mut tasks = JoinSet::new();
     for work in workload::works(sc, &accounts) {
@@ -167,13 +163,19 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     sampler.sample();
     let end_ms = clock::now().saturating_since(t0).as_millis();
     let engine_time = driver.engine_time();
-    let seen = world.kaspi.take_seen();
-    let perf_inputs = perf::Inputs { wall, engine_time, client_bytes, clients: world.proxies.len() as u64 };
+    let arrivals = world.arrivals().await?;
+    let perf_inputs = perf::Inputs {
+        wall,
+        engine_time,
+        client_bytes,
+        clients: desc.proxies.len() as u64,
+        wire_us: arrivals.wire_us,
+    };
     drop(ctx);
     let inner = recorder.take();
 
-    let perf = Perf::build(&inner, &timer, &sampler, &perf_inputs, k);
-    let report = finish(sc, &driver, inner, &seen, world.proxies.len(), waiting, end_ms);
+    let perf = Perf::build(&inner, &sampler, &perf_inputs, k);
+    let report = finish(sc, &driver, inner, &arrivals.seen, desc.proxies.len(), waiting, end_ms);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(LoadOutcome { report, perf })
 }
@@ -181,7 +183,7 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
 /// What the workload tasks share.
 fn context(
     sc: &Scenario,
-    world: &world::World,
+    desc: &world::Description,
     driver: &Arc<Driver>,
     recorder: &Arc<Recorder>,
     t0: Instant,
@@ -190,12 +192,12 @@ fn context(
         driver: Arc::clone(driver),
         recorder: Arc::clone(recorder),
         urls: KaspiUrls {
-            storefront: world.kaspi.uri(),
-            cabinet: world.kaspi.uri(),
-            shop_api: format!("{}/shop/api/v2", world.kaspi.uri()),
+            storefront: desc.kaspi.clone(),
+            cabinet: desc.kaspi.clone(),
+            shop_api: format!("{}/shop/api/v2", desc.kaspi),
             city_id: "750000000".into(),
         },
-        products: world.kaspi.products(),
+        products: desc.products.clone(),
         t0,
         duration_ms: sc.duration.as_millis(),
         price_change_share: sc.demper.map_or(1.0, |d| d.price_change_share),
@@ -245,18 +247,19 @@ async fn wait_for_end(
 /// agree: the store's row id is the engine's proxy id).
 fn build_pool(
     sc: &Scenario,
-    world: &world::World,
+    desc: &world::Description,
     store: &mut Store,
     t0: Instant,
     timeouts: Timeouts,
 ) -> Result<(Engine, Vec<reqwest::Client>), LoadError> {
     let internal = |e: String| LoadError::Internal(e);
     let mut engine = Engine::new(sc.engine.clone()).map_err(|e| LoadError::Input(format!("[engine] {e}")))?;
-    let mut clients = Vec::with_capacity(world.proxies.len());
-    for (i, p) in world.proxies.iter().enumerate() {
-        let url = p.url();
+    let mut clients = Vec::with_capacity(sc.pool.initial as usize);
+    for (i, p) in desc.proxies.iter().take(sc.pool.initial as usize).enumerate() {
+        let url = p.url.clone();
         let (user, pass) = world::login(i as u32);
-        let egress = std::net::IpAddr::V4(p.egress());
+        let egress = std::net::IpAddr::V4(p.egress);
+        let port = url.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).unwrap_or(0);
         let new = NewProxy {
             url: &url,
             username: Some(&user),
@@ -268,7 +271,7 @@ fn build_pool(
         let id = store.upsert_proxy(&new, t0.as_millis()).map_err(|e| internal(e.to_string()))?;
         let spec = ProxySpec {
             host: "127.0.0.1".into(),
-            port: p.port(),
+            port,
             credentials: Some(rotor_engine::Credentials::new(user.clone(), pass.expose().to_owned())),
             egress_ip: egress,
             subnet: rotor_sim::scenario::subnet_label(i as u32, sc.pool.subnet_size),
@@ -289,7 +292,7 @@ fn finish(
     sc: &Scenario,
     driver: &Driver,
     mut inner: recorder::Inner,
-    seen: &[rotor_mock_kaspi::Seen],
+    seen: &[world::Arrival],
     proxy_count: usize,
     waiting: u32,
     end_ms: u64,
@@ -357,6 +360,39 @@ fn finish(
     let mut obs = obs;
     obs.timeline.finish(end_ms);
     build_report(sc, end_ms, steps, obs, proxies, pool)
+}
+
+/// An attached world must be the one this run needs, and unused.
+fn check_attached(sc: &Scenario, k: f64, desc: &world::Description) -> Result<(), LoadError> {
+    let input = LoadError::Input;
+    if desc.scenario != sc.name || desc.seed != sc.seed {
+        return Err(input(format!(
+            "--attach: the world is for scenario {} seed {}; this run is {} seed {}; valid: start \
+             `rotor mock --scenario` with the same scenario",
+            desc.scenario, desc.seed, sc.name, sc.seed
+        )));
+    }
+    if (desc.time_scale - k).abs() > f64::EPSILON {
+        return Err(input(format!(
+            "--attach: the world runs at time scale {}, this run at {k}; valid: the same --time-scale",
+            desc.time_scale
+        )));
+    }
+    if desc.proxies.len() < sc.pool.initial as usize {
+        return Err(input(format!(
+            "--attach: the world has {} proxies, the scenario needs {}",
+            desc.proxies.len(),
+            sc.pool.initial
+        )));
+    }
+    if desc.requests_seen > 0 {
+        return Err(input(format!(
+            "--attach: the world has already answered {} requests (its limiters remember them); \
+             valid: a freshly started `rotor mock --scenario`",
+            desc.requests_seen
+        )));
+    }
+    Ok(())
 }
 
 /// Claims `user`'s lanes and allocates its proxies through the store; false if too few are free.

@@ -10,22 +10,23 @@ use rotor_engine::{Endpoint, Module};
 
 use super::recorder::{Inner, Latencies};
 
-/// Times decision-to-wire: the driver stamps each request with its decision time, and each
-/// loopback proxy calls [`DecisionTimer::head`] when it has read the request head. The figure
-/// is an upper bound on decision-to-socket (it includes the proxy's accept and read).
+/// Times decision-to-wire: the driver stamps each request with its decision time (UTC epoch
+/// ns), and each loopback proxy calls [`DecisionTimer::head`] when it has read the request
+/// head. The figure is an upper bound on decision-to-socket (it includes the proxy's accept and
+/// read), and works across processes on one machine (`rotor mock --scenario`).
 pub struct DecisionTimer {
-    epoch: std::time::Instant,
     hist: Mutex<Histogram<u64>>,
 }
 
-impl DecisionTimer {
-    /// A timer counting from `epoch` (the instant the driver's stamps count from).
-    pub fn new(epoch: std::time::Instant) -> Self {
+impl Default for DecisionTimer {
+    fn default() -> Self {
         let h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
             .unwrap_or_else(|_| unreachable!("the bounds and precision are constants known to be valid"));
-        DecisionTimer { epoch, hist: Mutex::new(h) }
+        DecisionTimer { hist: Mutex::new(h) }
     }
+}
 
+impl DecisionTimer {
     /// A proxy read a request head with these headers.
     pub fn head(&self, headers: &[(String, String)]) {
         let Some(ns) = headers
@@ -35,13 +36,14 @@ impl DecisionTimer {
         else {
             return;
         };
-        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let now = u64::try_from(crate::live::clock::unix_nanos()).unwrap_or(u64::MAX);
         if let Ok(mut h) = self.hist.lock() {
             h.saturating_record(now.saturating_sub(ns).max(1));
         }
     }
 
-    fn quantiles_us(&self) -> Quantiles {
+    /// Its quantiles in microseconds.
+    pub fn quantiles_us(&self) -> Quantiles {
         self.hist.lock().map_or_else(|_| Quantiles::default(), |h| Quantiles::of(&h, 1_000.0))
     }
 }
@@ -106,10 +108,12 @@ pub struct Inputs {
     pub client_bytes: u64,
     /// How many clients.
     pub clients: u64,
+    /// Decision-to-wire as the proxies measured it (µs).
+    pub wire_us: Quantiles,
 }
 
 /// p50, p90, p99, p99.9 and max of a histogram, in its unit divided by `div`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Quantiles {
     /// Samples.
     pub count: u64,
@@ -206,7 +210,7 @@ pub struct Perf {
 }
 
 impl Perf {
-    pub(crate) fn build(inner: &Inner, timer: &DecisionTimer, s: &Sampler, i: &Inputs, k: f64) -> Self {
+    pub(crate) fn build(inner: &Inner, s: &Sampler, i: &Inputs, k: f64) -> Self {
         let wall_s = i.wall.as_secs_f64();
         let cpu_s = (s.cpu_now - s.cpu_start).max(0.0);
         let attempts = inner.obs.metrics.attempts;
@@ -217,7 +221,7 @@ impl Perf {
             requests_per_s: if wall_s > 0.0 { attempts as f64 / wall_s } else { 0.0 },
             attempt_latency_ms: LatencyTable::of(&inner.attempt),
             request_latency_ms: LatencyTable::of(&inner.request),
-            decision_to_wire_us: timer.quantiles_us(),
+            decision_to_wire_us: i.wire_us,
             engine_cpu_share: if cpu_s > 0.0 { i.engine_time.as_secs_f64() / cpu_s } else { 0.0 },
             cpu_s,
             rotations: inner.rotations_at.len() as u64,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rotor_engine::{Endpoint, LaneKey, Module, UserId};
+use rotor_engine::{Endpoint, LaneKey, Module};
 use rotor_sim::observe::CycleRecord;
 use rotor_sim::scenario::Scenario;
 use tokio::task::JoinSet;
@@ -272,9 +272,4 @@ pub(crate) fn works(sc: &Scenario, accounts: &[(Account, u32)]) -> Vec<Work> {
         }
     }
     out
-}
-
-/// The user ids of a scenario's users, 1-based.
-pub(crate) fn user_ids(sc: &Scenario) -> impl Iterator<Item = UserId> {
-    (1..=sc.users.count).map(UserId)
 }

@@ -1,8 +1,8 @@
 //! The merchant cabinet: `GET /bff/offer-view/list` and `POST /pricefeed/upload/merchant/process`.
 //! Both need the session cookie (`mc-session`) and `x-auth-version: 3`; otherwise 401.
 
+use crate::http::{Reply, Request};
 use rotor_engine::Endpoint;
-use wiremock::{Request, ResponseTemplate};
 
 use super::error;
 use super::state::{PriceUpdate, State};
@@ -21,7 +21,7 @@ fn query(req: &Request, name: &str) -> Option<String> {
     req.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
-pub(crate) fn offer_list(st: &mut State, req: &Request, ip: &str) -> (u16, ResponseTemplate) {
+pub(crate) fn offer_list(st: &mut State, req: &Request, ip: &str) -> (u16, Reply) {
     if req.method.as_str() != "GET" {
         return (405, error(405, "Method Not Allowed"));
     }
@@ -81,14 +81,14 @@ pub(crate) fn offer_list(st: &mut State, req: &Request, ip: &str) -> (u16, Respo
             })
         })
         .collect();
-    (200, ResponseTemplate::new(200).set_body_json(serde_json::json!({ "total": mine.len(), "data": data })))
+    (200, Reply::new(200).set_body_json(serde_json::json!({ "total": mine.len(), "data": data })))
 }
 
 /// Fields a price update must carry.
 pub(crate) const PRICE_UPDATE_FIELDS: [&str; 6] =
     ["merchantUid", "sku", "model", "price", "cityPrices", "availabilities"];
 
-pub(crate) fn price_update(st: &mut State, req: &Request, ip: &str) -> (u16, ResponseTemplate) {
+pub(crate) fn price_update(st: &mut State, req: &Request, ip: &str) -> (u16, Reply) {
     if req.method.as_str() != "POST" {
         return (405, error(405, "Method Not Allowed"));
     }
@@ -110,5 +110,5 @@ pub(crate) fn price_update(st: &mut State, req: &Request, ip: &str) -> (u16, Res
     let sku = body["sku"].as_str().unwrap_or_default().to_owned();
     st.price_updates.push(PriceUpdate { merchant_uid: uid, sku, price, body });
     let id = format!("job-{}", st.price_updates.len());
-    (200, ResponseTemplate::new(200).set_body_json(serde_json::json!({ "id": id })))
+    (200, Reply::new(200).set_body_json(serde_json::json!({ "id": id })))
 }

@@ -8,22 +8,21 @@ mod storefront;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::http::{Reply, Request, Server};
 use rotor_engine::Endpoint;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use state::State;
 pub use state::{Faults, KaspiConfig, Merchant, Offer, Order, PriceUpdate, Seen, price_update_limit};
 
 /// A running fake Kaspi on a random loopback port. Dropping it stops the server.
 pub struct KaspiMock {
-    server: MockServer,
+    server: Server,
     state: Arc<Mutex<State>>,
 }
 
 /// The address a request came from: the first `X-Forwarded-For` value (which the loopback
 /// proxies set, overwriting anything a client sent), or `direct`.
-pub fn client_ip(req: &Request) -> String {
+pub(crate) fn client_ip(req: &Request) -> String {
     req.headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
@@ -32,41 +31,39 @@ pub fn client_ip(req: &Request) -> String {
 }
 
 /// A JSON error body, as Kaspi's services answer.
-pub(crate) fn error(status: u16, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(serde_json::json!({ "status": status, "message": message }))
+pub(crate) fn error(status: u16, message: &str) -> Reply {
+    Reply::new(status).set_body_json(serde_json::json!({ "status": status, "message": message }))
 }
 
-struct Router(Arc<Mutex<State>>);
-
-impl Respond for Router {
-    fn respond(&self, req: &Request) -> ResponseTemplate {
-        let mut st = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let ip = client_ip(req);
-        let path = req.url.path().to_owned();
-        let t_ms = st.now_ms();
-        st.cause = None;
-        let (endpoint, status, response) = route(&mut st, req, &ip, &path);
-        let cause = st.cause.take();
-        st.seen.push(Seen { t_ms, ip, endpoint, status, cause });
-        // Drawn latency is in the fake's scaled time; the wire gets it divided by the scale.
-        let drawn_ms = match st.latency {
-            Some(sampler) => sampler.sample(&mut st.rng) as f64 / st.config.time_scale,
-            None => 0.0,
-        };
-        let delay_ms = st.faults.slow_ms as f64 + drawn_ms;
-        if status == 0 || delay_ms <= 0.0 {
-            response
-        } else {
-            response.set_delay(std::time::Duration::from_secs_f64(delay_ms / 1_000.0))
-        }
+/// Answers one request: the route's answer, logged in `seen`, after the drawn latency.
+fn respond(state: &Mutex<State>, req: &Request) -> Reply {
+    let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+    let ip = client_ip(req);
+    let path = req.url.path().to_owned();
+    let t_ms = st.now_ms();
+    st.cause = None;
+    let (endpoint, status, response) = route(&mut st, req, &ip, &path);
+    let cause = st.cause.take();
+    st.seen.push(Seen { t_ms, ip, endpoint, status, cause });
+    st.served += 1;
+    // Drawn latency is in the fake's scaled time; the wire gets it divided by the scale.
+    let drawn_ms = match st.latency {
+        Some(sampler) => sampler.sample(&mut st.rng) as f64 / st.config.time_scale,
+        None => 0.0,
+    };
+    let delay_ms = st.faults.slow_ms as f64 + drawn_ms;
+    if status == 0 || delay_ms <= 0.0 {
+        response
+    } else {
+        response.set_delay(std::time::Duration::from_secs_f64(delay_ms / 1_000.0))
     }
 }
 
 /// A refusal from the gate, as a response: a limiter's timeout never answers (the client's own
 /// timeout ends it).
-fn refusal(status: u16, timeout: bool) -> (u16, ResponseTemplate) {
+fn refusal(status: u16, timeout: bool) -> (u16, Reply) {
     if timeout {
-        (0, ResponseTemplate::new(504).set_delay(std::time::Duration::from_secs(600)))
+        (0, Reply::new(504).set_delay(std::time::Duration::from_secs(600)))
     } else if status == 429 {
         (429, error(429, "Too Many Requests"))
     } else {
@@ -74,7 +71,7 @@ fn refusal(status: u16, timeout: bool) -> (u16, ResponseTemplate) {
     }
 }
 
-fn route(st: &mut State, req: &Request, ip: &str, path: &str) -> (Option<Endpoint>, u16, ResponseTemplate) {
+fn route(st: &mut State, req: &Request, ip: &str, path: &str) -> (Option<Endpoint>, u16, Reply) {
     let (endpoint, (status, resp)) = if let Some(product) = path.strip_prefix("/yml/offer-view/offers/") {
         (Some(Endpoint::StorefrontOffers), storefront::offers(st, req, ip, product))
     } else if path == "/bff/offer-view/list" {
@@ -95,15 +92,14 @@ fn route(st: &mut State, req: &Request, ip: &str, path: &str) -> (Option<Endpoin
 
 impl KaspiMock {
     /// Starts the fake with `config`.
-    pub async fn start(config: KaspiConfig) -> Self {
+    pub async fn start(config: KaspiConfig) -> std::io::Result<Self> {
         let epoch_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let state = Arc::new(Mutex::new(State::new(config, epoch_ms)));
-        // Request recording is off: a load run sends millions, and `seen` keeps what tests need.
-        let server = MockServer::builder().disable_request_recording().start().await;
-        Mock::given(any()).respond_with(Router(Arc::clone(&state))).mount(&server).await;
-        KaspiMock { server, state }
+        let shared = Arc::clone(&state);
+        let server = Server::start(Arc::new(move |req: &Request| respond(&shared, req))).await?;
+        Ok(KaspiMock { server, state })
     }
 
     /// The base URL, such as `http://127.0.0.1:41234`.
@@ -174,6 +170,11 @@ impl KaspiMock {
     /// Every request seen, oldest first.
     pub fn seen(&self) -> Vec<Seen> {
         self.state().seen.clone()
+    }
+
+    /// How many requests it has answered since it started (taking the log does not reset it).
+    pub fn served(&self) -> u64 {
+        self.state().served
     }
 
     /// Takes the requests seen so far (oldest first), leaving the log empty.

@@ -1,8 +1,8 @@
 //! The Shop API: `GET /shop/api/v2/orders` and `GET /shop/api/v2/orders/{id}/entries`, JSON:API
 //! with `X-Auth-Token`.
 
+use crate::http::{Reply, Request};
 use rotor_engine::Endpoint;
-use wiremock::{Request, ResponseTemplate};
 
 use super::error;
 use super::state::State;
@@ -16,8 +16,8 @@ fn token(st: &State, req: &Request) -> Option<usize> {
     st.merchant_by_token(t).map(|(i, _)| i)
 }
 
-fn json_api(status: u16, body: &serde_json::Value) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_raw(body.to_string(), MEDIA)
+fn json_api(status: u16, body: &serde_json::Value) -> Reply {
+    Reply::new(status).set_body_raw(body.to_string(), MEDIA)
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
@@ -31,7 +31,7 @@ fn base(req: &Request) -> String {
     format!("http://{host}")
 }
 
-pub(crate) fn orders(st: &mut State, req: &Request, ip: &str) -> (u16, ResponseTemplate) {
+pub(crate) fn orders(st: &mut State, req: &Request, ip: &str) -> (u16, Reply) {
     if req.method.as_str() != "GET" {
         return (405, error(405, "Method Not Allowed"));
     }
@@ -111,7 +111,7 @@ pub(crate) fn orders(st: &mut State, req: &Request, ip: &str) -> (u16, ResponseT
     (200, json_api(200, &body))
 }
 
-pub(crate) fn entries(st: &mut State, req: &Request, ip: &str, id: &str) -> (u16, ResponseTemplate) {
+pub(crate) fn entries(st: &mut State, req: &Request, ip: &str, id: &str) -> (u16, Reply) {
     if req.method.as_str() != "GET" {
         return (405, error(405, "Method Not Allowed"));
     }

@@ -180,6 +180,8 @@ pub(crate) struct State {
     pub(crate) cause: Option<String>,
     /// The answer-latency sampler, if any.
     pub(crate) latency: Option<rotor_sim::kaspi::Sampler>,
+    /// Requests answered since the start.
+    pub(crate) served: u64,
 }
 
 const MERCHANT_NAMES: [&str; 6] =
@@ -216,6 +218,7 @@ impl State {
             rng,
             cause: None,
             latency: None,
+            served: 0,
         };
         state.latency = state.config.latency.as_ref().map(rotor_sim::kaspi::Sampler::new);
         let merchants: Vec<String> = state.config.merchants.iter().map(|m| m.uid.clone()).collect();

@@ -1,6 +1,6 @@
 //! `POST /yml/offer-view/offers/{productId}`: competitor offers on the public storefront.
 
-use wiremock::{Request, ResponseTemplate};
+use crate::http::{Reply, Request};
 
 use super::error;
 use super::state::State;
@@ -9,7 +9,7 @@ use rotor_engine::Endpoint;
 /// The anti-bot interstitial some IPs get instead of JSON, with status 200.
 const ANTI_BOT: &str = "<!DOCTYPE html><html><head><title>Проверка</title></head><body><div id=\"captcha\">Подтвердите, что вы не робот</div></body></html>";
 
-pub(crate) fn offers(st: &mut State, req: &Request, ip: &str, product: &str) -> (u16, ResponseTemplate) {
+pub(crate) fn offers(st: &mut State, req: &Request, ip: &str, product: &str) -> (u16, Reply) {
     if req.method.as_str() != "POST" {
         return (405, error(405, "Method Not Allowed").insert_header("Allow", "POST"));
     }
@@ -17,7 +17,7 @@ pub(crate) fn offers(st: &mut State, req: &Request, ip: &str, product: &str) -> 
         return super::refusal(status, timeout);
     }
     if st.faults.anti_bot {
-        return (200, ResponseTemplate::new(200).set_body_raw(ANTI_BOT, "text/html; charset=utf-8"));
+        return (200, Reply::new(200).set_body_raw(ANTI_BOT, "text/html; charset=utf-8"));
     }
     let body: serde_json::Value = if req.body.is_empty() {
         serde_json::json!({})
@@ -62,5 +62,5 @@ pub(crate) fn offers(st: &mut State, req: &Request, ip: &str, product: &str) -> 
         })
         .collect();
     let body = serde_json::json!({ "offers": rows, "total": total, "offersCount": total, "pcmResponsePresent": false });
-    (200, ResponseTemplate::new(200).set_body_json(body))
+    (200, Reply::new(200).set_body_json(body))
 }
