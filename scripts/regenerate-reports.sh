@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates everything under reports/: a full per-run report (report.html, summary.md,
 # summary.json, CSVs, charts) for every shipped scenario, the sweep-demper grid, and the seed
-# claims. Runs are deterministic: the same sources give the same files.
+# claims. Simulator runs are deterministic: the same sources give the same files. The load
+# report (reports/load-small-k200) is a real-socket run, so its real-time figures differ from
+# run to run; its safety figures do not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -23,3 +25,7 @@ mkdir -p reports/sweep-demper-grid
 "$rotor" sweep scenarios/sweep-demper.toml --out reports/sweep-demper-grid -q > reports/sweep-demper-grid/frontier.txt
 "$rotor" seed-claims --out reports/seed-claims > /dev/null
 echo "sweep and seed claims written"
+mkdir -p reports/load-small-k200
+"$rotor" load scenarios/load-small.toml --time-scale 200 --compare --out reports/load-small-k200 -q \
+  > reports/load-small-k200/verdicts.txt
+echo "load-small at K=200 written"

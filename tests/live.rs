@@ -215,7 +215,10 @@ async fn rotation_at_249_and_the_rest_is_respected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_opens_the_circuit_and_kills_no_proxy() {
     let lab = Lab::start("storm", 3, 50).await;
-    lab.kaspi.set_faults(Faults { storm_share: 1.0, ..Faults::default() });
+    // Kaspi answers after 50 ms, as over a real network, so the demper's concurrent requests are
+    // in flight together when the storm's first 429 comes back (a loopback answer in 0.1 ms
+    // would leave the lane with one send of history).
+    lab.kaspi.set_faults(Faults { storm_share: 1.0, slow_ms: 50, ..Faults::default() });
     lab.configure(
         3,
         "demper = 100\norders = 0\ncatalog = 0",

@@ -96,18 +96,9 @@ fn now_unix() -> u64 {
 }
 
 fn date(unix: u64) -> String {
-    // Days since the epoch to a civil date (Howard Hinnant's algorithm), for "YYYY-MM-DD HH:MM:SS".
-    let days = (unix / 86_400).cast_signed();
+    // "YYYY-MM-DD HH:MM:SS", as Proxy6 writes dates.
+    let (y, m, d) = rotor_engine::time::civil_from_days(unix / 86_400);
     let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs / 3_600, secs / 60 % 60, secs % 60)
 }
 

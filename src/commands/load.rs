@@ -1,6 +1,7 @@
 //! `rotor load`: a scenario through live mode over loopback sockets, optionally beside the
 //! simulator.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 
 use rotor::load::{self, LoadError, LoadOptions, compare};
@@ -66,7 +67,16 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
     if let Some(dir) = &args.out {
         let write_err = |e: String| CliError::internal(format!("cannot write into {}: {e}", dir.display()));
         rotor_sim::output::write_all(report, dir).map_err(|e| write_err(e.to_string()))?;
-        rotor_sim::report::write(&sc, report, &verdicts, dir).map_err(write_err)?;
+        let esc = rotor_sim::report::html::escape;
+        let mut section = format!("<h2>Real time</h2>\n<pre>{}</pre>\n", esc(&outcome.perf.text()));
+        if let Some((_, text)) = &compared {
+            let _ = write!(section, "<h2>Against the simulator</h2>\n<pre>{}</pre>\n", esc(text));
+        }
+        let origin = rotor_sim::report::html::Origin {
+            heading: format!("rotor load at time scale {}", args.time_scale),
+            section,
+        };
+        rotor_sim::report::write_with(&sc, report, &verdicts, dir, &origin).map_err(write_err)?;
         let json = serde_json::to_string_pretty(&outcome.perf).map_err(|e| write_err(e.to_string()))?;
         std::fs::write(dir.join("load.json"), json + "\n").map_err(|e| write_err(e.to_string()))?;
         if let Some((rows, text)) = &compared {

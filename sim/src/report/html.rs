@@ -58,14 +58,31 @@ pub fn verdict_table(verdicts: &[Verdict]) -> String {
     out
 }
 
+/// What made a report besides the simulator: a heading for the page and a section of its own.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The page's heading, such as `rotor load at time scale 200`; empty means `rotor sim`.
+    pub heading: String,
+    /// An HTML section placed after the figures (already escaped).
+    pub section: String,
+}
+
 /// The whole page. `charts` are (title, SVG document) pairs.
-pub fn page(sc: &Scenario, report: &RunReport, verdicts: &[Verdict], charts: &[(String, String)]) -> String {
+pub fn page(
+    sc: &Scenario,
+    report: &RunReport,
+    verdicts: &[Verdict],
+    charts: &[(String, String)],
+    origin: &Origin,
+) -> String {
     let s = &report.summary;
     let mut out = String::new();
+    let heading = if origin.heading.is_empty() { "rotor sim" } else { origin.heading.as_str() };
     let _ = write!(
         out,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rotor sim: {name}</title><style>{STYLE}</style></head><body>\n\
-         <h1>rotor sim: {name}</h1>\n<p>seed={seed} · {policy} · run to {end} of simulated time ({steps} events)</p>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{heading}: {name}</title><style>{STYLE}</style></head><body>\n\
+         <h1>{heading}: {name}</h1>\n<p>seed={seed} · {policy} · run to {end} of scenario time ({steps} events)</p>\n",
+        heading = escape(heading),
         name = escape(&sc.name),
         seed = sc.seed,
         policy = escape(&s.policy),
@@ -81,6 +98,7 @@ pub fn page(sc: &Scenario, report: &RunReport, verdicts: &[Verdict], charts: &[(
         verdict_table(verdicts),
         escape(&figures(s))
     );
+    out.push_str(&origin.section);
     for (title, svg) in charts {
         let _ =
             writeln!(out, "<figure>{}<figcaption>{}</figcaption></figure>", inline_svg(svg), escape(title));

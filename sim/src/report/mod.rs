@@ -30,6 +30,17 @@ pub fn chart_title(chart: Chart, report: &RunReport) -> String {
 
 /// Writes `charts/*.svg`, `charts/*.png`, `report.html` and `summary.md` into `dir`.
 pub fn write(sc: &Scenario, report: &RunReport, verdicts: &[Verdict], dir: &Path) -> Result<(), String> {
+    write_with(sc, report, verdicts, dir, &html::Origin::default())
+}
+
+/// [`write`], for a run that was not the simulator's: `origin` names it and adds its section.
+pub fn write_with(
+    sc: &Scenario,
+    report: &RunReport,
+    verdicts: &[Verdict],
+    dir: &Path,
+    origin: &html::Origin,
+) -> Result<(), String> {
     let chart_dir = dir.join("charts");
     std::fs::create_dir_all(&chart_dir).map_err(|e| format!("cannot create {}: {e}", chart_dir.display()))?;
     let mut svgs = Vec::new();
@@ -37,7 +48,7 @@ pub fn write(sc: &Scenario, report: &RunReport, verdicts: &[Verdict], dir: &Path
         let svg = charts::write(chart, report, sc, &chart_dir)?;
         svgs.push((chart_title(chart, report), svg));
     }
-    let html = html::page(sc, report, verdicts, &svgs);
+    let html = html::page(sc, report, verdicts, &svgs, origin);
     std::fs::write(dir.join("report.html"), html).map_err(|e| format!("cannot write report.html: {e}"))?;
     std::fs::write(dir.join("summary.md"), markdown::summary(sc, report, verdicts))
         .map_err(|e| format!("cannot write summary.md: {e}"))
