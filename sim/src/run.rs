@@ -354,13 +354,7 @@ impl<'s, 'o> Sim<'s, 'o> {
     fn create_works(&mut self, user: u32, skus: u32) -> Vec<u32> {
         let sc = self.sc;
         let mut out = Vec::new();
-        let specs = [
-            (Module::Demper, sc.demper.map(|d| (d.interval, d.concurrency))),
-            (Module::Orders, sc.orders.map(|o| (o.interval, o.concurrency))),
-            (Module::Catalog, sc.catalog.map(|c| (c.interval, 1))),
-        ];
-        for (module, spec) in specs {
-            let Some((interval, concurrency)) = spec else { continue };
+        for (module, interval, concurrency) in sc.workloads() {
             out.push(self.works.len() as u32);
             self.works.push(Work {
                 lane: LaneKey::new(UserId(user), module),

@@ -78,6 +78,8 @@ twice! {
     community_limits_is_deterministic => "community-limits",
     churn_is_deterministic => "churn",
     sweep_demper_base_is_deterministic => "sweep-demper",
+    load_small_is_deterministic => "load-small",
+    load_1000_is_deterministic => "load-1000",
 }
 
 #[test]
@@ -94,6 +96,8 @@ fn every_shipped_scenario_is_covered() {
             "churn",
             "community-limits",
             "dead-proxies",
+            "load-1000",
+            "load-small",
             "seed-1000",
             "seed-500",
             "storm-429",

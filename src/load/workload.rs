@@ -126,41 +126,26 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut work: Work) {
     }
 }
 
-/// Every SKU's offers, `concurrency` at a time; a drawn share of them pushes a new price.
-async fn demper_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
-    let share = ctx.price_change_share;
-    let plan: Vec<bool> = (0..work.skus).map(|_| share >= 1.0 || work.rng.random::<f64>() < share).collect();
-    let plan = Arc::new(plan);
+/// Runs `job(i)` for every `i` below `n` on `concurrency` tasks, each taking the next index
+/// when it is free (the simulator's cycle slots); returns the sum of what the jobs return.
+async fn fan_out<F, Fut>(ctx: &Arc<Ctx>, concurrency: u32, n: u32, job: F) -> u32
+where
+    F: Fn(Arc<Ctx>, u32) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = u32> + Send,
+{
+    let job = Arc::new(job);
     let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let mut tasks = JoinSet::new();
-    for _ in 0..work.concurrency.max(1) {
-        let (ctx, plan, next, account) =
-            (Arc::clone(ctx), Arc::clone(&plan), Arc::clone(&next), work.account.clone());
+    for _ in 0..concurrency.max(1) {
+        let (ctx, job, next) = (Arc::clone(ctx), Arc::clone(&job), Arc::clone(&next));
         tasks.spawn(async move {
             let mut sent = 0u32;
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as usize;
-                if i >= plan.len() || ctx.driver.stopping() {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n || ctx.driver.stopping() {
                     return sent;
                 }
-                let product = &ctx.products[i % ctx.products.len()];
-                sent += 1;
-                let offers = ctx
-                    .request(Module::Demper, Endpoint::StorefrontOffers, async {
-                        kaspi::offers_page(&ctx.driver, &ctx.urls, account.user, product, 0).await
-                    })
-                    .await;
-                let Some((rows, _)) = offers else { continue };
-                if plan[i] {
-                    let rival = rows.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
-                    let price = if rival.is_finite() { (rival - 1.0).max(1.0) } else { 10_000.0 };
-                    let sku = format!("SKU-{}", i + 1);
-                    sent += 1;
-                    ctx.request(Module::Demper, Endpoint::CabinetPriceUpdate, async {
-                        kaspi::push_price(&ctx.driver, &ctx.urls, &account, &sku, &sku, price).await
-                    })
-                    .await;
-                }
+                sent += job(Arc::clone(&ctx), i).await;
             }
         });
     }
@@ -169,6 +154,39 @@ async fn demper_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
         total += r.unwrap_or(0);
     }
     total
+}
+
+/// Every SKU's offers, `concurrency` at a time; a drawn share of them pushes a new price.
+async fn demper_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
+    let share = ctx.price_change_share;
+    let plan: Vec<bool> = (0..work.skus).map(|_| share >= 1.0 || work.rng.random::<f64>() < share).collect();
+    let plan = Arc::new(plan);
+    let account = work.account.clone();
+    let n = work.skus;
+    fan_out(ctx, work.concurrency, n, move |ctx, i| {
+        let (plan, account) = (Arc::clone(&plan), account.clone());
+        async move {
+            let product = &ctx.products[i as usize % ctx.products.len()];
+            let offers = ctx
+                .request(Module::Demper, Endpoint::StorefrontOffers, async {
+                    kaspi::offers_page(&ctx.driver, &ctx.urls, account.user, product, 0).await
+                })
+                .await;
+            let Some((rows, _)) = offers else { return 1 };
+            if !plan[i as usize] {
+                return 1;
+            }
+            let rival = rows.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+            let price = if rival.is_finite() { (rival - 1.0).max(1.0) } else { 10_000.0 };
+            let sku = format!("SKU-{}", i + 1);
+            ctx.request(Module::Demper, Endpoint::CabinetPriceUpdate, async {
+                kaspi::push_price(&ctx.driver, &ctx.urls, &account, &sku, &sku, price).await
+            })
+            .await;
+            2
+        }
+    })
+    .await
 }
 
 /// The drawn number of new orders: their pages one by one, then their entries.
@@ -203,31 +221,19 @@ async fn orders_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
         return sent;
     }
     let listed = Arc::new(listed);
-    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let mut tasks = JoinSet::new();
-    for _ in 0..work.concurrency.max(1) {
-        let (ctx, listed, next, account) =
-            (Arc::clone(ctx), Arc::clone(&listed), Arc::clone(&next), work.account.clone());
-        tasks.spawn(async move {
-            let mut sent = 0u32;
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n || ctx.driver.stopping() {
-                    return sent;
-                }
-                sent += 1;
-                let order = &listed[i as usize % listed.len()];
-                ctx.request(Module::Orders, Endpoint::ShopOrderEntries, async {
-                    kaspi::order_entries(&ctx.driver, &account, order).await.map(|_| ())
-                })
-                .await;
-            }
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        sent += r.unwrap_or(0);
-    }
-    sent
+    let account = work.account.clone();
+    sent + fan_out(ctx, work.concurrency, n, move |ctx, i| {
+        let (listed, account) = (Arc::clone(&listed), account.clone());
+        async move {
+            let order = &listed[i as usize % listed.len()];
+            ctx.request(Module::Orders, Endpoint::ShopOrderEntries, async {
+                kaspi::order_entries(&ctx.driver, &account, order).await.map(|_| ())
+            })
+            .await;
+            1
+        }
+    })
+    .await
 }
 
 /// The catalogue's pages, one by one.
@@ -251,13 +257,7 @@ pub(crate) fn works(sc: &Scenario, accounts: &[(Account, u32)]) -> Vec<Work> {
     let mut out = Vec::new();
     for (account, skus) in accounts {
         let user = account.user.0;
-        let specs = [
-            (Module::Demper, sc.demper.map(|d| (d.interval, d.concurrency))),
-            (Module::Orders, sc.orders.map(|o| (o.interval, o.concurrency))),
-            (Module::Catalog, sc.catalog.map(|c| (c.interval, 1))),
-        ];
-        for (module, spec) in specs {
-            let Some((interval, concurrency)) = spec else { continue };
+        for (module, interval, concurrency) in sc.workloads() {
             out.push(Work {
                 account: account.clone(),
                 module,

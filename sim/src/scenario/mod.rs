@@ -551,6 +551,20 @@ impl Ctx<'_> {
 }
 
 impl Scenario {
+    /// Each user's workloads in order (demper, orders, catalog), those the scenario has: the
+    /// module, its cycle interval and its concurrency. The simulator and `rotor load` schedule
+    /// from this one list.
+    pub fn workloads(&self) -> Vec<(Module, Duration, u32)> {
+        [
+            self.demper.map(|d| (Module::Demper, d.interval, d.concurrency)),
+            self.orders.map(|o| (Module::Orders, o.interval, o.concurrency)),
+            self.catalog.map(|c| (Module::Catalog, c.interval, 1)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// Reads and validates the scenario file at `path`.
     pub fn load(path: &std::path::Path) -> Result<Self, ScenarioError> {
         let file = path.display().to_string();
