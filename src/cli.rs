@@ -30,6 +30,7 @@ pub(crate) enum Command {
     ///   rotor sim                                  # the embedded seed-500 scenario
     ///   rotor sim scenarios/seed-1000.toml --out reports/seed-1000
     ///   rotor sim scenarios/storm-429.toml --seed 7 --trace /tmp/trace.csv
+    #[command(verbatim_doc_comment)]
     Sim(SimArgs),
     /// Run a scenario over a grid and find the smallest safe, on-time pool for each load.
     ///
@@ -39,6 +40,7 @@ pub(crate) enum Command {
     ///
     /// Example:
     ///   rotor sweep scenarios/sweep-demper.toml --out reports/sweep-demper
+    #[command(verbatim_doc_comment)]
     Sweep(SweepArgs),
     /// How many proxies one seller needs per module, and what they cost.
     ///
@@ -48,11 +50,13 @@ pub(crate) enum Command {
     ///
     /// Example:
     ///   rotor plan --skus 1000 --interval 3m --policy window
+    #[command(verbatim_doc_comment)]
     Plan(PlanArgs),
     /// Check the seed plan's numeric claims against the simulator.
     ///
     /// Runs the seed's settings (several full simulated days) and prints each claim with the
     /// simulated value and a verdict; with --out, writes README.md and report.html there.
+    #[command(verbatim_doc_comment)]
     SeedClaims {
         /// Where to write README.md and report.html.
         #[arg(long, value_name = "DIR")]
@@ -64,8 +68,14 @@ pub(crate) enum Command {
     /// credentials by environment variable; the values go to a file readable only by you, whose
     /// path is printed. Ctrl-C stops everything.
     ///
-    /// Example:
+    /// With --scenario it serves a load run's world instead (the fake Kaspi with the scenario's
+    /// hypotheses and latency on a clock --time-scale times faster, one proxy per pool proxy)
+    /// and prints its control URL for `rotor load --attach`.
+    ///
+    /// Examples:
     ///   rotor mock --proxies 5
+    ///   rotor mock --scenario scenarios/load-small.toml --time-scale 200
+    #[command(verbatim_doc_comment)]
     Mock(MockArgs),
     /// Run live: reprice, poll orders and sync the catalogue over real HTTP, through the pool.
     ///
@@ -80,6 +90,7 @@ pub(crate) enum Command {
     /// Examples:
     ///   rotor live --config live.toml --dry-run --once
     ///   rotor live --config live.toml --sync-catalog
+    #[command(verbatim_doc_comment)]
     Live(LiveArgs),
     /// Replay a scenario through live mode over real sockets, K times faster than real time.
     ///
@@ -103,6 +114,7 @@ pub(crate) enum Command {
     ///   rotor load scenarios/load-1000.toml --time-scale 100 --max-requests 150000 --out /tmp/bench
     ///   rotor mock --scenario scenarios/load-1000.toml --time-scale 100 &   # prints a control URL
     ///   rotor load scenarios/load-1000.toml --time-scale 100 --attach http://127.0.0.1:PORT
+    #[command(verbatim_doc_comment)]
     Load(LoadArgs),
     /// Check every configured proxy against the four Kaspi endpoints (the seed's Phase 0).
     ///
@@ -114,12 +126,14 @@ pub(crate) enum Command {
     ///
     /// Example:
     ///   rotor probe --config live.toml
+    #[command(verbatim_doc_comment)]
     Probe {
         /// The live config.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
     /// List the scenarios built into this binary.
+    #[command(verbatim_doc_comment)]
     Scenarios,
 }
 
