@@ -852,14 +852,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         self.free_reqs.push(id);
         match result {
             Ok(()) => self.obs.metrics.accounting.succeeded += 1,
-            Err(reason) => {
-                self.obs.metrics.accounting.failed += 1;
-                let key = match reason {
-                    FailReason::RetriesExhausted { last, .. } => format!("retries_exhausted:{last}"),
-                    other => other.to_string(),
-                };
-                *self.obs.metrics.accounting.failed_by_reason.entry(key).or_default() += 1;
-            }
+            Err(reason) => self.obs.metrics.accounting.fail(reason),
         }
         if req.step == Step::Offers && req.then_update && result.is_ok() {
             self.issue(req.work, Step::PriceUpdate, false);

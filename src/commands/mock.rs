@@ -64,9 +64,7 @@ pub(crate) fn run(flags: &MockArgs) -> Result<u8, CliError> {
 /// `rotor mock --scenario`: the world of a load run, for `rotor load --attach`.
 fn serve_world(which: &str, k: f64) -> Result<u8, CliError> {
     let sc = super::sim::load_scenario(which)?;
-    if !(k.is_finite() && (1.0..=100_000.0).contains(&k)) {
-        return Err(CliError::bad_input(format!("--time-scale {k}: valid: a number from 1 to 100000")));
-    }
+    rotor::load::check_time_scale(k).map_err(|e| CliError::bad_input(e.to_string()))?;
     rotor::load::world::check_supported(&sc).map_err(|e| CliError::bad_input(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -73,6 +73,15 @@ pub struct LoadOutcome {
     pub perf: Perf,
 }
 
+/// A time scale must be a number from 1 to 100000.
+pub fn check_time_scale(k: f64) -> Result<(), LoadError> {
+    if k.is_finite() && (1.0..=100_000.0).contains(&k) {
+        Ok(())
+    } else {
+        Err(LoadError::Input(format!("--time-scale {k}: valid: a number from 1 to 100000")))
+    }
+}
+
 /// The real time a scenario span lasts under `k`, at least 1 ms.
 fn scaled(d: Duration, k: f64) -> Duration {
     Duration::from_millis(((d.as_millis() as f64 / k).ceil() as u64).max(1))
@@ -82,9 +91,7 @@ fn scaled(d: Duration, k: f64) -> Duration {
 /// clock, because it sets the clock's scale.
 pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadError> {
     let k = opts.time_scale;
-    if !(k.is_finite() && (1.0..=100_000.0).contains(&k)) {
-        return Err(LoadError::Input(format!("--time-scale {k}: valid: a number from 1 to 100000")));
-    }
+    check_time_scale(k)?;
     world::check_supported(sc)?;
     if !clock::set_scale(k) && (clock::scale() - k).abs() > f64::EPSILON {
         return Err(LoadError::Internal("the clock's scale was already set in this process".into()));

@@ -12,6 +12,15 @@ use rotor_sim::observe::metrics::Metrics;
 
 use crate::live::driver::{Sent, Tap};
 
+/// Why a load request failed for good.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Failure {
+    /// The engine gave up on it.
+    Engine(FailReason),
+    /// The harness's side: `store` (the charge was not written) or `bad_answer`.
+    Other(&'static str),
+}
+
 /// Per-proxy counts for `proxies.csv`.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ProxyCount {
@@ -103,13 +112,14 @@ impl Recorder {
         self.lock().obs.metrics.accounting.issued += 1;
     }
 
-    /// A request ended: `Ok`, failed for `reason`, or unfinished (`None`, shutdown cut it).
+    /// A request ended: `Ok`, failed (for an engine reason, or another named one), or
+    /// unfinished (`None`, shutdown cut it).
     pub(crate) fn finished(
         &self,
         module: Module,
         endpoint: Endpoint,
         issued: std::time::Instant,
-        result: Option<Result<(), String>>,
+        result: Option<Result<(), Failure>>,
     ) {
         let us = u64::try_from(issued.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
         let mut g = self.lock();
@@ -118,19 +128,12 @@ impl Recorder {
         let acc = &mut g.obs.metrics.accounting;
         match result {
             Some(Ok(())) => acc.succeeded += 1,
-            Some(Err(reason)) => {
+            Some(Err(Failure::Engine(reason))) => acc.fail(reason),
+            Some(Err(Failure::Other(key))) => {
                 acc.failed += 1;
-                *acc.failed_by_reason.entry(reason).or_default() += 1;
+                *acc.failed_by_reason.entry(key.to_owned()).or_default() += 1;
             }
             None => {}
-        }
-    }
-
-    /// The key the simulator uses for a failure reason.
-    pub(crate) fn reason_key(reason: FailReason) -> String {
-        match reason {
-            FailReason::RetriesExhausted { last, .. } => format!("retries_exhausted:{last}"),
-            other => other.to_string(),
         }
     }
 

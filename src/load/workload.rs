@@ -13,7 +13,7 @@ use rotor_sim::observe::CycleRecord;
 use rotor_sim::scenario::Scenario;
 use tokio::task::JoinSet;
 
-use super::recorder::Recorder;
+use super::recorder::{Failure, Recorder};
 use crate::live::clock;
 use crate::live::config::KaspiUrls;
 use crate::live::driver::{CallError, Driver};
@@ -48,13 +48,13 @@ pub(crate) struct Work {
 }
 
 /// How a request ended, for the accounting.
-fn verdict(r: &Result<(), ApiError>) -> Option<Result<(), String>> {
+fn verdict(r: &Result<(), ApiError>) -> Option<Result<(), Failure>> {
     match r {
         Ok(()) => Some(Ok(())),
         Err(ApiError::Call(CallError::Stopped | CallError::LaneLost)) => None,
-        Err(ApiError::Call(CallError::Failed(reason, _))) => Some(Err(Recorder::reason_key(*reason))),
-        Err(ApiError::Call(CallError::Store(_))) => Some(Err("store".to_owned())),
-        Err(ApiError::Answer(_)) => Some(Err("bad_answer".to_owned())),
+        Err(ApiError::Call(CallError::Failed(reason, _))) => Some(Err(Failure::Engine(*reason))),
+        Err(ApiError::Call(CallError::Store(_))) => Some(Err(Failure::Other("store"))),
+        Err(ApiError::Answer(_)) => Some(Err(Failure::Other("bad_answer"))),
     }
 }
 

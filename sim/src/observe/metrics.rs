@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use rotor_engine::{Module, OutcomeKind, UserId};
+use rotor_engine::{FailReason, Module, OutcomeKind, UserId};
 
 /// Every outcome kind, in declaration order.
 pub const OUTCOME_KINDS: [OutcomeKind; 7] = OutcomeKind::ALL;
@@ -100,6 +100,19 @@ fn workload_index(m: Module) -> Option<usize> {
         Module::Orders => Some(1),
         Module::Catalog => Some(2),
         Module::Reserve => None,
+    }
+}
+
+impl Accounting {
+    /// Counts a request that failed for good, under its reason's key (`retries_exhausted:429`,
+    /// `no_live_proxies`, ...).
+    pub fn fail(&mut self, reason: FailReason) {
+        let key = match reason {
+            FailReason::RetriesExhausted { last, .. } => format!("retries_exhausted:{last}"),
+            other => other.to_string(),
+        };
+        self.failed += 1;
+        *self.failed_by_reason.entry(key).or_default() += 1;
     }
 }
 
