@@ -23,7 +23,8 @@ fn engine(proxies: u32, policy: Policy) -> Engine {
             credentials: None,
             egress_ip: std::net::IpAddr::from([10, a, b, c]),
             subnet: format!("10.{a}.{b}.0/24"),
-        });
+        })
+        .unwrap();
     }
     e.allocate(UserId(1), proxies, Split::new(proxies, 0, 0, 0)).unwrap();
     e

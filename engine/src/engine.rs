@@ -8,7 +8,7 @@ use crate::backoff::retry_delay;
 use crate::circuit::{Admission, Transition};
 use crate::config::{AccountThrottle, ConfigError, EngineConfig};
 use crate::decision::{Completion, Decision, FailReason, LaneRef, RequestSpec, Ticket, WaitReason};
-use crate::error::{AllocError, ReviveError, Shortage};
+use crate::error::{AllocError, PoolError, ReviveError, Shortage};
 use crate::event::Event;
 use crate::health::HealthWindow;
 use crate::ids::{Endpoint, LaneKey, Module, ProxyId, UserId};
@@ -47,6 +47,8 @@ pub struct Engine {
     borrow_from: [Option<Module>; 4],
     accounts: FxHashMap<UserId, AccountState>,
     events: VecDeque<Event>,
+    #[cfg(feature = "mutants")]
+    mutant: Option<(crate::mutant::Mutant, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +141,50 @@ impl Gate {
     }
 }
 
+/// Commits a send to `pick`: a proxy taken from a queue starts a lease, and the send is charged
+/// to it, which may spend the lease or block the proxy. Returns the proxy.
+fn commit_pick(
+    pool: &mut Pool,
+    lane: &mut Lane,
+    events: &mut VecDeque<Event>,
+    policy: crate::config::Policy,
+    pick: Pick,
+    now: Instant,
+    over_budget: bool,
+) -> ProxyId {
+    let id = match pick {
+        Pick::Current(id) | Pick::Fresh(id) | Pick::Rested(id) => id,
+    };
+    if lane.take(pick) {
+        let entry = pool.entry(id);
+        entry.state = ProxyState::Active;
+        entry.usage.charged = 0;
+        entry.epoch = entry.epoch.wrapping_add(1);
+        events.push_back(Event::Rotated { lane: lane.key, from: lane.last_active, to: id, at: now });
+        lane.last_active = Some(id);
+    }
+    let entry = pool.entry(id);
+    entry.in_flight += 1;
+    let after = policy.charge(&mut entry.usage, now);
+    #[cfg(feature = "mutants")]
+    let after = crate::mutant::over_budget(over_budget, policy, after, entry.usage.charged);
+    #[cfg(not(feature = "mutants"))]
+    let _ = over_budget;
+    match after {
+        AfterSend::Continue => {}
+        AfterSend::LeaseSpent => {
+            entry.state = ProxyState::Draining;
+            lane.current = None;
+        }
+        AfterSend::BlockedUntil(ready_at) => {
+            entry.state = ProxyState::Resting { ready_at };
+            lane.current = None;
+            lane.enqueue(pool, id);
+        }
+    }
+    id
+}
+
 fn lane_at(lanes: &mut [LaneSlot], r: LaneRef) -> Option<&mut Lane> {
     lanes.get_mut(r.slot as usize).filter(|s| s.generation == r.generation)?.lane.as_mut()
 }
@@ -170,6 +216,30 @@ impl Engine {
             borrow_from,
             accounts: FxHashMap::default(),
             events: VecDeque::new(),
+            #[cfg(feature = "mutants")]
+            mutant: None,
+        })
+    }
+
+    /// Makes the engine break one rule from now on (test builds with the `mutants` feature only).
+    #[cfg(feature = "mutants")]
+    pub fn set_mutant(&mut self, mutant: crate::mutant::Mutant) {
+        self.mutant = Some((mutant, 0));
+    }
+
+    #[cfg(feature = "mutants")]
+    fn mutant_is(&self, m: crate::mutant::Mutant) -> bool {
+        self.mutant.is_some_and(|(x, _)| x == m)
+    }
+
+    /// The `DropRequest` mutant parks its thousandth request where nothing will wake it.
+    #[cfg(feature = "mutants")]
+    fn mutant_drop(&mut self) -> Option<Decision> {
+        let Some((crate::mutant::Mutant::DropRequest, n)) = &mut self.mutant else { return None };
+        *n += 1;
+        (*n == 1_000).then(|| Decision::Park {
+            lane: LaneKey::new(UserId(u32::MAX), Module::Reserve),
+            reason: WaitReason::ProxiesDraining,
         })
     }
 
@@ -180,18 +250,19 @@ impl Engine {
 
     // ---- pool -------------------------------------------------------------------------------
 
-    /// Adds a proxy (bought or loaded) to the pool, free and never used.
-    pub fn add_proxy(&mut self, spec: ProxySpec) -> ProxyId {
-        let id = self.pool.add(spec);
+    /// Adds a proxy (bought or loaded) to the pool, free and never used. Refused when another
+    /// proxy already egresses through its IP (Kaspi would count both against one budget).
+    pub fn add_proxy(&mut self, spec: ProxySpec) -> Result<ProxyId, PoolError> {
+        let id = self.pool.add(spec)?;
         self.pool.rearm(self.config.pool_min_available);
-        id
+        Ok(id)
     }
 
     /// Adds a proxy whose state was persisted before a restart: resting until `ready_at`, or
     /// dead. A caller that cannot tell how far a proxy's lease went must pass a rest that starts
     /// no earlier than the restart (see docs/decisions/live-durability.md).
-    pub fn add_restored_proxy(&mut self, spec: ProxySpec, restored: Restored) -> ProxyId {
-        let id = self.pool.add(spec);
+    pub fn add_restored_proxy(&mut self, spec: ProxySpec, restored: Restored) -> Result<ProxyId, PoolError> {
+        let id = self.pool.add(spec)?;
         self.pool.withdraw(id);
         let entry = self.pool.entry(id);
         match restored {
@@ -204,7 +275,7 @@ impl Engine {
         }
         self.pool.release(id);
         self.pool.rearm(self.config.pool_min_available);
-        id
+        Ok(id)
     }
 
     /// Proxies in the pool, held or not, dead or alive.
@@ -394,7 +465,9 @@ impl Engine {
 
     /// Resets a proxy that no lane holds to a state read from shared storage, whatever this
     /// engine last knew of it (another worker may have used it since). Requests this engine
-    /// still counted in flight on it are forgotten.
+    /// still has in flight on it are kept: until the last of them completes the proxy drains,
+    /// and its rest then runs from that completion (or to the restored instant, if later), so a
+    /// request sent before the restore can never shorten the rest that follows it.
     pub fn restore_proxy(&mut self, id: ProxyId, restored: Option<Restored>) -> Result<(), AllocError> {
         let Some(entry) = self.pool.entries.get(id.0 as usize) else { return Err(AllocError::NotFree(id)) };
         if entry.holder.is_some() {
@@ -402,18 +475,24 @@ impl Engine {
         }
         self.pool.withdraw(id);
         let entry = self.pool.entry(id);
-        entry.in_flight = 0;
         entry.usage = crate::policy::Usage::default();
         entry.health = HealthWindow::default();
         entry.epoch = entry.epoch.wrapping_add(1);
+        let in_flight = entry.in_flight > 0;
         match restored {
+            Some(Restored::Dead) => entry.state = ProxyState::Dead,
+            _ if in_flight => {
+                if let Some(Restored::Resting { ready_at }) = restored {
+                    entry.penalty_until = entry.penalty_until.max(ready_at);
+                }
+                entry.state = ProxyState::Draining;
+            }
             None => entry.state = ProxyState::Fresh,
             Some(Restored::Resting { ready_at }) => {
                 entry.state = ProxyState::Resting { ready_at };
                 entry.penalty_until = ready_at;
                 entry.last_completion = ready_at;
             }
-            Some(Restored::Dead) => entry.state = ProxyState::Dead,
         }
         self.pool.release(id);
         Ok(())
@@ -444,6 +523,14 @@ impl Engine {
     /// Decides what to do with a request at `now`: send it through a proxy, wait until an exact
     /// instant, park until a completion, or fail it for good. Nothing changes unless it sends.
     pub fn acquire(&mut self, req: &RequestSpec, now: Instant) -> Decision {
+        #[cfg(feature = "mutants")]
+        if let Some(dropped) = self.mutant_drop() {
+            return dropped;
+        }
+        #[cfg(feature = "mutants")]
+        let over_budget = self.mutant_is(crate::mutant::Mutant::OverBudget);
+        #[cfg(not(feature = "mutants"))]
+        let over_budget = false;
         let Some(refs) = self.users.get(&req.user).copied() else {
             return self.fail(req.lane(), req.endpoint, FailReason::NotAllocated, now);
         };
@@ -491,33 +578,8 @@ impl Engine {
             unreachable!("a lane with no pick always sets the gate");
         };
 
-        // Commit the send.
-        let policy = self.config.policy;
-        let id = match pick {
-            Pick::Current(id) | Pick::Fresh(id) | Pick::Rested(id) => id,
-        };
-        if lane.take(pick) {
-            let entry = self.pool.entry(id);
-            entry.state = ProxyState::Active;
-            entry.usage.charged = 0;
-            entry.epoch = entry.epoch.wrapping_add(1);
-            self.events.push_back(Event::Rotated { lane: lane.key, from: lane.last_active, to: id, at: now });
-            lane.last_active = Some(id);
-        }
-        let entry = self.pool.entry(id);
-        entry.in_flight += 1;
-        match policy.charge(&mut entry.usage, now) {
-            AfterSend::Continue => {}
-            AfterSend::LeaseSpent => {
-                entry.state = ProxyState::Draining;
-                lane.current = None;
-            }
-            AfterSend::BlockedUntil(ready_at) => {
-                entry.state = ProxyState::Resting { ready_at };
-                lane.current = None;
-                lane.enqueue(&mut self.pool, id);
-            }
-        }
+        let id =
+            commit_pick(&mut self.pool, lane, &mut self.events, self.config.policy, pick, now, over_budget);
         let probe = admission == Admission::Probe;
         if probe {
             lane.circuit.probe_sent();
@@ -629,8 +691,15 @@ impl Engine {
         entry.state = ProxyState::Dead;
         entry.epoch = entry.epoch.wrapping_add(1);
         let (failures, considered) = (entry.health.failures(), entry.health.considered());
+        #[cfg(feature = "mutants")]
+        let keep = self.mutant_is(crate::mutant::Mutant::ReuseDead);
+        #[cfg(not(feature = "mutants"))]
+        let keep = false;
+        let entry = self.pool.entry(id);
         let Some(lane) = entry.holder.and_then(|r| lane_at(&mut self.lanes, r)) else { return };
-        lane.drop_candidate(id);
+        if !keep {
+            lane.drop_candidate(id);
+        }
         lane.dead += 1;
         self.events.push_back(Event::ProxyDead { proxy: id, lane: lane.key, failures, considered, at: now });
         if !lane.replacements_requested && lane.dead_above(self.config.replace_above_dead_percent) {
@@ -646,8 +715,13 @@ impl Engine {
     /// A drained proxy starts its rest: from its last completion, or longer if a penalty says so.
     fn start_rest(&mut self, id: ProxyId) {
         let policy = self.config.policy;
+        #[cfg(feature = "mutants")]
+        let short = self.mutant_is(crate::mutant::Mutant::ShortRest);
         let entry = self.pool.entry(id);
         let ready_at = policy.ready_after_lease(&entry.usage, entry.last_completion).max(entry.penalty_until);
+        #[cfg(feature = "mutants")]
+        let ready_at =
+            if short { Instant::from_millis(ready_at.as_millis().saturating_sub(1)) } else { ready_at };
         entry.state = ProxyState::Resting { ready_at };
         if let Some(lane) = entry.holder.and_then(|r| lane_at(&mut self.lanes, r)) {
             lane.enqueue(&mut self.pool, id);
@@ -721,6 +795,10 @@ impl Engine {
     /// The lane whose proxies carry `module`'s requests: its own, or its lender's while it holds
     /// no live proxy.
     fn serving_lane(&self, refs: &[LaneRef; 4], module: Module) -> LaneRef {
+        #[cfg(feature = "mutants")]
+        if module == Module::Orders && self.mutant_is(crate::mutant::Mutant::LendProxy) {
+            return refs[Module::Demper.index()];
+        }
         let own = refs[module.index()];
         match self.borrow_from[module.index()] {
             Some(lender) if lane_ref(&self.lanes, own).is_some_and(|l| l.live() == 0) => refs[lender.index()],

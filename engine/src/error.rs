@@ -29,6 +29,20 @@ pub enum AllocError {
     NotFree(ProxyId),
 }
 
+/// Why a proxy was not added to the pool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// Another proxy in the pool already egresses through this IP. Kaspi counts per IP, so two
+    /// entries would each spend the one budget in full.
+    #[error("egress IP {ip} is already proxy {existing}'s; each proxy needs an egress IP of its own")]
+    SharedEgress {
+        /// The egress IP.
+        ip: std::net::IpAddr,
+        /// The proxy that has it.
+        existing: ProxyId,
+    },
+}
+
 /// A shortage, with how many proxies each module lacks when modules are filled in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shortage {

@@ -22,7 +22,8 @@
 //!         credentials: None,
 //!         egress_ip: format!("203.0.113.{i}").parse().unwrap(),
 //!         subnet: "203.0.113.0/24".into(),
-//!     });
+//!     })
+//!     .unwrap();
 //! }
 //! let user = UserId(1);
 //! engine.allocate(user, 100, Split::default()).unwrap();
@@ -59,6 +60,8 @@ pub mod event;
 mod health;
 pub mod ids;
 mod lane;
+#[cfg(feature = "mutants")]
+pub mod mutant;
 pub mod outcome;
 mod policy;
 mod pool;
@@ -76,9 +79,11 @@ pub use config::{
 };
 pub use decision::{Completion, Decision, FailReason, RequestSpec, Ticket, WaitReason};
 pub use engine::{Allocation, Engine, LaneView, ProxyView, Restored};
-pub use error::{AllocError, ReviveError, Shortage};
+pub use error::{AllocError, PoolError, ReviveError, Shortage};
 pub use event::Event;
 pub use ids::{Endpoint, LaneKey, Module, ProxyId, UnknownName, UserId};
+#[cfg(feature = "mutants")]
+pub use mutant::Mutant;
 pub use outcome::{Outcome, OutcomeKind, ProxyFailure};
 pub use pool::ProxyState;
 pub use proxy::{Credentials, ProxySpec};

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::decision::LaneRef;
+use crate::error::PoolError;
 use crate::event::Event;
 use crate::health::HealthWindow;
 use crate::ids::ProxyId;
@@ -61,14 +62,20 @@ impl ProxyEntry {
 pub(crate) struct Pool {
     pub(crate) entries: Vec<ProxyEntry>,
     free: BTreeSet<(Instant, ProxyId)>,
+    /// Which proxy egresses through each IP: one at most.
+    by_egress: rustc_hash::FxHashMap<std::net::IpAddr, ProxyId>,
     /// The shortfall last reported by a pool-low event, while the pool stays low.
     low_reported: Option<u32>,
 }
 
 impl Pool {
-    /// Adds a fresh, free proxy.
-    pub(crate) fn add(&mut self, spec: ProxySpec) -> ProxyId {
+    /// Adds a fresh, free proxy, unless another already egresses through its IP.
+    pub(crate) fn add(&mut self, spec: ProxySpec) -> Result<ProxyId, PoolError> {
         let id = ProxyId(u32::try_from(self.entries.len()).unwrap_or(u32::MAX));
+        if let Some(&existing) = self.by_egress.get(&spec.egress_ip) {
+            return Err(PoolError::SharedEgress { ip: spec.egress_ip, existing });
+        }
+        self.by_egress.insert(spec.egress_ip, id);
         self.entries.push(ProxyEntry {
             spec,
             holder: None,
@@ -81,7 +88,7 @@ impl Pool {
             epoch: 0,
         });
         self.free.insert((Instant::ZERO, id));
-        id
+        Ok(id)
     }
 
     /// The record of `id`. Ids come only from [`Pool::add`], so indexing cannot fail for them.

@@ -123,14 +123,14 @@ fn purchased_proxies_join_the_pool_and_the_low_signal_reports_the_shortfall() {
     let config = EngineConfig { pool_min_available: 150, ..EngineConfig::default() };
     let mut e = engine_with(config, 0);
     for i in 0..100 {
-        e.add_proxy(spec(i));
+        e.add_proxy(spec(i)).unwrap();
     }
     // A pool that fills up never drops below the minimum, so loading it says nothing.
     assert_eq!(drain(&mut e), vec![]);
     e.allocate(UserId(1), 100, Split::default()).unwrap();
     assert_eq!(drain(&mut e), vec![Event::PoolLow { available: 0, minimum: 150, shortfall: 150 }]);
     for i in 100..250 {
-        e.add_proxy(spec(i));
+        e.add_proxy(spec(i)).unwrap();
     }
     assert_eq!(e.available(), 150);
     assert_eq!(drain(&mut e), vec![], "back at the minimum: no signal");

@@ -1,5 +1,6 @@
 //! Property tests: random sequences of allocate / deallocate / acquire / complete / advance /
-//! revive / replace, with random outcomes and up to 32 requests in flight, checked against an
+//! revive / replace, restores from storage (`restore_proxy`, `add_restored_proxy`, `allocate_exact`,
+//! `replace_dead_with`), with random outcomes and up to 32 requests in flight, checked against an
 //! independent model of the safety rules:
 //!
 //! - a lease never carries more than its budget (rest policy), and no proxy sends more than
@@ -22,22 +23,64 @@ use common::spec;
 use proptest::prelude::*;
 use rotor_engine::{
     AccountThrottle, Completion, Decision, Duration, Endpoint, Engine, EngineConfig, Event, Instant, LaneKey,
-    Module, Outcome, Policy, ProxyFailure, ProxyId, RequestSpec, RestPolicy, Split, Ticket, UserId,
-    WindowPolicy,
+    Module, Outcome, Policy, ProxyFailure, ProxyId, ProxyState, RequestSpec, RestPolicy, Restored, Split,
+    Ticket, UserId, WindowPolicy,
 };
 
 const MAX_IN_FLIGHT: usize = 32;
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Allocate { user: u32, split: [u32; 4] },
-    Deallocate { user: u32 },
-    Acquire { user: u32, module: usize, endpoint: usize, attempt: u32 },
-    Complete { pick: usize, outcome: Outcome },
-    Advance { ms: u64 },
-    Revive { proxy: u32 },
-    ReplaceDead { user: u32, module: usize },
+    Allocate {
+        user: u32,
+        split: [u32; 4],
+    },
+    Deallocate {
+        user: u32,
+    },
+    Acquire {
+        user: u32,
+        module: usize,
+        endpoint: usize,
+        attempt: u32,
+    },
+    Complete {
+        pick: usize,
+        outcome: Outcome,
+    },
+    Advance {
+        ms: u64,
+    },
+    Revive {
+        proxy: u32,
+    },
+    ReplaceDead {
+        user: u32,
+        module: usize,
+    },
     AddProxy,
+    /// Reset an unheld proxy to a stored state: 0 fresh (only if it never sent), 1 resting a full
+    /// rest from now plus `extra` ms, 2 dead.
+    RestoreProxy {
+        proxy: u32,
+        kind: u8,
+        extra: u64,
+    },
+    /// Add a proxy restored from storage: resting until `extra` ms from now, or dead.
+    AddRestoredProxy {
+        dead: bool,
+        extra: u64,
+    },
+    /// Allocate exactly the first free proxies, by id.
+    AllocateExact {
+        user: u32,
+        split: [u32; 4],
+    },
+    /// Replace a lane's dead proxies with the first free ones, by id.
+    ReplaceDeadWith {
+        user: u32,
+        module: usize,
+    },
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -69,6 +112,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u32..40).prop_map(|proxy| Op::Revive { proxy }),
         1 => (0u32..3, 0usize..4).prop_map(|(user, module)| Op::ReplaceDead { user, module }),
         1 => Just(Op::AddProxy),
+        1 => (0u32..40, 0u8..3, 0u64..3_000).prop_map(|(proxy, kind, extra)| Op::RestoreProxy { proxy, kind, extra }),
+        1 => (any::<bool>(), 0u64..8_000).prop_map(|(dead, extra)| Op::AddRestoredProxy { dead, extra }),
+        1 => (0u32..3, [0u32..4, 0u32..3, 0u32..3, 0u32..2]).prop_map(|(user, split)| Op::AllocateExact { user, split }),
+        1 => (0u32..3, 0usize..4).prop_map(|(user, module)| Op::ReplaceDeadWith { user, module }),
     ]
 }
 
@@ -213,7 +260,7 @@ impl Harness {
     fn new(config: &EngineConfig) -> Self {
         let mut e = Engine::new(config.clone()).unwrap();
         for i in 0..30 {
-            e.add_proxy(spec(i));
+            e.add_proxy(spec(i)).unwrap();
         }
         let model = Model {
             policy: config.policy,
@@ -262,11 +309,99 @@ impl Harness {
             }
             Op::ReplaceDead { user, module } => self.replace_dead(UserId(user), Module::ALL[module])?,
             Op::AddProxy => {
-                self.e.add_proxy(spec(self.next_proxy));
+                self.e.add_proxy(spec(self.next_proxy)).unwrap();
                 self.next_proxy += 1;
+            }
+            Op::RestoreProxy { proxy, kind, extra } => self.restore(ProxyId(proxy), kind, extra),
+            Op::AddRestoredProxy { dead, extra } => {
+                let restored = if dead {
+                    Restored::Dead
+                } else {
+                    Restored::Resting { ready_at: self.now + Duration::from_millis(extra) }
+                };
+                let p = self.e.add_restored_proxy(spec(self.next_proxy), restored).unwrap();
+                self.next_proxy += 1;
+                if dead {
+                    self.model.dead.insert(p);
+                }
+            }
+            Op::AllocateExact { user, split } => self.allocate_exact(UserId(user), split)?,
+            Op::ReplaceDeadWith { user, module } => {
+                self.replace_dead_with(UserId(user), Module::ALL[module])?;
             }
         }
         self.model.absorb_events(&mut self.e);
+        Ok(())
+    }
+
+    /// Proxies an allocation could take now, by id: held by no lane, fresh or resting.
+    fn free(&self) -> Vec<ProxyId> {
+        (0..self.e.proxy_count())
+            .map(ProxyId)
+            .filter(|&p| {
+                let v = self.e.proxy(p).unwrap();
+                v.lane.is_none() && matches!(v.state, ProxyState::Fresh | ProxyState::Resting { .. })
+            })
+            .collect()
+    }
+
+    /// A stored state that tells the truth: a proxy that sent is never restored fresh, and a
+    /// restored rest lasts at least a full rest (or window) from now.
+    fn restore(&mut self, p: ProxyId, kind: u8, extra: u64) {
+        let rest = match self.model.policy {
+            Policy::Rest(r) => r.rest,
+            Policy::Window(w) => w.window,
+        };
+        let used = self.model.seen.get(&p).is_some_and(|s| s.last_completion.is_some() || s.in_flight > 0);
+        let restored = match kind {
+            0 if !used => None,
+            2 => Some(Restored::Dead),
+            _ => Some(Restored::Resting { ready_at: self.now + rest + Duration::from_millis(extra) }),
+        };
+        if self.e.restore_proxy(p, restored).is_ok() {
+            if restored == Some(Restored::Dead) {
+                self.model.dead.insert(p);
+            } else {
+                self.model.dead.remove(&p);
+            }
+        }
+    }
+
+    fn allocate_exact(&mut self, user: UserId, split: [u32; 4]) -> Result<(), TestCaseError> {
+        let mut free = self.free().into_iter();
+        let by_module: [Vec<ProxyId>; 4] =
+            std::array::from_fn(|m| free.by_ref().take(split[m] as usize).collect());
+        let before = self.e.available();
+        let wanted: usize = by_module.iter().map(Vec::len).sum();
+        if let Ok(a) = self.e.allocate_exact(user, by_module.clone()) {
+            prop_assert_eq!(self.e.available() as usize, before as usize - wanted);
+            for m in Module::ALL {
+                prop_assert_eq!(a.get(m), by_module[m.index()].as_slice());
+                for &p in a.get(m) {
+                    prop_assert!(self.model.holder.insert(p, LaneKey::new(user, m)).is_none());
+                    prop_assert_eq!(self.e.proxy(p).unwrap().lane, Some(LaneKey::new(user, m)));
+                }
+            }
+        } else {
+            prop_assert_eq!(self.e.available(), before, "a failed exact allocation moved proxies");
+        }
+        Ok(())
+    }
+
+    fn replace_dead_with(&mut self, user: UserId, m: Module) -> Result<(), TestCaseError> {
+        let Some(lane) = self.e.lane(LaneKey::new(user, m)) else { return Ok(()) };
+        let dead: Vec<ProxyId> =
+            lane.proxies.iter().copied().filter(|p| self.model.dead.contains(p)).collect();
+        let chosen: Vec<ProxyId> = self.free().into_iter().take(dead.len()).collect();
+        if let Ok(new) = self.e.replace_dead_with(user, m, &chosen) {
+            prop_assert_eq!(&new, &chosen);
+            for p in dead {
+                self.model.holder.remove(&p);
+            }
+            for p in new {
+                prop_assert!(self.model.holder.insert(p, LaneKey::new(user, m)).is_none());
+            }
+        }
         Ok(())
     }
 

@@ -14,7 +14,7 @@ fn by_module(demper: &[u32]) -> [Vec<ProxyId>; 4] {
 #[test]
 fn a_restored_rest_is_kept_by_the_lane() {
     let mut e = Engine::new(quiet()).unwrap();
-    let p = e.add_restored_proxy(spec(0), Restored::Resting { ready_at: at(50_000) });
+    let p = e.add_restored_proxy(spec(0), Restored::Resting { ready_at: at(50_000) }).unwrap();
     assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(50_000) });
     e.allocate_exact(UserId(1), by_module(&[0])).unwrap();
     assert_eq!(
@@ -28,7 +28,7 @@ fn a_restored_rest_is_kept_by_the_lane() {
 #[test]
 fn a_rest_in_the_past_lets_the_proxy_carry_at_once() {
     let mut e = Engine::new(quiet()).unwrap();
-    e.add_restored_proxy(spec(0), Restored::Resting { ready_at: at(10) });
+    e.add_restored_proxy(spec(0), Restored::Resting { ready_at: at(10) }).unwrap();
     e.allocate(UserId(1), 1, rotor_engine::Split::new(1, 0, 0, 0)).unwrap();
     send(&mut e, &demper(1), at(20));
 }
@@ -36,8 +36,8 @@ fn a_rest_in_the_past_lets_the_proxy_carry_at_once() {
 #[test]
 fn a_restored_dead_proxy_is_never_allocated() {
     let mut e = Engine::new(quiet()).unwrap();
-    let dead = e.add_restored_proxy(spec(0), Restored::Dead);
-    e.add_proxy(spec(1));
+    let dead = e.add_restored_proxy(spec(0), Restored::Dead).unwrap();
+    e.add_proxy(spec(1)).unwrap();
     assert_eq!(e.available(), 1);
     assert_eq!(e.allocate_exact(UserId(1), by_module(&[0])), Err(AllocError::NotFree(dead)));
     let a = e.allocate(UserId(1), 1, rotor_engine::Split::new(1, 0, 0, 0)).unwrap();
@@ -48,7 +48,7 @@ fn a_restored_dead_proxy_is_never_allocated() {
 fn an_exact_allocation_is_all_or_nothing() {
     let mut e = Engine::new(quiet()).unwrap();
     for i in 0..3 {
-        e.add_proxy(spec(i));
+        e.add_proxy(spec(i)).unwrap();
     }
     e.allocate_exact(UserId(1), by_module(&[0])).unwrap();
     // Proxy 0 is held by user 1: user 2's allocation naming it fails and takes nothing.
@@ -67,7 +67,7 @@ fn an_exact_allocation_is_all_or_nothing() {
 #[test]
 fn a_free_proxy_takes_the_state_another_worker_left() {
     let mut e = Engine::new(quiet()).unwrap();
-    let p = e.add_proxy(spec(0));
+    let p = e.add_proxy(spec(0)).unwrap();
     e.restore_proxy(p, Some(Restored::Resting { ready_at: at(9_000) })).unwrap();
     assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(9_000) });
     e.restore_proxy(p, Some(Restored::Dead)).unwrap();
@@ -83,7 +83,7 @@ fn a_free_proxy_takes_the_state_another_worker_left() {
 fn dead_proxies_are_replaced_by_exactly_the_chosen_ones() {
     let mut e = Engine::new(quiet()).unwrap();
     for i in 0..4 {
-        e.add_proxy(spec(i));
+        e.add_proxy(spec(i)).unwrap();
     }
     e.allocate_exact(UserId(1), by_module(&[0, 1])).unwrap();
     let mut now = 0;
@@ -104,4 +104,46 @@ fn dead_proxies_are_replaced_by_exactly_the_chosen_ones() {
         &[ProxyId(1), ProxyId(3)]
     );
     assert_eq!(e.available(), 1, "proxy 2 is still free; the dead one is not");
+}
+
+#[test]
+fn a_request_in_flight_across_a_restore_keeps_the_proxy_draining_until_it_completes() {
+    // Rest policy: 249 then 40 minutes. One request is in flight when the user is deallocated
+    // and the proxy is restored from storage as rested (another worker's word).
+    let mut e = Engine::new(quiet()).unwrap();
+    let p = e.add_proxy(spec(0)).unwrap();
+    e.allocate_exact(UserId(1), by_module(&[0])).unwrap();
+    let stale = send(&mut e, &demper(1), at(1_000));
+    e.deallocate(UserId(1)).unwrap();
+    e.restore_proxy(p, Some(Restored::Resting { ready_at: at(2_000) })).unwrap();
+    assert_eq!(e.proxy(p).unwrap().in_flight, 1, "the request sent before the restore is still counted");
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Draining);
+    assert_eq!(e.available(), 0, "a proxy with a request in flight is not handed out");
+    // It completes after the restored instant: the rest runs a full rest from that completion.
+    e.complete(stale, rotor_engine::Outcome::Ok, at(5_000));
+    assert_eq!(e.proxy(p).unwrap().in_flight, 0);
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(5_000 + 2_400_000) });
+    e.allocate_exact(UserId(2), by_module(&[0])).unwrap();
+    assert_eq!(
+        e.acquire(&demper(2), at(5_000 + 2_399_999)),
+        Decision::Wait { until: at(5_000 + 2_400_000), reason: WaitReason::ProxiesResting }
+    );
+}
+
+#[test]
+fn two_proxies_with_one_egress_ip_are_refused() {
+    let mut e = Engine::new(quiet()).unwrap();
+    let first = e.add_proxy(spec(7)).unwrap();
+    let mut twin = spec(8);
+    twin.egress_ip = spec(7).egress_ip;
+    assert_eq!(
+        e.add_proxy(twin.clone()),
+        Err(rotor_engine::PoolError::SharedEgress { ip: twin.egress_ip, existing: first })
+    );
+    assert_eq!(
+        e.add_restored_proxy(twin, Restored::Dead),
+        Err(rotor_engine::PoolError::SharedEgress { ip: spec(7).egress_ip, existing: first })
+    );
+    assert_eq!(e.proxy_count(), 1, "nothing was added");
+    e.add_proxy(spec(8)).unwrap();
 }

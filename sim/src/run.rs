@@ -14,8 +14,8 @@ use rotor_engine::{
 use rustc_hash::FxHashMap;
 
 use crate::kaspi::{Answer, Arrival, Cause, Kaspi, Sampler};
-use crate::observe::Observer;
 use crate::observe::metrics::{CycleRecord, Metrics};
+use crate::observe::{Observer, SafetyRules};
 use crate::queue::Queue;
 use crate::rng::{Stream, stream};
 use crate::scenario::{DeathMode, Fault, PenaltyStatus, Scenario, SubscriptionKind, Target};
@@ -33,11 +33,20 @@ pub struct RunOptions<'a> {
     pub progress: Option<&'a mut dyn FnMut(Progress)>,
     /// Whose proxies the timeline follows (for the proxy-timeline chart). Defaults to user 1.
     pub timeline_user: Option<u32>,
+    /// Called with the engine before the run starts: how a test reaches the engine (for example
+    /// to make it break a rule, and prove the checker sees it).
+    pub engine_hook: Option<&'a mut dyn FnMut(&mut Engine)>,
 }
 
 impl Default for RunOptions<'_> {
     fn default() -> Self {
-        RunOptions { max_steps: 500_000_000, trace: None, progress: None, timeline_user: Some(1) }
+        RunOptions {
+            max_steps: 500_000_000,
+            trace: None,
+            progress: None,
+            timeline_user: Some(1),
+            engine_hook: None,
+        }
     }
 }
 
@@ -70,6 +79,9 @@ pub enum SimError {
     /// The trace could not be written.
     #[error("cannot write the trace: {0}")]
     Trace(#[from] std::io::Error),
+    /// The engine refused a proxy of the simulated world.
+    #[error("the simulated pool: {0}")]
+    Pool(#[from] rotor_engine::PoolError),
     /// The scenario's engine configuration was refused.
     #[error("engine configuration: {0}")]
     Engine(#[from] rotor_engine::ConfigError),
@@ -191,9 +203,15 @@ struct Sim<'s, 'o> {
 
 /// Runs `scenario` to the end and reports what happened.
 pub fn run(scenario: &Scenario, opts: RunOptions<'_>) -> Result<RunReport, SimError> {
-    let RunOptions { max_steps, trace, mut progress, timeline_user } = opts;
+    let RunOptions { max_steps, trace, mut progress, timeline_user, engine_hook } = opts;
     let mut sim = Sim::new(scenario, trace, timeline_user)?;
+    if let Some(hook) = engine_hook {
+        hook(&mut sim.engine);
+    }
     sim.setup();
+    if let Some(e) = sim.trace_error.take() {
+        return Err(e);
+    }
     while let Some((t, ev)) = sim.queue.pop() {
         sim.now = t;
         sim.steps += 1;
@@ -249,7 +267,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             latency: Sampler::new(&sc.kaspi.latency),
             provider: Provider::new(&sc.pool),
             fault_rng: stream(sc.seed, Stream::Faults),
-            obs: Observer::new(sc.invariants.ip_window.as_millis(), timeline_user),
+            obs: Observer::new(SafetyRules::from_scenario(sc), timeline_user),
             peak_owned: 0,
             trace,
             trace_error: None,
@@ -293,8 +311,13 @@ impl<'s, 'o> Sim<'s, 'o> {
         for _ in 0..count {
             let index = self.proxies.len() as u32;
             let (spec, world) = make_proxy(index, &self.sc.pool);
-            let id = self.engine.add_proxy(spec);
-            debug_assert_eq!(id.0, index);
+            match self.engine.add_proxy(spec) {
+                Ok(id) => debug_assert_eq!(id.0, index),
+                Err(e) => {
+                    self.trace_error.get_or_insert(SimError::Pool(e));
+                    return;
+                }
+            }
             self.proxies.push(world);
             self.dead.push(false);
         }
@@ -323,9 +346,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             {
                 for m in Module::ALL {
                     let lane = LaneKey::new(UserId(user), m);
-                    for &p in a.get(m) {
-                        self.obs.safety.set_holder(p, Some(lane));
-                    }
+                    self.obs.safety.allocated(lane, a.get(m));
                     self.lane_members.insert(lane, a.get(m).to_vec());
                 }
                 let skus = self.users.get(&user).map_or(0, |u| u.skus);
@@ -409,7 +430,7 @@ impl<'s, 'o> Sim<'s, 'o> {
                 for m in Module::ALL {
                     let lane = LaneKey::new(UserId(user), m);
                     for p in self.lane_members.remove(&lane).unwrap_or_default() {
-                        self.obs.safety.set_holder(p, None);
+                        self.obs.safety.released(p);
                     }
                 }
                 if let Some(state) = self.users.get_mut(&user) {
@@ -475,14 +496,12 @@ impl<'s, 'o> Sim<'s, 'o> {
                 members.retain(|&p| {
                     let keep = !dead[p.0 as usize];
                     if !keep {
-                        safety.set_holder(p, None);
+                        safety.released(p);
                     }
                     keep
                 });
-                for p in fresh {
-                    members.push(p);
-                    self.obs.safety.set_holder(p, Some(lane));
-                }
+                members.extend_from_slice(&fresh);
+                self.obs.safety.allocated(lane, &fresh);
             }
             Err(rotor_engine::AllocError::Shortage(s)) => {
                 if !self.replace_wanted.contains(&lane) {
@@ -714,16 +733,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         let p = ticket.proxy();
         let origin = ticket.lane();
         let serving = ticket.serving_lane();
-        let borrow_ok = serving == origin
-            || (self
-                .sc
-                .engine
-                .borrow
-                .iter()
-                .any(|b| b.borrower == origin.module && b.lender == serving.module)
-                && serving.user == origin.user
-                && self.engine.lane(origin).is_some_and(|l| l.proxies.len() as u32 == l.dead));
-        self.obs.safety.sent(p, origin, serving, borrow_ok);
+        self.obs.safety.sent(p, origin, serving, self.now);
         self.proxies[p.0 as usize].requests += 1;
         let pending = self.answer(p, work, origin.user.0, ticket.endpoint());
         self.obs.metrics.attempts += 1;
@@ -788,7 +798,12 @@ impl<'s, 'o> Sim<'s, 'o> {
             user,
             endpoint,
         };
-        let in_window = self.obs.safety.arrived(p, arrival.t);
+        let in_window = self.obs.safety.arrived(
+            std::net::Ipv4Addr::from(arrival.ip).into(),
+            Some(user),
+            endpoint,
+            arrival.t,
+        );
         self.obs.timeline.ip_window(arrival.t, in_window);
         let (status, cause, retry_after) = match self.kaspi.answer(&arrival, rng) {
             Answer::Ok if latency > timeout => return failure(ProxyFailure::Timeout, "timeout", timeout),
@@ -898,7 +913,8 @@ impl<'s, 'o> Sim<'s, 'o> {
             .enumerate()
             .map(|(i, w)| {
                 let id = ProxyId(i as u32);
-                let (largest_lease, shortest_rest_ms, max_in_window) = self.obs.safety.per_proxy(id);
+                let (largest_lease, shortest_rest_ms) = self.obs.safety.per_proxy(id);
+                let max_in_window = self.obs.safety.per_ip(std::net::Ipv4Addr::from(w.ip).into());
                 let lane = self.engine.proxy(id).and_then(|v| v.lane);
                 ProxyRecord {
                     proxy: i as u32,

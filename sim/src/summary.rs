@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use rotor_engine::Policy;
 
-use crate::observe::Observer;
 use crate::observe::metrics::{Accounting, CycleFigures, CycleRecord, OUTCOME_KINDS};
 use crate::observe::safety::SafetyFigures;
 use crate::observe::timeline::{MinuteEvents, MinuteRow, ProxySpan};
+use crate::observe::{LeaseRule, LimitKind, Observer, SafetyRules};
 use crate::scenario::Scenario;
 
 /// A run's figures; serialised as `summary.json`.
@@ -53,17 +53,24 @@ pub struct Summary {
     pub pool: PoolFigures,
 }
 
-/// The thresholds the invariants were checked against.
+/// The thresholds the invariants were checked against: the plan's lease rule from `[engine]`,
+/// and the per-IP figure's window and ceiling. Each hypothesis' own limit is reported with its
+/// figure in [`SafetyFigures::limits`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Limits {
     /// The lease budget, under the rest policy.
     pub budget: Option<u32>,
     /// The rest, under the rest policy (ms).
     pub rest_ms: Option<u64>,
-    /// The window for "requests per IP" (ms).
+    /// The most sends through one proxy in any `proxy_window_ms`, under the window policy.
+    pub proxy_window_limit: Option<u32>,
+    /// The window policy's window (ms).
+    pub proxy_window_ms: Option<u64>,
+    /// The window of the "most requests per IP" figure (ms).
     pub ip_window_ms: u64,
-    /// The most requests allowed per IP in that window.
-    pub ip_limit: u32,
+    /// The most requests one IP may carry in that window, when a rule sets it: `[invariants]
+    /// ip_limit`, or one under the tightest per-IP sliding-window hypothesis of that window.
+    pub ip_limit: Option<u32>,
 }
 
 /// The pool over the run.
@@ -145,6 +152,31 @@ pub fn describe_policy(policy: &Policy) -> String {
     }
 }
 
+/// The thresholds `rules` check, for the summary.
+fn limits(rules: &SafetyRules) -> Limits {
+    let (budget, rest_ms, proxy_window_limit, proxy_window_ms) = match rules.lease {
+        LeaseRule::Rest { budget, rest_ms } => (Some(budget), Some(rest_ms), None, None),
+        LeaseRule::Window { limit, window_ms } => (None, None, Some(limit), Some(window_ms)),
+    };
+    let from_hypotheses = rules
+        .limits
+        .iter()
+        .filter(|l| l.per_ip())
+        .filter_map(|l| match l.kind {
+            LimitKind::Sliding { limit, window_ms } if window_ms == rules.ip_window_ms => Some(limit - 1),
+            _ => None,
+        })
+        .min();
+    Limits {
+        budget,
+        rest_ms,
+        proxy_window_limit,
+        proxy_window_ms,
+        ip_window_ms: rules.ip_window_ms,
+        ip_limit: rules.ip_ceiling.or(from_hypotheses),
+    }
+}
+
 /// Builds a run's report from what `obs` saw; `end_ms` is when the run ended (scenario time),
 /// `steps` how many events it handled.
 pub fn build_report(
@@ -156,11 +188,8 @@ pub fn build_report(
     pool: PoolFigures,
 ) -> RunReport {
     let Observer { safety, metrics, timeline } = obs;
-    let safety = safety.figures().clone();
-    let (budget, rest_ms) = match sc.engine.policy {
-        Policy::Rest(r) => (Some(r.budget.get()), Some(r.rest.as_millis())),
-        Policy::Window(_) => (None, None),
-    };
+    let limits = limits(safety.rules());
+    let safety = safety.figures();
     let waits_ms: BTreeMap<String, u64> =
         metrics.waits_ms.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
     let proxy_wait_ms = ["proxies_resting", "proxies_draining"].iter().filter_map(|k| waits_ms.get(*k)).sum();
@@ -172,12 +201,7 @@ pub fn build_report(
         steps,
         policy: describe_policy(&sc.engine.policy),
         hypotheses: sc.kaspi.hypotheses.iter().map(|h| h.name.clone()).collect(),
-        limits: Limits {
-            budget,
-            rest_ms,
-            ip_window_ms: sc.invariants.ip_window.as_millis(),
-            ip_limit: sc.invariants.ip_limit,
-        },
+        limits,
         safety,
         cycles: metrics.cycle_figures(),
         accounting: metrics.accounting,

@@ -110,10 +110,6 @@ impl GridPoint {
             (PolicyChoice::Window, Policy::Window(w)) => Policy::Window(w),
             (PolicyChoice::Window, Policy::Rest(_)) => Policy::Window(WindowPolicy::default()),
         };
-        sc.invariants.ip_limit = match sc.engine.policy {
-            Policy::Rest(r) => r.budget.get(),
-            Policy::Window(w) => w.limit.get(),
-        };
         match self.hypothesis {
             HypothesisChoice::File => {}
             HypothesisChoice::Seed => sc.kaspi.hypotheses = vec![seed_hypothesis()],

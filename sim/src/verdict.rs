@@ -95,11 +95,18 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
         out.push(Verdict { name: name.to_owned(), figure, requirement, pass, invariant: true });
     };
     let f = &s.safety;
-    match s.limits.budget {
-        Some(b) => {
+    let l = &s.limits;
+    match (l.budget, l.proxy_window_limit, l.proxy_window_ms) {
+        (Some(b), _, _) => {
             add("largest lease", f.largest_lease.to_string(), format!("<= {b}"), Some(f.largest_lease <= b));
         }
-        None => add("largest lease", f.largest_lease.to_string(), "n/a under the window policy".into(), None),
+        (None, Some(limit), Some(w)) => add(
+            &format!("most sends through one proxy in any {}", fmt_ms(w)),
+            f.largest_lease.to_string(),
+            format!("<= {limit}"),
+            Some(f.largest_lease <= limit),
+        ),
+        _ => add("largest lease", f.largest_lease.to_string(), "n/a".into(), None),
     }
     match (s.limits.rest_ms, f.shortest_rest_ms) {
         (Some(rest), Some(r)) => {
@@ -118,12 +125,22 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
             None,
         ),
     }
-    add(
-        &format!("most requests per IP in any {}", fmt_ms(s.limits.ip_window_ms)),
-        f.max_requests_per_ip_in_window.to_string(),
-        format!("<= {}", s.limits.ip_limit),
-        Some(f.max_requests_per_ip_in_window <= s.limits.ip_limit),
-    );
+    for limit in &f.limits {
+        add(
+            &format!("{} ({})", limit.measure, limit.name),
+            limit.figure.to_string(),
+            format!("<= {}", limit.allowed),
+            Some(limit.holds()),
+        );
+    }
+    if let Some(ceiling) = scenario.invariants.ip_limit {
+        add(
+            &format!("most requests per IP in any {} ([invariants] ip_limit)", fmt_ms(l.ip_window_ms)),
+            f.max_requests_per_ip_in_window.to_string(),
+            format!("<= {ceiling}"),
+            Some(f.max_requests_per_ip_in_window <= ceiling),
+        );
+    }
     add(
         "isolation violations",
         f.isolation_violations.to_string(),

@@ -28,7 +28,10 @@ pub(crate) struct SimProxy {
 pub(crate) fn make_proxy(index: u32, pool: &PoolSpec) -> (ProxySpec, SimProxy) {
     let s = index / pool.subnet_size;
     let host = index % pool.subnet_size + 1;
-    let ip = (10u32 << 24) | ((s & 0xffff) << 8) | host;
+    // Subnets count up from 10.0.0.0/24 without wrapping (past 10.255.255.0 into 11.0.0.0);
+    // a scenario's pool is bounded far below the 16 million subnets that leaves
+    // (`scenario::MAX_PROXIES`), so no two proxies ever share an egress IP.
+    let ip = crate::scenario::subnet_base(s) + host;
     let kz = ((u64::from(index) + 1) as f64 * pool.kz_share).floor()
         > (u64::from(index) as f64 * pool.kz_share).floor();
     let spec = ProxySpec {

@@ -139,5 +139,13 @@ fn defaults_fill_an_empty_file() {
     assert_eq!(sc.pool.initial, 1_500);
     assert_eq!(sc.duration.as_millis(), 86_400_000);
     assert_eq!(sc.kaspi.hypotheses.len(), 1);
-    assert_eq!(sc.invariants.ip_limit, 249);
+    // Rule 3's limit comes from the hypothesis (250 per 30 minutes: at most 249 in any window),
+    // not from the engine's budget.
+    assert_eq!(sc.invariants.ip_limit, None);
+    assert_eq!(sc.invariants.ip_window.as_millis(), 1_800_000);
+    let rules = rotor_sim::observe::SafetyRules::from_scenario(&sc);
+    assert_eq!(
+        rules.limits[0].kind,
+        rotor_sim::observe::LimitKind::Sliding { limit: 250, window_ms: 1_800_000 }
+    );
 }

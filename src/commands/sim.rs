@@ -89,6 +89,7 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
         trace: trace_file.as_mut().map(|w| w as &mut dyn Write),
         progress: if show_progress { Some(&mut progress) } else { None },
         timeline_user: Some(cfg.timeline_user),
+        engine_hook: None,
     };
     let report =
         rotor_sim::run::run(sc, opts).map_err(|e| CliError::internal(format!("{e} (seed={})", sc.seed)))?;

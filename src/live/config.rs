@@ -487,7 +487,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         )));
     }
     let proxy6 = raw.proxy6.map(|p| proxy6_section(&cx, p)).transpose()?;
-    let proxies = raw.proxy.into_iter().map(|p| proxy_entry(&cx, p)).collect::<Result<Vec<_>, _>>()?;
+    let proxies = proxy_entries(&cx, raw.proxy)?;
     let users = user_entries(&cx, raw.user)?;
     Ok(LiveConfig {
         store_url,
@@ -573,6 +573,27 @@ fn proxy6_section(cx: &Ctx<'_>, p: RawProxy6) -> Result<Proxy6Settings, ConfigEr
         min_pool: p.min_pool.unwrap_or(0),
         check_every: p.check_every.map_or(Duration::from_mins(5), |s| s.0),
     })
+}
+
+/// Every `[[proxy]]`, each with an egress IP of its own.
+fn proxy_entries(cx: &Ctx<'_>, raw: Vec<toml::Spanned<RawProxy>>) -> Result<Vec<ProxyConfig>, ConfigError> {
+    let mut proxies: Vec<ProxyConfig> = Vec::new();
+    for sp in raw {
+        let span = Some(sp.span());
+        let p = proxy_entry(cx, sp)?;
+        // One egress IP is one budget at Kaspi: two entries sharing it would each spend it in full.
+        if let Some(first) = proxies.iter().find(|q| q.egress_ip == p.egress_ip) {
+            return Err(cx.at(
+                span,
+                format!(
+                    "[[proxy]] url = \"{}\" has egress IP {}, as [[proxy]] url = \"{}\" has; each proxy needs an egress IP of its own",
+                    p.url, p.egress_ip, first.url
+                ),
+            ));
+        }
+        proxies.push(p);
+    }
+    Ok(proxies)
 }
 
 fn proxy_entry(cx: &Ctx<'_>, sp: toml::Spanned<RawProxy>) -> Result<ProxyConfig, ConfigError> {
@@ -669,6 +690,17 @@ mod tests {
         assert!(e.message.contains("add up to 100"), "{}", e.message);
         let e = cfg("[orders]\nlookback = \"15d\"\n").unwrap_err();
         assert!(e.message.contains("at most 14d"), "{}", e.message);
+        let e = cfg(
+            "[[proxy]]\nurl = \"http://10.0.0.1:80\"\n[[proxy]]\nurl = \"http://proxy.example:81\"\negress_ip = \"10.0.0.1\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("http://10.0.0.1:80") && e.message.contains("http://proxy.example:81"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("egress IP 10.0.0.1"), "{}", e.message);
+        assert_eq!(e.place, "live.toml:10", "{e:?}");
         let e = cfg("[[proxy]]\nurl = \"socks5://h:1\"\n").unwrap_err();
         assert!(e.message.contains("valid: http://host:port"), "{}", e.message);
         let e = cfg("[[proxy]]\nurl = \"http://name.example:80\"\n").unwrap_err();

@@ -38,6 +38,8 @@ pub struct Bought {
     pub id: String,
     /// Where to connect.
     pub host: String,
+    /// The address Kaspi sees (Proxy6's `ip`; for IPv6 proxies many share one `host`).
+    pub egress: Option<String>,
     /// Port.
     pub port: u16,
     /// Login.
@@ -136,6 +138,7 @@ impl Proxy6Client {
                     (Some(id), Some(host), Some(port), Some(user), Some(pass)) => Ok(Bought {
                         id,
                         host,
+                        egress: text("ip"),
                         port,
                         user,
                         password: Secret::new(pass),
@@ -155,8 +158,10 @@ impl Proxy6Client {
 /// Adds a bought proxy to the store, the engine and the clients, in that order, so the ids agree.
 pub fn add_bought(driver: &Driver, b: &Bought, timeouts: Timeouts) -> Result<rotor_engine::ProxyId, String> {
     let url = format!("http://{}:{}", b.host, b.port);
-    let egress: std::net::IpAddr =
-        b.host.parse().map_err(|_| format!("bought proxy host {} is not an IP address", b.host))?;
+    let egress_text = b.egress.as_deref().unwrap_or(&b.host);
+    let egress: std::net::IpAddr = egress_text
+        .parse()
+        .map_err(|_| format!("bought proxy {}'s egress {egress_text} is not an IP address", b.id))?;
     let client = transport::client(
         &ProxyEndpoint { url: &url, username: Some(&b.user), password: Some(&b.password) },
         timeouts,
@@ -184,7 +189,9 @@ pub fn add_bought(driver: &Driver, b: &Bought, timeouts: Timeouts) -> Result<rot
         egress_ip: egress,
         subnet: super::subnet_of(egress),
     };
-    let engine_id = driver.with_engine(|e| e.add_proxy(spec));
+    let engine_id = driver
+        .with_engine(|e| e.add_proxy(spec))
+        .map_err(|e| format!("proxy {id} bought from Proxy6 was not added: {e}; retire one of the two"))?;
     if engine_id != id {
         return Err(format!("store id {id} and engine id {engine_id} disagree; restart to reload the pool"));
     }

@@ -129,7 +129,8 @@ fn rebuild(
             )
         } else {
             engine.add_proxy(spec)
-        };
+        }
+        .map_err(|e| internal(format!("stored proxy {} ({}): {e}; retire one of the two", p.id, p.url)))?;
         if id != p.id {
             return Err(internal(format!(
                 "store proxy {} came back as engine proxy {id}; the store is inconsistent",
@@ -275,7 +276,13 @@ fn refresh_pool(driver: &Driver, config: &LiveConfig, timeouts: Timeouts) {
     let Ok(new) = driver.with_store(|s| s.proxies_from(known)) else { return };
     for p in new {
         let Ok((spec, client)) = connect(&p, timeouts) else { continue };
-        let id = driver.with_engine(|e| e.add_proxy(spec));
+        let id = match driver.with_engine(|e| e.add_proxy(spec)) {
+            Ok(id) => id,
+            Err(e) => {
+                log::line(Level::Error, &format!("proxy {} ({}): {e}; restart this worker", p.id, p.url));
+                return;
+            }
+        };
         if id != p.id {
             log::line(Level::Error, &format!("proxy {} joined as {id}; restart this worker", p.id));
             return;

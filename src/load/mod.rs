@@ -127,9 +127,8 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     let recorder = Arc::new(Recorder::new(
         t0,
         desc.proxies.len(),
-        sc.invariants.ip_window.as_millis(),
+        rotor_sim::observe::SafetyRules::from_scenario(sc),
         opts.timeline_user,
-        sc.engine.borrow.clone(),
         expected_us,
     ));
     driver.set_tap(Arc::clone(&recorder) as Arc<dyn Tap>);
@@ -283,7 +282,7 @@ fn build_pool(
             egress_ip: egress,
             subnet: rotor_sim::scenario::subnet_label(i as u32, sc.pool.subnet_size),
         };
-        let eid = engine.add_proxy(spec);
+        let eid = engine.add_proxy(spec).map_err(|e| internal(e.to_string()))?;
         if eid != id {
             return Err(internal(format!("store proxy {id} came back as engine proxy {eid}")));
         }
@@ -309,7 +308,12 @@ fn finish(
         (0..proxy_count as u32).map(|i| (world::egress(i).to_string(), i)).collect();
     for s in seen {
         let Some(&p) = by_ip.get(&s.ip) else { continue };
-        let in_window = inner.obs.safety.arrived(rotor_engine::ProxyId(p), s.t_ms);
+        let Some(endpoint) = s.endpoint.as_deref().and_then(|e| e.parse::<rotor_engine::Endpoint>().ok())
+        else {
+            continue;
+        };
+        // The fake Kaspi does not log the merchant, so account-scoped limits are not judged here.
+        let in_window = inner.obs.safety.arrived(world::egress(p).into(), None, endpoint, s.t_ms);
         inner.obs.timeline.ip_window(s.t_ms, in_window);
         let cause = s.cause.clone().unwrap_or_else(|| "unknown".into());
         let count = &mut inner.proxies[p as usize];
@@ -333,7 +337,8 @@ fn finish(
         .enumerate()
         .map(|(i, c)| {
             let id = rotor_engine::ProxyId(i as u32);
-            let (largest_lease, shortest_rest_ms, max_in_window) = inner.obs.safety.per_proxy(id);
+            let (largest_lease, shortest_rest_ms) = inner.obs.safety.per_proxy(id);
+            let max_in_window = inner.obs.safety.per_ip(world::egress(i as u32).into());
             ProxyRecord {
                 proxy: i as u32,
                 ip: world::egress(i as u32).to_string(),

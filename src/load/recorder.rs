@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
-use rotor_engine::{BorrowRule, Endpoint, Event, FailReason, Instant, LaneKey, Module, Outcome, ProxyId};
-use rotor_sim::observe::Observer;
+use rotor_engine::{Endpoint, Event, FailReason, Instant, LaneKey, Module, Outcome, ProxyId};
 use rotor_sim::observe::metrics::Metrics;
+use rotor_sim::observe::{Observer, SafetyRules};
 
 use crate::live::driver::{Sent, Tap};
 
@@ -61,7 +61,6 @@ pub(crate) struct Inner {
     pub(crate) attempt: Latencies,
     /// Intended start (when the workload issued it) to the end, per request, waits included.
     pub(crate) request: Latencies,
-    members: HashMap<LaneKey, Vec<ProxyId>>,
     /// When each rotation happened, in real time since the start.
     pub(crate) rotations_at: Vec<std::time::Duration>,
     in_flight: HashMap<ProxyId, u32>,
@@ -74,7 +73,7 @@ pub(crate) struct Recorder {
     /// Engine instant of the run's start (scenario time 0).
     t0: u64,
     real0: std::time::Instant,
-    borrow: Vec<BorrowRule>,
+    rules: SafetyRules,
     /// Per module: the real time (µs) between two sends of one workload slot, if the schedule
     /// were kept; longer answers get the omitted samples added.
     expected_us: [u64; 4],
@@ -84,16 +83,15 @@ impl Recorder {
     pub(crate) fn new(
         t0: Instant,
         proxies: usize,
-        ip_window_ms: u64,
+        rules: SafetyRules,
         timeline_user: Option<u32>,
-        borrow: Vec<BorrowRule>,
         expected_us: [u64; 4],
     ) -> Self {
         Recorder {
-            inner: Mutex::new(Inner::new(proxies, ip_window_ms, timeline_user)),
+            inner: Mutex::new(Inner::new(proxies, rules.clone(), timeline_user)),
             t0: t0.as_millis(),
             real0: std::time::Instant::now(),
-            borrow,
+            rules,
             expected_us,
         }
     }
@@ -140,19 +138,18 @@ impl Recorder {
     /// Takes what was recorded, leaving an empty record behind (the driver still holds the tap).
     pub(crate) fn take(&self) -> Inner {
         let mut g = self.lock();
-        let empty = Inner::new(0, 0, None);
+        let empty = Inner::new(0, self.rules.clone(), None);
         std::mem::replace(&mut *g, empty)
     }
 }
 
 impl Inner {
-    fn new(proxies: usize, ip_window_ms: u64, timeline_user: Option<u32>) -> Self {
+    fn new(proxies: usize, rules: SafetyRules, timeline_user: Option<u32>) -> Self {
         Inner {
-            obs: Observer::new(ip_window_ms, timeline_user),
+            obs: Observer::new(rules, timeline_user),
             proxies: vec![ProxyCount::default(); proxies],
             attempt: Latencies::new(),
             request: Latencies::new(),
-            members: HashMap::new(),
             rotations_at: Vec::new(),
             in_flight: HashMap::new(),
             max_in_flight: 0,
@@ -188,15 +185,8 @@ impl Tap for Recorder {
 
     fn sent(&self, sent: &Sent, _now: Instant) {
         let mut g = self.lock();
-        let origin = sent.lane;
-        let serving = sent.serving;
-        let borrow_ok = serving == origin
-            || (serving.user == origin.user
-                && self.borrow.iter().any(|b| b.borrower == origin.module && b.lender == serving.module)
-                && g.members
-                    .get(&origin)
-                    .is_none_or(|m| m.iter().all(|p| g.proxies.get(p.0 as usize).is_some_and(|c| c.dead))));
-        g.obs.safety.sent(sent.proxy, origin, serving, borrow_ok);
+        let t = self.rel(sent.at);
+        g.obs.safety.sent(sent.proxy, sent.lane, sent.serving, t);
         g.proxy(sent.proxy).requests += 1;
         let n = g.in_flight.entry(sent.proxy).or_default();
         *n += 1;
@@ -231,11 +221,7 @@ impl Tap for Recorder {
     }
 
     fn allocated(&self, lane: LaneKey, proxies: &[ProxyId]) {
-        let mut g = self.lock();
-        for &p in proxies {
-            g.obs.safety.set_holder(p, Some(lane));
-        }
-        g.members.entry(lane).or_default().extend_from_slice(proxies);
+        self.lock().obs.safety.allocated(lane, proxies);
     }
 }
 

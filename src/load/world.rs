@@ -132,6 +132,9 @@ pub struct Arrival {
     pub t_ms: u64,
     /// The client address.
     pub ip: String,
+    /// The endpoint's name (`offers`, `price_update`, ...), if the path was one of Kaspi's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
     /// The status answered.
     pub status: u16,
     /// Why it was refused, if it was.
@@ -230,7 +233,13 @@ impl World {
             .kaspi
             .take_seen()
             .into_iter()
-            .map(|s| Arrival { t_ms: s.t_ms, ip: s.ip, status: s.status, cause: s.cause })
+            .map(|s| Arrival {
+                t_ms: s.t_ms,
+                ip: s.ip,
+                endpoint: s.endpoint.map(|e| e.name().to_owned()),
+                status: s.status,
+                cause: s.cause,
+            })
             .collect();
         Arrivals { seen, wire_us: self.timer.quantiles_us() }
     }

@@ -21,7 +21,7 @@ pub fn spec(i: u32) -> ProxySpec {
 pub fn engine_with(config: EngineConfig, proxies: u32) -> Engine {
     let mut e = Engine::new(config).unwrap();
     for i in 0..proxies {
-        e.add_proxy(spec(i));
+        e.add_proxy(spec(i)).unwrap();
     }
     e
 }

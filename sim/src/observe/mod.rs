@@ -1,13 +1,17 @@
 //! What a run observes: the safety invariants, and the other figures. The simulator and the
 //! load harness (`rotor load`) feed the same [`Observer`], so both measure by one definition.
 
+pub mod limits;
 pub mod metrics;
+pub mod rules;
 pub mod safety;
 pub mod timeline;
 
 use rotor_engine::Event;
 
+pub use limits::LimitFigure;
 pub use metrics::{Accounting, CycleFigures, CycleRecord, Metrics};
+pub use rules::{LeaseRule, LimitKind, LimitRule, SafetyRules};
 pub use safety::{Safety, SafetyFigures};
 pub use timeline::{MinuteEvents, MinuteRow, ProxySpan, SpanKind, Timeline};
 
@@ -22,10 +26,10 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// An observer whose IP window is `ip_window_ms` and whose timeline follows `timeline_user`.
-    pub fn new(ip_window_ms: u64, timeline_user: Option<u32>) -> Self {
+    /// An observer that judges by `rules` and whose timeline follows `timeline_user`.
+    pub fn new(rules: SafetyRules, timeline_user: Option<u32>) -> Self {
         Observer {
-            safety: Safety::new(ip_window_ms),
+            safety: Safety::new(rules),
             metrics: Metrics::new(),
             timeline: Timeline::new(timeline_user),
         }
@@ -36,7 +40,6 @@ impl Observer {
     pub fn event(&mut self, ev: &Event, now: u64) -> &'static str {
         let name = match *ev {
             Event::Rotated { lane, to, at, .. } => {
-                self.safety.lease_started(to, at.as_millis());
                 self.timeline.proxy_state(lane.user.0, lane.module, to, SpanKind::Active, at.as_millis());
                 "rotated"
             }

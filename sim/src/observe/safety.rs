@@ -1,53 +1,90 @@
-//! The safety invariants (SPEC.md, "Safety rules"), measured from what the simulator saw: sends,
-//! completions and Kaspi arrivals. The engine's own bookkeeping is not trusted here; only its
-//! `Rotated` events mark where one lease ends and the next begins.
+//! The safety invariants (SPEC.md, "Safety rules"), judged from what the world saw: who was given
+//! which proxy, every send, completion and arrival at Kaspi, and which proxies were declared dead.
+//! Nothing is read from the engine: leases are found from the sends and completions themselves,
+//! the limits come from the hypotheses (see [`SafetyRules`]), and IP limits are counted per egress
+//! IP, whichever pool entries share it (docs/decisions/independent-checker.md).
+//!
+//! A lease, as the checker sees it, is a run of sends through one proxy that no rest interrupts:
+//! a send through a proxy with nothing in flight, at least the rest after its last completion,
+//! starts a new lease; any other send continues the current one. A lease that reached its
+//! budget must rest, so its next send is measured as a rest however soon it comes. The engine's
+//! own leases are never longer than these, and a short rest joins two of them into one that is
+//! over budget.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 
-use rotor_engine::{LaneKey, ProxyId};
+use rotor_engine::{Endpoint, LaneKey, ProxyId};
+use rustc_hash::FxHashMap;
+
+use super::limits::{LimitBook, LimitFigure};
+use super::rules::{LeaseRule, SafetyRules};
 
 #[derive(Debug, Clone, Default)]
 struct ProxyObs {
+    /// Sends in the lease under way (rest rule), or send instants in the window (window rule).
     lease_sends: u32,
-    had_lease: bool,
+    window: VecDeque<u64>,
     in_flight: u32,
     last_completion: Option<u64>,
     holder: Option<LaneKey>,
     dead: bool,
-    arrivals: VecDeque<u64>,
-    max_in_window: u32,
     shortest_rest: Option<u64>,
     largest_lease: u32,
 }
 
+#[derive(Debug, Default)]
+struct IpObs {
+    arrivals: VecDeque<u64>,
+    max_in_window: u32,
+}
+
 /// What the invariants measured.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct SafetyFigures {
-    /// Most sends in one lease.
+    /// Most sends in one lease (rest rule), or through one proxy in any window (window rule).
     pub largest_lease: u32,
-    /// Shortest time from a lease's last completion to the proxy's next lease, if any proxy
-    /// started a second lease.
+    /// Shortest time from a lease's last completion to the proxy's next send, over every lease
+    /// that ended (by its budget, or by a rest), if any proxy was used again.
     pub shortest_rest_ms: Option<u64>,
-    /// Most requests one IP carried in any invariant window, as Kaspi saw them.
+    /// Most requests one egress IP carried in any figure window, as Kaspi saw them.
     pub max_requests_per_ip_in_window: u32,
-    /// Sends through a proxy its lane did not hold, or borrowing outside the rule.
+    /// Each count or rate limit of the hypotheses in force, with what the run did against it.
+    pub limits: Vec<LimitFigure>,
+    /// Sends through a proxy the serving lane did not hold, or borrowing outside the rule.
     pub isolation_violations: u64,
     /// Sends through a proxy already declared dead.
     pub dead_proxy_uses: u64,
 }
 
-/// Watches every send, completion, arrival and engine event.
+/// Watches every allocation, send, completion, arrival and death.
 #[derive(Debug)]
 pub struct Safety {
+    rules: SafetyRules,
     proxies: Vec<ProxyObs>,
-    ip_window_ms: u64,
+    members: FxHashMap<LaneKey, Vec<ProxyId>>,
+    ips: FxHashMap<IpAddr, IpObs>,
+    books: Vec<LimitBook>,
     figures: SafetyFigures,
 }
 
 impl Safety {
-    /// A watcher whose IP window is `ip_window_ms` long.
-    pub fn new(ip_window_ms: u64) -> Self {
-        Safety { proxies: Vec::new(), ip_window_ms, figures: SafetyFigures::default() }
+    /// A checker of `rules`.
+    pub fn new(rules: SafetyRules) -> Self {
+        let books = rules.limits.iter().cloned().map(LimitBook::new).collect();
+        Safety {
+            rules,
+            proxies: Vec::new(),
+            members: FxHashMap::default(),
+            ips: FxHashMap::default(),
+            books,
+            figures: SafetyFigures::default(),
+        }
+    }
+
+    /// The rules it judges by.
+    pub fn rules(&self) -> &SafetyRules {
+        &self.rules
     }
 
     fn obs(&mut self, p: ProxyId) -> &mut ProxyObs {
@@ -58,48 +95,93 @@ impl Safety {
         &mut self.proxies[i]
     }
 
-    /// The simulator's own record of who holds a proxy.
-    pub fn set_holder(&mut self, p: ProxyId, lane: Option<LaneKey>) {
-        self.obs(p).holder = lane;
+    /// `lane` was given `proxies` (an allocation or a replacement, as the world received it).
+    pub fn allocated(&mut self, lane: LaneKey, proxies: &[ProxyId]) {
+        for &p in proxies {
+            self.released(p);
+            self.obs(p).holder = Some(lane);
+        }
+        self.members.entry(lane).or_default().extend_from_slice(proxies);
     }
 
-    /// Marks `p` dead (or alive again).
+    /// `p` went back to the pool: its lane no longer holds it.
+    pub fn released(&mut self, p: ProxyId) {
+        if let Some(lane) = self.obs(p).holder.take()
+            && let Some(m) = self.members.get_mut(&lane)
+        {
+            m.retain(|&x| x != p);
+            if m.is_empty() {
+                self.members.remove(&lane);
+            }
+        }
+    }
+
+    /// `p` was declared dead (or revived, with `false`).
     pub fn set_dead(&mut self, p: ProxyId, dead: bool) {
         self.obs(p).dead = dead;
     }
 
-    /// A lease starts on `p` at `t` (the engine rotated onto it).
-    pub fn lease_started(&mut self, p: ProxyId, t: u64) {
-        let o = self.obs(p);
-        if o.had_lease
-            && let Some(done) = o.last_completion
-        {
-            let rest = t.saturating_sub(done);
-            o.shortest_rest = Some(o.shortest_rest.map_or(rest, |r| r.min(rest)));
-            let f = &mut self.figures;
-            f.shortest_rest_ms = Some(f.shortest_rest_ms.map_or(rest, |r| r.min(rest)));
+    /// Whether `origin` may send through `serving`'s proxies now: the same lane, or a borrow rule
+    /// of the same user while every proxy `origin` holds is dead.
+    fn may_serve(&self, origin: LaneKey, serving: LaneKey) -> bool {
+        if serving == origin {
+            return true;
         }
-        let o = self.obs(p);
-        o.had_lease = true;
-        o.lease_sends = 0;
+        serving.user == origin.user
+            && self.rules.borrow.iter().any(|&(b, l)| b == origin.module && l == serving.module)
+            && self
+                .members
+                .get(&origin)
+                .is_none_or(|m| m.iter().all(|p| self.proxies.get(p.0 as usize).is_some_and(|o| o.dead)))
     }
 
-    /// A send through `p` for a request of `origin`, carried by `serving`; `borrow_ok` says
-    /// whether a configured borrow rule allows `serving != origin` now.
-    pub fn sent(&mut self, p: ProxyId, origin: LaneKey, serving: LaneKey, borrow_ok: bool) {
+    /// A send at `t` through `p`, for a request of `origin`, carried by the lane `serving`.
+    pub fn sent(&mut self, p: ProxyId, origin: LaneKey, serving: LaneKey, t: u64) {
+        let allowed = self.may_serve(origin, serving);
+        let lease = self.rules.lease;
         let o = self.obs(p);
-        o.lease_sends += 1;
+        let violation = o.holder != Some(serving) || !allowed;
+        let dead = o.dead;
+        let mut rest = None;
+        match lease {
+            LeaseRule::Rest { budget, rest_ms } => {
+                let gap = match (o.in_flight, o.last_completion) {
+                    (0, Some(done)) if o.lease_sends > 0 => Some(t.saturating_sub(done)),
+                    _ => None,
+                };
+                match gap {
+                    Some(g) if g >= rest_ms => {
+                        rest = Some(g);
+                        o.lease_sends = 1;
+                    }
+                    Some(g) if o.lease_sends >= budget => {
+                        rest = Some(g);
+                        o.lease_sends += 1;
+                    }
+                    _ => o.lease_sends += 1,
+                }
+            }
+            LeaseRule::Window { window_ms, .. } => {
+                while o.window.front().is_some_and(|&s| s + window_ms <= t) {
+                    o.window.pop_front();
+                }
+                o.window.push_back(t);
+                o.lease_sends = o.window.len() as u32;
+            }
+        }
         o.in_flight += 1;
         o.largest_lease = o.largest_lease.max(o.lease_sends);
-        let (holder, dead, lease) = (o.holder, o.dead, o.lease_sends);
+        if let Some(r) = rest {
+            o.shortest_rest = Some(o.shortest_rest.map_or(r, |x| x.min(r)));
+        }
+        let lease_sends = o.lease_sends;
         let f = &mut self.figures;
-        f.largest_lease = f.largest_lease.max(lease);
-        if holder != Some(serving) || (serving != origin && !borrow_ok) {
-            f.isolation_violations += 1;
+        f.largest_lease = f.largest_lease.max(lease_sends);
+        if let Some(r) = rest {
+            f.shortest_rest_ms = Some(f.shortest_rest_ms.map_or(r, |x| x.min(r)));
         }
-        if dead {
-            f.dead_proxy_uses += 1;
-        }
+        f.isolation_violations += u64::from(violation);
+        f.dead_proxy_uses += u64::from(dead);
     }
 
     /// A request through `p` ended at `t`.
@@ -109,89 +191,192 @@ impl Safety {
         o.last_completion = Some(o.last_completion.map_or(t, |c| c.max(t)));
     }
 
-    /// A request from `p`'s IP reached Kaspi at `t`. One proxy, one egress IP.
-    pub fn arrived(&mut self, p: ProxyId, t: u64) -> u32 {
-        let w = self.ip_window_ms;
-        let o = self.obs(p);
+    /// A request from `ip` for `account` (if known) reached Kaspi's `endpoint` at `t`. Returns how
+    /// many requests that IP has in the figure window now.
+    pub fn arrived(&mut self, ip: IpAddr, account: Option<u32>, endpoint: Endpoint, t: u64) -> u32 {
+        for b in &mut self.books {
+            b.arrived(ip, account, endpoint, t);
+        }
+        let w = self.rules.ip_window_ms;
+        let o = self.ips.entry(ip).or_default();
         while o.arrivals.front().is_some_and(|&a| a + w <= t) {
             o.arrivals.pop_front();
         }
         o.arrivals.push_back(t);
         let now_in_window = o.arrivals.len() as u32;
         o.max_in_window = o.max_in_window.max(now_in_window);
-        let n = o.max_in_window;
         let f = &mut self.figures;
-        f.max_requests_per_ip_in_window = f.max_requests_per_ip_in_window.max(n);
+        f.max_requests_per_ip_in_window = f.max_requests_per_ip_in_window.max(now_in_window);
         now_in_window
     }
 
     /// The figures so far.
-    pub fn figures(&self) -> &SafetyFigures {
-        &self.figures
+    pub fn figures(&self) -> SafetyFigures {
+        let mut f = self.figures.clone();
+        f.limits = self.books.iter().map(LimitBook::figure).collect();
+        f
     }
 
-    /// Per proxy: largest lease, shortest rest, most requests in the window.
-    pub fn per_proxy(&self, p: ProxyId) -> (u32, Option<u64>, u32) {
-        self.proxies
-            .get(p.0 as usize)
-            .map_or((0, None, 0), |o| (o.largest_lease, o.shortest_rest, o.max_in_window))
+    /// Per proxy: largest lease and shortest rest.
+    pub fn per_proxy(&self, p: ProxyId) -> (u32, Option<u64>) {
+        self.proxies.get(p.0 as usize).map_or((0, None), |o| (o.largest_lease, o.shortest_rest))
+    }
+
+    /// Per egress IP: the most requests in any figure window.
+    pub fn per_ip(&self, ip: IpAddr) -> u32 {
+        self.ips.get(&ip).map_or(0, |o| o.max_in_window)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::rules::{LimitKind, LimitRule};
+    use crate::scenario::Scope;
     use rotor_engine::{Module, UserId};
 
     const LANE: LaneKey = LaneKey::new(UserId(1), Module::Demper);
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+
+    fn rules(lease: LeaseRule) -> SafetyRules {
+        SafetyRules {
+            lease,
+            limits: vec![LimitRule {
+                name: "seed".into(),
+                scope: Scope::Ip,
+                endpoints: [true; Endpoint::ALL.len()],
+                kind: LimitKind::Sliding { limit: 250, window_ms: 1_800_000 },
+            }],
+            borrow: vec![(Module::Reserve, Module::Catalog)],
+            ip_window_ms: 1_800_000,
+            ip_ceiling: None,
+        }
+    }
+
+    const REST: LeaseRule = LeaseRule::Rest { budget: 3, rest_ms: 1_000 };
+
+    fn lease(s: &mut Safety, p: ProxyId, from: u64, n: u64) {
+        for t in from..from + n {
+            s.sent(p, LANE, LANE, t);
+            s.completed(p, t);
+        }
+    }
 
     #[test]
-    fn leases_and_rests_are_measured_between_rotations() {
-        let mut s = Safety::new(1_800_000);
+    fn a_lease_is_counted_from_its_first_send() {
+        let mut s = Safety::new(rules(REST));
         let p = ProxyId(0);
-        s.set_holder(p, Some(LANE));
-        s.lease_started(p, 0);
+        s.allocated(LANE, &[p]);
+        lease(&mut s, p, 0, 3);
+        assert_eq!(s.figures().largest_lease, 3);
+        assert_eq!(s.figures().shortest_rest_ms, None, "never used again");
+        // One over budget on a proxy that is never reused is seen as such.
+        let q = ProxyId(1);
+        s.allocated(LANE, &[q]);
+        lease(&mut s, q, 0, 4);
+        assert_eq!(s.figures().largest_lease, 4);
+    }
+
+    #[test]
+    fn a_full_rest_starts_a_new_lease_and_a_short_one_does_not() {
+        let mut s = Safety::new(rules(REST));
+        let p = ProxyId(0);
+        s.allocated(LANE, &[p]);
+        lease(&mut s, p, 0, 3); // last completion at 2
+        lease(&mut s, p, 1_002, 3);
+        assert_eq!((s.figures().largest_lease, s.figures().shortest_rest_ms), (3, Some(1_000)));
+        // Ends at 1004; back 1 ms early.
+        s.sent(p, LANE, LANE, 2_003);
+        assert_eq!((s.figures().largest_lease, s.figures().shortest_rest_ms), (4, Some(999)));
+    }
+
+    #[test]
+    fn a_partial_lease_may_continue_after_a_short_pause_but_a_send_in_flight_is_no_rest() {
+        let mut s = Safety::new(rules(REST));
+        let p = ProxyId(0);
+        s.allocated(LANE, &[p]);
+        lease(&mut s, p, 0, 2);
+        lease(&mut s, p, 500, 1);
+        assert_eq!((s.figures().largest_lease, s.figures().shortest_rest_ms), (3, None));
+        let q = ProxyId(1);
+        s.allocated(LANE, &[q]);
         for t in 0..3 {
-            s.sent(p, LANE, LANE, false);
-            s.completed(p, t * 10);
+            s.sent(q, LANE, LANE, t);
         }
-        s.lease_started(p, 1_000);
-        s.sent(p, LANE, LANE, false);
-        let f = s.figures();
-        assert_eq!(f.largest_lease, 3);
-        assert_eq!(f.shortest_rest_ms, Some(980));
-        assert_eq!((f.isolation_violations, f.dead_proxy_uses), (0, 0));
+        s.sent(q, LANE, LANE, 5_000);
+        assert_eq!(s.figures().largest_lease, 4, "still in flight: no rest, one lease");
+    }
+
+    #[test]
+    fn the_window_rule_counts_sends_per_proxy_in_any_window() {
+        let mut s = Safety::new(rules(LeaseRule::Window { limit: 3, window_ms: 1_000 }));
+        let p = ProxyId(0);
+        s.allocated(LANE, &[p]);
+        for t in [0, 10, 20, 1_000, 1_010, 1_020] {
+            s.sent(p, LANE, LANE, t);
+            s.completed(p, t);
+        }
+        assert_eq!(s.figures().largest_lease, 3);
+        assert_eq!(s.figures().shortest_rest_ms, None);
+        s.sent(p, LANE, LANE, 1_020);
+        assert_eq!(s.figures().largest_lease, 4, "a fourth send inside one window");
     }
 
     #[test]
     fn foreign_lanes_unruled_borrowing_and_dead_proxies_are_violations() {
-        let mut s = Safety::new(1_000);
+        let mut s = Safety::new(rules(REST));
         let p = ProxyId(3);
         let other = LaneKey::new(UserId(2), Module::Demper);
-        s.set_holder(p, Some(other));
-        s.sent(p, LANE, LANE, false);
-        s.set_holder(p, Some(LANE));
+        s.allocated(other, &[p]);
+        s.sent(p, LANE, LANE, 0); // LANE does not hold p
         let catalog = LaneKey::new(UserId(1), Module::Catalog);
-        s.set_holder(p, Some(catalog));
-        s.sent(p, LANE, catalog, false);
-        s.sent(p, LANE, catalog, true);
+        let reserve = LaneKey::new(UserId(1), Module::Reserve);
+        s.allocated(catalog, &[p]);
+        let r = ProxyId(4);
+        s.allocated(reserve, &[r]);
+        s.sent(p, reserve, catalog, 1); // reserve still has a live proxy
+        s.set_dead(r, true);
+        s.sent(p, reserve, catalog, 2); // allowed now
+        s.sent(p, LANE, catalog, 3); // no rule lets demper borrow
         s.set_dead(p, true);
-        s.sent(p, catalog, catalog, false);
-        assert_eq!(s.figures().isolation_violations, 2);
+        s.sent(p, catalog, catalog, 4);
+        assert_eq!(s.figures().isolation_violations, 3);
         assert_eq!(s.figures().dead_proxy_uses, 1);
+        s.released(p);
+        s.set_dead(p, false);
+        s.sent(p, catalog, catalog, 5);
+        assert_eq!(s.figures().isolation_violations, 4, "released proxies are held by nobody");
+    }
+
+    #[test]
+    fn ip_figures_are_per_egress_ip_not_per_proxy() {
+        let mut s = Safety::new(rules(REST));
+        for t in 0..200 {
+            s.arrived(IP, Some(1), Endpoint::StorefrontOffers, t);
+        }
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+        for t in 0..100 {
+            // a second pool entry with the same egress IP
+            s.arrived(IP, Some(2), Endpoint::StorefrontOffers, 1_000 + t);
+            s.arrived(other, Some(2), Endpoint::StorefrontOffers, 1_000 + t);
+        }
+        let f = s.figures();
+        assert_eq!(f.max_requests_per_ip_in_window, 300);
+        assert_eq!(s.per_ip(IP), 300);
+        assert_eq!((f.limits[0].figure, f.limits[0].allowed), (300, 249));
+        assert!(!f.limits[0].holds());
     }
 
     #[test]
     fn the_ip_window_slides() {
-        let mut s = Safety::new(1_000);
-        let p = ProxyId(1);
+        let mut r = rules(REST);
+        r.ip_window_ms = 1_000;
+        let mut s = Safety::new(r);
         for t in [0, 100, 500, 999, 1_000, 1_001] {
-            s.arrived(p, t);
+            s.arrived(IP, None, Endpoint::StorefrontOffers, t);
         }
-        // At 1000 the 0 has left the window; the window ending at 1001 holds 100 to 1001.
         assert_eq!(s.figures().max_requests_per_ip_in_window, 5);
-        assert_eq!(s.per_proxy(p).2, 5);
-        s.arrived(p, 2_500);
+        s.arrived(IP, None, Endpoint::StorefrontOffers, 2_500);
         assert_eq!(s.figures().max_requests_per_ip_in_window, 5, "old arrivals left the window");
     }
 }

@@ -180,15 +180,23 @@ fn proxy_timeline<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunRepo
 }
 
 fn ip_window<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, r: &RunReport) -> DrawResult<DB> {
-    let limit = f64::from(r.summary.limits.ip_limit);
-    let top = r.minute_events.iter().map(|e| f64::from(e.max_ip_window)).fold(limit, f64::max) * 1.15;
+    let limit = r.summary.limits.ip_limit.map(f64::from);
+    let top = r.minute_events.iter().map(|e| f64::from(e.max_ip_window)).fold(limit.unwrap_or(1.0), f64::max)
+        * 1.15;
     let window = crate::verdict::fmt_ms(r.summary.limits.ip_window_ms);
     let title = format!("Most requests per IP in any {window} window");
     let mut c = frame(area, &title, x_range(r), 0.0..top, "time (hours)", "requests per IP in the window")?;
     let xr = x_range(r);
-    c.draw_series(DashedLineSeries::new([(xr.start, limit), (xr.end, limit)], 10, 6, RED.stroke_width(2)))?
+    if let Some(limit) = limit {
+        c.draw_series(DashedLineSeries::new(
+            [(xr.start, limit), (xr.end, limit)],
+            10,
+            6,
+            RED.stroke_width(2),
+        ))?
         .label(format!("limit ({limit})"))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    }
     let points = r
         .minute_events
         .iter()

@@ -27,7 +27,13 @@ pub fn rows(sc: &Scenario) -> Vec<(String, String)> {
     kaspi_rows(sc, &mut out);
     out.push((
         "invariant window".into(),
-        format!("at most {} requests per IP in any {}", sc.invariants.ip_limit, d(sc.invariants.ip_window)),
+        match sc.invariants.ip_limit {
+            Some(limit) => format!("at most {limit} requests per IP in any {}", d(sc.invariants.ip_window)),
+            None => format!(
+                "requests per IP counted in any {}; limits from the hypotheses",
+                d(sc.invariants.ip_window)
+            ),
+        },
     ));
     for x in &sc.expect {
         out.push((format!("expect {}", x.metric), x.threshold.to_string()));

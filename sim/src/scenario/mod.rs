@@ -454,10 +454,12 @@ pub enum Target {
 /// Thresholds of the safety invariants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvariantSpec {
-    /// Sliding window for "requests per IP". Defaults to 30 minutes.
+    /// Sliding window of the "most requests per IP" figure. Defaults to the window of the first
+    /// per-IP window hypothesis, else 30 minutes.
     pub ip_window: Duration,
-    /// The most requests an IP may carry in that window. Defaults to the policy's budget or limit.
-    pub ip_limit: u32,
+    /// A ceiling on that figure, checked besides the hypotheses' own limits. Defaults to none:
+    /// the limits come from the hypotheses, never from the engine's settings.
+    pub ip_limit: Option<u32>,
 }
 
 /// One `[expect]` line.
@@ -634,12 +636,19 @@ fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenario, Scenari
     }
     let kaspi = kaspi_spec(cx, &raw)?;
     let faults = faults(cx, &raw, &users, &pool)?;
+    let first_ip_window = kaspi.hypotheses.iter().find_map(|h| match (h.scope, &h.rule) {
+        (
+            Scope::Ip | Scope::IpEndpoint,
+            Rule::SlidingWindow { window, .. } | Rule::FixedWindow { window, .. },
+        ) => Some(*window),
+        _ => None,
+    });
     let invariants = InvariantSpec {
-        ip_window: raw.invariants.ip_window.map_or(Duration::from_mins(30), |s| s.0),
-        ip_limit: raw.invariants.ip_limit.unwrap_or(match engine.policy {
-            Policy::Rest(r) => r.budget.get(),
-            Policy::Window(w) => w.limit.get(),
-        }),
+        ip_window: raw
+            .invariants
+            .ip_window
+            .map_or_else(|| first_ip_window.unwrap_or(Duration::from_mins(30)), |s| s.0),
+        ip_limit: raw.invariants.ip_limit,
     };
     let sweep =
         raw.sweep.as_ref().map(|s| sweep_spec(cx, s, &users, demper.as_ref(), &engine)).transpose()?;
@@ -1091,8 +1100,13 @@ fn target(
 
 /// The subnet label of the `index`-th proxy.
 pub fn subnet_label(index: u32, subnet_size: u32) -> String {
-    let s = index / subnet_size;
-    format!("10.{}.{}.0/24", (s >> 8) & 0xff, s & 0xff)
+    format!("{}/24", std::net::Ipv4Addr::from(subnet_base(index / subnet_size)))
+}
+
+/// The address of the `s`-th simulated /24 subnet: 10.0.0.0, 10.0.1.0, ..., 10.255.255.0,
+/// 11.0.0.0, ... It never wraps for a pool within [`MAX_PROXIES`].
+pub fn subnet_base(s: u32) -> u32 {
+    (10u32 << 24) + (s << 8)
 }
 
 fn faults(

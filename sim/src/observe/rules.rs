@@ -1,0 +1,118 @@
+//! What the safety checker judges a run against, taken from the scenario and never from the
+//! engine: the plan's lease rule (SPEC.md rules 1 and 2), every count or rate limit of the
+//! limit hypotheses in force (rule 3), and the borrow rules (rule 4).
+
+use rotor_engine::{Endpoint, Module, Policy};
+
+use crate::scenario::{Hypothesis, Rule, Scenario, Scope};
+
+/// The plan's rule for one proxy's use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseRule {
+    /// At most `budget` sends per lease, then a rest of `rest_ms` from the lease's last completion.
+    Rest {
+        /// Sends one lease may carry.
+        budget: u32,
+        /// The rest between two leases (ms).
+        rest_ms: u64,
+    },
+    /// At most `limit` sends through one proxy in any window of `window_ms`.
+    Window {
+        /// Sends allowed in a window.
+        limit: u32,
+        /// The window (ms).
+        window_ms: u64,
+    },
+}
+
+/// How a limit of a hypothesis counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LimitKind {
+    /// Fewer than `limit` in any sliding window of `window_ms`.
+    Sliding {
+        /// The hypothesis' limit.
+        limit: u32,
+        /// Its window (ms).
+        window_ms: u64,
+    },
+    /// Fewer than `limit` in any aligned window of `window_ms`.
+    Fixed {
+        /// The hypothesis' limit.
+        limit: u32,
+        /// Its window (ms).
+        window_ms: u64,
+    },
+    /// No arrival beyond a bucket of `burst` that refills at `per_s` a second.
+    Rate {
+        /// Requests per second.
+        per_s: f64,
+        /// The bucket's size.
+        burst: u32,
+    },
+}
+
+/// One count or rate limit of a hypothesis, as the checker applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitRule {
+    /// The hypothesis' name.
+    pub name: String,
+    /// What it is counted per.
+    pub scope: Scope,
+    /// The endpoints it covers, indexed by [`Endpoint::index`].
+    pub endpoints: [bool; Endpoint::ALL.len()],
+    /// How it counts.
+    pub kind: LimitKind,
+}
+
+impl LimitRule {
+    /// The rule a hypothesis gives, if it limits counts or rates (a geographic rule does not).
+    pub fn from_hypothesis(h: &Hypothesis) -> Option<Self> {
+        let kind = match h.rule {
+            Rule::SlidingWindow { limit, window } => {
+                LimitKind::Sliding { limit, window_ms: window.as_millis() }
+            }
+            Rule::FixedWindow { limit, window } => LimitKind::Fixed { limit, window_ms: window.as_millis() },
+            Rule::Rate { per_s, burst } => LimitKind::Rate { per_s, burst },
+            Rule::Geo { .. } => return None,
+        };
+        Some(LimitRule { name: h.name.clone(), scope: h.scope, endpoints: h.endpoints, kind })
+    }
+
+    /// Whether it is counted per egress IP (alone or with the endpoint).
+    pub fn per_ip(&self) -> bool {
+        matches!(self.scope, Scope::Ip | Scope::IpEndpoint)
+    }
+}
+
+/// Everything the checker judges a run against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafetyRules {
+    /// Rules 1 and 2: the plan's lease rule.
+    pub lease: LeaseRule,
+    /// Rule 3: every count or rate limit of the hypotheses in force.
+    pub limits: Vec<LimitRule>,
+    /// Rule 4: (borrower, lender) pairs allowed to borrow while the borrower has no live proxy.
+    pub borrow: Vec<(Module, Module)>,
+    /// The window of the "most requests per IP" figure and its chart (ms).
+    pub ip_window_ms: u64,
+    /// A stricter per-IP ceiling from `[invariants] ip_limit`, checked as well, if set.
+    pub ip_ceiling: Option<u32>,
+}
+
+impl SafetyRules {
+    /// The rules a scenario states: its `[engine]` lease policy as the plan, its `[kaspi]`
+    /// hypotheses as the limits, its borrow rules, its `[invariants]`.
+    pub fn from_scenario(sc: &Scenario) -> Self {
+        let lease = match sc.engine.policy {
+            Policy::Rest(r) => LeaseRule::Rest { budget: r.budget.get(), rest_ms: r.rest.as_millis() },
+            Policy::Window(w) => LeaseRule::Window { limit: w.limit.get(), window_ms: w.window.as_millis() },
+        };
+        SafetyRules {
+            lease,
+            limits: sc.kaspi.hypotheses.iter().filter_map(LimitRule::from_hypothesis).collect(),
+            borrow: sc.engine.borrow.iter().map(|b| (b.borrower, b.lender)).collect(),
+            ip_window_ms: sc.invariants.ip_window.as_millis(),
+            ip_ceiling: sc.invariants.ip_limit,
+        }
+    }
+}
