@@ -166,7 +166,8 @@ pub struct Slowdown {
     /// How long the slower rate holds after the latest 429. Defaults to 30 minutes.
     pub duration: Duration,
     /// The lane's normal rate as a gap between sends, when it has one; otherwise the lane's
-    /// current rate, measured over its last 32 sends, is divided. Defaults to `None`.
+    /// free-running rate (sends per unit time over the minute ending with its last unslowed
+    /// send) is divided. Defaults to `None`.
     pub lane_min_interval: Option<Duration>,
     /// The slowdown never spaces sends further apart than this. Defaults to 10 seconds.
     pub max_interval: Duration,

@@ -3,46 +3,56 @@
 use crate::config::Slowdown;
 use crate::time::{Duration, Instant};
 
-const RECENT: usize = 32;
+/// Sends kept for the rate: at most this many, from the last minute.
+const RECENT: usize = 256;
+/// How far back the rate is measured.
+const SPAN: Duration = Duration::from_secs(60);
 
-/// The lane's free-running rate, from its last sends made while no slowdown held it back. A
-/// burst is measured as a burst, not averaged with the idle time around it, and the engine's
-/// own throttling never feeds back into the rate it halves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The lane's free-running send rate: sends per unit time over the minute that ends with its
+/// last send made while no slowdown held it back (at most the last 256 sends). Concurrent sends
+/// count as what they are, several sends in one instant, so eight in flight are measured at
+/// eight times the rate of one; idle time before that minute is not averaged in, and the
+/// engine's own throttling never feeds back into the rate it divides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct RateMeter {
-    sends: [Instant; RECENT],
-    next: usize,
-    len: usize,
-}
-
-impl Default for RateMeter {
-    fn default() -> Self {
-        RateMeter { sends: [Instant::ZERO; RECENT], next: 0, len: 0 }
-    }
+    sends: std::collections::VecDeque<Instant>,
+    /// The gap measured over the lane's last busy minute before it fell idle for more than a
+    /// minute (an open circuit, the time between polls): a lone send after such a pause says
+    /// nothing of the lane's rate.
+    previous: Option<Duration>,
 }
 
 impl RateMeter {
     fn record(&mut self, now: Instant) {
-        self.sends[self.next] = now;
-        self.next = (self.next + 1) % RECENT;
-        self.len = (self.len + 1).min(RECENT);
+        if self.sends.back().is_some_and(|&last| last + SPAN < now) {
+            self.previous = self.window_gap().or(self.previous);
+            self.sends.clear();
+        }
+        if self.sends.len() == RECENT {
+            self.sends.pop_front();
+        }
+        while self.sends.front().is_some_and(|&t| t + SPAN < now) {
+            self.sends.pop_front();
+        }
+        self.sends.push_back(now);
     }
 
-    /// The median gap between consecutive recorded sends, if there are two. The median ignores
-    /// the few long pauses (an open circuit, the idle time between polls) among the gaps.
-    fn typical_gap(&self) -> Option<Duration> {
-        if self.len < 2 {
+    /// The mean gap between sends (the inverse of the rate): over the sends kept, or over the
+    /// last busy minute when fewer than two were sent since an idle spell.
+    fn mean_gap(&self) -> Option<Duration> {
+        self.window_gap().or(self.previous)
+    }
+
+    fn window_gap(&self) -> Option<Duration> {
+        let (&first, &last) = (self.sends.front()?, self.sends.back()?);
+        let gaps = self.sends.len() as u64 - 1;
+        if gaps == 0 {
             return None;
         }
-        let start = self.next + RECENT - self.len;
-        let mut gaps = [0u64; RECENT];
-        for i in 1..self.len {
-            let earlier = self.sends[(start + i - 1) % RECENT];
-            gaps[i - 1] = self.sends[(start + i) % RECENT].saturating_since(earlier).as_millis();
-        }
-        let gaps = &mut gaps[..self.len - 1];
-        gaps.sort_unstable();
-        Some(Duration::from_millis(gaps[gaps.len() / 2].max(1)))
+        // The span from the first send to the last holds `gaps` gaps; a burst at one instant is
+        // `len` sends in (at least) one millisecond.
+        let span = last.saturating_since(first).as_millis().max(1);
+        Some(Duration::from_millis((span / gaps).max(1)))
     }
 }
 
@@ -80,7 +90,7 @@ impl SlowdownState {
         if slowed {
             return None;
         }
-        let base = cfg.lane_min_interval.or_else(|| self.meter.typical_gap()).unwrap_or(cfg.max_interval);
+        let base = cfg.lane_min_interval.or_else(|| self.meter.mean_gap()).unwrap_or(cfg.max_interval);
         let stretched = base.as_millis().saturating_mul(u64::from(cfg.divisor.get()));
         self.min_interval = Duration::from_millis(stretched.min(cfg.max_interval.as_millis()));
         self.next_send = self.next_send.max(self.last_send + self.min_interval);
@@ -118,6 +128,40 @@ mod tests {
         assert_eq!(s.gate(at(602_050)), None);
         s.on_send(at(602_050));
         assert_eq!(s.gate(at(602_060)), Some(at(602_150)));
+    }
+
+    /// Sends a lane would make with `in_flight` requests at once and a fixed `latency`, from
+    /// `from` to `to`, held back by `s`'s gate. Returns how many went.
+    fn drive(s: &mut SlowdownState, in_flight: usize, latency: u64, from: u64, to: u64) -> u64 {
+        let mut free_at = vec![from; in_flight];
+        let mut sent = 0;
+        loop {
+            let (slot, &ready) = free_at.iter().enumerate().min_by_key(|(_, t)| **t).unwrap();
+            let t = s.gate(at(ready)).map_or(ready, Instant::as_millis);
+            if t >= to {
+                return sent;
+            }
+            s.on_send(at(t));
+            free_at[slot] = t + latency;
+            sent += 1;
+        }
+    }
+
+    #[test]
+    fn bursty_concurrent_sends_are_halved_in_rate_not_in_median_gap() {
+        // Eight in flight at a fixed 150 ms: the sends come in bursts of eight at one instant,
+        // so most gaps are 0. The lane's rate must still fall to half for the slowdown.
+        let cfg = Slowdown::default();
+        let mut s = SlowdownState::default();
+        let before = drive(&mut s, 8, 150, 0, 60_000);
+        assert_eq!(before, 8 * 400, "8 sends every 150 ms for a minute");
+        s.on_ip_429(&cfg, at(60_000)).unwrap();
+        let after = drive(&mut s, 8, 150, 60_000, 120_000);
+        let ratio = after as f64 / before as f64;
+        assert!((0.45..=0.55).contains(&ratio), "{after} sends after the 429 against {before} before");
+        // A minute later still, the rate is still half: the slowdown lasts 30 minutes.
+        let later = drive(&mut s, 8, 150, 600_000, 660_000);
+        assert!((0.45..=0.55).contains(&(later as f64 / before as f64)), "{later}");
     }
 
     #[test]
@@ -182,20 +226,28 @@ mod tests {
     }
 
     #[test]
-    fn the_meter_keeps_only_the_last_sends() {
+    fn the_meter_measures_the_last_minute() {
         let mut m = RateMeter::default();
-        assert_eq!(m.typical_gap(), None);
+        assert_eq!(m.mean_gap(), None);
         m.record(at(0));
-        assert_eq!(m.typical_gap(), None, "one send has no gap");
+        assert_eq!(m.mean_gap(), None, "one send has no gap");
         for i in 1..100 {
             m.record(at(i * 1_000));
         }
-        // The last 32 sends, 68 s to 99 s: 31 gaps of 1 s.
-        assert_eq!(m.typical_gap(), Some(Duration::from_secs(1)));
-        // A few long pauses among them do not move the median.
-        m.record(at(400_000));
-        m.record(at(400_100));
-        m.record(at(900_000));
-        assert_eq!(m.typical_gap(), Some(Duration::from_secs(1)));
+        // The minute ending with the last send: 39 s to 99 s, 60 gaps of 1 s.
+        assert_eq!(m.mean_gap(), Some(Duration::from_secs(1)));
+        // After an idle spell, eight at one instant, twice, 150 ms apart: 16 sends in 150 ms,
+        // the idle time not averaged in.
+        for t in [500_000, 500_150] {
+            for _ in 0..8 {
+                m.record(at(t));
+            }
+        }
+        assert_eq!(m.mean_gap(), Some(Duration::from_millis(10)));
+        // A lone send after five idle minutes (an open circuit) keeps the last busy rate.
+        m.record(at(800_000));
+        assert_eq!(m.mean_gap(), Some(Duration::from_millis(10)));
+        m.record(at(800_500));
+        assert_eq!(m.mean_gap(), Some(Duration::from_millis(500)));
     }
 }
