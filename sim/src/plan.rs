@@ -13,7 +13,7 @@ use rotor_engine::{Duration, Module, Policy};
 use crate::run::{RunOptions, SimError, run};
 use crate::scenario::{HypothesisChoice, PolicyChoice, Scenario};
 use crate::sweep::GridPoint;
-use crate::verdict::{all_pass, verdicts};
+use crate::verdict::fitness;
 
 /// The load and the rules to plan for.
 #[derive(Debug, Clone)]
@@ -201,11 +201,7 @@ fn good_with(base: &Scenario, probe: GridPoint, module: Module, n: u32) -> Resul
     }
     let report =
         run(&sc, RunOptions { max_steps: 200_000_000, timeline_user: None, ..RunOptions::default() })?;
-    let s = &report.summary;
-    let refused = s.outcomes.get("rate_limited").copied().unwrap_or(0)
-        + s.outcomes.get("forbidden").copied().unwrap_or(0);
-    let late = s.cycles.get(module.name()).is_some_and(|c| c.missed > 0 || c.skipped > 0);
-    Ok(all_pass(&verdicts(&sc, s)) && refused == 0 && !late && s.accounting.failed == 0)
+    Ok(fitness(&sc, &report.summary).good())
 }
 
 /// The smallest count for `module` that is safe and on time, by bisection up to `bound`.

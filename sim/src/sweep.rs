@@ -12,7 +12,7 @@ use crate::scenario::value::CountRange;
 use crate::scenario::{
     HypothesisChoice, PolicyChoice, Scenario, SweepSpec, community_hypotheses, seed_hypothesis,
 };
-use crate::verdict::{all_pass, verdicts};
+use crate::verdict::fitness;
 
 /// One point of the grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,9 +38,10 @@ pub struct GridPoint {
 pub struct PointResult {
     /// The point.
     pub point: GridPoint,
-    /// Every invariant held and Kaspi refused nothing (no 429, no 403).
+    /// Every invariant held, Kaspi refused nothing (no 429, no 403) and no request failed
+    /// ([`crate::verdict::fitness`]).
     pub safe: bool,
-    /// No demper or orders cycle ended after the next was due.
+    /// No cycle of a workload the scenario runs ended after the next was due, or was skipped.
     pub on_time: bool,
     /// 99th percentile demper cycle (ms).
     pub demper_cycle_p99_ms: u64,
@@ -130,10 +131,11 @@ pub fn run_point(base: &Scenario, point: GridPoint, max_steps: u64) -> Result<Po
     let cycles = |m: &str| s.cycles.get(m).cloned().unwrap_or_default();
     let (demper, orders) = (cycles("demper"), cycles("orders"));
     let proxies_per_user = sc.users.split.total() as u32;
+    let fit = fitness(&sc, s);
     Ok(PointResult {
         point,
-        safe: all_pass(&verdicts(&sc, s)) && count("rate_limited") == 0 && count("forbidden") == 0,
-        on_time: demper.missed == 0 && orders.missed == 0 && demper.skipped == 0 && orders.skipped == 0,
+        safe: fit.safe,
+        on_time: fit.on_time,
         demper_cycle_p99_ms: demper.p99_ms,
         demper_missed: demper.missed,
         orders_missed: orders.missed,
@@ -164,7 +166,7 @@ pub fn run_all(
         .collect()
 }
 
-/// The smallest pool per module that kept one load safe and on time.
+/// The cheapest grid point that kept one load safe and on time, for every module at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrontierRow {
     /// SKUs per user.
@@ -175,18 +177,29 @@ pub struct FrontierRow {
     pub policy: PolicyChoice,
     /// Hypothesis set.
     pub hypothesis: HypothesisChoice,
-    /// Fewest demper proxies among the good points, if any point was good.
+    /// That point's demper proxies; `None` when no point was good, or the workload is off.
     pub demper: Option<u32>,
-    /// Fewest orders proxies among the good points.
+    /// That point's orders proxies; `None` when no point was good, or the workload is off.
     pub orders: Option<u32>,
-    /// Fewest catalog proxies among the good points.
+    /// That point's catalog proxies; `None` when no point was good, or the workload is off.
     pub catalog: Option<u32>,
-    /// What that pool costs per user per 30 days (USD), when every module has an answer.
+    /// What that pool costs per user per 30 days (USD): the modules whose workload runs, plus
+    /// the reserve; `None` when no point was good.
     pub cost_per_user_usd: Option<f64>,
 }
 
-/// The frontier of `results`, one row per load (SKUs, interval, policy, hypothesis).
-pub fn frontier(results: &[PointResult], reserve: u32, price_per_100_usd: f64) -> Vec<FrontierRow> {
+/// The frontier of `results` for sweeps of `base`, one row per load (SKUs, interval, policy,
+/// hypothesis): among the points good for every module at once, the one whose pool costs least
+/// (fewer demper, then orders, then catalog proxies on a tie). A module whose workload `base`
+/// does not run is neither reported nor priced.
+pub fn frontier(results: &[PointResult], base: &Scenario) -> Vec<FrontierRow> {
+    let reserve = base.users.split.get(Module::Reserve);
+    let price = base.pool.price_per_100_usd;
+    let on = [base.demper.is_some(), base.orders.is_some(), base.catalog.is_some()];
+    let priced = |p: &GridPoint| {
+        let counts = [p.demper, p.orders, p.catalog];
+        reserve + (0..3).filter(|&i| on[i]).map(|i| counts[i]).sum::<u32>()
+    };
     let mut groups: BTreeMap<(u32, Duration, PolicyChoice, HypothesisChoice), Vec<&PointResult>> =
         BTreeMap::new();
     for r in results {
@@ -196,16 +209,21 @@ pub fn frontier(results: &[PointResult], reserve: u32, price_per_100_usd: f64) -
     groups
         .into_iter()
         .map(|((skus, interval, policy, hypothesis), rs)| {
-            let good: Vec<_> = rs.iter().filter(|r| r.safe && r.on_time).collect();
-            let min = |f: fn(&GridPoint) -> u32| good.iter().map(|r| f(&r.point)).min();
-            let (demper, orders, catalog) = (min(|p| p.demper), min(|p| p.orders), min(|p| p.catalog));
-            let cost_per_user_usd = match (demper, orders, catalog) {
-                (Some(d), Some(o), Some(c)) => {
-                    Some(f64::from(d + o + c + reserve) / 100.0 * price_per_100_usd)
-                }
-                _ => None,
-            };
-            FrontierRow { skus, interval, policy, hypothesis, demper, orders, catalog, cost_per_user_usd }
+            let best = rs
+                .iter()
+                .filter(|r| r.safe && r.on_time)
+                .min_by_key(|r| (priced(&r.point), r.point.demper, r.point.orders, r.point.catalog));
+            let pick = |i: usize, n: fn(&GridPoint) -> u32| best.filter(|_| on[i]).map(|r| n(&r.point));
+            FrontierRow {
+                skus,
+                interval,
+                policy,
+                hypothesis,
+                demper: pick(0, |p| p.demper),
+                orders: pick(1, |p| p.orders),
+                catalog: pick(2, |p| p.catalog),
+                cost_per_user_usd: best.map(|r| f64::from(priced(&r.point)) / 100.0 * price),
+            }
         })
         .collect()
 }

@@ -188,6 +188,38 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
     out
 }
 
+/// Whether a run was safe and on time: the one definition `rotor sweep` and `rotor plan` share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fitness {
+    /// Every safety invariant held, Kaspi refused nothing (no 429, no 403), and every request
+    /// ended in success: none failed for good, none was left unfinished.
+    pub safe: bool,
+    /// No cycle of a workload the scenario runs ended after the next was due, and none was
+    /// skipped.
+    pub on_time: bool,
+}
+
+impl Fitness {
+    /// Both safe and on time.
+    pub fn good(self) -> bool {
+        self.safe && self.on_time
+    }
+}
+
+/// How `s`, a run of `scenario`, fared by the one definition of safe and on time.
+pub fn fitness(scenario: &Scenario, s: &Summary) -> Fitness {
+    let invariants_hold = verdicts(scenario, s).iter().filter(|v| v.invariant).all(|v| v.pass != Some(false));
+    let refused =
+        ["rate_limited", "forbidden"].iter().map(|k| s.outcomes.get(*k).copied().unwrap_or(0)).sum::<u64>();
+    let a = &s.accounting;
+    let safe = invariants_hold && refused == 0 && a.failed == 0 && a.balanced();
+    let on_time = scenario
+        .workloads()
+        .iter()
+        .all(|(m, _, _)| s.cycles.get(m.name()).is_none_or(|c| c.missed == 0 && c.skipped == 0));
+    Fitness { safe, on_time }
+}
+
 /// Whether every applicable verdict passed.
 pub fn all_pass(v: &[Verdict]) -> bool {
     v.iter().all(|x| x.pass != Some(false))

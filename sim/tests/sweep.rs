@@ -21,7 +21,7 @@ fn the_frontier_is_monotone_in_the_load() {
     let spec = sc.sweep.clone().unwrap();
     assert_eq!(points(&spec).len(), 4 * 9);
     let results = run_all(&sc, &spec, 50_000_000, &|| {}).unwrap();
-    let front = frontier(&results, 0, 11.0);
+    let front = frontier(&results, &sc);
     assert_eq!(front.len(), 4);
     let demper: Vec<u32> =
         front.iter().map(|f| f.demper.expect("every load has an answer in this grid")).collect();
@@ -82,4 +82,72 @@ fn the_sweep_report_writes_parseable_heatmaps_and_a_self_contained_page() {
     assert!(!html.contains("://") && html.matches("<svg").count() == 4);
     let csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 8);
+}
+
+#[test]
+fn a_point_whose_requests_fail_is_not_safe_and_names_no_frontier() {
+    // The community's Shop API answers only Kazakh IPs; with none in the pool every orders
+    // request fails, so no orders pool is good, whatever its size.
+    let text = r#"
+seed = 4
+duration = "1h"
+[users]
+count = 1
+skus = 100
+[sweep]
+hypothesis = ["community"]
+orders = [1, 5]
+"#;
+    let sc = Scenario::parse("geo", "geo.toml", text).unwrap();
+    let spec = sc.sweep.clone().unwrap();
+    let results = run_all(&sc, &spec, 50_000_000, &|| {}).unwrap();
+    assert!(results.iter().all(|r| r.failed > 0 && !r.safe), "{results:#?}");
+    let front = frontier(&results, &sc);
+    assert_eq!(front.len(), 1);
+    assert_eq!((front[0].demper, front[0].orders, front[0].cost_per_user_usd), (None, None, None));
+}
+
+#[test]
+fn the_frontier_takes_one_point_good_for_every_module_and_prices_only_running_workloads() {
+    use rotor_sim::sweep::{GridPoint, PointResult};
+    let sc = Scenario::parse("f", "f.toml", "[users]\nsplit = { demper = 70, orders = 25, catalog = 5 }\n")
+        .unwrap();
+    let point = |demper, orders, safe, on_time| PointResult {
+        point: GridPoint {
+            skus: 500,
+            interval: rotor_engine::Duration::from_mins(3),
+            policy: rotor_sim::scenario::PolicyChoice::Rest,
+            hypothesis: rotor_sim::scenario::HypothesisChoice::File,
+            orders,
+            catalog: 5,
+            demper,
+        },
+        safe,
+        on_time,
+        demper_cycle_p99_ms: 0,
+        demper_missed: 0,
+        orders_missed: 0,
+        count_429: 0,
+        count_403: 0,
+        max_requests_per_ip_in_window: 0,
+        failed: 0,
+        proxies_per_user: demper + orders + 5,
+        cost_per_user_usd: 0.0,
+    };
+    // Few demper proxies are good only with many orders proxies and the other way round: the
+    // smallest of each column taken apart (10 and 5) is no good point at all.
+    let results = vec![
+        point(10, 40, true, true),
+        point(60, 5, true, true),
+        point(10, 5, false, true),
+        point(30, 20, true, false),
+    ];
+    let front = frontier(&results, &sc);
+    assert_eq!((front[0].demper, front[0].orders, front[0].catalog), (Some(10), Some(40), Some(5)));
+    assert!((front[0].cost_per_user_usd.unwrap() - 55.0 / 100.0 * 11.0).abs() < 1e-9);
+    // With the orders workload off, orders proxies are neither reported nor priced.
+    let no_orders = Scenario::parse("f", "f.toml", "[workload.orders]\nenabled = false\n").unwrap();
+    let front = frontier(&results, &no_orders);
+    assert_eq!((front[0].demper, front[0].orders), (Some(10), None));
+    assert!((front[0].cost_per_user_usd.unwrap() - 15.0 / 100.0 * 11.0).abs() < 1e-9);
 }

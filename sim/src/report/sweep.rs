@@ -139,8 +139,7 @@ pub fn write(base: &Scenario, results: &[PointResult], dir: &Path) -> Result<Vec
     let charts = dir.join("charts");
     std::fs::create_dir_all(&charts).map_err(|e| format!("cannot create {}: {e}", charts.display()))?;
     write_csv(results, &dir.join("sweep.csv")).map_err(|e| format!("cannot write sweep.csv: {e}"))?;
-    let reserve = base.users.split.get(rotor_engine::Module::Reserve);
-    let front = frontier(results, reserve, base.pool.price_per_100_usd);
+    let front = frontier(results, base);
     write_frontier_csv(&front, base, &dir.join("frontier.csv"))
         .map_err(|e| format!("cannot write frontier.csv: {e}"))?;
 
@@ -216,14 +215,15 @@ fn page(
         out,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rotor sweep: {name}</title><style>{STYLE}</style></head><body>\n\
          <h1>rotor sweep: {name}</h1>\n<p>{n} grid points, {users} users each, {dur} per run, seed={seed}. A point is <b>safe</b> when every \
-         safety invariant held and Kaspi refused nothing; <b>on time</b> when no demper round or orders poll ended after the next was due.</p>\n",
+         safety invariant held, Kaspi refused nothing and no request failed; <b>on time</b> when no cycle of a running workload ended after the next was due. \
+         The frontier is the cheapest point good for every module at once.</p>\n",
         name = escape(&base.name),
         n = results.len(),
         users = base.users.count,
         dur = fmt_ms(base.duration.as_millis()),
         seed = base.seed,
     );
-    out.push_str("<h2>Frontier: the smallest pool that is safe and on time</h2>\n<table><tr><th>SKUs</th><th>interval</th><th>policy</th><th>hypotheses</th><th>demper</th><th>orders</th><th>catalog</th><th>cost per user / 30 days</th><th>all users / 30 days</th></tr>");
+    out.push_str("<h2>Frontier: the cheapest pool that is safe and on time</h2>\n<table><tr><th>SKUs</th><th>interval</th><th>policy</th><th>hypotheses</th><th>demper</th><th>orders</th><th>catalog</th><th>cost per user / 30 days</th><th>all users / 30 days</th></tr>");
     let opt = |v: Option<u32>| v.map_or_else(|| "none in the grid".to_owned(), |x| x.to_string());
     for f in front {
         let _ = write!(
