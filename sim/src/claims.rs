@@ -301,6 +301,13 @@ pub fn judge(f: &Figures) -> Vec<Claim> {
             f.demper_requests_per_cycle, f.budget
         ),
     });
+    timing_claims(f, &mut out);
+    out
+}
+
+/// The claims on cycle times, isolation and charging.
+fn timing_claims(f: &Figures, out: &mut Vec<Claim>) {
+    let rest_text = |r: Option<u64>| r.map_or_else(|| "no proxy used twice".to_owned(), fmt_ms);
     let (mean, p50, p99, max) = f.demper_1000_ms;
     let (late, rounds) = f.demper_1000_late;
     let needed = f.demper_1000_requests_per_cycle / minutes(f.demper_interval_ms).max(f64::MIN_POSITIVE);
@@ -375,7 +382,6 @@ pub fn judge(f: &Figures) -> Vec<Claim> {
         verdict: if largest <= f.budget && per_ip <= f.budget { Verdict::Holds } else { Verdict::False },
         why: "fixed in rotor-engine; the seed's code has the error, the plan's numbers do not depend on it".into(),
     });
-    out
 }
 
 /// The claims as Markdown.
