@@ -132,6 +132,8 @@ struct Req {
     work: u32,
     step: Step,
     then_update: bool,
+    /// For an orders list page: the entries its success lets the poll fetch.
+    entries: u32,
     attempt: u32,
     waiting: Option<(u64, WaitReason)>,
     waited_ms: u64,
@@ -142,7 +144,12 @@ struct Req {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Skus,
-    Pages { left: u32, entries: u32 },
+    /// List pages, one at a time: `left` to fetch of `total` for `orders` orders.
+    Pages {
+        left: u32,
+        total: u32,
+        orders: u32,
+    },
     Entries,
 }
 
@@ -150,6 +157,8 @@ struct Cycle {
     scheduled: u64,
     started: u64,
     queued: u32,
+    /// Order entries whose list page succeeded, to fetch once the pages are done.
+    unlocked: u32,
     running: u32,
     phase: Phase,
     requests: u32,
@@ -332,6 +341,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         state.expired = false;
         if state.allocated {
             for &w in &state.works.clone() {
+                self.works[w as usize].skus = skus;
                 self.start_work(w);
             }
             return;
@@ -584,17 +594,21 @@ impl<'s, 'o> Sim<'s, 'o> {
         let work = &mut self.works[w as usize];
         let phase = match work.lane.module {
             Module::Orders => {
-                let o = sc.orders.as_ref().map_or((1, 0), |o| {
+                let (pages, orders) = sc.orders.as_ref().map_or((1, 0), |o| {
                     let n = work.rng.random_range(o.orders_per_poll.lo..=o.orders_per_poll.hi);
                     (n.div_ceil(o.page_size).max(1), n)
                 });
-                Phase::Pages { left: o.0, entries: o.1 }
+                Phase::Pages { left: pages, total: pages, orders }
             }
-            Module::Catalog => Phase::Pages { left: sc.catalog.map_or(1, |c| c.pages), entries: 0 },
+            Module::Catalog => {
+                let pages = sc.catalog.map_or(1, |c| c.pages);
+                Phase::Pages { left: pages, total: pages, orders: 0 }
+            }
             Module::Demper | Module::Reserve => Phase::Skus,
         };
         let queued = if phase == Phase::Skus { work.skus } else { 0 };
-        work.cycle = Some(Cycle { scheduled, started: self.now, queued, running: 0, phase, requests: 0 });
+        work.cycle =
+            Some(Cycle { scheduled, started: self.now, queued, unlocked: 0, running: 0, phase, requests: 0 });
         self.pump(w);
     }
 
@@ -604,18 +618,29 @@ impl<'s, 'o> Sim<'s, 'o> {
             let work = &mut self.works[w as usize];
             let concurrency = work.concurrency;
             let share = self.sc.demper.map_or(1.0, |d| d.price_change_share);
+            let page_size = self.sc.orders.map_or(1, |o| o.page_size);
+            let active = work.active;
             let Some(cycle) = work.cycle.as_mut() else { return };
+            if !active {
+                // The subscription expired: the cycle issues nothing more and ends with what
+                // it has in flight.
+                cycle.queued = 0;
+                cycle.phase = Phase::Entries;
+            }
+            let mut entries = 0;
             let step = match cycle.phase {
-                Phase::Pages { left, entries } => {
+                Phase::Pages { left, total, orders } => {
                     if cycle.running > 0 {
                         return;
                     }
                     if left == 0 {
                         cycle.phase = Phase::Entries;
-                        cycle.queued = entries;
+                        cycle.queued = cycle.unlocked;
                         continue;
                     }
-                    cycle.phase = Phase::Pages { left: left - 1, entries };
+                    let page = total - left;
+                    entries = orders.saturating_sub(page * page_size).min(page_size);
+                    cycle.phase = Phase::Pages { left: left - 1, total, orders };
                     if work.lane.module == Module::Catalog { Step::CatalogPage } else { Step::OrdersPage }
                 }
                 Phase::Skus | Phase::Entries => {
@@ -628,7 +653,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             };
             cycle.running += 1;
             let then_update = step == Step::Offers && (share >= 1.0 || work.rng.random::<f64>() < share);
-            self.issue(w, step, then_update);
+            self.issue(w, step, then_update, entries);
         }
         self.maybe_end_cycle(w);
     }
@@ -672,11 +697,12 @@ impl<'s, 'o> Sim<'s, 'o> {
 
     // ---- requests ---------------------------------------------------------------------------
 
-    fn issue(&mut self, w: u32, step: Step, then_update: bool) {
+    fn issue(&mut self, w: u32, step: Step, then_update: bool, entries: u32) {
         let req = Req {
             work: w,
             step,
             then_update,
+            entries,
             attempt: 0,
             waiting: None,
             waited_ms: 0,
@@ -869,8 +895,19 @@ impl<'s, 'o> Sim<'s, 'o> {
             Ok(()) => self.obs.metrics.accounting.succeeded += 1,
             Err(reason) => self.obs.metrics.accounting.fail(reason),
         }
-        if req.step == Step::Offers && req.then_update && result.is_ok() {
-            self.issue(req.work, Step::PriceUpdate, false);
+        if req.step == Step::OrdersPage
+            && result.is_ok()
+            && let Some(c) = self.works[req.work as usize].cycle.as_mut()
+        {
+            // Only a list page that came back names its orders' entries.
+            c.unlocked += req.entries;
+        }
+        if req.step == Step::Offers
+            && req.then_update
+            && result.is_ok()
+            && self.works[req.work as usize].active
+        {
+            self.issue(req.work, Step::PriceUpdate, false, 0);
         } else {
             self.job_done(req.work);
         }

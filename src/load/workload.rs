@@ -189,15 +189,17 @@ async fn demper_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
     .await
 }
 
-/// The drawn number of new orders: their pages one by one, then their entries.
+/// The drawn number of new orders: their pages one by one, then the entries of the orders whose
+/// page came back (as the simulator does).
 async fn orders_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
-    let (n, pages) = match ctx.orders {
+    let (n, pages, page_size) = match ctx.orders {
         Some((lo, hi, page_size)) => {
             let n = work.rng.random_range(lo..=hi);
-            (n, n.div_ceil(page_size).max(1))
+            (n, n.div_ceil(page_size).max(1), page_size)
         }
-        None => (0, 1),
+        None => (0, 1, 1),
     };
+    let mut unlocked = 0u32;
     let now_epoch = clock::now().as_millis();
     let ge = now_epoch.saturating_sub(14 * 86_400_000);
     let mut listed: Vec<ListedOrder> = Vec::new();
@@ -215,14 +217,15 @@ async fn orders_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
             .await;
         if let Some((orders, _)) = got {
             listed.extend(orders);
+            unlocked += n.saturating_sub(page * page_size).min(page_size);
         }
     }
-    if listed.is_empty() {
+    if listed.is_empty() || unlocked == 0 {
         return sent;
     }
     let listed = Arc::new(listed);
     let account = work.account.clone();
-    sent + fan_out(ctx, work.concurrency, n, move |ctx, i| {
+    sent + fan_out(ctx, work.concurrency, unlocked, move |ctx, i| {
         let (listed, account) = (Arc::clone(&listed), account.clone());
         async move {
             let order = &listed[i as usize % listed.len()];
