@@ -280,3 +280,48 @@ proxys = 4
     assert_eq!(rotor(&["mock", "--config", &too_many]).status.code(), Some(2));
     assert_eq!(rotor(&["mock", "--config", "/nonexistent/mock.toml"]).status.code(), Some(2));
 }
+
+#[test]
+fn values_that_would_exhaust_memory_or_time_exit_2_with_their_place_and_range() {
+    let dir = scratch("bounds");
+    // (file text, the line, the key, what the message must say)
+    let cases: &[(&str, usize, &str, &str)] = &[
+        ("duration = \"10000000d\"\n", 1, "`duration`", "valid: 0ms to 90d"),
+        ("[users]\ncount = 100000000\n", 2, "`users.count`", "valid range: 0 to 10000"),
+        ("[kaspi]\nrequest_path = \"10000000d\"\n", 2, "`kaspi.request_path`", "valid: 0ms to 90d"),
+        (
+            "[workload.catalog]\nsyncs_per_day = 86400001\n",
+            2,
+            "`workload.catalog.syncs_per_day`",
+            "valid range: 1 to 86400",
+        ),
+        ("[users]\nskus = [1, 4000000000]\n", 2, "`users.skus`", "valid range: 0 to 100000"),
+        (
+            "[workload.orders]\norders_per_poll = 200000\n",
+            2,
+            "`workload.orders.orders_per_poll`",
+            "0 to 100000",
+        ),
+        ("[pool]\ninitial = 2000000\n", 2, "`pool.initial`", "valid range: 0 to 1000000"),
+        (
+            "[users]\ncount = 10000\nsplit = { demper = 700, orders = 250, catalog = 50 }\n",
+            2,
+            "`users.count`",
+            "at most 1000000 proxies",
+        ),
+        ("[sweep]\ndemper = [10, 3000000]\n", 1, "`sweep`", "at most 1000000 proxies"),
+    ];
+    for (i, (body, line, key, says)) in cases.iter().enumerate() {
+        let file = write(&dir, &format!("b{i}.toml"), body);
+        let out = rotor(&["sim", "-q", &file]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}: {err}");
+        assert!(err.contains(&format!("{file}:{line}:")), "{body}: no line {line} in {err}");
+        assert!(err.contains(key) && err.contains(says), "{body}: {err}");
+    }
+    // Initial pool and provider stock together.
+    let file = write(&dir, "stock.toml", "[pool]\ninitial = 600000\nprovider_stock = 600000\n");
+    let out = rotor(&["sim", "-q", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("provider_stock"), "{}", text(&out.stderr));
+}

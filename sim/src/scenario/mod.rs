@@ -603,28 +603,28 @@ fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenario, Scenari
         return Err(cx.err(span, "the split asks for more proxies than a count can hold"));
     }
     let users = UsersSpec {
-        count: raw.users.count.unwrap_or(10),
-        skus: raw.users.skus.unwrap_or(CountRange::fixed(500)),
+        count: raw.users.count.as_ref().map_or(10, |c| c.get_ref().0),
+        skus: raw.users.skus.map_or(CountRange::fixed(500), |s| s.0),
         split,
     };
     let pool = pool_spec(cx, &raw, &users)?;
     let subscriptions = subscriptions(&raw, &users);
     let demper = (raw.workload.demper.enabled != Some(false)).then(|| DemperSpec {
         interval: raw.workload.demper.interval.map_or(Duration::from_mins(3), |s| s.0),
-        concurrency: raw.workload.demper.concurrency.map_or(8, std::num::NonZeroU32::get),
+        concurrency: raw.workload.demper.concurrency.map_or(8, |c| c.0),
         price_change_share: raw.workload.demper.price_change_share.map_or(1.0, |s| s.0),
     });
     let orders = (raw.workload.orders.enabled != Some(false)).then(|| OrdersSpec {
         interval: raw.workload.orders.interval.map_or(Duration::from_mins(10), |s| s.0),
-        orders_per_poll: raw.workload.orders.orders_per_poll.unwrap_or(CountRange { lo: 200, hi: 500 }),
-        page_size: raw.workload.orders.page_size.map_or(100, std::num::NonZeroU32::get),
-        concurrency: raw.workload.orders.concurrency.map_or(4, std::num::NonZeroU32::get),
+        orders_per_poll: raw.workload.orders.orders_per_poll.map_or(CountRange { lo: 200, hi: 500 }, |o| o.0),
+        page_size: raw.workload.orders.page_size.map_or(100, |p| p.0),
+        concurrency: raw.workload.orders.concurrency.map_or(4, |c| c.0),
     });
     let catalog = (raw.workload.catalog.enabled != Some(false)).then(|| CatalogSpec {
         interval: Duration::from_millis(
-            86_400_000 / u64::from(raw.workload.catalog.syncs_per_day.map_or(2, std::num::NonZeroU32::get)),
+            86_400_000 / u64::from(raw.workload.catalog.syncs_per_day.map_or(2, |s| s.0)),
         ),
-        pages: raw.workload.catalog.pages.map_or(20, std::num::NonZeroU32::get),
+        pages: raw.workload.catalog.pages.map_or(20, |p| p.0),
     });
     for (interval, key) in [
         (demper.map(|d| d.interval), "workload.demper.interval"),
@@ -743,6 +743,28 @@ fn sweep_spec(
     if spec.interval.contains(&Duration::ZERO) {
         return Err(cx.err(s.span(), "[sweep] `interval` values must be longer than 0 ms"));
     }
+    if let Some(&big) = spec.skus.iter().find(|&&n| n > raw::MAX_PER_CYCLE) {
+        return Err(cx.err(
+            s.span(),
+            format!("[sweep] `skus` has {big}, outside the valid range: 0 to {}", raw::MAX_PER_CYCLE),
+        ));
+    }
+    let largest = |v: &[u32]| u64::from(v.iter().copied().max().unwrap_or(0));
+    let per_user = largest(&spec.demper)
+        + largest(&spec.orders)
+        + largest(&spec.catalog)
+        + u64::from(split.get(Module::Reserve));
+    let pool = u64::from(users.count) * per_user;
+    if pool > u64::from(raw::MAX_POOL) {
+        return Err(cx.err(
+            s.span(),
+            format!(
+                "[sweep] its largest point gives {} users {per_user} proxies each, {pool} in all; valid: at most {} proxies in all",
+                users.count,
+                raw::MAX_POOL
+            ),
+        ));
+    }
     let points = spec.skus.len()
         * spec.demper.len()
         * spec.orders.len()
@@ -813,7 +835,7 @@ fn engine_config(cx: &Ctx<'_>, raw: &RawScenario, seed: u64) -> Result<EngineCon
         slowdown,
         account_throttles,
         borrow,
-        pool_min_available: raw.pool.min_available.unwrap_or(d.pool_min_available),
+        pool_min_available: raw.pool.min_available.map_or(d.pool_min_available, |m| m.0),
         seed,
     };
     config.validate().map_err(|err| cx.err(span, format!("[engine]: {err}")))?;
@@ -884,7 +906,7 @@ fn parse_module(cx: &Ctx<'_>, s: &toml::Spanned<String>) -> Result<Module, Scena
 
 fn pool_spec(cx: &Ctx<'_>, raw: &RawScenario, users: &UsersSpec) -> Result<PoolSpec, ScenarioError> {
     let p = &raw.pool;
-    let min_available = p.min_available.unwrap_or(500);
+    let min_available = p.min_available.map_or(500, |m| m.0);
     let per_user = users.split.total();
     let default_initial = u64::from(users.count) * per_user + u64::from(min_available);
     let subnet_size = match &p.subnet_size {
@@ -905,12 +927,37 @@ fn pool_spec(cx: &Ctx<'_>, raw: &RawScenario, users: &UsersSpec) -> Result<PoolS
             return Err(ScenarioError::whole_file(cx.file, format!("`{key}` is {v}; valid: 0 or more")));
         }
     }
+    let initial = match p.initial {
+        Some(i) => i.0,
+        None if default_initial > u64::from(raw::MAX_POOL) => {
+            let span = raw.users.count.as_ref().map_or(0..0, toml::Spanned::span);
+            return Err(cx.err(
+                span,
+                format!(
+                    "{} users × {per_user} proxies need a pool of {default_initial}; valid: at most {} proxies in all",
+                    users.count,
+                    raw::MAX_POOL
+                ),
+            ));
+        }
+        None => default_initial as u32,
+    };
+    let provider_stock = p.provider_stock.map_or(100_000, |s| s.0);
+    if u64::from(initial) + u64::from(provider_stock) > u64::from(raw::MAX_POOL) {
+        return Err(ScenarioError::whole_file(
+            cx.file,
+            format!(
+                "`pool.initial` ({initial}) and `pool.provider_stock` ({provider_stock}) add up to more than a pool can hold; valid: at most {} proxies in all",
+                raw::MAX_POOL
+            ),
+        ));
+    }
     Ok(PoolSpec {
-        initial: p.initial.unwrap_or(u32::try_from(default_initial).unwrap_or(u32::MAX)),
+        initial,
         min_available,
-        purchase_batch: p.purchase_batch.map_or(100, std::num::NonZeroU32::get),
+        purchase_batch: p.purchase_batch.map_or(100, |b| b.0),
         purchase_delay: p.purchase_delay.map_or(Duration::from_mins(5), |s| s.0),
-        provider_stock: p.provider_stock.unwrap_or(100_000),
+        provider_stock,
         balance_usd: p.balance_usd.unwrap_or(1_000.0),
         price_per_100_usd: p.price_per_100_usd.unwrap_or(11.0),
         subnet_size,
@@ -928,7 +975,9 @@ fn subscriptions(raw: &RawScenario, users: &UsersSpec) -> Vec<Subscription> {
                 at: r.at.0,
                 user: UserId(r.user),
                 kind: match r.event {
-                    SubscriptionEvent::Join => SubscriptionKind::Join { skus: r.skus.unwrap_or(users.skus) },
+                    SubscriptionEvent::Join => {
+                        SubscriptionKind::Join { skus: r.skus.map_or(users.skus, |s| s.0) }
+                    }
                     SubscriptionEvent::Expire => SubscriptionKind::Expire,
                 },
             }

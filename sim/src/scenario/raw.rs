@@ -7,7 +7,12 @@ use std::num::NonZeroU32;
 use serde::{Deserialize, Deserializer, de};
 use toml::Spanned;
 
-use super::value::{CountRange, Span, Threshold};
+use super::value::{CountsUpTo, Span, Threshold, Up};
+
+/// The most SKUs per user, orders per poll or pages per sync a scenario may ask for.
+pub(crate) const MAX_PER_CYCLE: u32 = 100_000;
+/// The most proxies a pool may start with, or the provider may sell.
+pub(crate) const MAX_POOL: u32 = 1_000_000;
 
 /// A percentage from 0 to 100.
 #[derive(Debug, Clone, Copy)]
@@ -181,11 +186,11 @@ pub(crate) struct RawBorrow {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPool {
-    pub(crate) initial: Option<u32>,
-    pub(crate) min_available: Option<u32>,
-    pub(crate) purchase_batch: Option<NonZeroU32>,
+    pub(crate) initial: Option<Up<0, MAX_POOL>>,
+    pub(crate) min_available: Option<Up<0, MAX_POOL>>,
+    pub(crate) purchase_batch: Option<Up<1, MAX_POOL>>,
     pub(crate) purchase_delay: Option<Span>,
-    pub(crate) provider_stock: Option<u32>,
+    pub(crate) provider_stock: Option<Up<0, MAX_POOL>>,
     pub(crate) balance_usd: Option<f64>,
     pub(crate) price_per_100_usd: Option<f64>,
     pub(crate) subnet_size: Option<Spanned<u32>>,
@@ -195,8 +200,8 @@ pub(crate) struct RawPool {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUsers {
-    pub(crate) count: Option<u32>,
-    pub(crate) skus: Option<CountRange>,
+    pub(crate) count: Option<Spanned<Up<0, 10_000>>>,
+    pub(crate) skus: Option<CountsUpTo<MAX_PER_CYCLE>>,
     pub(crate) split: Option<Spanned<RawSplit>>,
 }
 
@@ -223,7 +228,7 @@ pub(crate) struct RawSubscription {
     pub(crate) at: Span,
     pub(crate) event: SubscriptionEvent,
     pub(crate) user: u32,
-    pub(crate) skus: Option<CountRange>,
+    pub(crate) skus: Option<CountsUpTo<MAX_PER_CYCLE>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,7 +247,7 @@ pub(crate) struct RawWorkloads {
 pub(crate) struct RawDemper {
     pub(crate) enabled: Option<bool>,
     pub(crate) interval: Option<Span>,
-    pub(crate) concurrency: Option<NonZeroU32>,
+    pub(crate) concurrency: Option<Up<1, 10_000>>,
     pub(crate) price_change_share: Option<Share>,
 }
 
@@ -251,17 +256,18 @@ pub(crate) struct RawDemper {
 pub(crate) struct RawOrders {
     pub(crate) enabled: Option<bool>,
     pub(crate) interval: Option<Span>,
-    pub(crate) orders_per_poll: Option<CountRange>,
-    pub(crate) page_size: Option<NonZeroU32>,
-    pub(crate) concurrency: Option<NonZeroU32>,
+    pub(crate) orders_per_poll: Option<CountsUpTo<MAX_PER_CYCLE>>,
+    pub(crate) page_size: Option<Up<1, MAX_PER_CYCLE>>,
+    pub(crate) concurrency: Option<Up<1, 10_000>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCatalog {
     pub(crate) enabled: Option<bool>,
-    pub(crate) syncs_per_day: Option<NonZeroU32>,
-    pub(crate) pages: Option<NonZeroU32>,
+    /// At most one a second: the interval is a whole number of milliseconds.
+    pub(crate) syncs_per_day: Option<Up<1, 86_400>>,
+    pub(crate) pages: Option<Up<1, MAX_PER_CYCLE>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

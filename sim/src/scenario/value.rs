@@ -45,10 +45,50 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total.round() as u64))
 }
 
+/// The longest duration a scenario may give anywhere: longer ones would only make the run
+/// spin or grow its per-minute figures without bound.
+pub const MAX_SPAN: Duration = Duration::from_mins(90 * 24 * 60); // 90d, as the message says
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse_duration(&text).map(Span).map_err(de::Error::custom)
+        let span = parse_duration(&text).map_err(de::Error::custom)?;
+        if span > MAX_SPAN {
+            return Err(de::Error::custom(format!(
+                "`{text}` is longer than a scenario can simulate; valid: 0ms to 90d"
+            )));
+        }
+        Ok(Span(span))
+    }
+}
+
+/// A whole number from `LO` to `HI`: a count whose size the simulator's time or memory follows,
+/// so it is bounded where it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Up<const LO: u32, const HI: u32>(pub u32);
+
+impl<'de, const LO: u32, const HI: u32> Deserialize<'de> for Up<LO, HI> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u32::try_from(n)
+            .ok()
+            .filter(|v| (LO..=HI).contains(v))
+            .map(Up)
+            .ok_or_else(|| de::Error::custom(format!("{n} is outside the valid range: {LO} to {HI}")))
+    }
+}
+
+/// A [`CountRange`] whose largest value is at most `HI`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountsUpTo<const HI: u32>(pub CountRange);
+
+impl<'de, const HI: u32> Deserialize<'de> for CountsUpTo<HI> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = CountRange::deserialize(d)?;
+        if r.hi > HI {
+            return Err(de::Error::custom(format!("{} is outside the valid range: 0 to {HI}", r.hi)));
+        }
+        Ok(CountsUpTo(r))
     }
 }
 
