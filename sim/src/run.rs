@@ -606,7 +606,11 @@ impl<'s, 'o> Sim<'s, 'o> {
             }
             Module::Demper | Module::Reserve => Phase::Skus,
         };
-        let queued = if phase == Phase::Skus { work.skus } else { 0 };
+        let queued = match (phase, work.lane.module) {
+            (Phase::Skus, Module::Reserve) => sc.reserve.map_or(0, |r| r.requests),
+            (Phase::Skus, _) => work.skus,
+            _ => 0,
+        };
         work.cycle =
             Some(Cycle { scheduled, started: self.now, queued, unlocked: 0, running: 0, phase, requests: 0 });
         self.pump(w);
@@ -652,7 +656,9 @@ impl<'s, 'o> Sim<'s, 'o> {
                 }
             };
             cycle.running += 1;
-            let then_update = step == Step::Offers && (share >= 1.0 || work.rng.random::<f64>() < share);
+            let then_update = step == Step::Offers
+                && work.lane.module == Module::Demper
+                && (share >= 1.0 || work.rng.random::<f64>() < share);
             self.issue(w, step, then_update, entries);
         }
         self.maybe_end_cycle(w);

@@ -90,3 +90,26 @@ fn the_window_policy_is_held_to_its_limit_per_proxy() {
     assert_eq!(w.pass, Some(true));
     assert!(s.safety.largest_lease <= 249);
 }
+
+#[test]
+fn a_reserve_workload_borrows_from_catalog_only_while_it_has_no_live_proxy() {
+    // Split 70/25/5/0: the reserve lane holds nothing and borrows catalog's proxies by the rule.
+    let text = format!("{SMALL}[workload.reserve]\nenabled = true\ninterval = \"5m\"\nrequests = 30\n");
+    let sc = Scenario::parse("reserve", "reserve.toml", &text).unwrap();
+    let mut trace = Vec::new();
+    let report = run(&sc, RunOptions { trace: Some(&mut trace), ..RunOptions::default() }).unwrap();
+    let v = verdicts(&sc, &report.summary);
+    assert!(all_pass(&v), "{v:#?}");
+    let trace = String::from_utf8(trace).unwrap();
+    assert!(
+        trace.lines().filter(|l| l.contains(",reserve,")).count() >= 30 * 20,
+        "reserve requests were sent"
+    );
+    // Without the borrow rule the same sends are isolation violations, and the reserve lane,
+    // holding nothing, fails its requests instead.
+    let no_rule = format!("{text}[engine]\nborrow = []\n");
+    let sc = Scenario::parse("reserve", "reserve.toml", &no_rule).unwrap();
+    let report = run(&sc, RunOptions::default()).unwrap();
+    assert_eq!(report.summary.safety.isolation_violations, 0);
+    assert!(report.summary.accounting.failed >= 30, "{:?}", report.summary.accounting);
+}

@@ -51,13 +51,19 @@ pub fn check_supported(sc: &Scenario) -> Result<(), LoadError> {
         return Err(LoadError::Input(format!(
             "{}: fault `{name}` is not played by rotor load; valid: storm_429, proxy_death, slow, subnet_ban \
              (the loopback proxies cannot fail a share of requests, and no provider is faked)",
-            sc.source
+            sc.name
         )));
     }
     if !sc.subscriptions.is_empty() {
         return Err(LoadError::Input(format!(
             "{}: rotor load plays the users present from the start; [[subscription]] entries are simulator-only",
-            sc.source
+            sc.name
+        )));
+    }
+    if sc.reserve.is_some() {
+        return Err(LoadError::Input(format!(
+            "{}: [workload.reserve] is simulator-only; valid workloads for rotor load: demper, orders, catalog",
+            sc.name
         )));
     }
     Ok(())

@@ -49,6 +49,8 @@ pub struct Scenario {
     pub orders: Option<OrdersSpec>,
     /// The catalog-sync workload, if enabled.
     pub catalog: Option<CatalogSpec>,
+    /// The reserve workload, if enabled (it is off unless the file turns it on).
+    pub reserve: Option<ReserveSpec>,
     /// The model of Kaspi.
     pub kaspi: KaspiSpec,
     /// Faults to inject.
@@ -251,6 +253,18 @@ pub struct CatalogSpec {
     pub interval: Duration,
     /// Pages per sync. Defaults to 20.
     pub pages: u32,
+}
+
+/// The reserve workload: ad-hoc storefront checks in the reserve lane, which borrows its
+/// lender's proxies (`[engine] borrow`) while it holds no live proxy of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReserveSpec {
+    /// A batch starts this often. Defaults to 10 minutes.
+    pub interval: Duration,
+    /// Storefront requests per batch. Defaults to 20.
+    pub requests: u32,
+    /// Requests in flight at once. Defaults to 2.
+    pub concurrency: u32,
 }
 
 /// The model of Kaspi.
@@ -561,6 +575,7 @@ impl Scenario {
             self.demper.map(|d| (Module::Demper, d.interval, d.concurrency)),
             self.orders.map(|o| (Module::Orders, o.interval, o.concurrency)),
             self.catalog.map(|c| (Module::Catalog, c.interval, 1)),
+            self.reserve.map(|r| (Module::Reserve, r.interval, r.concurrency)),
         ]
         .into_iter()
         .flatten()
@@ -626,9 +641,15 @@ fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenario, Scenari
         ),
         pages: raw.workload.catalog.pages.map_or(20, |p| p.0),
     });
+    let reserve = (raw.workload.reserve.enabled == Some(true)).then(|| ReserveSpec {
+        interval: raw.workload.reserve.interval.map_or(Duration::from_mins(10), |s| s.0),
+        requests: raw.workload.reserve.requests.map_or(20, |r| r.0),
+        concurrency: raw.workload.reserve.concurrency.map_or(2, |c| c.0),
+    });
     for (interval, key) in [
         (demper.map(|d| d.interval), "workload.demper.interval"),
         (orders.map(|o| o.interval), "workload.orders.interval"),
+        (reserve.map(|r| r.interval), "workload.reserve.interval"),
     ] {
         if interval == Some(Duration::ZERO) {
             return Err(ScenarioError::whole_file(cx.file, format!("`{key}` must be longer than 0 ms")));
@@ -669,6 +690,7 @@ fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenario, Scenari
         demper,
         orders,
         catalog,
+        reserve,
         kaspi,
         faults,
         invariants,

@@ -240,6 +240,17 @@ pub(crate) struct RawWorkloads {
     pub(crate) orders: RawOrders,
     #[serde(default)]
     pub(crate) catalog: RawCatalog,
+    #[serde(default)]
+    pub(crate) reserve: RawReserve,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReserve {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) interval: Option<Span>,
+    pub(crate) requests: Option<Up<1, MAX_PER_CYCLE>>,
+    pub(crate) concurrency: Option<Up<1, 10_000>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
