@@ -48,7 +48,7 @@ fn seed_figures() -> Figures {
         demper_500_ms: (24_700, 26_400),
         demper_single_p50_ms: 180_000,
         demper_1000_ms: (300_000, 180_000, 1_100_000, 1_110_000),
-        demper_1000_late: (3_000, 3_140),
+        demper_1000_late: (3_000, 1_600, 3_140),
         demper_1000_requests_per_cycle: 2_000.0,
         demper_1000_rest_ms: Some(2_400_000),
         orders_polls: (1_440, true),
@@ -73,7 +73,7 @@ fn every_verdict_follows_the_figures() {
     f.demper_rest_ms = Some(42 * 60_000 + 20_000);
     f.orders_rest_ms.1 = Some(50 * 60_000);
     f.demper_leases_per_cycle = 5.1;
-    f.demper_1000_late = (0, 3_140);
+    f.demper_1000_late = (0, 0, 3_140);
     f.demper_500_ms = (90_000, 118_000);
     let holds = judge(&f);
     for needle in ["42 minutes of rest", "50 minutes of rest", "lists 6", "100 proxies are fine", "60–120 s"]
