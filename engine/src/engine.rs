@@ -48,7 +48,7 @@ pub struct Engine {
     accounts: FxHashMap<UserId, AccountState>,
     events: VecDeque<Event>,
     #[cfg(feature = "mutants")]
-    mutant: Option<(crate::mutant::Mutant, u64)>,
+    mutant: crate::mutant::Armed,
 }
 
 #[derive(Debug, Clone)]
@@ -217,30 +217,14 @@ impl Engine {
             accounts: FxHashMap::default(),
             events: VecDeque::new(),
             #[cfg(feature = "mutants")]
-            mutant: None,
+            mutant: crate::mutant::Armed::default(),
         })
     }
 
     /// Makes the engine break one rule from now on (test builds with the `mutants` feature only).
     #[cfg(feature = "mutants")]
     pub fn set_mutant(&mut self, mutant: crate::mutant::Mutant) {
-        self.mutant = Some((mutant, 0));
-    }
-
-    #[cfg(feature = "mutants")]
-    fn mutant_is(&self, m: crate::mutant::Mutant) -> bool {
-        self.mutant.is_some_and(|(x, _)| x == m)
-    }
-
-    /// The `DropRequest` mutant parks its thousandth request where nothing will wake it.
-    #[cfg(feature = "mutants")]
-    fn mutant_drop(&mut self) -> Option<Decision> {
-        let Some((crate::mutant::Mutant::DropRequest, n)) = &mut self.mutant else { return None };
-        *n += 1;
-        (*n == 1_000).then(|| Decision::Park {
-            lane: LaneKey::new(UserId(u32::MAX), Module::Reserve),
-            reason: WaitReason::ProxiesDraining,
-        })
+        self.mutant = crate::mutant::Armed::new(mutant);
     }
 
     /// The configuration in force.
@@ -524,11 +508,11 @@ impl Engine {
     /// instant, park until a completion, or fail it for good. Nothing changes unless it sends.
     pub fn acquire(&mut self, req: &RequestSpec, now: Instant) -> Decision {
         #[cfg(feature = "mutants")]
-        if let Some(dropped) = self.mutant_drop() {
+        if let Some(dropped) = self.mutant.drop_request() {
             return dropped;
         }
         #[cfg(feature = "mutants")]
-        let over_budget = self.mutant_is(crate::mutant::Mutant::OverBudget);
+        let over_budget = self.mutant.is(crate::mutant::Mutant::OverBudget);
         #[cfg(not(feature = "mutants"))]
         let over_budget = false;
         let Some(refs) = self.users.get(&req.user).copied() else {
@@ -692,7 +676,7 @@ impl Engine {
         entry.epoch = entry.epoch.wrapping_add(1);
         let (failures, considered) = (entry.health.failures(), entry.health.considered());
         #[cfg(feature = "mutants")]
-        let keep = self.mutant_is(crate::mutant::Mutant::ReuseDead);
+        let keep = self.mutant.is(crate::mutant::Mutant::ReuseDead);
         #[cfg(not(feature = "mutants"))]
         let keep = false;
         let entry = self.pool.entry(id);
@@ -716,7 +700,7 @@ impl Engine {
     fn start_rest(&mut self, id: ProxyId) {
         let policy = self.config.policy;
         #[cfg(feature = "mutants")]
-        let short = self.mutant_is(crate::mutant::Mutant::ShortRest);
+        let short = self.mutant.is(crate::mutant::Mutant::ShortRest);
         let entry = self.pool.entry(id);
         let ready_at = policy.ready_after_lease(&entry.usage, entry.last_completion).max(entry.penalty_until);
         #[cfg(feature = "mutants")]
@@ -796,7 +780,7 @@ impl Engine {
     /// no live proxy.
     fn serving_lane(&self, refs: &[LaneRef; 4], module: Module) -> LaneRef {
         #[cfg(feature = "mutants")]
-        if module == Module::Orders && self.mutant_is(crate::mutant::Mutant::LendProxy) {
+        if self.mutant.lends(module) {
             return refs[Module::Demper.index()];
         }
         let own = refs[module.index()];

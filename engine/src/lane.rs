@@ -184,5 +184,8 @@ mod tests {
         assert_ne!(lane_seed(42, a), lane_seed(42, c));
         assert_ne!(lane_seed(42, a), lane_seed(43, a));
         assert_eq!(lane_seed(42, a), lane_seed(42, a));
+        // Every engine seed gives every lane a stream of its own.
+        let seeds: std::collections::HashSet<u64> = (0..256).map(|s| lane_seed(s, a)).collect();
+        assert_eq!(seeds.len(), 256);
     }
 }

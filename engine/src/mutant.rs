@@ -23,6 +23,36 @@ impl Mutant {
         [Mutant::OverBudget, Mutant::ShortRest, Mutant::ReuseDead, Mutant::LendProxy, Mutant::DropRequest];
 }
 
+/// The mutant an engine carries, if any, with its request count.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Armed(Option<(Mutant, u64)>);
+
+impl Armed {
+    pub(crate) fn new(m: Mutant) -> Self {
+        Armed(Some((m, 0)))
+    }
+
+    /// Whether the engine breaks `m`'s rule.
+    pub(crate) fn is(self, m: Mutant) -> bool {
+        self.0.is_some_and(|(x, _)| x == m)
+    }
+
+    /// `LendProxy`: whether `module`'s requests go through demper's proxies.
+    pub(crate) fn lends(self, module: crate::ids::Module) -> bool {
+        module == crate::ids::Module::Orders && self.is(Mutant::LendProxy)
+    }
+
+    /// `DropRequest`: the thousandth request is parked where nothing will wake it.
+    pub(crate) fn drop_request(&mut self) -> Option<crate::decision::Decision> {
+        let Some((Mutant::DropRequest, n)) = &mut self.0 else { return None };
+        *n += 1;
+        (*n == 1_000).then(|| crate::decision::Decision::Park {
+            lane: crate::ids::LaneKey::new(crate::ids::UserId(u32::MAX), crate::ids::Module::Reserve),
+            reason: crate::decision::WaitReason::ProxiesDraining,
+        })
+    }
+}
+
 /// What the `OverBudget` mutant makes of a send's result: the send that spent the lease lets one
 /// more follow.
 pub(crate) fn over_budget(

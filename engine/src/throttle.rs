@@ -81,6 +81,11 @@ mod tests {
         let t0 = Instant::from_millis(0);
         let end = a.on_429(&rule(), Some(Duration::from_mins(5)), t0);
         assert_eq!(end, t0 + Duration::from_mins(30));
+        // The cooldown holds until its last millisecond, and not at its end (a wait until now
+        // would spin).
+        let before = Instant::from_millis(end.as_millis() - 1);
+        assert_eq!(a.gate(Endpoint::CabinetPriceUpdate, before), Some((end, WaitReason::AccountCooldown)));
+        assert_eq!(a.gate(Endpoint::CabinetPriceUpdate, end), None);
         assert_eq!(a.gate(Endpoint::CabinetPriceUpdate, t0), Some((end, WaitReason::AccountCooldown)));
         let end = a.on_429(&rule(), Some(Duration::from_mins(45)), t0);
         assert_eq!(end, t0 + Duration::from_mins(45));

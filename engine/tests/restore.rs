@@ -147,3 +147,23 @@ fn two_proxies_with_one_egress_ip_are_refused() {
     assert_eq!(e.proxy_count(), 1, "nothing was added");
     e.add_proxy(spec(8)).unwrap();
 }
+
+#[test]
+fn a_pool_with_exactly_as_many_free_proxies_as_dead_ones_replaces_them() {
+    let mut e = Engine::new(quiet()).unwrap();
+    assert_eq!(e.config().pool_min_available, 0, "the engine keeps the configuration it was given");
+    for i in 0..2 {
+        e.add_proxy(spec(i)).unwrap();
+    }
+    assert_eq!(e.proxy_count(), 2);
+    e.allocate_exact(UserId(1), by_module(&[0])).unwrap();
+    let mut now = 0;
+    while e.proxy(ProxyId(0)).unwrap().state != ProxyState::Dead {
+        now += 10;
+        let t = send(&mut e, &demper(1), at(now));
+        e.complete(t, rotor_engine::Outcome::ProxyFailure(rotor_engine::ProxyFailure::Refused), at(now + 1));
+    }
+    assert_eq!(e.available(), 1);
+    assert_eq!(e.replace_dead_with(UserId(1), Module::Demper, &[ProxyId(1)]).unwrap(), vec![ProxyId(1)]);
+    assert_eq!(e.available(), 0);
+}
