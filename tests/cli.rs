@@ -325,3 +325,14 @@ fn values_that_would_exhaust_memory_or_time_exit_2_with_their_place_and_range() 
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("provider_stock"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_budget_over_the_hypothesis_limit_exits_3_naming_the_limit() {
+    let dir = scratch("budget400");
+    let file = write(&dir, "b.toml", &format!("{SMALL}[engine]\nbudget = 400\n"));
+    let out = rotor(&["sim", &file]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = stdout.lines().find(|l| l.contains("(seed-250-per-30m-per-ip)")).unwrap_or_default();
+    assert!(line.starts_with("FAIL") && line.contains("<= 249"), "{stdout}");
+}

@@ -154,6 +154,17 @@ mod tests {
     }
 
     #[test]
+    fn egress_ips_never_wrap_however_many_subnets() {
+        let p = PoolSpec { subnet_size: 1, ..pool() };
+        let (a, b) = (make_proxy(0, &p).0, make_proxy(65_536, &p).0);
+        assert_ne!(a.egress_ip, b.egress_ip, "the 65,537th subnet is not the first again");
+        assert_eq!(b.egress_ip.to_string(), "11.0.0.1");
+        assert_eq!(b.subnet, "11.0.0.0/24");
+        let last = make_proxy(crate::scenario::MAX_PROXIES - 1, &PoolSpec { subnet_size: 1, ..pool() }).0;
+        assert_eq!(last.egress_ip.to_string(), "25.66.63.1");
+    }
+
+    #[test]
     fn the_provider_refuses_without_stock_or_money() {
         let p = pool();
         let mut prov = Provider::new(&p);

@@ -1174,6 +1174,9 @@ pub fn subnet_label(index: u32, subnet_size: u32) -> String {
     format!("{}/24", std::net::Ipv4Addr::from(subnet_base(index / subnet_size)))
 }
 
+/// The most proxies a simulated pool can ever hold: the start plus all the provider can sell.
+pub const MAX_PROXIES: u32 = raw::MAX_POOL;
+
 /// The address of the `s`-th simulated /24 subnet: 10.0.0.0, 10.0.1.0, ..., 10.255.255.0,
 /// 11.0.0.0, ... It never wraps for a pool within [`MAX_PROXIES`].
 pub fn subnet_base(s: u32) -> u32 {
