@@ -80,6 +80,49 @@ impl Add for Duration {
     }
 }
 
+/// Text such as `"1h30m"` that is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration `{0}`: write a number and a unit (ms, s, m, h, d), like `3m` or `1h30m`")]
+pub struct BadDuration(pub String);
+
+impl std::str::FromStr for Duration {
+    type Err = BadDuration;
+
+    /// Parses `"250ms"`, `"5s"`, `"3m"`, `"1h"`, `"2d"` or a sum such as `"1h30m"`: how every
+    /// rotor file writes a duration.
+    fn from_str(text: &str) -> Result<Self, BadDuration> {
+        let bad = || BadDuration(text.to_owned());
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        let mut total: f64 = 0.0;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+            if digits == 0 {
+                return Err(bad());
+            }
+            let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = &rest[digits..];
+            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let scale = match &rest[..unit_len] {
+                "ms" => 1.0,
+                "s" => 1_000.0,
+                "m" => 60_000.0,
+                "h" => 3_600_000.0,
+                "d" => 86_400_000.0,
+                _ => return Err(bad()),
+            };
+            total += number * scale;
+            rest = &rest[unit_len..];
+        }
+        if !total.is_finite() || total > 1e15 {
+            return Err(bad());
+        }
+        Ok(Duration::from_millis(total.round() as u64))
+    }
+}
+
 impl fmt::Display for Duration {
     /// Renders the largest exact unit: `40m`, `5s`, `1500ms`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

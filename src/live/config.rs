@@ -9,7 +9,6 @@ use rotor_engine::{
     AccountThrottle, Backoff, Duration, Endpoint, EngineConfig, Policy, RestPolicy, Split, UserId,
     WindowPolicy,
 };
-use rotor_sim::scenario::value::Span;
 use serde::Deserialize;
 
 use super::secrets::SecretSource;
@@ -183,6 +182,17 @@ impl LiveConfig {
 }
 
 // ---- the file's shape ------------------------------------------------------------------------
+
+/// A duration as config files write it: `"40m"`, `"1h30m"` (parsed by [`Duration`]'s `FromStr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span(Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<Duration>().map(Span).map_err(serde::de::Error::custom)
+    }
+}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -8,8 +8,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Endpoint, Secret};
-use rotor_sim::kaspi::{Limiter, key};
-use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
+use rotor_kaspi_model::{Hypothesis, Limiter, Penalty, PenaltyStatus, Rule, Scope, key};
 
 /// A merchant account: its cabinet session and Shop API token.
 #[derive(Debug, Clone)]
@@ -127,7 +126,7 @@ pub struct KaspiConfig {
     pub time_scale: f64,
     /// Answer latency, drawn per request in scaled time (so it is divided by `time_scale` on
     /// the wire). Defaults to none: answers go out at once.
-    pub latency: Option<rotor_sim::scenario::Latency>,
+    pub latency: Option<rotor_kaspi_model::Latency>,
 }
 
 /// The community's per-account price-update limit, with a configurable rate and cooldown.
@@ -155,7 +154,7 @@ impl Default for KaspiConfig {
             }],
             orders_per_merchant: 250,
             hypotheses: vec![
-                rotor_sim::scenario::seed_hypothesis(),
+                rotor_kaspi_model::seed_hypothesis(),
                 price_update_limit(1.5, rotor_engine::Duration::from_mins(30)),
             ],
             time_scale: 1.0,
@@ -179,7 +178,7 @@ pub(crate) struct State {
     /// Why the gate refused the request being answered (read and cleared by the router).
     pub(crate) cause: Option<String>,
     /// The answer-latency sampler, if any.
-    pub(crate) latency: Option<rotor_sim::kaspi::Sampler>,
+    pub(crate) latency: Option<rotor_kaspi_model::Sampler>,
     /// Requests answered since the start.
     pub(crate) served: u64,
 }
@@ -220,7 +219,7 @@ impl State {
             latency: None,
             served: 0,
         };
-        state.latency = state.config.latency.as_ref().map(rotor_sim::kaspi::Sampler::new);
+        state.latency = state.config.latency.as_ref().map(rotor_kaspi_model::Sampler::new);
         let merchants: Vec<String> = state.config.merchants.iter().map(|m| m.uid.clone()).collect();
         for m in merchants {
             let ten_days = 10 * 86_400_000;

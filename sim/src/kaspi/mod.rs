@@ -6,15 +6,11 @@
 //! covering the endpoint; the first that refuses decides, and a request counts against the
 //! limiters only when all of them let it through.
 
-mod latency;
-pub mod limiter;
-
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Duration, Endpoint};
 
-pub use latency::Sampler;
-pub use limiter::{Limiter, key};
+pub use rotor_kaspi_model::{Limiter, Sampler, key};
 
 use crate::scenario::{Fault, PenaltyStatus, Scenario};
 

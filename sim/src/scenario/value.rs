@@ -10,39 +10,9 @@ use serde::{Deserialize, Deserializer, de};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(pub Duration);
 
-/// Parses `"1h30m"`-style text into milliseconds.
+/// Parses `"1h30m"`-style text ([`Duration`]'s `FromStr`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!("invalid duration `{text}`: write a number and a unit (ms, s, m, h, d), like `3m` or `1h30m`")
-    };
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ms" => 1.0,
-            "s" => 1_000.0,
-            "m" => 60_000.0,
-            "h" => 3_600_000.0,
-            "d" => 86_400_000.0,
-            _ => return Err(bad()),
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    if !total.is_finite() || total > 1e15 {
-        return Err(bad());
-    }
-    Ok(Duration::from_millis(total.round() as u64))
+    text.parse::<Duration>().map_err(|e| e.to_string())
 }
 
 /// The longest duration a scenario may give anywhere: longer ones would only make the run

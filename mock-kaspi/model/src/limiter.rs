@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap;
 
-use crate::scenario::{Hypothesis, Penalty, Rule, Scope};
+use crate::hypothesis::{Hypothesis, Penalty, Rule, Scope};
 
 /// The key a request is counted under, built from the hypothesis' scope.
 pub fn key(scope: Scope, ip: u32, user: u32, endpoint: usize) -> u64 {
@@ -111,7 +111,7 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::{PenaltyStatus, seed_hypothesis};
+    use crate::hypothesis::{PenaltyStatus, seed_hypothesis};
     use rotor_engine::{Duration, Endpoint};
 
     fn pass(l: &mut Limiter, key: u64, t: u64) -> bool {

@@ -4,7 +4,28 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::scenario::Latency;
+use rotor_engine::Duration;
+
+/// A latency distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// Always the same.
+    Fixed(Duration),
+    /// Uniform between the bounds.
+    Uniform {
+        /// Shortest.
+        min: Duration,
+        /// Longest.
+        max: Duration,
+    },
+    /// Log-normal with this median and 99th percentile.
+    LogNormal {
+        /// Median.
+        median: Duration,
+        /// 99th percentile.
+        p99: Duration,
+    },
+}
 
 /// z for the 99th percentile of the standard normal distribution.
 const Z99: f64 = 2.326_347_874;

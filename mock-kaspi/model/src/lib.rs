@@ -1,0 +1,38 @@
+//! rotor-kaspi-model: Kaspi's behaviour as rotor models it, with no clock and no I/O of its own.
+//!
+//! The simulator (`rotor-sim`) asks it on its virtual clock, and the fake Kaspi
+//! (`rotor-mock-kaspi`, the HTTP shell around it) on a scaled real clock, so a hypothesis
+//! answers the same request sequence the same way in both. It depends on neither.
+//!
+//! # Example
+//!
+//! ```
+//! use rotor_kaspi_model::{Limiter, PenaltyStatus, Scope, key, seed_hypothesis};
+//!
+//! // The seed's hypothesis: 250 requests per 30 minutes per IP, then 429.
+//! let mut limiter = Limiter::new(seed_hypothesis());
+//! let ip = key(Scope::Ip, 0x0a00_0001, 1, 0);
+//! for t in 0..250 {
+//!     assert!(limiter.check(ip, t, "kz").is_ok());
+//!     limiter.record(ip, t);
+//! }
+//! let (penalty, _) = limiter.check(ip, 250, "kz").unwrap_err();
+//! assert_eq!(penalty.status, PenaltyStatus::TooManyRequests);
+//! ```
+//!
+//! # Modules
+//!
+//! - `hypothesis`: what a limit counts ([`Scope`], [`Rule`]), what it answers past the limit
+//!   ([`Penalty`]), and the named sets: [`seed_hypothesis`], [`community_hypotheses`].
+//! - `limiter`: one hypothesis at work, counters per key and bans ([`Limiter`], [`key`]).
+//! - `latency`: response-time distributions ([`Latency`]) and their seeded draws ([`Sampler`]).
+
+mod hypothesis;
+mod latency;
+mod limiter;
+
+pub use hypothesis::{
+    Hypothesis, Penalty, PenaltyStatus, Rule, Scope, community_hypotheses, seed_hypothesis,
+};
+pub use latency::{Latency, Sampler};
+pub use limiter::{Limiter, key};
