@@ -64,6 +64,25 @@ pub enum Policy {
     Window(WindowPolicy),
 }
 
+impl Policy {
+    /// The most sends one proxy carries before it must stop: the lease's budget, or the window's
+    /// limit.
+    pub fn requests_per_lease(&self) -> u32 {
+        match self {
+            Policy::Rest(p) => p.budget.get(),
+            Policy::Window(p) => p.limit.get(),
+        }
+    }
+
+    /// The longest a proxy stops after carrying that many: the rest, or the window.
+    pub fn longest_rest(&self) -> Duration {
+        match self {
+            Policy::Rest(p) => p.rest,
+            Policy::Window(p) => p.window,
+        }
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Policy::Rest(RestPolicy::default())
@@ -322,6 +341,14 @@ const fn nonzero(n: u32) -> NonZeroU32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_says_how_much_a_proxy_carries_and_how_long_it_stops() {
+        let rest = Policy::default();
+        assert_eq!((rest.requests_per_lease(), rest.longest_rest()), (249, Duration::from_mins(40)));
+        let window = Policy::Window(WindowPolicy::default());
+        assert_eq!((window.requests_per_lease(), window.longest_rest()), (249, Duration::from_mins(30)));
+    }
 
     #[test]
     fn defaults_are_the_seed_numbers_and_valid() {

@@ -185,10 +185,8 @@ fn mean_requests(r: &RunReport, module: Module) -> f64 {
 
 fn figures(s500: &Scenario, runs: &Runs) -> Figures {
     let Runs { r500, r_worst, r1000, r_single, r_no_demper } = runs;
-    let (budget, rest_ms) = match s500.engine.policy {
-        rotor_engine::Policy::Rest(r) => (r.budget.get(), r.rest.as_millis()),
-        rotor_engine::Policy::Window(w) => (w.limit.get(), w.window.as_millis()),
-    };
+    let policy = s500.engine.policy;
+    let (budget, rest_ms) = (policy.requests_per_lease(), policy.longest_rest().as_millis());
     let cycles = |r: &RunReport| r.summary.cycles.get("demper").cloned().unwrap_or_default();
     let (d500, d1, d1000) = (cycles(r500), cycles(r_single), cycles(r1000));
     let demper_1000: Vec<u64> =

@@ -103,10 +103,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
     };
     let sc = probe.apply(&base);
     let policy = sc.engine.policy;
-    let budget = match policy {
-        Policy::Rest(r) => r.budget.get(),
-        Policy::Window(w) => w.limit.get(),
-    };
+    let budget = policy.requests_per_lease();
     // Mean latency of the log-normal: median × exp(σ²/2).
     let mean_latency_ms = match sc.kaspi.latency {
         crate::scenario::Latency::Fixed(d) => d.as_millis() as f64,

@@ -19,10 +19,7 @@ use super::workers::orders::Orders;
 
 /// The length of a rest after a lease the restart could not see end.
 pub(super) fn full_rest(policy: Policy) -> Duration {
-    match policy {
-        Policy::Rest(p) => p.rest,
-        Policy::Window(p) => p.window,
-    }
+    policy.longest_rest()
 }
 
 /// A seller as this worker sees it.

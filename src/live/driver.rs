@@ -136,10 +136,7 @@ impl Driver {
         reserve_block: u32,
         stop: watch::Receiver<bool>,
     ) -> Self {
-        let budget = match engine.config().policy {
-            rotor_engine::Policy::Rest(p) => p.budget.get(),
-            rotor_engine::Policy::Window(p) => p.limit.get(),
-        };
+        let budget = engine.config().policy.requests_per_lease();
         let books = books.iter().map(|&(lease_no, usage)| Book { lease_no, reserved: 0, usage }).collect();
         Driver {
             engine: Mutex::new(engine),

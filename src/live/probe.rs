@@ -126,10 +126,7 @@ pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, String> {
 fn rest_probed(config: &LiveConfig) -> Result<(), String> {
     let now = super::clock::now();
     let (mut store, _) = super::run::open_state(config, now).map_err(|e| e.to_string())?;
-    let rest = match config.engine.policy {
-        rotor_engine::Policy::Rest(p) => p.rest,
-        rotor_engine::Policy::Window(p) => p.window,
-    };
+    let rest = config.engine.policy.longest_rest();
     let until = (now + rest).as_millis();
     let stored = store.proxies().map_err(|e| e.to_string())?;
     for p in &config.proxies {
