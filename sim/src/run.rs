@@ -874,6 +874,9 @@ impl<'s, 'o> Sim<'s, 'o> {
         let serving = ticket.serving_lane();
         let completion = self.engine.complete(ticket, pending.outcome, Instant::from_millis(self.now));
         self.obs.safety.completed(p, self.now);
+        // What the completion changed (a death, a replacement) is seen before anything it leads
+        // to is sent, so the checker sees events in the order they happened.
+        self.absorb_events();
         if !self.parked.is_empty()
             && let Some(parked) = self.parked.remove(&serving)
         {
@@ -885,7 +888,9 @@ impl<'s, 'o> Sim<'s, 'o> {
             Completion::Done => self.finish(id, Ok(())),
             Completion::Retry { not_before, attempt } => {
                 // Backing off is not waiting for a proxy, so no wait is recorded here.
-                req.attempt = attempt;
+                if let Some(req) = self.reqs[id as usize].as_mut() {
+                    req.attempt = attempt;
+                }
                 self.queue.push(not_before.as_millis(), Ev::Acquire(id));
             }
             Completion::Failed(reason) => self.finish(id, Err(reason)),
