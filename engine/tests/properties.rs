@@ -492,7 +492,13 @@ fn run(config: &EngineConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // A fixed seed, so a run is deterministic like every other test; raise PROPTEST_CASES to
+    // explore further, and keep what it finds in the regression file.
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0013),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn safety_rules_hold_under_random_operation(config in config(), ops in proptest::collection::vec(op(), 1..300)) {

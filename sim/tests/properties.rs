@@ -211,7 +211,13 @@ penalty = { status = "timeout" }
 "#;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    // A fixed seed, so a run is deterministic like every other test; raise PROPTEST_CASES to
+    // explore further, and keep what it finds in the regression file.
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0013),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn safety_holds_whatever_the_load(k in knobs()) {
