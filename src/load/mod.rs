@@ -228,7 +228,7 @@ async fn wait_for_end(
     // The run ends when every lane has drained its last cycle, at --max-requests, or at twice
     // the scenario's duration (a lane stuck behind resting proxies is cut off there).
     let cap = started + clock::real(2 * sc.duration.as_millis()) + std::time::Duration::from_secs(5);
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(10));
     loop {
         tokio::select! {
             done = tasks.join_next() => if done.is_none() { break },
