@@ -225,7 +225,7 @@ fn mock_serves_until_interrupted_and_keeps_secrets_off_stdout() {
         .take_while(|l| *l != "ready")
         .flat_map(|l| [l, "\n"])
         .collect();
-    let config = rotor::live::config::parse(&printed, Path::new("live.toml")).unwrap();
+    let config = rotor_live::config::parse(&printed, Path::new("live.toml")).unwrap();
     assert_eq!(config.proxies.len(), 2);
     assert_eq!(config.users.len(), 1);
     assert!(!out.contains("mock-1-0") && !out.contains("token-1"), "no secret on stdout:\n{out}");

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use rotor::live::secrets::Cipher;
-use rotor::live::store::Store;
 use rotor_engine::{Duration, Endpoint, Secret};
+use rotor_live::secrets::Cipher;
+use rotor_live::store::Store;
 use rotor_mock_kaspi::{Faults, ForwardProxy, KaspiConfig, KaspiMock, Merchant, ProxyMode, Seen};
 use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
 
@@ -361,7 +361,7 @@ async fn secrets_appear_neither_in_logs_nor_status_nor_the_store() {
         assert!(start.elapsed() < StdDuration::from_secs(20), "no status line: {log}");
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     };
-    rotor::live::transport::init_tls();
+    rotor_live::transport::init_tls();
     let get = |path: &str| {
         let url = format!("http://127.0.0.1:{port}{path}");
         async move { reqwest::Client::new().get(url).send().await.unwrap().text().await.unwrap() }
@@ -532,7 +532,7 @@ async fn probe_prints_a_table_and_warns_below_80_percent() {
     // No lease counted the probe's requests, so each probed proxy rests before live use.
     let rested = lab.store().proxies().unwrap();
     assert_eq!(rested.len(), 3);
-    let soon = rotor::live::clock::now().as_millis() + 3_000;
+    let soon = rotor_live::clock::now().as_millis() + 3_000;
     assert!(rested.iter().all(|p| p.rest_until_ms > soon), "{rested:?}");
 
     lab.proxies[1].set_mode(ProxyMode::Refused);

@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use rotor::live::secrets::Cipher;
-use rotor::live::store::{LeaseUsage, NewOrder, NewProxy, Store, StoreError};
 use rotor_engine::{Module, ProxyId, Secret, Split, UserId};
+use rotor_live::secrets::Cipher;
+use rotor_live::store::{LeaseUsage, NewOrder, NewProxy, Store, StoreError};
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use rotor::live::secrets::Cipher;
-use rotor::live::store::Store;
 use rotor_engine::{Duration, Endpoint, Secret, UserId};
+use rotor_live::secrets::Cipher;
+use rotor_live::store::Store;
 use rotor_mock_kaspi::{ForwardProxy, KaspiConfig, KaspiMock, Merchant};
 use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
 

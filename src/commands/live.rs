@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use rotor::live::{self, run::LiveError, run::RunOptions};
+use rotor_live as live;
+use rotor_live::run::{LiveError, RunOptions};
 
 use super::CliError;
 use crate::cli::LiveArgs;

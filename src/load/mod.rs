@@ -28,15 +28,15 @@ use rotor_sim::summary::{PoolFigures, ProxyRecord, RunReport, build_report};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::live::config::KaspiUrls;
-use crate::live::driver::{Driver, Tap};
-use crate::live::kaspi::Account;
-use crate::live::secrets::Cipher;
-use crate::live::store::{LeaseUsage, NewProxy, Store};
-use crate::live::transport::{self, ProxyEndpoint, Timeouts};
-use crate::live::{clock, log};
 use perf::{Perf, Sampler};
 use recorder::Recorder;
+use rotor_live::config::KaspiUrls;
+use rotor_live::driver::{Driver, Tap};
+use rotor_live::kaspi::Account;
+use rotor_live::secrets::Cipher;
+use rotor_live::store::{LeaseUsage, NewProxy, Store};
+use rotor_live::transport::{self, ProxyEndpoint, Timeouts};
+use rotor_live::{clock, log};
 use world::Handle;
 
 /// How to run a load test.
@@ -415,7 +415,7 @@ fn allocate(
     user: UserId,
     t0: Instant,
 ) -> Result<bool, LoadError> {
-    let internal = |e: super::live::store::StoreError| LoadError::Internal(e.to_string());
+    let internal = |e: rotor_live::store::StoreError| LoadError::Internal(e.to_string());
     let far = t0 + Duration::from_mins(10 * 365 * 24 * 60);
     let claimed = driver
         .with_store(|s| s.claim_user("load", user, far.as_millis(), t0.as_millis(), true, t0.as_millis()))

@@ -36,7 +36,7 @@ impl DecisionTimer {
         else {
             return;
         };
-        let now = u64::try_from(crate::live::clock::unix_nanos()).unwrap_or(u64::MAX);
+        let now = u64::try_from(rotor_live::clock::unix_nanos()).unwrap_or(u64::MAX);
         if let Ok(mut h) = self.hist.lock() {
             h.saturating_record(now.saturating_sub(ns).max(1));
         }

@@ -10,7 +10,7 @@ use rotor_engine::{Endpoint, Event, FailReason, Instant, LaneKey, Module, Outcom
 use rotor_sim::observe::metrics::Metrics;
 use rotor_sim::observe::{Observer, SafetyRules};
 
-use crate::live::driver::{Sent, Tap};
+use rotor_live::driver::{Sent, Tap};
 
 /// Why a load request failed for good.
 #[derive(Debug, Clone, Copy)]
@@ -197,7 +197,7 @@ impl Tap for Recorder {
     fn completed(&self, sent: &Sent, outcome: Outcome, _status: Option<u16>, now: Instant) {
         let (t_sent, t_done) = (self.rel(sent.at), self.rel(now));
         let real_us = (now.saturating_since(sent.at).as_millis() as f64 * 1_000.0
-            / crate::live::clock::scale())
+            / rotor_live::clock::scale())
         .max(1.0) as u64;
         let module = sent.lane.module;
         let expected = self.expected_us[module.index()];

@@ -14,10 +14,10 @@ use rotor_sim::scenario::Scenario;
 use tokio::task::JoinSet;
 
 use super::recorder::{Failure, Recorder};
-use crate::live::clock;
-use crate::live::config::KaspiUrls;
-use crate::live::driver::{CallError, Driver};
-use crate::live::kaspi::{self, Account, ApiError, ListedOrder};
+use rotor_live::clock;
+use rotor_live::config::KaspiUrls;
+use rotor_live::driver::{CallError, Driver};
+use rotor_live::kaspi::{self, Account, ApiError, ListedOrder};
 
 /// What every workload task shares.
 pub(crate) struct Ctx {

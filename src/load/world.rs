@@ -16,8 +16,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::LoadError;
 use super::perf::{DecisionTimer, Quantiles};
-use crate::live::clock;
-use crate::live::driver::Driver;
+use rotor_live::clock;
+use rotor_live::driver::Driver;
 
 /// The loopback address the `index`-th proxy egresses from: 127.10.0.1 upwards, never a .0
 /// or .255 host.
@@ -280,8 +280,8 @@ impl Handle {
             Handle::Local(w) => w.apply(op),
             Handle::Remote { base, client } => {
                 if let Err(e) = client.post(format!("{base}/fault")).json(&op).send().await {
-                    crate::live::log::line(
-                        crate::live::log::Level::Error,
+                    rotor_live::log::line(
+                        rotor_live::log::Level::Error,
                         &format!("fault {op:?} not applied: {e}"),
                     );
                 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use rotor_engine::{Duration, Module};
 
 use super::{Next, triage};
-use crate::live::clock;
-use crate::live::config::KaspiUrls;
-use crate::live::driver::Driver;
-use crate::live::kaspi::{self, Account};
-use crate::live::log::{self, Level};
+use crate::clock;
+use crate::config::KaspiUrls;
+use crate::driver::Driver;
+use crate::kaspi::{self, Account};
+use crate::log::{self, Level};
 
 /// How far before the newest stored order each poll looks again, for orders that appear late.
 const OVERLAP: Duration = Duration::from_mins(60);

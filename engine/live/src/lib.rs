@@ -1,4 +1,9 @@
-//! Live mode: the engine over real HTTP.
+//! Live mode: the rotor engine over real HTTP, as quinn keeps its async shell apart from its
+//! protocol core. The engine (`rotor-engine`) decides; this crate waits, sends, and remembers,
+//! through one client per proxy, with durable state in SQLite (one process) or PostgreSQL
+//! (several workers). It depends on neither the simulator nor any fake: those are for tests.
+//!
+//! # Modules
 //!
 //! - [`config`] reads `live.toml`; [`secrets`] resolves secrets and seals the store's.
 //! - [`run`] is one worker's life: recovery, the claim loop, shutdown. `claims.rs` decides
@@ -9,6 +14,27 @@
 //! - [`store`] keeps durable state in SQLite or PostgreSQL.
 //! - [`status`] and [`metrics`] serve `/health/proxies` and `/metrics`; [`provision`] buys
 //!   from Proxy6; [`probe`] is `rotor probe`; [`clock`] and [`log`] read the wall clock.
+//!
+//! # Example
+//!
+//! Read a live configuration; its defaults are the seed plan's numbers and the real hosts.
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! let text = r#"
+//! [[user]]
+//! id = 1
+//! merchant_uid = "30067228"
+//! proxies = 100
+//! token_env = "KASPI_TOKEN"
+//! session_env = "KASPI_SESSION"
+//! skus = "skus.csv"
+//! "#;
+//! let config = rotor_live::config::parse(text, Path::new("live.toml")).unwrap();
+//! assert_eq!(config.kaspi.storefront, "https://kaspi.kz");
+//! assert_eq!(config.split_for(100), rotor_engine::Split::new(70, 25, 5, 0));
+//! ```
 
 mod claims;
 pub mod clock;

@@ -9,12 +9,12 @@ use rotor_engine::{Duration, Module};
 use tokio::task::JoinSet;
 
 use super::{Next, triage};
-use crate::live::clock;
-use crate::live::config::KaspiUrls;
-use crate::live::driver::Driver;
-use crate::live::kaspi::{self, Account};
-use crate::live::log::{self, Level};
-use crate::live::store::PriceDecision;
+use crate::clock;
+use crate::config::KaspiUrls;
+use crate::driver::Driver;
+use crate::kaspi::{self, Account};
+use crate::log::{self, Level};
+use crate::store::PriceDecision;
 
 /// One SKU the seller reprices.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use rotor_engine::{Duration, Module};
 
 use super::triage;
-use crate::live::clock;
-use crate::live::config::KaspiUrls;
-use crate::live::driver::Driver;
-use crate::live::kaspi::{self, Account};
-use crate::live::log::{self, Level};
+use crate::clock;
+use crate::config::KaspiUrls;
+use crate::driver::Driver;
+use crate::kaspi::{self, Account};
+use crate::log::{self, Level};
 
 /// What a catalogue worker needs.
 pub struct Catalog {
