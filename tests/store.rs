@@ -196,3 +196,58 @@ fn orders_are_stored_once_and_decisions_and_journal_round_trip() {
         assert_eq!(s.journal_entries("alert").unwrap(), vec!["no money".to_owned()]);
     });
 }
+
+/// A store error says what kind of failure it is: the callers decide by kind, never by message.
+#[test]
+fn store_errors_are_typed_by_kind() {
+    both("typed", |b| {
+        {
+            let mut st = b.open();
+            add_proxies(&mut st, 1);
+        }
+        // Corrupt: a sealed password the key cannot open is refused, not returned as garbage.
+        let other_key = Cipher::from_key_text(&Secret::new(KEY.replace('0', "f"))).unwrap();
+        let mut wrong = Store::open(&b.location, &b.dir, other_key).unwrap();
+        match wrong.proxies() {
+            Err(StoreError::Corrupt { message, .. }) => {
+                assert!(message.contains("ROTOR_STORE_KEY"), "{message}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        // Corrupt: a schema newer than this build is refused, not silently downgraded.
+        let bump = "UPDATE rotor_meta SET value = 99 WHERE key = 'schema'";
+        if b.location.starts_with("postgres") {
+            postgres::Client::connect(&b.location, postgres::NoTls).unwrap().batch_execute(bump).unwrap();
+        } else {
+            rusqlite::Connection::open(b.dir.join(&b.location)).unwrap().execute_batch(bump).unwrap();
+        }
+        let cipher = Cipher::from_key_text(&Secret::new(KEY)).unwrap();
+        match Store::open(&b.location, &b.dir, cipher) {
+            Err(StoreError::Corrupt { message, .. }) => {
+                assert!(message.contains("newer than this build"), "{message}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    });
+}
+
+/// A database that cannot be reached is `Unavailable`: nothing was written, try later.
+#[test]
+fn an_unreachable_database_is_unavailable() {
+    let cipher = || Cipher::from_key_text(&Secret::new(KEY)).unwrap();
+    // A closed loopback port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://postgres@127.0.0.1:{closed}/none");
+    assert!(matches!(
+        Store::open(&url, &std::env::temp_dir(), cipher()),
+        Err(StoreError::Unavailable { .. })
+    ));
+    // An SQLite file under a path that is a file, not a directory.
+    let dir = std::env::temp_dir().join(format!("rotor-store-unavailable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("plain"), "not a directory").unwrap();
+    let err = Store::open("plain/state.db", &dir, cipher()).unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

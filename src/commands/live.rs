@@ -16,6 +16,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))
 }
 
+/// Exit 2 when the operator's input is at fault, 1 otherwise.
+fn exit_for(e: &LiveError) -> CliError {
+    if e.is_input() { CliError::bad_input(e.to_string()) } else { CliError::internal(e.to_string()) }
+}
+
 pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
     let config = live::config::load(&args.config).map_err(CliError::bad_input)?;
     let run_for = match &args.run_for {
@@ -34,14 +39,13 @@ pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
     };
     match runtime()?.block_on(live::run::run(config, options)) {
         Ok(_) => Ok(exit::OK),
-        Err(LiveError::Input(e)) => Err(CliError::bad_input(e)),
-        Err(LiveError::Internal(e)) => Err(CliError::internal(e)),
+        Err(e) => Err(exit_for(&e)),
     }
 }
 
 pub(crate) fn probe(path: &Path) -> Result<u8, CliError> {
     let config = live::config::load(path).map_err(CliError::bad_input)?;
-    let rows = runtime()?.block_on(live::probe::probe(&config)).map_err(CliError::bad_input)?;
+    let rows = runtime()?.block_on(live::probe::probe(&config)).map_err(|e| exit_for(&e))?;
     let (table, share) = live::probe::render(&rows);
     print!("{table}");
     Ok(if share < 80.0 { exit::FAILED_CHECK } else { exit::OK })

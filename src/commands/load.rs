@@ -41,6 +41,8 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
         .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
     let outcome = runtime.block_on(load::run(&sc, &opts)).map_err(|e| match e {
         LoadError::Input(m) => CliError::bad_input(m),
+        LoadError::Live(e) if e.is_input() => CliError::bad_input(e.to_string()),
+        LoadError::Live(e) => CliError::internal(e.to_string()),
         LoadError::Internal(m) => CliError::internal(m),
     })?;
     let report = &outcome.report;

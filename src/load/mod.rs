@@ -32,6 +32,7 @@ use perf::{Perf, Sampler};
 use recorder::Recorder;
 use rotor_live::config::KaspiUrls;
 use rotor_live::driver::{Driver, Tap};
+use rotor_live::error::LiveError;
 use rotor_live::kaspi::Account;
 use rotor_live::secrets::Cipher;
 use rotor_live::store::{LeaseUsage, NewProxy, Store};
@@ -60,7 +61,10 @@ pub enum LoadError {
     /// The scenario or an option is not playable (exit 2).
     #[error("{0}")]
     Input(String),
-    /// The harness failed (exit 1).
+    /// Live mode, which the harness drives, failed (exit 2 when its input is at fault).
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    /// The harness itself, or the fake world it runs, failed (exit 1).
     #[error("{0}")]
     Internal(String),
 }
@@ -274,7 +278,7 @@ fn build_pool(
             source: "config",
             proxy6: None,
         };
-        let id = store.upsert_proxy(&new, t0.as_millis()).map_err(|e| internal(e.to_string()))?;
+        let id = store.upsert_proxy(&new, t0.as_millis()).map_err(LiveError::from)?;
         let spec = ProxySpec {
             host: "127.0.0.1".into(),
             port,
@@ -287,7 +291,7 @@ fn build_pool(
             return Err(internal(format!("store proxy {id} came back as engine proxy {eid}")));
         }
         let endpoint = ProxyEndpoint { url: &url, username: Some(&user), password: Some(&pass) };
-        clients.push(transport::client(&endpoint, timeouts).map_err(internal)?);
+        clients.push(transport::client(&endpoint, timeouts).map_err(LiveError::from)?);
     }
     Ok((engine, clients))
 }
@@ -342,7 +346,7 @@ fn finish(
             ProxyRecord {
                 proxy: i as u32,
                 ip: world::egress(i as u32).to_string(),
-                lane: driver.with_engine(|e| e.proxy(id).and_then(|v| v.lane)).map(|l| l.to_string()),
+                lane: driver.view(|e| e.proxy(id).and_then(|v| v.lane)).map(|l| l.to_string()),
                 leases: c.leases,
                 requests: c.requests,
                 largest_lease,
@@ -415,26 +419,21 @@ fn allocate(
     user: UserId,
     t0: Instant,
 ) -> Result<bool, LoadError> {
-    let internal = |e: rotor_live::store::StoreError| LoadError::Internal(e.to_string());
+    let internal = |e: rotor_live::store::StoreError| LoadError::Live(e.into());
     let far = t0 + Duration::from_mins(10 * 365 * 24 * 60);
-    let claimed = driver
-        .with_store(|s| s.claim_user("load", user, far.as_millis(), t0.as_millis(), true, t0.as_millis()))
-        .map_err(internal)?;
+    let claimed =
+        driver.claim_lanes("load", user, far.as_millis(), true, t0.as_millis()).map_err(internal)?;
     let Some((fences, _)) = claimed else {
         return Err(LoadError::Internal(format!("user {user}: its lanes could not be claimed")));
     };
     driver.own(user, fences, std::time::Instant::now() + std::time::Duration::from_secs(10 * 365 * 86_400));
-    let Some(modules) =
-        driver.with_store(|s| s.allocate(user, sc.users.split, t0.as_millis())).map_err(internal)?
-    else {
+    let Some(modules) = driver.allocate_in_store(user, sc.users.split).map_err(internal)? else {
         return Ok(false);
     };
     for m in Module::ALL {
         recorder.allocated(LaneKey::new(user, m), &modules[m.index()]);
     }
-    driver
-        .with_engine(|e| e.allocate_exact(user, modules))
-        .map_err(|e| LoadError::Internal(format!("user {user}: {e}")))?;
+    driver.serve(user, modules).map_err(|e| LoadError::Internal(format!("user {user}: {e}")))?;
     Ok(true)
 }
 

@@ -9,7 +9,7 @@
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rotor_engine::{LaneKey, ProxyId, Secret};
+use rotor_engine::{ProxyId, Secret};
 use rotor_mock_kaspi::{Faults, ForwardProxy, HeadHook, KaspiConfig, KaspiMock, Merchant, ProxyMode};
 use rotor_sim::scenario::{DeathMode, Fault, Scenario, Target};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -407,13 +407,9 @@ pub(crate) async fn play_faults(
 /// The simulator's target choice: a lane's proxies, or `n` drawn on the fault stream.
 fn targets(driver: &Driver, target: Target, total: u32, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<ProxyId> {
     let n = match target {
-        Target::Lane(lane) => return lane_proxies(driver, lane),
+        Target::Lane(lane) => return driver.lane_proxies(lane),
         Target::Count(n) => n.min(total),
         Target::Share(s) => ((f64::from(total) * s).round() as u32).min(total),
     };
     rotor_sim::rng::pick_distinct(rng, total, n)
-}
-
-fn lane_proxies(driver: &Driver, lane: LaneKey) -> Vec<ProxyId> {
-    driver.with_engine(|e| e.lane(lane).map(|l| l.proxies.to_vec()).unwrap_or_default())
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use rotor_engine::{Duration, Instant, Module, Policy, ProxyId};
+use rotor_engine::{Duration, Instant, Module, ProxyId};
 use tokio::task::JoinSet;
 
 use super::clock;
@@ -12,15 +12,10 @@ use super::config::{LiveConfig, UserConfig};
 use super::driver::Driver;
 use super::kaspi::Account;
 use super::log::{self, Level};
-use super::run::RunOptions;
+use super::options::RunOptions;
 use super::workers::catalog::Catalog;
 use super::workers::demper::{Demper, Sku};
 use super::workers::orders::Orders;
-
-/// The length of a rest after a lease the restart could not see end.
-pub(super) fn full_rest(policy: Policy) -> Duration {
-    policy.longest_rest()
-}
 
 /// A seller as this worker sees it.
 pub(super) struct Seller {
@@ -96,9 +91,7 @@ impl Claims {
         workers: &mut JoinSet<()>,
     ) {
         let now = clock::now();
-        let live = driver
-            .with_store(|st| st.heartbeat(&self.worker, (now + self.ttl).as_millis(), now.as_millis()))
-            .unwrap_or(1);
+        let live = driver.heartbeat(&self.worker, (now + self.ttl).as_millis()).unwrap_or(1);
         let active = sellers
             .iter()
             .filter(|s| s.config.subscribed_until_ms.is_none_or(|t| t > now.as_millis()))
@@ -109,7 +102,7 @@ impl Claims {
             let owned = driver.held_users().contains(&user);
             if s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis()) {
                 if s.phase != Phase::Freed {
-                    self.expire(driver, s, owned, full_rest(config.engine.policy));
+                    self.expire(driver, s, owned, config.engine.policy.longest_rest());
                 }
             } else if owned {
                 self.renew(driver, s);
@@ -153,23 +146,14 @@ impl Claims {
         let now = clock::now();
         let asked_at = std::time::Instant::now();
         let Some(fences) = driver.fence_set(user) else { return };
-        if s.phase == Phase::HandingOver {
-            let busy = driver.with_engine(|e| {
-                (0..e.proxy_count()).any(|i| {
-                    e.proxy(ProxyId(i))
-                        .is_some_and(|p| p.in_flight > 0 && p.lane.is_none_or(|l| l.user == user))
-                })
-            });
-            if !busy {
-                let _ = driver.with_store(|st| st.release_user(&self.worker, user));
-                driver.forget(user);
-                s.phase = Phase::Idle;
-                log::line(Level::Info, &format!("user {user}: handed over"));
-                return;
-            }
+        if s.phase == Phase::HandingOver && !driver.busy_for(user) {
+            let _ = driver.release_lanes(&self.worker, user);
+            driver.forget(user);
+            s.phase = Phase::Idle;
+            log::line(Level::Info, &format!("user {user}: handed over"));
+            return;
         }
-        let renewed =
-            driver.with_store(|st| st.renew_user(&self.worker, user, &fences, (now + self.ttl).as_millis()));
+        let renewed = driver.renew_lanes(&self.worker, user, &fences, (now + self.ttl).as_millis());
         match renewed {
             Ok(true) if s.phase == Phase::HandingOver => driver.keep(user, fences),
             Ok(true) => driver.own(user, fences, self.deadline(asked_at)),
@@ -186,17 +170,9 @@ impl Claims {
         let user = s.config.id;
         let now = clock::now();
         let asked_at = std::time::Instant::now();
-        let rest_until = (now + full_rest(config.engine.policy)).as_millis();
-        let claimed = driver.with_store(|st| {
-            st.claim_user(
-                &self.worker,
-                user,
-                (now + self.ttl).as_millis(),
-                now.as_millis(),
-                self.steal,
-                rest_until,
-            )
-        });
+        let rest_until = (now + config.engine.policy.longest_rest()).as_millis();
+        let claimed =
+            driver.claim_lanes(&self.worker, user, (now + self.ttl).as_millis(), self.steal, rest_until);
         match claimed {
             Ok(Some((fences, closed))) => {
                 if closed > 0 {
@@ -213,7 +189,7 @@ impl Claims {
                     true
                 } else {
                     driver.forget(user);
-                    let _ = driver.with_store(|st| st.release_user(&self.worker, user));
+                    let _ = driver.release_lanes(&self.worker, user);
                     false
                 }
             }
@@ -229,15 +205,13 @@ impl Claims {
     /// from the store, dead ones left out), or a new one made in the store. False if none.
     fn adopt(driver: &Driver, config: &LiveConfig, s: &mut Seller, now: Instant) -> bool {
         let user = s.config.id;
-        let Ok(mut modules) = driver.with_store(|st| st.allocation_of(user)) else { return false };
+        let Ok(mut modules) = driver.stored_allocation(user) else { return false };
         if modules.iter().all(Vec::is_empty) {
-            if s.waiting
-                && driver.with_store(|st| st.free_count(now.as_millis())).unwrap_or(0) < s.config.proxies
-            {
+            if s.waiting && driver.free_in_store().unwrap_or(0) < s.config.proxies {
                 return false;
             }
             let split = config.split_for(s.config.proxies);
-            match driver.with_store(|st| st.allocate(user, split, now.as_millis())) {
+            match driver.allocate_in_store(user, split) {
                 Ok(Some(m)) => {
                     s.waiting = false;
                     let counts = Module::ALL.map(|m| format!("{m} {}", split.get(m))).join(", ");
@@ -265,18 +239,12 @@ impl Claims {
         }
         let all: Vec<ProxyId> = modules.iter().flatten().copied().collect();
         driver.refresh(&all, now);
-        let dead: BTreeSet<ProxyId> = all
-            .iter()
-            .copied()
-            .filter(|&p| {
-                driver.with_engine(|e| e.proxy(p).is_some_and(|v| v.state == rotor_engine::ProxyState::Dead))
-            })
-            .collect();
+        let dead: BTreeSet<ProxyId> = all.iter().copied().filter(|&p| driver.is_dead(p)).collect();
         for ids in &mut modules {
             ids.retain(|id| !dead.contains(id));
         }
-        match driver.with_engine(|e| e.allocate_exact(user, modules)) {
-            Ok(_) => true,
+        match driver.serve(user, modules) {
+            Ok(()) => true,
             Err(e) => {
                 log::line(
                     Level::Error,
@@ -291,7 +259,7 @@ impl Claims {
     fn lose(driver: &Driver, s: &mut Seller) {
         let user = s.config.id;
         driver.stop_sending(user);
-        let _ = driver.with_engine(|e| e.deallocate(user));
+        driver.unserve(user);
         s.phase = Phase::Idle;
         log::line(Level::Warn, &format!("user {user}: lane lease lost; this worker stops serving it"));
     }
@@ -304,22 +272,21 @@ impl Claims {
             // Only the owner frees; claim first so that no other worker is still sending. The
             // claim rests whatever lease the last owner left open, as any takeover does.
             let rest_until = now + rest.as_millis();
-            let claimed = driver.with_store(|st| {
-                st.claim_user(&self.worker, user, now + self.ttl.as_millis(), now, self.steal, rest_until)
-            });
+            let claimed =
+                driver.claim_lanes(&self.worker, user, now + self.ttl.as_millis(), self.steal, rest_until);
             if !matches!(claimed, Ok(Some(_))) {
                 return;
             }
         }
         driver.forget(user);
-        let _ = driver.with_engine(|e| e.deallocate(user));
-        match driver.with_store(|st| st.free_user(user, now)) {
+        driver.unserve(user);
+        match driver.free_user(user) {
             Ok(()) => {
                 log::line(Level::Info, &format!("user {user}: subscription ended; its proxies are freed"));
             }
             Err(e) => log::line(Level::Error, &format!("user {user}: cannot record the expiry: {e}")),
         }
-        let _ = driver.with_store(|st| st.release_user(&self.worker, user));
+        let _ = driver.release_lanes(&self.worker, user);
         s.phase = Phase::Freed;
     }
 }

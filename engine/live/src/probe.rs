@@ -8,6 +8,7 @@ use rotor_engine::{Outcome, UserId};
 use serde_json::json;
 
 use super::config::LiveConfig;
+use super::error::LiveError;
 use super::kaspi::Account;
 use super::transport::{self, ProxyEndpoint, Reply, Timeouts};
 use super::workers::demper::load_skus;
@@ -44,27 +45,31 @@ fn verdict(result: &Result<Reply, rotor_engine::ProxyFailure>, reachability_only
 
 /// Probes every configured proxy; the first seller's credentials and first SKU are used. The
 /// probed proxies then rest (see `rest_probed`).
-pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, String> {
-    let user =
-        config.users.first().ok_or("probe needs at least one [[user]] (its token, session and a SKU)")?;
+pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, LiveError> {
+    let user = config.users.first().ok_or_else(|| {
+        LiveError::Config("probe needs at least one [[user]] (its token, session and a SKU)".into())
+    })?;
     let account = Account {
         user: UserId(user.id.0),
         merchant_uid: user.merchant_uid.clone(),
-        token: user.token.resolve().map_err(|e| format!("user {}: token: {e}", user.id))?,
-        session: user.session.resolve().map_err(|e| format!("user {}: session: {e}", user.id))?,
+        token: user.token.resolve().map_err(LiveError::secret(format!("user {}: token", user.id)))?,
+        session: user.session.resolve().map_err(LiveError::secret(format!("user {}: session", user.id)))?,
     };
-    let product = load_skus(&user.skus)?
+    let product = load_skus(&user.skus)
+        .map_err(|source| LiveError::Skus { user: user.id, source })?
         .first()
         .map(|s| s.product_id.clone())
-        .ok_or("the first user's SKU file is empty")?;
+        .ok_or_else(|| LiveError::Config("the first user's SKU file is empty".into()))?;
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
     let urls = &config.kaspi;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, p) in config.proxies.iter().enumerate() {
         let password = match &p.password {
-            Some(s) => {
-                Some(s.resolve().map_err(|e| format!("[[proxy]] #{} ({}): password: {e}", i + 1, p.url))?)
-            }
+            Some(s) => Some(s.resolve().map_err(LiveError::secret(format!(
+                "[[proxy]] #{} ({}): password",
+                i + 1,
+                p.url
+            )))?),
             None => None,
         };
         let client = transport::client(
@@ -113,7 +118,7 @@ pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, String> {
     }
     let mut rows: Vec<(usize, ProbeRow)> = Vec::new();
     while let Some(r) = tasks.join_next().await {
-        rows.push(r.map_err(|e| format!("a probe task failed: {e}"))?);
+        rows.push(r.map_err(|e| LiveError::Runtime(format!("a probe task failed: {e}")))?);
     }
     rows.sort_by_key(|(i, _)| *i);
     rest_probed(config)?;
@@ -123,15 +128,15 @@ pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, String> {
 /// The probe's requests reached Kaspi through each proxy, and no lease counted them: each
 /// probed proxy rests one full rest (or window) in the store before live mode may use it, so a
 /// probe followed by a live run cannot push a proxy over its limit.
-fn rest_probed(config: &LiveConfig) -> Result<(), String> {
+fn rest_probed(config: &LiveConfig) -> Result<(), LiveError> {
     let now = super::clock::now();
-    let (mut store, _) = super::run::open_state(config, now).map_err(|e| e.to_string())?;
+    let (mut store, _) = super::run::open_state(config, now)?;
     let rest = config.engine.policy.longest_rest();
     let until = (now + rest).as_millis();
-    let stored = store.proxies().map_err(|e| e.to_string())?;
+    let stored = store.proxies()?;
     for p in &config.proxies {
         if let Some(s) = stored.iter().find(|s| s.url == p.url) {
-            store.rest_until(s.id, until).map_err(|e| e.to_string())?;
+            store.rest_until(s.id, until)?;
         }
     }
     let note = format!(
@@ -139,7 +144,7 @@ fn rest_probed(config: &LiveConfig) -> Result<(), String> {
         config.proxies.len(),
         super::log::utc(until)
     );
-    store.journal("probe", &note, now.as_millis()).map_err(|e| e.to_string())?;
+    store.journal("probe", &note, now.as_millis())?;
     Ok(())
 }
 

@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use rotor_engine::{Credentials, ProxySpec, Secret};
+use rotor_engine::{Credentials, PoolError, ProxyId, ProxySpec, Secret};
 use serde_json::Value;
 use tokio::sync::{Mutex, watch};
 
-use super::clock;
 use super::config::Proxy6Settings;
 use super::driver::Driver;
 use super::log::{self, Level};
-use super::store::NewProxy;
-use super::transport::{self, ProxyEndpoint, Timeouts};
+use super::store::{NewProxy, StoreError};
+use super::transport::{self, ClientError, ProxyEndpoint, Timeouts};
 
 /// A Proxy6 failure. Its text never contains the API key (which is part of the URL).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,13 +61,13 @@ const SPACING: std::time::Duration = std::time::Duration::from_millis(340);
 
 impl Proxy6Client {
     /// A client for `settings`, with the key already read.
-    pub fn new(settings: Proxy6Settings, key: Secret) -> Result<Self, String> {
+    pub fn new(settings: Proxy6Settings, key: Secret) -> Result<Self, ClientError> {
         transport::init_tls();
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .no_proxy()
             .build()
-            .map_err(|e| format!("cannot build the Proxy6 client: {e}"))?;
+            .map_err(|e| ClientError::Build { url: "Proxy6".to_owned(), message: e.to_string() })?;
         Ok(Proxy6Client { http, settings, key, next_slot: Mutex::new(tokio::time::Instant::now()) })
     }
 
@@ -155,33 +154,60 @@ impl Proxy6Client {
     }
 }
 
+/// Why a bought proxy could not join the pool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// Proxy6 gave an egress that is not an address.
+    #[error("bought proxy {id}'s egress {egress} is not an IP address")]
+    BadEgress {
+        /// Proxy6's id.
+        id: String,
+        /// What it gave.
+        egress: String,
+    },
+    /// Its client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The store could not record it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine refused it (a second proxy with the same egress IP).
+    #[error("proxy {id} bought from Proxy6 was not added: {source}; retire one of the two")]
+    Pool {
+        /// The store's id.
+        id: ProxyId,
+        /// Why.
+        source: PoolError,
+    },
+    /// The store and the engine numbered it differently.
+    #[error("store id {store} and engine id {engine} disagree; restart to reload the pool")]
+    Mismatch {
+        /// The store's id.
+        store: ProxyId,
+        /// The engine's id.
+        engine: ProxyId,
+    },
+}
+
 /// Adds a bought proxy to the store, the engine and the clients, in that order, so the ids agree.
-pub fn add_bought(driver: &Driver, b: &Bought, timeouts: Timeouts) -> Result<rotor_engine::ProxyId, String> {
+pub fn add_bought(driver: &Driver, b: &Bought, timeouts: Timeouts) -> Result<ProxyId, JoinError> {
     let url = format!("http://{}:{}", b.host, b.port);
     let egress_text = b.egress.as_deref().unwrap_or(&b.host);
     let egress: std::net::IpAddr = egress_text
         .parse()
-        .map_err(|_| format!("bought proxy {}'s egress {egress_text} is not an IP address", b.id))?;
+        .map_err(|_| JoinError::BadEgress { id: b.id.clone(), egress: egress_text.to_owned() })?;
     let client = transport::client(
         &ProxyEndpoint { url: &url, username: Some(&b.user), password: Some(&b.password) },
         timeouts,
     )?;
-    let now = clock::now().as_millis();
-    let id = driver
-        .with_store(|s| {
-            s.upsert_proxy(
-                &NewProxy {
-                    url: &url,
-                    username: Some(&b.user),
-                    password: Some(&b.password),
-                    egress_ip: egress,
-                    source: "proxy6",
-                    proxy6: Some((&b.id, b.expires_ms)),
-                },
-                now,
-            )
-        })
-        .map_err(|e| e.to_string())?;
+    let id = driver.record_proxy(&NewProxy {
+        url: &url,
+        username: Some(&b.user),
+        password: Some(&b.password),
+        egress_ip: egress,
+        source: "proxy6",
+        proxy6: Some((&b.id, b.expires_ms)),
+    })?;
     let spec = ProxySpec {
         host: b.host.clone(),
         port: b.port,
@@ -189,13 +215,10 @@ pub fn add_bought(driver: &Driver, b: &Bought, timeouts: Timeouts) -> Result<rot
         egress_ip: egress,
         subnet: super::subnet_of(egress),
     };
-    let engine_id = driver
-        .with_engine(|e| e.add_proxy(spec))
-        .map_err(|e| format!("proxy {id} bought from Proxy6 was not added: {e}; retire one of the two"))?;
+    let engine_id = driver.join(spec, client).map_err(|source| JoinError::Pool { id, source })?;
     if engine_id != id {
-        return Err(format!("store id {id} and engine id {engine_id} disagree; restart to reload the pool"));
+        return Err(JoinError::Mismatch { store: id, engine: engine_id });
     }
-    driver.add_client(id, client);
     Ok(id)
 }
 
@@ -211,7 +234,7 @@ pub async fn run(
     let every = std::time::Duration::from_millis(client.settings.check_every.as_millis());
     loop {
         // The store's count: with several workers, this engine's free pool is not the pool's.
-        let available = driver.with_store(|s| s.free_count(clock::now().as_millis())).unwrap_or(u32::MAX);
+        let available = driver.free_in_store().unwrap_or(u32::MAX);
         if available < min_pool {
             let count = min_pool - available;
             match client.buy(count).await {

@@ -5,48 +5,24 @@
 
 use std::sync::Arc;
 
-use rotor_engine::{Credentials, Duration, Engine, Instant, ProxySpec, Restored};
+use rotor_engine::{Credentials, Engine, Instant, ProxySpec, Restored};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::claims::{Claims, Phase, Seller, full_rest};
+use super::claims::{Claims, Phase, Seller};
 use super::clock;
 use super::config::LiveConfig;
 use super::driver::Driver;
+pub use super::error::LiveError;
 use super::kaspi::Account;
 use super::log::{self, Level};
+pub use super::options::RunOptions;
 use super::provision::{self, Proxy6Client};
 use super::secrets::Cipher;
 use super::status;
-use super::store::{LeaseUsage, NewProxy, Store, StoredProxy};
+use super::store::{LeaseUsage, NewProxy, Store, StoreError, StoredProxy};
 use super::transport::{self, ProxyEndpoint, Timeouts};
 use super::workers::demper::load_skus;
-
-/// How a run was asked to behave.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Decide and store prices, push nothing.
-    pub dry_run: bool,
-    /// Sync each seller's catalogue at start (besides any schedule).
-    pub sync_catalog: bool,
-    /// One demper pass, one orders poll (and the catalogue sync if asked) per seller, then stop.
-    pub once: bool,
-    /// Stop after this long.
-    pub run_for: Option<Duration>,
-    /// This worker's name in lane leases (overrides `[workers] id`).
-    pub worker_id: Option<String>,
-}
-
-/// Why a run could not start or went wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LiveError {
-    /// The configuration, a secret, or a SKU file is wrong (exit 2).
-    #[error("{0}")]
-    Input(String),
-    /// The store, the network or the runtime failed (exit 1).
-    #[error("{0}")]
-    Internal(String),
-}
 
 /// What a finished run reports.
 #[derive(Debug, Clone, Default)]
@@ -59,24 +35,20 @@ pub struct RunSummary {
     pub rotations: u64,
 }
 
-fn internal(e: impl std::fmt::Display) -> LiveError {
-    LiveError::Internal(e.to_string())
-}
-
 /// Opens the store, records the configured proxies, and treats every lease the last run left
 /// open as spent (docs/decisions/live-durability.md). Returns the store and how many leases.
 pub(super) fn open_state(config: &LiveConfig, now: Instant) -> Result<(Store, u32), LiveError> {
-    let input = LiveError::Input;
-    let key = config.store_key.resolve().map_err(|e| input(format!("store key: {e}")))?;
-    let cipher =
-        Cipher::from_key_text(&key).map_err(|e| input(format!("store key ({}): {e}", config.store_key)))?;
-    let mut store = Store::open(&config.store_url, &config.base_dir, cipher).map_err(internal)?;
+    let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
+    let cipher = Cipher::from_key_text(&key)
+        .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;
+    let mut store = Store::open(&config.store_url, &config.base_dir, cipher)?;
     for (i, p) in config.proxies.iter().enumerate() {
         let password = match &p.password {
-            Some(src) => Some(
-                src.resolve()
-                    .map_err(|e| input(format!("[[proxy]] #{} ({}): password: {e}", i + 1, p.url)))?,
-            ),
+            Some(src) => Some(src.resolve().map_err(LiveError::secret(format!(
+                "[[proxy]] #{} ({}): password",
+                i + 1,
+                p.url
+            )))?),
             None => None,
         };
         let new = NewProxy {
@@ -87,10 +59,10 @@ pub(super) fn open_state(config: &LiveConfig, now: Instant) -> Result<(Store, u3
             source: "config",
             proxy6: None,
         };
-        store.upsert_proxy(&new, now.as_millis()).map_err(internal)?;
+        store.upsert_proxy(&new, now.as_millis())?;
     }
-    let rest_until = now + full_rest(config.engine.policy);
-    let recovered = store.spend_unowned_leases(rest_until.as_millis(), now.as_millis()).map_err(internal)?;
+    let rest_until = now + config.engine.policy.longest_rest();
+    let recovered = store.spend_unowned_leases(rest_until.as_millis(), now.as_millis())?;
     if recovered > 0 {
         log::line(
             Level::Warn,
@@ -113,8 +85,8 @@ fn rebuild(
     timeouts: Timeouts,
 ) -> Result<Rebuilt, LiveError> {
     let mut engine =
-        Engine::new(config.engine.clone()).map_err(|e| LiveError::Input(format!("[engine] {e}")))?;
-    let stored = store.proxies().map_err(internal)?;
+        Engine::new(config.engine.clone()).map_err(|e| LiveError::Config(format!("[engine] {e}")))?;
+    let stored = store.proxies()?;
     let mut clients = Vec::with_capacity(stored.len());
     let mut books = Vec::with_capacity(stored.len());
     for p in &stored {
@@ -130,12 +102,14 @@ fn rebuild(
         } else {
             engine.add_proxy(spec)
         }
-        .map_err(|e| internal(format!("stored proxy {} ({}): {e}; retire one of the two", p.id, p.url)))?;
+        .map_err(|e| {
+            LiveError::Config(format!("stored proxy {} ({}): {e}; retire one of the two", p.id, p.url))
+        })?;
         if id != p.id {
-            return Err(internal(format!(
-                "store proxy {} came back as engine proxy {id}; the store is inconsistent",
-                p.id
-            )));
+            return Err(LiveError::Store(StoreError::Corrupt {
+                what: "rebuild the engine",
+                message: format!("store proxy {} came back as engine proxy {id}", p.id),
+            }));
         }
         clients.push(client);
         books.push((p.lease_no, LeaseUsage::default()));
@@ -158,18 +132,17 @@ fn connect(p: &StoredProxy, timeouts: Timeouts) -> Result<(ProxySpec, reqwest::C
     };
     let endpoint =
         ProxyEndpoint { url: &p.url, username: p.username.as_deref(), password: p.password.as_ref() };
-    Ok((spec, transport::client(&endpoint, timeouts).map_err(internal)?))
+    Ok((spec, transport::client(&endpoint, timeouts)?))
 }
 
 /// Sellers: secrets and SKU files are checked before anything starts.
 fn load_sellers(config: &LiveConfig, store: &mut Store) -> Result<Vec<Seller>, LiveError> {
-    let input = LiveError::Input;
     let mut sellers = Vec::new();
     for u in &config.users {
-        let token = u.token.resolve().map_err(|e| input(format!("user {}: token: {e}", u.id)))?;
-        let session = u.session.resolve().map_err(|e| input(format!("user {}: session: {e}", u.id)))?;
-        let skus = load_skus(&u.skus).map_err(|e| input(format!("user {}: {e}", u.id)))?;
-        let freed = store.user_freed(u.id).map_err(internal)?;
+        let token = u.token.resolve().map_err(LiveError::secret(format!("user {}: token", u.id)))?;
+        let session = u.session.resolve().map_err(LiveError::secret(format!("user {}: session", u.id)))?;
+        let skus = load_skus(&u.skus).map_err(|source| LiveError::Skus { user: u.id, source })?;
+        let freed = store.user_freed(u.id)?;
         sellers.push(Seller {
             config: u.clone(),
             account: Account { user: u.id, merchant_uid: u.merchant_uid.clone(), token, session },
@@ -183,7 +156,6 @@ fn load_sellers(config: &LiveConfig, store: &mut Store) -> Result<Vec<Seller>, L
 
 /// Runs live mode until shutdown.
 pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, LiveError> {
-    let input = LiveError::Input;
     let now = clock::now();
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
     let (mut store, recovered) = open_state(&config, now)?;
@@ -191,9 +163,9 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let mut sellers = load_sellers(&config, &mut store)?;
     let claims = Claims::new(&config, &options, store.dialect());
 
-    let listener = tokio::net::TcpListener::bind(config.status_listen)
-        .await
-        .map_err(|e| internal(format!("status endpoint {}: cannot listen: {e}", config.status_listen)))?;
+    let listener = tokio::net::TcpListener::bind(config.status_listen).await.map_err(|e| {
+        LiveError::Runtime(format!("status endpoint {}: cannot listen: {e}", config.status_listen))
+    })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let driver = Arc::new(Driver::new(engine, store, clients, &books, config.reserve_block, stop_rx.clone()));
     log::line(
@@ -210,8 +182,8 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let mut services = JoinSet::new();
     services.spawn(status::serve(listener, Arc::clone(&driver), stop_rx.clone()));
     if let Some(p6) = config.proxy6.clone().filter(|p| p.min_pool > 0) {
-        let key = p6.key.resolve().map_err(|e| input(format!("[proxy6] key: {e}")))?;
-        let client = Proxy6Client::new(p6, key).map_err(internal)?;
+        let key = p6.key.resolve().map_err(LiveError::secret("[proxy6] key"))?;
+        let client = Proxy6Client::new(p6, key)?;
         services.spawn(provision::run(Arc::clone(&driver), client, timeouts, stop_rx.clone()));
     }
 
@@ -220,7 +192,7 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         .run_for
         .map(|d| tokio::time::Instant::now() + std::time::Duration::from_millis(d.as_millis()));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| internal(format!("cannot watch SIGTERM: {e}")))?;
+        .map_err(|e| LiveError::Runtime(format!("cannot watch SIGTERM: {e}")))?;
     let mut tick = tokio::time::interval(claims.tick);
     let mut any_started = false;
     loop {
@@ -257,9 +229,9 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     while services.join_next().await.is_some() {}
     let unfinished = driver.flush();
     for user in driver.held_users() {
-        let _ = driver.with_store(|s| s.release_user(&claims.worker, user));
+        let _ = driver.release_lanes(&claims.worker, user);
     }
-    let _ = driver.with_store(|s| s.retire(&claims.worker));
+    let _ = driver.retire(&claims.worker);
     let rotations = driver.metrics.rotations();
     log::line(
         Level::Info,
@@ -272,11 +244,11 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
 
 /// Adds proxies another worker (or the provisioner) recorded since this engine was built.
 fn refresh_pool(driver: &Driver, config: &LiveConfig, timeouts: Timeouts) {
-    let known = driver.with_engine(|e| e.proxy_count());
-    let Ok(new) = driver.with_store(|s| s.proxies_from(known)) else { return };
+    let known = driver.proxy_count();
+    let Ok(new) = driver.stored_proxies_from(known) else { return };
     for p in new {
         let Ok((spec, client)) = connect(&p, timeouts) else { continue };
-        let id = match driver.with_engine(|e| e.add_proxy(spec)) {
+        let id = match driver.join(spec, client) {
             Ok(id) => id,
             Err(e) => {
                 log::line(Level::Error, &format!("proxy {} ({}): {e}; restart this worker", p.id, p.url));
@@ -287,7 +259,6 @@ fn refresh_pool(driver: &Driver, config: &LiveConfig, timeouts: Timeouts) {
             log::line(Level::Error, &format!("proxy {} joined as {id}; restart this worker", p.id));
             return;
         }
-        driver.add_client(id, client);
     }
     let _ = config;
 }

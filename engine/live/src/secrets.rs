@@ -10,6 +10,31 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rotor_engine::Secret;
 
+/// Why a secret could not be had. Messages name the source, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable is not set.
+    #[error("environment variable ${0} is not set")]
+    Unset(String),
+    /// The file could not be read.
+    #[error("cannot read secret file {path}: {message}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The source holds nothing.
+    #[error("{0} is empty")]
+    Empty(String),
+    /// The store key is not a 32-byte key in hex or base64.
+    #[error("{0}")]
+    BadKey(String),
+    /// A sealed value does not open under this key.
+    #[error("{0}")]
+    Undecryptable(&'static str),
+}
+
 /// Where a secret's value comes from.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SecretSource {
@@ -36,18 +61,19 @@ impl fmt::Display for SecretSource {
 
 impl SecretSource {
     /// Reads the value now. The error names the source, never a value.
-    pub fn resolve(&self) -> Result<Secret, String> {
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
         let value = match self {
-            SecretSource::Env(var) => {
-                std::env::var(var).map_err(|_| format!("environment variable ${var} is not set"))?
-            }
+            SecretSource::Env(var) => std::env::var(var).map_err(|_| SecretError::Unset(var.clone()))?,
             SecretSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?
+                .map_err(|e| SecretError::Unreadable {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?
                 .trim_end_matches(['\n', '\r'])
                 .to_owned(),
         };
         if value.is_empty() {
-            return Err(format!("{self} is empty"));
+            return Err(SecretError::Empty(self.to_string()));
         }
         Ok(Secret::new(value))
     }
@@ -69,15 +95,20 @@ const PREFIX: &str = "v1:";
 
 impl Cipher {
     /// A cipher from a 32-byte key written as 64 hex digits or as base64.
-    pub fn from_key_text(key: &Secret) -> Result<Self, String> {
+    pub fn from_key_text(key: &Secret) -> Result<Self, SecretError> {
         let text = key.expose().trim();
         let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0)).collect::<Vec<u8>>()
         } else {
-            B64.decode(text).map_err(|_| "the store key is neither 64 hex digits nor base64".to_owned())?
+            B64.decode(text).map_err(|_| {
+                SecretError::BadKey("the store key is neither 64 hex digits nor base64".to_owned())
+            })?
         };
         if bytes.len() != 32 {
-            return Err(format!("the store key is {} bytes; valid: exactly 32 (AES-256)", bytes.len()));
+            return Err(SecretError::BadKey(format!(
+                "the store key is {} bytes; valid: exactly 32 (AES-256)",
+                bytes.len()
+            )));
         }
         Ok(Cipher { aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)) })
     }
@@ -98,18 +129,21 @@ impl Cipher {
     }
 
     /// Decrypts a value [`Cipher::seal`] produced. Fails on a wrong key or a damaged value.
-    pub fn open(&self, sealed: &str) -> Result<Secret, String> {
-        let body = sealed.strip_prefix(PREFIX).ok_or("an encrypted value lacks its v1: prefix")?;
-        let bytes = B64.decode(body).map_err(|_| "an encrypted value is not base64")?;
+    pub fn open(&self, sealed: &str) -> Result<Secret, SecretError> {
+        use SecretError::Undecryptable;
+        let body =
+            sealed.strip_prefix(PREFIX).ok_or(Undecryptable("an encrypted value lacks its v1: prefix"))?;
+        let bytes = B64.decode(body).map_err(|_| Undecryptable("an encrypted value is not base64"))?;
         if bytes.len() < 12 + 16 {
-            return Err("an encrypted value is too short".into());
+            return Err(Undecryptable("an encrypted value is too short"));
         }
         let (nonce, ct) = bytes.split_at(12);
-        let plain = self
-            .aead
-            .decrypt(Nonce::from_slice(nonce), ct)
-            .map_err(|_| "cannot decrypt a stored secret: wrong ROTOR_STORE_KEY, or the store is damaged")?;
-        String::from_utf8(plain).map(Secret::new).map_err(|_| "a decrypted secret is not UTF-8".into())
+        let plain = self.aead.decrypt(Nonce::from_slice(nonce), ct).map_err(|_| {
+            Undecryptable("cannot decrypt a stored secret: wrong ROTOR_STORE_KEY, or the store is damaged")
+        })?;
+        String::from_utf8(plain)
+            .map(Secret::new)
+            .map_err(|_| Undecryptable("a decrypted secret is not UTF-8"))
     }
 }
 
@@ -135,7 +169,7 @@ mod tests {
     fn a_wrong_key_or_damaged_value_is_an_error_not_garbage() {
         let sealed = Cipher::from_key_text(&key("ab")).unwrap().seal("x");
         let other = Cipher::from_key_text(&key("cd")).unwrap();
-        assert!(other.open(&sealed).unwrap_err().contains("wrong ROTOR_STORE_KEY"));
+        assert!(other.open(&sealed).unwrap_err().to_string().contains("wrong ROTOR_STORE_KEY"));
         let c = Cipher::from_key_text(&key("ab")).unwrap();
         assert!(c.open("x").is_err());
         assert!(c.open("v1:AAAA").is_err());
@@ -143,7 +177,7 @@ mod tests {
 
     #[test]
     fn keys_must_be_32_bytes() {
-        assert!(Cipher::from_key_text(&Secret::new("abcd")).unwrap_err().contains("bytes"));
+        assert!(Cipher::from_key_text(&Secret::new("abcd")).unwrap_err().to_string().contains("bytes"));
         let b64 = B64.encode([7u8; 32]);
         assert!(Cipher::from_key_text(&Secret::new(b64)).is_ok());
     }
@@ -152,7 +186,7 @@ mod tests {
     fn sources_name_themselves_without_values() {
         let s = SecretSource::Env("ROTOR_TEST_UNSET_VARIABLE_XYZ".into());
         assert_eq!(
-            s.resolve().unwrap_err(),
+            s.resolve().unwrap_err().to_string(),
             "environment variable $ROTOR_TEST_UNSET_VARIABLE_XYZ is not set"
         );
     }

@@ -109,11 +109,11 @@ async fn answer(mut stream: TcpStream, driver: &Driver) -> std::io::Result<()> {
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, body) = match (method, path) {
         ("GET", "/health/proxies") => {
-            let doc = driver.with_engine(|e| health(e));
+            let doc = driver.view(health);
             ("200 OK", "application/json", format!("{doc:#}\n"))
         }
         ("GET", "/metrics") => {
-            let (dead, available) = driver.with_engine(|e| {
+            let (dead, available) = driver.view(|e| {
                 let dead = (0..e.proxy_count())
                     .filter(|&i| e.proxy(ProxyId(i)).is_some_and(|p| p.state == ProxyState::Dead))
                     .count() as u32;

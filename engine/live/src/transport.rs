@@ -40,24 +40,67 @@ pub fn init_tls() {
     });
 }
 
+/// Why a proxy's client could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The platform's TLS roots could not be loaded.
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The proxy URL is not one reqwest accepts.
+    #[error("proxy url {url}: {message}")]
+    ProxyUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The client could not be built.
+    #[error("cannot build the client for {url}: {message}")]
+    Build {
+        /// The proxy's URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// Whether the configured URL is at fault, not the machine.
+    pub fn is_input(&self) -> bool {
+        matches!(self, ClientError::ProxyUrl { .. })
+    }
+}
+
+/// A body that is not the JSON it should be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("HTTP {status} body is not JSON: {message}")]
+pub struct NotJson {
+    /// The answer's status.
+    pub status: u16,
+    /// The parser's message.
+    pub message: String,
+}
+
 /// One TLS configuration for every client: its certificate verifier (the system's roots) is
 /// shared, where a client built with its own would hold ~190 KB of parsed roots
 /// (docs/performance.md).
-fn tls_config() -> Result<rustls::ClientConfig, String> {
-    static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, String>> = std::sync::OnceLock::new();
+fn tls_config() -> Result<rustls::ClientConfig, ClientError> {
+    static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, ClientError>> =
+        std::sync::OnceLock::new();
     CONFIG
         .get_or_init(|| {
             use rustls_platform_verifier::ConfigVerifierExt as _;
             init_tls();
-            rustls::ClientConfig::with_platform_verifier().map_err(|e| format!("TLS setup: {e}"))
+            rustls::ClientConfig::with_platform_verifier().map_err(|e| ClientError::Tls(e.to_string()))
         })
         .clone()
 }
 
 /// Builds the client for one proxy.
-pub fn client(proxy: &ProxyEndpoint<'_>, t: Timeouts) -> Result<reqwest::Client, String> {
+pub fn client(proxy: &ProxyEndpoint<'_>, t: Timeouts) -> Result<reqwest::Client, ClientError> {
     init_tls();
-    let mut p = reqwest::Proxy::all(proxy.url).map_err(|e| format!("proxy url {}: {e}", proxy.url))?;
+    let mut p = reqwest::Proxy::all(proxy.url)
+        .map_err(|e| ClientError::ProxyUrl { url: proxy.url.to_owned(), message: e.to_string() })?;
     if let Some(user) = proxy.username {
         p = p.basic_auth(user, proxy.password.map_or("", Secret::expose));
     }
@@ -70,7 +113,7 @@ pub fn client(proxy: &ProxyEndpoint<'_>, t: Timeouts) -> Result<reqwest::Client,
         .pool_idle_timeout(std::time::Duration::from_secs(30))
         .user_agent(USER_AGENT)
         .build()
-        .map_err(|e| format!("cannot build the client for {}: {e}", proxy.url))
+        .map_err(|e| ClientError::Build { url: proxy.url.to_owned(), message: e.to_string() })
 }
 
 /// An answer, read whole.
@@ -88,8 +131,9 @@ pub struct Reply {
 
 impl Reply {
     /// The body as JSON.
-    pub fn json(&self) -> Result<serde_json::Value, String> {
-        serde_json::from_slice(&self.body).map_err(|e| format!("HTTP {} body is not JSON: {e}", self.status))
+    pub fn json(&self) -> Result<serde_json::Value, NotJson> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| NotJson { status: self.status, message: e.to_string() })
     }
 }
 

@@ -5,6 +5,61 @@
 
 use std::sync::mpsc;
 
+/// What kind of failure a database reported, so that callers decide by kind, not by message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Another writer won a race (a unique key, a serialisation failure, a deadlock): trying
+    /// again can succeed.
+    Conflict,
+    /// The database cannot be reached, is busy past its timeout, or is out of space or
+    /// permission: nothing was written.
+    Unavailable,
+    /// The database refused the statement or its file is damaged: its contents or schema are not
+    /// what this build wrote.
+    Refused,
+}
+
+/// A database failure: its kind and the database's own message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DbError {
+    /// What kind of failure.
+    pub fault: Fault,
+    /// The database's message.
+    pub message: String,
+}
+
+impl DbError {
+    fn new(fault: Fault, message: impl Into<String>) -> Self {
+        DbError { fault, message: message.into() }
+    }
+}
+
+fn sqlite_error(e: &rusqlite::Error) -> DbError {
+    use rusqlite::ErrorCode as C;
+    let fault = match e.sqlite_error_code() {
+        Some(C::ConstraintViolation) => {
+            if e.to_string().contains("UNIQUE") {
+                Fault::Conflict
+            } else {
+                Fault::Refused
+            }
+        }
+        Some(
+            C::DatabaseBusy
+            | C::DatabaseLocked
+            | C::CannotOpen
+            | C::SystemIoFailure
+            | C::DiskFull
+            | C::PermissionDenied
+            | C::ReadOnly
+            | C::OutOfMemory,
+        ) => Fault::Unavailable,
+        _ => Fault::Refused,
+    };
+    DbError::new(fault, e.to_string())
+}
+
 /// A parameter or a column value. Integers are 64-bit in both databases (`BIGINT`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -127,11 +182,11 @@ pub trait Conn: Send {
     /// Which database it is.
     fn dialect(&self) -> Dialect;
     /// Runs statements without parameters (schema, BEGIN, COMMIT).
-    fn batch(&mut self, sql: &str) -> Result<(), String>;
+    fn batch(&mut self, sql: &str) -> Result<(), DbError>;
     /// Runs one statement; returns the rows changed.
-    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, String>;
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError>;
     /// Runs one query; returns its rows.
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String>;
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError>;
 }
 
 // ---- SQLite -----------------------------------------------------------------------------------
@@ -141,15 +196,15 @@ pub struct Sqlite(rusqlite::Connection);
 
 impl Sqlite {
     /// Opens (creating) the file, in WAL mode: a commit survives a process crash.
-    pub fn open(path: &std::path::Path) -> Result<Self, String> {
+    pub fn open(path: &std::path::Path) -> Result<Self, DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+        let conn = rusqlite::Connection::open(path).map_err(|e| sqlite_error(&e))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| sqlite_error(&e))?;
         Ok(Sqlite(conn))
     }
 }
@@ -169,19 +224,19 @@ impl Conn for Sqlite {
         Dialect::Sqlite
     }
 
-    fn batch(&mut self, sql: &str) -> Result<(), String> {
-        self.0.execute_batch(sql).map_err(|e| e.to_string())
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.0.execute_batch(sql).map_err(|e| sqlite_error(&e))
     }
 
-    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, String> {
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         let params: Vec<_> = params.iter().map(to_sqlite).collect();
-        let mut stmt = self.0.prepare_cached(sql).map_err(|e| e.to_string())?;
-        stmt.execute(rusqlite::params_from_iter(params)).map(|n| n as u64).map_err(|e| e.to_string())
+        let mut stmt = self.0.prepare_cached(sql).map_err(|e| sqlite_error(&e))?;
+        stmt.execute(rusqlite::params_from_iter(params)).map(|n| n as u64).map_err(|e| sqlite_error(&e))
     }
 
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         let params: Vec<_> = params.iter().map(to_sqlite).collect();
-        let mut stmt = self.0.prepare_cached(sql).map_err(|e| e.to_string())?;
+        let mut stmt = self.0.prepare_cached(sql).map_err(|e| sqlite_error(&e))?;
         let n = stmt.column_count();
         let rows = stmt
             .query_map(rusqlite::params_from_iter(params), |r| {
@@ -200,8 +255,8 @@ impl Conn for Sqlite {
                     })
                     .collect::<Result<Row, rusqlite::Error>>()
             })
-            .map_err(|e| e.to_string())?;
-        rows.collect::<Result<Vec<Row>, _>>().map_err(|e| e.to_string())
+            .map_err(|e| sqlite_error(&e))?;
+        rows.collect::<Result<Vec<Row>, _>>().map_err(|e| sqlite_error(&e))
     }
 }
 
@@ -213,7 +268,7 @@ enum Job {
     Query(String, Vec<Value>),
 }
 
-type Reply = Result<(u64, Vec<Row>), String>;
+type Reply = Result<(u64, Vec<Row>), DbError>;
 
 /// A PostgreSQL connection. The synchronous client runs its own runtime, which must not be
 /// started from inside tokio's, so the connection lives on a thread of its own and each call
@@ -224,7 +279,7 @@ pub struct Postgres {
 
 impl Postgres {
     /// Connects to `url` (`postgres://user@host:port/db`), without TLS: loopback or a private network.
-    pub fn connect(url: &str) -> Result<Self, String> {
+    pub fn connect(url: &str) -> Result<Self, DbError> {
         let (jobs, rx) = mpsc::channel::<(Job, mpsc::SyncSender<Reply>)>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let url = url.to_owned();
@@ -245,22 +300,37 @@ impl Postgres {
                     let _ = reply.send(run(&mut client, job));
                 }
             })
-            .map_err(|e| format!("cannot start the PostgreSQL thread: {e}"))?;
-        ready_rx.recv().map_err(|_| "the PostgreSQL thread ended".to_owned())??;
+            .map_err(|e| {
+                DbError::new(Fault::Unavailable, format!("cannot start the PostgreSQL thread: {e}"))
+            })?;
+        ready_rx.recv().map_err(|_| DbError::new(Fault::Unavailable, "the PostgreSQL thread ended"))??;
         Ok(Postgres { jobs })
     }
 
     fn call(&self, job: Job) -> Reply {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.jobs.send((job, tx)).map_err(|_| "the PostgreSQL connection is gone".to_owned())?;
-        rx.recv().map_err(|_| "the PostgreSQL connection is gone".to_owned())?
+        let gone = || DbError::new(Fault::Unavailable, "the PostgreSQL connection is gone");
+        self.jobs.send((job, tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
     }
 }
 
-fn pg_error(e: &postgres::Error) -> String {
+fn pg_error(e: &postgres::Error) -> DbError {
     match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        Some(db) => {
+            let code = db.code().code();
+            // SQLSTATE classes: 23505 unique, 40001 serialisation, 40P01 deadlock; 08 connection,
+            // 53 resources, 57P0x shutdown.
+            let fault = match code {
+                "23505" | "40001" | "40P01" => Fault::Conflict,
+                c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P0") => {
+                    Fault::Unavailable
+                }
+                _ => Fault::Refused,
+            };
+            DbError::new(fault, format!("{code}: {}", db.message()))
+        }
+        None => DbError::new(Fault::Unavailable, e.to_string()),
     }
 }
 
@@ -325,15 +395,15 @@ impl Conn for Postgres {
         Dialect::Postgres
     }
 
-    fn batch(&mut self, sql: &str) -> Result<(), String> {
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         self.call(Job::Batch(sql.to_owned())).map(|_| ())
     }
 
-    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, String> {
+    fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
         self.call(Job::Exec(sql.to_owned(), params.to_vec())).map(|(n, _)| n)
     }
 
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, String> {
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         self.call(Job::Query(sql.to_owned(), params.to_vec())).map(|(_, rows)| rows)
     }
 }

@@ -33,9 +33,7 @@ impl Catalog {
             match kaspi::catalog(&self.driver, &self.urls, &self.account).await {
                 Ok(rows) => {
                     let n = rows.len();
-                    if let Err(e) =
-                        self.driver.with_store(|s| s.store_catalog(user, &rows, clock::now().as_millis()))
-                    {
+                    if let Err(e) = self.driver.records().catalog(user, &rows) {
                         log::line(Level::Error, &format!("cannot store the catalogue of user {user}: {e}"));
                     }
                     let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;

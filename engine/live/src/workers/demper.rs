@@ -31,44 +31,56 @@ pub struct Sku {
     pub model: String,
 }
 
+/// What is wrong with a SKU file: `file:line` and the valid form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SkuError(String);
+
 /// Reads `sku,product_id,floor,ceiling[,model]` rows (with that header line).
-pub fn load_skus(path: &Path) -> Result<Vec<Sku>, String> {
+pub fn load_skus(path: &Path) -> Result<Vec<Sku>, SkuError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
         .from_path(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let header: Vec<String> =
-        reader.headers().map_err(|e| format!("{}: {e}", path.display()))?.iter().map(str::to_owned).collect();
+        .map_err(|e| SkuError(format!("{}: cannot read: {e}", path.display())))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| SkuError(format!("{}: {e}", path.display())))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
     let expected = ["sku", "product_id", "floor", "ceiling"];
     if header.len() < 4 || header[..4] != expected {
-        return Err(format!(
+        return Err(SkuError(format!(
             "{}:1: header is `{}`; valid: sku,product_id,floor,ceiling[,model]",
             path.display(),
             header.join(",")
-        ));
+        )));
     }
     let mut out = Vec::new();
     for (i, row) in reader.records().enumerate() {
         let line = i + 2;
-        let row = row.map_err(|e| format!("{}:{line}: {e}", path.display()))?;
+        let row = row.map_err(|e| SkuError(format!("{}:{line}: {e}", path.display())))?;
         let field = |k: usize| row.get(k).unwrap_or("").to_owned();
-        let number = |k: usize| -> Result<f64, String> {
+        let number = |k: usize| -> Result<f64, SkuError> {
             let text = field(k);
             text.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
-                format!(
+                SkuError(format!(
                     "{}:{line}: {} is `{text}`; valid: a price in tenge, 0 or more",
                     path.display(),
                     expected[k]
-                )
+                ))
             })
         };
         let (floor, ceiling) = (number(2)?, number(3)?);
         if floor > ceiling {
-            return Err(format!("{}:{line}: floor {floor} is above ceiling {ceiling}", path.display()));
+            return Err(SkuError(format!(
+                "{}:{line}: floor {floor} is above ceiling {ceiling}",
+                path.display()
+            )));
         }
         if field(0).is_empty() || field(1).is_empty() {
-            return Err(format!("{}:{line}: sku and product_id must not be empty", path.display()));
+            return Err(SkuError(format!("{}:{line}: sku and product_id must not be empty", path.display())));
         }
         let model = row.get(4).filter(|m| !m.is_empty()).map_or_else(|| field(0), str::to_owned);
         out.push(Sku { sku: field(0), product_id: field(1), floor, ceiling, model });
@@ -207,7 +219,7 @@ impl Demper {
             .filter(|(m, _)| *m != self.account.merchant_uid && !self.excluded.contains(m))
             .map(|&(_, p)| p)
             .min_by(f64::total_cmp);
-        let current = self.driver.with_store(|s| s.current_price(user, &sku.sku)).unwrap_or(None);
+        let current = self.driver.records().current_price(user, &sku.sku).unwrap_or(None);
         let r = reprice(current, competitor_min, sku, self.step);
         let mut pushed = false;
         let mut reason = r.reason.to_owned();
@@ -256,7 +268,7 @@ impl Demper {
     }
 
     fn record(&self, decision: &PriceDecision) {
-        if let Err(e) = self.driver.with_store(|s| s.record_decision(decision)) {
+        if let Err(e) = self.driver.records().decision(decision) {
             log::line(Level::Error, &format!("cannot store a price decision: {e}"));
         }
     }
@@ -305,12 +317,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap_or_default();
         let path = dir.join("skus.csv");
         std::fs::write(&path, "sku,product_id,floor,ceiling\nA,100,10,20\nB,101,30,20\n").unwrap_or_default();
-        let err = load_skus(&path).unwrap_err();
+        let err = load_skus(&path).unwrap_err().to_string();
         assert!(err.ends_with("skus.csv:3: floor 30 is above ceiling 20"), "{err}");
         std::fs::write(&path, "sku,product,floor,ceiling\n").unwrap_or_default();
-        assert!(load_skus(&path).unwrap_err().contains("valid: sku,product_id,floor,ceiling[,model]"));
+        assert!(
+            load_skus(&path).unwrap_err().to_string().contains("valid: sku,product_id,floor,ceiling[,model]")
+        );
         std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,x\n").unwrap_or_default();
-        assert!(load_skus(&path).unwrap_err().contains(":2: ceiling is `x`"));
+        assert!(load_skus(&path).unwrap_err().to_string().contains(":2: ceiling is `x`"));
         std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,20,Phone\nB,101,1,2\n")
             .unwrap_or_default();
         let skus = load_skus(&path).unwrap_or_default();

@@ -69,7 +69,7 @@ impl Orders {
         let oldest = now.saturating_sub(self.lookback.as_millis());
         // From a little before the end of the last poll that went through every page: a poll cut
         // short (a crash, a lost lane) leaves the watermark where it was, so nothing is skipped.
-        let synced = self.driver.with_store(|s| s.orders_synced(user)).unwrap_or(None);
+        let synced = self.driver.records().orders_synced(user).unwrap_or(None);
         let ge = synced.map_or(oldest, |n| n.saturating_sub(OVERLAP.as_millis()).max(oldest));
         let mut stored = 0;
         let mut page = 0;
@@ -85,7 +85,7 @@ impl Orders {
                     }
                 };
             for listed in &orders {
-                if self.driver.with_store(|s| s.has_order(&listed.order.id)).unwrap_or(false) {
+                if self.driver.records().has_order(&listed.order.id).unwrap_or(false) {
                     continue;
                 }
                 let order = match kaspi::order_entries(&self.driver, &self.account, listed).await {
@@ -99,7 +99,7 @@ impl Orders {
                         continue;
                     }
                 };
-                match self.driver.with_store(|s| s.store_order(user, &order, clock::now().as_millis())) {
+                match self.driver.records().order(user, &order) {
                     Ok(true) => stored += 1,
                     Ok(false) => {}
                     Err(e) => {
@@ -110,7 +110,7 @@ impl Orders {
             }
             page += 1;
             if orders.is_empty() || page >= pages {
-                if complete && let Err(e) = self.driver.with_store(|s| s.set_orders_synced(user, now)) {
+                if complete && let Err(e) = self.driver.records().set_orders_synced(user, now) {
                     log::line(Level::Error, &format!("cannot record the orders watermark: {e}"));
                 }
                 return (stored, false);

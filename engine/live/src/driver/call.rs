@@ -1,0 +1,163 @@
+//! The call loop: one request of a lane, from the engine's decision to its completion.
+
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use rotor_engine::{Completion, Decision, FailReason, Module, Outcome, RequestSpec};
+
+use super::{CallError, Driver, InFlight, Sent, lock};
+use crate::clock;
+use crate::transport::{self, Reply};
+
+impl Driver {
+    /// Sends one request of `spec`'s lane through whichever proxy the engine picks, retrying
+    /// as the engine says. `build` makes the request on the chosen proxy's client.
+    pub async fn call(
+        &self,
+        spec: RequestSpec,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Reply, CallError> {
+        let mut spec = spec;
+        let mut last_status = None;
+        loop {
+            if self.stopping() {
+                return Err(CallError::Stopped);
+            }
+            if self.fence(spec.lane()).is_none() {
+                return Err(CallError::LaneLost);
+            }
+            let notified = self.completions.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = clock::now();
+            let (decision, lease_requests) = self.timed(|engine| {
+                let d = engine.acquire(&spec, now);
+                let n = match &d {
+                    Decision::Send(t) => engine.proxy(t.proxy()).map_or(0, |p| p.lease_requests),
+                    _ => 0,
+                };
+                (d, n)
+            });
+            let decided = std::time::Instant::now();
+            self.absorb_events();
+            match decision {
+                Decision::Send(ticket) => {
+                    let (result, completion) =
+                        self.send(ticket, lease_requests, spec.module, &build, (now, decided)).await?;
+                    last_status = result.as_ref().ok().map(|r| r.status);
+                    match completion {
+                        Completion::Done => {
+                            return result.map_err(|_| CallError::Failed(FailReason::NoLiveProxies, None));
+                        }
+                        Completion::Retry { not_before, attempt } => {
+                            spec.attempt = attempt;
+                            if !self.sleep_until(not_before).await {
+                                return Err(CallError::Stopped);
+                            }
+                        }
+                        Completion::Failed(reason) => {
+                            self.metrics.failed(spec.module);
+                            return Err(CallError::Failed(reason, last_status));
+                        }
+                    }
+                }
+                Decision::Wait { until, reason } => {
+                    self.metrics.wait(reason);
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        () = clock::sleep_until(until) => {}
+                        () = &mut notified => {}
+                        _ = stop.wait_for(|s| *s) => return Err(CallError::Stopped),
+                    }
+                    self.waited(reason, now);
+                }
+                Decision::Park { reason, .. } => {
+                    self.metrics.wait(reason);
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        () = &mut notified => {}
+                        // A completion always notifies; the timer only guards against surprises.
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = stop.wait_for(|s| *s) => return Err(CallError::Stopped),
+                    }
+                    self.waited(reason, now);
+                }
+                Decision::Fail(reason) => {
+                    self.metrics.failed(spec.module);
+                    return Err(CallError::Failed(reason, last_status));
+                }
+            }
+        }
+    }
+
+    fn waited(&self, reason: rotor_engine::WaitReason, since: rotor_engine::Instant) {
+        if let Some(tap) = self.tap.get() {
+            tap.waited(reason, clock::now().saturating_since(since).as_millis());
+        }
+    }
+
+    /// Hands a ticket that was never sent back to the engine as a failure of ours, so nothing
+    /// leaks (`engine`).
+    fn unsent(&self, ticket: rotor_engine::Ticket) {
+        lock(&self.engine).complete(ticket, Outcome::ServerError { status: 599 }, clock::now());
+        self.absorb_events();
+        self.completions.notify_waiters();
+    }
+
+    /// One send on a ticket: the durable charge, the exchange, the accounting, the completion.
+    /// Each lock it takes (`owned`, then `books` → `store`, `in_flight`, `clients`, `books`,
+    /// `engine`) is released before the next and before every await.
+    async fn send(
+        &self,
+        ticket: rotor_engine::Ticket,
+        lease_requests: u32,
+        module: Module,
+        build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        (now, decided): (rotor_engine::Instant, std::time::Instant),
+    ) -> Result<(Result<Reply, rotor_engine::ProxyFailure>, Completion), CallError> {
+        let proxy = ticket.proxy();
+        if let Err(e) = self.charge(ticket.serving_lane(), proxy, lease_requests) {
+            self.unsent(ticket);
+            return Err(e);
+        }
+        // The lease is checked again just before the exchange: the store write above can take a
+        // while, and a worker must not start a send after its deadline (docs/scaling.md).
+        if self.fence(ticket.serving_lane()).is_none() {
+            self.unsent(ticket);
+            return Err(CallError::LaneLost);
+        }
+        let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let flight =
+            InFlight { lane: ticket.lane(), endpoint: ticket.endpoint(), proxy, sent_ms: now.as_millis() };
+        lock(&self.in_flight).insert(call_id, flight);
+        let client = self.clients.read().unwrap_or_else(PoisonError::into_inner)[proxy.0 as usize].clone();
+        let sent = Sent {
+            proxy,
+            lane: ticket.lane(),
+            serving: ticket.serving_lane(),
+            endpoint: ticket.endpoint(),
+            at: clock::now(),
+        };
+        let mut request = build(&client);
+        if self.stamp.get().is_some() {
+            let decided_ns = clock::unix_nanos().saturating_sub(decided.elapsed().as_nanos());
+            request = request.header("x-rotor-decided-ns", decided_ns.to_string());
+        }
+        if let Some(tap) = self.tap.get() {
+            tap.sent(&sent, sent.at);
+        }
+        let result = transport::exchange(request).await;
+        lock(&self.in_flight).remove(&call_id);
+        let outcome = transport::classify(&result);
+        self.metrics.request(module, outcome.kind());
+        self.books.count(proxy, outcome == Outcome::Ok);
+        let done_at = clock::now();
+        let completion = self.timed(|engine| engine.complete(ticket, outcome, done_at));
+        if let Some(tap) = self.tap.get() {
+            tap.completed(&sent, outcome, result.as_ref().ok().map(|r| r.status), done_at);
+        }
+        self.absorb_events();
+        self.completions.notify_waiters();
+        Ok((result, completion))
+    }
+}

@@ -1,0 +1,186 @@
+//! Lane ownership: which sellers this worker may send for, and the named steps the claim loop
+//! (`claims.rs`) takes on the store and the engine when it claims, renews, hands over, loses
+//! or frees a seller's lanes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant as Local;
+
+use rotor_engine::{LaneKey, Module, ProxyId, ProxyState, Split, UserId};
+
+use super::{Driver, lock};
+use crate::clock;
+use crate::store::{Fence, StoreError};
+
+/// The sellers whose lanes this worker holds: their fences, and the local instant by which it
+/// must stop sending unless the lease is renewed.
+#[derive(Default)]
+pub(super) struct Ownership(Mutex<HashMap<UserId, ([Fence; 4], Local)>>);
+
+impl Ownership {
+    /// The fences of every seller this worker may still send for.
+    pub(super) fn sending_fences(&self) -> HashMap<UserId, [Fence; 4]> {
+        let now = Local::now();
+        lock(&self.0).iter().filter(|(_, (_, d))| *d > now).map(|(u, (f, _))| (*u, *f)).collect()
+    }
+}
+
+/// What a claim of a seller's lanes found.
+pub type Claimed = Option<([Fence; 4], u32)>;
+
+impl Driver {
+    // ---- ownership (`owned`) ------------------------------------------------------------
+
+    /// Records that this worker owns `user`'s lanes with `fences` until `deadline` (local time).
+    pub fn own(&self, user: UserId, fences: [Fence; 4], deadline: Local) {
+        lock(&self.owned.0).insert(user, (fences, deadline));
+    }
+
+    /// Stops sending for `user` at once (its deadline passes now), keeping its fences so that
+    /// the lease can still be renewed while its last requests end.
+    pub fn stop_sending(&self, user: UserId) {
+        if let Some(entry) = lock(&self.owned.0).get_mut(&user) {
+            entry.1 = Local::now();
+        }
+    }
+
+    /// Keeps `user`'s fences (after a renewal) without letting it send again.
+    pub fn keep(&self, user: UserId, fences: [Fence; 4]) {
+        lock(&self.owned.0).insert(user, (fences, Local::now()));
+    }
+
+    /// Forgets `user`'s lanes altogether.
+    pub fn forget(&self, user: UserId) {
+        lock(&self.owned.0).remove(&user);
+    }
+
+    /// The users whose lanes this worker may send on now.
+    pub fn owned_users(&self) -> Vec<UserId> {
+        self.owned.sending_fences().into_keys().collect()
+    }
+
+    /// The users whose lanes this worker holds in the store, sending or not.
+    pub fn held_users(&self) -> Vec<UserId> {
+        lock(&self.owned.0).keys().copied().collect()
+    }
+
+    /// The fences of `user`'s lanes, if this worker holds them (even past the deadline).
+    pub fn fence_set(&self, user: UserId) -> Option<[Fence; 4]> {
+        lock(&self.owned.0).get(&user).map(|(f, _)| *f)
+    }
+
+    /// The fence of `lane`, while this worker's lease on it has not run out.
+    pub fn fence(&self, lane: LaneKey) -> Option<Fence> {
+        let owned = lock(&self.owned.0);
+        let (fences, deadline) = owned.get(&lane.user)?;
+        (Local::now() < *deadline).then(|| fences[lane.module.index()])
+    }
+
+    // ---- lane leases in the store (`store`) -----------------------------------------------
+
+    /// Records that `worker` is alive until `expires_ms`; returns how many workers are alive.
+    pub fn heartbeat(&self, worker: &str, expires_ms: u64) -> Result<u32, StoreError> {
+        lock(&self.store).heartbeat(worker, expires_ms, clock::now().as_millis())
+    }
+
+    /// Claims `user`'s lanes for `worker` (see [`crate::store::Store::claim_user`]).
+    pub fn claim_lanes(
+        &self,
+        worker: &str,
+        user: UserId,
+        expires_ms: u64,
+        steal: bool,
+        rest_until_ms: u64,
+    ) -> Result<Claimed, StoreError> {
+        let now = clock::now().as_millis();
+        lock(&self.store).claim_user(worker, user, expires_ms, now, steal, rest_until_ms)
+    }
+
+    /// Extends `worker`'s lease on `user`'s lanes; false if it lost them.
+    pub fn renew_lanes(
+        &self,
+        worker: &str,
+        user: UserId,
+        fences: &[Fence; 4],
+        expires_ms: u64,
+    ) -> Result<bool, StoreError> {
+        lock(&self.store).renew_user(worker, user, fences, expires_ms)
+    }
+
+    /// Gives up `user`'s lanes in the store, so that another worker need not wait.
+    pub fn release_lanes(&self, worker: &str, user: UserId) -> Result<(), StoreError> {
+        lock(&self.store).release_user(worker, user)
+    }
+
+    /// Removes `worker`'s heartbeat (a clean stop).
+    pub fn retire(&self, worker: &str) -> Result<(), StoreError> {
+        lock(&self.store).retire(worker)
+    }
+
+    // ---- allocations (`store`, then `engine`) -----------------------------------------------
+
+    /// `user`'s allocation as the store holds it, per module.
+    pub fn stored_allocation(&self, user: UserId) -> Result<[Vec<ProxyId>; 4], StoreError> {
+        lock(&self.store).allocation_of(user)
+    }
+
+    /// Live, unexpired proxies no seller holds, across every worker.
+    pub fn free_in_store(&self) -> Result<u32, StoreError> {
+        lock(&self.store).free_count(clock::now().as_millis())
+    }
+
+    /// Allocates `split` of free proxies to `user` in the store, all or nothing.
+    pub fn allocate_in_store(
+        &self,
+        user: UserId,
+        split: Split,
+    ) -> Result<Option<[Vec<ProxyId>; 4]>, StoreError> {
+        lock(&self.store).allocate(user, split, clock::now().as_millis())
+    }
+
+    /// Frees `user`'s proxies in the store and records that its subscription ended.
+    pub fn free_user(&self, user: UserId) -> Result<(), StoreError> {
+        lock(&self.store).free_user(user, clock::now().as_millis())
+    }
+
+    /// Whether the engine holds `proxy` dead.
+    pub fn is_dead(&self, proxy: ProxyId) -> bool {
+        lock(&self.engine).proxy(proxy).is_some_and(|v| v.state == ProxyState::Dead)
+    }
+
+    /// Whether any request on `user`'s lanes (or on a proxy no lane holds) is on the wire.
+    pub fn busy_for(&self, user: UserId) -> bool {
+        let engine = lock(&self.engine);
+        (0..engine.proxy_count()).any(|i| {
+            engine.proxy(ProxyId(i)).is_some_and(|p| p.in_flight > 0 && p.lane.is_none_or(|l| l.user == user))
+        })
+    }
+
+    /// Gives `user`'s lanes exactly these proxies in the engine (`engine`).
+    pub fn serve(&self, user: UserId, modules: [Vec<ProxyId>; 4]) -> Result<(), rotor_engine::AllocError> {
+        self.on_engine(|e| e.allocate_exact(user, modules)).map(|_| ())
+    }
+
+    /// Takes `user`'s lanes out of the engine; its requests fail as deallocated (`engine`).
+    pub fn unserve(&self, user: UserId) {
+        let _ = self.on_engine(|e| e.deallocate(user));
+    }
+
+    /// The proxies of `lane` in the engine, in lane order.
+    pub fn lane_proxies(&self, lane: LaneKey) -> Vec<ProxyId> {
+        lock(&self.engine).lane(lane).map(|l| l.proxies.to_vec()).unwrap_or_default()
+    }
+
+    /// Writes `user`'s allocation as the engine holds it now. Locks: `engine` (released), then
+    /// `store`.
+    pub fn persist_allocation(&self, user: UserId) {
+        let by_module: Vec<(Module, Vec<ProxyId>)> =
+            Module::ALL.iter().map(|&m| (m, self.lane_proxies(LaneKey::new(user, m)))).collect();
+        if let Err(e) = lock(&self.store).set_allocation(user, &by_module, clock::now().as_millis()) {
+            crate::log::line(
+                crate::log::Level::Error,
+                &format!("cannot record the allocation of user {user}: {e}"),
+            );
+        }
+    }
+}

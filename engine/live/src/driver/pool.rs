@@ -1,0 +1,102 @@
+//! The pool and the records: proxies joining this worker's engine, read-only views for the
+//! status endpoint, and the business records (prices, orders, catalogue) the workers keep.
+
+use std::sync::PoisonError;
+
+use rotor_engine::{Engine, PoolError, ProxyId, ProxySpec, UserId};
+
+use super::{Driver, lock};
+use crate::clock;
+use crate::store::{NewOrder, NewProxy, PriceDecision, StoreError, StoredProxy};
+
+impl Driver {
+    /// How many proxies this worker's engine knows (ids below this are known).
+    pub fn proxy_count(&self) -> u32 {
+        lock(&self.engine).proxy_count()
+    }
+
+    /// Proxies the store holds with ids from `from` on (another worker or the provisioner
+    /// recorded them).
+    pub fn stored_proxies_from(&self, from: u32) -> Result<Vec<StoredProxy>, StoreError> {
+        lock(&self.store).proxies_from(from)
+    }
+
+    /// Records a proxy in the store and returns its id (`store`).
+    pub fn record_proxy(&self, proxy: &NewProxy<'_>) -> Result<ProxyId, StoreError> {
+        lock(&self.store).upsert_proxy(proxy, clock::now().as_millis())
+    }
+
+    /// Adds a proxy to the engine with the client that connects through it, so that the
+    /// engine's id and the client's index agree. Locks: `engine` → `clients` → `books`.
+    pub fn join(&self, spec: ProxySpec, client: reqwest::Client) -> Result<ProxyId, PoolError> {
+        let joined = {
+            let mut engine = lock(&self.engine);
+            engine.add_proxy(spec).inspect(|&id| {
+                let mut clients = self.clients.write().unwrap_or_else(PoisonError::into_inner);
+                debug_assert_eq!(clients.len(), id.0 as usize);
+                clients.push(client);
+                self.books.push();
+            })
+        };
+        self.absorb_events();
+        joined
+    }
+
+    /// A read-only view of the engine, for status pages (`engine`).
+    pub fn view<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
+        f(&lock(&self.engine))
+    }
+
+    /// The business records the workers keep.
+    pub fn records(&self) -> Records<'_> {
+        Records(self)
+    }
+}
+
+/// The workers' records in the store: each method is one short write or read (`store`).
+pub struct Records<'a>(&'a Driver);
+
+impl Records<'_> {
+    fn store(&self) -> std::sync::MutexGuard<'_, crate::store::Store> {
+        lock(&self.0.store)
+    }
+
+    /// Records a repricing decision.
+    pub fn decision(&self, d: &PriceDecision) -> Result<(), StoreError> {
+        self.store().record_decision(d)
+    }
+
+    /// The price last pushed for a SKU, else the catalogue's.
+    pub fn current_price(&self, user: UserId, sku: &str) -> Result<Option<f64>, StoreError> {
+        self.store().current_price(user, sku)
+    }
+
+    /// Whether an order is stored.
+    pub fn has_order(&self, id: &str) -> Result<bool, StoreError> {
+        self.store().has_order(id)
+    }
+
+    /// Stores an order and its entries once: false if it was known.
+    pub fn order(&self, user: UserId, order: &NewOrder) -> Result<bool, StoreError> {
+        self.store().store_order(user, order, clock::now().as_millis())
+    }
+
+    /// Up to when `user`'s orders are known complete.
+    pub fn orders_synced(&self, user: UserId) -> Result<Option<u64>, StoreError> {
+        self.store().orders_synced(user)
+    }
+
+    /// Records that every order of `user` created up to `synced_ms` is stored.
+    pub fn set_orders_synced(&self, user: UserId, synced_ms: u64) -> Result<(), StoreError> {
+        self.store().set_orders_synced(user, synced_ms)
+    }
+
+    /// Replaces `user`'s catalogue: (sku, model, price, available).
+    pub fn catalog(
+        &self,
+        user: UserId,
+        rows: &[(String, Option<String>, Option<f64>, bool)],
+    ) -> Result<(), StoreError> {
+        self.store().store_catalog(user, rows, clock::now().as_millis())
+    }
+}

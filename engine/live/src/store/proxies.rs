@@ -1,0 +1,112 @@
+//! Proxies: recorded from the config or a purchase, listed with their passwords decrypted,
+//! marked dead, and rested outside a lease.
+
+use std::net::IpAddr;
+
+use rotor_engine::ProxyId;
+
+use super::error::{Abort, ctx};
+use super::sql::{Dialect, Value};
+use super::{NewProxy, Store, StoreError, StoredProxy, int, opt_uint, text, uint};
+
+impl Store {
+    /// Records a proxy (from the config or a purchase) and returns its id; a known URL keeps
+    /// its id and state, and takes the new login. Ids are dense: the next is the row count.
+    pub fn upsert_proxy(&mut self, p: &NewProxy<'_>, now_ms: u64) -> Result<ProxyId, StoreError> {
+        let sealed: Value = p.password.map(|s| self.cipher.seal(s.expose())).into();
+        let NewProxy { url, username, egress_ip, source, proxy6, .. } = *p;
+        let id = self
+            .tx(|c| {
+                if c.dialect() == Dialect::Postgres {
+                    c.batch("LOCK TABLE proxies IN SHARE ROW EXCLUSIVE MODE")?;
+                }
+                let found = c.query("SELECT id FROM proxies WHERE url = $1", &[url.into()])?;
+                if let Some(row) = found.first() {
+                    let id = int(row, 0);
+                    c.exec(
+                        "UPDATE proxies SET username = $1, password_enc = $2, egress_ip = $3 WHERE id = $4",
+                        &[username.into(), sealed, egress_ip.to_string().into(), id.into()],
+                    )?;
+                    return Ok(id);
+                }
+                let id = c.query("SELECT COUNT(*) FROM proxies", &[])?.first().map_or(0, |r| int(r, 0));
+                c.exec(
+                    "INSERT INTO proxies (id, url, username, password_enc, egress_ip, source, proxy6_id, expires_ms, added_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        id.into(),
+                        url.into(),
+                        username.into(),
+                        sealed,
+                        egress_ip.to_string().into(),
+                        source.into(),
+                        proxy6.map(|p| p.0).into(),
+                        proxy6.map(|p| p.1).into(),
+                        now_ms.into(),
+                    ],
+                )?;
+                c.exec("INSERT INTO proxy_state (proxy_id) VALUES ($1)", &[id.into()])?;
+                Ok(id)
+            })
+            .map_err(ctx("record a proxy"))?;
+        Ok(ProxyId(id as u32))
+    }
+
+    /// Proxies with ids from `from` on, in id order, passwords decrypted.
+    pub fn proxies_from(&mut self, from: u32) -> Result<Vec<StoredProxy>, StoreError> {
+        let rows = self
+            .conn
+            .query(
+                "SELECT p.id, p.url, p.username, p.password_enc, p.egress_ip, p.dead, s.lease_open, s.lease_no,
+                        s.rest_until_ms, p.expires_ms
+                 FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id WHERE p.id >= $1 ORDER BY p.id",
+                &[from.into()],
+            )
+            .map_err(ctx("list proxies"))?;
+        rows.iter()
+            .map(|r| {
+                let password = match text(r, 3) {
+                    Some(sealed) => Some(
+                        self.cipher
+                            .open(&sealed)
+                            .map_err(|e| Abort::Corrupt(e.to_string()).during("decrypt a proxy password"))?,
+                    ),
+                    None => None,
+                };
+                let egress = text(r, 4).unwrap_or_default();
+                let egress_ip: IpAddr = egress.parse().map_err(|_| {
+                    Abort::Corrupt(format!("proxy {} has egress IP {egress:?}", uint(r, 0)))
+                        .during("list proxies")
+                })?;
+                Ok(StoredProxy {
+                    id: ProxyId(uint(r, 0) as u32),
+                    url: text(r, 1).unwrap_or_default(),
+                    username: text(r, 2),
+                    password,
+                    egress_ip,
+                    dead: int(r, 5) != 0,
+                    lease_open: int(r, 6) != 0,
+                    lease_no: uint(r, 7) as u32,
+                    rest_until_ms: uint(r, 8),
+                    expires_ms: opt_uint(r, 9),
+                })
+            })
+            .collect()
+    }
+
+    /// Every proxy, in id order.
+    pub fn proxies(&mut self) -> Result<Vec<StoredProxy>, StoreError> {
+        self.proxies_from(0)
+    }
+
+    /// Marks a proxy dead, with the reason.
+    pub fn mark_dead(&mut self, id: ProxyId, reason: &str) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                "UPDATE proxies SET dead = 1, dead_reason = $1 WHERE id = $2",
+                &[reason.into(), id.0.into()],
+            )
+            .map(|_| ())
+            .map_err(ctx("mark proxy dead"))
+    }
+}

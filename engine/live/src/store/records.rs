@@ -1,0 +1,194 @@
+//! The business records: price decisions, orders with their entries, the orders watermark, the
+//! catalogue, and the journal of alerts and unfinished requests.
+
+use rotor_engine::UserId;
+
+use super::error::ctx;
+use super::{NewOrder, PriceDecision, Store, StoreError, int, opt_uint, real, text, uint};
+
+impl Store {
+    /// Records a repricing decision.
+    pub fn record_decision(&mut self, d: &PriceDecision) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                "INSERT INTO price_decisions (at_ms, user_id, sku, old_price, new_price, competitor_min, reason, pushed, dry_run)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    d.at_ms.into(),
+                    d.user.0.into(),
+                    d.sku.as_str().into(),
+                    d.old_price.into(),
+                    d.new_price.into(),
+                    d.competitor_min.into(),
+                    d.reason.as_str().into(),
+                    d.pushed.into(),
+                    d.dry_run.into(),
+                ],
+            )
+            .map(|_| ())
+            .map_err(ctx("record a price decision"))
+    }
+
+    /// Every decision, oldest first.
+    pub fn decisions(&mut self) -> Result<Vec<PriceDecision>, StoreError> {
+        let rows = self
+            .conn
+            .query(
+                "SELECT at_ms, user_id, sku, old_price, new_price, competitor_min, reason, pushed, dry_run FROM price_decisions ORDER BY id",
+                &[],
+            )
+            .map_err(ctx("read decisions"))?;
+        Ok(rows
+            .iter()
+            .map(|r| PriceDecision {
+                at_ms: uint(r, 0),
+                user: UserId(uint(r, 1) as u32),
+                sku: text(r, 2).unwrap_or_default(),
+                old_price: real(r, 3),
+                new_price: real(r, 4),
+                competitor_min: real(r, 5),
+                reason: text(r, 6).unwrap_or_default(),
+                pushed: int(r, 7) != 0,
+                dry_run: int(r, 8) != 0,
+            })
+            .collect())
+    }
+
+    /// The price last pushed for a SKU, else the catalogue's.
+    pub fn current_price(&mut self, user: UserId, sku: &str) -> Result<Option<f64>, StoreError> {
+        let pushed = self
+            .conn
+            .query(
+                "SELECT new_price FROM price_decisions WHERE user_id = $1 AND sku = $2 AND pushed = 1 ORDER BY id DESC LIMIT 1",
+                &[user.0.into(), sku.into()],
+            )
+            .map_err(ctx("read the last price"))?;
+        if let Some(p) = pushed.first().and_then(|r| real(r, 0)) {
+            return Ok(Some(p));
+        }
+        let listed = self
+            .conn
+            .query("SELECT price FROM catalog WHERE user_id = $1 AND sku = $2", &[user.0.into(), sku.into()])
+            .map_err(ctx("read the catalogue price"))?;
+        Ok(listed.first().and_then(|r| real(r, 0)))
+    }
+
+    /// Whether an order is stored.
+    pub fn has_order(&mut self, id: &str) -> Result<bool, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT id FROM orders WHERE id = $1", &[id.into()])
+            .map_err(ctx("look up an order"))?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Stores an order and its entries in one transaction, once: returns false if it was known.
+    pub fn store_order(&mut self, user: UserId, o: &NewOrder, now_ms: u64) -> Result<bool, StoreError> {
+        self.tx(|c| {
+            let n = c.exec(
+                "INSERT INTO orders (id, user_id, code, state, status, total_price, creation_ms, stored_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                &[
+                    o.id.as_str().into(),
+                    user.0.into(),
+                    o.code.as_str().into(),
+                    o.state.clone().into(),
+                    o.status.clone().into(),
+                    o.total_price.into(),
+                    o.creation_ms.into(),
+                    now_ms.into(),
+                ],
+            )?;
+            if n == 1 {
+                for (i, (sku, name, qty, price)) in o.entries.iter().enumerate() {
+                    c.exec(
+                        "INSERT INTO order_entries (order_id, entry_no, sku, name, quantity, base_price) VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[o.id.as_str().into(), (i as u64).into(), sku.clone().into(), name.clone().into(), (*qty).into(), (*price).into()],
+                    )?;
+                }
+            }
+            Ok(n == 1)
+        })
+        .map_err(ctx("store an order"))
+    }
+
+    /// Stored order ids with their entry counts, in id order.
+    pub fn orders(&mut self) -> Result<Vec<(String, u32)>, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT o.id, (SELECT COUNT(*) FROM order_entries e WHERE e.order_id = o.id) FROM orders o ORDER BY o.id", &[])
+            .map_err(ctx("read orders"))?;
+        Ok(rows.iter().map(|r| (text(r, 0).unwrap_or_default(), uint(r, 1) as u32)).collect())
+    }
+
+    /// Up to when `user`'s orders are known complete (the end of the last full poll's window).
+    pub fn orders_synced(&mut self, user: UserId) -> Result<Option<u64>, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT synced_ms FROM order_sync WHERE user_id = $1", &[user.0.into()])
+            .map_err(ctx("read the orders watermark"))?;
+        Ok(rows.first().and_then(|r| opt_uint(r, 0)))
+    }
+
+    /// Records that every order of `user` created up to `synced_ms` is stored.
+    pub fn set_orders_synced(&mut self, user: UserId, synced_ms: u64) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                "INSERT INTO order_sync (user_id, synced_ms) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO UPDATE SET synced_ms = excluded.synced_ms",
+                &[user.0.into(), synced_ms.into()],
+            )
+            .map(|_| ())
+            .map_err(ctx("move the orders watermark"))
+    }
+
+    /// Replaces `user`'s catalogue: (sku, model, price, available).
+    pub fn store_catalog(
+        &mut self,
+        user: UserId,
+        rows: &[(String, Option<String>, Option<f64>, bool)],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.tx(|c| {
+            c.exec("DELETE FROM catalog WHERE user_id = $1", &[user.0.into()])?;
+            for (sku, model, price, available) in rows {
+                c.exec(
+                    "INSERT INTO catalog (user_id, sku, model, price, available, synced_ms) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (user_id, sku) DO UPDATE SET model = excluded.model, price = excluded.price",
+                    &[user.0.into(), sku.as_str().into(), model.clone().into(), (*price).into(), (*available).into(), now_ms.into()],
+                )?;
+            }
+            Ok(())
+        })
+        .map_err(ctx("store the catalogue"))
+    }
+
+    /// How many catalogue rows `user` has.
+    pub fn catalog_len(&mut self, user: UserId) -> Result<u32, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT COUNT(*) FROM catalog WHERE user_id = $1", &[user.0.into()])
+            .map_err(ctx("count the catalogue"))?;
+        Ok(rows.first().map_or(0, |r| uint(r, 0) as u32))
+    }
+
+    /// Appends to the journal (`unfinished` requests at shutdown, `alert`s).
+    pub fn journal(&mut self, kind: &str, detail: &str, now_ms: u64) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                "INSERT INTO journal (at_ms, kind, detail) VALUES ($1, $2, $3)",
+                &[now_ms.into(), kind.into(), detail.into()],
+            )
+            .map(|_| ())
+            .map_err(ctx("write the journal"))
+    }
+
+    /// Journal entries of `kind`, oldest first.
+    pub fn journal_entries(&mut self, kind: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT detail FROM journal WHERE kind = $1 ORDER BY id", &[kind.into()])
+            .map_err(ctx("read the journal"))?;
+        Ok(rows.iter().filter_map(|r| text(r, 0)).collect())
+    }
+}
