@@ -133,7 +133,7 @@ async fn serve(args: &MockArgs) -> Result<u8, CliError> {
     println!("# A live config for these fakes (docs/live.md); save it as live.toml, put a");
     println!("# skus.csv beside it (sku,product_id,floor,ceiling), and source the credentials file.");
     println!("[store]\npath = \"rotor-mock-state.db\"\n");
-    println!("[status]\nlisten = \"127.0.0.1:9464\"\n");
+    println!("[status]\nlisten = \"{}\"\n", rotor_live::config::defaults::STATUS_LISTEN);
     println!(
         "[kaspi]\nstorefront = \"{0}\"\ncabinet = \"{0}\"\nshop_api = \"{0}/shop/api/v2\"\n",
         kaspi.uri()

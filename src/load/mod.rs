@@ -205,7 +205,7 @@ fn context(
             storefront: desc.kaspi.clone(),
             cabinet: desc.kaspi.clone(),
             shop_api: format!("{}/shop/api/v2", desc.kaspi),
-            city_id: "750000000".into(),
+            city_id: rotor_live::config::defaults::CITY_ID.into(),
         },
         products: desc.products.clone(),
         t0,

@@ -1,0 +1,261 @@
+//! `live.toml`: what live mode connects to, which proxies and sellers it serves, and every
+//! engine number. Errors name the file, line, key and valid choices.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use rotor_engine::{Duration, EngineConfig, Split, UserId};
+
+use super::secrets::SecretSource;
+pub use sections::{load, parse};
+
+pub mod defaults;
+mod raw;
+mod sections;
+
+/// A configuration error, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{place}: {message}")]
+pub struct ConfigError {
+    /// `file:line` or `file`.
+    pub place: String,
+    /// What is wrong and what would be valid.
+    pub message: String,
+}
+
+/// Where the real services live; the defaults are the production hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KaspiUrls {
+    /// The public storefront (`/yml/offer-view/offers/{id}`).
+    pub storefront: String,
+    /// The merchant cabinet (`/bff/offer-view/list`, `/pricefeed/upload/merchant/process`).
+    pub cabinet: String,
+    /// The Shop API base, ending in `/v2`.
+    pub shop_api: String,
+    /// The city whose offers and prices are read and set.
+    pub city_id: String,
+}
+
+/// One proxy of the pool, as configured.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// `http://host:port`.
+    pub url: String,
+    /// Host part of `url`.
+    pub host: String,
+    /// Port part of `url`.
+    pub port: u16,
+    /// Proxy login, if any.
+    pub user: Option<String>,
+    /// Where its password comes from.
+    pub password: Option<SecretSource>,
+    /// The address Kaspi sees.
+    pub egress_ip: IpAddr,
+}
+
+/// One seller served.
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    /// Its id in the engine and the store.
+    pub id: UserId,
+    /// The merchant uid (`merchantUid`, `m=`); also our own id among competitor offers.
+    pub merchant_uid: String,
+    /// Proxies it is allocated when it subscribes.
+    pub proxies: u32,
+    /// The Shop API token.
+    pub token: SecretSource,
+    /// The cabinet `mc-session` cookie.
+    pub session: SecretSource,
+    /// SKUs, floors and ceilings (CSV: `sku,product_id,floor,ceiling[,model]`).
+    pub skus: PathBuf,
+    /// Merchants whose offers the demper ignores, besides our own.
+    pub excluded_merchants: Vec<String>,
+    /// When its subscription ends (epoch ms); its proxies are freed then.
+    pub subscribed_until_ms: Option<u64>,
+}
+
+/// Proxy6 provisioning.
+#[derive(Debug, Clone)]
+pub struct Proxy6Settings {
+    /// API base, without the key: `https://px6.link/api`.
+    pub api: String,
+    /// The API key.
+    pub key: SecretSource,
+    /// 4 (IPv4), 3 (IPv4 shared) or 6 (IPv6).
+    pub version: u8,
+    /// ISO-3166 alpha-2, lower case.
+    pub country: String,
+    /// Days each purchase runs.
+    pub period_days: u32,
+    /// Buy when fewer proxies than this are free; 0 turns buying off.
+    pub min_pool: u32,
+    /// How often the pool level is checked.
+    pub check_every: Duration,
+}
+
+/// Everything live mode needs.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Where state lives: an SQLite path (relative to the config, created on first run),
+    /// `sqlite://path`, or `postgres://user@host:port/db` for several workers. Defaults to
+    /// `rotor-state.db`.
+    pub store_url: String,
+    /// This worker's name in lane leases. Defaults to the host name and process id.
+    pub worker_id: Option<String>,
+    /// How long a lane lease lasts unless renewed; a dead worker's lanes move after it.
+    /// Defaults to 60 s.
+    pub lease_ttl: Duration,
+    /// Where the store's encryption key comes from (32 bytes, hex or base64). Defaults to
+    /// `$ROTOR_STORE_KEY`.
+    pub store_key: SecretSource,
+    /// The status endpoint's address. Defaults to 127.0.0.1:9464.
+    pub status_listen: SocketAddr,
+    /// The Kaspi hosts. Defaults to the real ones.
+    pub kaspi: KaspiUrls,
+    /// Whole-request timeout. Defaults to 20 s.
+    pub timeout: Duration,
+    /// TCP connect timeout (through the proxy). Defaults to 5 s.
+    pub connect_timeout: Duration,
+    /// The engine's configuration. Defaults to the seed plan's numbers, a 1.5/s price-update
+    /// throttle per account and no pool-low threshold.
+    pub engine: EngineConfig,
+    /// Sends reserved per durable write: a restart treats a reserved block as spent. Defaults
+    /// to 16.
+    pub reserve_block: u32,
+    /// Percentages of a user's proxies per module. Defaults to 70/25/5/0.
+    pub split_percent: [u32; 4],
+    /// Pause between demper cycles. Defaults to 3 minutes.
+    pub demper_interval: Duration,
+    /// Tenge under the lowest competitor. Defaults to 1.
+    pub demper_step: f64,
+    /// Concurrent SKUs per demper lane. Defaults to 4.
+    pub demper_concurrency: u32,
+    /// Orders polling interval. Defaults to 10 minutes.
+    pub orders_interval: Duration,
+    /// The orders window (at most 14 days). Defaults to 14 days.
+    pub orders_lookback: Duration,
+    /// Catalog sync interval; `None`: only with `--sync-catalog`. Defaults to `None`.
+    pub catalog_interval: Option<Duration>,
+    /// Proxy6, if provisioning is on. Defaults to `None`.
+    pub proxy6: Option<Proxy6Settings>,
+    /// The pool. Defaults to empty.
+    pub proxies: Vec<ProxyConfig>,
+    /// The sellers. Defaults to none.
+    pub users: Vec<UserConfig>,
+    /// The directory relative paths are resolved against: the config file's.
+    pub base_dir: PathBuf,
+}
+
+impl LiveConfig {
+    /// A user's split of `count` proxies by the configured percentages, by largest remainder:
+    /// each module gets its whole share, and the proxies left go to the largest fractions. A
+    /// module with a share still gets one proxy when the pool is too small for its percentage.
+    pub fn split_for(&self, count: u32) -> Split {
+        let exact = self.split_percent.map(|p| u64::from(count) * u64::from(p));
+        let mut got = exact.map(|e| (e / 100) as u32);
+        let mut order: Vec<usize> = (0..4).filter(|&i| exact[i] % 100 > 0).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(exact[i] % 100));
+        let mut left = count - got.iter().sum::<u32>();
+        for i in order {
+            if left == 0 {
+                break;
+            }
+            got[i] += 1;
+            left -= 1;
+        }
+        // A module with a share but no proxy could never send; it takes one from the largest.
+        for i in 0..4 {
+            if self.split_percent[i] > 0 && got[i] == 0 {
+                let (largest, &n) = got
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|&(j, &n)| (n, std::cmp::Reverse(j)))
+                    .unwrap_or((0, &0));
+                if n > 1 {
+                    got[largest] -= 1;
+                    got[i] = 1;
+                }
+            }
+        }
+        Split::new(got[0], got[1], got[2], got[3])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+
+    use rotor_engine::{Policy, RestPolicy};
+
+    use super::*;
+
+    fn cfg(extra: &str) -> Result<LiveConfig, ConfigError> {
+        parse(
+            &format!(
+                "[[user]]\nid = 1\nmerchant_uid = \"1\"\nproxies = 100\ntoken_env = \"T\"\nsession_env = \"S\"\nskus = \"s.csv\"\n{extra}"
+            ),
+            Path::new("live.toml"),
+        )
+    }
+
+    #[test]
+    fn defaults_are_the_seed_plan_and_the_real_hosts() {
+        let c = cfg("").unwrap();
+        assert_eq!(c.split_for(100), Split::new(70, 25, 5, 0));
+        assert_eq!(c.kaspi.storefront, "https://kaspi.kz");
+        assert_eq!(c.kaspi.cabinet, "https://mc.shop.kaspi.kz");
+        assert_eq!(c.kaspi.shop_api, "https://kaspi.kz/shop/api/v2");
+        assert_eq!(c.status_listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.engine.policy, Policy::Rest(RestPolicy::default()));
+        assert_eq!(c.orders_interval, Duration::from_mins(10));
+        assert_eq!(c.store_key, SecretSource::Env("ROTOR_STORE_KEY".into()));
+    }
+
+    #[test]
+    fn small_pools_split_by_largest_remainder() {
+        let c = cfg("[split]\ndemper = 40\norders = 30\ncatalog = 30\n").unwrap();
+        assert_eq!(c.split_for(3), Split::new(1, 1, 1, 0));
+        assert_eq!(c.split_for(10), Split::new(4, 3, 3, 0));
+        let c = cfg("").unwrap();
+        assert_eq!(c.split_for(3), Split::new(1, 1, 1, 0), "catalog's 5% still gets a proxy");
+        assert_eq!(c.split_for(10), Split::new(6, 3, 1, 0));
+        assert_eq!(c.split_for(2), Split::new(1, 1, 0, 0), "too few for every module");
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_valid_choices() {
+        let e = cfg("[engine]\npolicy = \"gcra\"\n").unwrap_err();
+        assert_eq!(e.place, "live.toml:9");
+        assert!(e.message.contains("rest") && e.message.contains("window"), "{}", e.message);
+        let e = cfg("[engine]\nrest = \"forty\"\n").unwrap_err();
+        assert!(e.message.contains("invalid duration"), "{}", e.message);
+        let e = cfg("[split]\ndemper = 70\norders = 20\ncatalog = 5\n").unwrap_err();
+        assert!(e.message.contains("add up to 100"), "{}", e.message);
+        let e = cfg("[orders]\nlookback = \"15d\"\n").unwrap_err();
+        assert!(e.message.contains("at most 14d"), "{}", e.message);
+        let e = cfg(
+            "[[proxy]]\nurl = \"http://10.0.0.1:80\"\n[[proxy]]\nurl = \"http://proxy.example:81\"\negress_ip = \"10.0.0.1\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("http://10.0.0.1:80") && e.message.contains("http://proxy.example:81"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("egress IP 10.0.0.1"), "{}", e.message);
+        assert_eq!(e.place, "live.toml:10", "{e:?}");
+        let e = cfg("[[proxy]]\nurl = \"socks5://h:1\"\n").unwrap_err();
+        assert!(e.message.contains("valid: http://host:port"), "{}", e.message);
+        let e = cfg("[[proxy]]\nurl = \"http://name.example:80\"\n").unwrap_err();
+        assert!(e.message.contains("egress_ip"), "{}", e.message);
+        let e = cfg("[[proxy]]\nurl = \"http://1.2.3.4:80\"\nuser = \"u\"\n").unwrap_err();
+        assert!(e.message.contains("password_env"), "{}", e.message);
+        let e = cfg("[kaspi]\nstorefront = \"kaspi.kz\"\n").unwrap_err();
+        assert!(e.message.contains("http:// or https://"), "{}", e.message);
+        let e = cfg("[proxy6]\nversion = 5\n").unwrap_err();
+        assert!(e.message.contains("valid: 4 (IPv4)"), "{}", e.message);
+        let e = cfg("bogus = 1\n").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+}

@@ -1,0 +1,320 @@
+//! From the file's shape to a checked [`LiveConfig`], one section at a time. Every error names
+//! the file, the line when it has one, the key, and what would be valid.
+
+use std::path::{Path, PathBuf};
+
+use rotor_engine::{
+    AccountThrottle, Backoff, Duration, Endpoint, EngineConfig, Policy, RestPolicy, UserId, WindowPolicy,
+};
+
+use super::defaults as default;
+use super::raw::{RawEngine, RawFile, RawKaspi, RawPolicy, RawProxy, RawProxy6, RawSplit, RawStore, RawUser};
+use super::{ConfigError, KaspiUrls, LiveConfig, Proxy6Settings, ProxyConfig, UserConfig};
+use crate::secrets::SecretSource;
+
+/// Reads and checks `path`.
+pub fn load(path: &Path) -> Result<LiveConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        place: path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&text, path)
+}
+
+/// Where errors point, and what relative paths are relative to.
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+    base_dir: PathBuf,
+}
+
+type TextSpan = Option<std::ops::Range<usize>>;
+
+impl Ctx<'_> {
+    fn at(&self, span: TextSpan, message: String) -> ConfigError {
+        let line = span.map(|s| self.text[..s.start.min(self.text.len())].matches('\n').count() + 1);
+        let place = match line {
+            Some(l) => format!("{}:{l}", self.path.display()),
+            None => self.path.display().to_string(),
+        };
+        ConfigError { place, message }
+    }
+
+    fn whole(&self, message: String) -> ConfigError {
+        self.at(None, message)
+    }
+
+    /// A secret given as `{what}_env` or `{what}_file`, exactly one of them.
+    fn secret(
+        &self,
+        what: &str,
+        env: Option<String>,
+        file: Option<PathBuf>,
+        span: TextSpan,
+    ) -> Result<SecretSource, ConfigError> {
+        match (env, file) {
+            (Some(var), None) => Ok(SecretSource::Env(var)),
+            (None, Some(f)) => Ok(SecretSource::File(self.base_dir.join(f))),
+            (Some(_), Some(_)) => {
+                Err(self.at(span, format!("{what}: give either `{what}_env` or `{what}_file`, not both")))
+            }
+            (None, None) => Err(self.at(
+                span,
+                format!("{what}: missing; give `{what}_env` (a variable name) or `{what}_file` (a path)"),
+            )),
+        }
+    }
+
+    /// A secret with a default variable when neither form is given.
+    fn secret_or(
+        &self,
+        section: &str,
+        env: Option<String>,
+        file: Option<PathBuf>,
+        default_env: &str,
+    ) -> Result<SecretSource, ConfigError> {
+        match (env, file) {
+            (None, None) => Ok(SecretSource::Env(default_env.into())),
+            (env, file) => self
+                .secret("key", env, file, None)
+                .map_err(|e| self.whole(format!("{section} {}", e.message))),
+        }
+    }
+}
+
+/// Parses config `text` read from `path` (used in messages and to resolve relative paths).
+pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
+    let cx = Ctx { text, path, base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
+    let raw: RawFile = toml::from_str(text).map_err(|e| cx.at(e.span(), e.message().to_owned()))?;
+    let (store_url, store_key) = store_section(&cx, raw.store)?;
+    let (kaspi, timeout, connect_timeout) = kaspi_section(&cx, raw.kaspi)?;
+    let lease_ttl = raw.workers.lease_ttl.map_or(default::LEASE_TTL, |s| s.0);
+    if lease_ttl.as_millis() < 2 * timeout.as_millis().max(200) {
+        return Err(cx.whole(format!(
+            "[workers] lease_ttl is {} ms; valid: at least twice [kaspi] timeout ({} ms), so that a worker \
+             that lost its lease has stopped and its last requests have ended before another takes over",
+            lease_ttl.as_millis(),
+            timeout.as_millis()
+        )));
+    }
+    let orders_lookback = raw.orders.lookback.map_or(default::ORDERS_LOOKBACK, |s| s.0);
+    if orders_lookback > default::ORDERS_LOOKBACK || orders_lookback == Duration::ZERO {
+        return Err(cx.whole(format!(
+            "[orders] lookback is {} ms; valid: above 0 and at most 14d (Kaspi refuses longer windows)",
+            orders_lookback.as_millis()
+        )));
+    }
+    let demper_step = raw.demper.step.unwrap_or(default::DEMPER_STEP);
+    if !(demper_step.is_finite() && demper_step >= 0.0) {
+        return Err(cx.whole(format!("[demper] step is {demper_step}; valid: 0 or more tenge")));
+    }
+    Ok(LiveConfig {
+        store_url,
+        worker_id: raw.workers.id,
+        lease_ttl,
+        store_key,
+        status_listen: raw.status.listen.unwrap_or(default::STATUS_LISTEN),
+        kaspi,
+        timeout,
+        connect_timeout,
+        engine: engine_section(&cx, &raw.engine)?,
+        reserve_block: raw.engine.reserve_block.map_or(default::RESERVE_BLOCK, std::num::NonZeroU32::get),
+        split_percent: split_section(&cx, raw.split)?,
+        demper_interval: raw.demper.interval.map_or(default::DEMPER_INTERVAL, |s| s.0),
+        demper_step,
+        demper_concurrency: raw
+            .demper
+            .concurrency
+            .map_or(default::DEMPER_CONCURRENCY, std::num::NonZeroU32::get),
+        orders_interval: raw.orders.interval.map_or(default::ORDERS_INTERVAL, |s| s.0),
+        orders_lookback,
+        catalog_interval: raw.catalog.interval.map(|s| s.0),
+        proxy6: raw.proxy6.map(|p| proxy6_section(&cx, p)).transpose()?,
+        proxies: proxy_entries(&cx, raw.proxy)?,
+        users: user_entries(&cx, raw.user)?,
+        base_dir: cx.base_dir,
+    })
+}
+
+/// `[store]`: where state lives and where its key comes from.
+fn store_section(cx: &Ctx<'_>, st: RawStore) -> Result<(String, SecretSource), ConfigError> {
+    let key = cx.secret_or("[store]", st.key_env, st.key_file, default::STORE_KEY_ENV)?;
+    let url = match (st.path, st.url) {
+        (Some(_), Some(_)) => return Err(cx.whole("[store] give `path` or `url`, not both".into())),
+        (Some(p), None) => p.to_string_lossy().into_owned(),
+        (None, Some(u)) => {
+            if u.contains("://")
+                && !(u.starts_with("sqlite://")
+                    || u.starts_with("postgres://")
+                    || u.starts_with("postgresql://"))
+            {
+                return Err(cx.whole(format!(
+                    "[store] url = \"{u}\"; valid: a path, sqlite://path or postgres://user@host:port/db"
+                )));
+            }
+            u
+        }
+        (None, None) => default::STORE_PATH.into(),
+    };
+    Ok((url, key))
+}
+
+/// `[kaspi]`: the hosts (each an http(s) URL) and the timeouts.
+fn kaspi_section(cx: &Ctx<'_>, k: RawKaspi) -> Result<(KaspiUrls, Duration, Duration), ConfigError> {
+    let url = |name: &str, v: Option<String>, default: &str| -> Result<String, ConfigError> {
+        let v = v.unwrap_or_else(|| default.to_owned());
+        if !(v.starts_with("http://") || v.starts_with("https://")) {
+            return Err(cx.whole(format!("[kaspi] {name} = \"{v}\"; valid: an http:// or https:// URL")));
+        }
+        Ok(v.trim_end_matches('/').to_owned())
+    };
+    let urls = KaspiUrls {
+        storefront: url("storefront", k.storefront, default::STOREFRONT)?,
+        cabinet: url("cabinet", k.cabinet, default::CABINET)?,
+        shop_api: url("shop_api", k.shop_api, default::SHOP_API)?,
+        city_id: k.city_id.unwrap_or_else(|| default::CITY_ID.into()),
+    };
+    let timeout = k.timeout.map_or(default::TIMEOUT, |s| s.0);
+    let connect_timeout = k.connect_timeout.map_or(default::CONNECT_TIMEOUT, |s| s.0);
+    Ok((urls, timeout, connect_timeout))
+}
+
+/// `[split]`: percentages that add up to 100.
+fn split_section(cx: &Ctx<'_>, split: Option<RawSplit>) -> Result<[u32; 4], ConfigError> {
+    let Some(s) = split else { return Ok(default::SPLIT_PERCENT) };
+    let p = [s.demper, s.orders, s.catalog, s.reserve];
+    let sum = p.iter().sum::<u32>();
+    if sum != 100 {
+        return Err(cx.whole(format!(
+            "[split] demper + orders + catalog + reserve is {sum}; valid: percentages that add up to 100"
+        )));
+    }
+    Ok(p)
+}
+
+fn engine_section(cx: &Ctx<'_>, e: &RawEngine) -> Result<EngineConfig, ConfigError> {
+    let budget = e.budget.unwrap_or(RestPolicy::default().budget);
+    let policy = match e.policy.unwrap_or(RawPolicy::Rest) {
+        RawPolicy::Rest => {
+            Policy::Rest(RestPolicy { budget, rest: e.rest.map_or(RestPolicy::default().rest, |s| s.0) })
+        }
+        RawPolicy::Window => Policy::Window(WindowPolicy {
+            limit: budget,
+            window: e.window.map_or(WindowPolicy::default().window, |s| s.0),
+        }),
+    };
+    let defaults = EngineConfig::default();
+    let backoff = Backoff {
+        base: e.backoff_base.map_or(defaults.backoff.base, |s| s.0),
+        cap: e.backoff_cap.map_or(defaults.backoff.cap, |s| s.0),
+        max_attempts: e.max_attempts.unwrap_or(defaults.backoff.max_attempts),
+        ..defaults.backoff
+    };
+    let per_s = e.price_updates_per_second.unwrap_or(default::PRICE_UPDATES_PER_SECOND);
+    let cooldown = e.price_update_cooldown.map_or(default::PRICE_UPDATE_COOLDOWN, |s| s.0);
+    let throttle =
+        AccountThrottle::per_second(Endpoint::CabinetPriceUpdate, per_s, cooldown).ok_or_else(|| {
+            cx.whole(format!(
+                "[engine] price_updates_per_second is {per_s}; valid: a number above 0 and at most 1000"
+            ))
+        })?;
+    let engine = EngineConfig {
+        policy,
+        penalty_rest: e.penalty_rest.map_or(defaults.penalty_rest, |s| s.0),
+        backoff,
+        account_throttles: vec![throttle],
+        pool_min_available: e.pool_min_available.unwrap_or(0),
+        circuit: rotor_engine::Circuit {
+            cooldown: e.circuit_cooldown.map_or(defaults.circuit.cooldown, |s| s.0),
+            ..defaults.circuit
+        },
+        seed: e.seed.unwrap_or(0),
+        ..defaults
+    };
+    engine.validate().map_err(|err| cx.whole(format!("[engine] {err}")))?;
+    Ok(engine)
+}
+
+fn proxy6_section(cx: &Ctx<'_>, p: RawProxy6) -> Result<Proxy6Settings, ConfigError> {
+    let version = p.version.unwrap_or(default::PROXY6_VERSION);
+    if ![3, 4, 6].contains(&version) {
+        return Err(
+            cx.whole(format!("[proxy6] version is {version}; valid: 4 (IPv4), 3 (IPv4 shared), 6 (IPv6)"))
+        );
+    }
+    Ok(Proxy6Settings {
+        api: p.api.unwrap_or_else(|| default::PROXY6_API.into()).trim_end_matches('/').to_owned(),
+        key: cx.secret_or("[proxy6]", p.key_env, p.key_file, default::PROXY6_KEY_ENV)?,
+        version,
+        country: p.country.unwrap_or_else(|| default::PROXY6_COUNTRY.into()).to_lowercase(),
+        period_days: p.period.unwrap_or(default::PROXY6_PERIOD_DAYS),
+        min_pool: p.min_pool.unwrap_or(0),
+        check_every: p.check_every.map_or(default::PROXY6_CHECK_EVERY, |s| s.0),
+    })
+}
+
+/// Every `[[proxy]]`, each with an egress IP of its own.
+fn proxy_entries(cx: &Ctx<'_>, raw: Vec<toml::Spanned<RawProxy>>) -> Result<Vec<ProxyConfig>, ConfigError> {
+    let mut proxies: Vec<ProxyConfig> = Vec::new();
+    for sp in raw {
+        let span = Some(sp.span());
+        let p = proxy_entry(cx, sp)?;
+        // One egress IP is one budget at Kaspi: two entries sharing it would each spend it in full.
+        if let Some(first) = proxies.iter().find(|q| q.egress_ip == p.egress_ip) {
+            return Err(cx.at(
+                span,
+                format!(
+                    "[[proxy]] url = \"{}\" has egress IP {}, as [[proxy]] url = \"{}\" has; each proxy needs an egress IP of its own",
+                    p.url, p.egress_ip, first.url
+                ),
+            ));
+        }
+        proxies.push(p);
+    }
+    Ok(proxies)
+}
+
+fn proxy_entry(cx: &Ctx<'_>, sp: toml::Spanned<RawProxy>) -> Result<ProxyConfig, ConfigError> {
+    let span = Some(sp.span());
+    let p = sp.into_inner();
+    let bad = |why: &str| cx.at(span.clone(), format!("[[proxy]] url = \"{}\"{why}", p.url));
+    let rest =
+        p.url.strip_prefix("http://").ok_or_else(|| bad("; valid: http://host:port"))?.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad(" has no port; valid: http://host:port"))?;
+    let port: u16 = port.parse().map_err(|_| bad(&format!(": port `{port}` is not 1 to 65535")))?;
+    let Some(egress_ip) = p.egress_ip.or_else(|| host.parse().ok()) else {
+        return Err(bad(": give `egress_ip` (the address Kaspi sees); the host is a name"));
+    };
+    let password = match (&p.user, p.password_env, p.password_file) {
+        (None, None, None) => None,
+        (_, env, file) => Some(cx.secret("password", env, file, span.clone())?),
+    };
+    Ok(ProxyConfig { url: p.url.clone(), host: host.to_owned(), port, user: p.user, password, egress_ip })
+}
+
+fn user_entries(cx: &Ctx<'_>, raw: Vec<toml::Spanned<RawUser>>) -> Result<Vec<UserConfig>, ConfigError> {
+    let mut users: Vec<UserConfig> = Vec::new();
+    for su in raw {
+        let span = Some(su.span());
+        let u = su.into_inner();
+        if users.iter().any(|x| x.id.0 == u.id) {
+            return Err(
+                cx.at(span, format!("[[user]] id = {} appears twice; valid: one entry per user", u.id))
+            );
+        }
+        if u.proxies == 0 {
+            return Err(cx.at(span, format!("[[user]] id = {}: proxies = 0; valid: 1 or more", u.id)));
+        }
+        users.push(UserConfig {
+            id: UserId(u.id),
+            merchant_uid: u.merchant_uid,
+            proxies: u.proxies,
+            token: cx.secret("token", u.token_env, u.token_file, span.clone())?,
+            session: cx.secret("session", u.session_env, u.session_file, span.clone())?,
+            skus: cx.base_dir.join(u.skus),
+            excluded_merchants: u.excluded_merchants,
+            subscribed_until_ms: u.subscribed_until_ms,
+        });
+    }
+    Ok(users)
+}
