@@ -305,7 +305,7 @@ impl Engine {
         for m in Module::ALL {
             let r = self.new_lane(LaneKey::new(user, m));
             let ids = self.pool.take(split.get(m));
-            self.join(r, &ids);
+            self.join(r, &ids, Vec::new());
             refs[m.index()] = r;
             by_module[m.index()] = ids;
         }
@@ -336,7 +336,7 @@ impl Engine {
             for &id in &by_module[m.index()] {
                 self.pool.withdraw(id);
             }
-            self.join(r, &by_module[m.index()]);
+            self.join(r, &by_module[m.index()], Vec::new());
             refs[m.index()] = r;
         }
         self.users.insert(user, refs);
@@ -354,10 +354,15 @@ impl Engine {
         for r in refs {
             let Some(lane) = self.lanes[r.slot as usize].lane.take() else { continue };
             self.spare_slots.push(r.slot);
-            for id in lane.members {
+            for &id in &lane.members {
                 self.release_member(id);
                 returned += 1;
             }
+            self.events.push_back(Event::LaneMembers {
+                lane: lane.key,
+                joined: Vec::new(),
+                left: lane.members,
+            });
         }
         self.note_pool_level();
         Ok(returned)
@@ -442,7 +447,7 @@ impl Engine {
             }
             None => pool.take(needed),
         };
-        self.join(r, &fresh);
+        self.join(r, &fresh, dead);
         self.note_pool_level();
         Ok(fresh)
     }
@@ -802,7 +807,8 @@ impl Engine {
         this
     }
 
-    fn join(&mut self, r: LaneRef, ids: &[ProxyId]) {
+    /// `ids` join the lane (and `left` have left it): one [`Event::LaneMembers`].
+    fn join(&mut self, r: LaneRef, ids: &[ProxyId], left: Vec<ProxyId>) {
         let Some(lane) = lane_at(&mut self.lanes, r) else { return };
         for &id in ids {
             let entry = self.pool.entry(id);
@@ -811,6 +817,7 @@ impl Engine {
             lane.members.push(id);
             lane.enqueue(&mut self.pool, id);
         }
+        self.events.push_back(Event::LaneMembers { lane: lane.key, joined: ids.to_vec(), left });
     }
 
     fn note_pool_level(&mut self) {

@@ -92,6 +92,17 @@ pub enum Event {
         /// How many to buy to get back to the minimum.
         shortfall: u32,
     },
+    /// A lane's proxies changed: an allocation or a replacement gave it `joined`; a replacement
+    /// or a deallocation took `left` from it. Observers keep lane membership from this event
+    /// alone, so that they need not ask the engine.
+    LaneMembers {
+        /// The lane.
+        lane: LaneKey,
+        /// Proxies that joined it, in lane order.
+        joined: Vec<ProxyId>,
+        /// Proxies that left it.
+        left: Vec<ProxyId>,
+    },
     /// An allocation was refused.
     AllocationFailed {
         /// The user who asked.

@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{at, demper, drain, engine_with, quiet, req, send, spec};
+use common::{at, demper, drain, engine_with, incidents, quiet, req, send, spec};
 use rotor_engine::{
     AllocError, BorrowRule, Completion, Decision, Duration, Endpoint, EngineConfig, Event, FailReason,
-    Module, Outcome, ProxyState, Shortage, Split, UserId, WaitReason,
+    LaneKey, Module, Outcome, ProxyFailure, ProxyId, ProxyState, Shortage, Split, UserId, WaitReason,
 };
 
 #[test]
@@ -26,7 +26,7 @@ fn default_split_gives_each_module_its_own_proxies() {
     assert_eq!(e.available(), 20);
     for m in Module::ALL {
         for &p in a.get(m) {
-            assert_eq!(e.proxy(p).unwrap().lane, Some(rotor_engine::LaneKey::new(UserId(1), m)));
+            assert_eq!(e.proxy(p).unwrap().lane, Some(LaneKey::new(UserId(1), m)));
         }
     }
 }
@@ -128,14 +128,65 @@ fn purchased_proxies_join_the_pool_and_the_low_signal_reports_the_shortfall() {
     // A pool that fills up never drops below the minimum, so loading it says nothing.
     assert_eq!(drain(&mut e), vec![]);
     e.allocate(UserId(1), 100, Split::default()).unwrap();
-    assert_eq!(drain(&mut e), vec![Event::PoolLow { available: 0, minimum: 150, shortfall: 150 }]);
+    assert_eq!(incidents(&mut e), vec![Event::PoolLow { available: 0, minimum: 150, shortfall: 150 }]);
     for i in 100..250 {
         e.add_proxy(spec(i)).unwrap();
     }
     assert_eq!(e.available(), 150);
     assert_eq!(drain(&mut e), vec![], "back at the minimum: no signal");
     e.allocate(UserId(2), 100, Split::default()).unwrap();
-    assert_eq!(drain(&mut e), vec![Event::PoolLow { available: 50, minimum: 150, shortfall: 100 }]);
+    assert_eq!(incidents(&mut e), vec![Event::PoolLow { available: 50, minimum: 150, shortfall: 100 }]);
+}
+
+/// Every change of a lane's proxies is an event, so an observer keeps membership without
+/// asking the engine: allocation (joined), replacement (joined and left), deallocation (left).
+#[test]
+fn lane_membership_changes_are_events() {
+    let mut e = engine_with(EngineConfig::default(), 0);
+    for i in 0..12 {
+        e.add_proxy(spec(i)).unwrap();
+    }
+    let a = e.allocate(UserId(1), 10, Split::new(6, 2, 1, 1)).unwrap();
+    let members: Vec<Event> =
+        drain(&mut e).into_iter().filter(|ev| matches!(ev, Event::LaneMembers { .. })).collect();
+    assert_eq!(members.len(), 4, "one event per lane: {members:?}");
+    for (ev, m) in members.iter().zip(Module::ALL) {
+        assert_eq!(
+            ev,
+            &Event::LaneMembers { lane: LaneKey::new(UserId(1), m), joined: a.get(m).to_vec(), left: vec![] }
+        );
+    }
+    // Kill one demper proxy, then replace it.
+    let dead = a.get(Module::Demper)[0];
+    let lane = LaneKey::new(UserId(1), Module::Demper);
+    let mut now = at(0);
+    while e.proxy(dead).is_some_and(|v| v.state != ProxyState::Dead) {
+        let d = e.acquire(&demper(1), now);
+        let Decision::Send(t) = d else {
+            now = now + Duration::from_secs(1);
+            continue;
+        };
+        let outcome =
+            if t.proxy() == dead { Outcome::ProxyFailure(ProxyFailure::Refused) } else { Outcome::Ok };
+        e.complete(t, outcome, now);
+        now = now + Duration::from_secs(1);
+    }
+    let _ = drain(&mut e);
+    let fresh = e.replace_dead(UserId(1), Module::Demper).unwrap();
+    let replaced: Vec<Event> =
+        drain(&mut e).into_iter().filter(|ev| matches!(ev, Event::LaneMembers { .. })).collect();
+    assert_eq!(replaced, vec![Event::LaneMembers { lane, joined: fresh.clone(), left: vec![dead] }]);
+    // Deallocation: every member leaves.
+    e.deallocate(UserId(1)).unwrap();
+    let left: Vec<Event> =
+        drain(&mut e).into_iter().filter(|ev| matches!(ev, Event::LaneMembers { .. })).collect();
+    assert_eq!(left.len(), 4);
+    let Event::LaneMembers { lane: l0, joined, left: gone } = &left[0] else { unreachable!() };
+    assert_eq!(*l0, lane);
+    assert!(joined.is_empty());
+    let mut expected: Vec<ProxyId> = a.get(Module::Demper).iter().copied().filter(|&p| p != dead).collect();
+    expected.extend(&fresh);
+    assert_eq!(gone, &expected);
 }
 
 #[test]

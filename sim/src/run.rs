@@ -197,6 +197,8 @@ struct Sim<'s, 'o> {
     free_reqs: Vec<u32>,
     parked: FxHashMap<LaneKey, Vec<u32>>,
     lane_members: FxHashMap<LaneKey, Vec<ProxyId>>,
+    /// Engine events taken out of the engine's queue early, not yet absorbed.
+    pending_events: VecDeque<Event>,
     dead: Vec<bool>,
     replace_wanted: Vec<LaneKey>,
     waiting_users: VecDeque<u32>,
@@ -269,6 +271,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             free_reqs: Vec::new(),
             parked: FxHashMap::default(),
             lane_members: FxHashMap::default(),
+            pending_events: VecDeque::new(),
             dead: Vec::new(),
             replace_wanted: Vec::new(),
             waiting_users: VecDeque::new(),
@@ -353,10 +356,10 @@ impl<'s, 'o> Sim<'s, 'o> {
         let split = self.sc.users.split;
         let count = split.total() as u32;
         if let Ok(a) = self.engine.allocate(UserId(user), count, split) {
+            self.take_events();
             {
                 for m in Module::ALL {
                     let lane = LaneKey::new(UserId(user), m);
-                    self.obs.safety.allocated(lane, a.get(m));
                     self.lane_members.insert(lane, a.get(m).to_vec());
                 }
                 let skus = self.users.get(&user).map_or(0, |u| u.skus);
@@ -437,11 +440,9 @@ impl<'s, 'o> Sim<'s, 'o> {
             self.users.iter().filter(|(_, s)| s.expired && s.allocated).map(|(&u, _)| u).collect();
         for user in expired {
             if self.engine.deallocate(UserId(user)).is_ok() {
+                self.take_events();
                 for m in Module::ALL {
-                    let lane = LaneKey::new(UserId(user), m);
-                    for p in self.lane_members.remove(&lane).unwrap_or_default() {
-                        self.obs.safety.released(p);
-                    }
+                    self.lane_members.remove(&LaneKey::new(UserId(user), m));
                 }
                 if let Some(state) = self.users.get_mut(&user) {
                     state.allocated = false;
@@ -500,18 +501,11 @@ impl<'s, 'o> Sim<'s, 'o> {
     fn replace(&mut self, lane: LaneKey) {
         match self.engine.replace_dead(lane.user, lane.module) {
             Ok(fresh) => {
+                self.take_events();
                 let members = self.lane_members.entry(lane).or_default();
                 let dead = &self.dead;
-                let safety = &mut self.obs.safety;
-                members.retain(|&p| {
-                    let keep = !dead[p.0 as usize];
-                    if !keep {
-                        safety.released(p);
-                    }
-                    keep
-                });
+                members.retain(|&p| !dead[p.0 as usize]);
                 members.extend_from_slice(&fresh);
-                self.obs.safety.allocated(lane, &fresh);
             }
             Err(rotor_engine::AllocError::Shortage(s)) => {
                 if !self.replace_wanted.contains(&lane) {
@@ -926,8 +920,21 @@ impl<'s, 'o> Sim<'s, 'o> {
 
     // ---- engine events ----------------------------------------------------------------------
 
-    fn absorb_events(&mut self) {
+    /// Hands the observer the engine's membership events at once (a lane's new proxies may
+    /// carry a send before the next absorb) and keeps the others, in order, for
+    /// [`Self::absorb_events`].
+    fn take_events(&mut self) {
         while let Some(ev) = self.engine.poll_event() {
+            if matches!(ev, Event::LaneMembers { .. }) {
+                self.obs.event(&ev, self.now);
+            } else {
+                self.pending_events.push_back(ev);
+            }
+        }
+    }
+
+    fn absorb_events(&mut self) {
+        while let Some(ev) = self.pending_events.pop_front().or_else(|| self.engine.poll_event()) {
             self.obs.event(&ev, self.now);
             match ev {
                 Event::Rotated { to, .. } => self.proxies[to.0 as usize].leases += 1,

@@ -21,7 +21,7 @@ pub mod world;
 
 use std::sync::Arc;
 
-use rotor_engine::{Duration, Engine, Instant, LaneKey, Module, ProxySpec, UserId};
+use rotor_engine::{Duration, Engine, Instant, Module, ProxySpec, UserId};
 use rotor_sim::observe::Observer;
 use rotor_sim::scenario::Scenario;
 use rotor_sim::summary::{PoolFigures, ProxyRecord, RunReport, build_report};
@@ -142,7 +142,7 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     let mut accounts = Vec::new();
     let mut waiting = 0u32;
     for &(user, n) in &skus {
-        if allocate(&driver, &recorder, sc, user, t0)? {
+        if allocate(&driver, sc, user, t0)? {
             let m = world::merchant(user.0);
             accounts.push((Account { user, merchant_uid: m.uid, token: m.token, session: m.session }, n));
         } else {
@@ -412,13 +412,7 @@ fn check_attached(sc: &Scenario, k: f64, desc: &world::Description) -> Result<()
 }
 
 /// Claims `user`'s lanes and allocates its proxies through the store; false if too few are free.
-fn allocate(
-    driver: &Driver,
-    recorder: &Recorder,
-    sc: &Scenario,
-    user: UserId,
-    t0: Instant,
-) -> Result<bool, LoadError> {
+fn allocate(driver: &Driver, sc: &Scenario, user: UserId, t0: Instant) -> Result<bool, LoadError> {
     let internal = |e: rotor_live::store::StoreError| LoadError::Live(e.into());
     let far = t0 + Duration::from_mins(10 * 365 * 24 * 60);
     let claimed =
@@ -430,9 +424,7 @@ fn allocate(
     let Some(modules) = driver.allocate_in_store(user, sc.users.split).map_err(internal)? else {
         return Ok(false);
     };
-    for m in Module::ALL {
-        recorder.allocated(LaneKey::new(user, m), &modules[m.index()]);
-    }
+    // The recorder learns the lanes' members from the engine's LaneMembers events.
     driver.serve(user, modules).map_err(|e| LoadError::Internal(format!("user {user}: {e}")))?;
     Ok(true)
 }

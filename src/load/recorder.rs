@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
-use rotor_engine::{Endpoint, Event, FailReason, Instant, LaneKey, Module, Outcome, ProxyId};
+use rotor_engine::{Endpoint, Event, FailReason, Instant, Module, Outcome, ProxyId};
 use rotor_sim::observe::metrics::Metrics;
 use rotor_sim::observe::{Observer, SafetyRules};
 
@@ -218,10 +218,6 @@ impl Tap for Recorder {
 
     fn waited(&self, reason: rotor_engine::WaitReason, ms: u64) {
         Metrics::count(&mut self.lock().obs.metrics.waits_ms, reason.name(), ms);
-    }
-
-    fn allocated(&self, lane: LaneKey, proxies: &[ProxyId]) {
-        self.lock().obs.safety.allocated(lane, proxies);
     }
 }
 

@@ -54,3 +54,9 @@ pub fn send(e: &mut Engine, r: &RequestSpec, now: Instant) -> Ticket {
 pub fn drain(e: &mut Engine) -> Vec<Event> {
     std::iter::from_fn(|| e.poll_event()).collect()
 }
+
+/// The pending events other than lane membership changes.
+#[allow(dead_code)] // not every test file uses it
+pub fn incidents(e: &mut Engine) -> Vec<Event> {
+    drain(e).into_iter().filter(|ev| !matches!(ev, Event::LaneMembers { .. })).collect()
+}

@@ -36,8 +36,16 @@ impl Observer {
     }
 
     /// Records what an engine event means for the invariants and the timeline, counts it, and
-    /// returns its name. `now` is when it was seen (ms).
+    /// returns its name. `now` is when it was seen (ms). Lane membership comes from
+    /// [`Event::LaneMembers`] alone; being bookkeeping, not an incident, it is not counted.
     pub fn event(&mut self, ev: &Event, now: u64) -> &'static str {
+        if let Event::LaneMembers { lane, joined, left } = ev {
+            for &p in left {
+                self.safety.released(p);
+            }
+            self.safety.allocated(*lane, joined);
+            return "lane_members";
+        }
         let name = match *ev {
             Event::Rotated { lane, to, at, .. } => {
                 self.timeline.proxy_state(lane.user.0, lane.module, to, SpanKind::Active, at.as_millis());
@@ -56,6 +64,7 @@ impl Observer {
                 "proxy_dead"
             }
             Event::LaneNeedsReplacements { .. } => "lane_needs_replacements",
+            Event::LaneMembers { .. } => "lane_members",
             Event::CircuitOpened { .. } => {
                 self.timeline.circuit_opened(now);
                 "circuit_opened"

@@ -68,6 +68,14 @@ impl Driver {
                 );
                 self.pool_low.notify_one();
             }
+            Event::LaneMembers { lane, joined, left } => {
+                if !left.is_empty() || !joined.is_empty() {
+                    log::line(
+                        Level::Info,
+                        &format!("lane {lane}: {} proxies joined, {} left", joined.len(), left.len()),
+                    );
+                }
+            }
             Event::AllocationFailed { user, error } => {
                 self.alert(&format!("allocation for user {user} failed: {error}"));
             }
@@ -99,9 +107,6 @@ impl Driver {
         self.refresh(&fresh, now);
         match lock(&self.engine).replace_dead_with(lane.user, lane.module, &fresh) {
             Ok(_) => {
-                if let Some(tap) = self.tap.get() {
-                    tap.allocated(lane, &fresh);
-                }
                 log::line(Level::Info, &format!("lane {lane}: {} dead proxies replaced", fresh.len()));
             }
             Err(e) => log::line(Level::Error, &format!("lane {lane}: replacements could not join: {e}")),

@@ -81,8 +81,6 @@ pub trait Tap: Send + Sync {
     fn completed(&self, sent: &Sent, outcome: Outcome, status: Option<u16>, now: rotor_engine::Instant);
     /// A request waited `ms` for `reason`.
     fn waited(&self, reason: rotor_engine::WaitReason, ms: u64);
-    /// `proxies` joined `lane` (dead-proxy replacements).
-    fn allocated(&self, lane: LaneKey, proxies: &[ProxyId]);
 }
 
 /// One send, as a [`Tap`] sees it.
