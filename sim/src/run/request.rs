@@ -1,0 +1,238 @@
+//! The request lifecycle: issued by a workload, acquired from the engine (send, wait, park or
+//! fail), answered by the Kaspi model after its latency, completed in the engine, and finished.
+
+use rand::Rng;
+use rotor_engine::{
+    Completion, Decision, Endpoint, FailReason, Instant, Outcome, ProxyFailure, ProxyId, RequestSpec, Ticket,
+};
+
+use crate::kaspi::{Answer, Arrival, Cause};
+use crate::observe::metrics::Metrics;
+use crate::scenario::{DeathMode, PenaltyStatus};
+use crate::trace::Row;
+
+use super::SimError;
+use super::state::{Ev, Pending, Req, Sim, Step};
+
+impl Sim<'_, '_> {
+    pub(super) fn issue(&mut self, w: u32, step: Step, then_update: bool, entries: u32) {
+        let req = Req {
+            work: w,
+            step,
+            then_update,
+            entries,
+            attempt: 0,
+            waiting: None,
+            waited_ms: 0,
+            ticket: None,
+            pending: None,
+        };
+        let id = if let Some(id) = self.free_reqs.pop() {
+            self.reqs[id as usize] = Some(req);
+            id
+        } else {
+            self.reqs.push(Some(req));
+            self.reqs.len() as u32 - 1
+        };
+        if let Some(c) = self.works[w as usize].cycle.as_mut() {
+            c.requests += 1;
+        }
+        self.obs.metrics.accounting.issued += 1;
+        self.acquire(id);
+    }
+
+    pub(super) fn acquire(&mut self, id: u32) {
+        let Some(req) = self.reqs[id as usize].as_mut() else { return };
+        let work = &self.works[req.work as usize];
+        if let Some((since, reason)) = req.waiting.take() {
+            let waited = self.now - since;
+            req.waited_ms += waited;
+            Metrics::count(&mut self.obs.metrics.waits_ms, reason.name(), waited);
+        }
+        let spec = RequestSpec {
+            user: work.lane.user,
+            module: work.lane.module,
+            endpoint: req.step.endpoint(),
+            attempt: req.attempt,
+        };
+        let decision = self.engine.acquire(&spec, Instant::from_millis(self.now));
+        match decision {
+            Decision::Send(ticket) => self.send(id, ticket),
+            Decision::Wait { until, reason } => {
+                req.waiting = Some((self.now, reason));
+                self.queue.push(until.as_millis(), Ev::Acquire(id));
+            }
+            Decision::Park { lane, reason } => {
+                req.waiting = Some((self.now, reason));
+                self.parked.entry(lane).or_default().push(id);
+            }
+            Decision::Fail(reason) => self.finish(id, Err(reason)),
+        }
+        self.absorb_events();
+    }
+
+    pub(super) fn send(&mut self, id: u32, ticket: Ticket) {
+        let Some(req) = self.reqs[id as usize].as_ref() else { return };
+        let (work, waited_ms) = (req.work, req.waited_ms);
+        let p = ticket.proxy();
+        let origin = ticket.lane();
+        let serving = ticket.serving_lane();
+        self.obs.safety.sent(p, origin, serving, self.now);
+        self.proxies[p.0 as usize].requests += 1;
+        let pending = self.answer(p, work, origin.user.0, ticket.endpoint());
+        self.obs.metrics.attempts += 1;
+        self.obs.metrics.outcomes[pending.outcome.kind() as usize] += 1;
+        self.obs.timeline.attempt(
+            self.now,
+            origin.module,
+            pending.outcome.kind() as usize,
+            pending.latency_ms,
+        );
+        if let Some(w) = self.trace.as_mut() {
+            let row = Row {
+                t_ms: self.now,
+                user: origin.user.0,
+                module: origin.module.name(),
+                endpoint: ticket.endpoint().name(),
+                proxy: p.0,
+                ip: self.proxies[p.0 as usize].ip,
+                attempt: ticket.attempt(),
+                outcome: pending.outcome.kind().name(),
+                status: pending.status,
+                latency_ms: pending.latency_ms,
+                wait_ms: waited_ms,
+            };
+            if let Err(e) = w.row(&row) {
+                self.trace_error.get_or_insert(SimError::Trace(e));
+            }
+        }
+        self.queue.push(self.now + pending.latency_ms, Ev::Respond(id));
+        if let Some(req) = self.reqs[id as usize].as_mut() {
+            req.waited_ms = 0;
+            req.ticket = Some(ticket);
+            req.pending = Some(pending);
+        }
+    }
+
+    /// What the world answers a send through `p`: the proxy's faults first, then Kaspi.
+    pub(super) fn answer(&mut self, p: ProxyId, work: u32, user: u32, endpoint: Endpoint) -> Pending {
+        let proxy = &mut self.proxies[p.0 as usize];
+        let rng = &mut self.works[work as usize].rng;
+        let sc = self.sc;
+        let path = sc.kaspi.request_path.as_millis();
+        let timeout = sc.kaspi.timeout.as_millis();
+        let failure =
+            |f, status, latency_ms| Pending { outcome: Outcome::ProxyFailure(f), status, latency_ms };
+        if let Some(mode) = proxy.dead {
+            return match mode {
+                DeathMode::Refused => failure(ProxyFailure::Refused, "refused", path),
+                DeathMode::Timeout => failure(ProxyFailure::Timeout, "timeout", timeout),
+                DeathMode::Auth => failure(ProxyFailure::AuthRequired, "407", 2 * path),
+            };
+        }
+        if proxy.flaky > 0.0 && rng.random::<f64>() < proxy.flaky {
+            return failure(ProxyFailure::BadGateway, "502", 2 * path);
+        }
+        let latency = self.latency.sample(rng) + proxy.slow_ms;
+        let arrival = Arrival {
+            t: self.now + path,
+            ip: proxy.ip,
+            subnet: proxy.subnet,
+            country: proxy.country,
+            user,
+            endpoint,
+        };
+        let in_window = self.obs.safety.arrived(
+            std::net::Ipv4Addr::from(arrival.ip).into(),
+            Some(user),
+            endpoint,
+            arrival.t,
+        );
+        self.obs.timeline.ip_window(arrival.t, in_window);
+        let (status, cause, retry_after) = match self.kaspi.answer(&arrival, rng) {
+            Answer::Ok if latency > timeout => return failure(ProxyFailure::Timeout, "timeout", timeout),
+            Answer::Ok => return Pending { outcome: Outcome::Ok, status: "200", latency_ms: latency },
+            Answer::Refused { status, cause, retry_after, ban_started } => {
+                if ban_started {
+                    self.obs.timeline.ban(self.now);
+                }
+                (status, cause, retry_after)
+            }
+        };
+        let cause = match cause {
+            Cause::Storm => "storm".to_owned(),
+            Cause::SubnetBan => "subnet_ban".to_owned(),
+            Cause::Limiter(i) => self.kaspi.hypothesis_name(i).to_owned(),
+        };
+        match status {
+            PenaltyStatus::TooManyRequests => {
+                proxy.r429 += 1;
+                *self.obs.metrics.status_429_by_cause.entry(cause).or_default() += 1;
+                Pending { outcome: Outcome::RateLimited { retry_after }, status: "429", latency_ms: latency }
+            }
+            PenaltyStatus::Forbidden => {
+                proxy.r403 += 1;
+                *self.obs.metrics.status_403_by_cause.entry(cause).or_default() += 1;
+                Pending { outcome: Outcome::Forbidden, status: "403", latency_ms: latency }
+            }
+            PenaltyStatus::Timeout => failure(ProxyFailure::Timeout, "timeout", timeout),
+        }
+    }
+
+    pub(super) fn respond(&mut self, id: u32) {
+        let Some(req) = self.reqs[id as usize].as_mut() else { return };
+        let (Some(ticket), Some(pending)) = (req.ticket.take(), req.pending.take()) else { return };
+        let p = ticket.proxy();
+        let serving = ticket.serving_lane();
+        let completion = self.engine.complete(ticket, pending.outcome, Instant::from_millis(self.now));
+        self.obs.safety.completed(p, self.now);
+        // What the completion changed (a death, a replacement) is seen before anything it leads
+        // to is sent, so the checker sees events in the order they happened.
+        self.absorb_events();
+        if !self.parked.is_empty()
+            && let Some(parked) = self.parked.remove(&serving)
+        {
+            for r in parked {
+                self.queue.push(self.now, Ev::Acquire(r));
+            }
+        }
+        match completion {
+            Completion::Done => self.finish(id, Ok(())),
+            Completion::Retry { not_before, attempt } => {
+                // Backing off is not waiting for a proxy, so no wait is recorded here.
+                if let Some(req) = self.reqs[id as usize].as_mut() {
+                    req.attempt = attempt;
+                }
+                self.queue.push(not_before.as_millis(), Ev::Acquire(id));
+            }
+            Completion::Failed(reason) => self.finish(id, Err(reason)),
+        }
+        self.absorb_events();
+    }
+
+    /// A request ended; its job continues or completes.
+    pub(super) fn finish(&mut self, id: u32, result: Result<(), FailReason>) {
+        let Some(req) = self.reqs[id as usize].take() else { return };
+        self.free_reqs.push(id);
+        match result {
+            Ok(()) => self.obs.metrics.accounting.succeeded += 1,
+            Err(reason) => self.obs.metrics.accounting.fail(reason),
+        }
+        if req.step == Step::OrdersPage
+            && result.is_ok()
+            && let Some(c) = self.works[req.work as usize].cycle.as_mut()
+        {
+            // Only a list page that came back names its orders' entries.
+            c.unlocked += req.entries;
+        }
+        if req.step == Step::Offers
+            && req.then_update
+            && result.is_ok()
+            && self.works[req.work as usize].active
+        {
+            self.issue(req.work, Step::PriceUpdate, false, 0);
+        } else {
+            self.job_done(req.work);
+        }
+    }
+}

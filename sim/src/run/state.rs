@@ -1,0 +1,301 @@
+//! The simulator's state: the world, the engine, the observer, the requests in flight and
+//! the queue; how a run is set up from its scenario, how the engine's events are absorbed, and
+//! the report it ends with.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rotor_engine::{Endpoint, Engine, Event, LaneKey, Outcome, ProxyId, Ticket, WaitReason};
+use rustc_hash::FxHashMap;
+
+use crate::kaspi::{Kaspi, Sampler};
+use crate::observe::{Observer, SafetyRules};
+use crate::queue::Queue;
+use crate::rng::{Stream, stream};
+use crate::scenario::{Fault, Scenario};
+use crate::summary::{ProxyRecord, RunReport, build_report};
+use crate::trace::TraceWriter;
+use crate::world::{Provider, SimProxy, make_proxy};
+
+use super::SimError;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Ev {
+    CycleDue(u32),
+    Acquire(u32),
+    Respond(u32),
+    Subscription(u32),
+    HourlyJob,
+    PurchaseArrives(u32),
+    Fault(u32),
+    ProviderRestocked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Offers,
+    PriceUpdate,
+    OrdersPage,
+    OrderEntries,
+    CatalogPage,
+}
+
+impl Step {
+    pub(super) fn endpoint(self) -> Endpoint {
+        match self {
+            Step::Offers => Endpoint::StorefrontOffers,
+            Step::PriceUpdate => Endpoint::CabinetPriceUpdate,
+            Step::OrdersPage => Endpoint::ShopOrders,
+            Step::OrderEntries => Endpoint::ShopOrderEntries,
+            Step::CatalogPage => Endpoint::CabinetOfferList,
+        }
+    }
+}
+
+/// A sent attempt's answer, decided when it was sent.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pending {
+    pub(super) outcome: Outcome,
+    pub(super) status: &'static str,
+    pub(super) latency_ms: u64,
+}
+
+pub(super) struct Req {
+    pub(super) work: u32,
+    pub(super) step: Step,
+    pub(super) then_update: bool,
+    /// For an orders list page: the entries its success lets the poll fetch.
+    pub(super) entries: u32,
+    pub(super) attempt: u32,
+    pub(super) waiting: Option<(u64, WaitReason)>,
+    pub(super) waited_ms: u64,
+    pub(super) ticket: Option<Ticket>,
+    pub(super) pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Skus,
+    /// List pages, one at a time: `left` to fetch of `total` for `orders` orders.
+    Pages {
+        left: u32,
+        total: u32,
+        orders: u32,
+    },
+    Entries,
+}
+
+pub(super) struct Cycle {
+    pub(super) scheduled: u64,
+    pub(super) started: u64,
+    pub(super) queued: u32,
+    /// Order entries whose list page succeeded, to fetch once the pages are done.
+    pub(super) unlocked: u32,
+    pub(super) running: u32,
+    pub(super) phase: Phase,
+    pub(super) requests: u32,
+}
+
+pub(super) struct Work {
+    pub(super) lane: LaneKey,
+    pub(super) interval: u64,
+    pub(super) concurrency: u32,
+    pub(super) active: bool,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) cycle: Option<Cycle>,
+    pub(super) overdue: Option<u64>,
+    pub(super) skus: u32,
+}
+
+#[derive(Default)]
+pub(super) struct UserState {
+    pub(super) skus: u32,
+    pub(super) allocated: bool,
+    pub(super) expired: bool,
+    pub(super) waiting: bool,
+    pub(super) works: Vec<u32>,
+}
+
+pub(super) struct Sim<'s, 'o> {
+    pub(super) sc: &'s Scenario,
+    pub(super) engine: Engine,
+    pub(super) queue: Queue<Ev>,
+    pub(super) now: u64,
+    pub(super) steps: u64,
+    pub(super) proxies: Vec<SimProxy>,
+    pub(super) users: BTreeMap<u32, UserState>,
+    pub(super) works: Vec<Work>,
+    pub(super) reqs: Vec<Option<Req>>,
+    pub(super) free_reqs: Vec<u32>,
+    pub(super) parked: FxHashMap<LaneKey, Vec<u32>>,
+    pub(super) lane_members: FxHashMap<LaneKey, Vec<ProxyId>>,
+    /// Engine events taken out of the engine's queue early, not yet absorbed.
+    pub(super) pending_events: VecDeque<Event>,
+    pub(super) dead: Vec<bool>,
+    pub(super) replace_wanted: Vec<LaneKey>,
+    pub(super) waiting_users: VecDeque<u32>,
+    pub(super) kaspi: Kaspi,
+    pub(super) latency: Sampler,
+    pub(super) provider: Provider,
+    pub(super) fault_rng: ChaCha8Rng,
+    pub(super) obs: Observer,
+    pub(super) peak_owned: u32,
+    pub(super) trace: Option<TraceWriter<'o>>,
+    pub(super) trace_error: Option<SimError>,
+}
+
+impl<'s, 'o> Sim<'s, 'o> {
+    pub(super) fn new(
+        sc: &'s Scenario,
+        trace: Option<&'o mut dyn Write>,
+        timeline_user: Option<u32>,
+    ) -> Result<Self, SimError> {
+        let engine = Engine::new(sc.engine.clone())?;
+        let subnet_size = sc.pool.subnet_size;
+        let kaspi = Kaspi::new(sc, |label| {
+            (0..sc.pool.initial.div_ceil(subnet_size))
+                .find(|&s| crate::scenario::subnet_label(s * subnet_size, subnet_size) == label)
+        });
+        let trace = trace.map(TraceWriter::new);
+        Ok(Sim {
+            sc,
+            engine,
+            queue: Queue::new(),
+            now: 0,
+            steps: 0,
+            proxies: Vec::new(),
+            users: BTreeMap::new(),
+            works: Vec::new(),
+            reqs: Vec::new(),
+            free_reqs: Vec::new(),
+            parked: FxHashMap::default(),
+            lane_members: FxHashMap::default(),
+            pending_events: VecDeque::new(),
+            dead: Vec::new(),
+            replace_wanted: Vec::new(),
+            waiting_users: VecDeque::new(),
+            kaspi,
+            latency: Sampler::new(&sc.kaspi.latency),
+            provider: Provider::new(&sc.pool),
+            fault_rng: stream(sc.seed, Stream::Faults),
+            obs: Observer::new(SafetyRules::from_scenario(sc), timeline_user),
+            peak_owned: 0,
+            trace,
+            trace_error: None,
+        })
+    }
+
+    pub(super) fn setup(&mut self) {
+        self.add_proxies(self.sc.pool.initial);
+        for u in 1..=self.sc.users.count {
+            let skus = self.draw_skus(u, self.sc.users.skus);
+            self.join(u, skus);
+        }
+        for (i, _) in self.sc.subscriptions.iter().enumerate() {
+            self.queue.push(self.sc.subscriptions[i].at.as_millis(), Ev::Subscription(i as u32));
+        }
+        let hour = 3_600_000;
+        let mut t = hour;
+        while t < self.sc.duration.as_millis() {
+            self.queue.push(t, Ev::HourlyJob);
+            t += hour;
+        }
+        for (i, f) in self.sc.faults.iter().enumerate() {
+            let at = match f {
+                Fault::ProxyDeath { at, .. }
+                | Fault::Flaky { at, .. }
+                | Fault::Slow { at, .. }
+                | Fault::ProviderOutOfStock { at, .. }
+                | Fault::ProviderOutOfMoney { at } => at.as_millis(),
+                Fault::Storm429 { .. } | Fault::SubnetBan { .. } => continue,
+            };
+            self.queue.push(at, Ev::Fault(i as u32));
+        }
+        self.absorb_events();
+    }
+
+    pub(super) fn draw_skus(&self, user: u32, range: crate::scenario::value::CountRange) -> u32 {
+        stream(self.sc.seed, Stream::User(user)).random_range(range.lo..=range.hi)
+    }
+
+    pub(super) fn add_proxies(&mut self, count: u32) {
+        for _ in 0..count {
+            let index = self.proxies.len() as u32;
+            let (spec, world) = make_proxy(index, &self.sc.pool);
+            match self.engine.add_proxy(spec) {
+                Ok(id) => debug_assert_eq!(id.0, index),
+                Err(e) => {
+                    self.trace_error.get_or_insert(SimError::Pool(e));
+                    return;
+                }
+            }
+            self.proxies.push(world);
+            self.dead.push(false);
+        }
+        self.peak_owned = self.peak_owned.max(self.proxies.len() as u32);
+    }
+
+    // ---- engine events ----------------------------------------------------------------------
+
+    /// Hands the observer the engine's membership events at once (a lane's new proxies may
+    /// carry a send before the next absorb) and keeps the others, in order, for
+    /// [`Self::absorb_events`].
+    pub(super) fn take_events(&mut self) {
+        while let Some(ev) = self.engine.poll_event() {
+            if matches!(ev, Event::LaneMembers { .. }) {
+                self.obs.event(&ev, self.now);
+            } else {
+                self.pending_events.push_back(ev);
+            }
+        }
+    }
+
+    pub(super) fn absorb_events(&mut self) {
+        while let Some(ev) = self.pending_events.pop_front().or_else(|| self.engine.poll_event()) {
+            self.obs.event(&ev, self.now);
+            match ev {
+                Event::Rotated { to, .. } => self.proxies[to.0 as usize].leases += 1,
+                Event::ProxyDead { proxy, .. } => self.dead[proxy.0 as usize] = true,
+                Event::LaneNeedsReplacements { lane, .. } => self.replace(lane),
+                Event::PoolLow { .. } => self.check_pool_level(),
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn into_report(mut self) -> RunReport {
+        let acc = &mut self.obs.metrics.accounting;
+        acc.unfinished = acc.issued - acc.succeeded - acc.failed;
+        let proxies: Vec<ProxyRecord> = self
+            .proxies
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let id = ProxyId(i as u32);
+                let (largest_lease, shortest_rest_ms) = self.obs.safety.per_proxy(id);
+                let max_in_window = self.obs.safety.per_ip(std::net::Ipv4Addr::from(w.ip).into());
+                let lane = self.engine.proxy(id).and_then(|v| v.lane);
+                ProxyRecord {
+                    proxy: i as u32,
+                    ip: std::net::Ipv4Addr::from(w.ip).to_string(),
+                    lane: lane.map(|l| l.to_string()),
+                    leases: w.leases,
+                    requests: w.requests,
+                    largest_lease,
+                    max_in_window,
+                    shortest_rest_ms,
+                    r429: w.r429,
+                    r403: w.r403,
+                    dead: self.dead[i],
+                    died_at_ms: w.died_at,
+                }
+            })
+            .collect();
+        let users_waiting = self.users.values().filter(|s| s.waiting).count() as u32;
+        self.obs.timeline.finish(self.now);
+        let pool = self.provider.figures(self.sc, self.peak_owned, users_waiting);
+        build_report(self.sc, self.now, self.steps, self.obs, proxies, pool)
+    }
+}
