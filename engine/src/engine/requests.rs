@@ -1,0 +1,426 @@
+//! One request through the engine: the gate of an acquire (throttles, circuit, slowdown,
+//! lane readiness), the pick and its charge, and the completion that settles the proxy's
+//! health, lease and rest.
+
+use std::collections::VecDeque;
+
+use crate::backoff::retry_delay;
+use crate::circuit::{Admission, Transition};
+use crate::decision::{Completion, Decision, FailReason, LaneRef, RequestSpec, Ticket, WaitReason};
+use crate::event::Event;
+use crate::health::HealthWindow;
+use crate::ids::{Endpoint, LaneKey, Module, ProxyId};
+use crate::lane::{Lane, Pick, Unready};
+use crate::outcome::Outcome;
+use crate::policy::AfterSend;
+use crate::pool::{Pool, ProxyState};
+use crate::time::{Duration, Instant};
+
+use super::{Engine, LaneSlot, lane_at, lane_ref};
+
+/// The constraints on one acquire, collected before anything is committed.
+pub(super) struct Gate {
+    until: Instant,
+    reason: Option<WaitReason>,
+    park: Option<(LaneKey, WaitReason)>,
+}
+
+impl Gate {
+    fn new(now: Instant) -> Self {
+        Gate { until: now, reason: None, park: None }
+    }
+
+    fn wait(&mut self, until: Instant, reason: WaitReason) {
+        if until > self.until {
+            self.until = until;
+            self.reason = Some(reason);
+        }
+    }
+
+    fn park(&mut self, lane: LaneKey, reason: WaitReason) {
+        self.park.get_or_insert((lane, reason));
+    }
+
+    fn decision(&self) -> Option<Decision> {
+        if let Some((lane, reason)) = self.park {
+            return Some(Decision::Park { lane, reason });
+        }
+        self.reason.map(|reason| Decision::Wait { until: self.until, reason })
+    }
+}
+
+/// Commits a send to `pick`: a proxy taken from a queue starts a lease, and the send is charged
+/// to it, which may spend the lease or block the proxy. Returns the proxy.
+pub(super) fn commit_pick(
+    pool: &mut Pool,
+    lane: &mut Lane,
+    events: &mut VecDeque<Event>,
+    policy: crate::config::Policy,
+    pick: Pick,
+    now: Instant,
+    over_budget: bool,
+) -> ProxyId {
+    let id = match pick {
+        Pick::Current(id) | Pick::Fresh(id) | Pick::Rested(id) => id,
+    };
+    if lane.take(pick) {
+        let entry = pool.entry(id);
+        entry.state = ProxyState::Active;
+        entry.usage.charged = 0;
+        entry.epoch = entry.epoch.wrapping_add(1);
+        events.push_back(Event::Rotated { lane: lane.key, from: lane.last_active, to: id, at: now });
+        lane.last_active = Some(id);
+    }
+    let entry = pool.entry(id);
+    entry.in_flight += 1;
+    let after = policy.charge(&mut entry.usage, now);
+    #[cfg(feature = "mutants")]
+    let after = crate::mutant::over_budget(over_budget, policy, after, entry.usage.charged);
+    #[cfg(not(feature = "mutants"))]
+    let _ = over_budget;
+    match after {
+        AfterSend::Continue => {}
+        AfterSend::LeaseSpent => {
+            entry.state = ProxyState::Draining;
+            lane.current = None;
+        }
+        AfterSend::BlockedUntil(ready_at) => {
+            entry.state = ProxyState::Resting { ready_at };
+            lane.current = None;
+            lane.enqueue(pool, id);
+        }
+    }
+    id
+}
+
+impl Engine {
+    /// Decides what to do with a request at `now`: send it through a proxy, wait until an exact
+    /// instant, park until a completion, or fail it for good. Nothing changes unless it sends.
+    pub fn acquire(&mut self, req: &RequestSpec, now: Instant) -> Decision {
+        #[cfg(feature = "mutants")]
+        if let Some(dropped) = self.mutant.drop_request() {
+            return dropped;
+        }
+        #[cfg(feature = "mutants")]
+        let over_budget = self.mutant.is(crate::mutant::Mutant::OverBudget);
+        #[cfg(not(feature = "mutants"))]
+        let over_budget = false;
+        let Some(refs) = self.users.get(&req.user).copied() else {
+            return self.fail(req.lane(), req.endpoint, FailReason::NotAllocated, now);
+        };
+        let origin = refs[req.module.index()];
+        let serving = self.serving_lane(&refs, req.module);
+        let throttle = self.throttles[req.endpoint.index()];
+
+        let mut gate = Gate::new(now);
+        if throttle.is_some()
+            && let Some((until, reason)) =
+                self.accounts.get(&req.user).and_then(|a| a.gate(req.endpoint, now))
+        {
+            gate.wait(until, reason);
+        }
+        let Some(lane) = lane_at(&mut self.lanes, serving) else {
+            return self.fail(req.lane(), req.endpoint, FailReason::NotAllocated, now);
+        };
+        let admission = lane.circuit.admit(now);
+        match admission {
+            Admission::WaitUntil(until) => gate.wait(until, WaitReason::CircuitOpen),
+            Admission::AwaitProbe => gate.park(lane.key, WaitReason::CircuitProbe),
+            Admission::Pass | Admission::Probe => {}
+        }
+        if let Some(until) = lane.slowdown.gate(now) {
+            gate.wait(until, WaitReason::LaneSlowdown);
+        }
+        let pick = match lane.peek(&self.pool, now) {
+            Ok(pick) => Some(pick),
+            Err(Unready::At(until)) => {
+                gate.wait(until, WaitReason::ProxiesResting);
+                None
+            }
+            Err(Unready::Park(reason)) => {
+                gate.park(lane.key, reason);
+                None
+            }
+            Err(Unready::NoLiveProxies) => {
+                return self.fail(req.lane(), req.endpoint, FailReason::NoLiveProxies, now);
+            }
+        };
+        if let Some(decision) = gate.decision() {
+            return decision;
+        }
+        let Some(pick) = pick else {
+            unreachable!("a lane with no pick always sets the gate");
+        };
+
+        let id =
+            commit_pick(&mut self.pool, lane, &mut self.events, self.config.policy, pick, now, over_budget);
+        let probe = admission == Admission::Probe;
+        if probe {
+            lane.circuit.probe_sent();
+        }
+        if self.config.slowdown.is_some() {
+            lane.slowdown.on_send(now);
+        }
+        let serving_key = lane.key;
+        if let Some(rule) = throttle {
+            self.accounts.entry(req.user).or_default().on_send(&rule, now);
+        }
+        Decision::Send(Ticket {
+            proxy: id,
+            serving: serving_key,
+            serving_ref: serving,
+            origin: req.lane(),
+            origin_ref: origin,
+            endpoint: req.endpoint,
+            attempt: req.attempt,
+            sent_at: now,
+            probe,
+        })
+    }
+
+    /// Reports how a sent request ended and says what becomes of it: done, retry (when, and as
+    /// which attempt), or failed for good. This is where health, rests, the circuit, the
+    /// slowdown and account cooldowns react.
+    #[allow(clippy::needless_pass_by_value)] // by value, so a ticket cannot be completed twice
+    pub fn complete(&mut self, ticket: Ticket, outcome: Outcome, now: Instant) -> Completion {
+        let id = ticket.proxy;
+        let throttle = self.throttles[ticket.endpoint.index()];
+        let ip_429 = matches!(outcome, Outcome::RateLimited { .. }) && throttle.is_none();
+
+        let entry = self.pool.entry(id);
+        debug_assert!(entry.in_flight > 0, "ticket for {id} completed twice");
+        entry.in_flight = entry.in_flight.saturating_sub(1);
+        entry.last_completion = entry.last_completion.max(now);
+        let serving_alive = lane_ref(&self.lanes, ticket.serving_ref).is_some();
+        let held_here = serving_alive && entry.holder == Some(ticket.serving_ref);
+        self.settle_proxy(id, held_here, outcome, ip_429, now);
+
+        if let Some(lane) = lane_at(&mut self.lanes, ticket.serving_ref) {
+            let ok = outcome == Outcome::Ok;
+            match lane.circuit.on_completion(&self.config.circuit, id, ticket.probe, ok, ip_429, now) {
+                Transition::Opened(until) => {
+                    self.events.push_back(Event::CircuitOpened { lane: lane.key, until });
+                }
+                Transition::Closed => self.events.push_back(Event::CircuitClosed { lane: lane.key, at: now }),
+                Transition::None => {}
+            }
+            if ip_429
+                && let Some(cfg) = &self.config.slowdown
+                && let Some((min_interval, until)) = lane.slowdown.on_ip_429(cfg, now)
+            {
+                self.events.push_back(Event::LaneSlowed { lane: lane.key, min_interval, until });
+            }
+        }
+        if let (Some(rule), Outcome::RateLimited { retry_after }) = (throttle, outcome) {
+            let user = ticket.origin.user;
+            let until = self.accounts.entry(user).or_default().on_429(&rule, retry_after, now);
+            self.events.push_back(Event::AccountCooldown { user, endpoint: ticket.endpoint, until });
+        }
+        self.fate(&ticket, outcome, now)
+    }
+
+    /// Health, penalties and rest for the proxy of a completed request.
+    pub(super) fn settle_proxy(
+        &mut self,
+        id: ProxyId,
+        held_here: bool,
+        outcome: Outcome,
+        ip_429: bool,
+        now: Instant,
+    ) {
+        let penalty = match outcome {
+            Outcome::RateLimited { retry_after } if ip_429 => {
+                Some(self.config.penalty_rest.max(retry_after.unwrap_or(Duration::ZERO)))
+            }
+            Outcome::Forbidden | Outcome::Blocked => Some(self.config.penalty_rest),
+            _ => None,
+        };
+        let rule = self.config.dead_rule;
+        let entry = self.pool.entry(id);
+        if entry.state == ProxyState::Dead {
+            return;
+        }
+        if held_here {
+            entry.health.record(outcome.counts_against_proxy(), &rule);
+        }
+        if let Some(penalty) = penalty {
+            entry.penalty_until = entry.penalty_until.max(now + penalty);
+            if matches!(entry.state, ProxyState::Active | ProxyState::Resting { .. }) {
+                if entry.holder.is_none() {
+                    self.pool.withdraw(id);
+                }
+                let entry = self.pool.entry(id);
+                entry.state = ProxyState::Draining;
+                entry.epoch = entry.epoch.wrapping_add(1);
+                if let Some(lane) = entry.holder.and_then(|r| lane_at(&mut self.lanes, r))
+                    && lane.current == Some(id)
+                {
+                    lane.current = None;
+                }
+            }
+        }
+        let entry = self.pool.entry(id);
+        if held_here && entry.health.is_dead(&rule) {
+            self.mark_dead(id, now);
+        } else if entry.state == ProxyState::Draining && entry.in_flight == 0 {
+            self.start_rest(id);
+        }
+    }
+
+    pub(super) fn mark_dead(&mut self, id: ProxyId, now: Instant) {
+        let entry = self.pool.entry(id);
+        entry.state = ProxyState::Dead;
+        entry.epoch = entry.epoch.wrapping_add(1);
+        let (failures, considered) = (entry.health.failures(), entry.health.considered());
+        #[cfg(feature = "mutants")]
+        let keep = self.mutant.is(crate::mutant::Mutant::ReuseDead);
+        #[cfg(not(feature = "mutants"))]
+        let keep = false;
+        let entry = self.pool.entry(id);
+        let Some(lane) = entry.holder.and_then(|r| lane_at(&mut self.lanes, r)) else { return };
+        if !keep {
+            lane.drop_candidate(id);
+        }
+        lane.dead += 1;
+        self.events.push_back(Event::ProxyDead { proxy: id, lane: lane.key, failures, considered, at: now });
+        if !lane.replacements_requested && lane.dead_above(self.config.replace_above_dead_percent) {
+            lane.replacements_requested = true;
+            self.events.push_back(Event::LaneNeedsReplacements {
+                lane: lane.key,
+                dead: lane.dead,
+                total: lane.members.len() as u32,
+            });
+        }
+    }
+
+    /// A drained proxy starts its rest: from its last completion, or longer if a penalty says so.
+    pub(super) fn start_rest(&mut self, id: ProxyId) {
+        let policy = self.config.policy;
+        #[cfg(feature = "mutants")]
+        let short = self.mutant.is(crate::mutant::Mutant::ShortRest);
+        let entry = self.pool.entry(id);
+        let ready_at = policy.ready_after_lease(&entry.usage, entry.last_completion).max(entry.penalty_until);
+        #[cfg(feature = "mutants")]
+        let ready_at =
+            if short { Instant::from_millis(ready_at.as_millis().saturating_sub(1)) } else { ready_at };
+        entry.state = ProxyState::Resting { ready_at };
+        if let Some(lane) = entry.holder.and_then(|r| lane_at(&mut self.lanes, r)) {
+            lane.enqueue(&mut self.pool, id);
+            self.events.push_back(Event::Rested { proxy: id, lane: Some(lane.key), until: ready_at });
+        } else {
+            self.pool.release(id);
+            self.events.push_back(Event::Rested { proxy: id, lane: None, until: ready_at });
+            self.pool.rearm(self.config.pool_min_available);
+        }
+    }
+
+    /// A proxy leaves its (deallocated) lane for the pool.
+    pub(super) fn release_member(&mut self, id: ProxyId) {
+        let entry = self.pool.entry(id);
+        entry.holder = None;
+        entry.health = HealthWindow::default();
+        entry.usage.charged = 0;
+        entry.epoch = entry.epoch.wrapping_add(1);
+        match entry.state {
+            ProxyState::Fresh | ProxyState::Resting { .. } => self.pool.release(id),
+            ProxyState::Active => {
+                entry.state = ProxyState::Draining;
+                if entry.in_flight == 0 {
+                    self.start_rest(id);
+                }
+            }
+            ProxyState::Draining | ProxyState::Dead => {}
+        }
+    }
+
+    /// What becomes of the request after its completion.
+    pub(super) fn fate(&mut self, ticket: &Ticket, outcome: Outcome, now: Instant) -> Completion {
+        match outcome {
+            Outcome::Ok => Completion::Done,
+            Outcome::Unauthorized => self.failed(ticket, FailReason::Unauthorized, now),
+            _ => {
+                let next = ticket.attempt + 1;
+                if next >= self.config.backoff.max_attempts.get() {
+                    let reason = FailReason::RetriesExhausted { attempts: next, last: outcome.kind() };
+                    return self.failed(ticket, reason, now);
+                }
+                let Some(lane) = lane_at(&mut self.lanes, ticket.origin_ref) else {
+                    return self.failed(ticket, FailReason::Deallocated, now);
+                };
+                let delay = match outcome {
+                    Outcome::RateLimited { .. } | Outcome::ServerError { .. } => {
+                        retry_delay(&self.config.backoff, ticket.attempt, &mut lane.rng)
+                    }
+                    _ => Duration::ZERO,
+                };
+                Completion::Retry { not_before: now + delay, attempt: next }
+            }
+        }
+    }
+
+    pub(super) fn failed(&mut self, ticket: &Ticket, reason: FailReason, now: Instant) -> Completion {
+        self.events.push_back(Event::RequestFailed {
+            lane: ticket.origin,
+            endpoint: ticket.endpoint,
+            reason,
+            at: now,
+        });
+        Completion::Failed(reason)
+    }
+
+    pub(super) fn fail(
+        &mut self,
+        lane: LaneKey,
+        endpoint: Endpoint,
+        reason: FailReason,
+        now: Instant,
+    ) -> Decision {
+        self.events.push_back(Event::RequestFailed { lane, endpoint, reason, at: now });
+        Decision::Fail(reason)
+    }
+
+    /// The lane whose proxies carry `module`'s requests: its own, or its lender's while it holds
+    /// no live proxy.
+    pub(super) fn serving_lane(&self, refs: &[LaneRef; 4], module: Module) -> LaneRef {
+        #[cfg(feature = "mutants")]
+        if self.mutant.lends(module) {
+            return refs[Module::Demper.index()];
+        }
+        let own = refs[module.index()];
+        match self.borrow_from[module.index()] {
+            Some(lender) if lane_ref(&self.lanes, own).is_some_and(|l| l.live() == 0) => refs[lender.index()],
+            _ => own,
+        }
+    }
+
+    pub(super) fn new_lane(&mut self, key: LaneKey) -> LaneRef {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let slot = self.spare_slots.pop().unwrap_or_else(|| {
+            self.lanes.push(LaneSlot { generation, lane: None });
+            self.lanes.len() as u32 - 1
+        });
+        let this = LaneRef { slot, generation };
+        self.lanes[slot as usize] = LaneSlot { generation, lane: Some(Lane::new(key, self.config.seed)) };
+        this
+    }
+
+    /// `ids` join the lane (and `left` have left it): one [`Event::LaneMembers`].
+    pub(super) fn join(&mut self, r: LaneRef, ids: &[ProxyId], left: Vec<ProxyId>) {
+        let Some(lane) = lane_at(&mut self.lanes, r) else { return };
+        for &id in ids {
+            let entry = self.pool.entry(id);
+            entry.holder = Some(r);
+            entry.health = HealthWindow::default();
+            lane.members.push(id);
+            lane.enqueue(&mut self.pool, id);
+        }
+        self.events.push_back(Event::LaneMembers { lane: lane.key, joined: ids.to_vec(), left });
+    }
+
+    pub(super) fn note_pool_level(&mut self) {
+        if let Some(event) = self.pool.low_signal(self.config.pool_min_available) {
+            self.events.push_back(event);
+        }
+    }
+}

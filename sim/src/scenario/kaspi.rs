@@ -1,0 +1,128 @@
+//! `[kaspi]` and its `[[kaspi.limiter]]` hypotheses: the model of Kaspi a run is judged
+//! against.
+
+use std::collections::BTreeSet;
+
+use rotor_engine::{Duration, Endpoint};
+
+use super::ScenarioError;
+use super::raw::{RawEndpoints, RawLatency, RawLimiter, RawLimiterKind, RawScenario, RawScope, RawStatus};
+use rotor_kaspi_model::{Hypothesis, Latency, Penalty, PenaltyStatus, Rule, Scope, seed_hypothesis};
+
+use super::{Ctx, KaspiSpec};
+
+pub(super) fn kaspi_spec(cx: &Ctx<'_>, raw: &RawScenario) -> Result<KaspiSpec, ScenarioError> {
+    let k = &raw.kaspi;
+    let latency = match &k.latency {
+        None => Latency::LogNormal { median: Duration::from_millis(150), p99: Duration::from_millis(800) },
+        Some(l) => match l.get_ref() {
+            RawLatency::Fixed { value } => Latency::Fixed(value.0),
+            RawLatency::Uniform { min, max } if min.0 <= max.0 => Latency::Uniform { min: min.0, max: max.0 },
+            RawLatency::Uniform { .. } => return Err(cx.err(l.span(), "uniform latency needs min <= max")),
+            RawLatency::Lognormal { median, p99 } if median.0 > Duration::ZERO && p99.0 >= median.0 => {
+                Latency::LogNormal { median: median.0, p99: p99.0 }
+            }
+            RawLatency::Lognormal { .. } => {
+                return Err(cx.err(l.span(), "log-normal latency needs 0 < median <= p99"));
+            }
+        },
+    };
+    let hypotheses = if k.limiter.is_empty() {
+        vec![seed_hypothesis()]
+    } else {
+        k.limiter.iter().map(|l| hypothesis(cx, l)).collect::<Result<Vec<_>, _>>()?
+    };
+    let mut names = BTreeSet::new();
+    for (h, l) in hypotheses.iter().zip(&k.limiter) {
+        if !names.insert(h.name.clone()) {
+            return Err(cx.err(l.span(), format!("two limiters are named `{}`; names must differ", h.name)));
+        }
+    }
+    Ok(KaspiSpec {
+        latency,
+        request_path: k.request_path.map_or(Duration::from_millis(20), |s| s.0),
+        timeout: k.timeout.map_or(Duration::from_secs(30), |s| s.0),
+        hypotheses,
+    })
+}
+
+pub(super) fn hypothesis(cx: &Ctx<'_>, l: &toml::Spanned<RawLimiter>) -> Result<Hypothesis, ScenarioError> {
+    let r = l.get_ref();
+    let span = l.span();
+    let needs = |what: &str| cx.err(span.clone(), format!("limiter `{}` of kind {what}", r.name));
+    let rule = match r.kind {
+        RawLimiterKind::SlidingWindow | RawLimiterKind::FixedWindow => {
+            let limit = r.limit.ok_or_else(|| needs("sliding_window/fixed_window needs `limit`"))?.get();
+            let window = r.window.ok_or_else(|| needs("sliding_window/fixed_window needs `window`"))?.0;
+            if window == Duration::ZERO {
+                return Err(needs("sliding_window/fixed_window needs a `window` longer than 0 ms"));
+            }
+            if r.kind == RawLimiterKind::SlidingWindow {
+                Rule::SlidingWindow { limit, window }
+            } else {
+                Rule::FixedWindow { limit, window }
+            }
+        }
+        RawLimiterKind::Rate => {
+            let per_s = r.rate_per_s.ok_or_else(|| needs("rate needs `rate_per_s`"))?.0;
+            let burst = r.burst.map_or_else(|| (per_s.ceil() as u32).max(1), std::num::NonZeroU32::get);
+            Rule::Rate { per_s, burst }
+        }
+        RawLimiterKind::Geo => {
+            let allow = r.allow_countries.clone().ok_or_else(|| needs("geo needs `allow_countries`"))?;
+            Rule::Geo { allow: allow.into_iter().map(|c| c.to_lowercase()).collect() }
+        }
+    };
+    let mut endpoints = [false; Endpoint::ALL.len()];
+    match &r.endpoints {
+        None => endpoints = [true; Endpoint::ALL.len()],
+        Some(list) => {
+            let RawEndpoints(names) = list.get_ref();
+            if names.is_empty() {
+                return Err(
+                    cx.err(list.span(), "the list of endpoints is empty; give \"all\" or at least one name")
+                );
+            }
+            for name in names {
+                if name == "all" {
+                    endpoints = [true; Endpoint::ALL.len()];
+                } else {
+                    let e = name
+                        .parse::<Endpoint>()
+                        .map_err(|e| cx.err(list.span(), format!("{e}, or \"all\"")))?;
+                    endpoints[e.index()] = true;
+                }
+            }
+        }
+    }
+    let status = match r.penalty.status.get_ref() {
+        RawStatus::Code(429) => PenaltyStatus::TooManyRequests,
+        RawStatus::Code(403) => PenaltyStatus::Forbidden,
+        RawStatus::Word(w) if w == "timeout" => PenaltyStatus::Timeout,
+        other => {
+            let shown = match other {
+                RawStatus::Code(c) => c.to_string(),
+                RawStatus::Word(w) => format!("\"{w}\""),
+            };
+            return Err(cx.err(
+                r.penalty.status.span(),
+                format!("penalty status {shown} is not modelled; valid: 429, 403, \"timeout\""),
+            ));
+        }
+    };
+    Ok(Hypothesis {
+        name: r.name.clone(),
+        scope: r.scope.map_or(Scope::Ip, |s| match s {
+            RawScope::Ip => Scope::Ip,
+            RawScope::Account => Scope::Account,
+            RawScope::IpEndpoint => Scope::IpEndpoint,
+        }),
+        rule,
+        endpoints,
+        penalty: Penalty {
+            status,
+            ban: r.penalty.ban.map(|s| s.0),
+            retry_after: r.penalty.retry_after.map(|s| s.0),
+        },
+    })
+}
