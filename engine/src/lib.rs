@@ -41,7 +41,9 @@
 //! # Modules
 //!
 //! - [`engine`](Engine): the call protocol (`acquire` / `complete` / `poll_event` /
-//!   `next_wakeup`) and the pool operations (`allocate`, `deallocate`, `replace_dead`, `revive`).
+//!   `next_wakeup`); its `pool` part adds, allocates, deallocates, replaces and revives proxies
+//!   (each change of a lane's proxies is an [`Event::LaneMembers`]), and its `requests` part is
+//!   one request's path: the gate, the pick and its charge, the completion.
 //! - `lane`: one (user, module) lane and its rotation order.
 //! - `pool`: every proxy's record and the free set.
 //! - `policy`: the lease policies, `rest` (249 then 40 minutes) and `window` (exact sliding window).

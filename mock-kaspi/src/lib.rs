@@ -1,10 +1,11 @@
 //! rotor-mock-kaspi: fakes of Kaspi and Proxy6 for testing live mode end to end, on loopback
 //! only.
 //!
-//! [`KaspiMock`] (on its own small HTTP/1.1 server, `http`) answers the same paths, methods, headers, status codes and JSON shapes as the
-//! real services (`shared/kaspi-api.md`): storefront offers, the merchant cabinet's offer list
+//! [`KaspiMock`] (on its own small HTTP/1.1 server, `http`) answers the same paths, methods,
+//! headers, status codes and JSON shapes as the real services (`shared/kaspi-api.md`): storefront offers, the merchant cabinet's offer list
 //! and price update, and the Shop API's orders and entries. In front of every endpoint sit the
-//! simulator's limit hypotheses (`rotor_kaspi_model::Limiter`, the same code) keyed on the
+//! simulator's limit hypotheses (`rotor_kaspi_model::Limiter`, the same code, from the crate
+//! both share) keyed on the
 //! client IP from `X-Forwarded-For`, and faults a test can switch at runtime.
 //!
 //! # Example

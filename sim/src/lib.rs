@@ -23,9 +23,10 @@
 //! # Modules
 //!
 //! - [`scenario`]: scenario files, their defaults and located errors.
-//! - [`run`]: the event loop: cycles, requests, subscriptions, purchases, faults.
-//! - [`kaspi`]: the model of Kaspi: latency, limit hypotheses (also used by `rotor-mock-kaspi`),
-//!   storms and subnet bans.
+//! - [`run`]: the event loop (pop, dispatch, check the step bound); its parts are the state,
+//!   the world (sellers, pool, faults), the workloads (cycles) and one request's lifecycle.
+//! - [`kaspi`]: Kaspi as the simulator asks it: `rotor-kaspi-model`'s limiters and latency
+//!   (shared with `rotor-mock-kaspi`), plus storms and subnet bans.
 //! - `world`: proxies with their egress and faults, and the provider.
 //! - [`observe`]: the safety invariants and the other figures.
 //! - [`summary`], [`verdict`], [`output`], [`trace`]: what a run reports and writes;

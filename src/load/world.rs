@@ -2,7 +2,7 @@
 //! hypotheses and latency on the scaled clock, one forward proxy per pool proxy (each with its
 //! own egress address in 127.0.0.0/8), and the scenario's faults played at their scaled times.
 //!
-//! The world runs in the load run's own process ([`Handle::Local`]), or in `rotor mock
+//! The world runs in the load run's own process (`Handle::Local`), or in `rotor mock
 //! --scenario` ([`serve`]), which a run attaches to by its control URL (`--attach`): then the
 //! client side is measured alone, and faults and the fake Kaspi's arrivals cross over HTTP.
 

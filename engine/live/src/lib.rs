@@ -5,13 +5,17 @@
 //!
 //! # Modules
 //!
-//! - [`config`] reads `live.toml`; [`secrets`] resolves secrets and seals the store's.
+//! - [`config`] reads `live.toml` (its defaults in [`config::defaults`]); [`secrets`] resolves
+//!   secrets and seals the store's; [`options`] are the run's flags.
 //! - [`run`] is one worker's life: recovery, the claim loop, shutdown. `claims.rs` decides
-//!   which sellers it serves (lane leases with fencing tokens).
-//! - [`driver`] is the adapter between the engine and the network: it waits as the engine
-//!   says, makes each charge durable, sends through [`transport`], and records every event.
+//!   which sellers it serves (lane leases with fencing tokens). [`error`]: why a run stopped.
+//! - [`driver`] is the adapter between the engine and the network, split by job (the call
+//!   loop, lane ownership, lease books, event effects, the pool and records) with one written
+//!   lock order: it waits as the engine says, makes each charge durable, sends through
+//!   [`transport`], and records every event.
 //! - [`workers`] are the demper, orders and catalog loops; [`kaspi`] is the API they call.
-//! - [`store`] keeps durable state in SQLite or PostgreSQL.
+//! - [`store`] keeps durable state in SQLite or PostgreSQL; its errors are typed
+//!   ([`store::StoreError`]: fenced, conflict, unavailable, corrupt).
 //! - [`status`] and [`metrics`] serve `/health/proxies` and `/metrics`; [`provision`] buys
 //!   from Proxy6; [`probe`] is `rotor probe`; [`clock`] and [`log`] read the wall clock.
 //!
@@ -45,6 +49,7 @@ pub mod kaspi;
 pub mod log;
 pub mod metrics;
 pub mod options;
+pub mod probe;
 pub mod provision;
 pub mod run;
 pub mod secrets;
@@ -66,4 +71,3 @@ pub fn subnet_of(ip: std::net::IpAddr) -> String {
         }
     }
 }
-pub mod probe;

@@ -24,10 +24,10 @@ use crate::time::Instant;
 ///
 /// 1. [`Engine::new`], then [`Engine::add_proxy`] for each proxy, then [`Engine::allocate`] for
 ///    each user.
-/// 2. For each request: [`Engine::acquire`]. On [`Decision::Send`], send through the ticket's
-///    proxy and hand the ticket back to [`Engine::complete`] with the [`Outcome`]; on
-///    [`Completion::Retry`], acquire again from `not_before` with the new attempt number. On
-///    [`Decision::Wait`], acquire again at `until`; on [`Decision::Park`], after the next
+/// 2. For each request: [`Engine::acquire`]. On [`Decision::Send`](crate::Decision::Send), send through the ticket's
+///    proxy and hand the ticket back to [`Engine::complete`] with the [`Outcome`](crate::Outcome); on
+///    [`Completion::Retry`](crate::Completion::Retry), acquire again from `not_before` with the new attempt number. On
+///    [`Decision::Wait`](crate::Decision::Wait), acquire again at `until`; on [`Decision::Park`](crate::Decision::Park), after the next
 ///    completion on the named lane.
 /// 3. After any call, drain [`Engine::poll_event`].
 /// 4. [`Engine::next_wakeup`] gives the next instant at which a waiting request could proceed.

@@ -33,7 +33,7 @@ pub fn write(sc: &Scenario, report: &RunReport, verdicts: &[Verdict], dir: &Path
     write_with(sc, report, verdicts, dir, &html::Origin::default())
 }
 
-/// [`write`], for a run that was not the simulator's: `origin` names it and adds its section.
+/// [`write()`], for a run that was not the simulator's: `origin` names it and adds its section.
 pub fn write_with(
     sc: &Scenario,
     report: &RunReport,

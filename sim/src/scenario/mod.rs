@@ -1,6 +1,6 @@
 //! Scenario files: TOML, documented key by key in docs/scenarios.md.
 //!
-//! [`Scenario::parse`] reads the text into [`raw`] structs (unknown keys and bad values are
+//! [`Scenario::parse`] reads the text into `raw` structs (unknown keys and bad values are
 //! rejected with their place), then `build.rs` fills in defaults and checks what spans several
 //! keys, with `kaspi.rs` for the limit hypotheses and `faults.rs` for the faults.
 

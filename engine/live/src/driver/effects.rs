@@ -147,7 +147,7 @@ impl Driver {
 
     /// At shutdown: records every request still in flight and the usage of open leases.
     /// Returns how many requests were unfinished. Locks: `in_flight` (drained, released), then
-    /// `store`, then [`Driver::flush_books`]'s.
+    /// `store`, then `Driver::flush_books`'s.
     pub fn flush(&self) -> u32 {
         let now = clock::now().as_millis();
         let unfinished: Vec<InFlight> = lock(&self.in_flight).drain().map(|(_, v)| v).collect();
