@@ -242,6 +242,21 @@ pub(crate) enum HypothesisArg {
     /// Offers 8 rps per IP (403 ban), price updates 1.5 rps per account (429, 30-minute ban),
     /// Shop API for Kazakh IPs only.
     Community,
+    /// As measured by the seed's authors: offers ~12.5 rps per IP (403, 10 s ban), price
+    /// updates ~2.5 rps per account (429, 30-minute ban), no count limit (docs/limits.md).
+    Measured,
+}
+
+impl HypothesisArg {
+    /// The scenario's name for the same set.
+    pub(crate) fn choice(self) -> rotor_sim::scenario::HypothesisChoice {
+        use rotor_sim::scenario::HypothesisChoice;
+        match self {
+            HypothesisArg::Seed => HypothesisChoice::Seed,
+            HypothesisArg::Community => HypothesisChoice::Community,
+            HypothesisArg::Measured => HypothesisChoice::Measured,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -256,6 +271,11 @@ pub(crate) struct SweepArgs {
     /// Stop any one run with an error after this many events.
     #[arg(long, default_value_t = 500_000_000, value_name = "N")]
     pub(crate) max_steps: u64,
+
+    /// Sweep these limit hypotheses instead of the `[sweep] hypothesis` list (comma-separated:
+    /// seed, community, measured).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SET")]
+    pub(crate) hypothesis: Vec<HypothesisArg>,
 
     /// No progress bar.
     #[arg(long, short)]

@@ -41,7 +41,7 @@ impl Lab {
             scope: Scope::Ip,
             rule: Rule::SlidingWindow { limit: 250, window: Duration::from_secs(3) },
             endpoints: [true; Endpoint::ALL.len()],
-            penalty: Penalty { status: PenaltyStatus::TooManyRequests, ban: None, retry_after: None },
+            penalty: Penalty::answer(PenaltyStatus::TooManyRequests),
         };
         let kaspi = KaspiMock::start(KaspiConfig {
             products,

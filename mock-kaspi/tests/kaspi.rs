@@ -291,3 +291,36 @@ async fn faults_switch_at_runtime() {
     kaspi.set_faults(Faults::default());
     assert_eq!(offers(&kaspi, &product, json!({}), None).await.status(), 200);
 }
+
+/// The measured hypothesis over HTTP, on a clock 1000 times slower than real time so that a
+/// burst of requests is a burst whatever the machine's speed: the 13th quick storefront request
+/// from one IP is a 403 (burst 12) and other IPs go on; the 3rd quick price update of one
+/// account is a 429 (burst 2), whichever IP it comes from.
+#[tokio::test]
+async fn the_measured_hypothesis_answers_over_http() {
+    let config = KaspiConfig {
+        hypotheses: rotor_kaspi_model::measured_hypotheses(),
+        time_scale: 0.001,
+        ..KaspiConfig::default()
+    };
+    let kaspi = KaspiMock::start(config).await.unwrap();
+    let product = kaspi.products()[0].clone();
+    for i in 0..12 {
+        let r = offers(&kaspi, &product, json!({}), Some("127.0.0.21")).await;
+        assert_eq!(r.status(), 200, "request {} of the burst", i + 1);
+    }
+    let banned = offers(&kaspi, &product, json!({}), Some("127.0.0.21")).await;
+    assert_eq!(banned.status(), 403);
+    assert_eq!(offers(&kaspi, &product, json!({}), Some("127.0.0.21")).await.status(), 403, "banned");
+    assert_eq!(offers(&kaspi, &product, json!({}), Some("127.0.0.22")).await.status(), 200, "another IP");
+
+    let url = format!("{}/pricefeed/upload/merchant/process", kaspi.uri());
+    let update = json!({"merchantUid": "30067228", "sku": "1", "model": "m", "price": 1, "cityPrices": [], "availabilities": []});
+    let mut statuses = Vec::new();
+    for ip in ["127.0.0.31", "127.0.0.32", "127.0.0.33"] {
+        let r =
+            cabinet(client().post(&url)).json(&update).header("X-Forwarded-For", ip).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+}

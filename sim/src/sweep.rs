@@ -9,9 +9,7 @@ use rotor_engine::{Duration, Module, Policy, RestPolicy, Split, WindowPolicy};
 
 use crate::run::{RunOptions, SimError, run};
 use crate::scenario::value::CountRange;
-use crate::scenario::{
-    HypothesisChoice, PolicyChoice, Scenario, SweepSpec, community_hypotheses, seed_hypothesis,
-};
+use crate::scenario::{HypothesisChoice, PolicyChoice, Scenario, SweepSpec};
 use crate::verdict::fitness;
 
 /// One point of the grid.
@@ -111,10 +109,8 @@ impl GridPoint {
             (PolicyChoice::Window, Policy::Window(w)) => Policy::Window(w),
             (PolicyChoice::Window, Policy::Rest(_)) => Policy::Window(WindowPolicy::default()),
         };
-        match self.hypothesis {
-            HypothesisChoice::File => {}
-            HypothesisChoice::Seed => sc.kaspi.hypotheses = vec![seed_hypothesis()],
-            HypothesisChoice::Community => sc.kaspi.hypotheses = community_hypotheses(),
+        if let Some(hypotheses) = self.hypothesis.hypotheses() {
+            sc.kaspi.hypotheses = hypotheses;
         }
         sc.expect.clear();
         sc.sweep = None;

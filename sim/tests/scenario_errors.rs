@@ -149,3 +149,35 @@ fn defaults_fill_an_empty_file() {
         rotor_sim::observe::LimitKind::Sliding { limit: 250, window_ms: 1_800_000 }
     );
 }
+
+#[test]
+fn kaspi_presets_are_named_and_combine_with_the_files_limiters() {
+    let sc = Scenario::parse("m", "m.toml", "[kaspi]\npreset = \"measured\"\n").unwrap();
+    let names: Vec<&str> = sc.kaspi.hypotheses.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["measured-offers-12.5rps-per-ip", "measured-price-update-2.5rps-per-account"]);
+    assert!(sc.kaspi.hypotheses[0].penalty.extend, "the measured 403 ban lasts while requests keep coming");
+
+    // A preset and the file's own limiters together; the file's penalty keys are read.
+    let text = "[kaspi]\npreset = \"seed\"\n[[kaspi.limiter]]\nname = \"extra\"\nkind = \"rate\"\nrate_per_s = 5\n\
+                [kaspi.limiter.penalty]\nstatus = 403\nban = \"10s\"\nextend = true\nbody = \"html\"\nretry_after = \"5s\"\n";
+    let sc = Scenario::parse("m", "m.toml", text).unwrap();
+    assert_eq!(sc.kaspi.hypotheses.len(), 2);
+    let extra = &sc.kaspi.hypotheses[1].penalty;
+    assert!(extra.extend);
+    assert_eq!(extra.body, rotor_sim::scenario::PenaltyBody::Html);
+    assert_eq!(extra.retry_after, Some(rotor_engine::Duration::from_secs(5)));
+
+    // An unknown preset names the valid ones; a file limiter may not reuse a preset's name.
+    let e = err("[kaspi]\npreset = \"guess\"\n");
+    assert_eq!(e.key.as_deref(), Some("kaspi.preset"));
+    assert!(e.message.contains("seed, community, measured"), "{e}");
+    let e = err(
+        "[kaspi]\npreset = \"seed\"\n[[kaspi.limiter]]\nname = \"seed-250-per-30m-per-ip\"\nkind = \"rate\"\n\
+         rate_per_s = 5\n[kaspi.limiter.penalty]\nstatus = 429\n",
+    );
+    assert!(e.message.contains("two limiters are named"), "{e}");
+    let e = err(
+        "[[kaspi.limiter]]\nname = \"x\"\nkind = \"rate\"\nrate_per_s = 5\n[kaspi.limiter.penalty]\nstatus = 429\nbody = \"xml\"\n",
+    );
+    assert!(e.message.contains("`html`") && e.message.contains("`json`"), "{e}");
+}

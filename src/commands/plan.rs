@@ -1,11 +1,11 @@
 //! `rotor plan`: one seller's pool, three ways, side by side.
 
 use rotor_sim::plan::{PlanInput, plan};
+use rotor_sim::scenario::PolicyChoice;
 use rotor_sim::scenario::value::parse_duration;
-use rotor_sim::scenario::{HypothesisChoice, PolicyChoice};
 
 use super::CliError;
-use crate::cli::{HypothesisArg, PlanArgs, PolicyArg};
+use crate::cli::{PlanArgs, PolicyArg};
 use crate::exit;
 
 impl TryFrom<&PlanArgs> for PlanInput {
@@ -34,10 +34,7 @@ impl TryFrom<&PlanArgs> for PlanInput {
                 PolicyArg::Rest => PolicyChoice::Rest,
                 PolicyArg::Window => PolicyChoice::Window,
             },
-            hypothesis: match a.hypothesis {
-                HypothesisArg::Seed => HypothesisChoice::Seed,
-                HypothesisArg::Community => HypothesisChoice::Community,
-            },
+            hypothesis: a.hypothesis.choice(),
             duration,
             seed: a.seed,
         })

@@ -14,12 +14,15 @@ use crate::exit;
 /// Runs the grid and writes its report; exits 0 (a sweep has no pass or fail of its own).
 pub(crate) fn run(args: &SweepArgs) -> Result<u8, CliError> {
     let sc = Scenario::load(&args.scenario).map_err(CliError::bad_input)?;
-    let Some(spec) = sc.sweep.clone() else {
+    let Some(mut spec) = sc.sweep.clone() else {
         return Err(CliError::bad_input(format!(
             "{}: no [sweep] table; add one with lists such as `skus = [500, 1000]` and `demper = [50, 70, 90]` (docs/scenarios.md)",
             args.scenario.display()
         )));
     };
+    if !args.hypothesis.is_empty() {
+        spec.hypothesis = args.hypothesis.iter().map(|h| h.choice()).collect();
+    }
     if args.max_steps == 0 {
         return Err(CliError::bad_input("--max-steps must be at least 1"));
     }

@@ -66,8 +66,73 @@ pub struct Penalty {
     pub status: PenaltyStatus,
     /// Every request of the key gets the same answer for this long afterwards.
     pub ban: Option<Duration>,
+    /// Whether a request during the ban starts it again (the ban lifts only once the caller
+    /// has kept quiet for its whole length).
+    pub extend: bool,
     /// A Retry-After header to send with a 429.
     pub retry_after: Option<Duration>,
+    /// The body that comes with the answer.
+    pub body: PenaltyBody,
+}
+
+impl Penalty {
+    /// A penalty answering `status` with a JSON error body, no ban and no Retry-After.
+    pub fn answer(status: PenaltyStatus) -> Self {
+        Penalty { status, ban: None, extend: false, retry_after: None, body: PenaltyBody::Json }
+    }
+
+    /// The same penalty, banning the key for `ban` afterwards.
+    #[must_use]
+    pub fn banning(self, ban: Duration) -> Self {
+        Penalty { ban: Some(ban), ..self }
+    }
+}
+
+impl std::fmt::Display for Penalty {
+    /// `429`, `403, ban 10s, restarted by each request during it`, `no answer (timeout)`, with
+    /// `, Retry-After 5s` and the body when it is not JSON.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            PenaltyStatus::TooManyRequests => f.write_str("429")?,
+            PenaltyStatus::Forbidden => f.write_str("403")?,
+            PenaltyStatus::Timeout => f.write_str("no answer (timeout)")?,
+        }
+        match (self.ban, self.extend) {
+            (Some(ban), true) => write!(f, ", ban {ban}, restarted by each request during it")?,
+            (Some(ban), false) => write!(f, ", ban {ban}")?,
+            (None, _) => f.write_str(", no ban")?,
+        }
+        if let Some(after) = self.retry_after {
+            write!(f, ", Retry-After {after}")?;
+        }
+        match self.body {
+            PenaltyBody::Json => Ok(()),
+            PenaltyBody::Html => f.write_str(", HTML body"),
+            PenaltyBody::Empty => f.write_str(", empty body"),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scope::Ip => "egress IP",
+            Scope::Account => "merchant account",
+            Scope::IpEndpoint => "egress IP and endpoint",
+        })
+    }
+}
+
+/// The shape of a limited answer's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PenaltyBody {
+    /// Nothing.
+    Empty,
+    /// An HTML page (an anti-bot or error page).
+    Html,
+    /// A JSON error object, as the APIs answer their other errors.
+    #[default]
+    Json,
 }
 
 /// The answer to a limited request.
@@ -96,31 +161,74 @@ pub fn community_hypotheses() -> Vec<Hypothesis> {
             scope: Scope::Ip,
             rule: Rule::Rate { per_s: 8.0, burst: 8 },
             endpoints: all(&[Endpoint::StorefrontOffers]),
-            penalty: Penalty {
-                status: PenaltyStatus::Forbidden,
-                ban: Some(Duration::from_mins(10)),
-                retry_after: None,
-            },
+            penalty: Penalty::answer(PenaltyStatus::Forbidden).banning(Duration::from_mins(10)),
         },
         Hypothesis {
             name: "price-update-1.5rps-per-account".into(),
             scope: Scope::Account,
             rule: Rule::Rate { per_s: 1.5, burst: 1 },
             endpoints: all(&[Endpoint::CabinetPriceUpdate]),
-            penalty: Penalty {
-                status: PenaltyStatus::TooManyRequests,
-                ban: Some(Duration::from_mins(30)),
-                retry_after: None,
-            },
+            penalty: Penalty::answer(PenaltyStatus::TooManyRequests).banning(Duration::from_mins(30)),
         },
         Hypothesis {
             name: "shop-api-kz-only".into(),
             scope: Scope::Ip,
             rule: Rule::Geo { allow: vec!["kz".into()] },
             endpoints: all(&[Endpoint::ShopOrders, Endpoint::ShopOrderEntries]),
-            penalty: Penalty { status: PenaltyStatus::Timeout, ban: None, retry_after: None },
+            penalty: Penalty::answer(PenaltyStatus::Timeout),
         },
     ]
+}
+
+/// The limits the seed plan's own authors measured on 2026-02-08 (kaspi-api.md §1.2;
+/// docs/limits.md): rates only, no count limit. Each ban threshold lies between the rate they
+/// found safe and the rate they saw banned; the model puts it halfway.
+///
+/// - Storefront offers, per egress IP: safe at ~10 rps, banned at ~15 rps, so 12.5 rps with a
+///   burst of 12; answered 403, and the ban (~10 s) lasts until the caller has kept quiet for
+///   10 s.
+/// - Cabinet price updates, per merchant account: safe at ~2 rps, banned at ~3 rps, so 2.5 rps
+///   with a burst of 2; answered 429 with a 30-minute ban.
+/// - The cabinet offer list showed no limit at 1 rps, and the Shop API was not measured: no
+///   limiter.
+pub fn measured_hypotheses() -> Vec<Hypothesis> {
+    let only = |e: Endpoint| {
+        let mut on = [false; Endpoint::ALL.len()];
+        on[e.index()] = true;
+        on
+    };
+    vec![
+        Hypothesis {
+            name: "measured-offers-12.5rps-per-ip".into(),
+            scope: Scope::Ip,
+            rule: Rule::Rate { per_s: 12.5, burst: 12 },
+            endpoints: only(Endpoint::StorefrontOffers),
+            penalty: Penalty {
+                extend: true,
+                ..Penalty::answer(PenaltyStatus::Forbidden).banning(Duration::from_secs(10))
+            },
+        },
+        Hypothesis {
+            name: "measured-price-update-2.5rps-per-account".into(),
+            scope: Scope::Account,
+            rule: Rule::Rate { per_s: 2.5, burst: 2 },
+            endpoints: only(Endpoint::CabinetPriceUpdate),
+            penalty: Penalty::answer(PenaltyStatus::TooManyRequests).banning(Duration::from_mins(30)),
+        },
+    ]
+}
+
+/// The named hypothesis sets a scenario, `rotor plan` and `rotor sweep` can choose.
+pub const PRESETS: [&str; 3] = ["seed", "community", "measured"];
+
+/// The hypotheses of preset `name` (one of [`PRESETS`]).
+pub fn preset(name: &str) -> Option<Vec<Hypothesis>> {
+    match name {
+        "seed" => Some(vec![seed_hypothesis()]),
+        "community" => Some(community_hypotheses()),
+        "measured" => Some(measured_hypotheses()),
+        _ => None,
+    }
 }
 
 /// The seed's hypothesis: 250 requests per 30 minutes per IP, then 429.
@@ -130,6 +238,6 @@ pub fn seed_hypothesis() -> Hypothesis {
         scope: Scope::Ip,
         rule: Rule::SlidingWindow { limit: 250, window: Duration::from_mins(30) },
         endpoints: [true; Endpoint::ALL.len()],
-        penalty: Penalty { status: PenaltyStatus::TooManyRequests, ban: None, retry_after: None },
+        penalty: Penalty::answer(PenaltyStatus::TooManyRequests),
     }
 }

@@ -23,7 +23,8 @@
 //! # Modules
 //!
 //! - `hypothesis`: what a limit counts ([`Scope`], [`Rule`]), what it answers past the limit
-//!   ([`Penalty`]), and the named sets: [`seed_hypothesis`], [`community_hypotheses`].
+//!   ([`Penalty`]), and the named sets ([`preset`]): [`seed_hypothesis`],
+//!   [`community_hypotheses`], [`measured_hypotheses`].
 //! - `limiter`: one hypothesis at work, counters per key and bans ([`Limiter`], [`key`]).
 //! - `latency`: response-time distributions ([`Latency`]) and their seeded draws ([`Sampler`]).
 
@@ -32,7 +33,8 @@ mod latency;
 mod limiter;
 
 pub use hypothesis::{
-    Hypothesis, Penalty, PenaltyStatus, Rule, Scope, community_hypotheses, seed_hypothesis,
+    Hypothesis, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope, community_hypotheses,
+    measured_hypotheses, preset, seed_hypothesis,
 };
 pub use latency::{Latency, Sampler};
-pub use limiter::{Limiter, key};
+pub use limiter::{Limiter, Limits, Refused, key};

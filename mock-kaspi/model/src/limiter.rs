@@ -51,6 +51,11 @@ impl Limiter {
         let h = &self.hypothesis;
         let s = self.state.entry(key).or_default();
         if t < s.banned_until {
+            if h.penalty.extend
+                && let Some(ban) = h.penalty.ban
+            {
+                s.banned_until = t + ban.as_millis();
+            }
             return Err((h.penalty, false));
         }
         let pass = match &h.rule {
@@ -108,6 +113,65 @@ impl Limiter {
     }
 }
 
+/// Every hypothesis in force, deciding together: a request passes only when each limiter that
+/// covers its endpoint lets it through, and only then is it counted by each. The simulator and
+/// the fake Kaspi both decide through this one type, so they answer a request sequence alike.
+#[derive(Debug)]
+pub struct Limits {
+    limiters: Vec<Limiter>,
+}
+
+/// Why [`Limits::admit`] refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// Which hypothesis refused it (its index in the set).
+    pub limiter: usize,
+    /// What it answers.
+    pub penalty: Penalty,
+    /// Whether this request started a ban.
+    pub ban_started: bool,
+}
+
+impl Limits {
+    /// The hypotheses, each with no history.
+    pub fn new(hypotheses: impl IntoIterator<Item = Hypothesis>) -> Self {
+        Limits { limiters: hypotheses.into_iter().map(Limiter::new).collect() }
+    }
+
+    /// The name of hypothesis `i`.
+    pub fn name(&self, i: usize) -> &str {
+        &self.limiters[i].hypothesis.name
+    }
+
+    /// Decides one arrival at `t` (ms) from egress `ip` (IPv4 as a number), for account `user`,
+    /// on `endpoint`, from `country`.
+    pub fn admit(
+        &mut self,
+        ip: u32,
+        user: u32,
+        endpoint: rotor_engine::Endpoint,
+        t: u64,
+        country: &str,
+    ) -> Result<(), Refused> {
+        let e = endpoint.index();
+        for (i, l) in self.limiters.iter_mut().enumerate() {
+            if !l.hypothesis.endpoints[e] {
+                continue;
+            }
+            let k = key(l.hypothesis.scope, ip, user, e);
+            if let Err((penalty, ban_started)) = l.check(k, t, country) {
+                return Err(Refused { limiter: i, penalty, ban_started });
+            }
+        }
+        for l in &mut self.limiters {
+            if l.hypothesis.endpoints[e] {
+                l.record(key(l.hypothesis.scope, ip, user, e), t);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,11 +218,7 @@ mod tests {
             scope: Scope::Ip,
             rule: Rule::Rate { per_s: 8.0, burst: 8 },
             endpoints: [true; Endpoint::ALL.len()],
-            penalty: Penalty {
-                status: PenaltyStatus::Forbidden,
-                ban: Some(Duration::from_mins(10)),
-                retry_after: None,
-            },
+            penalty: Penalty::answer(PenaltyStatus::Forbidden).banning(Duration::from_mins(10)),
         };
         let mut l = Limiter::new(h);
         for _ in 0..8 {
@@ -167,6 +227,69 @@ mod tests {
         assert!(!pass(&mut l, 1, 0), "the burst is spent");
         assert!(!pass(&mut l, 1, 1_000), "banned for 10 minutes although tokens came back");
         assert!(pass(&mut l, 1, 600_000));
+    }
+
+    #[test]
+    fn an_extending_ban_lifts_only_after_a_quiet_ban_length() {
+        let h = crate::hypothesis::measured_hypotheses().remove(0);
+        assert!(h.penalty.extend);
+        let mut l = Limiter::new(h);
+        // 12 at once pass (the burst), the 13th is refused: a 10-second ban starts at t = 0.
+        for _ in 0..12 {
+            assert!(pass(&mut l, 1, 0));
+        }
+        assert_eq!(l.check(1, 0, "kz").unwrap_err().0.status, PenaltyStatus::Forbidden);
+        // Asking again at 9 s starts the ban again; at 18.9 s it still holds, at 19 s it lifts.
+        assert!(!pass(&mut l, 1, 9_000));
+        assert!(!pass(&mut l, 1, 18_999));
+        assert!(!pass(&mut l, 1, 28_998), "the last try restarted it");
+        assert!(pass(&mut l, 1, 38_998));
+    }
+
+    #[test]
+    fn the_measured_rates_pass_the_safe_rate_and_ban_the_banned_rate() {
+        for (i, safe, banned) in [(0usize, 10u64, 15u64), (1, 2, 3)] {
+            let h = crate::hypothesis::measured_hypotheses().remove(i);
+            let mut l = Limiter::new(h.clone());
+            // One minute at the safe rate: nothing refused.
+            for k in 0..60 * safe {
+                assert!(pass(&mut l, 7, k * 1000 / safe), "{}: refused at the safe rate", h.name);
+            }
+            // One minute at the banned rate: refused before the minute is out.
+            let mut l = Limiter::new(h.clone());
+            let refused = (0..60 * banned).any(|k| !pass(&mut l, 7, k * 1000 / banned));
+            assert!(refused, "{}: never refused at the banned rate", h.name);
+        }
+    }
+
+    #[test]
+    fn limits_count_a_request_only_when_every_limiter_lets_it_through() {
+        use rotor_engine::Endpoint;
+        // The per-account price-update rate refuses the 3rd quick update; the per-IP seed window
+        // must not count the refused one.
+        let mut hs = crate::hypothesis::measured_hypotheses();
+        hs.push(seed_hypothesis());
+        let mut limits = Limits::new(hs);
+        let e = Endpoint::CabinetPriceUpdate;
+        assert!(limits.admit(1, 7, e, 0, "kz").is_ok());
+        assert!(limits.admit(1, 7, e, 0, "kz").is_ok());
+        let r = limits.admit(1, 7, e, 0, "kz").unwrap_err();
+        assert_eq!((r.limiter, r.penalty.status, r.ban_started), (1, PenaltyStatus::TooManyRequests, true));
+        assert_eq!(limits.name(r.limiter), "measured-price-update-2.5rps-per-account");
+        // 248 more storefront requests from the IP fit the seed's 250 (2 counted so far, the
+        // refused one not); the limiter that covers only price updates ignores them.
+        for t in 0..248 {
+            assert!(limits.admit(1, 7, Endpoint::CabinetOfferList, 100 + t, "kz").is_ok(), "request {t}");
+        }
+        assert_eq!(limits.admit(1, 7, Endpoint::CabinetOfferList, 400, "kz").unwrap_err().limiter, 2);
+    }
+
+    #[test]
+    fn presets_name_every_set() {
+        for name in crate::hypothesis::PRESETS {
+            assert!(!crate::hypothesis::preset(name).unwrap().is_empty(), "{name}");
+        }
+        assert!(crate::hypothesis::preset("guess").is_none());
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub(crate) fn offer_list(st: &mut State, req: &Request, ip: &str) -> (u16, Reply
         return (405, error(405, "Method Not Allowed"));
     }
     let Some(account) = session(st, req) else { return (401, error(401, "Unauthorized")) };
-    if let Some((status, timeout)) = st.gate(ip, Some(account), Endpoint::CabinetOfferList) {
-        return super::refusal(status, timeout);
+    if let Some(refused) = st.gate(ip, Some(account), Endpoint::CabinetOfferList) {
+        return super::refusal(refused);
     }
     let uid = st.config.merchants[account].uid.clone();
     let Some(m) = query(req, "m") else { return (400, error(400, "parameter m (merchantUid) is required")) };
@@ -93,8 +93,8 @@ pub(crate) fn price_update(st: &mut State, req: &Request, ip: &str) -> (u16, Rep
         return (405, error(405, "Method Not Allowed"));
     }
     let Some(account) = session(st, req) else { return (401, error(401, "Unauthorized")) };
-    if let Some((status, timeout)) = st.gate(ip, Some(account), Endpoint::CabinetPriceUpdate) {
-        return super::refusal(status, timeout);
+    if let Some(refused) = st.gate(ip, Some(account), Endpoint::CabinetPriceUpdate) {
+        return super::refusal(refused);
     }
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
         return (400, error(400, "request body is not JSON"));

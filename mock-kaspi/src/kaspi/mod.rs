@@ -61,14 +61,28 @@ fn respond(state: &Mutex<State>, req: &Request) -> Reply {
 
 /// A refusal from the gate, as a response: a limiter's timeout never answers (the client's own
 /// timeout ends it).
-fn refusal(status: u16, timeout: bool) -> (u16, Reply) {
-    if timeout {
-        (0, Reply::new(504).set_delay(std::time::Duration::from_secs(600)))
-    } else if status == 429 {
-        (429, error(429, "Too Many Requests"))
-    } else {
-        (status, error(status, if status == 403 { "Forbidden" } else { "Service Unavailable" }))
+fn refusal(r: state::Refusal) -> (u16, Reply) {
+    use rotor_kaspi_model::PenaltyBody;
+    if r.timeout {
+        return (0, Reply::new(504).set_delay(std::time::Duration::from_secs(600)));
     }
+    let reason = match r.status {
+        429 => "Too Many Requests",
+        403 => "Forbidden",
+        _ => "Service Unavailable",
+    };
+    let mut reply = match r.body {
+        PenaltyBody::Json => error(r.status, reason),
+        PenaltyBody::Html => Reply::new(r.status).set_body_raw(
+            format!("<!DOCTYPE html><html><body><h1>{reason}</h1></body></html>"),
+            "text/html; charset=utf-8",
+        ),
+        PenaltyBody::Empty => Reply::new(r.status),
+    };
+    if let Some(after) = r.retry_after {
+        reply = reply.insert_header("Retry-After", &after.as_millis().div_ceil(1000).to_string());
+    }
+    (r.status, reply)
 }
 
 fn route(st: &mut State, req: &Request, ip: &str, path: &str) -> (Option<Endpoint>, u16, Reply) {

@@ -36,8 +36,8 @@ pub(crate) fn orders(st: &mut State, req: &Request, ip: &str) -> (u16, Reply) {
         return (405, error(405, "Method Not Allowed"));
     }
     let Some(account) = token(st, req) else { return (401, error(401, "Unauthorized")) };
-    if let Some((status, timeout)) = st.gate(ip, Some(account), Endpoint::ShopOrders) {
-        return super::refusal(status, timeout);
+    if let Some(refused) = st.gate(ip, Some(account), Endpoint::ShopOrders) {
+        return super::refusal(refused);
     }
     let num = |name: &str| query(req, name).map(|v| v.parse::<u64>().map_err(|_| name.to_owned()));
     let (Some(Ok(page)), Some(Ok(size))) = (num("page[number]"), num("page[size]")) else {
@@ -116,8 +116,8 @@ pub(crate) fn entries(st: &mut State, req: &Request, ip: &str, id: &str) -> (u16
         return (405, error(405, "Method Not Allowed"));
     }
     let Some(account) = token(st, req) else { return (401, error(401, "Unauthorized")) };
-    if let Some((status, timeout)) = st.gate(ip, Some(account), Endpoint::ShopOrderEntries) {
-        return super::refusal(status, timeout);
+    if let Some(refused) = st.gate(ip, Some(account), Endpoint::ShopOrderEntries) {
+        return super::refusal(refused);
     }
     let uid = st.config.merchants[account].uid.clone();
     let Some(order) = st.orders.iter().find(|o| o.id == id && o.merchant == uid) else {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Endpoint, Secret};
-use rotor_kaspi_model::{Hypothesis, Limiter, Penalty, PenaltyStatus, Rule, Scope, key};
+use rotor_kaspi_model::{Hypothesis, Limits, Penalty, PenaltyStatus, Rule, Scope};
 
 /// A merchant account: its cabinet session and Shop API token.
 #[derive(Debug, Clone)]
@@ -138,7 +138,7 @@ pub fn price_update_limit(per_s: f64, cooldown: rotor_engine::Duration) -> Hypot
         scope: Scope::Account,
         rule: Rule::Rate { per_s, burst: 1 },
         endpoints,
-        penalty: Penalty { status: PenaltyStatus::TooManyRequests, ban: Some(cooldown), retry_after: None },
+        penalty: Penalty::answer(PenaltyStatus::TooManyRequests).banning(cooldown),
     }
 }
 
@@ -173,7 +173,7 @@ pub(crate) struct State {
     pub(crate) price_updates: Vec<PriceUpdate>,
     pub(crate) faults: Faults,
     pub(crate) seen: Vec<Seen>,
-    pub(crate) limiters: Vec<Limiter>,
+    pub(crate) limits: Limits,
     pub(crate) rng: ChaCha8Rng,
     /// Why the gate refused the request being answered (read and cleared by the router).
     pub(crate) cause: Option<String>,
@@ -205,7 +205,7 @@ impl State {
             catalogue.insert(id, offers);
         }
         let mut state = State {
-            limiters: config.hypotheses.iter().cloned().map(Limiter::new).collect(),
+            limits: Limits::new(config.hypotheses.iter().cloned()),
             config,
             started: Instant::now(),
             epoch_ms_at_start,
@@ -265,47 +265,50 @@ impl State {
         self.config.merchants.iter().enumerate().find(|(_, m)| m.token.expose() == token)
     }
 
-    /// Faults and limits, before any endpoint logic: `Some(status)` when the request is refused.
-    pub(crate) fn gate(
-        &mut self,
-        ip: &str,
-        account: Option<usize>,
-        endpoint: Endpoint,
-    ) -> Option<(u16, bool)> {
+    /// Faults and limits, before any endpoint logic: `Some` when the request is refused.
+    pub(crate) fn gate(&mut self, ip: &str, account: Option<usize>, endpoint: Endpoint) -> Option<Refusal> {
         if self.faults.banned(ip) {
             self.cause = Some("banned".into());
-            return Some((403, false));
+            return Some(Refusal::status(403));
         }
         if self.faults.storm_share > 0.0 && self.rng.random::<f64>() < self.faults.storm_share {
             self.cause = Some("storm".into());
-            return Some((429, false));
+            return Some(Refusal::status(429));
         }
         if self.faults.server_error_share > 0.0 && self.rng.random::<f64>() < self.faults.server_error_share {
             self.cause = Some("server_error".into());
-            return Some((503, false));
+            return Some(Refusal::status(503));
         }
         let t = self.now_ms();
         let ip_num = ip.parse::<Ipv4Addr>().map_or(0, u32::from);
         let user = account.map_or(u32::MAX, |a| a as u32);
-        let e = endpoint.index();
-        for l in &mut self.limiters {
-            if !l.hypothesis.endpoints[e] {
-                continue;
-            }
-            if let Err((p, _)) = l.check(key(l.hypothesis.scope, ip_num, user, e), t, "kz") {
-                self.cause = Some(l.hypothesis.name.clone());
-                return Some(match p.status {
+        match self.limits.admit(ip_num, user, endpoint, t, "kz") {
+            Ok(()) => None,
+            Err(r) => {
+                self.cause = Some(self.limits.name(r.limiter).to_owned());
+                let (status, timeout) = match r.penalty.status {
                     PenaltyStatus::TooManyRequests => (429, false),
                     PenaltyStatus::Forbidden => (403, false),
                     PenaltyStatus::Timeout => (0, true),
-                });
+                };
+                Some(Refusal { status, timeout, retry_after: r.penalty.retry_after, body: r.penalty.body })
             }
         }
-        for l in &mut self.limiters {
-            if l.hypothesis.endpoints[e] {
-                l.record(key(l.hypothesis.scope, ip_num, user, e), t);
-            }
-        }
-        None
+    }
+}
+
+/// How the gate refused a request: the status (0 with `timeout`: no answer), and what a
+/// limiter's penalty adds to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) status: u16,
+    pub(crate) timeout: bool,
+    pub(crate) retry_after: Option<rotor_engine::Duration>,
+    pub(crate) body: rotor_kaspi_model::PenaltyBody,
+}
+
+impl Refusal {
+    fn status(status: u16) -> Self {
+        Refusal { status, timeout: false, retry_after: None, body: rotor_kaspi_model::PenaltyBody::Json }
     }
 }

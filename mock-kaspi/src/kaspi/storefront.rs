@@ -13,8 +13,8 @@ pub(crate) fn offers(st: &mut State, req: &Request, ip: &str, product: &str) -> 
     if req.method.as_str() != "POST" {
         return (405, error(405, "Method Not Allowed").insert_header("Allow", "POST"));
     }
-    if let Some((status, timeout)) = st.gate(ip, None, Endpoint::StorefrontOffers) {
-        return super::refusal(status, timeout);
+    if let Some(refused) = st.gate(ip, None, Endpoint::StorefrontOffers) {
+        return super::refusal(refused);
     }
     if st.faults.anti_bot {
         return (200, Reply::new(200).set_body_raw(ANTI_BOT, "text/html; charset=utf-8"));

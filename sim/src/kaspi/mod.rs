@@ -10,7 +10,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Duration, Endpoint};
 
-pub use rotor_kaspi_model::{Limiter, Sampler, key};
+pub use rotor_kaspi_model::{Limiter, Limits, Refused, Sampler, key};
 
 use crate::scenario::{Fault, PenaltyStatus, Scenario};
 
@@ -47,7 +47,7 @@ pub(crate) struct Arrival<'a> {
 
 /// Kaspi: limiters, storms and subnet bans.
 pub(crate) struct Kaspi {
-    limiters: Vec<Limiter>,
+    limits: Limits,
     storms: Vec<(u64, u64, f64)>,
     subnet_bans: Vec<(u32, u64, u64)>,
 }
@@ -71,16 +71,12 @@ impl Kaspi {
                 _ => {}
             }
         }
-        Kaspi {
-            limiters: scenario.kaspi.hypotheses.iter().cloned().map(Limiter::new).collect(),
-            storms,
-            subnet_bans,
-        }
+        Kaspi { limits: Limits::new(scenario.kaspi.hypotheses.iter().cloned()), storms, subnet_bans }
     }
 
     /// The name of hypothesis `i`.
     pub(crate) fn hypothesis_name(&self, i: usize) -> &str {
-        &self.limiters[i].hypothesis.name
+        self.limits.name(i)
     }
 
     /// Decides one request. `rng` is the sending lane's stream; it is drawn from only during a
@@ -104,27 +100,14 @@ impl Kaspi {
                 };
             }
         }
-        let e = a.endpoint.index();
-        for (i, l) in self.limiters.iter_mut().enumerate() {
-            if !l.hypothesis.endpoints[e] {
-                continue;
-            }
-            let key = key(l.hypothesis.scope, a.ip, a.user, e);
-            if let Err((p, ban_started)) = l.check(key, a.t, a.country) {
-                return Answer::Refused {
-                    status: p.status,
-                    cause: Cause::Limiter(i),
-                    retry_after: p.retry_after,
-                    ban_started,
-                };
-            }
+        match self.limits.admit(a.ip, a.user, a.endpoint, a.t, a.country) {
+            Ok(()) => Answer::Ok,
+            Err(r) => Answer::Refused {
+                status: r.penalty.status,
+                cause: Cause::Limiter(r.limiter),
+                retry_after: r.penalty.retry_after,
+                ban_started: r.ban_started,
+            },
         }
-        for l in &mut self.limiters {
-            if l.hypothesis.endpoints[e] {
-                let key = key(l.hypothesis.scope, a.ip, a.user, e);
-                l.record(key, a.t);
-            }
-        }
-        Answer::Ok
     }
 }

@@ -186,7 +186,7 @@ fn kaspi_rows(sc: &Scenario, out: &mut Vec<(String, String)>) {
         };
         out.push((
             format!("hypothesis `{}`", h.name),
-            format!("{rule} per {:?} on {}; penalty {:?}", h.scope, endpoints.join(", "), h.penalty),
+            format!("{rule} per {} on {}; answer {}", h.scope, endpoints.join(", "), h.penalty),
         ));
     }
     for f in &sc.faults {

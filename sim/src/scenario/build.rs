@@ -162,6 +162,7 @@ pub(super) fn sweep_spec(
                         raw::HypothesisSet::File => HypothesisChoice::File,
                         raw::HypothesisSet::Seed => HypothesisChoice::Seed,
                         raw::HypothesisSet::Community => HypothesisChoice::Community,
+                        raw::HypothesisSet::Measured => HypothesisChoice::Measured,
                     })
                     .collect()
             },

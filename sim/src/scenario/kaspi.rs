@@ -6,8 +6,12 @@ use std::collections::BTreeSet;
 use rotor_engine::{Duration, Endpoint};
 
 use super::ScenarioError;
-use super::raw::{RawEndpoints, RawLatency, RawLimiter, RawLimiterKind, RawScenario, RawScope, RawStatus};
-use rotor_kaspi_model::{Hypothesis, Latency, Penalty, PenaltyStatus, Rule, Scope, seed_hypothesis};
+use super::raw::{
+    RawBody, RawEndpoints, RawLatency, RawLimiter, RawLimiterKind, RawScenario, RawScope, RawStatus,
+};
+use rotor_kaspi_model::{
+    Hypothesis, Latency, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope, seed_hypothesis,
+};
 
 use super::{Ctx, KaspiSpec};
 
@@ -27,16 +31,24 @@ pub(super) fn kaspi_spec(cx: &Ctx<'_>, raw: &RawScenario) -> Result<KaspiSpec, S
             }
         },
     };
-    let hypotheses = if k.limiter.is_empty() {
-        vec![seed_hypothesis()]
-    } else {
-        k.limiter.iter().map(|l| hypothesis(cx, l)).collect::<Result<Vec<_>, _>>()?
+    // A preset's limiters first, then the file's own; with neither, the seed's.
+    let mut hypotheses = match &k.preset {
+        Some(name) => rotor_kaspi_model::preset(name.get_ref()).ok_or_else(|| {
+            cx.err(
+                name.span(),
+                format!("preset \"{}\" is not known; valid: {}", name.get_ref(), PRESETS.join(", ")),
+            )
+        })?,
+        None if k.limiter.is_empty() => vec![seed_hypothesis()],
+        None => Vec::new(),
     };
-    let mut names = BTreeSet::new();
-    for (h, l) in hypotheses.iter().zip(&k.limiter) {
+    let mut names: BTreeSet<String> = hypotheses.iter().map(|h| h.name.clone()).collect();
+    for l in &k.limiter {
+        let h = hypothesis(cx, l)?;
         if !names.insert(h.name.clone()) {
             return Err(cx.err(l.span(), format!("two limiters are named `{}`; names must differ", h.name)));
         }
+        hypotheses.push(h);
     }
     Ok(KaspiSpec {
         latency,
@@ -122,7 +134,13 @@ pub(super) fn hypothesis(cx: &Ctx<'_>, l: &toml::Spanned<RawLimiter>) -> Result<
         penalty: Penalty {
             status,
             ban: r.penalty.ban.map(|s| s.0),
+            extend: r.penalty.extend,
             retry_after: r.penalty.retry_after.map(|s| s.0),
+            body: match r.penalty.body {
+                Some(RawBody::Empty) => PenaltyBody::Empty,
+                Some(RawBody::Html) => PenaltyBody::Html,
+                None | Some(RawBody::Json) => PenaltyBody::Json,
+            },
         },
     })
 }

@@ -20,7 +20,8 @@ use rotor_engine::{Duration, EngineConfig, LaneKey, Module, Split, UserId};
 pub use error::ScenarioError;
 use raw::RawScenario;
 pub use rotor_kaspi_model::{
-    Hypothesis, Latency, Penalty, PenaltyStatus, Rule, Scope, community_hypotheses, seed_hypothesis,
+    Hypothesis, Latency, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope, community_hypotheses,
+    measured_hypotheses, seed_hypothesis,
 };
 use value::{CountRange, Threshold};
 
@@ -100,6 +101,8 @@ pub enum HypothesisChoice {
     Seed,
     /// The community's three.
     Community,
+    /// The seed authors' measurements (2026-02-08): rates only.
+    Measured,
 }
 
 impl PolicyChoice {
@@ -119,6 +122,15 @@ impl HypothesisChoice {
             HypothesisChoice::File => "file",
             HypothesisChoice::Seed => "seed",
             HypothesisChoice::Community => "community",
+            HypothesisChoice::Measured => "measured",
+        }
+    }
+
+    /// The hypotheses of this set; `None` for the file's own.
+    pub fn hypotheses(self) -> Option<Vec<Hypothesis>> {
+        match self {
+            HypothesisChoice::File => None,
+            named => rotor_kaspi_model::preset(named.name()),
         }
     }
 }

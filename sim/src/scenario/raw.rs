@@ -106,6 +106,9 @@ pub(crate) enum HypothesisSet {
     Seed,
     /// The community's: offers 8 rps per IP, price updates 1.5 rps per account, Shop API KZ only.
     Community,
+    /// The seed authors' measurements: offers 12.5 rps per IP (403, 10 s), price updates 2.5 rps
+    /// per account (429, 30 minutes), no count limit.
+    Measured,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +290,7 @@ pub(crate) struct RawKaspi {
     pub(crate) latency: Option<Spanned<RawLatency>>,
     pub(crate) request_path: Option<Span>,
     pub(crate) timeout: Option<Span>,
+    pub(crate) preset: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) limiter: Vec<Spanned<RawLimiter>>,
 }
@@ -355,7 +359,18 @@ pub(crate) enum RawStatus {
 pub(crate) struct RawPenalty {
     pub(crate) status: Spanned<RawStatus>,
     pub(crate) ban: Option<Span>,
+    #[serde(default)]
+    pub(crate) extend: bool,
     pub(crate) retry_after: Option<Span>,
+    pub(crate) body: Option<RawBody>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawBody {
+    Empty,
+    Html,
+    Json,
 }
 
 #[derive(Debug, Deserialize)]
