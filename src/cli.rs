@@ -232,6 +232,8 @@ pub(crate) enum PolicyArg {
     Rest,
     /// At most 249 requests in any 30 minutes.
     Window,
+    /// At most 8 requests per second per IP, one at a time; no count limit.
+    Rate,
 }
 
 /// `--hypothesis` values.

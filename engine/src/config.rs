@@ -12,6 +12,9 @@ pub struct EngineConfig {
     /// How much one proxy may carry before it must stop. Defaults to [`Policy::Rest`] with 249
     /// requests then 40 minutes of rest.
     pub policy: Policy,
+    /// A per-IP send rate kept besides a [`Policy::Rest`] or [`Policy::Window`] policy (under
+    /// [`Policy::Rate`] it is kept as well, the stricter of the two deciding). Defaults to none.
+    pub ip_rate: Option<RatePolicy>,
     /// When a proxy counts as dead. Defaults to [`DeadRule::default`].
     pub dead_rule: DeadRule,
     /// A lane asks for replacements when more than this percentage of its proxies is dead.
@@ -41,6 +44,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             policy: Policy::default(),
+            ip_rate: None,
             dead_rule: DeadRule::default(),
             replace_above_dead_percent: 20,
             penalty_rest: Duration::from_mins(40),
@@ -62,6 +66,10 @@ pub enum Policy {
     Rest(RestPolicy),
     /// At most `limit` requests in any sliding `window`; no fixed rest.
     Window(WindowPolicy),
+    /// No lease and no count: at most one send per `interval` through each egress IP, with
+    /// bursts of `burst` (GCRA, exact to the millisecond). Each send yields the proxy, so a
+    /// lane spreads its sends over its proxies by readiness.
+    Rate(RatePolicy),
 }
 
 impl Policy {
@@ -71,6 +79,7 @@ impl Policy {
         match self {
             Policy::Rest(p) => p.budget.get(),
             Policy::Window(p) => p.limit.get(),
+            Policy::Rate(_) => u32::MAX,
         }
     }
 
@@ -79,6 +88,7 @@ impl Policy {
         match self {
             Policy::Rest(p) => p.rest,
             Policy::Window(p) => p.window,
+            Policy::Rate(p) => p.refill(),
         }
     }
 }
@@ -116,6 +126,44 @@ pub struct WindowPolicy {
 impl Default for WindowPolicy {
     fn default() -> Self {
         WindowPolicy { limit: nonzero(249), window: Duration::from_mins(30) }
+    }
+}
+
+/// A per-IP send rate: one send per `interval`, bursts of up to `burst` (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatePolicy {
+    /// The spacing of sends at the sustained rate: 125 ms for 8 per second.
+    pub interval: Duration,
+    /// Sends allowed back to back after a quiet `burst × interval`. Defaults to 1.
+    pub burst: NonZeroU32,
+}
+
+impl Default for RatePolicy {
+    /// 8 requests per second, one at a time: under the measured limits' safe 10 rps per IP.
+    fn default() -> Self {
+        RatePolicy { interval: Duration::from_millis(125), burst: nonzero(1) }
+    }
+}
+
+impl RatePolicy {
+    /// `per_second` sends per second (0.001 to 1000), bursts of `burst`. The spacing is rounded
+    /// up to the millisecond, so the rate kept is never above the one asked.
+    pub fn per_second(per_second: f64, burst: u32) -> Option<Self> {
+        if !(per_second.is_finite() && (0.001..=1000.0).contains(&per_second)) {
+            return None;
+        }
+        let interval = Duration::from_millis((1000.0 / per_second).ceil() as u64);
+        Some(RatePolicy { interval, burst: NonZeroU32::new(burst)? })
+    }
+
+    /// The sustained rate, per second.
+    pub fn per_s(&self) -> f64 {
+        1000.0 / self.interval.as_millis() as f64
+    }
+
+    /// How long a proxy must keep quiet before a full burst conforms again.
+    pub fn refill(&self) -> Duration {
+        Duration::from_millis(self.interval.as_millis() * u64::from(self.burst.get()))
     }
 }
 
@@ -286,6 +334,14 @@ impl EngineConfig {
         if let Policy::Window(w) = self.policy
             && w.window == Duration::ZERO
         {
+            return Err(ConfigError::EmptyWindow);
+        }
+        if let Policy::Rate(r) = self.policy
+            && r.interval == Duration::ZERO
+        {
+            return Err(ConfigError::EmptyWindow);
+        }
+        if self.ip_rate.is_some_and(|r| r.interval == Duration::ZERO) {
             return Err(ConfigError::EmptyWindow);
         }
         if !(1..=64).contains(&self.dead_rule.window) {

@@ -32,6 +32,11 @@ pub(crate) struct Lane {
     pub(crate) last_active: Option<ProxyId>,
     fresh: VecDeque<ProxyId>,
     rested: BinaryHeap<Reverse<(Instant, ProxyId, u32)>>,
+    /// Proxies that yielded mid-lease (the rate policy), sorted by readiness. Their ready
+    /// instants lie within one burst of the send that paused them, so each arrives near the
+    /// back and is inserted by a short scan from there: O(1) amortized, where the heap would
+    /// cost O(log n) per send.
+    paused: VecDeque<(Instant, ProxyId, u32)>,
     /// The lane's own random stream (backoff jitter), derived from the engine seed.
     pub(crate) rng: ChaCha8Rng,
     pub(crate) circuit: CircuitState,
@@ -48,6 +53,8 @@ pub(crate) enum Pick {
     Fresh(ProxyId),
     /// The head of the rested heap.
     Rested(ProxyId),
+    /// The head of the paused queue: its lease goes on.
+    Paused(ProxyId),
 }
 
 /// Why a lane cannot send now.
@@ -72,6 +79,7 @@ impl Lane {
             last_active: None,
             fresh: VecDeque::new(),
             rested: BinaryHeap::new(),
+            paused: VecDeque::new(),
             rng: ChaCha8Rng::seed_from_u64(lane_seed(seed, key)),
             circuit: CircuitState::default(),
             slowdown: SlowdownState::default(),
@@ -90,6 +98,12 @@ impl Lane {
         entry.epoch = entry.epoch.wrapping_add(1);
         match entry.state {
             ProxyState::Fresh => self.fresh.push_back(id),
+            ProxyState::Resting { ready_at } if entry.paused => {
+                let key = (ready_at, id, entry.epoch);
+                let at =
+                    self.paused.iter().rposition(|&(t, p, _)| (t, p) <= (ready_at, id)).map_or(0, |i| i + 1);
+                self.paused.insert(at, key);
+            }
             ProxyState::Resting { ready_at } => self.rested.push(Reverse((ready_at, id, entry.epoch))),
             ProxyState::Active | ProxyState::Draining | ProxyState::Dead => {}
         }
@@ -103,12 +117,30 @@ impl Lane {
         if let Some(&id) = self.fresh.front() {
             return Ok(Pick::Fresh(id));
         }
-        while let Some(&Reverse((ready_at, id, epoch))) = self.rested.peek() {
-            if pool.entries[id.0 as usize].epoch != epoch {
-                self.rested.pop();
-                continue;
-            }
-            return if ready_at <= now { Ok(Pick::Rested(id)) } else { Err(Unready::At(ready_at)) };
+        while self.paused.front().is_some_and(|&(_, id, epoch)| pool.entries[id.0 as usize].epoch != epoch) {
+            self.paused.pop_front();
+        }
+        while self
+            .rested
+            .peek()
+            .is_some_and(|Reverse((_, id, epoch))| pool.entries[id.0 as usize].epoch != *epoch)
+        {
+            self.rested.pop();
+        }
+        let paused = self.paused.front().map(|&(t, id, _)| (t, id));
+        let rested = self.rested.peek().map(|&Reverse((t, id, _))| (t, id));
+        let head = match (paused, rested) {
+            (Some(p), Some(r)) if p <= r => Some((p, true)),
+            (Some(p), None) => Some((p, true)),
+            (_, Some(r)) => Some((r, false)),
+            (None, None) => None,
+        };
+        if let Some(((ready_at, id), is_paused)) = head {
+            return match (ready_at <= now, is_paused) {
+                (true, true) => Ok(Pick::Paused(id)),
+                (true, false) => Ok(Pick::Rested(id)),
+                (false, _) => Err(Unready::At(ready_at)),
+            };
         }
         if self.live() > 0 {
             Err(Unready::Park(WaitReason::ProxiesDraining))
@@ -132,6 +164,11 @@ impl Lane {
                 self.current = Some(id);
                 true
             }
+            Pick::Paused(id) => {
+                self.paused.pop_front();
+                self.current = Some(id);
+                false
+            }
         }
     }
 
@@ -149,12 +186,11 @@ impl Lane {
         if self.current.is_some() || !self.fresh.is_empty() {
             return None;
         }
-        self.rested
-            .iter()
-            .filter(|Reverse((_, id, epoch))| pool.entries[id.0 as usize].epoch == *epoch)
-            .map(|Reverse((t, _, _))| *t)
-            .min()
-            .filter(|&t| t > now)
+        let live = |id: ProxyId, epoch: u32| pool.entries[id.0 as usize].epoch == epoch;
+        let rested =
+            self.rested.iter().filter(|Reverse((_, id, e))| live(*id, *e)).map(|Reverse((t, _, _))| *t);
+        let paused = self.paused.iter().find(|&&(_, id, e)| live(id, e)).map(|&(t, _, _)| t);
+        rested.chain(paused).min().filter(|&t| t > now)
     }
 
     /// Whether more than `percent`% of the lane is dead.

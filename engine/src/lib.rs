@@ -76,8 +76,8 @@ mod throttle;
 pub mod time;
 
 pub use config::{
-    AccountThrottle, Backoff, BorrowRule, Circuit, ConfigError, DeadRule, EngineConfig, Policy, RestPolicy,
-    Slowdown, WindowPolicy,
+    AccountThrottle, Backoff, BorrowRule, Circuit, ConfigError, DeadRule, EngineConfig, Policy, RatePolicy,
+    RestPolicy, Slowdown, WindowPolicy,
 };
 pub use decision::{Completion, Decision, FailReason, RequestSpec, Ticket, WaitReason};
 pub use engine::{Allocation, Engine, LaneView, ProxyView, Restored};

@@ -41,6 +41,9 @@ pub(crate) struct ProxyEntry {
     /// The earliest instant a penalty (429, 403, anti-bot page) lets it carry again.
     pub(crate) penalty_until: Instant,
     pub(crate) last_completion: Instant,
+    /// It is `Resting` only to yield to its lane's other proxies (the rate policy): its lease
+    /// goes on when it is taken again. Cleared by every other way into `Resting`.
+    pub(crate) paused: bool,
     /// Bumped whenever the proxy's queue position changes; a heap entry with an older epoch is
     /// stale and skipped.
     pub(crate) epoch: u32,
@@ -85,6 +88,7 @@ impl Pool {
             health: HealthWindow::default(),
             penalty_until: Instant::ZERO,
             last_completion: Instant::ZERO,
+            paused: false,
             epoch: 0,
         });
         self.free.insert((Instant::ZERO, id));

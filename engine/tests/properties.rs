@@ -23,8 +23,8 @@ use common::spec;
 use proptest::prelude::*;
 use rotor_engine::{
     AccountThrottle, Completion, Decision, Duration, Endpoint, Engine, EngineConfig, Event, Instant, LaneKey,
-    Module, Outcome, Policy, ProxyFailure, ProxyId, ProxyState, RequestSpec, RestPolicy, Restored, Split,
-    Ticket, UserId, WindowPolicy,
+    Module, Outcome, Policy, ProxyFailure, ProxyId, ProxyState, RatePolicy, RequestSpec, RestPolicy,
+    Restored, Split, Ticket, UserId, WindowPolicy,
 };
 
 const MAX_IN_FLIGHT: usize = 32;
@@ -129,18 +129,28 @@ fn config() -> impl Strategy<Value = EngineConfig> {
             limit: NonZeroU32::new(l).unwrap(),
             window: Duration::from_millis(w)
         })),
+        (1u64..500, 1u32..5).prop_map(|(i, b)| Policy::Rate(RatePolicy {
+            interval: Duration::from_millis(i),
+            burst: NonZeroU32::new(b).unwrap()
+        })),
+    ];
+    // A per-IP rate kept besides the policy, sometimes.
+    let ip_rate = prop_oneof![
+        2 => Just(None),
+        1 => (1u64..500, 1u32..5).prop_map(|(i, b)| Some(RatePolicy {
+            interval: Duration::from_millis(i),
+            burst: NonZeroU32::new(b).unwrap()
+        })),
     ];
     let dead_rule = (2u32..20, 0u32..6, 20u8..80).prop_map(|(window, min_failures, max_failure_percent)| {
         rotor_engine::DeadRule { window, min_failures, max_failure_percent }
     });
-    (policy, any::<bool>(), any::<bool>(), 0u64..3_000, any::<u64>(), dead_rule).prop_map(
-        |(policy, throttle, slow, extra, seed, dead_rule)| {
-            let rest = match policy {
-                Policy::Rest(r) => r.rest,
-                Policy::Window(w) => w.window,
-            };
+    (policy, ip_rate, any::<bool>(), any::<bool>(), 0u64..3_000, any::<u64>(), dead_rule).prop_map(
+        |(policy, ip_rate, throttle, slow, extra, seed, dead_rule)| {
+            let rest = policy.longest_rest();
             EngineConfig {
                 policy,
+                ip_rate,
                 penalty_rest: rest + Duration::from_millis(extra),
                 slowdown: slow.then(rotor_engine::Slowdown::default),
                 account_throttles: if throttle {
@@ -172,11 +182,23 @@ struct Seen {
     last_completion: Option<Instant>,
     lease_sends: u32,
     sends: VecDeque<Instant>,
+    /// GCRA's theoretical arrival time for the policy's rate, and for the extra per-IP rate.
+    tat: Instant,
+    extra_tat: Instant,
+}
+
+/// Checks a send at `now` against GCRA with `r`, advancing `tat`.
+fn conforms(r: RatePolicy, tat: &mut Instant, now: Instant) -> bool {
+    let tolerance = r.interval.as_millis() * u64::from(r.burst.get() - 1);
+    let ok = now.as_millis() + tolerance >= tat.as_millis();
+    *tat = (*tat).max(now) + r.interval;
+    ok
 }
 
 #[derive(Clone)]
 struct Model {
     policy: Policy,
+    ip_rate: Option<RatePolicy>,
     holder: HashMap<ProxyId, LaneKey>,
     dead: HashSet<ProxyId>,
     seen: HashMap<ProxyId, Seen>,
@@ -236,6 +258,18 @@ impl Model {
                     s.sends.len()
                 );
             }
+            Policy::Rate(r) => {
+                prop_assert!(conforms(r, &mut s.tat, now), "proxy {} sent at {} faster than {:?}", p, now, r);
+            }
+        }
+        if let Some(r) = self.ip_rate {
+            prop_assert!(
+                conforms(r, &mut s.extra_tat, now),
+                "proxy {} sent at {} faster than {:?}",
+                p,
+                now,
+                r
+            );
         }
         s.in_flight += 1;
         Ok(())
@@ -264,6 +298,7 @@ impl Harness {
         }
         let model = Model {
             policy: config.policy,
+            ip_rate: config.ip_rate,
             holder: HashMap::new(),
             dead: HashSet::new(),
             seen: HashMap::new(),
@@ -348,10 +383,8 @@ impl Harness {
     /// A stored state that tells the truth: a proxy that sent is never restored fresh, and a
     /// restored rest lasts at least a full rest (or window) from now.
     fn restore(&mut self, p: ProxyId, kind: u8, extra: u64) {
-        let rest = match self.model.policy {
-            Policy::Rest(r) => r.rest,
-            Policy::Window(w) => w.window,
-        };
+        let rest =
+            self.model.policy.longest_rest().max(self.model.ip_rate.map_or(Duration::ZERO, |r| r.refill()));
         let used = self.model.seen.get(&p).is_some_and(|s| s.last_completion.is_some() || s.in_flight > 0);
         let restored = match kind {
             0 if !used => None,

@@ -85,6 +85,8 @@ fn steady_state(requests: u64, cycle: Duration, policy: &Policy, active_ms: f64)
     let busy = match policy {
         Policy::Rest(r) => rate_per_ms * (active_ms + r.rest.as_millis() as f64) / f64::from(r.budget.get()),
         Policy::Window(w) => rate_per_ms * w.window.as_millis() as f64 / f64::from(w.limit.get()),
+        // Each proxy carries one request per interval, whatever the latency.
+        Policy::Rate(r) => rate_per_ms * r.interval.as_millis() as f64,
     };
     busy.ceil() as u32 + 1
 }

@@ -66,11 +66,23 @@ pub struct Limits {
     pub proxy_window_limit: Option<u32>,
     /// The window policy's window (ms).
     pub proxy_window_ms: Option<u64>,
+    /// The rate policy's spacing and burst, under the rate policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_rate: Option<ProxyRate>,
     /// The window of the "most requests per IP" figure (ms).
     pub ip_window_ms: u64,
     /// The most requests one IP may carry in that window, when a rule sets it: `[invariants]
     /// ip_limit`, or one under the tightest per-IP sliding-window hypothesis of that window.
     pub ip_limit: Option<u32>,
+}
+
+/// The rate policy's numbers, as the checker judges them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ProxyRate {
+    /// The spacing at the sustained rate (ms).
+    pub interval_ms: u64,
+    /// Sends allowed back to back.
+    pub burst: u32,
 }
 
 /// The pool over the run.
@@ -149,6 +161,12 @@ pub fn describe_policy(policy: &Policy) -> String {
     match policy {
         Policy::Rest(r) => format!("rest: {} requests per lease, then {} of rest", r.budget, r.rest),
         Policy::Window(w) => format!("window: at most {} requests in any {}", w.limit, w.window),
+        Policy::Rate(r) => format!(
+            "rate: at most {:.3} requests per second per IP ({} apart), bursts of {}",
+            r.per_s(),
+            r.interval,
+            r.burst
+        ),
     }
 }
 
@@ -157,6 +175,11 @@ fn limits(rules: &SafetyRules) -> Limits {
     let (budget, rest_ms, proxy_window_limit, proxy_window_ms) = match rules.lease {
         LeaseRule::Rest { budget, rest_ms } => (Some(budget), Some(rest_ms), None, None),
         LeaseRule::Window { limit, window_ms } => (None, None, Some(limit), Some(window_ms)),
+        LeaseRule::Rate { .. } => (None, None, None, None),
+    };
+    let proxy_rate = match rules.lease {
+        LeaseRule::Rate { interval_ms, burst } => Some(ProxyRate { interval_ms, burst }),
+        _ => None,
     };
     let from_hypotheses = rules
         .limits
@@ -172,6 +195,7 @@ fn limits(rules: &SafetyRules) -> Limits {
         rest_ms,
         proxy_window_limit,
         proxy_window_ms,
+        proxy_rate,
         ip_window_ms: rules.ip_window_ms,
         ip_limit: rules.ip_ceiling.or(from_hypotheses),
     }

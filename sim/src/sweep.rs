@@ -105,9 +105,11 @@ impl GridPoint {
         }
         sc.engine.policy = match (self.policy, base.engine.policy) {
             (PolicyChoice::Rest, Policy::Rest(r)) => Policy::Rest(r),
-            (PolicyChoice::Rest, Policy::Window(_)) => Policy::Rest(RestPolicy::default()),
+            (PolicyChoice::Rest, _) => Policy::Rest(RestPolicy::default()),
             (PolicyChoice::Window, Policy::Window(w)) => Policy::Window(w),
-            (PolicyChoice::Window, Policy::Rest(_)) => Policy::Window(WindowPolicy::default()),
+            (PolicyChoice::Window, _) => Policy::Window(WindowPolicy::default()),
+            (PolicyChoice::Rate, Policy::Rate(r)) => Policy::Rate(r),
+            (PolicyChoice::Rate, _) => Policy::Rate(base.engine.ip_rate.unwrap_or_default()),
         };
         if let Some(hypotheses) = self.hypothesis.hypotheses() {
             sc.kaspi.hypotheses = hypotheses;

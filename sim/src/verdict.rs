@@ -88,6 +88,27 @@ fn fmt_value(metric: Metric, v: f64) -> String {
     }
 }
 
+/// The verdict on the plan's per-proxy rule: the lease's budget, the window's limit, or the
+/// rate's burst.
+fn lease_verdict(s: &Summary) -> (String, String, String, Option<bool>) {
+    let (f, l) = (&s.safety, &s.limits);
+    let figure = f.largest_lease.to_string();
+    if let Some(r) = l.proxy_rate {
+        let pass = f.largest_lease <= r.burst;
+        return ("largest burst through one proxy".into(), figure, format!("<= {}", r.burst), Some(pass));
+    }
+    match (l.budget, l.proxy_window_limit, l.proxy_window_ms) {
+        (Some(b), _, _) => ("largest lease".into(), figure, format!("<= {b}"), Some(f.largest_lease <= b)),
+        (None, Some(limit), Some(w)) => (
+            format!("most sends through one proxy in any {}", fmt_ms(w)),
+            figure,
+            format!("<= {limit}"),
+            Some(f.largest_lease <= limit),
+        ),
+        _ => ("largest lease".into(), figure, "n/a".into(), None),
+    }
+}
+
 /// Every verdict for a run of `scenario` that produced `s`.
 pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
     let mut out = Vec::new();
@@ -96,18 +117,8 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
     };
     let f = &s.safety;
     let l = &s.limits;
-    match (l.budget, l.proxy_window_limit, l.proxy_window_ms) {
-        (Some(b), _, _) => {
-            add("largest lease", f.largest_lease.to_string(), format!("<= {b}"), Some(f.largest_lease <= b));
-        }
-        (None, Some(limit), Some(w)) => add(
-            &format!("most sends through one proxy in any {}", fmt_ms(w)),
-            f.largest_lease.to_string(),
-            format!("<= {limit}"),
-            Some(f.largest_lease <= limit),
-        ),
-        _ => add("largest lease", f.largest_lease.to_string(), "n/a".into(), None),
-    }
+    let (name, figure, requirement, pass) = lease_verdict(s);
+    add(&name, figure, requirement, pass);
     match (s.limits.rest_ms, f.shortest_rest_ms) {
         (Some(rest), Some(r)) => {
             add("shortest rest between leases", fmt_ms(r), format!(">= {}", fmt_ms(rest)), Some(r >= rest));
@@ -121,7 +132,8 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
         (None, r) => add(
             "shortest rest between leases",
             r.map_or_else(|| "no proxy reused".into(), fmt_ms),
-            "n/a under the window policy".into(),
+            if l.proxy_rate.is_some() { "n/a under the rate policy" } else { "n/a under the window policy" }
+                .into(),
             None,
         ),
     }

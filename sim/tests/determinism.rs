@@ -80,6 +80,8 @@ twice! {
     sweep_demper_base_is_deterministic => "sweep-demper",
     load_small_is_deterministic => "load-small",
     load_1000_is_deterministic => "load-1000",
+    measured_limits_is_deterministic => "measured-limits",
+    measured_rate_is_deterministic => "measured-rate",
 }
 
 #[test]
@@ -98,6 +100,8 @@ fn every_shipped_scenario_is_covered() {
             "dead-proxies",
             "load-1000",
             "load-small",
+            "measured-limits",
+            "measured-rate",
             "seed-1000",
             "seed-500",
             "storm-429",

@@ -33,6 +33,7 @@ impl TryFrom<&PlanArgs> for PlanInput {
             policy: match a.policy {
                 PolicyArg::Rest => PolicyChoice::Rest,
                 PolicyArg::Window => PolicyChoice::Window,
+                PolicyArg::Rate => PolicyChoice::Rate,
             },
             hypothesis: a.hypothesis.choice(),
             duration,

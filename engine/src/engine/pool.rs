@@ -255,6 +255,7 @@ impl Engine {
         entry.usage = crate::policy::Usage::default();
         entry.health = HealthWindow::default();
         entry.epoch = entry.epoch.wrapping_add(1);
+        entry.paused = false;
         let in_flight = entry.in_flight > 0;
         match restored {
             Some(Restored::Dead) => entry.state = ProxyState::Dead,

@@ -55,25 +55,29 @@ pub(super) fn commit_pick(
     pool: &mut Pool,
     lane: &mut Lane,
     events: &mut VecDeque<Event>,
-    policy: crate::config::Policy,
+    (policy, ip_rate): (crate::config::Policy, Option<crate::config::RatePolicy>),
     pick: Pick,
     now: Instant,
     over_budget: bool,
 ) -> ProxyId {
     let id = match pick {
-        Pick::Current(id) | Pick::Fresh(id) | Pick::Rested(id) => id,
+        Pick::Current(id) | Pick::Fresh(id) | Pick::Rested(id) | Pick::Paused(id) => id,
     };
-    if lane.take(pick) {
+    let resumed = matches!(pick, Pick::Paused(_));
+    if lane.take(pick) || resumed {
         let entry = pool.entry(id);
         entry.state = ProxyState::Active;
-        entry.usage.charged = 0;
+        entry.paused = false;
         entry.epoch = entry.epoch.wrapping_add(1);
-        events.push_back(Event::Rotated { lane: lane.key, from: lane.last_active, to: id, at: now });
-        lane.last_active = Some(id);
+        if !resumed {
+            entry.usage.charged = 0;
+            events.push_back(Event::Rotated { lane: lane.key, from: lane.last_active, to: id, at: now });
+            lane.last_active = Some(id);
+        }
     }
     let entry = pool.entry(id);
     entry.in_flight += 1;
-    let after = policy.charge(&mut entry.usage, now);
+    let after = policy.charge(&mut entry.usage, ip_rate, now);
     #[cfg(feature = "mutants")]
     let after = crate::mutant::over_budget(over_budget, policy, after, entry.usage.charged);
     #[cfg(not(feature = "mutants"))]
@@ -86,6 +90,12 @@ pub(super) fn commit_pick(
         }
         AfterSend::BlockedUntil(ready_at) => {
             entry.state = ProxyState::Resting { ready_at };
+            lane.current = None;
+            lane.enqueue(pool, id);
+        }
+        AfterSend::Paused(ready_at) => {
+            entry.state = ProxyState::Resting { ready_at };
+            entry.paused = true;
             lane.current = None;
             lane.enqueue(pool, id);
         }
@@ -152,8 +162,15 @@ impl Engine {
             unreachable!("a lane with no pick always sets the gate");
         };
 
-        let id =
-            commit_pick(&mut self.pool, lane, &mut self.events, self.config.policy, pick, now, over_budget);
+        let id = commit_pick(
+            &mut self.pool,
+            lane,
+            &mut self.events,
+            (self.config.policy, self.config.ip_rate),
+            pick,
+            now,
+            over_budget,
+        );
         let probe = admission == Admission::Probe;
         if probe {
             lane.circuit.probe_sent();
@@ -299,11 +316,15 @@ impl Engine {
         #[cfg(feature = "mutants")]
         let short = self.mutant.is(crate::mutant::Mutant::ShortRest);
         let entry = self.pool.entry(id);
-        let ready_at = policy.ready_after_lease(&entry.usage, entry.last_completion).max(entry.penalty_until);
+        let ready_at = policy
+            .ready_after_lease(&entry.usage, entry.last_completion)
+            .max(policy.rate_ready(&entry.usage, self.config.ip_rate))
+            .max(entry.penalty_until);
         #[cfg(feature = "mutants")]
         let ready_at =
             if short { Instant::from_millis(ready_at.as_millis().saturating_sub(1)) } else { ready_at };
         entry.state = ProxyState::Resting { ready_at };
+        entry.paused = false;
         if let Some(lane) = entry.holder.and_then(|r| lane_at(&mut self.lanes, r)) {
             lane.enqueue(&mut self.pool, id);
             self.events.push_back(Event::Rested { proxy: id, lane: Some(lane.key), until: ready_at });
@@ -322,6 +343,14 @@ impl Engine {
         entry.usage.charged = 0;
         entry.epoch = entry.epoch.wrapping_add(1);
         match entry.state {
+            // A proxy paused mid-lease leaves with its lease: it rests like an active one.
+            ProxyState::Resting { .. } if entry.paused => {
+                entry.paused = false;
+                entry.state = ProxyState::Draining;
+                if entry.in_flight == 0 {
+                    self.start_rest(id);
+                }
+            }
             ProxyState::Fresh | ProxyState::Resting { .. } => self.pool.release(id),
             ProxyState::Active => {
                 entry.state = ProxyState::Draining;

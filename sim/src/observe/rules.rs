@@ -23,6 +23,13 @@ pub enum LeaseRule {
         /// The window (ms).
         window_ms: u64,
     },
+    /// At most one send per `interval_ms` through one proxy, with bursts of `burst` (GCRA).
+    Rate {
+        /// The spacing at the sustained rate (ms).
+        interval_ms: u64,
+        /// Sends allowed back to back.
+        burst: u32,
+    },
 }
 
 /// How a limit of a hypothesis counts.
@@ -106,6 +113,14 @@ impl SafetyRules {
         let lease = match sc.engine.policy {
             Policy::Rest(r) => LeaseRule::Rest { budget: r.budget.get(), rest_ms: r.rest.as_millis() },
             Policy::Window(w) => LeaseRule::Window { limit: w.limit.get(), window_ms: w.window.as_millis() },
+            Policy::Rate(r) => {
+                // Kept with an extra per-IP rate, the stricter of the two is the plan.
+                let (interval, burst) = sc
+                    .engine
+                    .ip_rate
+                    .map_or((r.interval, r.burst), |x| (r.interval.max(x.interval), r.burst.min(x.burst)));
+                LeaseRule::Rate { interval_ms: interval.as_millis(), burst: burst.get() }
+            }
         };
         SafetyRules {
             lease,

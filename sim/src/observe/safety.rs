@@ -31,6 +31,8 @@ struct ProxyObs {
     dead: bool,
     shortest_rest: Option<u64>,
     largest_lease: u32,
+    /// The rate rule's theoretical arrival time (ms).
+    tat: u64,
 }
 
 #[derive(Debug, Default)]
@@ -167,6 +169,11 @@ impl Safety {
                 }
                 o.window.push_back(t);
                 o.lease_sends = o.window.len() as u32;
+            }
+            LeaseRule::Rate { interval_ms, .. } => {
+                // The burst this send has used: sends "owed" to the bucket, itself included.
+                o.tat = o.tat.max(t) + interval_ms;
+                o.lease_sends = (o.tat - t).div_ceil(interval_ms.max(1)) as u32;
             }
         }
         o.in_flight += 1;
@@ -320,6 +327,22 @@ mod tests {
         assert_eq!(s.figures().shortest_rest_ms, None);
         s.sent(p, LANE, LANE, 1_020);
         assert_eq!(s.figures().largest_lease, 4, "a fourth send inside one window");
+    }
+
+    #[test]
+    fn the_rate_rule_measures_the_burst_each_send_uses() {
+        let mut s = Safety::new(rules(LeaseRule::Rate { interval_ms: 125, burst: 2 }));
+        let p = ProxyId(0);
+        s.allocated(LANE, &[p]);
+        // Two at once, then one per 125 ms: within a burst of 2.
+        for t in [0, 0, 125, 250, 375, 1_000, 1_000] {
+            s.sent(p, LANE, LANE, t);
+            s.completed(p, t);
+        }
+        assert_eq!(s.figures().largest_lease, 2);
+        // A third at once breaks it.
+        s.sent(p, LANE, LANE, 1_000);
+        assert_eq!(s.figures().largest_lease, 3, "three back to back");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use rotor_engine::{
     AccountThrottle, Backoff, BorrowRule, Circuit, DeadRule, Duration, Endpoint, EngineConfig, Module,
-    Policy, RestPolicy, Slowdown, Split, UserId, WindowPolicy,
+    Policy, RatePolicy, RestPolicy, Slowdown, Split, UserId, WindowPolicy,
 };
 
 use super::ScenarioError;
@@ -142,15 +142,19 @@ pub(super) fn sweep_spec(
         ),
         policy: r.policy.as_ref().map_or_else(
             || {
-                vec![if matches!(engine.policy, Policy::Window(_)) {
-                    PolicyChoice::Window
-                } else {
-                    PolicyChoice::Rest
+                vec![match engine.policy {
+                    Policy::Window(_) => PolicyChoice::Window,
+                    Policy::Rate(_) => PolicyChoice::Rate,
+                    Policy::Rest(_) => PolicyChoice::Rest,
                 }]
             },
             |v| {
                 v.iter()
-                    .map(|p| if *p == PolicyName::Window { PolicyChoice::Window } else { PolicyChoice::Rest })
+                    .map(|p| match p {
+                        PolicyName::Window => PolicyChoice::Window,
+                        PolicyName::Rate => PolicyChoice::Rate,
+                        PolicyName::Rest => PolicyChoice::Rest,
+                    })
                     .collect()
             },
         ),
@@ -243,6 +247,12 @@ pub(super) fn engine_config(
                 window: e.window.map_or(base.window, |s| s.0),
             })
         }
+        PolicyName::Rate => Policy::Rate(rate_of(cx, e, span.clone())?.unwrap_or_default()),
+    };
+    // Under rest or window, `rate_per_s` is a per-IP rate kept besides the policy.
+    let ip_rate = match policy {
+        Policy::Rate(_) => None,
+        _ => rate_of(cx, e, span.clone())?,
     };
     let (dead_rule, backoff, circuit, slowdown) = rule_knobs(cx, e, &d)?;
     let mut account_throttles = Vec::new();
@@ -268,6 +278,7 @@ pub(super) fn engine_config(
     };
     let config = EngineConfig {
         policy,
+        ip_rate,
         dead_rule,
         replace_above_dead_percent: e
             .replace_above_dead_percent
@@ -283,6 +294,21 @@ pub(super) fn engine_config(
     };
     config.validate().map_err(|err| cx.err(span, format!("[engine]: {err}")))?;
     Ok(config)
+}
+
+/// `[engine] rate_per_s` and `burst`, if a rate is given.
+fn rate_of(
+    cx: &Ctx<'_>,
+    e: &raw::RawEngine,
+    span: std::ops::Range<usize>,
+) -> Result<Option<RatePolicy>, ScenarioError> {
+    match (e.rate_per_s, e.burst) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(cx.err(span, "[engine] burst needs rate_per_s")),
+        (Some(r), burst) => RatePolicy::per_second(r.0, burst.map_or(1, std::num::NonZeroU32::get))
+            .map(Some)
+            .ok_or_else(|| cx.err(span, format!("[engine] rate_per_s is {}; valid: 0.001 to 1000", r.0))),
+    }
 }
 
 /// The dead rule, backoff, circuit and slowdown of `[engine]`, defaults filled in.

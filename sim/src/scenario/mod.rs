@@ -90,6 +90,8 @@ pub enum PolicyChoice {
     Rest,
     /// 249 in any 30 minutes (or the file's numbers).
     Window,
+    /// A per-IP rate, no count (8 per second one at a time, or the file's numbers).
+    Rate,
 }
 
 /// A set of limit hypotheses a sweep can switch to.
@@ -111,6 +113,7 @@ impl PolicyChoice {
         match self {
             PolicyChoice::Rest => "rest",
             PolicyChoice::Window => "window",
+            PolicyChoice::Rate => "rate",
         }
     }
 }

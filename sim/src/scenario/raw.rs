@@ -116,6 +116,7 @@ pub(crate) enum HypothesisSet {
 pub(crate) enum PolicyName {
     Rest,
     Window,
+    Rate,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +127,8 @@ pub(crate) struct RawEngine {
     pub(crate) rest: Option<Span>,
     pub(crate) window_limit: Option<NonZeroU32>,
     pub(crate) window: Option<Span>,
+    pub(crate) rate_per_s: Option<Rate>,
+    pub(crate) burst: Option<NonZeroU32>,
     pub(crate) penalty_rest: Option<Span>,
     pub(crate) replace_above_dead_percent: Option<Percent>,
     pub(crate) dead: Option<RawDead>,

@@ -213,6 +213,21 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_policy_and_a_rate_kept_besides_a_lease() {
+        let c = cfg("[engine]\npolicy = \"rate\"\nrate_per_s = 8.0\nburst = 2\n").unwrap();
+        let Policy::Rate(r) = c.engine.policy else { panic!("{:?}", c.engine.policy) };
+        assert_eq!((r.interval, r.burst.get()), (Duration::from_millis(125), 2));
+        assert_eq!(c.engine.ip_rate, None);
+        let c = cfg("[engine]\nrate_per_s = 10.0\n").unwrap();
+        assert_eq!(c.engine.policy, Policy::Rest(RestPolicy::default()));
+        assert_eq!(c.engine.ip_rate.map(|r| r.interval), Some(Duration::from_millis(100)));
+        let e = cfg("[engine]\nburst = 2\n").unwrap_err();
+        assert!(e.message.contains("burst needs rate_per_s"), "{e}");
+        let e = cfg("[engine]\npolicy = \"rate\"\nrate_per_s = 0.0\n").unwrap_err();
+        assert!(e.message.contains("valid: 0.001 to 1000"), "{e}");
+    }
+
+    #[test]
     fn small_pools_split_by_largest_remainder() {
         let c = cfg("[split]\ndemper = 40\norders = 30\ncatalog = 30\n").unwrap();
         assert_eq!(c.split_for(3), Split::new(1, 1, 1, 0));

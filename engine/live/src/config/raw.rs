@@ -85,6 +85,7 @@ pub(super) struct RawKaspi {
 pub(super) enum RawPolicy {
     Rest,
     Window,
+    Rate,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -94,6 +95,8 @@ pub(super) struct RawEngine {
     pub(super) budget: Option<NonZeroU32>,
     pub(super) rest: Option<Span>,
     pub(super) window: Option<Span>,
+    pub(super) rate_per_s: Option<f64>,
+    pub(super) burst: Option<NonZeroU32>,
     pub(super) penalty_rest: Option<Span>,
     pub(super) max_attempts: Option<NonZeroU32>,
     pub(super) backoff_base: Option<Span>,

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use rotor_engine::{
-    AccountThrottle, Backoff, Duration, Endpoint, EngineConfig, Policy, RestPolicy, UserId, WindowPolicy,
+    AccountThrottle, Backoff, Duration, Endpoint, EngineConfig, Policy, RatePolicy, RestPolicy, UserId,
+    WindowPolicy,
 };
 
 use super::defaults as default;
@@ -202,7 +203,10 @@ fn engine_section(cx: &Ctx<'_>, e: &RawEngine) -> Result<EngineConfig, ConfigErr
             limit: budget,
             window: e.window.map_or(WindowPolicy::default().window, |s| s.0),
         }),
+        RawPolicy::Rate => Policy::Rate(rate_of(cx, e)?.unwrap_or_default()),
     };
+    // Under rest or window, `rate_per_s` is a per-IP rate kept besides the policy.
+    let ip_rate = if matches!(policy, Policy::Rate(_)) { None } else { rate_of(cx, e)? };
     let defaults = EngineConfig::default();
     let backoff = Backoff {
         base: e.backoff_base.map_or(defaults.backoff.base, |s| s.0),
@@ -220,6 +224,7 @@ fn engine_section(cx: &Ctx<'_>, e: &RawEngine) -> Result<EngineConfig, ConfigErr
         })?;
     let engine = EngineConfig {
         policy,
+        ip_rate,
         penalty_rest: e.penalty_rest.map_or(defaults.penalty_rest, |s| s.0),
         backoff,
         account_throttles: vec![throttle],
@@ -233,6 +238,17 @@ fn engine_section(cx: &Ctx<'_>, e: &RawEngine) -> Result<EngineConfig, ConfigErr
     };
     engine.validate().map_err(|err| cx.whole(format!("[engine] {err}")))?;
     Ok(engine)
+}
+
+/// `[engine] rate_per_s` and `burst`, if a rate is given.
+fn rate_of(cx: &Ctx<'_>, e: &RawEngine) -> Result<Option<RatePolicy>, ConfigError> {
+    match (e.rate_per_s, e.burst) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(cx.whole("[engine] burst needs rate_per_s".into())),
+        (Some(r), burst) => RatePolicy::per_second(r, burst.map_or(1, std::num::NonZeroU32::get))
+            .map(Some)
+            .ok_or_else(|| cx.whole(format!("[engine] rate_per_s is {r}; valid: 0.001 to 1000"))),
+    }
 }
 
 fn proxy6_section(cx: &Ctx<'_>, p: RawProxy6) -> Result<Proxy6Settings, ConfigError> {
