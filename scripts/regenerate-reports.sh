@@ -25,6 +25,16 @@ mkdir -p reports/sweep-demper-grid
 "$rotor" sweep scenarios/sweep-demper.toml --out reports/sweep-demper-grid -q > reports/sweep-demper-grid/frontier.txt
 "$rotor" seed-claims --out reports/seed-claims > /dev/null
 echo "sweep and seed claims written"
+# One seller's demper pool under each hypothesis and policy (the README's capacity table).
+mkdir -p reports/plan
+for skus in 500 1000; do
+  for share in 1.0 0.3; do
+    args=(plan --skus "$skus" --compare-hypotheses --policy rest,window,rate --price-change-share "$share")
+    "$rotor" "${args[@]}" 2>/dev/null > "reports/plan/skus-$skus-share-$share.txt"
+    "$rotor" "${args[@]}" --json 2>/dev/null > "reports/plan/skus-$skus-share-$share.json"
+  done
+done
+echo "plans written"
 mkdir -p reports/load-small-k200
 "$rotor" load scenarios/load-small.toml --time-scale 200 --compare --out reports/load-small-k200 -q \
   > reports/load-small-k200/verdicts.txt

@@ -208,13 +208,26 @@ pub(crate) struct PlanArgs {
     #[arg(long, default_value = "3m")]
     pub(crate) interval: String,
 
-    /// The lease policy.
-    #[arg(long, value_enum, default_value_t = PolicyArg::Rest)]
-    pub(crate) policy: PolicyArg,
+    /// The lease policy; several, comma-separated, plan each.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "rest")]
+    pub(crate) policy: Vec<PolicyArg>,
 
-    /// The limit hypotheses Kaspi is assumed to apply.
-    #[arg(long, value_enum, default_value_t = HypothesisArg::Seed)]
-    pub(crate) hypothesis: HypothesisArg,
+    /// The limit hypotheses Kaspi is assumed to apply; several, comma-separated, plan each.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "seed")]
+    pub(crate) hypothesis: Vec<HypothesisArg>,
+
+    /// Plan under all three hypotheses (seed, community, measured), side by side.
+    #[arg(long, conflicts_with = "hypothesis")]
+    pub(crate) compare_hypotheses: bool,
+
+    /// The share of SKUs whose price changes each demper cycle, 0 to 1: price updates go through
+    /// the merchant account's rate, which no proxy can raise.
+    #[arg(long, default_value_t = 1.0, value_name = "SHARE")]
+    pub(crate) price_change_share: f64,
+
+    /// Print the plan as JSON (docs/plan-json.md) instead of tables.
+    #[arg(long)]
+    pub(crate) json: bool,
 
     /// How long each simulated run lasts; long enough for several rests.
     #[arg(long, default_value = "6h")]

@@ -177,6 +177,58 @@ fn plan_prints_three_answers_and_rejects_bad_flags() {
     let out = rotor(&["plan", "--skus", "10", "--policy", "gcra"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("rest") && text(&out.stderr).contains("window"));
+    let out = rotor(&["plan", "--skus", "10", "--price-change-share", "1.5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("valid: a share from 0 to 1"), "{}", text(&out.stderr));
+    let out = rotor(&["plan", "--skus", "10", "--compare-hypotheses", "--hypothesis", "seed"]);
+    assert_eq!(out.status.code(), Some(2), "the two flags conflict");
+}
+
+/// `rotor plan --json` under each hypothesis names what binds each module (docs/plan-json.md).
+#[test]
+fn plan_json_names_the_binding_constraint_per_hypothesis_and_policy() {
+    let out = rotor(&[
+        "plan",
+        "--skus",
+        "500",
+        "--duration",
+        "1h",
+        "--compare-hypotheses",
+        "--policy",
+        "rest,rate",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let plans = doc.as_array().unwrap();
+    assert_eq!(plans.len(), 6, "three hypotheses × two policies");
+    let find = |h: &str, p: &str| {
+        plans.iter().find(|x| x["hypothesis"] == h && x["policy"] == p).unwrap_or_else(|| panic!("{h}/{p}"))
+    };
+    let valid = ["ip_budget", "ip_rate", "account_rate", "interval", "concurrency", "none"];
+    for plan in plans {
+        for (name, m) in plan["modules"].as_object().unwrap() {
+            assert!(valid.contains(&m["binding_constraint"].as_str().unwrap()), "{name}: {m}");
+            assert!(m.get("proxies").is_some() && m.get("monthly_cost_usd").is_some(), "{name}: {m}");
+        }
+        assert!(plan["modules"]["demper"].get("account_ceiling_updates_per_cycle").is_some());
+        assert!(plan["modules"]["demper"].get("shortest_cycle_ms").is_some());
+    }
+    // The seed: the lease and its rest set the demper pool; no account limit.
+    let seed = &find("seed", "rest")["modules"]["demper"];
+    assert_eq!(seed["binding_constraint"], "ip_budget");
+    assert!(seed["proxies"].as_u64().unwrap() > 1);
+    assert!(seed["account_ceiling_updates_per_cycle"].is_null());
+    // Measured, every price changing: 500 updates at 2.5/s take 200 s, past the 3-minute cycle;
+    // the account binds under either policy, and says so.
+    for policy in ["rest", "rate"] {
+        let d = &find("measured", policy)["modules"]["demper"];
+        assert_eq!(d["binding_constraint"], "account_rate", "{policy}: {d}");
+        assert_eq!(d["account_ceiling_updates_per_cycle"], 450);
+        assert_eq!(d["shortest_cycle_ms"], 200_000);
+    }
+    // Measured, rate policy: one IP at 8 per second carries the orders module.
+    assert_eq!(find("measured", "rate")["modules"]["orders"]["proxies"], 1);
 }
 
 #[test]

@@ -7,8 +7,13 @@
 //!    two cycles. (Under the window policy: `rate × window / limit`, plus one.)
 //! 3. **Simulated**: the smallest pool with which a one-user run of the scenario stays safe and
 //!    on time, found by bisection (more proxies never hurt).
+//!
+//! Each module's answer names what binds it ([`Binding`]): the policy's per-IP count or rate,
+//! the merchant account's price-update rate (with the most updates a cycle allows and the
+//! shortest cycle the account allows), latency × concurrency, or the interval. The plan keeps
+//! price updates to the hypothesis' per-account rate, as live mode's throttle would.
 
-use rotor_engine::{Duration, Module, Policy};
+use rotor_engine::{AccountThrottle, Duration, Endpoint, Module, Policy};
 
 use crate::run::{RunOptions, SimError, run};
 use crate::scenario::{HypothesisChoice, PolicyChoice, Scenario};
@@ -30,6 +35,42 @@ pub struct PlanInput {
     pub duration: Duration,
     /// The seed for the simulated runs.
     pub seed: u64,
+    /// The share of SKUs whose price changes per demper cycle (the seed: all of them).
+    pub price_change_share: f64,
+}
+
+/// What sets a module's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Binding {
+    /// The per-IP count the policy keeps (a lease and its rest, or a window): more proxies help.
+    IpBudget,
+    /// A per-IP rate (the rate policy's, or a rate limit of the hypothesis that the policy
+    /// bursts past): more proxies help only under the rate policy.
+    IpRate,
+    /// The merchant account's price-update rate: no pool helps.
+    AccountRate,
+    /// The cycle interval: the work fits one proxy, however the IP is limited.
+    Interval,
+    /// Latency × concurrency: the lane cannot send the cycle's requests in time, whatever the
+    /// pool.
+    Concurrency,
+    /// Nothing: no pool up to the search bound is safe, for no reason named above.
+    None,
+}
+
+impl Binding {
+    /// The name `rotor plan --json` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binding::IpBudget => "ip_budget",
+            Binding::IpRate => "ip_rate",
+            Binding::AccountRate => "account_rate",
+            Binding::Interval => "interval",
+            Binding::Concurrency => "concurrency",
+            Binding::None => "none",
+        }
+    }
 }
 
 /// One module's three answers.
@@ -51,6 +92,14 @@ pub struct ModulePlan {
     pub simulated: Option<u32>,
     /// The bound the search stopped at.
     pub searched_up_to: u32,
+    /// What sets the answer.
+    pub binding: Binding,
+    /// Demper: the most price updates the account lets through per cycle, if it is throttled.
+    pub account_ceiling_updates_per_cycle: Option<u64>,
+    /// Demper: the shortest cycle the account's price-update rate allows at the planned share.
+    pub shortest_cycle_ms: Option<u64>,
+    /// The shortest cycle latency × concurrency allows (ms).
+    pub concurrency_floor_ms: u64,
 }
 
 /// The whole plan.
@@ -103,25 +152,22 @@ pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
         orders: 1,
         catalog: 1,
     };
+    let mut base = base;
+    tune(&mut base, input);
     let sc = probe.apply(&base);
     let policy = sc.engine.policy;
     let budget = policy.requests_per_lease();
-    // Mean latency of the log-normal: median × exp(σ²/2).
-    let mean_latency_ms = match sc.kaspi.latency {
-        crate::scenario::Latency::Fixed(d) => d.as_millis() as f64,
-        crate::scenario::Latency::Uniform { min, max } => (min.as_millis() + max.as_millis()) as f64 / 2.0,
-        crate::scenario::Latency::LogNormal { median, p99 } => {
-            let sigma = (p99.as_millis() as f64 / median.as_millis() as f64).ln() / 2.326_347_874;
-            median.as_millis() as f64 * (sigma * sigma / 2.0).exp()
-        }
-    };
+    let mean_latency_ms = mean_latency_ms(&sc);
     // The seed's own numbers, whatever policy is planned.
     let (seed_budget, seed_rest) = (249, Duration::from_mins(40));
+    let account = price_update_rate(&sc);
     let mut modules = Vec::new();
+    let mut floors = Vec::new();
     if let Some(d) = sc.demper {
         let requests = u64::from(input.skus) * 2;
         let active = f64::from(budget) * mean_latency_ms / f64::from(d.concurrency);
         let seed = seed_arithmetic(requests, seed_budget, seed_rest, d.interval);
+        floors.push((requests as f64 * mean_latency_ms / f64::from(d.concurrency)) as u64);
         modules.push((
             Module::Demper,
             requests,
@@ -138,6 +184,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
         let seed_requests = n * 2;
         let active = f64::from(budget) * mean_latency_ms / f64::from(o.concurrency);
         let seed = seed_arithmetic(seed_requests, seed_budget, seed_rest, o.interval);
+        floors.push((requests as f64 * mean_latency_ms / f64::from(o.concurrency)) as u64);
         modules.push((
             Module::Orders,
             requests,
@@ -152,6 +199,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
         let active = f64::from(budget.min(c.pages)) * mean_latency_ms;
         // The seed: "~20 requests = 1 proxy".
         let seed = requests.div_ceil(u64::from(seed_budget)).max(1) as u32;
+        floors.push((requests as f64 * mean_latency_ms) as u64);
         modules.push((
             Module::Catalog,
             requests,
@@ -162,9 +210,20 @@ pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
         ));
     }
     let mut out = Vec::new();
-    for (module, requests, seed_requests, cycle, seed_estimate, steady) in modules {
+    for ((module, requests, seed_requests, cycle, seed_estimate, steady), floor) in
+        modules.into_iter().zip(floors)
+    {
         let bound = (seed_estimate.max(steady) * 3).max(20);
         let simulated = smallest(&base, probe, module, bound)?;
+        let updates = (f64::from(input.skus) * input.price_change_share).ceil() as u64;
+        let (ceiling, shortest) = match (module, account) {
+            (Module::Demper, Some(per_s)) => (
+                Some((per_s * cycle.as_millis() as f64 / 1_000.0).floor() as u64),
+                Some((updates as f64 / per_s * 1_000.0).ceil() as u64),
+            ),
+            _ => (None, None),
+        };
+        let limits = Limits { cycle: cycle.as_millis(), account: shortest, floor };
         out.push(ModulePlan {
             module,
             requests_per_cycle: requests,
@@ -174,9 +233,99 @@ pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
             steady_state: steady,
             simulated,
             searched_up_to: bound,
+            binding: binding(module, simulated, &limits, &sc),
+            account_ceiling_updates_per_cycle: ceiling,
+            shortest_cycle_ms: shortest,
+            concurrency_floor_ms: floor,
         });
     }
     Ok(Plan { modules: out, price_per_100_usd: sc.pool.price_per_100_usd })
+}
+
+/// The planned share of price changes, and an account throttle for price updates at the rate
+/// the hypothesis allows per account, so the plan never counts on the account going faster.
+fn tune(sc: &mut Scenario, input: &PlanInput) {
+    if let Some(d) = sc.demper.as_mut() {
+        d.price_change_share = input.price_change_share;
+    }
+    let hypotheses = input.hypothesis.hypotheses().unwrap_or_else(|| sc.kaspi.hypotheses.clone());
+    let allowed = hypotheses
+        .iter()
+        .filter(|h| {
+            h.scope == crate::scenario::Scope::Account && h.endpoints[Endpoint::CabinetPriceUpdate.index()]
+        })
+        .filter_map(|h| match h.rule {
+            crate::scenario::Rule::Rate { per_s, .. } => Some(per_s),
+            _ => None,
+        })
+        .reduce(f64::min);
+    if let Some(per_s) = allowed
+        && let Some(t) =
+            AccountThrottle::per_second(Endpoint::CabinetPriceUpdate, per_s, Duration::from_mins(30))
+    {
+        sc.engine.account_throttles.retain(|t| t.endpoint != Endpoint::CabinetPriceUpdate);
+        sc.engine.account_throttles.push(t);
+    }
+}
+
+/// The scenario's mean answer latency (ms); a log-normal's is median × exp(σ²/2).
+fn mean_latency_ms(sc: &Scenario) -> f64 {
+    match sc.kaspi.latency {
+        crate::scenario::Latency::Fixed(d) => d.as_millis() as f64,
+        crate::scenario::Latency::Uniform { min, max } => (min.as_millis() + max.as_millis()) as f64 / 2.0,
+        crate::scenario::Latency::LogNormal { median, p99 } => {
+            let sigma = (p99.as_millis() as f64 / median.as_millis() as f64).ln() / 2.326_347_874;
+            median.as_millis() as f64 * (sigma * sigma / 2.0).exp()
+        }
+    }
+}
+
+/// The price-update rate the engine keeps per account, if it throttles one.
+fn price_update_rate(sc: &Scenario) -> Option<f64> {
+    sc.engine
+        .account_throttles
+        .iter()
+        .find(|t| t.endpoint == Endpoint::CabinetPriceUpdate)
+        .map(|t| 1_000.0 / t.min_interval.as_millis() as f64)
+}
+
+/// A module's time limits: its cycle, the cycle the account allows, and the cycle latency ×
+/// concurrency allows (ms).
+struct Limits {
+    cycle: u64,
+    account: Option<u64>,
+    floor: u64,
+}
+
+/// What sets the answer. With no pool: the first limit the cycle cannot meet, else the per-IP
+/// rule of the hypothesis the policy breaks. With more than one proxy: the policy's per-IP rule.
+/// With one: whichever time limit takes half the cycle or more (the account's rate, then
+/// latency × concurrency), else the interval (the cycle comes seldom enough for one IP).
+fn binding(module: Module, simulated: Option<u32>, l: &Limits, sc: &Scenario) -> Binding {
+    let endpoints: &[Endpoint] = match module {
+        Module::Demper | Module::Reserve => &[Endpoint::StorefrontOffers],
+        Module::Orders => &[Endpoint::ShopOrders, Endpoint::ShopOrderEntries],
+        Module::Catalog => &[Endpoint::CabinetOfferList],
+    };
+    let ip_rate_hypothesis = sc.kaspi.hypotheses.iter().any(|h| {
+        matches!(h.scope, crate::scenario::Scope::Ip | crate::scenario::Scope::IpEndpoint)
+            && matches!(h.rule, crate::scenario::Rule::Rate { .. })
+            && endpoints.iter().any(|e| h.endpoints[e.index()])
+    });
+    let per_ip = match sc.engine.policy {
+        Policy::Rate(_) => Binding::IpRate,
+        _ => Binding::IpBudget,
+    };
+    match simulated {
+        None if l.account.is_some_and(|a| a > l.cycle) => Binding::AccountRate,
+        None if l.floor > l.cycle => Binding::Concurrency,
+        None if ip_rate_hypothesis && per_ip == Binding::IpBudget => Binding::IpRate,
+        None => Binding::None,
+        Some(1) if l.account.is_some_and(|a| 2 * a >= l.cycle) => Binding::AccountRate,
+        Some(1) if 2 * l.floor >= l.cycle => Binding::Concurrency,
+        Some(1) => Binding::Interval,
+        Some(_) => per_ip,
+    }
 }
 
 /// Whether `module`'s workload alone, on `n` proxies, stays safe and on time with no failure.
@@ -231,8 +380,18 @@ impl ModulePlan {
     pub fn disagreements(&self) -> Vec<String> {
         let mut out = Vec::new();
         let Some(sim) = self.simulated else {
+            let why = match self.binding {
+                Binding::AccountRate => {
+                    "the merchant account's price-update rate binds, and no proxy raises it"
+                }
+                Binding::Concurrency => "latency × concurrency binds: the lane cannot send a cycle in time",
+                Binding::IpRate => {
+                    "the policy bursts past a per-IP rate of the hypothesis; try --policy rate"
+                }
+                _ => "the limit is not in the proxies (an account throttle, or a geo block)",
+            };
             out.push(format!(
-                "{}: no pool up to {} proxies keeps it safe and on time; the limit is not in the proxies (an account throttle, or a geo block)",
+                "{}: no pool up to {} proxies keeps it safe and on time; {why}",
                 self.module, self.searched_up_to
             ));
             return out;

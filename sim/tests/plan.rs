@@ -30,6 +30,7 @@ fn plan_agrees_with_a_full_simulation_within_one_proxy() {
         hypothesis: HypothesisChoice::Seed,
         duration: Duration::from_mins(6 * 60),
         seed: 1,
+        price_change_share: 1.0,
     };
     let p = plan(&input).unwrap();
     let demper = p.modules.iter().find(|m| m.module == Module::Demper).unwrap();

@@ -1,76 +1,186 @@
-//! `rotor plan`: one seller's pool, three ways, side by side.
+//! `rotor plan`: one seller's pool, three ways, side by side, under each hypothesis and policy
+//! asked for, with the constraint that binds each module.
 
-use rotor_sim::plan::{PlanInput, plan};
-use rotor_sim::scenario::PolicyChoice;
+use rotor_sim::plan::{ModulePlan, Plan, PlanInput, plan};
 use rotor_sim::scenario::value::parse_duration;
+use rotor_sim::scenario::{HypothesisChoice, PolicyChoice};
+use rotor_sim::verdict::fmt_ms;
 
 use super::CliError;
 use crate::cli::{PlanArgs, PolicyArg};
 use crate::exit;
 
-impl TryFrom<&PlanArgs> for PlanInput {
-    type Error = CliError;
-
-    fn try_from(a: &PlanArgs) -> Result<Self, CliError> {
-        let interval =
-            parse_duration(&a.interval).map_err(|e| CliError::bad_input(format!("--interval: {e}")))?;
-        let duration =
-            parse_duration(&a.duration).map_err(|e| CliError::bad_input(format!("--duration: {e}")))?;
-        if a.skus == 0 || a.skus > 100_000 {
-            return Err(CliError::bad_input(format!("--skus is {}; valid: 1 to 100000", a.skus)));
-        }
-        if interval.as_millis() < 1_000 {
-            return Err(CliError::bad_input("--interval must be at least 1s"));
-        }
-        if duration.as_millis() < 3_600_000 {
-            return Err(CliError::bad_input(
-                "--duration must be at least 1h, so that proxies rest and come back",
-            ));
-        }
-        Ok(PlanInput {
-            skus: a.skus,
-            interval,
-            policy: match a.policy {
+/// The plan's inputs, checked: one per (hypothesis, policy) pair asked for.
+fn inputs(a: &PlanArgs) -> Result<Vec<PlanInput>, CliError> {
+    let interval =
+        parse_duration(&a.interval).map_err(|e| CliError::bad_input(format!("--interval: {e}")))?;
+    let duration =
+        parse_duration(&a.duration).map_err(|e| CliError::bad_input(format!("--duration: {e}")))?;
+    if a.skus == 0 || a.skus > 100_000 {
+        return Err(CliError::bad_input(format!("--skus is {}; valid: 1 to 100000", a.skus)));
+    }
+    if interval.as_millis() < 1_000 {
+        return Err(CliError::bad_input("--interval must be at least 1s"));
+    }
+    if duration.as_millis() < 3_600_000 {
+        return Err(CliError::bad_input(
+            "--duration must be at least 1h, so that proxies rest and come back",
+        ));
+    }
+    if !(a.price_change_share.is_finite() && (0.0..=1.0).contains(&a.price_change_share)) {
+        return Err(CliError::bad_input(format!(
+            "--price-change-share is {}; valid: a share from 0 to 1",
+            a.price_change_share
+        )));
+    }
+    let hypotheses: Vec<HypothesisChoice> = if a.compare_hypotheses {
+        vec![HypothesisChoice::Seed, HypothesisChoice::Community, HypothesisChoice::Measured]
+    } else {
+        a.hypothesis.iter().map(|h| h.choice()).collect()
+    };
+    let mut out = Vec::new();
+    for &hypothesis in &hypotheses {
+        for p in &a.policy {
+            let policy = match p {
                 PolicyArg::Rest => PolicyChoice::Rest,
                 PolicyArg::Window => PolicyChoice::Window,
                 PolicyArg::Rate => PolicyChoice::Rate,
-            },
-            hypothesis: a.hypothesis.choice(),
-            duration,
-            seed: a.seed,
-        })
+            };
+            out.push(PlanInput {
+                skus: a.skus,
+                interval,
+                policy,
+                hypothesis,
+                duration,
+                seed: a.seed,
+                price_change_share: a.price_change_share,
+            });
+        }
     }
+    Ok(out)
 }
 
 pub(crate) fn run(args: &PlanArgs) -> Result<u8, CliError> {
-    let input = PlanInput::try_from(args)?;
-    eprintln!(
-        "rotor plan: {} SKUs every {}, {} policy, {} hypotheses; simulating {} runs (seed={})",
-        input.skus,
-        args.interval,
-        input.policy.name(),
-        input.hypothesis.name(),
-        args.duration,
-        input.seed
-    );
-    let p = plan(&input).map_err(|e| CliError::internal(format!("{e}")))?;
+    let inputs = inputs(args)?;
+    let mut plans = Vec::new();
+    for input in &inputs {
+        eprintln!(
+            "rotor plan: {} SKUs every {}, {} policy, {} hypotheses; simulating {} runs (seed={})",
+            input.skus,
+            args.interval,
+            input.policy.name(),
+            input.hypothesis.name(),
+            args.duration,
+            input.seed
+        );
+        plans.push(plan(input).map_err(|e| CliError::internal(format!("{e}")))?);
+    }
+    if args.json {
+        let doc: Vec<serde_json::Value> = inputs.iter().zip(&plans).map(|(i, p)| json(i, p)).collect();
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| CliError::internal(e.to_string()))?;
+        println!("{text}");
+    } else if inputs.len() > 1 {
+        side_by_side(&inputs, &plans);
+    } else if let (Some(_), Some(p)) = (inputs.first(), plans.first()) {
+        table(p);
+    }
+    Ok(exit::OK)
+}
+
+fn cost(p: &Plan, n: u32) -> f64 {
+    f64::from(n) / 100.0 * p.price_per_100_usd
+}
+
+/// One plan as `docs/plan-json.md` describes it.
+fn json(i: &PlanInput, p: &Plan) -> serde_json::Value {
+    let modules: serde_json::Map<String, serde_json::Value> = p
+        .modules
+        .iter()
+        .map(|m| {
+            let mut v = serde_json::json!({
+                "proxies": m.simulated,
+                "monthly_cost_usd": m.simulated.map(|n| (cost(p, n) * 100.0).round() / 100.0),
+                "binding_constraint": m.binding.name(),
+                "requests_per_cycle": m.requests_per_cycle,
+                "cycle_ms": m.cycle.as_millis(),
+                "seed_arithmetic": m.seed_estimate,
+                "steady_state": m.steady_state,
+                "searched_up_to": m.searched_up_to,
+                "concurrency_floor_ms": m.concurrency_floor_ms,
+            });
+            if m.module == rotor_engine::Module::Demper {
+                v["account_ceiling_updates_per_cycle"] =
+                    serde_json::json!(m.account_ceiling_updates_per_cycle);
+                v["shortest_cycle_ms"] = serde_json::json!(m.shortest_cycle_ms);
+            }
+            (m.module.name().to_owned(), v)
+        })
+        .collect();
+    serde_json::json!({
+        "hypothesis": i.hypothesis.name(),
+        "policy": i.policy.name(),
+        "skus": i.skus,
+        "interval_ms": i.interval.as_millis(),
+        "price_change_share": i.price_change_share,
+        "price_per_100_usd": p.price_per_100_usd,
+        "modules": modules,
+    })
+}
+
+/// Several plans: one row per (hypothesis, policy, module).
+fn side_by_side(inputs: &[PlanInput], plans: &[Plan]) {
     println!(
-        "{:<8}  {:>22}  {:>17}  {:>12}  {:>10}",
-        "module", "load", "seed's arithmetic", "steady state", "simulated"
+        "{:<10}  {:<7}  {:<8}  {:>9}  {:>10}  {:<13}  account",
+        "hypothesis", "policy", "module", "simulated", "cost/30d", "binds"
+    );
+    for (i, p) in inputs.iter().zip(plans) {
+        for m in &p.modules {
+            let sim = m.simulated.map_or_else(|| format!("> {}", m.searched_up_to), |n| n.to_string());
+            let dollars = m.simulated.map_or_else(|| "-".to_owned(), |n| format!("${:.2}", cost(p, n)));
+            println!(
+                "{:<10}  {:<7}  {:<8}  {:>9}  {:>10}  {:<13}  {}",
+                i.hypothesis.name(),
+                i.policy.name(),
+                m.module.name(),
+                sim,
+                dollars,
+                m.binding.name(),
+                account_note(m)
+            );
+        }
+    }
+}
+
+fn account_note(m: &ModulePlan) -> String {
+    match (m.account_ceiling_updates_per_cycle, m.shortest_cycle_ms) {
+        (Some(c), Some(s)) => format!(
+            "at most {c} price updates per {}; shortest cycle {}",
+            fmt_ms(m.cycle.as_millis()),
+            fmt_ms(s)
+        ),
+        _ => String::new(),
+    }
+}
+
+/// One plan: the three answers per module, the totals, the binding constraint and the notes.
+fn table(p: &Plan) {
+    println!(
+        "{:<8}  {:>22}  {:>17}  {:>12}  {:>10}  {:<13}",
+        "module", "load", "seed's arithmetic", "steady state", "simulated", "binds"
     );
     let mut total = [0u32; 3];
     let mut complete = true;
     for m in &p.modules {
-        let load =
-            format!("{} req / {}", m.requests_per_cycle, rotor_sim::verdict::fmt_ms(m.cycle.as_millis()));
+        let load = format!("{} req / {}", m.requests_per_cycle, fmt_ms(m.cycle.as_millis()));
         let sim = m.simulated.map_or_else(|| format!("> {}", m.searched_up_to), |s| s.to_string());
         println!(
-            "{:<8}  {:>22}  {:>17}  {:>12}  {:>10}",
+            "{:<8}  {:>22}  {:>17}  {:>12}  {:>10}  {:<13}",
             m.module.name(),
             load,
             m.seed_estimate,
             m.steady_state,
-            sim
+            sim,
+            m.binding.name()
         );
         total[0] += m.seed_estimate;
         total[1] += m.steady_state;
@@ -79,17 +189,22 @@ pub(crate) fn run(args: &PlanArgs) -> Result<u8, CliError> {
             None => complete = false,
         }
     }
-    let cost = |n: u32| f64::from(n) / 100.0 * p.price_per_100_usd;
     println!(
         "{:<8}  {:>22}  {:>17}  {:>12}  {:>10}",
         "total",
         "",
-        format!("{} (${:.2})", total[0], cost(total[0])),
-        format!("{} (${:.2})", total[1], cost(total[1])),
-        if complete { format!("{} (${:.2})", total[2], cost(total[2])) } else { "none".to_owned() }
+        format!("{} (${:.2})", total[0], cost(p, total[0])),
+        format!("{} (${:.2})", total[1], cost(p, total[1])),
+        if complete { format!("{} (${:.2})", total[2], cost(p, total[2])) } else { "none".to_owned() }
     );
     println!("(costs per seller per 30 days at ${:.2} per 100 proxies)", p.price_per_100_usd);
-    let notes: Vec<String> = p.modules.iter().flat_map(rotor_sim::plan::ModulePlan::disagreements).collect();
+    for m in &p.modules {
+        let note = account_note(m);
+        if !note.is_empty() {
+            println!("{}: the merchant account allows {note}", m.module);
+        }
+    }
+    let notes: Vec<String> = p.modules.iter().flat_map(ModulePlan::disagreements).collect();
     if notes.is_empty() {
         println!("\nThe three answers agree within one proxy.");
     } else {
@@ -98,5 +213,4 @@ pub(crate) fn run(args: &PlanArgs) -> Result<u8, CliError> {
             println!("- {n}");
         }
     }
-    Ok(exit::OK)
 }
