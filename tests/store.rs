@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 1);
+        assert_eq!(s.schema_version().unwrap(), 2);
         add_proxies(&mut s, 3);
         add_proxies(&mut s, 3); // the same URLs again keep their ids
         let all = s.proxies().unwrap();
@@ -250,4 +250,21 @@ fn an_unreachable_database_is_unavailable() {
     let err = Store::open("plain/state.db", &dir, cipher()).unwrap_err();
     assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Account cooldowns are kept across restarts: the later of two wins, and past ones are not read.
+#[test]
+fn account_cooldowns_round_trip_and_only_lengthen() {
+    use rotor_engine::Endpoint;
+    both("cooldowns", |b| {
+        let mut st = b.open();
+        assert_eq!(st.schema_version().unwrap(), 2);
+        st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
+        st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
+        st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();
+        drop(st);
+        let mut st = b.open();
+        assert_eq!(st.cooldowns(2_000).unwrap(), vec![(UserId(3), Endpoint::CabinetPriceUpdate, 5_000)]);
+        assert!(st.cooldowns(5_000).unwrap().is_empty(), "over at its end");
+    });
 }

@@ -44,6 +44,17 @@ impl AccountState {
         *slot
     }
 
+    /// The cooldowns still running at `now`: (endpoint, until).
+    pub(crate) fn cooldowns(&self, now: Instant) -> impl Iterator<Item = (Endpoint, Instant)> + '_ {
+        Endpoint::ALL.iter().map(|&e| (e, self.cooldown_until[e.index()])).filter(move |&(_, t)| t > now)
+    }
+
+    /// Lengthens `endpoint`'s cooldown to `until` (never shortens it).
+    pub(crate) fn restore_cooldown(&mut self, endpoint: Endpoint, until: Instant) {
+        let slot = &mut self.cooldown_until[endpoint.index()];
+        *slot = (*slot).max(until);
+    }
+
     /// Every instant after `now` at which this account's state changes.
     pub(crate) fn timers(&self, now: Instant) -> impl Iterator<Item = Instant> + '_ {
         self.next_send.iter().chain(&self.cooldown_until).copied().filter(move |&t| t > now)

@@ -167,3 +167,41 @@ fn a_pool_with_exactly_as_many_free_proxies_as_dead_ones_replaces_them() {
     assert_eq!(e.replace_dead_with(UserId(1), Module::Demper, &[ProxyId(1)]).unwrap(), vec![ProxyId(1)]);
     assert_eq!(e.available(), 0);
 }
+
+/// An account's price-update cooldown (a 429) can be exported and restored: a restarted engine
+/// keeps the account quiet until the same instant, and a restore never shortens a cooldown.
+#[test]
+fn account_cooldowns_survive_a_restart() {
+    use rotor_engine::{AccountThrottle, Duration, Endpoint, EngineConfig, Outcome};
+    let throttle = AccountThrottle {
+        endpoint: Endpoint::CabinetPriceUpdate,
+        min_interval: Duration::from_millis(500),
+        cooldown: Duration::from_mins(30),
+    };
+    let config = EngineConfig { account_throttles: vec![throttle], ..quiet() };
+    let update = common::req(1, Module::Demper, Endpoint::CabinetPriceUpdate);
+    let mut e = Engine::new(config.clone()).unwrap();
+    e.add_proxy(spec(0)).unwrap();
+    e.allocate(UserId(1), 1, rotor_engine::Split::new(1, 0, 0, 0)).unwrap();
+    let t = send(&mut e, &update, at(1_000));
+    e.complete(t, Outcome::RateLimited { retry_after: None }, at(1_100));
+    let until = at(1_100) + Duration::from_mins(30);
+    let exported = e.account_cooldowns(at(2_000));
+    assert_eq!(exported, vec![(UserId(1), Endpoint::CabinetPriceUpdate, until)]);
+    assert!(e.account_cooldowns(until).is_empty(), "over at its end");
+
+    // A new engine, as after a restart: the cooldown is restored, and holds.
+    let mut fresh = Engine::new(config).unwrap();
+    fresh.add_proxy(spec(0)).unwrap();
+    fresh.allocate(UserId(1), 1, rotor_engine::Split::new(1, 0, 0, 0)).unwrap();
+    for (user, endpoint, t) in exported {
+        fresh.restore_account_cooldown(user, endpoint, t);
+    }
+    fresh.restore_account_cooldown(UserId(1), Endpoint::CabinetPriceUpdate, at(5_000));
+    assert_eq!(
+        fresh.acquire(&update, at(3_000)),
+        Decision::Wait { until, reason: WaitReason::AccountCooldown },
+        "the earlier restore did not shorten it"
+    );
+    send(&mut fresh, &update, until);
+}

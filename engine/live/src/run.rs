@@ -114,6 +114,13 @@ fn rebuild(
         clients.push(client);
         books.push((p.lease_no, LeaseUsage::default()));
     }
+    for (user, endpoint, until) in store.cooldowns(now.as_millis())? {
+        engine.restore_account_cooldown(user, endpoint, Instant::from_millis(until));
+        log::line(
+            Level::Warn,
+            &format!("recovery: user {user} may not call {endpoint} before {}", log::utc(until)),
+        );
+    }
     Ok((engine, clients, books, stored))
 }
 

@@ -176,6 +176,21 @@ impl Engine {
         lanes.chain(accounts).min()
     }
 
+    /// The per-account cooldowns still running at `now` (a 429 on an account-limited endpoint
+    /// started them): (user, endpoint, until), so that live mode can keep them across a restart.
+    pub fn account_cooldowns(&self, now: Instant) -> Vec<(UserId, Endpoint, Instant)> {
+        let mut out: Vec<_> =
+            self.accounts.iter().flat_map(|(&u, a)| a.cooldowns(now).map(move |(e, t)| (u, e, t))).collect();
+        out.sort_unstable_by_key(|&(u, e, _)| (u, e.index()));
+        out
+    }
+
+    /// Restores a cooldown read from storage: `user` may not call `endpoint` before `until`. It
+    /// only ever lengthens what the engine already holds.
+    pub fn restore_account_cooldown(&mut self, user: UserId, endpoint: Endpoint, until: Instant) {
+        self.accounts.entry(user).or_default().restore_cooldown(endpoint, until);
+    }
+
     /// A look at one proxy.
     pub fn proxy(&self, id: ProxyId) -> Option<ProxyView<'_>> {
         let entry = self.pool.entries.get(id.0 as usize)?;

@@ -57,10 +57,16 @@ impl Driver {
                     log::utc(until.as_millis())
                 ),
             ),
-            Event::AccountCooldown { user, endpoint, until } => log::line(
-                Level::Warn,
-                &format!("user {user}: {endpoint} cooling down until {}", log::utc(until.as_millis())),
-            ),
+            Event::AccountCooldown { user, endpoint, until } => {
+                // Kept across a restart: the account stays quiet until Kaspi's ban is over.
+                if let Err(e) = lock(&self.store).set_cooldown(user, endpoint, until.as_millis()) {
+                    log::line(Level::Error, &format!("cannot record the cooldown of user {user}: {e}"));
+                }
+                log::line(
+                    Level::Warn,
+                    &format!("user {user}: {endpoint} cooling down until {}", log::utc(until.as_millis())),
+                );
+            }
             Event::PoolLow { available, minimum, shortfall } => {
                 log::line(
                     Level::Warn,

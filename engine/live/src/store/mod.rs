@@ -25,7 +25,8 @@ use error::{Abort, ctx};
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 1] = [include_str!("schema/001_init.sql")];
+const MIGRATIONS: [&str; 2] =
+    [include_str!("schema/001_init.sql"), include_str!("schema/002_account_cooldowns.sql")];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The business records: price decisions, orders with their entries, the orders watermark, the
 //! catalogue, and the journal of alerts and unfinished requests.
 
-use rotor_engine::UserId;
+use rotor_engine::{Endpoint, UserId};
 
 use super::error::ctx;
 use super::{NewOrder, PriceDecision, Store, StoreError, int, opt_uint, real, text, uint};
@@ -190,5 +190,45 @@ impl Store {
             .query("SELECT detail FROM journal WHERE kind = $1 ORDER BY id", &[kind.into()])
             .map_err(ctx("read the journal"))?;
         Ok(rows.iter().filter_map(|r| text(r, 0)).collect())
+    }
+
+    /// Records that `user` may not call `endpoint` before `until_ms` (kept if later than the
+    /// stored one).
+    pub fn set_cooldown(
+        &mut self,
+        user: UserId,
+        endpoint: Endpoint,
+        until_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                "INSERT INTO account_cooldowns (user_id, endpoint, until_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_id, endpoint) DO UPDATE SET until_ms =
+                 CASE WHEN account_cooldowns.until_ms > excluded.until_ms THEN account_cooldowns.until_ms ELSE excluded.until_ms END",
+                &[user.0.into(), endpoint.name().into(), until_ms.into()],
+            )
+            .map(|_| ())
+            .map_err(ctx("record an account cooldown"))
+    }
+
+    /// The account cooldowns still running at `now_ms`: (user, endpoint, until).
+    pub fn cooldowns(&mut self, now_ms: u64) -> Result<Vec<(UserId, Endpoint, u64)>, StoreError> {
+        let rows = self
+            .conn
+            .query(
+                "SELECT user_id, endpoint, until_ms FROM account_cooldowns WHERE until_ms > $1 ORDER BY user_id, endpoint",
+                &[now_ms.into()],
+            )
+            .map_err(ctx("read account cooldowns"))?;
+        rows.iter()
+            .map(|r| {
+                let name = text(r, 1).unwrap_or_default();
+                let endpoint: Endpoint = name.parse().map_err(|_| StoreError::Corrupt {
+                    what: "read account cooldowns",
+                    message: format!("endpoint {name:?}"),
+                })?;
+                Ok((UserId(uint(r, 0) as u32), endpoint, uint(r, 2)))
+            })
+            .collect()
     }
 }
