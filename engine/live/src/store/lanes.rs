@@ -160,10 +160,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.tx(|c| {
             Self::check_fence(c, fence)?;
-            c.exec(
-                "UPDATE proxy_state SET lease_no = $1, lease_open = 1, reserved = $2 WHERE proxy_id = $3",
-                &[lease_no.into(), reserved.into(), id.0.into()],
-            )?;
+            set_reservation(c, id, lease_no, reserved)?;
             c.exec(
                 "INSERT INTO leases (proxy_id, lease_no, user_id, module, started_ms) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (proxy_id, lease_no) DO UPDATE SET started_ms = excluded.started_ms",
@@ -185,10 +182,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.tx(|c| {
             Self::check_fence(c, fence)?;
-            c.exec(
-                "UPDATE proxy_state SET lease_no = $1, lease_open = 1, reserved = $2 WHERE proxy_id = $3",
-                &[lease_no.into(), reserved.into(), id.0.into()],
-            )?;
+            set_reservation(c, id, lease_no, reserved)?;
             write_usage(c, id, lease_no, usage)
         })
         .map_err(ctx("reserve sends"))
@@ -288,6 +282,15 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Marks `id`'s lease `lease_no` open with `reserved` sends reserved.
+fn set_reservation(c: &mut dyn Conn, id: ProxyId, lease_no: u32, reserved: u32) -> Result<(), Abort> {
+    c.exec(
+        "UPDATE proxy_state SET lease_no = $1, lease_open = 1, reserved = $2 WHERE proxy_id = $3",
+        &[lease_no.into(), reserved.into(), id.0.into()],
+    )?;
+    Ok(())
 }
 
 fn write_usage(c: &mut dyn Conn, id: ProxyId, lease_no: u32, u: LeaseUsage) -> Result<(), Abort> {
