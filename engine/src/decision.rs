@@ -73,11 +73,13 @@ pub enum WaitReason {
     AccountThrottle,
     /// The account is cooling down after a 429 on this endpoint.
     AccountCooldown,
+    /// The account's cooldown is over and one probe request is out to see if the ban lifted.
+    AccountProbe,
 }
 
 impl WaitReason {
     /// Every reason, in declaration order.
-    pub const ALL: [WaitReason; 7] = [
+    pub const ALL: [WaitReason; 8] = [
         WaitReason::ProxiesResting,
         WaitReason::ProxiesDraining,
         WaitReason::CircuitOpen,
@@ -85,6 +87,7 @@ impl WaitReason {
         WaitReason::LaneSlowdown,
         WaitReason::AccountThrottle,
         WaitReason::AccountCooldown,
+        WaitReason::AccountProbe,
     ];
 
     /// The name traces and reports use.
@@ -97,6 +100,7 @@ impl WaitReason {
             WaitReason::LaneSlowdown => "lane_slowdown",
             WaitReason::AccountThrottle => "account_throttle",
             WaitReason::AccountCooldown => "account_cooldown",
+            WaitReason::AccountProbe => "account_probe",
         }
     }
 }
@@ -121,8 +125,13 @@ pub enum FailReason {
         /// How the last one ended.
         last: OutcomeKind,
     },
-    /// Kaspi answered 401: credentials are wrong or expired; another proxy cannot help.
+    /// Kaspi refused the seller's credentials (401, or a 403 the answer table reads so), now or
+    /// earlier: the seller's work stops until the credentials are renewed; another proxy cannot
+    /// help.
     Unauthorized,
+    /// The merchant account cools down after a 429 on this endpoint, and the request is not one
+    /// of the few retries kept for the ban's end.
+    AccountCoolingDown,
     /// The user's proxies were deallocated while the request was in flight.
     Deallocated,
 }
@@ -136,6 +145,7 @@ impl fmt::Display for FailReason {
                 write!(f, "retries_exhausted({attempts} attempts, last {last})")
             }
             FailReason::Unauthorized => f.write_str("unauthorized"),
+            FailReason::AccountCoolingDown => f.write_str("account_cooling_down"),
             FailReason::Deallocated => f.write_str("deallocated"),
         }
     }
@@ -161,6 +171,7 @@ pub struct Ticket {
     pub(crate) attempt: u32,
     pub(crate) sent_at: Instant,
     pub(crate) probe: bool,
+    pub(crate) account_probe: bool,
 }
 
 impl Ticket {

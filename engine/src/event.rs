@@ -83,6 +83,16 @@ pub enum Event {
         /// When it may be called again.
         until: Instant,
     },
+    /// Kaspi refused a seller's credentials (once per refusal, however many requests were out):
+    /// alert, and stop the seller's work until [`crate::Engine::renew_credentials`].
+    CredentialsRefused {
+        /// The seller.
+        user: UserId,
+        /// The endpoint that refused them.
+        endpoint: Endpoint,
+        /// When.
+        at: Instant,
+    },
     /// Fewer proxies are available than the configured minimum.
     PoolLow {
         /// Proxies available now.

@@ -52,6 +52,7 @@
 //! - [`config`], [`decision`], [`event`], [`outcome`], [`error`]: the values that cross the API.
 //! - [`time`], [`ids`], [`proxy`], [`secret`], [`split`], [`seed`]: the vocabulary.
 
+pub mod answers;
 mod backoff;
 mod circuit;
 pub mod config;
@@ -75,6 +76,7 @@ pub mod split;
 mod throttle;
 pub mod time;
 
+pub use answers::{AnswerError, AnswerRule, AnswerTable, Body, Meaning, RawAnswerRule, Reply, StatusMatch};
 pub use config::{
     AccountThrottle, Backoff, BorrowRule, Circuit, ConfigError, DeadRule, EngineConfig, Policy, RatePolicy,
     RestPolicy, Slowdown, WindowPolicy,
@@ -86,7 +88,7 @@ pub use event::Event;
 pub use ids::{Endpoint, LaneKey, Module, ProxyId, UnknownName, UserId};
 #[cfg(feature = "mutants")]
 pub use mutant::Mutant;
-pub use outcome::{Outcome, OutcomeKind, ProxyFailure};
+pub use outcome::{LimitScope, Outcome, OutcomeKind, ProxyFailure};
 pub use pool::ProxyState;
 pub use proxy::{Credentials, ProxySpec};
 pub use secret::Secret;

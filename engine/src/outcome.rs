@@ -9,13 +9,20 @@ use crate::time::Duration;
 pub enum Outcome {
     /// A normal answer.
     Ok,
-    /// HTTP 429, with the Retry-After header if Kaspi sent one.
+    /// HTTP 429: a limit was hit, with the ban's length if known.
     RateLimited {
-        /// The server's Retry-After, if any.
+        /// The server's Retry-After, or the ban the answer table assumes.
         retry_after: Option<Duration>,
+        /// Whose limit: the egress IP's (the proxy rests) or the merchant account's (the
+        /// account cools down, whatever the proxy).
+        scope: LimitScope,
     },
     /// HTTP 403: the egress IP is banned.
-    Forbidden,
+    Forbidden {
+        /// A short ban (the storefront's ~10 s): the proxy pauses this long and its lease goes
+        /// on. `None` for a long ban: the proxy rests and the 403 counts against it.
+        pause: Option<Duration>,
+    },
     /// HTTP 200 carrying an anti-bot HTML page instead of data.
     Blocked,
     /// The proxy itself failed: refused, timed out, 407 or bad gateway.
@@ -27,6 +34,15 @@ pub enum Outcome {
     },
     /// HTTP 401: the token or session is not valid. Retrying through another proxy cannot help.
     Unauthorized,
+}
+
+/// Whose limit a 429 reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitScope {
+    /// The egress IP's.
+    Ip,
+    /// The merchant account's.
+    Account,
 }
 
 /// How a proxy failed.
@@ -67,7 +83,7 @@ impl Outcome {
         match self {
             Outcome::Ok => OutcomeKind::Ok,
             Outcome::RateLimited { .. } => OutcomeKind::RateLimited,
-            Outcome::Forbidden => OutcomeKind::Forbidden,
+            Outcome::Forbidden { .. } => OutcomeKind::Forbidden,
             Outcome::Blocked => OutcomeKind::Blocked,
             Outcome::ProxyFailure(_) => OutcomeKind::ProxyFailure,
             Outcome::ServerError { .. } => OutcomeKind::ServerError,
@@ -75,10 +91,15 @@ impl Outcome {
         }
     }
 
-    /// Whether the dead rule counts this against the proxy: the proxy failed or its IP is blocked.
-    /// 429s, 5xx and 401 say nothing about the proxy's health.
+    /// Whether the dead rule counts this against the proxy: the proxy failed or its IP is blocked
+    /// for long. 429s, short bans, 5xx and 401 say nothing about the proxy's health.
     pub const fn counts_against_proxy(self) -> bool {
-        matches!(self, Outcome::ProxyFailure(_) | Outcome::Forbidden | Outcome::Blocked)
+        matches!(self, Outcome::ProxyFailure(_) | Outcome::Forbidden { pause: None } | Outcome::Blocked)
+    }
+
+    /// A 429 at the egress IP's scope, with no known ban.
+    pub const fn ip_429() -> Self {
+        Outcome::RateLimited { retry_after: None, scope: LimitScope::Ip }
     }
 }
 
@@ -121,17 +142,21 @@ mod tests {
     #[test]
     fn only_proxy_attributable_outcomes_count_against_it() {
         assert!(Outcome::ProxyFailure(ProxyFailure::Timeout).counts_against_proxy());
-        assert!(Outcome::Forbidden.counts_against_proxy());
+        assert!(Outcome::Forbidden { pause: None }.counts_against_proxy());
+        assert!(!Outcome::Forbidden { pause: Some(Duration::from_secs(10)) }.counts_against_proxy());
         assert!(Outcome::Blocked.counts_against_proxy());
         assert!(!Outcome::Ok.counts_against_proxy());
-        assert!(!Outcome::RateLimited { retry_after: None }.counts_against_proxy());
+        assert!(!Outcome::ip_429().counts_against_proxy());
+        assert!(
+            !Outcome::RateLimited { retry_after: None, scope: LimitScope::Account }.counts_against_proxy()
+        );
         assert!(!Outcome::ServerError { status: 503 }.counts_against_proxy());
         assert!(!Outcome::Unauthorized.counts_against_proxy());
     }
 
     #[test]
     fn kinds_have_stable_names() {
-        assert_eq!(Outcome::RateLimited { retry_after: None }.kind().to_string(), "rate_limited");
+        assert_eq!(Outcome::ip_429().kind().to_string(), "rate_limited");
         assert_eq!(Outcome::ServerError { status: 500 }.kind(), OutcomeKind::ServerError);
     }
 }

@@ -40,6 +40,9 @@ pub(crate) struct ProxyEntry {
     pub(crate) health: HealthWindow,
     /// The earliest instant a penalty (429, 403, anti-bot page) lets it carry again.
     pub(crate) penalty_until: Instant,
+    /// When its last short IP ban (a 403 read as `ip_pause`) should have lifted, until an
+    /// answer shows it did: a request sent after that instant and banned again shows a long ban.
+    pub(crate) ban_lifts_at: Option<Instant>,
     pub(crate) last_completion: Instant,
     /// It is `Resting` only to yield to its lane's other proxies (the rate policy): its lease
     /// goes on when it is taken again. Cleared by every other way into `Resting`.
@@ -87,6 +90,7 @@ impl Pool {
             usage: Usage::default(),
             health: HealthWindow::default(),
             penalty_until: Instant::ZERO,
+            ban_lifts_at: None,
             last_completion: Instant::ZERO,
             paused: false,
             epoch: 0,

@@ -8,10 +8,12 @@ mod common;
 use common::{at, demper, drain, engine_with, quiet, req, send};
 use rotor_engine::{
     AccountThrottle, Completion, Decision, Duration, Endpoint, Engine, EngineConfig, Event, FailReason,
-    Module, Outcome, OutcomeKind, ProxyFailure, ProxyState, Split, UserId, WaitReason,
+    LimitScope, Module, Outcome, OutcomeKind, ProxyFailure, ProxyState, RequestSpec, Split, UserId,
+    WaitReason,
 };
 
-const RATE_LIMITED: Outcome = Outcome::RateLimited { retry_after: None };
+const RATE_LIMITED: Outcome = Outcome::ip_429();
+const ACCOUNT_LIMITED: Outcome = Outcome::RateLimited { retry_after: None, scope: LimitScope::Account };
 
 fn allocated(config: EngineConfig) -> Engine {
     let mut e = engine_with(config, 100);
@@ -33,7 +35,7 @@ fn a_429_rests_the_proxy_at_once_and_the_request_backs_off() {
         e.proxy(p).unwrap().state,
         ProxyState::Resting { ready_at: at(100) + Duration::from_mins(40) }
     );
-    let retry = rotor_engine::RequestSpec { attempt, ..demper(1) };
+    let retry = RequestSpec { attempt, ..demper(1) };
     assert_ne!(send(&mut e, &retry, not_before).proxy(), p, "the retry goes through another proxy");
 }
 
@@ -42,7 +44,11 @@ fn retry_after_lengthens_the_rest() {
     let mut e = allocated(quiet());
     let t = send(&mut e, &demper(1), at(0));
     let p = t.proxy();
-    e.complete(t, Outcome::RateLimited { retry_after: Some(Duration::from_mins(90)) }, at(0));
+    e.complete(
+        t,
+        Outcome::RateLimited { retry_after: Some(Duration::from_mins(90)), scope: LimitScope::Ip },
+        at(0),
+    );
     assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(0) + Duration::from_mins(90) });
 }
 
@@ -112,7 +118,19 @@ fn each_outcome_gets_its_treatment() {
     let orders = req(1, Module::Orders, Endpoint::ShopOrders);
     // 401: no retry can help.
     let t = send(&mut e, &orders, at(0));
+    let p = t.proxy();
     assert_eq!(e.complete(t, Outcome::Unauthorized, at(1)), Completion::Failed(FailReason::Unauthorized));
+    // The seller's work stops, with one alert, and the proxy is not blamed.
+    let refused = |e: &mut Engine| {
+        drain(e).iter().filter(|ev| matches!(ev, Event::CredentialsRefused { user: UserId(1), .. })).count()
+    };
+    assert_eq!(refused(&mut e), 1);
+    assert!(e.credentials_refused(UserId(1)));
+    assert_eq!(e.acquire(&demper(1), at(1)), Decision::Fail(FailReason::Unauthorized));
+    assert_eq!(e.acquire(&orders, at(1)), Decision::Fail(FailReason::Unauthorized));
+    assert_eq!(refused(&mut e), 0, "alerted once");
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Active);
+    e.renew_credentials(UserId(1));
     // A proxy failure is retried at once, on whatever proxy the lane picks.
     let t = send(&mut e, &orders, at(0));
     assert_eq!(
@@ -127,7 +145,7 @@ fn each_outcome_gets_its_treatment() {
     };
     assert!(not_before > at(3));
     // 403 (IP ban) and an anti-bot page rest the proxy and retry at once elsewhere.
-    for outcome in [Outcome::Forbidden, Outcome::Blocked] {
+    for outcome in [Outcome::Forbidden { pause: None }, Outcome::Blocked] {
         let t = send(&mut e, &orders, at(0));
         let p = t.proxy();
         assert_eq!(e.complete(t, outcome, at(4)), Completion::Retry { not_before: at(4), attempt: 1 });
@@ -266,7 +284,7 @@ fn a_429_on_an_account_endpoint_cools_the_account_down_and_spares_the_proxy() {
     let price = req(1, Module::Demper, Endpoint::CabinetPriceUpdate);
     let t = send(&mut e, &price, at(0));
     let p = t.proxy();
-    assert!(matches!(e.complete(t, RATE_LIMITED, at(100)), Completion::Retry { .. }));
+    assert!(matches!(e.complete(t, ACCOUNT_LIMITED, at(100)), Completion::Retry { .. }));
     let until = at(100) + Duration::from_mins(30);
     let events = drain(&mut e);
     assert!(events.contains(&Event::AccountCooldown {
@@ -276,8 +294,99 @@ fn a_429_on_an_account_endpoint_cools_the_account_down_and_spares_the_proxy() {
     }));
     assert!(!events.iter().any(|ev| matches!(ev, Event::LaneSlowed { .. } | Event::Rested { .. })));
     assert_eq!(e.proxy(p).unwrap().state, ProxyState::Active, "the IP did nothing wrong");
-    assert_eq!(e.acquire(&price, at(10_000)), Decision::Wait { until, reason: WaitReason::AccountCooldown });
+    // A request the cooldown meets fails at once rather than pile up for the ban's end.
+    assert_eq!(e.acquire(&price, at(10_000)), Decision::Fail(FailReason::AccountCoolingDown));
     // Reads through the same lane go on.
     assert_eq!(send(&mut e, &demper(1), at(10_000)).proxy(), p);
     send(&mut e, &price, until);
+}
+
+#[test]
+fn a_short_ip_ban_pauses_the_proxy_for_its_length_and_its_lease_goes_on() {
+    let mut e = allocated(quiet());
+    let offers = demper(1);
+    let ban = Outcome::Forbidden { pause: Some(Duration::from_secs(10)) };
+    let t = send(&mut e, &offers, at(0));
+    let p = t.proxy();
+    send(&mut e, &offers, at(1)); // a second request through it, still out
+    assert_eq!(e.complete(t, ban, at(100)), Completion::Retry { not_before: at(100), attempt: 1 });
+    // Paused for the ban (not the 40-minute rest), and no step toward death.
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(10_100) });
+    assert!(!drain(&mut e).iter().any(|ev| matches!(ev, Event::Rested { .. } | Event::ProxyDead { .. })));
+    // The lane goes on through another proxy meanwhile.
+    let other = send(&mut e, &offers, at(200));
+    assert_ne!(other.proxy(), p);
+    e.complete(other, Outcome::Ok, at(300));
+    assert_eq!(e.proxy(p).unwrap().lease_requests, 2, "its lease is kept");
+}
+
+#[test]
+fn a_short_ban_that_outlasts_its_pause_rests_the_proxy_as_a_long_one() {
+    // One proxy per lane, so the lane comes back to the paused proxy.
+    let mut e = engine_with(quiet(), 4);
+    e.allocate(UserId(1), 4, Split::new(1, 1, 1, 1)).unwrap();
+    let offers = demper(1);
+    let ban = Outcome::Forbidden { pause: Some(Duration::from_secs(10)) };
+    let t = send(&mut e, &offers, at(0));
+    let p = t.proxy();
+    e.complete(t, ban, at(100));
+    assert_eq!(
+        e.acquire(&offers, at(200)),
+        Decision::Wait { until: at(10_100), reason: WaitReason::ProxiesResting }
+    );
+    // Banned again after the pause: the ban did not lift, so it rests and counts against it.
+    let t = send(&mut e, &offers, at(10_100));
+    assert_eq!(t.proxy(), p);
+    e.complete(t, ban, at(10_200));
+    assert_eq!(
+        e.proxy(p).unwrap().state,
+        ProxyState::Resting { ready_at: at(10_200) + Duration::from_mins(40) }
+    );
+    // A ban answered to a request sent before the pause ended only lengthens the pause.
+    let mut e = engine_with(quiet(), 4);
+    e.allocate(UserId(1), 4, Split::new(1, 1, 1, 1)).unwrap();
+    let a = send(&mut e, &offers, at(0));
+    let b = send(&mut e, &offers, at(1));
+    e.complete(a, ban, at(100));
+    e.complete(b, ban, at(150));
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(10_150) });
+    // An answer that comes through clears the record.
+    let t = send(&mut e, &offers, at(10_150));
+    e.complete(t, Outcome::Ok, at(10_200));
+    let t = send(&mut e, &offers, at(10_300));
+    e.complete(t, ban, at(10_400));
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(20_400) });
+}
+
+#[test]
+fn an_account_ban_keeps_two_retries_and_ends_with_one_probe() {
+    let mut e = engine_with(price_throttle(), 100);
+    e.allocate(UserId(1), 100, Split::default()).unwrap();
+    let price = req(1, Module::Demper, Endpoint::CabinetPriceUpdate);
+    // Three updates out when the ban starts (spaced by the throttle).
+    let tickets: Vec<_> = [0, 667, 1_334].into_iter().map(|ms| send(&mut e, &price, at(ms))).collect();
+    let until = at(1_400) + Duration::from_mins(30);
+    let fates: Vec<_> = tickets.into_iter().map(|t| e.complete(t, ACCOUNT_LIMITED, at(1_400))).collect();
+    assert_eq!(fates[0], Completion::Retry { not_before: until, attempt: 1 });
+    assert_eq!(fates[1], Completion::Retry { not_before: until, attempt: 1 });
+    assert_eq!(fates[2], Completion::Failed(FailReason::AccountCoolingDown), "only two are kept");
+    // At the ban's end one request goes alone; the other parks on its lane.
+    let probe = send(&mut e, &RequestSpec { attempt: 1, ..price }, until);
+    let lane = probe.serving_lane();
+    assert_eq!(
+        e.acquire(&RequestSpec { attempt: 1, ..price }, until + Duration::from_secs(1)),
+        Decision::Park { lane, reason: WaitReason::AccountProbe }
+    );
+    // Banned again: another cooldown, and another probe after it.
+    e.complete(probe, ACCOUNT_LIMITED, until + Duration::from_secs(1));
+    let again = until + Duration::from_secs(1) + Duration::from_mins(30);
+    assert_eq!(
+        e.acquire(&price, again - Duration::from_secs(1)),
+        Decision::Fail(FailReason::AccountCoolingDown)
+    );
+    let probe = send(&mut e, &price, again);
+    e.complete(probe, Outcome::Ok, again + Duration::from_secs(1));
+    // The ban lifted: updates flow at the throttle's pace.
+    send(&mut e, &price, again + Duration::from_secs(2));
+    send(&mut e, &price, again + Duration::from_secs(3));
 }

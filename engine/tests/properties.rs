@@ -23,8 +23,8 @@ use common::spec;
 use proptest::prelude::*;
 use rotor_engine::{
     AccountThrottle, Completion, Decision, Duration, Endpoint, Engine, EngineConfig, Event, Instant, LaneKey,
-    Module, Outcome, Policy, ProxyFailure, ProxyId, ProxyState, RatePolicy, RequestSpec, RestPolicy,
-    Restored, Split, Ticket, UserId, WindowPolicy,
+    LimitScope, Module, Outcome, Policy, ProxyFailure, ProxyId, ProxyState, RatePolicy, RequestSpec,
+    RestPolicy, Restored, Split, Ticket, UserId, WindowPolicy,
 };
 
 const MAX_IN_FLIGHT: usize = 32;
@@ -86,8 +86,10 @@ enum Op {
 fn outcome() -> impl Strategy<Value = Outcome> {
     prop_oneof![
         6 => Just(Outcome::Ok),
-        2 => proptest::option::of(0u64..5_000).prop_map(|r| Outcome::RateLimited { retry_after: r.map(Duration::from_millis) }),
-        1 => Just(Outcome::Forbidden),
+        2 => proptest::option::of(0u64..5_000).prop_map(|r| Outcome::RateLimited { retry_after: r.map(Duration::from_millis), scope: LimitScope::Ip }),
+        1 => proptest::option::of(0u64..5_000).prop_map(|r| Outcome::RateLimited { retry_after: r.map(Duration::from_millis), scope: LimitScope::Account }),
+        1 => Just(Outcome::Forbidden { pause: None }),
+        1 => (1u64..20_000).prop_map(|p| Outcome::Forbidden { pause: Some(Duration::from_millis(p)) }),
         1 => Just(Outcome::Blocked),
         3 => prop_oneof![
             Just(ProxyFailure::Refused),
@@ -329,8 +331,15 @@ impl Harness {
                 if !self.in_flight.is_empty() {
                     let (t, _req) = self.in_flight.swap_remove(pick % self.in_flight.len());
                     let p = t.proxy();
+                    let user = t.lane().user;
                     let c = self.e.complete(t, outcome, self.now);
                     self.model.on_complete(p, self.now);
+                    if outcome == Outcome::Unauthorized {
+                        // Refused credentials stop the seller; renew them so the run keeps
+                        // exercising its lanes.
+                        prop_assert!(self.e.credentials_refused(user));
+                        self.e.renew_credentials(user);
+                    }
                     if let Completion::Retry { not_before, .. } = c {
                         prop_assert!(not_before >= self.now);
                     }

@@ -184,7 +184,11 @@ fn account_cooldowns_survive_a_restart() {
     e.add_proxy(spec(0)).unwrap();
     e.allocate(UserId(1), 1, rotor_engine::Split::new(1, 0, 0, 0)).unwrap();
     let t = send(&mut e, &update, at(1_000));
-    e.complete(t, Outcome::RateLimited { retry_after: None }, at(1_100));
+    e.complete(
+        t,
+        Outcome::RateLimited { retry_after: None, scope: rotor_engine::LimitScope::Account },
+        at(1_100),
+    );
     let until = at(1_100) + Duration::from_mins(30);
     let exported = e.account_cooldowns(at(2_000));
     assert_eq!(exported, vec![(UserId(1), Endpoint::CabinetPriceUpdate, until)]);
@@ -200,7 +204,7 @@ fn account_cooldowns_survive_a_restart() {
     fresh.restore_account_cooldown(UserId(1), Endpoint::CabinetPriceUpdate, at(5_000));
     assert_eq!(
         fresh.acquire(&update, at(3_000)),
-        Decision::Wait { until, reason: WaitReason::AccountCooldown },
+        Decision::Fail(rotor_engine::FailReason::AccountCoolingDown),
         "the earlier restore did not shorten it"
     );
     send(&mut fresh, &update, until);

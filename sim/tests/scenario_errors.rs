@@ -181,3 +181,36 @@ fn kaspi_presets_are_named_and_combine_with_the_files_limiters() {
     );
     assert!(e.message.contains("`html`") && e.message.contains("`json`"), "{e}");
 }
+
+#[test]
+fn answer_rows_are_checked_and_override_the_defaults() {
+    let e = err("[[answers]]\nendpoint = \"offer\"\nstatus = 403\nanswer = \"ip_rest\"\n");
+    assert_eq!(e.line, Some(1));
+    assert!(e.message.contains("answers[0]") && e.message.contains("`offer`"), "{e}");
+    assert!(e.message.contains("price_update"), "{e}");
+    let e = err("[[answers]]\nstatus = \"6xx\"\nanswer = \"ok\"\n");
+    assert!(e.message.contains("\"4xx\""), "{e}");
+    let e = err("[[answers]]\nstatus = 403\nanswer = \"ban\"\n");
+    assert!(e.message.contains("ip_pause") && e.message.contains("credentials"), "{e}");
+    let e = err("[[answers]]\nstatus = 403\nanswer = \"ok\"\npause = \"10s\"\n");
+    assert!(e.message.contains("`pause` only applies"), "{e}");
+    let e = err("[[answers]]\nstatus = 403\nanswer = \"ok\"\nwhen = 1\n");
+    assert!(e.message.contains("unknown field `when`"), "{e}");
+
+    let sc = Scenario::parse(
+        "ok",
+        "ok.toml",
+        "[[answers]]\nendpoint = [\"offers\"]\nstatus = 403\nanswer = \"ip_rest\"\n",
+    )
+    .unwrap();
+    let banned = rotor_engine::Reply { status: 403, body: rotor_engine::Body::Json, retry_after: None };
+    assert_eq!(
+        sc.answers.classify(rotor_engine::Endpoint::StorefrontOffers, &banned),
+        rotor_engine::Outcome::Forbidden { pause: None }
+    );
+    assert_eq!(
+        sc.answers.classify(rotor_engine::Endpoint::CabinetOfferList, &banned),
+        rotor_engine::Outcome::Unauthorized,
+        "rows it does not cover keep their defaults"
+    );
+}

@@ -125,7 +125,8 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     let client_bytes = perf::rss_bytes().saturating_sub(rss_before);
     let books: Vec<(u32, LeaseUsage)> = vec![(0, LeaseUsage::default()); clients.len()];
     let (stop_tx, stop_rx) = watch::channel(false);
-    let driver = Arc::new(Driver::new(engine, store, clients, &books, 16, stop_rx));
+    let driver =
+        Arc::new(Driver::new(engine, store, clients, &books, 16, stop_rx).with_answers(sc.answers.clone()));
     driver.stamp_decisions();
     let expected_us = expected_intervals(sc, &skus, k);
     let recorder = Arc::new(Recorder::new(

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rotor_engine::{Module, OutcomeKind, WaitReason};
 
 const OUTCOMES: [OutcomeKind; 7] = OutcomeKind::ALL;
-const WAITS: [WaitReason; 7] = WaitReason::ALL;
+const WAITS: [WaitReason; 8] = WaitReason::ALL;
 
 /// Upper bounds (seconds) of the cycle-duration histogram buckets.
 const BUCKETS: [f64; 12] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0];
@@ -28,6 +28,7 @@ pub struct Metrics {
     waits: [AtomicU64; WAITS.len()],
     rotations: AtomicU64,
     dead: AtomicU64,
+    credentials_refused: AtomicU64,
     cycles: Mutex<[Histogram; 4]>,
 }
 
@@ -71,6 +72,11 @@ impl Metrics {
     /// A proxy was found dead.
     pub fn dead(&self) {
         self.dead.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Kaspi refused a seller's credentials.
+    pub fn credentials_refused(&self) {
+        self.credentials_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A cycle of `module` (a demper pass, an orders poll, a catalogue sync) took `seconds`.
@@ -118,6 +124,11 @@ impl Metrics {
             out,
             "# HELP rotor_proxies_died_total Proxies the dead rule retired.\n# TYPE rotor_proxies_died_total counter\nrotor_proxies_died_total {}\n",
             self.dead.load(Ordering::Relaxed)
+        );
+        let _ = write!(
+            out,
+            "# HELP rotor_credentials_refused_total Sellers whose credentials Kaspi refused (each stops until renewed).\n# TYPE rotor_credentials_refused_total counter\nrotor_credentials_refused_total {}\n",
+            self.credentials_refused.load(Ordering::Relaxed)
         );
         let _ = write!(
             out,

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use rotor_engine::{Outcome, UserId};
+use rotor_engine::{AnswerTable, Endpoint, Outcome, UserId};
 use serde_json::json;
 
 use super::config::LiveConfig;
@@ -34,8 +34,13 @@ impl ProbeRow {
     }
 }
 
-fn verdict(result: &Result<Reply, rotor_engine::ProxyFailure>, reachability_only: bool) -> String {
-    let outcome = transport::classify(result);
+fn verdict(
+    answers: &AnswerTable,
+    endpoint: Endpoint,
+    result: &Result<Reply, rotor_engine::ProxyFailure>,
+    reachability_only: bool,
+) -> String {
+    let outcome = transport::classify(answers, endpoint, result);
     match (result, outcome) {
         (Ok(r), Outcome::Ok) if reachability_only || (200..300).contains(&r.status) => "ok".into(),
         (Ok(r), Outcome::Ok) => format!("http {}", r.status),
@@ -82,6 +87,7 @@ pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, LiveError> {
         };
         let egress = p.egress_ip.to_string();
         let (urls, account, product) = (urls.clone(), account.clone(), product.clone());
+        let answers = config.answers.clone();
         tasks.spawn(async move {
             let now = super::clock::now().as_millis();
             let offers = client
@@ -110,8 +116,15 @@ pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, LiveError> {
                 .header("x-auth-version", "3")
                 .header("Cookie", format!("mc-session={}", account.session.expose()));
             let mut results: [String; 4] = Default::default();
+            let endpoints = [
+                Endpoint::StorefrontOffers,
+                Endpoint::CabinetOfferList,
+                Endpoint::ShopOrders,
+                Endpoint::CabinetPriceUpdate,
+            ];
             for (k, request) in [offers, cabinet, orders, pricefeed].into_iter().enumerate() {
-                results[k] = verdict(&transport::exchange(request).await, k == 3);
+                let result = transport::exchange(request).await;
+                results[k] = verdict(&answers, endpoints[k], &result, k == 3);
             }
             (i, ProbeRow { proxy: name, egress, results })
         });

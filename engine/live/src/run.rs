@@ -174,7 +174,10 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         LiveError::Runtime(format!("status endpoint {}: cannot listen: {e}", config.status_listen))
     })?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let driver = Arc::new(Driver::new(engine, store, clients, &books, config.reserve_block, stop_rx.clone()));
+    let driver = Arc::new(
+        Driver::new(engine, store, clients, &books, config.reserve_block, stop_rx.clone())
+            .with_answers(config.answers.clone()),
+    );
     log::line(
         Level::Info,
         &format!(

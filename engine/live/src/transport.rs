@@ -3,8 +3,7 @@
 
 use std::sync::Once;
 
-use reqwest::StatusCode;
-use rotor_engine::{Duration, Outcome, ProxyFailure, Secret};
+use rotor_engine::{AnswerTable, Body, Duration, Endpoint, Outcome, ProxyFailure, Secret};
 
 /// A proxy's connection settings.
 #[derive(Clone)]
@@ -161,28 +160,27 @@ fn failure(e: &reqwest::Error) -> ProxyFailure {
     }
 }
 
-/// What the engine should make of an answer to a request that expects JSON.
-pub fn classify(result: &Result<Reply, ProxyFailure>) -> Outcome {
-    let reply = match result {
-        Ok(r) => r,
-        Err(f) => return Outcome::ProxyFailure(*f),
-    };
-    match StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR) {
-        StatusCode::PROXY_AUTHENTICATION_REQUIRED => Outcome::ProxyFailure(ProxyFailure::AuthRequired),
-        StatusCode::BAD_GATEWAY => Outcome::ProxyFailure(ProxyFailure::BadGateway),
-        StatusCode::TOO_MANY_REQUESTS => Outcome::RateLimited { retry_after: reply.retry_after },
-        StatusCode::FORBIDDEN => Outcome::Forbidden,
-        StatusCode::UNAUTHORIZED => Outcome::Unauthorized,
-        s if s.is_server_error() => Outcome::ServerError { status: reply.status },
-        s if s.is_success() && reply.content_type.starts_with("text/html") => Outcome::Blocked,
-        // Other answers (400, 404, 405) say the proxy worked; the worker handles the status.
-        _ => Outcome::Ok,
+/// What the engine should make of an answer to `endpoint`: a failed exchange is the proxy's
+/// failure; an answer is read by `answers` (`rotor_engine::answers`), the table the simulator
+/// reads its Kaspi model's answers with.
+pub fn classify(answers: &AnswerTable, endpoint: Endpoint, result: &Result<Reply, ProxyFailure>) -> Outcome {
+    match result {
+        Ok(r) => answers.classify(
+            endpoint,
+            &rotor_engine::Reply {
+                status: r.status,
+                body: Body::of(&r.content_type, r.body.len()),
+                retry_after: r.retry_after,
+            },
+        ),
+        Err(f) => Outcome::ProxyFailure(*f),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rotor_engine::LimitScope;
 
     #[allow(clippy::unnecessary_wraps)] // shaped like `exchange`'s result, which classify takes
     fn reply(status: u16, ct: &str) -> Result<Reply, ProxyFailure> {
@@ -195,20 +193,31 @@ mod tests {
     }
 
     #[test]
-    fn answers_map_to_engine_outcomes() {
-        assert_eq!(classify(&reply(200, "application/json")), Outcome::Ok);
-        assert_eq!(classify(&reply(200, "text/html; charset=utf-8")), Outcome::Blocked);
+    fn answers_map_to_engine_outcomes_through_the_table() {
+        let t = AnswerTable::kaspi();
+        let offers = Endpoint::StorefrontOffers;
+        let update = Endpoint::CabinetPriceUpdate;
+        let c = |e: Endpoint, r: &Result<Reply, ProxyFailure>| classify(&t, e, r);
+        assert_eq!(c(offers, &reply(200, "application/json")), Outcome::Ok);
+        assert_eq!(c(offers, &reply(200, "text/html; charset=utf-8")), Outcome::Blocked);
+        // Kaspi's Retry-After sets the ban's length wherever the table reads one.
         assert_eq!(
-            classify(&reply(429, "")),
-            Outcome::RateLimited { retry_after: Some(Duration::from_secs(7)) }
+            c(update, &reply(429, "")),
+            Outcome::RateLimited { retry_after: Some(Duration::from_secs(7)), scope: LimitScope::Account }
         );
-        assert_eq!(classify(&reply(403, "")), Outcome::Forbidden);
-        assert_eq!(classify(&reply(401, "")), Outcome::Unauthorized);
-        assert_eq!(classify(&reply(407, "")), Outcome::ProxyFailure(ProxyFailure::AuthRequired));
-        assert_eq!(classify(&reply(502, "")), Outcome::ProxyFailure(ProxyFailure::BadGateway));
-        assert_eq!(classify(&reply(503, "")), Outcome::ServerError { status: 503 });
-        assert_eq!(classify(&reply(400, "application/json")), Outcome::Ok);
-        assert_eq!(classify(&Err(ProxyFailure::Timeout)), Outcome::ProxyFailure(ProxyFailure::Timeout));
-        assert_eq!(classify(&Err(ProxyFailure::Refused)), Outcome::ProxyFailure(ProxyFailure::Refused));
+        assert_eq!(
+            c(Endpoint::ShopOrders, &reply(429, "")),
+            Outcome::RateLimited { retry_after: Some(Duration::from_secs(7)), scope: LimitScope::Ip }
+        );
+        assert_eq!(c(offers, &reply(403, "")), Outcome::Forbidden { pause: Some(Duration::from_secs(7)) });
+        assert_eq!(c(update, &reply(403, "application/json")), Outcome::Unauthorized);
+        assert_eq!(c(update, &reply(403, "text/html")), Outcome::Forbidden { pause: None });
+        assert_eq!(c(update, &reply(401, "")), Outcome::Unauthorized);
+        assert_eq!(c(offers, &reply(407, "")), Outcome::ProxyFailure(ProxyFailure::AuthRequired));
+        assert_eq!(c(offers, &reply(502, "")), Outcome::ProxyFailure(ProxyFailure::BadGateway));
+        assert_eq!(c(offers, &reply(503, "")), Outcome::ServerError { status: 503 });
+        assert_eq!(c(offers, &reply(400, "application/json")), Outcome::Ok);
+        assert_eq!(c(offers, &Err(ProxyFailure::Timeout)), Outcome::ProxyFailure(ProxyFailure::Timeout));
+        assert_eq!(c(offers, &Err(ProxyFailure::Refused)), Outcome::ProxyFailure(ProxyFailure::Refused));
     }
 }

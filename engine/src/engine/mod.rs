@@ -191,6 +191,18 @@ impl Engine {
         self.accounts.entry(user).or_default().restore_cooldown(endpoint, until);
     }
 
+    /// Whether Kaspi refused `user`'s credentials: its work stops until they are renewed.
+    pub fn credentials_refused(&self, user: UserId) -> bool {
+        self.accounts.get(&user).is_some_and(|a| a.refused)
+    }
+
+    /// `user`'s credentials were renewed (a new token or session): its work goes on.
+    pub fn renew_credentials(&mut self, user: UserId) {
+        if let Some(a) = self.accounts.get_mut(&user) {
+            a.refused = false;
+        }
+    }
+
     /// A look at one proxy.
     pub fn proxy(&self, id: ProxyId) -> Option<ProxyView<'_>> {
         let entry = self.pool.entries.get(id.0 as usize)?;

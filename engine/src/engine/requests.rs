@@ -11,9 +11,10 @@ use crate::event::Event;
 use crate::health::HealthWindow;
 use crate::ids::{Endpoint, LaneKey, Module, ProxyId};
 use crate::lane::{Lane, Pick, Unready};
-use crate::outcome::Outcome;
+use crate::outcome::{LimitScope, Outcome};
 use crate::policy::AfterSend;
 use crate::pool::{Pool, ProxyState};
+use crate::throttle::AccountGate;
 use crate::time::{Duration, Instant};
 
 use super::{Engine, LaneSlot, lane_at, lane_ref};
@@ -123,11 +124,20 @@ impl Engine {
         let throttle = self.throttles[req.endpoint.index()];
 
         let mut gate = Gate::new(now);
-        if throttle.is_some()
-            && let Some((until, reason)) =
-                self.accounts.get(&req.user).and_then(|a| a.gate(req.endpoint, now))
-        {
-            gate.wait(until, reason);
+        let mut account_probe = false;
+        if let Some(account) = self.accounts.get(&req.user) {
+            if account.refused {
+                return self.fail(req.lane(), req.endpoint, FailReason::Unauthorized, now);
+            }
+            match account.gate(req.endpoint, now) {
+                AccountGate::Pass { probe } => account_probe = probe,
+                AccountGate::Wait(until, reason) => gate.wait(until, reason),
+                AccountGate::Park(lane) => gate.park(lane, WaitReason::AccountProbe),
+                // The retries a cooldown keeps come back at its end; anything else fails now.
+                AccountGate::Cooling(_) => {
+                    return self.fail(req.lane(), req.endpoint, FailReason::AccountCoolingDown, now);
+                }
+            }
         }
         let Some(lane) = lane_at(&mut self.lanes, serving) else {
             return self.fail(req.lane(), req.endpoint, FailReason::NotAllocated, now);
@@ -179,8 +189,9 @@ impl Engine {
             lane.slowdown.on_send(now);
         }
         let serving_key = lane.key;
-        if let Some(rule) = throttle {
-            self.accounts.entry(req.user).or_default().on_send(&rule, now);
+        if throttle.is_some() || account_probe {
+            let probe = account_probe.then_some(serving_key);
+            self.accounts.entry(req.user).or_default().on_send(req.endpoint, throttle.as_ref(), probe, now);
         }
         Decision::Send(Ticket {
             proxy: id,
@@ -192,6 +203,7 @@ impl Engine {
             attempt: req.attempt,
             sent_at: now,
             probe,
+            account_probe,
         })
     }
 
@@ -201,8 +213,8 @@ impl Engine {
     #[allow(clippy::needless_pass_by_value)] // by value, so a ticket cannot be completed twice
     pub fn complete(&mut self, ticket: Ticket, outcome: Outcome, now: Instant) -> Completion {
         let id = ticket.proxy;
-        let throttle = self.throttles[ticket.endpoint.index()];
-        let ip_429 = matches!(outcome, Outcome::RateLimited { .. }) && throttle.is_none();
+        let outcome = self.escalate_ban(&ticket, outcome);
+        let ip_429 = matches!(outcome, Outcome::RateLimited { scope: LimitScope::Ip, .. });
 
         let entry = self.pool.entry(id);
         debug_assert!(entry.in_flight > 0, "ticket for {id} completed twice");
@@ -228,12 +240,58 @@ impl Engine {
                 self.events.push_back(Event::LaneSlowed { lane: lane.key, min_interval, until });
             }
         }
-        if let (Some(rule), Outcome::RateLimited { retry_after }) = (throttle, outcome) {
-            let user = ticket.origin.user;
-            let until = self.accounts.entry(user).or_default().on_429(&rule, retry_after, now);
-            self.events.push_back(Event::AccountCooldown { user, endpoint: ticket.endpoint, until });
-        }
+        self.settle_account(&ticket, outcome, now);
         self.fate(&ticket, outcome, now)
+    }
+
+    /// A short IP ban (403 read as `ip_pause`) on a request sent after the proxy's previous short
+    /// ban should have lifted shows a long ban: it is handled as one (rest, and a step toward
+    /// death).
+    fn escalate_ban(&mut self, ticket: &Ticket, outcome: Outcome) -> Outcome {
+        let entry = self.pool.entry(ticket.proxy);
+        match outcome {
+            Outcome::Forbidden { pause: Some(_) }
+                if entry.ban_lifts_at.is_some_and(|lifts| ticket.sent_at >= lifts) =>
+            {
+                entry.ban_lifts_at = None;
+                Outcome::Forbidden { pause: None }
+            }
+            Outcome::Ok => {
+                entry.ban_lifts_at = None;
+                outcome
+            }
+            _ => outcome,
+        }
+    }
+
+    /// The account's side of a completion: a cooldown after an account-scoped 429, the end of a
+    /// probe, and refused credentials (alerted once).
+    fn settle_account(&mut self, ticket: &Ticket, outcome: Outcome, now: Instant) {
+        let user = ticket.origin.user;
+        let endpoint = ticket.endpoint;
+        if ticket.account_probe {
+            let lifted = !matches!(
+                outcome,
+                Outcome::RateLimited { scope: LimitScope::Account, .. } | Outcome::ProxyFailure(_)
+            );
+            self.accounts.entry(user).or_default().probe_back(endpoint, lifted);
+        }
+        match outcome {
+            Outcome::RateLimited { retry_after, scope: LimitScope::Account } => {
+                let rule = self.throttles[endpoint.index()].map_or(Duration::ZERO, |r| r.cooldown);
+                let len = rule.max(retry_after.unwrap_or(Duration::ZERO));
+                let until = self.accounts.entry(user).or_default().on_429(endpoint, len, now);
+                self.events.push_back(Event::AccountCooldown { user, endpoint, until });
+            }
+            Outcome::Unauthorized => {
+                let account = self.accounts.entry(user).or_default();
+                if !account.refused {
+                    account.refused = true;
+                    self.events.push_back(Event::CredentialsRefused { user, endpoint, at: now });
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Health, penalties and rest for the proxy of a completed request.
@@ -246,10 +304,14 @@ impl Engine {
         now: Instant,
     ) {
         let penalty = match outcome {
-            Outcome::RateLimited { retry_after } if ip_429 => {
+            Outcome::RateLimited { retry_after, .. } if ip_429 => {
                 Some(self.config.penalty_rest.max(retry_after.unwrap_or(Duration::ZERO)))
             }
-            Outcome::Forbidden | Outcome::Blocked => Some(self.config.penalty_rest),
+            Outcome::Forbidden { pause: None } | Outcome::Blocked => Some(self.config.penalty_rest),
+            Outcome::Forbidden { pause: Some(pause) } => {
+                self.pause_for_ban(id, now + pause);
+                None
+            }
             _ => None,
         };
         let rule = self.config.dead_rule;
@@ -281,6 +343,36 @@ impl Engine {
             self.mark_dead(id, now);
         } else if entry.state == ProxyState::Draining && entry.in_flight == 0 {
             self.start_rest(id);
+        }
+    }
+
+    /// A short IP ban: the proxy carries nothing until `until`, and then goes on with its lease
+    /// (a proxy already resting rests at least that long).
+    fn pause_for_ban(&mut self, id: ProxyId, until: Instant) {
+        let entry = self.pool.entry(id);
+        entry.penalty_until = entry.penalty_until.max(until);
+        entry.ban_lifts_at = Some(entry.ban_lifts_at.map_or(until, |t| t.max(until)));
+        let holder = entry.holder;
+        match (entry.state, holder.and_then(|r| lane_at(&mut self.lanes, r))) {
+            (ProxyState::Active, Some(lane)) => {
+                entry.state = ProxyState::Resting { ready_at: until };
+                entry.paused = true;
+                if lane.current == Some(id) {
+                    lane.current = None;
+                }
+                lane.enqueue(&mut self.pool, id);
+            }
+            (ProxyState::Resting { ready_at }, Some(lane)) if ready_at < until => {
+                entry.state = ProxyState::Resting { ready_at: until };
+                lane.enqueue(&mut self.pool, id);
+            }
+            (ProxyState::Resting { ready_at }, None) if ready_at < until => {
+                self.pool.withdraw(id);
+                self.pool.entry(id).state = ProxyState::Resting { ready_at: until };
+                self.pool.release(id);
+            }
+            // A draining proxy rests at least until `penalty_until`; a dead one stays dead.
+            _ => {}
         }
     }
 
@@ -367,6 +459,22 @@ impl Engine {
         match outcome {
             Outcome::Ok => Completion::Done,
             Outcome::Unauthorized => self.failed(ticket, FailReason::Unauthorized, now),
+            Outcome::RateLimited { scope: LimitScope::Account, .. } => {
+                let next = ticket.attempt + 1;
+                if next >= self.config.backoff.max_attempts.get() {
+                    let reason = FailReason::RetriesExhausted { attempts: next, last: outcome.kind() };
+                    return self.failed(ticket, reason, now);
+                }
+                let account = self.accounts.entry(ticket.origin.user).or_default();
+                if account.keep_retry(ticket.endpoint) {
+                    Completion::Retry {
+                        not_before: account.cooldown_end(ticket.endpoint).max(now),
+                        attempt: next,
+                    }
+                } else {
+                    self.failed(ticket, FailReason::AccountCoolingDown, now)
+                }
+            }
             _ => {
                 let next = ticket.attempt + 1;
                 if next >= self.config.backoff.max_attempts.get() {

@@ -135,6 +135,32 @@ pub enum PenaltyBody {
     Json,
 }
 
+/// The body a banned IP or subnet meets on every endpoint: a firewall page, which the answer
+/// table reads as an IP ban, never as the seller's credentials.
+pub const BANNED_IP_BODY: PenaltyBody = PenaltyBody::Html;
+
+impl PenaltyBody {
+    /// The body shape the answer table reads.
+    pub const fn shape(self) -> rotor_engine::Body {
+        match self {
+            PenaltyBody::Empty => rotor_engine::Body::Empty,
+            PenaltyBody::Html => rotor_engine::Body::Html,
+            PenaltyBody::Json => rotor_engine::Body::Json,
+        }
+    }
+}
+
+impl PenaltyStatus {
+    /// The HTTP status, or `None` for no answer (a timeout).
+    pub const fn code(self) -> Option<u16> {
+        match self {
+            PenaltyStatus::TooManyRequests => Some(429),
+            PenaltyStatus::Forbidden => Some(403),
+            PenaltyStatus::Timeout => None,
+        }
+    }
+}
+
 /// The answer to a limited request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PenaltyStatus {

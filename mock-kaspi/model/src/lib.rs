@@ -33,8 +33,8 @@ mod latency;
 mod limiter;
 
 pub use hypothesis::{
-    Hypothesis, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope, community_hypotheses,
-    measured_hypotheses, preset, seed_hypothesis,
+    BANNED_IP_BODY, Hypothesis, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope,
+    community_hypotheses, measured_hypotheses, preset, seed_hypothesis,
 };
 pub use latency::{Latency, Sampler};
 pub use limiter::{Limiter, Limits, Refused, key};

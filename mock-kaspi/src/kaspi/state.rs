@@ -269,7 +269,9 @@ impl State {
     pub(crate) fn gate(&mut self, ip: &str, account: Option<usize>, endpoint: Endpoint) -> Option<Refusal> {
         if self.faults.banned(ip) {
             self.cause = Some("banned".into());
-            return Some(Refusal::status(403));
+            // A banned IP meets a firewall page, whatever the endpoint: the answer table reads
+            // it as an IP ban, never as the seller's credentials.
+            return Some(Refusal { body: rotor_kaspi_model::BANNED_IP_BODY, ..Refusal::status(403) });
         }
         if self.faults.storm_share > 0.0 && self.rng.random::<f64>() < self.faults.storm_share {
             self.cause = Some("storm".into());

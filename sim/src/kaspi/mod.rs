@@ -8,9 +8,11 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rotor_engine::{Duration, Endpoint};
+use std::net::Ipv4Addr;
 
-pub use rotor_kaspi_model::{Limiter, Limits, Refused, Sampler, key};
+use rotor_engine::{Body, Duration, Endpoint, Reply};
+
+pub use rotor_kaspi_model::{Limiter, Limits, PRESETS, Refused, Sampler, key, preset};
 
 use crate::scenario::{Fault, PenaltyStatus, Scenario};
 
@@ -30,8 +32,14 @@ pub(crate) enum Cause {
 pub(crate) enum Answer {
     /// A normal answer.
     Ok,
-    /// A refusal.
-    Refused { status: PenaltyStatus, cause: Cause, retry_after: Option<Duration>, ban_started: bool },
+    /// A refusal, with its body's shape.
+    Refused {
+        status: PenaltyStatus,
+        body: Body,
+        cause: Cause,
+        retry_after: Option<Duration>,
+        ban_started: bool,
+    },
 }
 
 /// A request as Kaspi sees it.
@@ -43,6 +51,34 @@ pub(crate) struct Arrival<'a> {
     pub(crate) country: &'a str,
     pub(crate) user: u32,
     pub(crate) endpoint: Endpoint,
+}
+
+impl Answer {
+    /// The reply the answer table reads, or `None` for no answer (the caller times out).
+    pub(crate) fn reply(self) -> Option<Reply> {
+        match self {
+            Answer::Ok => Some(Reply { status: 200, body: Body::Json, retry_after: None }),
+            Answer::Refused { status, body, retry_after, .. } => {
+                status.code().map(|status| Reply { status, body, retry_after })
+            }
+        }
+    }
+}
+
+/// What the simulator's Kaspi model answers `requests` under `scenario`'s hypotheses and
+/// storms (subnet bans aside): each request is (arrival ms, egress IPv4, account, endpoint), in
+/// arrival order, from a Kazakh IP; each answer is the reply the answer table reads, or `None`
+/// for no answer. Tests hold mock-kaspi to the same answers.
+pub fn model_replies(scenario: &Scenario, requests: &[(u64, Ipv4Addr, u32, Endpoint)]) -> Vec<Option<Reply>> {
+    let mut kaspi = Kaspi::new(scenario, |_| None);
+    let mut rng = rand::SeedableRng::seed_from_u64(scenario.seed);
+    requests
+        .iter()
+        .map(|&(t, ip, user, endpoint)| {
+            let a = Arrival { t, ip: u32::from(ip), subnet: u32::MAX, country: "kz", user, endpoint };
+            kaspi.answer(&a, &mut rng).reply()
+        })
+        .collect()
 }
 
 /// Kaspi: limiters, storms and subnet bans.
@@ -85,6 +121,8 @@ impl Kaspi {
         if self.subnet_bans.iter().any(|&(s, from, to)| s == a.subnet && (from..to).contains(&a.t)) {
             return Answer::Refused {
                 status: PenaltyStatus::Forbidden,
+                // A firewall page, as mock-kaspi answers a banned IP.
+                body: rotor_kaspi_model::BANNED_IP_BODY.shape(),
                 cause: Cause::SubnetBan,
                 retry_after: None,
                 ban_started: false,
@@ -94,6 +132,7 @@ impl Kaspi {
             if (from..to).contains(&a.t) && rng.random::<f64>() < share {
                 return Answer::Refused {
                     status: PenaltyStatus::TooManyRequests,
+                    body: Body::Json,
                     cause: Cause::Storm,
                     retry_after: None,
                     ban_started: false,
@@ -104,6 +143,7 @@ impl Kaspi {
             Ok(()) => Answer::Ok,
             Err(r) => Answer::Refused {
                 status: r.penalty.status,
+                body: r.penalty.body.shape(),
                 cause: Cause::Limiter(r.limiter),
                 retry_after: r.penalty.retry_after,
                 ban_started: r.ban_started,

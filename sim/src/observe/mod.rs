@@ -75,6 +75,7 @@ impl Observer {
                 self.timeline.ban(now);
                 "account_cooldown"
             }
+            Event::CredentialsRefused { .. } => "credentials_refused",
             Event::PoolLow { .. } => "pool_low",
             Event::AllocationFailed { .. } => "allocation_failed",
             Event::RequestFailed { .. } => "request_failed",

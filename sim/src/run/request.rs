@@ -3,12 +3,13 @@
 
 use rand::Rng;
 use rotor_engine::{
-    Completion, Decision, Endpoint, FailReason, Instant, Outcome, ProxyFailure, ProxyId, RequestSpec, Ticket,
+    Completion, Decision, Endpoint, FailReason, Instant, Outcome, ProxyFailure, ProxyId, Reply, RequestSpec,
+    Ticket,
 };
 
 use crate::kaspi::{Answer, Arrival, Cause};
 use crate::observe::metrics::Metrics;
-use crate::scenario::{DeathMode, PenaltyStatus};
+use crate::scenario::DeathMode;
 use crate::trace::Row;
 
 use super::SimError;
@@ -149,14 +150,14 @@ impl Sim<'_, '_> {
             arrival.t,
         );
         self.obs.timeline.ip_window(arrival.t, in_window);
-        let (status, cause, retry_after) = match self.kaspi.answer(&arrival, rng) {
+        let (status, body, cause, retry_after) = match self.kaspi.answer(&arrival, rng) {
             Answer::Ok if latency > timeout => return failure(ProxyFailure::Timeout, "timeout", timeout),
             Answer::Ok => return Pending { outcome: Outcome::Ok, status: "200", latency_ms: latency },
-            Answer::Refused { status, cause, retry_after, ban_started } => {
+            Answer::Refused { status, body, cause, retry_after, ban_started } => {
                 if ban_started {
                     self.obs.timeline.ban(self.now);
                 }
-                (status, cause, retry_after)
+                (status, body, cause, retry_after)
             }
         };
         let cause = match cause {
@@ -164,19 +165,20 @@ impl Sim<'_, '_> {
             Cause::SubnetBan => "subnet_ban".to_owned(),
             Cause::Limiter(i) => self.kaspi.hypothesis_name(i).to_owned(),
         };
-        match status {
-            PenaltyStatus::TooManyRequests => {
-                proxy.r429 += 1;
-                *self.obs.metrics.status_429_by_cause.entry(cause).or_default() += 1;
-                Pending { outcome: Outcome::RateLimited { retry_after }, status: "429", latency_ms: latency }
-            }
-            PenaltyStatus::Forbidden => {
-                proxy.r403 += 1;
-                *self.obs.metrics.status_403_by_cause.entry(cause).or_default() += 1;
-                Pending { outcome: Outcome::Forbidden, status: "403", latency_ms: latency }
-            }
-            PenaltyStatus::Timeout => failure(ProxyFailure::Timeout, "timeout", timeout),
-        }
+        let Some(code) = status.code() else {
+            return failure(ProxyFailure::Timeout, "timeout", timeout);
+        };
+        // The answer table reads the model's answer as live mode reads Kaspi's.
+        let outcome = sc.answers.classify(endpoint, &Reply { status: code, body, retry_after });
+        let (by_cause, label) = if code == 429 {
+            proxy.r429 += 1;
+            (&mut self.obs.metrics.status_429_by_cause, "429")
+        } else {
+            proxy.r403 += 1;
+            (&mut self.obs.metrics.status_403_by_cause, "403")
+        };
+        *by_cause.entry(cause).or_default() += 1;
+        Pending { outcome, status: label, latency_ms: latency }
     }
 
     pub(super) fn respond(&mut self, id: u32) {

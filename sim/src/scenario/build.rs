@@ -2,8 +2,8 @@
 //! keys (engine, users, pool, subscriptions, sweep).
 
 use rotor_engine::{
-    AccountThrottle, Backoff, BorrowRule, Circuit, DeadRule, Duration, Endpoint, EngineConfig, Module,
-    Policy, RatePolicy, RestPolicy, Slowdown, Split, UserId, WindowPolicy,
+    AccountThrottle, AnswerTable, Backoff, BorrowRule, Circuit, DeadRule, Duration, Endpoint, EngineConfig,
+    Module, Policy, RatePolicy, RawAnswerRule, RestPolicy, Slowdown, Split, UserId, WindowPolicy,
 };
 
 use super::ScenarioError;
@@ -72,6 +72,7 @@ pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenar
         }
     }
     let kaspi = kaspi::kaspi_spec(cx, &raw)?;
+    let answers = answer_table(cx, &raw)?;
     let faults = faults::faults(cx, &raw, &users, &pool)?;
     let first_ip_window = kaspi.hypotheses.iter().find_map(|h| match (h.scope, &h.rule) {
         (
@@ -108,6 +109,7 @@ pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenar
         catalog,
         reserve,
         kaspi,
+        answers,
         faults,
         invariants,
         expect,
@@ -458,4 +460,25 @@ pub(super) fn subscriptions(raw: &RawScenario, users: &UsersSpec) -> Vec<Subscri
         .collect();
     subs.sort_by_key(|s| s.at);
     subs
+}
+
+/// The `[[answers]]` rows in front of the default answer table.
+fn answer_table(cx: &Ctx<'_>, raw: &RawScenario) -> Result<AnswerTable, ScenarioError> {
+    let mut rows = Vec::new();
+    for (i, a) in raw.answers.iter().enumerate() {
+        let r = a.get_ref();
+        let status = match &r.status {
+            raw::RawStatus::Code(c) => c.to_string(),
+            raw::RawStatus::Word(w) => w.clone(),
+        };
+        let row = RawAnswerRule {
+            endpoints: r.endpoint.names(),
+            status,
+            body: r.body.clone(),
+            answer: r.answer.clone(),
+            pause: r.pause.map(|p| p.0),
+        };
+        rows.push(row.build().map_err(|e| cx.err(a.span(), format!("answers[{i}]: {e}")))?);
+    }
+    Ok(AnswerTable::with_overrides(rows))
 }

@@ -15,7 +15,7 @@ use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
 
-use rotor_engine::{Duration, EngineConfig, LaneKey, Module, Split, UserId};
+use rotor_engine::{AnswerTable, Duration, EngineConfig, LaneKey, Module, Split, UserId};
 
 pub use error::ScenarioError;
 use raw::RawScenario;
@@ -54,6 +54,8 @@ pub struct Scenario {
     pub reserve: Option<ReserveSpec>,
     /// The model of Kaspi.
     pub kaspi: KaspiSpec,
+    /// What Kaspi's answers mean: the `[[answers]]` rows, then the defaults.
+    pub answers: AnswerTable,
     /// Faults to inject.
     pub faults: Vec<Fault>,
     /// The thresholds of the safety invariants.

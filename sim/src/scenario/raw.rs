@@ -78,6 +78,8 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub(crate) fault: Vec<Spanned<RawFault>>,
     #[serde(default)]
+    pub(crate) answers: Vec<Spanned<RawAnswer>>,
+    #[serde(default)]
     pub(crate) invariants: RawInvariants,
     #[serde(default)]
     pub(crate) expect: BTreeMap<Spanned<String>, Threshold>,
@@ -355,6 +357,39 @@ impl<'de> Deserialize<'de> for RawEndpoints {
 pub(crate) enum RawStatus {
     Code(u16),
     Word(String),
+}
+
+/// An `[[answers]]` row: what an answer from Kaspi means (`rotor_engine::answers`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAnswer {
+    #[serde(default)]
+    pub(crate) endpoint: OneOrMany,
+    pub(crate) status: RawStatus,
+    pub(crate) body: Option<String>,
+    pub(crate) answer: String,
+    pub(crate) pause: Option<Span>,
+}
+
+/// One name, or a list of them.
+#[derive(Debug, Deserialize, Default)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    /// Every endpoint.
+    #[default]
+    All,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(crate) fn names(&self) -> Vec<String> {
+        match self {
+            OneOrMany::All => Vec::new(),
+            OneOrMany::One(n) => vec![n.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

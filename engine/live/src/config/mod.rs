@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use rotor_engine::{Duration, EngineConfig, Split, UserId};
+use rotor_engine::{AnswerTable, Duration, EngineConfig, Split, UserId};
 
 use super::secrets::SecretSource;
 pub use sections::{load, parse};
@@ -119,6 +119,9 @@ pub struct LiveConfig {
     /// The engine's configuration. Defaults to the seed plan's numbers, a 1.5/s price-update
     /// throttle per account and no pool-low threshold.
     pub engine: EngineConfig,
+    /// What Kaspi's answers mean: the `[[answers]]` rows, then the defaults
+    /// (`rotor_engine::answers`).
+    pub answers: AnswerTable,
     /// Sends reserved per durable write: a restart treats a reserved block as spent. Defaults
     /// to 16.
     pub reserve_block: u32,
@@ -225,6 +228,20 @@ mod tests {
         assert!(e.message.contains("burst needs rate_per_s"), "{e}");
         let e = cfg("[engine]\npolicy = \"rate\"\nrate_per_s = 0.0\n").unwrap_err();
         assert!(e.message.contains("valid: 0.001 to 1000"), "{e}");
+    }
+
+    #[test]
+    fn answer_rows_go_in_front_of_the_defaults_and_bad_ones_are_named() {
+        let c = cfg("[[answers]]\nendpoint = \"offers\"\nstatus = 403\nanswer = \"ip_rest\"\n").unwrap();
+        let reply = rotor_engine::Reply { status: 403, body: rotor_engine::Body::Json, retry_after: None };
+        let offers = rotor_engine::Endpoint::StorefrontOffers;
+        assert_eq!(c.answers.classify(offers, &reply), rotor_engine::Outcome::Forbidden { pause: None });
+        assert_eq!(cfg("").unwrap().answers, AnswerTable::kaspi());
+        let e = cfg("[[answers]]\nstatus = 403\nanswer = \"ban\"\n").unwrap_err();
+        assert!(e.message.contains("[[answers]] #1") && e.message.contains("ip_pause"), "{e}");
+        assert_eq!(e.place, "live.toml:8");
+        let e = cfg("[[answers]]\nstatus = \"4x\"\nanswer = \"ok\"\n").unwrap_err();
+        assert!(e.message.contains("\"4xx\""), "{e}");
     }
 
     #[test]

@@ -45,6 +45,38 @@ pub(super) struct RawFile {
     pub(super) proxy: Vec<toml::Spanned<RawProxy>>,
     #[serde(default)]
     pub(super) user: Vec<toml::Spanned<RawUser>>,
+    #[serde(default)]
+    pub(super) answers: Vec<toml::Spanned<RawAnswer>>,
+}
+
+/// An `[[answers]]` row (`rotor_engine::answers`): what an answer from Kaspi means.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAnswer {
+    #[serde(default)]
+    pub(super) endpoint: Names,
+    pub(super) status: StatusText,
+    pub(super) body: Option<String>,
+    pub(super) answer: String,
+    pub(super) pause: Option<Span>,
+}
+
+/// Endpoint names: one, a list, or none for every endpoint.
+#[derive(Debug, Deserialize, Default)]
+#[serde(untagged)]
+pub(super) enum Names {
+    #[default]
+    All,
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A status as written: `403` or `"4xx"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum StatusText {
+    Code(u16),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize, Default)]

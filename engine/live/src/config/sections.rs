@@ -4,12 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use rotor_engine::{
-    AccountThrottle, Backoff, Duration, Endpoint, EngineConfig, Policy, RatePolicy, RestPolicy, UserId,
-    WindowPolicy,
+    AccountThrottle, AnswerTable, Backoff, Duration, Endpoint, EngineConfig, Policy, RatePolicy,
+    RawAnswerRule, RestPolicy, UserId, WindowPolicy,
 };
 
 use super::defaults as default;
-use super::raw::{RawEngine, RawFile, RawKaspi, RawPolicy, RawProxy, RawProxy6, RawSplit, RawStore, RawUser};
+use super::raw::{
+    Names, RawAnswer, RawEngine, RawFile, RawKaspi, RawPolicy, RawProxy, RawProxy6, RawSplit, RawStore,
+    RawUser, StatusText,
+};
 use super::{ConfigError, KaspiUrls, LiveConfig, Proxy6Settings, ProxyConfig, UserConfig};
 use crate::secrets::SecretSource;
 
@@ -119,6 +122,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         timeout,
         connect_timeout,
         engine: engine_section(&cx, &raw.engine)?,
+        answers: answer_rows(&cx, &raw.answers)?,
         reserve_block: raw.engine.reserve_block.map_or(default::RESERVE_BLOCK, std::num::NonZeroU32::get),
         split_percent: split_section(&cx, raw.split)?,
         demper_interval: raw.demper.interval.map_or(default::DEMPER_INTERVAL, |s| s.0),
@@ -135,6 +139,30 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         users: user_entries(&cx, raw.user)?,
         base_dir: cx.base_dir,
     })
+}
+
+/// `[[answers]]`: rows in front of the default answer table.
+fn answer_rows(cx: &Ctx<'_>, rows: &[toml::Spanned<RawAnswer>]) -> Result<AnswerTable, ConfigError> {
+    let mut built = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let r = row.get_ref();
+        let raw = RawAnswerRule {
+            endpoints: match &r.endpoint {
+                Names::All => Vec::new(),
+                Names::One(n) => vec![n.clone()],
+                Names::Many(v) => v.clone(),
+            },
+            status: match &r.status {
+                StatusText::Code(c) => c.to_string(),
+                StatusText::Text(t) => t.clone(),
+            },
+            body: r.body.clone(),
+            answer: r.answer.clone(),
+            pause: r.pause.map(|p| p.0),
+        };
+        built.push(raw.build().map_err(|e| cx.at(Some(row.span()), format!("[[answers]] #{}: {e}", i + 1)))?);
+    }
+    Ok(AnswerTable::with_overrides(built))
 }
 
 /// `[store]`: where state lives and where its key comes from.

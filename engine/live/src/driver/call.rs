@@ -148,7 +148,7 @@ impl Driver {
         }
         let result = transport::exchange(request).await;
         lock(&self.in_flight).remove(&call_id);
-        let outcome = transport::classify(&result);
+        let outcome = transport::classify(&self.answers, sent.endpoint, &result);
         self.metrics.request(module, outcome.kind());
         self.books.count(proxy, outcome == Outcome::Ok);
         let done_at = clock::now();

@@ -67,6 +67,14 @@ impl Driver {
                     &format!("user {user}: {endpoint} cooling down until {}", log::utc(until.as_millis())),
                 );
             }
+            Event::CredentialsRefused { user, endpoint, .. } => {
+                // Once per refusal: the engine fails the seller's other requests without a word.
+                self.metrics.credentials_refused();
+                self.alert(&format!(
+                    "user {user}: Kaspi refused the seller's credentials on {endpoint}; the seller's work \
+                     stops until the token and cabinet session are renewed and the worker restarts"
+                ));
+            }
             Event::PoolLow { available, minimum, shortfall } => {
                 log::line(
                     Level::Warn,

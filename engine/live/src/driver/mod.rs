@@ -124,6 +124,8 @@ pub struct Driver {
     stamp: std::sync::OnceLock<()>,
     /// Wall time spent inside the engine (acquire, complete, events), in nanoseconds.
     engine_ns: AtomicU64,
+    /// What Kaspi's answers mean.
+    answers: rotor_engine::AnswerTable,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -158,7 +160,16 @@ impl Driver {
             tap: std::sync::OnceLock::new(),
             stamp: std::sync::OnceLock::new(),
             engine_ns: AtomicU64::new(0),
+            answers: rotor_engine::AnswerTable::kaspi(),
         }
+    }
+
+    /// The driver, reading Kaspi's answers with `answers` (the defaults unless a config or a
+    /// scenario overrides rows).
+    #[must_use]
+    pub fn with_answers(mut self, answers: rotor_engine::AnswerTable) -> Self {
+        self.answers = answers;
+        self
     }
 
     /// Lets `tap` observe every event, send and completion from now on (set once).

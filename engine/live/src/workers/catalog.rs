@@ -44,7 +44,7 @@ impl Catalog {
                     );
                 }
                 Err(e) => {
-                    if let super::Next::Stop = triage(&self.driver, user, Module::Catalog, "offer list", &e) {
+                    if let super::Next::Stop = triage(user, Module::Catalog, "offer list", &e) {
                         return;
                     }
                 }

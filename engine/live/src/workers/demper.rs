@@ -197,7 +197,7 @@ impl Demper {
         let offers = match kaspi::all_offers(&self.driver, &self.urls, user, &sku.product_id).await {
             Ok(o) => o,
             Err(e) => {
-                let next = triage(&self.driver, user, Module::Demper, &format!("offers of {}", sku.sku), &e);
+                let next = triage(user, Module::Demper, &format!("offers of {}", sku.sku), &e);
                 if matches!(next, Next::Continue) {
                     self.record(&PriceDecision {
                         at_ms: clock::now().as_millis(),
@@ -231,13 +231,7 @@ impl Demper {
                 Ok(()) => pushed = true,
                 Err(e) => {
                     reason = format!("{reason}; push failed: {e}");
-                    next = triage(
-                        &self.driver,
-                        user,
-                        Module::Demper,
-                        &format!("price update of {}", sku.sku),
-                        &e,
-                    );
+                    next = triage(user, Module::Demper, &format!("price update of {}", sku.sku), &e);
                 }
             }
         }

@@ -7,7 +7,7 @@ pub mod orders;
 
 use rotor_engine::{FailReason, Module};
 
-use super::driver::{CallError, Driver};
+use super::driver::CallError;
 use super::kaspi::ApiError;
 use super::log::{self, Level};
 
@@ -20,13 +20,7 @@ pub(crate) enum Next {
 }
 
 /// Logs `e` for `what` and says whether the worker goes on.
-pub(crate) fn triage(
-    driver: &Driver,
-    user: rotor_engine::UserId,
-    module: Module,
-    what: &str,
-    e: &ApiError,
-) -> Next {
+pub(crate) fn triage(user: rotor_engine::UserId, module: Module, what: &str, e: &ApiError) -> Next {
     match e {
         ApiError::Call(CallError::Stopped | CallError::LaneLost) => Next::Stop,
         ApiError::Call(CallError::Failed(FailReason::NotAllocated | FailReason::Deallocated, _)) => {
@@ -34,10 +28,13 @@ pub(crate) fn triage(
             Next::Stop
         }
         ApiError::Call(CallError::Failed(FailReason::Unauthorized, _)) => {
-            driver.alert(&format!(
-                "user {user}/{module}: {what}: Kaspi answered 401; renew the token or cabinet session"
-            ));
-            Next::Continue
+            // The driver alerted once when the engine saw the refusal; the engine fails every
+            // other request of this seller, so the worker stops rather than spin.
+            log::line(
+                Level::Info,
+                &format!("user {user}/{module}: {what}: credentials refused; worker stops"),
+            );
+            Next::Stop
         }
         other => {
             log::line(Level::Warn, &format!("user {user}/{module}: {what}: {other}"));

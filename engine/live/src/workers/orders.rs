@@ -79,8 +79,7 @@ impl Orders {
                 match kaspi::orders_page(&self.driver, &self.urls, &self.account, ge, now, page).await {
                     Ok(r) => r,
                     Err(e) => {
-                        let next =
-                            triage(&self.driver, user, Module::Orders, &format!("orders page {page}"), &e);
+                        let next = triage(user, Module::Orders, &format!("orders page {page}"), &e);
                         return (stored, matches!(next, Next::Stop));
                     }
                 };
@@ -92,7 +91,7 @@ impl Orders {
                     Ok(o) => o,
                     Err(e) => {
                         let what = format!("entries of order {}", listed.order.code);
-                        if let Next::Stop = triage(&self.driver, user, Module::Orders, &what, &e) {
+                        if let Next::Stop = triage(user, Module::Orders, &what, &e) {
                             return (stored, true);
                         }
                         complete = false;
