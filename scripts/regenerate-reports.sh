@@ -23,6 +23,7 @@ for file in scenarios/*.toml; do
 done
 mkdir -p reports/sweep-demper-grid
 "$rotor" sweep scenarios/sweep-demper.toml --out reports/sweep-demper-grid -q > reports/sweep-demper-grid/frontier.txt
+# The seed's claims, then the demper pool under each hypothesis with its best policy.
 "$rotor" seed-claims --out reports/seed-claims > /dev/null
 echo "sweep and seed claims written"
 # One seller's demper pool under each hypothesis and policy (the README's capacity table).

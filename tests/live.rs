@@ -406,7 +406,13 @@ async fn secrets_appear_neither_in_logs_nor_status_nor_the_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_bad_input_exits_2() {
     let lab = Lab::start("sigterm", 1, 5).await;
-    lab.configure(1, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(5), "interval = \"1h\"");
+    lab.configure(
+        1,
+        "demper = 100\norders = 0\ncatalog = 0",
+        "",
+        &lab.wide_skus(5),
+        "interval = \"1h\"\nspread = false",
+    );
     let child = lab.spawn(&["--dry-run"], "run.log");
     let start = StdInstant::now();
     while !lab.log("run.log").contains("pass over 5 SKUs") {

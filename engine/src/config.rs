@@ -15,6 +15,11 @@ pub struct EngineConfig {
     /// A per-IP send rate kept besides a [`Policy::Rest`] or [`Policy::Window`] policy (under
     /// [`Policy::Rate`] it is kept as well, the stricter of the two deciding). Defaults to none.
     pub ip_rate: Option<RatePolicy>,
+    /// The endpoints whose requests the per-IP policy counts (its lease, window or rate, and
+    /// `ip_rate`): those an IP-scoped limit covers. A request to any other endpoint goes through
+    /// any live proxy of its lane without spending it, and only its account's throttle paces
+    /// it. Defaults to every endpoint (the seed's count covers them all).
+    pub ip_endpoints: [bool; Endpoint::ALL.len()],
     /// When a proxy counts as dead. Defaults to [`DeadRule::default`].
     pub dead_rule: DeadRule,
     /// A lane asks for replacements when more than this percentage of its proxies is dead.
@@ -45,6 +50,7 @@ impl Default for EngineConfig {
         EngineConfig {
             policy: Policy::default(),
             ip_rate: None,
+            ip_endpoints: [true; Endpoint::ALL.len()],
             dead_rule: DeadRule::default(),
             replace_above_dead_percent: 20,
             penalty_rest: Duration::from_mins(40),
@@ -311,6 +317,9 @@ pub enum ConfigError {
         /// The cap.
         cap: Duration,
     },
+    /// No endpoint is counted per IP.
+    #[error("ip_endpoints is empty; valid: at least one endpoint the per-IP policy counts")]
+    NoIpEndpoints,
     /// A throttle with no gap.
     #[error("account throttle for `{0}` has min_interval 0; it must be at least 1 ms")]
     ZeroThrottle(Endpoint),
@@ -343,6 +352,9 @@ impl EngineConfig {
         }
         if self.ip_rate.is_some_and(|r| r.interval == Duration::ZERO) {
             return Err(ConfigError::EmptyWindow);
+        }
+        if !self.ip_endpoints.contains(&true) {
+            return Err(ConfigError::NoIpEndpoints);
         }
         if !(1..=64).contains(&self.dead_rule.window) {
             return Err(ConfigError::DeadWindow(self.dead_rule.window));

@@ -42,6 +42,8 @@ pub(crate) struct Lane {
     pub(crate) circuit: CircuitState,
     pub(crate) slowdown: SlowdownState,
     pub(crate) replacements_requested: bool,
+    /// Where [`Lane::carrier`] looks next.
+    cursor: usize,
 }
 
 /// Where the next send of a lane can go.
@@ -84,6 +86,7 @@ impl Lane {
             circuit: CircuitState::default(),
             slowdown: SlowdownState::default(),
             replacements_requested: false,
+            cursor: 0,
         }
     }
 
@@ -147,6 +150,21 @@ impl Lane {
         } else {
             Err(Unready::NoLiveProxies)
         }
+    }
+
+    /// A proxy to carry a request the per-IP policy does not count: the current one, else the
+    /// next live member in turn, whatever its rest. `None` when every member is dead.
+    pub(crate) fn carrier(&mut self, pool: &Pool) -> Option<ProxyId> {
+        if let Some(id) = self.current {
+            return Some(id);
+        }
+        let n = self.members.len();
+        let k = (0..n).find(|&k| {
+            pool.entries[self.members[(self.cursor + k) % n].0 as usize].state != ProxyState::Dead
+        })?;
+        let id = self.members[(self.cursor + k) % n];
+        self.cursor = (self.cursor + k + 1) % n;
+        Some(id)
     }
 
     /// Commits to `pick`: a proxy taken from a queue becomes current. Returns whether the lane

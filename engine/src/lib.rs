@@ -92,6 +92,6 @@ pub use outcome::{LimitScope, Outcome, OutcomeKind, ProxyFailure};
 pub use pool::ProxyState;
 pub use proxy::{Credentials, ProxySpec};
 pub use secret::Secret;
-pub use seed::mix_seed;
+pub use seed::{mix_seed, spread_slot};
 pub use split::Split;
 pub use time::{Duration, Instant};

@@ -6,10 +6,12 @@
 mod common;
 
 use common::{at, demper, drain, engine_with, quiet, req, send};
+use std::num::NonZeroU32;
+
 use rotor_engine::{
     AccountThrottle, Completion, Decision, Duration, Endpoint, Engine, EngineConfig, Event, FailReason,
-    LimitScope, Module, Outcome, OutcomeKind, ProxyFailure, ProxyState, RequestSpec, Split, UserId,
-    WaitReason,
+    LimitScope, Module, Outcome, OutcomeKind, Policy, ProxyFailure, ProxyState, RequestSpec, RestPolicy,
+    Split, UserId, WaitReason,
 };
 
 const RATE_LIMITED: Outcome = Outcome::ip_429();
@@ -72,7 +74,7 @@ fn a_429_lets_requests_in_flight_finish_before_the_rest_starts() {
 fn retries_give_up_after_five_attempts_with_the_reason() {
     let mut e = allocated(EngineConfig {
         circuit: rotor_engine::Circuit {
-            consecutive_429s: std::num::NonZeroU32::new(99).unwrap(),
+            consecutive_429s: NonZeroU32::new(99).unwrap(),
             ..Default::default()
         },
         slowdown: None,
@@ -338,9 +340,14 @@ fn a_short_ban_that_outlasts_its_pause_rests_the_proxy_as_a_long_one() {
     let t = send(&mut e, &offers, at(10_100));
     assert_eq!(t.proxy(), p);
     e.complete(t, ban, at(10_200));
+    let rested = at(10_200) + Duration::from_mins(40);
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: rested });
+    // Still banned after its rest: no short pause this time, until an answer comes through.
+    let t = send(&mut e, &offers, rested);
+    e.complete(t, ban, rested + Duration::from_millis(100));
     assert_eq!(
         e.proxy(p).unwrap().state,
-        ProxyState::Resting { ready_at: at(10_200) + Duration::from_mins(40) }
+        ProxyState::Resting { ready_at: rested + Duration::from_millis(100) + Duration::from_mins(40) }
     );
     // A ban answered to a request sent before the pause ended only lengthens the pause.
     let mut e = engine_with(quiet(), 4);
@@ -389,4 +396,50 @@ fn an_account_ban_keeps_two_retries_and_ends_with_one_probe() {
     // The ban lifted: updates flow at the throttle's pace.
     send(&mut e, &price, again + Duration::from_secs(2));
     send(&mut e, &price, again + Duration::from_secs(3));
+}
+
+#[test]
+fn endpoints_no_ip_limit_covers_ride_any_live_proxy_without_spending_it() {
+    let mut only_offers = [false; Endpoint::ALL.len()];
+    only_offers[Endpoint::StorefrontOffers.index()] = true;
+    let config = EngineConfig {
+        policy: Policy::Rest(RestPolicy {
+            budget: NonZeroU32::new(2).unwrap(),
+            rest: Duration::from_mins(40),
+        }),
+        ip_endpoints: only_offers,
+        ..price_throttle()
+    };
+    // One demper proxy, so its rest would stop a counted request.
+    let mut e = engine_with(config, 4);
+    e.allocate(UserId(1), 4, Split::new(1, 1, 1, 1)).unwrap();
+    let price = req(1, Module::Demper, Endpoint::CabinetPriceUpdate);
+    let a = send(&mut e, &demper(1), at(0));
+    let p = a.proxy();
+    // Price updates in between spend nothing: the lease is still two offers long.
+    let u = send(&mut e, &price, at(1));
+    assert_eq!(u.proxy(), p);
+    assert_eq!(e.proxy(p).unwrap().lease_requests, 1);
+    e.complete(u, Outcome::Ok, at(2));
+    let b = send(&mut e, &demper(1), at(3));
+    e.complete(a, Outcome::Ok, at(10));
+    e.complete(b, Outcome::Ok, at(10));
+    let ready = at(10) + Duration::from_mins(40);
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: ready });
+    assert_eq!(
+        e.acquire(&demper(1), at(700)),
+        Decision::Wait { until: ready, reason: WaitReason::ProxiesResting }
+    );
+    // The resting proxy still carries the account's updates, paced by the account's throttle.
+    let u = send(&mut e, &price, at(700));
+    assert_eq!(u.proxy(), p);
+    assert_eq!(
+        e.acquire(&price, at(701)),
+        Decision::Wait { until: at(1_367), reason: WaitReason::AccountThrottle }
+    );
+    e.complete(u, Outcome::Ok, at(800));
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: ready }, "its rest is untouched");
+
+    let bad = EngineConfig { ip_endpoints: [false; Endpoint::ALL.len()], ..quiet() };
+    assert!(Engine::new(bad).unwrap_err().to_string().contains("at least one endpoint"));
 }

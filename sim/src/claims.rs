@@ -425,3 +425,104 @@ pub fn html(claims: &[Claim]) -> String {
     out.push_str("</table>\n</body></html>\n");
     out
 }
+
+/// One row of the hypotheses table: a demper pool under one hypothesis with its best policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HypothesisRow {
+    /// SKUs of the one seller.
+    pub skus: u32,
+    /// Share of prices that change per cycle.
+    pub price_change_share: f64,
+    /// The hypothesis set.
+    pub hypothesis: crate::scenario::HypothesisChoice,
+    /// The cheapest policy with a safe, on-time pool, if any has one.
+    pub policy: Option<crate::scenario::PolicyChoice>,
+    /// The plan's demper row under that policy (or under the first policy tried, when none has
+    /// a pool).
+    pub demper: crate::plan::ModulePlan,
+    /// Price of 100 proxies per 30 days (USD).
+    pub price_per_100_usd: f64,
+}
+
+/// For 500 and 1000 SKUs on a 3-minute cycle, with every price changing (the seed's
+/// assumption) and with 30%: the demper pool under each hypothesis with its cheapest safe
+/// policy, from `rotor plan`'s simulated search (6-hour runs, seed 1).
+pub fn hypothesis_rows() -> Result<Vec<HypothesisRow>, String> {
+    use crate::plan::{PlanInput, plan};
+    use crate::scenario::{HypothesisChoice, PolicyChoice};
+    let mut rows = Vec::new();
+    for skus in [500, 1000] {
+        for share in [1.0, 0.3] {
+            for hypothesis in
+                [HypothesisChoice::Seed, HypothesisChoice::Community, HypothesisChoice::Measured]
+            {
+                let mut best: Option<HypothesisRow> = None;
+                for policy in [PolicyChoice::Rest, PolicyChoice::Window, PolicyChoice::Rate] {
+                    let input = PlanInput {
+                        skus,
+                        interval: rotor_engine::Duration::from_mins(3),
+                        policy,
+                        hypothesis,
+                        duration: rotor_engine::Duration::from_mins(6 * 60),
+                        seed: 1,
+                        price_change_share: share,
+                    };
+                    let p = plan(&input).map_err(|e| e.to_string())?;
+                    let Some(demper) = p.modules.into_iter().find(|m| m.module == Module::Demper) else {
+                        continue;
+                    };
+                    let row = HypothesisRow {
+                        skus,
+                        price_change_share: share,
+                        hypothesis,
+                        policy: demper.simulated.map(|_| policy),
+                        demper,
+                        price_per_100_usd: p.price_per_100_usd,
+                    };
+                    let better = match (&best, row.demper.simulated) {
+                        (None, _) => true,
+                        (Some(b), Some(n)) => b.demper.simulated.is_none_or(|m| n < m),
+                        (Some(_), None) => false,
+                    };
+                    if better {
+                        best = Some(row);
+                    }
+                }
+                rows.extend(best);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The hypotheses table as Markdown.
+pub fn hypotheses_markdown(rows: &[HypothesisRow]) -> String {
+    let mut out = String::from(
+        "## The demper pool under each limit hypothesis\n\nOne seller on a 3-minute cycle, the demper pool that `rotor plan` finds safe and on time \
+         under each hypothesis (docs/limits.md) with its cheapest policy of rest, window and rate, its cost per 30 days, and the \
+         constraint that binds. \"No pool\" means no pool up to the searched size works, whatever is bought.\n\n\
+         | SKUs | prices changing per cycle | hypothesis | best policy | demper pool | cost / 30 days | binds | account |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let d = &r.demper;
+        let (pool, cost) = match d.simulated {
+            Some(n) => (n.to_string(), format!("${:.2}", f64::from(n) * r.price_per_100_usd / 100.0)),
+            None => (format!("no pool up to {}", d.searched_up_to), "-".to_owned()),
+        };
+        let account = match (d.account_ceiling_updates_per_cycle, d.shortest_cycle_ms) {
+            (Some(c), Some(ms)) => format!("at most {c} updates per cycle; shortest cycle {}", fmt_ms(ms)),
+            (Some(c), None) => format!("at most {c} updates per cycle"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.0}% | {} | {} | {pool} | {cost} | `{}` | {account} |",
+            r.skus,
+            r.price_change_share * 100.0,
+            r.hypothesis.name(),
+            r.policy.map_or("none", |p| p.name()),
+            d.binding.name(),
+        );
+    }
+    out
+}

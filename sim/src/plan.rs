@@ -242,13 +242,27 @@ pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
     Ok(Plan { modules: out, price_per_100_usd: sc.pool.price_per_100_usd })
 }
 
-/// The planned share of price changes, and an account throttle for price updates at the rate
-/// the hypothesis allows per account, so the plan never counts on the account going faster.
+/// The planned share of price changes; the per-IP policy counting only the endpoints an IP
+/// limit of the hypothesis covers (all of them if it has none); and an account throttle for
+/// price updates at the rate the hypothesis allows per account, so the plan never counts on the
+/// account going faster.
 fn tune(sc: &mut Scenario, input: &PlanInput) {
     if let Some(d) = sc.demper.as_mut() {
         d.price_change_share = input.price_change_share;
     }
     let hypotheses = input.hypothesis.hypotheses().unwrap_or_else(|| sc.kaspi.hypotheses.clone());
+    let mut ip_limited = [false; Endpoint::ALL.len()];
+    for h in &hypotheses {
+        let counts = !matches!(h.rule, crate::scenario::Rule::Geo { .. });
+        if counts && matches!(h.scope, crate::scenario::Scope::Ip | crate::scenario::Scope::IpEndpoint) {
+            for (on, covered) in ip_limited.iter_mut().zip(h.endpoints) {
+                *on |= covered;
+            }
+        }
+    }
+    if ip_limited.contains(&true) {
+        sc.engine.ip_endpoints = ip_limited;
+    }
     let allowed = hypotheses
         .iter()
         .filter(|h| {
@@ -312,8 +326,23 @@ fn binding(module: Module, simulated: Option<u32>, l: &Limits, sc: &Scenario) ->
             && matches!(h.rule, crate::scenario::Rule::Rate { .. })
             && endpoints.iter().any(|e| h.endpoints[e.index()])
     });
+    // Under the rate policy a count limit of the hypothesis binds instead when the policy's
+    // rate would fill it before its window ends (the seed's 250 per 30 minutes against 8 rps).
+    let count_binds = |r: &rotor_engine::RatePolicy| {
+        sc.kaspi.hypotheses.iter().any(|h| {
+            let covers = endpoints.iter().any(|e| h.endpoints[e.index()]);
+            let per_ip = matches!(h.scope, crate::scenario::Scope::Ip | crate::scenario::Scope::IpEndpoint);
+            match h.rule {
+                crate::scenario::Rule::SlidingWindow { limit, window }
+                | crate::scenario::Rule::FixedWindow { limit, window } => {
+                    covers && per_ip && r.per_s() * window.as_millis() as f64 / 1_000.0 > f64::from(limit)
+                }
+                _ => false,
+            }
+        })
+    };
     let per_ip = match sc.engine.policy {
-        Policy::Rate(_) => Binding::IpRate,
+        Policy::Rate(r) if !count_binds(&r) => Binding::IpRate,
         _ => Binding::IpBudget,
     };
     match simulated {

@@ -35,6 +35,8 @@ pub struct Summary {
     pub accounting: Accounting,
     /// Requests sent, retries included.
     pub attempts: u64,
+    /// Attempts sent in the busiest minute of the run, every module together.
+    pub busiest_minute_attempts: u64,
     /// Attempts by outcome.
     pub outcomes: BTreeMap<String, u64>,
     /// 429 answers by cause (a hypothesis name, `storm` or `subnet_ban`).
@@ -201,6 +203,15 @@ fn limits(rules: &SafetyRules) -> Limits {
     }
 }
 
+/// The most attempts any one minute saw, every module together.
+fn busiest_minute(rows: &[MinuteRow]) -> u64 {
+    let mut per_minute: BTreeMap<u32, u64> = BTreeMap::new();
+    for r in rows {
+        *per_minute.entry(r.minute).or_default() += r.outcomes.iter().sum::<u64>();
+    }
+    per_minute.into_values().max().unwrap_or(0)
+}
+
 /// Builds a run's report from what `obs` saw; `end_ms` is when the run ended (scenario time),
 /// `steps` how many events it handled.
 pub fn build_report(
@@ -230,6 +241,7 @@ pub fn build_report(
         cycles: metrics.cycle_figures(),
         accounting: metrics.accounting,
         attempts: metrics.attempts,
+        busiest_minute_attempts: busiest_minute(&timeline.rows),
         outcomes: OUTCOME_KINDS
             .iter()
             .zip(metrics.outcomes)

@@ -48,6 +48,7 @@ pub fn metric_value(s: &Summary, metric: Metric) -> f64 {
         Metric::IsolationViolations => s.safety.isolation_violations as f64,
         Metric::DeadProxyUses => s.safety.dead_proxy_uses as f64,
         Metric::FailedRequests => s.accounting.failed as f64,
+        Metric::MaxRequestsPerMinute => s.busiest_minute_attempts as f64,
         Metric::DemperCycleP50 => cycle("demper", |c| c.p50_ms),
         Metric::DemperCycleP99 => cycle("demper", |c| c.p99_ms),
         Metric::DemperCycleMax => cycle("demper", |c| c.max_ms),

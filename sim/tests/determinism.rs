@@ -82,6 +82,7 @@ twice! {
     load_1000_is_deterministic => "load-1000",
     measured_limits_is_deterministic => "measured-limits",
     measured_rate_is_deterministic => "measured-rate",
+    stampede_is_deterministic => "stampede",
 }
 
 #[test]
@@ -104,6 +105,7 @@ fn every_shipped_scenario_is_covered() {
             "measured-rate",
             "seed-1000",
             "seed-500",
+            "stampede",
             "storm-429",
             "subnet-ban",
             "sweep-demper"

@@ -48,3 +48,28 @@ fn plan_agrees_with_a_full_simulation_within_one_proxy() {
     assert!(safe, "fewer proxies lag, they never break a safety rule");
     assert!(!on_time, "{} demper proxies should lag over a full day", answer - 2);
 }
+
+/// What binds names the right constraint: under the seed's count the rate policy is held by the
+/// per-IP count, not its own rate; under the measured limits price updates spend no IP's rate,
+/// so a few proxies carry 1000 SKUs and the account's rate is what binds.
+#[test]
+fn the_binding_constraint_follows_the_hypothesis() {
+    let input = |hypothesis, share| PlanInput {
+        skus: 1000,
+        interval: Duration::from_mins(3),
+        policy: PolicyChoice::Rate,
+        hypothesis,
+        duration: Duration::from_mins(2 * 60),
+        seed: 1,
+        price_change_share: share,
+    };
+    let demper =
+        |p: rotor_sim::plan::Plan| p.modules.into_iter().find(|m| m.module == Module::Demper).unwrap();
+    let seed = demper(plan(&input(HypothesisChoice::Seed, 1.0)).unwrap());
+    assert_eq!(seed.binding, rotor_sim::plan::Binding::IpBudget);
+    let measured = demper(plan(&input(HypothesisChoice::Measured, 0.3)).unwrap());
+    assert!(measured.simulated.is_some_and(|n| n <= 3), "{:?}", measured.simulated);
+    assert_eq!(measured.binding, rotor_sim::plan::Binding::AccountRate);
+    let full = demper(plan(&input(HypothesisChoice::Measured, 1.0)).unwrap());
+    assert_eq!((full.simulated, full.binding), (None, rotor_sim::plan::Binding::AccountRate));
+}

@@ -77,3 +77,23 @@ hypothesis = ["community"]
     assert!(!orders.is_empty() && orders.iter().all(|c| c.requests <= 5), "{orders:?}");
     assert!(r.summary.accounting.failed > 0 && r.summary.accounting.balanced());
 }
+
+/// The shipped stampede: spreading each seller's checks over the interval holds the busiest
+/// minute under its expectation; the same file firing every check at once does not, and sends
+/// more than twice as much in its busiest minute.
+#[test]
+fn spreading_checks_over_the_interval_stops_the_stampede() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/stampede.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let spread = sim(&text);
+    let burst = sim(&text.replace("spread = true", "spread = false"));
+    let (s, b) = (spread.summary.busiest_minute_attempts, burst.summary.busiest_minute_attempts);
+    assert!(s <= 5_500, "spread: {s} in the busiest minute");
+    assert!(b > 2 * s, "burst {b} against spread {s}");
+    // Spread, each cycle still ends within its interval.
+    assert_eq!(spread.summary.cycles["demper"].missed, 0);
+    // Each check waits for its slot: the first minute sees about a third of a cycle's checks.
+    let first_minute: u64 =
+        spread.minutes.iter().filter(|m| m.minute == 0).map(|m| m.outcomes.iter().sum::<u64>()).sum();
+    assert!((3_000..=5_500).contains(&first_minute), "{first_minute}");
+}

@@ -51,7 +51,12 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Probe { config } => live::probe(&config),
         Command::SeedClaims { out } => {
             let claims = rotor_sim::claims::check().map_err(CliError::internal)?;
-            let md = rotor_sim::claims::markdown(&claims);
+            let rows = rotor_sim::claims::hypothesis_rows().map_err(CliError::internal)?;
+            let md = format!(
+                "{}\n{}",
+                rotor_sim::claims::markdown(&claims),
+                rotor_sim::claims::hypotheses_markdown(&rows)
+            );
             print!("{md}");
             if let Some(dir) = out {
                 std::fs::create_dir_all(&dir)

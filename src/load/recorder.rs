@@ -186,7 +186,7 @@ impl Tap for Recorder {
     fn sent(&self, sent: &Sent, _now: Instant) {
         let mut g = self.lock();
         let t = self.rel(sent.at);
-        g.obs.safety.sent(sent.proxy, sent.lane, sent.serving, t);
+        g.obs.safety.sent(sent.proxy, sent.lane, sent.serving, sent.endpoint, t);
         g.proxy(sent.proxy).requests += 1;
         let n = g.in_flight.entry(sent.proxy).or_default();
         *n += 1;
@@ -202,7 +202,7 @@ impl Tap for Recorder {
         let module = sent.lane.module;
         let expected = self.expected_us[module.index()];
         let mut g = self.lock();
-        g.obs.safety.completed(sent.proxy, t_done);
+        g.obs.safety.completed(sent.proxy, sent.endpoint, t_done);
         g.obs.metrics.attempts += 1;
         g.obs.metrics.outcomes[outcome.kind() as usize] += 1;
         g.obs.timeline.attempt(t_sent, module, outcome.kind() as usize, t_done - t_sent.min(t_done));

@@ -309,6 +309,8 @@ fn start_workers(
         dry_run: options.dry_run,
         interval: config.demper_interval,
         concurrency: config.demper_concurrency,
+        // One pass (`--once`, a check by hand) goes at once: spreading is the service's rhythm.
+        spread: config.demper_spread && !options.once,
         passes: once,
     });
     if !s.skus.is_empty() {

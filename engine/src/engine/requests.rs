@@ -121,7 +121,6 @@ impl Engine {
         };
         let origin = refs[req.module.index()];
         let serving = self.serving_lane(&refs, req.module);
-        let throttle = self.throttles[req.endpoint.index()];
 
         let mut gate = Gate::new(now);
         let mut account_probe = false;
@@ -147,6 +146,18 @@ impl Engine {
             Admission::WaitUntil(until) => gate.wait(until, WaitReason::CircuitOpen),
             Admission::AwaitProbe => gate.park(lane.key, WaitReason::CircuitProbe),
             Admission::Pass | Admission::Probe => {}
+        }
+        let counted = self.config.ip_endpoints[req.endpoint.index()];
+        if !counted {
+            // Not an IP-limited endpoint: any live proxy carries it, spending nothing.
+            let Some(id) = lane.carrier(&self.pool) else {
+                return self.fail(req.lane(), req.endpoint, FailReason::NoLiveProxies, now);
+            };
+            if let Some(decision) = gate.decision() {
+                return decision;
+            }
+            self.pool.entry(id).in_flight += 1;
+            return Decision::Send(self.ticket(req, id, serving, origin, admission, account_probe, now));
         }
         if let Some(until) = lane.slowdown.gate(now) {
             gate.wait(until, WaitReason::LaneSlowdown);
@@ -181,19 +192,37 @@ impl Engine {
             now,
             over_budget,
         );
-        let probe = admission == Admission::Probe;
-        if probe {
-            lane.circuit.probe_sent();
-        }
         if self.config.slowdown.is_some() {
             lane.slowdown.on_send(now);
         }
-        let serving_key = lane.key;
+        Decision::Send(self.ticket(req, id, serving, origin, admission, account_probe, now))
+    }
+
+    /// The ticket for a send of `req` through `id`, carried by the lane `serving`: the circuit's
+    /// probe and the account's pacing and probe are recorded with it.
+    #[allow(clippy::too_many_arguments)] // the parts of one acquire, named rather than bundled
+    fn ticket(
+        &mut self,
+        req: &RequestSpec,
+        id: ProxyId,
+        serving: LaneRef,
+        origin: LaneRef,
+        admission: Admission,
+        account_probe: bool,
+        now: Instant,
+    ) -> Ticket {
+        let probe = admission == Admission::Probe;
+        let lane = lane_at(&mut self.lanes, serving);
+        let serving_key = lane.as_ref().map_or(req.lane(), |l| l.key);
+        if probe && let Some(lane) = lane {
+            lane.circuit.probe_sent();
+        }
+        let throttle = self.throttles[req.endpoint.index()];
         if throttle.is_some() || account_probe {
             let probe = account_probe.then_some(serving_key);
             self.accounts.entry(req.user).or_default().on_send(req.endpoint, throttle.as_ref(), probe, now);
         }
-        Decision::Send(Ticket {
+        Ticket {
             proxy: id,
             serving: serving_key,
             serving_ref: serving,
@@ -204,7 +233,7 @@ impl Engine {
             sent_at: now,
             probe,
             account_probe,
-        })
+        }
     }
 
     /// Reports how a sent request ended and says what becomes of it: done, retry (when, and as
@@ -250,10 +279,11 @@ impl Engine {
     fn escalate_ban(&mut self, ticket: &Ticket, outcome: Outcome) -> Outcome {
         let entry = self.pool.entry(ticket.proxy);
         match outcome {
+            // The record stays until an answer comes through: a proxy whose ban outlasted its
+            // pause is suspect, and its next 403 is a long ban too.
             Outcome::Forbidden { pause: Some(_) }
                 if entry.ban_lifts_at.is_some_and(|lifts| ticket.sent_at >= lifts) =>
             {
-                entry.ban_lifts_at = None;
                 Outcome::Forbidden { pause: None }
             }
             Outcome::Ok => {

@@ -96,6 +96,10 @@ impl LimitRule {
 pub struct SafetyRules {
     /// Rules 1 and 2: the plan's lease rule.
     pub lease: LeaseRule,
+    /// The endpoints the lease rule counts, indexed by [`Endpoint::index`] (the plan's
+    /// `ip_endpoints`); a send to another endpoint is checked for isolation and dead proxies
+    /// only. Rule 3 still counts every arrival its limits cover.
+    pub counted: [bool; Endpoint::ALL.len()],
     /// Rule 3: every count or rate limit of the hypotheses in force.
     pub limits: Vec<LimitRule>,
     /// Rule 4: (borrower, lender) pairs allowed to borrow while the borrower has no live proxy.
@@ -124,6 +128,7 @@ impl SafetyRules {
         };
         SafetyRules {
             lease,
+            counted: sc.engine.ip_endpoints,
             limits: sc.kaspi.hypotheses.iter().filter_map(LimitRule::from_hypothesis).collect(),
             borrow: sc.engine.borrow.iter().map(|b| (b.borrower, b.lender)).collect(),
             ip_window_ms: sc.invariants.ip_window.as_millis(),

@@ -137,13 +137,21 @@ impl Safety {
                 .is_none_or(|m| m.iter().all(|p| self.proxies.get(p.0 as usize).is_some_and(|o| o.dead)))
     }
 
-    /// A send at `t` through `p`, for a request of `origin`, carried by the lane `serving`.
-    pub fn sent(&mut self, p: ProxyId, origin: LaneKey, serving: LaneKey, t: u64) {
+    /// A send at `t` through `p` to `endpoint`, for a request of `origin`, carried by the lane
+    /// `serving`.
+    pub fn sent(&mut self, p: ProxyId, origin: LaneKey, serving: LaneKey, endpoint: Endpoint, t: u64) {
         let allowed = self.may_serve(origin, serving);
         let lease = self.rules.lease;
+        let counted = self.rules.counted[endpoint.index()];
         let o = self.obs(p);
         let violation = o.holder != Some(serving) || !allowed;
         let dead = o.dead;
+        if !counted {
+            let f = &mut self.figures;
+            f.isolation_violations += u64::from(violation);
+            f.dead_proxy_uses += u64::from(dead);
+            return;
+        }
         let mut rest = None;
         match lease {
             LeaseRule::Rest { budget, rest_ms } => {
@@ -191,8 +199,11 @@ impl Safety {
         f.dead_proxy_uses += u64::from(dead);
     }
 
-    /// A request through `p` ended at `t`.
-    pub fn completed(&mut self, p: ProxyId, t: u64) {
+    /// A request through `p` to `endpoint` ended at `t`.
+    pub fn completed(&mut self, p: ProxyId, endpoint: Endpoint, t: u64) {
+        if !self.rules.counted[endpoint.index()] {
+            return;
+        }
         let o = self.obs(p);
         o.in_flight = o.in_flight.saturating_sub(1);
         o.last_completion = Some(o.last_completion.map_or(t, |c| c.max(t)));
@@ -243,11 +254,13 @@ mod tests {
     use rotor_engine::{Module, UserId};
 
     const LANE: LaneKey = LaneKey::new(UserId(1), Module::Demper);
+    const OFFERS: Endpoint = Endpoint::StorefrontOffers;
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
 
     fn rules(lease: LeaseRule) -> SafetyRules {
         SafetyRules {
             lease,
+            counted: [true; Endpoint::ALL.len()],
             limits: vec![LimitRule {
                 name: "seed".into(),
                 scope: Scope::Ip,
@@ -264,8 +277,8 @@ mod tests {
 
     fn lease(s: &mut Safety, p: ProxyId, from: u64, n: u64) {
         for t in from..from + n {
-            s.sent(p, LANE, LANE, t);
-            s.completed(p, t);
+            s.sent(p, LANE, LANE, OFFERS, t);
+            s.completed(p, OFFERS, t);
         }
     }
 
@@ -293,7 +306,7 @@ mod tests {
         lease(&mut s, p, 1_002, 3);
         assert_eq!((s.figures().largest_lease, s.figures().shortest_rest_ms), (3, Some(1_000)));
         // Ends at 1004; back 1 ms early.
-        s.sent(p, LANE, LANE, 2_003);
+        s.sent(p, LANE, LANE, OFFERS, 2_003);
         assert_eq!((s.figures().largest_lease, s.figures().shortest_rest_ms), (4, Some(999)));
     }
 
@@ -308,10 +321,44 @@ mod tests {
         let q = ProxyId(1);
         s.allocated(LANE, &[q]);
         for t in 0..3 {
-            s.sent(q, LANE, LANE, t);
+            s.sent(q, LANE, LANE, OFFERS, t);
         }
-        s.sent(q, LANE, LANE, 5_000);
+        s.sent(q, LANE, LANE, OFFERS, 5_000);
         assert_eq!(s.figures().largest_lease, 4, "still in flight: no rest, one lease");
+    }
+
+    #[test]
+    fn sends_to_endpoints_the_plan_does_not_count_spend_no_lease_but_are_still_checked() {
+        let mut r = rules(LeaseRule::Rest { budget: 2, rest_ms: 1_000 });
+        r.counted = [false; Endpoint::ALL.len()];
+        r.counted[OFFERS.index()] = true;
+        let mut s = Safety::new(r);
+        let p = ProxyId(0);
+        s.allocated(LANE, &[p]);
+        let update = Endpoint::CabinetPriceUpdate;
+        for t in 0..2 {
+            s.sent(p, LANE, LANE, OFFERS, t);
+            s.completed(p, OFFERS, t);
+            s.sent(p, LANE, LANE, update, t);
+            s.completed(p, update, t + 500);
+        }
+        assert_eq!(s.figures().largest_lease, 2, "two offers, whatever the updates");
+        // An update during the rest is no new lease; the rest is still measured from the last
+        // counted completion.
+        s.sent(p, LANE, LANE, update, 600);
+        s.sent(p, LANE, LANE, OFFERS, 1_001);
+        assert_eq!(s.figures().shortest_rest_ms, Some(1_000));
+        // Counted or not, a send through a proxy the lane does not hold is a violation.
+        s.sent(ProxyId(9), LANE, LANE, update, 1_002);
+        assert_eq!(s.figures().isolation_violations, 1);
+        // With every endpoint counted, the same sequence is over budget.
+        let mut s = Safety::new(rules(LeaseRule::Rest { budget: 2, rest_ms: 1_000 }));
+        s.allocated(LANE, &[p]);
+        for t in 0..2 {
+            s.sent(p, LANE, LANE, OFFERS, t);
+            s.sent(p, LANE, LANE, update, t);
+        }
+        assert_eq!(s.figures().largest_lease, 4);
     }
 
     #[test]
@@ -320,12 +367,12 @@ mod tests {
         let p = ProxyId(0);
         s.allocated(LANE, &[p]);
         for t in [0, 10, 20, 1_000, 1_010, 1_020] {
-            s.sent(p, LANE, LANE, t);
-            s.completed(p, t);
+            s.sent(p, LANE, LANE, OFFERS, t);
+            s.completed(p, OFFERS, t);
         }
         assert_eq!(s.figures().largest_lease, 3);
         assert_eq!(s.figures().shortest_rest_ms, None);
-        s.sent(p, LANE, LANE, 1_020);
+        s.sent(p, LANE, LANE, OFFERS, 1_020);
         assert_eq!(s.figures().largest_lease, 4, "a fourth send inside one window");
     }
 
@@ -336,12 +383,12 @@ mod tests {
         s.allocated(LANE, &[p]);
         // Two at once, then one per 125 ms: within a burst of 2.
         for t in [0, 0, 125, 250, 375, 1_000, 1_000] {
-            s.sent(p, LANE, LANE, t);
-            s.completed(p, t);
+            s.sent(p, LANE, LANE, OFFERS, t);
+            s.completed(p, OFFERS, t);
         }
         assert_eq!(s.figures().largest_lease, 2);
         // A third at once breaks it.
-        s.sent(p, LANE, LANE, 1_000);
+        s.sent(p, LANE, LANE, OFFERS, 1_000);
         assert_eq!(s.figures().largest_lease, 3, "three back to back");
     }
 
@@ -351,23 +398,23 @@ mod tests {
         let p = ProxyId(3);
         let other = LaneKey::new(UserId(2), Module::Demper);
         s.allocated(other, &[p]);
-        s.sent(p, LANE, LANE, 0); // LANE does not hold p
+        s.sent(p, LANE, LANE, OFFERS, 0); // LANE does not hold p
         let catalog = LaneKey::new(UserId(1), Module::Catalog);
         let reserve = LaneKey::new(UserId(1), Module::Reserve);
         s.allocated(catalog, &[p]);
         let r = ProxyId(4);
         s.allocated(reserve, &[r]);
-        s.sent(p, reserve, catalog, 1); // reserve still has a live proxy
+        s.sent(p, reserve, catalog, OFFERS, 1); // reserve still has a live proxy
         s.set_dead(r, true);
-        s.sent(p, reserve, catalog, 2); // allowed now
-        s.sent(p, LANE, catalog, 3); // no rule lets demper borrow
+        s.sent(p, reserve, catalog, OFFERS, 2); // allowed now
+        s.sent(p, LANE, catalog, OFFERS, 3); // no rule lets demper borrow
         s.set_dead(p, true);
-        s.sent(p, catalog, catalog, 4);
+        s.sent(p, catalog, catalog, OFFERS, 4);
         assert_eq!(s.figures().isolation_violations, 3);
         assert_eq!(s.figures().dead_proxy_uses, 1);
         s.released(p);
         s.set_dead(p, false);
-        s.sent(p, catalog, catalog, 5);
+        s.sent(p, catalog, catalog, OFFERS, 5);
         assert_eq!(s.figures().isolation_violations, 4, "released proxies are held by nobody");
     }
 

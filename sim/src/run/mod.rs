@@ -123,6 +123,10 @@ impl Sim<'_, '_> {
     fn handle(&mut self, ev: Ev) {
         match ev {
             Ev::CycleDue(w) => self.cycle_due(w),
+            Ev::Pump(w) => {
+                self.works[w as usize].wake = None;
+                self.pump(w);
+            }
             Ev::Acquire(id) => self.acquire(id),
             Ev::Respond(id) => self.respond(id),
             Ev::Subscription(i) => self.subscription(i),

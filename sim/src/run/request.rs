@@ -78,7 +78,7 @@ impl Sim<'_, '_> {
         let p = ticket.proxy();
         let origin = ticket.lane();
         let serving = ticket.serving_lane();
-        self.obs.safety.sent(p, origin, serving, self.now);
+        self.obs.safety.sent(p, origin, serving, ticket.endpoint(), self.now);
         self.proxies[p.0 as usize].requests += 1;
         let pending = self.answer(p, work, origin.user.0, ticket.endpoint());
         self.obs.metrics.attempts += 1;
@@ -186,8 +186,9 @@ impl Sim<'_, '_> {
         let (Some(ticket), Some(pending)) = (req.ticket.take(), req.pending.take()) else { return };
         let p = ticket.proxy();
         let serving = ticket.serving_lane();
+        let endpoint = ticket.endpoint();
         let completion = self.engine.complete(ticket, pending.outcome, Instant::from_millis(self.now));
-        self.obs.safety.completed(p, self.now);
+        self.obs.safety.completed(p, endpoint, self.now);
         // What the completion changed (a death, a replacement) is seen before anything it leads
         // to is sent, so the checker sees events in the order they happened.
         self.absorb_events();

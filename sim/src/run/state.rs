@@ -31,6 +31,8 @@ pub(super) enum Ev {
     PurchaseArrives(u32),
     Fault(u32),
     ProviderRestocked,
+    /// A spread cycle's next slot has come.
+    Pump(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +109,10 @@ pub(super) struct Work {
     pub(super) cycle: Option<Cycle>,
     pub(super) overdue: Option<u64>,
     pub(super) skus: u32,
+    /// Spread demper checks: each SKU's slot in the cycle (ms after its due time), in order.
+    pub(super) slots: Vec<u64>,
+    /// A pump is queued for the next slot at this instant.
+    pub(super) wake: Option<u64>,
 }
 
 #[derive(Default)]

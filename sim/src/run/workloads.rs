@@ -91,6 +91,19 @@ impl Sim<'_, '_> {
                     if cycle.queued == 0 || cycle.running >= concurrency {
                         break;
                     }
+                    // A spread cycle's next check waits for its slot.
+                    let next = work.skus.saturating_sub(cycle.queued) as usize;
+                    if cycle.phase == Phase::Skus
+                        && let Some(&slot) = work.slots.get(next)
+                        && cycle.scheduled + slot > self.now
+                    {
+                        let at = cycle.scheduled + slot;
+                        if work.wake.is_none_or(|t| t > at) {
+                            work.wake = Some(at);
+                            self.queue.push(at, Ev::Pump(w));
+                        }
+                        break;
+                    }
                     cycle.queued -= 1;
                     if cycle.phase == Phase::Skus { Step::Offers } else { Step::OrderEntries }
                 }

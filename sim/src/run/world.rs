@@ -1,7 +1,7 @@
 //! The world around the engine: sellers joining, expiring and waiting, the pool and its
 //! purchases, dead-proxy replacements, and the scenario's faults.
 
-use rotor_engine::{LaneKey, Module, ProxyId, UserId};
+use rotor_engine::{Duration, LaneKey, Module, ProxyId, UserId};
 
 use crate::rng::{Stream, stream};
 use crate::scenario::{Fault, SubscriptionKind, Target};
@@ -70,6 +70,8 @@ impl Sim<'_, '_> {
                 cycle: None,
                 overdue: None,
                 skus,
+                slots: spread_slots(sc, user, module, skus, interval),
+                wake: None,
             });
         }
         out
@@ -231,4 +233,25 @@ impl Sim<'_, '_> {
         };
         crate::rng::pick_distinct(&mut self.fault_rng, total, n)
     }
+}
+
+/// The slots of a spread demper's checks (ms after the cycle is due), sorted: SKU `k` of seller
+/// `user` goes at [`rotor_engine::spread_slot`] over four fifths of the interval, leaving the
+/// last fifth for the slowest check, its price update and its retries.
+fn spread_slots(
+    sc: &crate::scenario::Scenario,
+    user: u32,
+    module: Module,
+    skus: u32,
+    interval: Duration,
+) -> Vec<u64> {
+    if module != Module::Demper || !sc.demper.is_some_and(|d| d.spread) {
+        return Vec::new();
+    }
+    let window = Duration::from_millis(interval.as_millis() / 5 * 4);
+    let mut slots: Vec<u64> = (0..skus)
+        .map(|k| rotor_engine::spread_slot(UserId(user), &k.to_string(), window).as_millis())
+        .collect();
+    slots.sort_unstable();
+    slots
 }

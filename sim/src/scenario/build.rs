@@ -44,6 +44,7 @@ pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenar
         interval: raw.workload.demper.interval.map_or(Duration::from_mins(3), |s| s.0),
         concurrency: raw.workload.demper.concurrency.map_or(8, |c| c.0),
         price_change_share: raw.workload.demper.price_change_share.map_or(1.0, |s| s.0),
+        spread: raw.workload.demper.spread.unwrap_or(false),
     });
     let orders = (raw.workload.orders.enabled != Some(false)).then(|| OrdersSpec {
         interval: raw.workload.orders.interval.map_or(Duration::from_mins(10), |s| s.0),
@@ -278,9 +279,20 @@ pub(super) fn engine_config(
             .collect::<Result<Vec<_>, ScenarioError>>()?,
         None => d.borrow.clone(),
     };
+    let ip_endpoints = match &e.ip_endpoints {
+        Some(names) => {
+            let mut on = [false; Endpoint::ALL.len()];
+            for n in names {
+                on[parse_endpoint(cx, n)?.index()] = true;
+            }
+            on
+        }
+        None => d.ip_endpoints,
+    };
     let config = EngineConfig {
         policy,
         ip_rate,
+        ip_endpoints,
         dead_rule,
         replace_above_dead_percent: e
             .replace_above_dead_percent

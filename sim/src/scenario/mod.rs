@@ -206,6 +206,10 @@ pub struct DemperSpec {
     pub concurrency: u32,
     /// Share of SKUs whose price changes per cycle, so that an update is sent. Defaults to 1.0.
     pub price_change_share: f64,
+    /// Each SKU's check waits for its slot in the cycle (a stable hash of seller and SKU over
+    /// the first four fifths of the interval) instead of every check firing when the cycle
+    /// starts, so sellers that start together do not stampede. Defaults to false.
+    pub spread: bool,
 }
 
 /// The order-sync workload.
@@ -398,6 +402,7 @@ metrics! {
     IsolationViolations => "isolation_violations", "sends through a proxy its lane did not hold";
     DeadProxyUses => "dead_proxy_uses", "sends through a proxy already declared dead";
     FailedRequests => "failed_requests", "requests that failed for good";
+    MaxRequestsPerMinute => "max_requests_per_minute", "attempts sent in the busiest minute, every module together";
     DemperCycleP50 => "demper_cycle_p50", "median demper cycle duration (ms)";
     DemperCycleP99 => "demper_cycle_p99", "99th percentile demper cycle duration (ms)";
     DemperCycleMax => "demper_cycle_max", "longest demper cycle (ms)";

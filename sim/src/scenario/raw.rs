@@ -140,6 +140,7 @@ pub(crate) struct RawEngine {
     #[serde(default)]
     pub(crate) account_throttle: Vec<Spanned<RawThrottle>>,
     pub(crate) borrow: Option<Vec<RawBorrow>>,
+    pub(crate) ip_endpoints: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,6 +269,7 @@ pub(crate) struct RawDemper {
     pub(crate) interval: Option<Span>,
     pub(crate) concurrency: Option<Up<1, 10_000>>,
     pub(crate) price_change_share: Option<Share>,
+    pub(crate) spread: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

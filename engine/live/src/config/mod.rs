@@ -133,6 +133,9 @@ pub struct LiveConfig {
     pub demper_step: f64,
     /// Concurrent SKUs per demper lane. Defaults to 4.
     pub demper_concurrency: u32,
+    /// Each SKU's check at its slot in the interval, passes one interval apart (see
+    /// `workers::demper::Demper::spread`). Defaults to true.
+    pub demper_spread: bool,
     /// Orders polling interval. Defaults to 10 minutes.
     pub orders_interval: Duration,
     /// The orders window (at most 14 days). Defaults to 14 days.
@@ -228,6 +231,17 @@ mod tests {
         assert!(e.message.contains("burst needs rate_per_s"), "{e}");
         let e = cfg("[engine]\npolicy = \"rate\"\nrate_per_s = 0.0\n").unwrap_err();
         assert!(e.message.contains("valid: 0.001 to 1000"), "{e}");
+    }
+
+    #[test]
+    fn ip_endpoints_name_what_the_per_ip_policy_counts() {
+        assert_eq!(cfg("").unwrap().engine.ip_endpoints, [true; 5], "every endpoint by default");
+        let c = cfg("[engine]\nip_endpoints = [\"offers\"]\n").unwrap();
+        assert_eq!(c.engine.ip_endpoints, [true, false, false, false, false]);
+        let e = cfg("[engine]\nip_endpoints = [\"offer\"]\n").unwrap_err();
+        assert!(e.message.contains("price_update"), "{e}");
+        let e = cfg("[engine]\nip_endpoints = []\n").unwrap_err();
+        assert!(e.message.contains("at least one endpoint"), "{e}");
     }
 
     #[test]

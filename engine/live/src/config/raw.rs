@@ -139,6 +139,7 @@ pub(super) struct RawEngine {
     pub(super) reserve_block: Option<NonZeroU32>,
     pub(super) circuit_cooldown: Option<Span>,
     pub(super) seed: Option<u64>,
+    pub(super) ip_endpoints: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +158,7 @@ pub(super) struct RawDemper {
     pub(super) interval: Option<Span>,
     pub(super) step: Option<f64>,
     pub(super) concurrency: Option<NonZeroU32>,
+    pub(super) spread: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]

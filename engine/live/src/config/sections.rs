@@ -131,6 +131,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
             .demper
             .concurrency
             .map_or(default::DEMPER_CONCURRENCY, std::num::NonZeroU32::get),
+        demper_spread: raw.demper.spread.unwrap_or(true),
         orders_interval: raw.orders.interval.map_or(default::ORDERS_INTERVAL, |s| s.0),
         orders_lookback,
         catalog_interval: raw.catalog.interval.map(|s| s.0),
@@ -262,10 +263,23 @@ fn engine_section(cx: &Ctx<'_>, e: &RawEngine) -> Result<EngineConfig, ConfigErr
             ..defaults.circuit
         },
         seed: e.seed.unwrap_or(0),
+        ip_endpoints: ip_endpoints(cx, e)?.unwrap_or(defaults.ip_endpoints),
         ..defaults
     };
     engine.validate().map_err(|err| cx.whole(format!("[engine] {err}")))?;
     Ok(engine)
+}
+
+/// `[engine] ip_endpoints`: the endpoints the per-IP policy counts, if given.
+fn ip_endpoints(cx: &Ctx<'_>, e: &RawEngine) -> Result<Option<[bool; Endpoint::ALL.len()]>, ConfigError> {
+    let Some(names) = &e.ip_endpoints else { return Ok(None) };
+    let mut on = [false; Endpoint::ALL.len()];
+    for n in names {
+        let endpoint =
+            n.parse::<Endpoint>().map_err(|err| cx.whole(format!("[engine] ip_endpoints: {err}")))?;
+        on[endpoint.index()] = true;
+    }
+    Ok(Some(on))
 }
 
 /// `[engine] rate_per_s` and `burst`, if a rate is given.

@@ -119,6 +119,29 @@ pub fn reprice(current: Option<f64>, competitor_min: Option<f64>, sku: &Sku, ste
     Repricing { price: Some(price), reason, push: true }
 }
 
+/// The order `user`'s SKUs are checked in, each with its offset from the pass's start: every
+/// SKU at once, or, when `spread`, at its slot over the first four fifths of `interval`
+/// (`rotor_engine::spread_slot`: the same slot in every pass and after every restart).
+pub fn schedule(
+    user: rotor_engine::UserId,
+    skus: &[Sku],
+    interval: Duration,
+    spread: bool,
+) -> Vec<(Duration, usize)> {
+    let window = Duration::from_millis(interval.as_millis() / 5 * 4);
+    let mut order: Vec<_> = skus
+        .iter()
+        .enumerate()
+        .map(|(i, sku)| {
+            let slot =
+                if spread { rotor_engine::spread_slot(user, &sku.sku, window) } else { Duration::ZERO };
+            (slot, i)
+        })
+        .collect();
+    order.sort_unstable();
+    order
+}
+
 /// What a demper worker needs.
 pub struct Demper {
     /// The shared driver.
@@ -139,6 +162,11 @@ pub struct Demper {
     pub interval: Duration,
     /// SKUs worked on at once.
     pub concurrency: u32,
+    /// Each SKU's check waits for its slot in the interval (a stable hash of seller and SKU
+    /// over its first four fifths), and passes start one interval apart: sellers started
+    /// together never stampede, and a restart keeps each SKU's rhythm. Without it a pass checks
+    /// every SKU at once and the next starts `interval` after it ends.
+    pub spread: bool,
     /// Stop after this many passes (`None`: until shutdown).
     pub passes: Option<u32>,
 }
@@ -150,7 +178,7 @@ impl Demper {
         let mut done = 0;
         loop {
             let start = clock::now();
-            let stop = self.pass().await;
+            let stop = self.pass(start).await;
             let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
             if stop {
                 return;
@@ -161,31 +189,53 @@ impl Demper {
                 &format!("user {user}/demper: pass over {} SKUs took {seconds:.1} s", self.skus.len()),
             );
             done += 1;
-            if self.passes.is_some_and(|p| done >= p)
-                || !self.driver.sleep_until(clock::now() + self.interval).await
-            {
+            // Spread passes keep their rhythm (one interval from start to start, or at once if
+            // a pass overran); otherwise the interval is a pause after the pass.
+            let next = if self.spread { start + self.interval } else { clock::now() + self.interval };
+            if self.passes.is_some_and(|p| done >= p) || !self.driver.sleep_until(next).await {
                 return;
             }
         }
     }
 
-    /// One pass over every SKU; returns true if the worker must stop.
-    async fn pass(self: &Arc<Self>) -> bool {
+    /// One pass over every SKU, started at `start`; returns true if the worker must stop.
+    async fn pass(self: &Arc<Self>, start: rotor_engine::Instant) -> bool {
+        let order = schedule(self.account.user, &self.skus, self.interval, self.spread);
         let mut tasks = JoinSet::new();
         let mut next = 0;
         let mut stop = false;
-        while next < self.skus.len() || !tasks.is_empty() {
-            while !stop && next < self.skus.len() && tasks.len() < self.concurrency as usize {
+        loop {
+            while !stop && next < order.len() && tasks.len() < self.concurrency as usize {
+                if start + order[next].0 > clock::now() {
+                    break;
+                }
                 let me = Arc::clone(self);
-                let i = next;
+                let i = order[next].1;
                 tasks.spawn(async move { me.one(i).await });
                 next += 1;
             }
-            match tasks.join_next().await {
+            // The next slot, if one is waiting for its time rather than for a free task.
+            let slot = (!stop && next < order.len() && tasks.len() < self.concurrency as usize)
+                .then(|| start + order[next].0);
+            let joined = match (slot, tasks.is_empty()) {
+                (None, true) => break,
+                (Some(at), true) => {
+                    stop |= !self.driver.sleep_until(at).await;
+                    continue;
+                }
+                (Some(at), false) => tokio::select! {
+                    r = tasks.join_next() => r,
+                    alive = self.driver.sleep_until(at) => {
+                        stop |= !alive;
+                        continue;
+                    }
+                },
+                (None, false) => tasks.join_next().await,
+            };
+            match joined {
                 Some(Ok(Next::Stop)) => stop = true,
-                Some(Ok(Next::Continue)) => {}
                 Some(Err(e)) => log::line(Level::Error, &format!("a demper task ended abnormally: {e}")),
-                None => break,
+                Some(Ok(Next::Continue)) | None => {}
             }
         }
         stop
@@ -274,6 +324,31 @@ mod tests {
 
     fn sku(floor: f64, ceiling: f64) -> Sku {
         Sku { sku: "A".into(), product_id: "1".into(), floor, ceiling, model: "A".into() }
+    }
+
+    #[test]
+    fn spread_passes_give_each_sku_a_stable_slot_in_the_first_four_fifths() {
+        let skus: Vec<Sku> = (0..200).map(|i| Sku { sku: format!("S{i}"), ..sku(1.0, 2.0) }).collect();
+        let interval = Duration::from_mins(3);
+        let a = schedule(rotor_engine::UserId(1), &skus, interval, true);
+        assert_eq!(a.len(), 200);
+        assert!(a.windows(2).all(|w| w[0].0 <= w[1].0), "in slot order");
+        assert!(a.iter().all(|&(slot, _)| slot < Duration::from_millis(144_000)));
+        assert!(a.last().unwrap().0 > Duration::from_mins(2), "spread to the window's end");
+        assert_eq!(a, schedule(rotor_engine::UserId(1), &skus, interval, true), "the same every pass");
+        let other = schedule(rotor_engine::UserId(2), &skus, interval, true);
+        assert_ne!(a, other, "another seller interleaves");
+        // The slot follows the SKU, not its place in the file.
+        let mut reversed = skus.clone();
+        reversed.reverse();
+        let b = schedule(rotor_engine::UserId(1), &reversed, interval, true);
+        let slot_of = |order: &[(Duration, usize)], list: &[Sku], name: &str| {
+            order.iter().find(|&&(_, i)| list[i].sku == name).unwrap().0
+        };
+        assert_eq!(slot_of(&a, &skus, "S7"), slot_of(&b, &reversed, "S7"));
+        // Unspread, every SKU goes at once, in file order.
+        let burst = schedule(rotor_engine::UserId(1), &skus, interval, false);
+        assert!(burst.iter().enumerate().all(|(k, &(slot, i))| slot == Duration::ZERO && i == k));
     }
 
     #[test]
