@@ -118,11 +118,13 @@ pub(crate) enum Command {
     Load(LoadArgs),
     /// Check every configured proxy against the four Kaspi endpoints (the seed's Phase 0).
     ///
-    /// One request per proxy and endpoint, straight through the proxy; the price endpoint is
+    /// One request per proxy and endpoint, straight through the proxy, one proxy at a time (the
+    /// seller's credentials never go through many proxies at once); the price endpoint is
     /// checked for reachability only (GET), so no price changes. No lease counts these
-    /// requests, so each probed proxy then rests one rest period (recorded in the store, so
-    /// the store key must be set) before live mode uses it. Prints a table; exit 3 when fewer than
-    /// 80% of the checks pass.
+    /// requests, so each probed proxy rests one rest period from the probe, recorded in the
+    /// store (the store key must be set) before its first request. Proxies resting or dead in
+    /// the store are skipped unless --include-resting. Prints a table; exit 3 when fewer than
+    /// 80% of the probed checks pass.
     ///
     /// Example:
     ///   rotor probe --config live.toml
@@ -131,6 +133,9 @@ pub(crate) enum Command {
         /// The live config.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Probe proxies that are resting or dead in the store too (their rest is extended).
+        #[arg(long)]
+        include_resting: bool,
     },
     /// List the scenarios built into this binary.
     #[command(verbatim_doc_comment)]

@@ -340,6 +340,13 @@ async fn dry_run_pushes_nothing_and_prices_respect_floors_and_ceilings() {
         lab.kaspi.price_updates().iter().map(|u| (u.sku.clone(), u.price)).collect();
     pushed.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(pushed, vec![("A".into(), 999.0), ("B".into(), 1500.0), ("C".into(), 800.0)]);
+    // Price-only updates in whole tenge: no availability is invented, so stock and pickup points
+    // stay as the seller set them.
+    for u in lab.kaspi.price_updates() {
+        assert!(u.body.get("availabilities").is_none(), "an update sent availabilities: {}", u.body);
+        assert!(u.body["price"].is_i64(), "a price that is not whole tenge: {}", u.body);
+        assert_eq!(u.body["cityPrices"][0]["value"], u.body["price"]);
+    }
     // A third pass changes nothing, so it pushes nothing.
     let (code, _) = lab.run(&["--once"], StdDuration::from_secs(30), "again.log").await;
     assert_eq!(code, 0);
@@ -507,9 +514,9 @@ async fn proxy6_provisioning_buys_allocates_alerts_and_frees_on_expiry() {
 async fn probe_prints_a_table_and_warns_below_80_percent() {
     let lab = Lab::start("probe", 3, 5).await;
     lab.configure(3, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(5), "");
-    let probe = |log: &'static str| {
+    let probe = |log: &'static str, extra: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
-        cmd.arg("probe").arg("--config").arg(lab.dir.join("live.toml"));
+        cmd.arg("probe").arg("--config").arg(lab.dir.join("live.toml")).args(extra);
         cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
         for i in 0..3 {
             cmd.env(format!("PX{i}_PASSWORD"), password(i));
@@ -530,7 +537,7 @@ async fn probe_prints_a_table_and_warns_below_80_percent() {
             }
         }
     };
-    let (code, table) = finish(probe("ok.txt"), "ok.txt").await;
+    let (code, table) = finish(probe("ok.txt", &[]), "ok.txt").await;
     assert_eq!(code, 0, "{table}");
     assert!(table.contains("success: 12/12 checks (100.0%)"), "{table}");
     assert_eq!(lab.kaspi.seen().len(), 12, "one request per proxy and endpoint");
@@ -540,13 +547,86 @@ async fn probe_prints_a_table_and_warns_below_80_percent() {
     assert_eq!(rested.len(), 3);
     let soon = rotor_live::clock::now().as_millis() + 3_000;
     assert!(rested.iter().all(|p| p.rest_until_ms > soon), "{rested:?}");
+    // Probed again at once, the resting proxies are skipped: nothing is sent through them.
+    let (code, table) = finish(probe("again.txt", &[]), "again.txt").await;
+    assert_eq!(code, 3, "{table}");
+    assert_eq!(table.matches("skipped: resting until").count(), 3, "{table}");
+    assert!(table.contains("no proxy was probed"), "{table}");
+    assert_eq!(lab.kaspi.seen().len(), 12, "nothing sent through a resting proxy");
 
     lab.proxies[1].set_mode(ProxyMode::Refused);
     lab.proxies[2].set_mode(ProxyMode::AuthRequired);
-    let (code, table) = finish(probe("bad.txt"), "bad.txt").await;
+    let (code, table) = finish(probe("bad.txt", &["--include-resting"]), "bad.txt").await;
     assert_eq!(code, 3, "{table}");
     assert!(table.contains("success: 4/12 checks (33.3%)"), "{table}");
     assert!(table.contains("WARNING: below 80%"), "{table}");
     assert!(table.contains("proxy_failure"), "{table}");
     assert!(!table.contains(&password(0)) && !table.contains(TOKEN), "no secret in the table");
+}
+
+/// A seller whose lanes another process takes (its fencing token moves on) stops its workers,
+/// and when this worker claims the seller back, exactly one set of loops runs: the old set ended
+/// with its tenure. Two concurrent SQLite processes on one file are refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seller_lost_and_claimed_again_runs_exactly_one_set_of_loops() {
+    let lab = Lab::start("reclaim", 3, 5).await;
+    // Passes 2 s apart: the loss and the claim back fall while the loops sleep, the case where
+    // an old loop would wake up next to the new one.
+    let demper = "interval = \"2s\"\nspread = false";
+    lab.configure(3, "demper = 67\norders = 33\ncatalog = 0", "", &lab.wide_skus(5), demper);
+    let mut child = lab.spawn(&["--dry-run"], "run.log");
+    let wait_for = |what: &'static str, n: usize| {
+        let start = StdInstant::now();
+        loop {
+            let log = lab.log("run.log");
+            if log.matches(what).count() >= n {
+                return log;
+            }
+            assert!(start.elapsed() < StdDuration::from_secs(30), "no {n}× `{what}`:\n{log}");
+            std::thread::sleep(StdDuration::from_millis(20));
+        }
+    };
+    let log = wait_for("user u1: lanes claimed", 1);
+    wait_for("pass over 5 SKUs", 1);
+
+    // A second process on the same state file is refused, with the reason.
+    let (code, second) = lab.run(&["--dry-run"], StdDuration::from_secs(20), "second.log").await;
+    assert_eq!(code, 1, "{second}");
+    assert!(second.contains("another rotor process"), "{second}");
+
+    // Another process takes the seller's lanes; this worker loses them, then (one process on
+    // SQLite) takes them back.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let stolen =
+        lab.store().claim_user("intruder", rotor_engine::UserId(1), now + 60_000, now, true, now).unwrap();
+    assert!(stolen.is_some());
+    wait_for("lane lease lost", 1);
+    wait_for("user u1: lanes claimed", 2);
+    let addr =
+        log.split("status on http://").nth(1).unwrap().split([',', ' ', '\n']).next().unwrap().to_owned();
+    rotor_live::transport::init_tls();
+    let client = reqwest::Client::builder().timeout(StdDuration::from_secs(5)).build().unwrap();
+    let url = format!("http://{addr}/metrics");
+    let one_each = |metrics: &str| {
+        ["demper", "orders"]
+            .iter()
+            .all(|m| metrics.contains(&format!("rotor_worker_loops{{module=\"{m}\"}} 1\n")))
+    };
+    // The old loops stop at their next step (after the sleep they were in);
+    // then one loop per module runs, and stays one.
+    let start = StdInstant::now();
+    let mut metrics = String::new();
+    while start.elapsed() < StdDuration::from_secs(10) {
+        metrics = client.get(&url).send().await.unwrap().text().await.unwrap();
+        if one_each(&metrics) {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    assert!(one_each(&metrics), "expected one loop per module:\n{metrics}");
+    tokio::time::sleep(StdDuration::from_millis(1_500)).await;
+    let later = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(one_each(&later), "a second set of loops started:\n{later}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
 }

@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), 3);
         add_proxies(&mut s, 3);
         add_proxies(&mut s, 3); // the same URLs again keep their ids
         let all = s.proxies().unwrap();
@@ -191,7 +191,36 @@ fn orders_are_stored_once_and_decisions_and_journal_round_trip() {
         assert_eq!(b.open().orders_synced(UserId(1)).unwrap(), Some(200));
         assert!(s.has_order("o1").unwrap());
         s.store_catalog(UserId(1), &[("SKU-1".into(), Some("Phone".into()), Some(990.0), true)], 70).unwrap();
-        assert_eq!(s.current_price(UserId(1), "SKU-1").unwrap(), Some(990.0));
+        let listing = s.listing(UserId(1), "SKU-1").unwrap();
+        assert_eq!((listing.price, listing.model.as_deref()), (Some(990.0), Some("Phone")));
+        // A pushed price is current until the catalogue shows a newer one (set in the cabinet).
+        let decision = |at_ms, price: f64, pushed| rotor_live::store::PriceDecision {
+            at_ms,
+            user: UserId(1),
+            sku: "SKU-1".into(),
+            old_price: None,
+            new_price: Some(price),
+            competitor_min: None,
+            reason: "undercut".into(),
+            pushed,
+            dry_run: false,
+        };
+        s.record_decision(&decision(75, 980.0, true)).unwrap();
+        s.record_decision(&decision(76, 970.0, false)).unwrap();
+        assert_eq!(
+            b.open().listing(UserId(1), "SKU-1").unwrap().price,
+            Some(980.0),
+            "the last push, not a dry decision"
+        );
+        s.store_catalog(UserId(1), &[("SKU-1".into(), Some("Phone".into()), Some(1_200.0), true)], 77)
+            .unwrap();
+        assert_eq!(s.listing(UserId(1), "SKU-1").unwrap().price, Some(1_200.0), "a newer cabinet price wins");
+        // Pruning the history keeps the current price.
+        assert_eq!(s.prune_decisions(76).unwrap(), 1);
+        assert_eq!(s.decisions().unwrap().len(), 1);
+        s.record_decision(&decision(78, 1_190.0, true)).unwrap();
+        assert_eq!(s.prune_decisions(1_000).unwrap(), 2);
+        assert_eq!(s.listing(UserId(1), "SKU-1").unwrap().price, Some(1_190.0));
         s.journal("alert", "no money", 80).unwrap();
         assert_eq!(s.journal_entries("alert").unwrap(), vec!["no money".to_owned()]);
     });
@@ -258,7 +287,7 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
     use rotor_engine::Endpoint;
     both("cooldowns", |b| {
         let mut st = b.open();
-        assert_eq!(st.schema_version().unwrap(), 2);
+        assert_eq!(st.schema_version().unwrap(), 3);
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
         st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();
@@ -267,4 +296,27 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
         assert_eq!(st.cooldowns(2_000).unwrap(), vec![(UserId(3), Endpoint::CabinetPriceUpdate, 5_000)]);
         assert!(st.cooldowns(5_000).unwrap().is_empty(), "over at its end");
     });
+}
+
+/// One process per SQLite file: a second lock on the same state file is refused with a message
+/// that says what to do, and the lock is free again once its holder is gone.
+#[test]
+fn a_second_process_on_one_sqlite_file_is_refused() {
+    use rotor_live::store::StateLock;
+    let dir = std::env::temp_dir().join(format!("rotor-state-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let first = StateLock::take("state.db", &dir).unwrap();
+    let second = StateLock::take("sqlite://state.db", &dir).unwrap_err();
+    assert!(matches!(second, StoreError::Unavailable { .. }), "{second:?}");
+    let text = second.to_string();
+    assert!(text.contains("another rotor process") && text.contains("PostgreSQL"), "{text}");
+    // Another file is another lock.
+    let other = StateLock::take("other.db", &dir).unwrap();
+    drop(first);
+    StateLock::take("state.db", &dir).unwrap();
+    drop(other);
+    // PostgreSQL needs no file lock: workers share it through lane leases.
+    StateLock::take("postgres://rotor@127.0.0.1:1/none", &dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

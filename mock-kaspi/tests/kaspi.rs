@@ -118,13 +118,20 @@ async fn the_cabinet_needs_a_session_and_records_price_updates() {
     assert!(r.json::<Value>().await.unwrap()["id"].is_string());
     let updates = kaspi.price_updates();
     assert_eq!((updates.len(), updates[0].sku.as_str(), updates[0].price), (1, "100000001", 1500.0));
-    for field in ["merchantUid", "sku", "model", "price", "cityPrices", "availabilities"] {
+    for field in ["merchantUid", "sku", "model", "price", "cityPrices"] {
         let mut partial = update.clone();
         partial.as_object_mut().unwrap().remove(field);
         tokio::time::sleep(Duration::from_millis(700)).await; // stay under 1.5 per second
         let r = cabinet(client().post(&url)).json(&partial).send().await.unwrap();
         assert_eq!(r.status(), 400, "without {field}");
     }
+    // Without `availabilities` the update is price-only, as Kaspi takes it: stock stays.
+    let mut price_only = update.clone();
+    price_only.as_object_mut().unwrap().remove("availabilities");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let r = cabinet(client().post(&url)).json(&price_only).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(kaspi.price_updates().last().unwrap().body.get("availabilities").is_none());
 }
 
 #[tokio::test]

@@ -43,9 +43,9 @@ pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
     }
 }
 
-pub(crate) fn probe(path: &Path) -> Result<u8, CliError> {
+pub(crate) fn probe(path: &Path, include_resting: bool) -> Result<u8, CliError> {
     let config = live::config::load(path).map_err(CliError::bad_input)?;
-    let rows = runtime()?.block_on(live::probe::probe(&config)).map_err(|e| exit_for(&e))?;
+    let rows = runtime()?.block_on(live::probe::probe(&config, include_resting)).map_err(|e| exit_for(&e))?;
     let (table, share) = live::probe::render(&rows);
     print!("{table}");
     Ok(if share < 80.0 { exit::FAILED_CHECK } else { exit::OK })

@@ -13,6 +13,7 @@ use super::driver::Driver;
 use super::kaspi::Account;
 use super::log::{self, Level};
 use super::options::RunOptions;
+use super::workers::Tenure;
 use super::workers::catalog::Catalog;
 use super::workers::demper::{Demper, Sku};
 use super::workers::orders::Orders;
@@ -25,6 +26,8 @@ pub(super) struct Seller {
     pub(super) phase: Phase,
     /// An allocation failed (and alerted); retry only once enough proxies are free.
     pub(super) waiting: bool,
+    /// Ends the tenure of the seller's workers (`workers::Tenure`) when its lanes go.
+    pub(super) tenure: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where a seller stands with this worker.
@@ -258,6 +261,7 @@ impl Claims {
     /// The lease was lost: stop sending for the seller and forget its lanes here.
     fn lose(driver: &Driver, s: &mut Seller) {
         let user = s.config.id;
+        Tenure::end_all(&s.tenure);
         driver.stop_sending(user);
         driver.unserve(user);
         s.phase = Phase::Idle;
@@ -278,6 +282,7 @@ impl Claims {
                 return;
             }
         }
+        Tenure::end_all(&s.tenure);
         driver.forget(user);
         driver.unserve(user);
         match driver.free_user(user) {
@@ -299,6 +304,7 @@ fn start_workers(
     workers: &mut JoinSet<()>,
 ) {
     let once = options.once.then_some(1);
+    let tenure = Tenure::begin(&s.tenure);
     let demper = Arc::new(Demper {
         driver: Arc::clone(driver),
         urls: config.kaspi.clone(),
@@ -312,6 +318,7 @@ fn start_workers(
         // One pass (`--once`, a check by hand) goes at once: spreading is the service's rhythm.
         spread: config.demper_spread && !options.once,
         passes: once,
+        tenure: tenure.clone(),
     });
     if !s.skus.is_empty() {
         workers.spawn(demper.run());
@@ -324,6 +331,7 @@ fn start_workers(
             interval: config.orders_interval,
             lookback: config.orders_lookback,
             polls: once,
+            tenure: tenure.clone(),
         }
         .run(),
     );
@@ -334,6 +342,7 @@ fn start_workers(
                 urls: config.kaspi.clone(),
                 account: s.account.clone(),
                 interval: if options.once { None } else { config.catalog_interval },
+                tenure,
             }
             .run(),
         );

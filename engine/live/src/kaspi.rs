@@ -127,7 +127,9 @@ pub async fn all_offers(
     Ok(all)
 }
 
-/// Pushes a new price for `sku` through the cabinet.
+/// Pushes a new price for `sku` through the cabinet: a price-only update in whole tenge. It
+/// carries no `availabilities`, so the offer's stock and pickup points stay as the seller set
+/// them (a partial list can drop the other points, kaspi-api.md).
 pub async fn push_price(
     driver: &Driver,
     urls: &KaspiUrls,
@@ -137,10 +139,10 @@ pub async fn push_price(
     price: f64,
 ) -> Result<(), ApiError> {
     let url = format!("{}/pricefeed/upload/merchant/process", urls.cabinet);
+    let tenge = price.floor() as i64;
     let body = json!({
-        "merchantUid": account.merchant_uid, "sku": sku, "model": model, "price": price,
-        "cityPrices": [{ "cityId": urls.city_id, "value": price }],
-        "availabilities": [{ "available": "yes", "storeId": format!("{}_PP1", account.merchant_uid) }]
+        "merchantUid": account.merchant_uid, "sku": sku, "model": model, "price": tenge,
+        "cityPrices": [{ "cityId": urls.city_id, "value": tenge }]
     });
     let spec = RequestSpec::new(account.user, Module::Demper, Endpoint::CabinetPriceUpdate);
     let reply = driver.call(spec, |c| cabinet(c.post(&url), account).json(&body)).await?;

@@ -29,6 +29,7 @@ pub struct Metrics {
     rotations: AtomicU64,
     dead: AtomicU64,
     credentials_refused: AtomicU64,
+    loops: [AtomicU64; 4],
     cycles: Mutex<[Histogram; 4]>,
 }
 
@@ -72,6 +73,21 @@ impl Metrics {
     /// A proxy was found dead.
     pub fn dead(&self) {
         self.dead.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A worker loop of `module` started.
+    pub fn loop_started(&self, module: Module) {
+        self.loops[module.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A worker loop of `module` ended.
+    pub fn loop_ended(&self, module: Module) {
+        self.loops[module.index()].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Worker loops of `module` running now (one per served seller, at most).
+    pub fn loops(&self, module: Module) -> u64 {
+        self.loops[module.index()].load(Ordering::Relaxed)
     }
 
     /// Kaspi refused a seller's credentials.
@@ -125,6 +141,10 @@ impl Metrics {
             "# HELP rotor_proxies_died_total Proxies the dead rule retired.\n# TYPE rotor_proxies_died_total counter\nrotor_proxies_died_total {}\n",
             self.dead.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP rotor_worker_loops Worker loops running now, by module (one per served seller).\n# TYPE rotor_worker_loops gauge\n");
+        for m in [Module::Demper, Module::Orders, Module::Catalog] {
+            let _ = writeln!(out, "rotor_worker_loops{{module=\"{m}\"}} {}", self.loops(m));
+        }
         let _ = write!(
             out,
             "# HELP rotor_credentials_refused_total Sellers whose credentials Kaspi refused (each stops until renewed).\n# TYPE rotor_credentials_refused_total counter\nrotor_credentials_refused_total {}\n",

@@ -1,6 +1,10 @@
 //! `rotor probe`: the seed's Phase 0. Each configured proxy is tried once against each of the
 //! four Kaspi endpoints, directly (not through the engine: no lease is charged), and the table
 //! of successes is printed, with a warning when fewer than 80% succeed.
+//!
+//! A proxy that is resting or dead in the store is skipped unless asked for; each probed proxy's
+//! rest is recorded before anything is sent through it; and proxies are probed one at a time, so
+//! the seller's credentials never go through many proxies at once.
 
 use std::fmt::Write as _;
 
@@ -25,6 +29,8 @@ pub struct ProbeRow {
     pub egress: String,
     /// Per check: `ok`, or what went wrong.
     pub results: [String; 4],
+    /// Why it was not probed (resting, dead), if it was not.
+    pub skipped: Option<String>,
 }
 
 impl ProbeRow {
@@ -48,9 +54,10 @@ fn verdict(
     }
 }
 
-/// Probes every configured proxy; the first seller's credentials and first SKU are used. The
-/// probed proxies then rest (see `rest_probed`).
-pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, LiveError> {
+/// Probes every configured proxy that may carry requests now (resting and dead ones too with
+/// `include_resting`); the first seller's credentials and first SKU are used. Each probed
+/// proxy's rest is recorded in the store before its first request.
+pub async fn probe(config: &LiveConfig, include_resting: bool) -> Result<Vec<ProbeRow>, LiveError> {
     let user = config.users.first().ok_or_else(|| {
         LiveError::Config("probe needs at least one [[user]] (its token, session and a SKU)".into())
     })?;
@@ -66,9 +73,35 @@ pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, LiveError> {
         .map(|s| s.product_id.clone())
         .ok_or_else(|| LiveError::Config("the first user's SKU file is empty".into()))?;
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
-    let urls = &config.kaspi;
-    let mut tasks = tokio::task::JoinSet::new();
+    let now = super::clock::now();
+    let (mut store, _) = super::run::open_state(config, now)?;
+    let stored = store.proxies()?;
+    let until = (now + config.engine.policy.longest_rest()).as_millis();
+    let mut rows = Vec::new();
+    let mut probed = 0;
     for (i, p) in config.proxies.iter().enumerate() {
+        let name = match &p.user {
+            Some(u) => format!("{u}@{}:{}", p.host, p.port),
+            None => format!("{}:{}", p.host, p.port),
+        };
+        let egress = p.egress_ip.to_string();
+        let record = stored.iter().find(|s| s.url == p.url);
+        let skip = match record {
+            Some(s) if s.dead => Some("dead".to_owned()),
+            Some(s) if s.rest_until_ms > now.as_millis() => {
+                Some(format!("resting until {}", super::log::utc(s.rest_until_ms)))
+            }
+            _ => None,
+        };
+        if let (Some(why), false) = (&skip, include_resting) {
+            rows.push(ProbeRow {
+                proxy: name,
+                egress,
+                results: Default::default(),
+                skipped: Some(why.clone()),
+            });
+            continue;
+        }
         let password = match &p.password {
             Some(s) => Some(s.resolve().map_err(LiveError::secret(format!(
                 "[[proxy]] #{} ({}): password",
@@ -81,84 +114,66 @@ pub async fn probe(config: &LiveConfig) -> Result<Vec<ProbeRow>, LiveError> {
             &ProxyEndpoint { url: &p.url, username: p.user.as_deref(), password: password.as_ref() },
             timeouts,
         )?;
-        let name = match &p.user {
-            Some(u) => format!("{u}@{}:{}", p.host, p.port),
-            None => format!("{}:{}", p.host, p.port),
-        };
-        let egress = p.egress_ip.to_string();
-        let (urls, account, product) = (urls.clone(), account.clone(), product.clone());
-        let answers = config.answers.clone();
-        tasks.spawn(async move {
-            let now = super::clock::now().as_millis();
-            let offers = client
-                .post(format!("{}/yml/offer-view/offers/{product}", urls.storefront))
-                .header("Origin", "https://kaspi.kz")
-                .header("X-KS-City", &urls.city_id)
-                .json(&json!({ "cityId": urls.city_id, "id": product, "limit": 64, "page": 0 }));
-            let cabinet = client
-                .get(format!("{}/bff/offer-view/list", urls.cabinet))
-                .query(&[("m", account.merchant_uid.as_str()), ("p", "0"), ("l", "1"), ("a", "true")])
-                .header("x-auth-version", "3")
-                .header("Cookie", format!("mc-session={}", account.session.expose()));
-            let orders = client
-                .get(format!("{}/orders", urls.shop_api))
-                .query(&[
-                    ("page[number]", "0".to_owned()),
-                    ("page[size]", "1".to_owned()),
-                    ("filter[orders][creationDate][$ge]", now.saturating_sub(86_400_000).to_string()),
-                    ("filter[orders][creationDate][$le]", now.to_string()),
-                ])
-                .header("X-Auth-Token", account.token.expose())
-                .header("Accept", "application/vnd.api+json");
-            // Reachability only: a GET changes no price; any answer that is not a block counts.
-            let pricefeed = client
-                .get(format!("{}/pricefeed/upload/merchant/process", urls.cabinet))
-                .header("x-auth-version", "3")
-                .header("Cookie", format!("mc-session={}", account.session.expose()));
-            let mut results: [String; 4] = Default::default();
-            let endpoints = [
-                Endpoint::StorefrontOffers,
-                Endpoint::CabinetOfferList,
-                Endpoint::ShopOrders,
-                Endpoint::CabinetPriceUpdate,
-            ];
-            for (k, request) in [offers, cabinet, orders, pricefeed].into_iter().enumerate() {
-                let result = transport::exchange(request).await;
-                results[k] = verdict(&answers, endpoints[k], &result, k == 3);
-            }
-            (i, ProbeRow { proxy: name, egress, results })
-        });
+        // No lease counts the probe's requests: the proxy rests one full rest (or window) from
+        // now, recorded before the first request, so a crash mid-probe cannot leave it unrested.
+        if let Some(s) = record {
+            store.rest_until(s.id, until.max(s.rest_until_ms))?;
+        }
+        let results = check(&client, config, &account, &product).await;
+        probed += 1;
+        rows.push(ProbeRow { proxy: name, egress, results, skipped: None });
     }
-    let mut rows: Vec<(usize, ProbeRow)> = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        rows.push(r.map_err(|e| LiveError::Runtime(format!("a probe task failed: {e}")))?);
-    }
-    rows.sort_by_key(|(i, _)| *i);
-    rest_probed(config)?;
-    Ok(rows.into_iter().map(|(_, r)| r).collect())
+    let note = format!("probe: {probed} proxies rest until {} before live use", super::log::utc(until));
+    store.journal("probe", &note, now.as_millis())?;
+    Ok(rows)
 }
 
-/// The probe's requests reached Kaspi through each proxy, and no lease counted them: each
-/// probed proxy rests one full rest (or window) in the store before live mode may use it, so a
-/// probe followed by a live run cannot push a proxy over its limit.
-fn rest_probed(config: &LiveConfig) -> Result<(), LiveError> {
-    let now = super::clock::now();
-    let (mut store, _) = super::run::open_state(config, now)?;
-    let rest = config.engine.policy.longest_rest();
-    let until = (now + rest).as_millis();
-    let stored = store.proxies()?;
-    for p in &config.proxies {
-        if let Some(s) = stored.iter().find(|s| s.url == p.url) {
-            store.rest_until(s.id, until)?;
-        }
+/// The four checks through one proxy, one after another.
+async fn check(
+    client: &reqwest::Client,
+    config: &LiveConfig,
+    account: &Account,
+    product: &str,
+) -> [String; 4] {
+    let urls = &config.kaspi;
+    let now = super::clock::now().as_millis();
+    let offers = client
+        .post(format!("{}/yml/offer-view/offers/{product}", urls.storefront))
+        .header("Origin", "https://kaspi.kz")
+        .header("X-KS-City", &urls.city_id)
+        .json(&json!({ "cityId": urls.city_id, "id": product, "limit": 64, "page": 0 }));
+    let cabinet = client
+        .get(format!("{}/bff/offer-view/list", urls.cabinet))
+        .query(&[("m", account.merchant_uid.as_str()), ("p", "0"), ("l", "1"), ("a", "true")])
+        .header("x-auth-version", "3")
+        .header("Cookie", format!("mc-session={}", account.session.expose()));
+    let orders = client
+        .get(format!("{}/orders", urls.shop_api))
+        .query(&[
+            ("page[number]", "0".to_owned()),
+            ("page[size]", "1".to_owned()),
+            ("filter[orders][creationDate][$ge]", now.saturating_sub(86_400_000).to_string()),
+            ("filter[orders][creationDate][$le]", now.to_string()),
+        ])
+        .header("X-Auth-Token", account.token.expose())
+        .header("Accept", "application/vnd.api+json");
+    // Reachability only: a GET changes no price; any answer that is not a block counts.
+    let pricefeed = client
+        .get(format!("{}/pricefeed/upload/merchant/process", urls.cabinet))
+        .header("x-auth-version", "3")
+        .header("Cookie", format!("mc-session={}", account.session.expose()));
+    let endpoints = [
+        Endpoint::StorefrontOffers,
+        Endpoint::CabinetOfferList,
+        Endpoint::ShopOrders,
+        Endpoint::CabinetPriceUpdate,
+    ];
+    let mut results: [String; 4] = Default::default();
+    for (k, request) in [offers, cabinet, orders, pricefeed].into_iter().enumerate() {
+        let result = transport::exchange(request).await;
+        results[k] = verdict(&config.answers, endpoints[k], &result, k == 3);
     }
-    let note = format!(
-        "probe: {} proxies rest until {} before live use",
-        config.proxies.len(),
-        super::log::utc(until)
-    );
-    store.journal("probe", &note, now.as_millis())?;
-    Ok(())
+    results
 }
 
 /// The table, the total, and the warning below 80%.
@@ -170,6 +185,14 @@ pub fn render(rows: &[ProbeRow]) -> (String, f64) {
         "proxy", "egress", CHECKS[0], CHECKS[1], CHECKS[2], CHECKS[3]
     );
     for r in rows {
+        if let Some(why) = &r.skipped {
+            let _ = writeln!(
+                out,
+                "{:<32} {:<16} skipped: {why} (--include-resting probes it)",
+                r.proxy, r.egress
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "{:<32} {:<16} {:<14} {:<14} {:<14} {:<14} {}/4",
@@ -182,9 +205,16 @@ pub fn render(rows: &[ProbeRow]) -> (String, f64) {
             r.passed()
         );
     }
-    let total = rows.len() * 4;
+    let total = rows.iter().filter(|r| r.skipped.is_none()).count() * 4;
     let passed: usize = rows.iter().map(ProbeRow::passed).sum();
     let share = if total == 0 { 0.0 } else { passed as f64 * 100.0 / total as f64 };
+    if total == 0 {
+        let _ = writeln!(
+            out,
+            "\nno proxy was probed: every one is resting or dead in the store; --include-resting probes them"
+        );
+        return (out, 0.0);
+    }
     let _ = writeln!(out, "\nsuccess: {passed}/{total} checks ({share:.1}%)");
     if share < 80.0 {
         let _ = writeln!(

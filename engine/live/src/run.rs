@@ -156,6 +156,7 @@ fn load_sellers(config: &LiveConfig, store: &mut Store) -> Result<Vec<Seller>, L
             skus,
             phase: if freed { Phase::Freed } else { Phase::Idle },
             waiting: false,
+            tenure: Arc::default(),
         });
     }
     Ok(sellers)
@@ -165,6 +166,8 @@ fn load_sellers(config: &LiveConfig, store: &mut Store) -> Result<Vec<Seller>, L
 pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, LiveError> {
     let now = clock::now();
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
+    // Held until the run ends: a second process on the same SQLite file is refused at start.
+    let _state_lock = crate::store::StateLock::take(&config.store_url, &config.base_dir)?;
     let (mut store, recovered) = open_state(&config, now)?;
     let (engine, clients, books, stored) = rebuild(&config, &mut store, now, timeouts)?;
     let mut sellers = load_sellers(&config, &mut store)?;
@@ -205,8 +208,13 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         .map_err(|e| LiveError::Runtime(format!("cannot watch SIGTERM: {e}")))?;
     let mut tick = tokio::time::interval(claims.tick);
     let mut any_started = false;
+    let mut pruned_at: Option<std::time::Instant> = None;
     loop {
         refresh_pool(&driver, &config, timeouts);
+        if pruned_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3_600)) {
+            pruned_at = Some(std::time::Instant::now());
+            prune(&driver, &config);
+        }
         claims.step(&driver, &config, &options, &mut sellers, &mut workers);
         any_started |= sellers.iter().any(|s| s.phase == Phase::Serving);
         if options.once && any_started && workers.is_empty() {
@@ -250,6 +258,17 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         ),
     );
     Ok(RunSummary { recovered_leases: recovered, unfinished, rotations })
+}
+
+/// Deletes price decisions older than the retention; each SKU's current price stays.
+fn prune(driver: &Driver, config: &LiveConfig) {
+    let before = clock::now().as_millis().saturating_sub(config.decisions_retention.as_millis());
+    let message = match driver.records().prune_decisions(before) {
+        Ok(0) => return,
+        Ok(n) => (Level::Info, format!("store: pruned {n} price decisions older than the retention")),
+        Err(e) => (Level::Error, format!("cannot prune price decisions: {e}")),
+    };
+    log::line(message.0, &message.1);
 }
 
 /// Adds proxies another worker (or the provisioner) recorded since this engine was built.

@@ -84,9 +84,9 @@ pub(crate) fn offer_list(st: &mut State, req: &Request, ip: &str) -> (u16, Reply
     (200, Reply::new(200).set_body_json(serde_json::json!({ "total": mine.len(), "data": data })))
 }
 
-/// Fields a price update must carry.
-pub(crate) const PRICE_UPDATE_FIELDS: [&str; 6] =
-    ["merchantUid", "sku", "model", "price", "cityPrices", "availabilities"];
+/// Fields a price update must carry. `availabilities` is optional: without it the update is
+/// price-only and the offer's stock stays as it was.
+pub(crate) const PRICE_UPDATE_FIELDS: [&str; 5] = ["merchantUid", "sku", "model", "price", "cityPrices"];
 
 pub(crate) fn price_update(st: &mut State, req: &Request, ip: &str) -> (u16, Reply) {
     if req.method.as_str() != "POST" {

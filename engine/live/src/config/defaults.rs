@@ -56,3 +56,6 @@ pub const PROXY6_COUNTRY: &str = "kz";
 pub const PROXY6_PERIOD_DAYS: u32 = 30;
 /// How often the provisioner checks the pool.
 pub const PROXY6_CHECK_EVERY: Duration = Duration::from_mins(5);
+
+/// `[store] decisions_retention`.
+pub const DECISIONS_RETENTION: Duration = Duration::from_mins(30 * 24 * 60);

@@ -100,6 +100,9 @@ pub struct LiveConfig {
     /// `sqlite://path`, or `postgres://user@host:port/db` for several workers. Defaults to
     /// `rotor-state.db`.
     pub store_url: String,
+    /// How long price decisions are kept as history; older ones are pruned hourly (each SKU's
+    /// current price is kept apart). Defaults to 30 days.
+    pub decisions_retention: Duration,
     /// This worker's name in lane leases. Defaults to the host name and process id.
     pub worker_id: Option<String>,
     /// How long a lane lease lasts unless renewed; a dead worker's lanes move after it.
@@ -216,6 +219,12 @@ mod tests {
         assert_eq!(c.engine.policy, Policy::Rest(RestPolicy::default()));
         assert_eq!(c.orders_interval, Duration::from_mins(10));
         assert_eq!(c.store_key, SecretSource::Env("ROTOR_STORE_KEY".into()));
+        assert_eq!(c.decisions_retention, Duration::from_mins(30 * 24 * 60));
+        assert!(c.demper_spread);
+        let c = cfg("[store]\ndecisions_retention = \"7d\"\n").unwrap();
+        assert_eq!(c.decisions_retention, Duration::from_mins(7 * 24 * 60));
+        let e = cfg("[store]\ndecisions_retention = \"10m\"\n").unwrap_err();
+        assert!(e.message.contains("at least 1h"), "{e}");
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub(super) struct RawStore {
     pub(super) url: Option<String>,
     pub(super) key_env: Option<String>,
     pub(super) key_file: Option<PathBuf>,
+    pub(super) decisions_retention: Option<Span>,
 }
 
 #[derive(Debug, Deserialize, Default)]

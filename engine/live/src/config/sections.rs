@@ -90,6 +90,13 @@ impl Ctx<'_> {
 pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
     let cx = Ctx { text, path, base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
     let raw: RawFile = toml::from_str(text).map_err(|e| cx.at(e.span(), e.message().to_owned()))?;
+    let decisions_retention = raw.store.decisions_retention.map_or(default::DECISIONS_RETENTION, |s| s.0);
+    if decisions_retention < Duration::from_mins(60) {
+        return Err(cx.whole(format!(
+            "[store] decisions_retention is {} ms; valid: at least 1h (the current prices are kept apart and never pruned)",
+            decisions_retention.as_millis()
+        )));
+    }
     let (store_url, store_key) = store_section(&cx, raw.store)?;
     let (kaspi, timeout, connect_timeout) = kaspi_section(&cx, raw.kaspi)?;
     let lease_ttl = raw.workers.lease_ttl.map_or(default::LEASE_TTL, |s| s.0);
@@ -114,6 +121,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
     }
     Ok(LiveConfig {
         store_url,
+        decisions_retention,
         worker_id: raw.workers.id,
         lease_ttl,
         store_key,

@@ -66,9 +66,14 @@ impl Records<'_> {
         self.store().record_decision(d)
     }
 
-    /// The price last pushed for a SKU, else the catalogue's.
-    pub fn current_price(&self, user: UserId, sku: &str) -> Result<Option<f64>, StoreError> {
-        self.store().current_price(user, sku)
+    /// A SKU's current price (the newer of our last push and the catalogue's) and its model.
+    pub fn listing(&self, user: UserId, sku: &str) -> Result<crate::store::Listing, StoreError> {
+        self.store().listing(user, sku)
+    }
+
+    /// Deletes decisions older than `before_ms`; current prices stay.
+    pub fn prune_decisions(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.store().prune_decisions(before_ms)
     }
 
     /// Whether an order is stored.

@@ -22,11 +22,15 @@ use rotor_engine::{Module, ProxyId, Secret, UserId};
 use super::secrets::Cipher;
 pub use error::StoreError;
 use error::{Abort, ctx};
+pub use records::Listing;
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 2] =
-    [include_str!("schema/001_init.sql"), include_str!("schema/002_account_cooldowns.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("schema/001_init.sql"),
+    include_str!("schema/002_account_cooldowns.sql"),
+    include_str!("schema/003_current_prices.sql"),
+];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +176,55 @@ fn real(row: &Row, i: usize) -> Option<f64> {
     row.get(i).and_then(Value::real)
 }
 
+/// An exclusive lock on an SQLite state file, held for as long as the value lives: one process
+/// per file (several workers share a PostgreSQL store instead). `None` inside for PostgreSQL.
+#[derive(Debug)]
+pub struct StateLock {
+    /// The locked file: the lock lasts as long as it stays open.
+    _file: Option<std::fs::File>,
+}
+
+impl StateLock {
+    /// Takes the lock of the state file `location` names (relative to `base`): a `.lock` file
+    /// beside it, locked exclusively without waiting. A second `rotor live` on the same file is
+    /// refused with an `Unavailable` error that says why.
+    pub fn take(location: &str, base: &Path) -> Result<Self, StoreError> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            return Ok(StateLock { _file: None });
+        }
+        let path = base.join(location.strip_prefix("sqlite://").unwrap_or(location));
+        let lock_path = path.with_extension("db.lock");
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable {
+                what: "lock the state file",
+                message: format!("{}: {e}", dir.display()),
+            })?;
+        }
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(
+                |e| StoreError::Unavailable {
+                    what: "lock the state file",
+                    message: format!("{}: {e}", lock_path.display()),
+                },
+            )?;
+        match file.try_lock() {
+            Ok(()) => Ok(StateLock { _file: Some(file) }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable {
+                what: "lock the state file",
+                message: format!(
+                    "another rotor process is using {} (it holds {}); run one process per SQLite file, or share a PostgreSQL store between workers",
+                    path.display(),
+                    lock_path.display()
+                ),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Unavailable {
+                what: "lock the state file",
+                message: format!("{}: {e}", lock_path.display()),
+            }),
+        }
+    }
+}
+
 impl Store {
     /// Opens the store named by `location`: `postgres://…` for PostgreSQL, else an SQLite path
     /// (optionally `sqlite://path`), relative to `base`. Runs pending migrations.
@@ -186,6 +239,16 @@ impl Store {
         let mut store = Store { conn, cipher };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Lets an SQLite store skip the fsync at each commit (`synchronous = NORMAL`): a commit then
+    /// survives a process crash but not an OS crash. Only for throwaway stores, such as the load
+    /// harness's, where a send's guard need not outlive the machine. No effect on PostgreSQL.
+    pub fn relax_durability(&mut self) -> Result<(), StoreError> {
+        if self.conn.dialect() == Dialect::Sqlite {
+            self.conn.batch("PRAGMA synchronous = NORMAL").map_err(ctx("relax durability"))?;
+        }
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {

@@ -6,11 +6,21 @@ use rotor_engine::{Endpoint, UserId};
 use super::error::ctx;
 use super::{NewOrder, PriceDecision, Store, StoreError, int, opt_uint, real, text, uint};
 
+/// What the store knows of one of a seller's offers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    /// Its current price: the newer of our last push and the cabinet's catalogue.
+    pub price: Option<f64>,
+    /// Its model (product name) as the cabinet's catalogue has it.
+    pub model: Option<String>,
+}
+
 impl Store {
-    /// Records a repricing decision.
+    /// Records a repricing decision; a pushed price becomes the SKU's current price in the same
+    /// transaction.
     pub fn record_decision(&mut self, d: &PriceDecision) -> Result<(), StoreError> {
-        self.conn
-            .exec(
+        self.tx(|c| {
+            c.exec(
                 "INSERT INTO price_decisions (at_ms, user_id, sku, old_price, new_price, competitor_min, reason, pushed, dry_run)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
@@ -24,9 +34,25 @@ impl Store {
                     d.pushed.into(),
                     d.dry_run.into(),
                 ],
-            )
-            .map(|_| ())
-            .map_err(ctx("record a price decision"))
+            )?;
+            if let (true, Some(price)) = (d.pushed, d.new_price) {
+                c.exec(
+                    "INSERT INTO current_prices (user_id, sku, price, at_ms) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (user_id, sku) DO UPDATE SET price = excluded.price, at_ms = excluded.at_ms",
+                    &[d.user.0.into(), d.sku.as_str().into(), price.into(), d.at_ms.into()],
+                )?;
+            }
+            Ok(())
+        })
+        .map_err(ctx("record a price decision"))
+    }
+
+    /// Deletes decisions older than `before_ms` (the history; current prices stay). Returns how
+    /// many went.
+    pub fn prune_decisions(&mut self, before_ms: u64) -> Result<u64, StoreError> {
+        self.conn
+            .exec("DELETE FROM price_decisions WHERE at_ms < $1", &[before_ms.into()])
+            .map_err(ctx("prune price decisions"))
     }
 
     /// Every decision, oldest first.
@@ -54,23 +80,33 @@ impl Store {
             .collect())
     }
 
-    /// The price last pushed for a SKU, else the catalogue's.
-    pub fn current_price(&mut self, user: UserId, sku: &str) -> Result<Option<f64>, StoreError> {
+    /// A SKU's current price and model: the newer of the price last pushed and the catalogue's
+    /// (a price changed in the cabinet after our push wins), and the catalogue's model.
+    pub fn listing(&mut self, user: UserId, sku: &str) -> Result<Listing, StoreError> {
         let pushed = self
             .conn
             .query(
-                "SELECT new_price FROM price_decisions WHERE user_id = $1 AND sku = $2 AND pushed = 1 ORDER BY id DESC LIMIT 1",
+                "SELECT price, at_ms FROM current_prices WHERE user_id = $1 AND sku = $2",
                 &[user.0.into(), sku.into()],
             )
-            .map_err(ctx("read the last price"))?;
-        if let Some(p) = pushed.first().and_then(|r| real(r, 0)) {
-            return Ok(Some(p));
-        }
+            .map_err(ctx("read the current price"))?;
+        let pushed = pushed.first().and_then(|r| Some((real(r, 0)?, uint(r, 1))));
         let listed = self
             .conn
-            .query("SELECT price FROM catalog WHERE user_id = $1 AND sku = $2", &[user.0.into(), sku.into()])
+            .query(
+                "SELECT price, synced_ms, model FROM catalog WHERE user_id = $1 AND sku = $2",
+                &[user.0.into(), sku.into()],
+            )
             .map_err(ctx("read the catalogue price"))?;
-        Ok(listed.first().and_then(|r| real(r, 0)))
+        let (listed, model) =
+            listed.first().map_or((None, None), |r| (real(r, 0).map(|p| (p, uint(r, 1))), text(r, 2)));
+        let price = match (pushed, listed) {
+            (Some((p, at)), Some((l, synced))) => Some(if synced > at { l } else { p }),
+            (Some((p, _)), None) => Some(p),
+            (None, Some((l, _))) => Some(l),
+            (None, None) => None,
+        };
+        Ok(Listing { price, model })
     }
 
     /// Whether an order is stored.

@@ -195,14 +195,16 @@ pub trait Conn: Send {
 pub struct Sqlite(rusqlite::Connection);
 
 impl Sqlite {
-    /// Opens (creating) the file, in WAL mode: a commit survives a process crash.
+    /// Opens (creating) the file, in WAL mode with `synchronous = FULL`: a commit survives a
+    /// process crash and an OS crash or power loss, so the reservation that guards a send is on
+    /// disk before the send (docs/decisions/live-durability.md has the cost).
     pub fn open(path: &std::path::Path) -> Result<Self, DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
         let conn = rusqlite::Connection::open(path).map_err(|e| sqlite_error(&e))?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
         )
         .map_err(|e| sqlite_error(&e))?;
         Ok(Sqlite(conn))

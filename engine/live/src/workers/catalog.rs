@@ -22,13 +22,19 @@ pub struct Catalog {
     pub account: Account,
     /// Sync interval; `None`: one sync.
     pub interval: Option<Duration>,
+    /// The stint of serving this seller the worker belongs to.
+    pub tenure: super::Tenure,
 }
 
 impl Catalog {
     /// Syncs once, or on its schedule until shutdown.
     pub async fn run(self) {
         let user = self.account.user;
+        let _running = super::Running::new(&self.driver.metrics, Module::Catalog);
         loop {
+            if !self.tenure.holds() {
+                return;
+            }
             let start = clock::now();
             match kaspi::catalog(&self.driver, &self.urls, &self.account).await {
                 Ok(rows) => {

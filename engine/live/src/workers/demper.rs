@@ -169,14 +169,20 @@ pub struct Demper {
     pub spread: bool,
     /// Stop after this many passes (`None`: until shutdown).
     pub passes: Option<u32>,
+    /// The stint of serving this seller the worker belongs to.
+    pub tenure: super::Tenure,
 }
 
 impl Demper {
     /// Runs passes until shutdown, the seller's expiry, or `passes`.
     pub async fn run(self: Arc<Self>) {
         let user = self.account.user;
+        let _running = super::Running::new(&self.driver.metrics, Module::Demper);
         let mut done = 0;
         loop {
+            if !self.tenure.holds() {
+                return;
+            }
             let start = clock::now();
             let stop = self.pass(start).await;
             let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
@@ -205,6 +211,7 @@ impl Demper {
         let mut next = 0;
         let mut stop = false;
         loop {
+            stop |= !self.tenure.holds();
             while !stop && next < order.len() && tasks.len() < self.concurrency as usize {
                 if start + order[next].0 > clock::now() {
                     break;
@@ -269,15 +276,16 @@ impl Demper {
             .filter(|(m, _)| *m != self.account.merchant_uid && !self.excluded.contains(m))
             .map(|&(_, p)| p)
             .min_by(f64::total_cmp);
-        let current = self.driver.records().current_price(user, &sku.sku).unwrap_or(None);
+        let listing = self.driver.records().listing(user, &sku.sku).unwrap_or_default();
+        let current = listing.price;
         let r = reprice(current, competitor_min, sku, self.step);
         let mut pushed = false;
         let mut reason = r.reason.to_owned();
         let mut next = Next::Continue;
         if let (true, false, Some(price)) = (r.push, self.dry_run, r.price) {
-            match kaspi::push_price(&self.driver, &self.urls, &self.account, &sku.sku, &sku.model, price)
-                .await
-            {
+            // The cabinet's own model name when the catalogue has it; the SKU file's otherwise.
+            let model = listing.model.as_deref().unwrap_or(&sku.model);
+            match kaspi::push_price(&self.driver, &self.urls, &self.account, &sku.sku, model, price).await {
                 Ok(()) => pushed = true,
                 Err(e) => {
                     reason = format!("{reason}; push failed: {e}");

@@ -11,6 +11,55 @@ use super::driver::CallError;
 use super::kaspi::ApiError;
 use super::log::{self, Level};
 
+/// One stint of serving a seller: the workers started for it hold a tenure, and the claims loop
+/// ends it when the seller's lanes are lost, handed over or freed. A worker whose tenure ended
+/// stops at its next step (before a SKU, a page, or a pass), so a seller lost and claimed again
+/// runs exactly one set of loops.
+#[derive(Debug, Clone)]
+pub struct Tenure {
+    shared: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    mine: u64,
+}
+
+impl Tenure {
+    /// The tenure that starts now for the seller whose counter is `shared`.
+    pub fn begin(shared: &std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        Tenure {
+            shared: std::sync::Arc::clone(shared),
+            mine: shared.load(std::sync::atomic::Ordering::Acquire),
+        }
+    }
+
+    /// Ends every tenure begun on `shared` so far.
+    pub fn end_all(shared: &std::sync::atomic::AtomicU64) {
+        shared.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Whether this tenure still holds.
+    pub fn holds(&self) -> bool {
+        self.shared.load(std::sync::atomic::Ordering::Acquire) == self.mine
+    }
+}
+
+/// Counts a running worker loop in the driver's metrics for as long as it lives.
+pub(crate) struct Running<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    module: Module,
+}
+
+impl<'a> Running<'a> {
+    pub(crate) fn new(metrics: &'a crate::metrics::Metrics, module: Module) -> Self {
+        metrics.loop_started(module);
+        Running { metrics, module }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.metrics.loop_ended(self.module);
+    }
+}
+
 /// What a worker does after an error.
 pub(crate) enum Next {
     /// Go on with the next item.
@@ -40,5 +89,23 @@ pub(crate) fn triage(user: rotor_engine::UserId, module: Module, what: &str, e: 
             log::line(Level::Warn, &format!("user {user}/{module}: {what}: {other}"));
             Next::Continue
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenure_ends_for_every_worker_begun_before_and_none_after() {
+        let shared = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let first = Tenure::begin(&shared);
+        let also_first = first.clone();
+        assert!(first.holds() && also_first.holds());
+        Tenure::end_all(&shared);
+        assert!(!first.holds() && !also_first.holds());
+        let second = Tenure::begin(&shared);
+        assert!(second.holds(), "a new claim's workers run");
+        assert!(!first.holds(), "the old ones stay stopped");
     }
 }

@@ -32,13 +32,19 @@ pub struct Orders {
     pub lookback: Duration,
     /// Stop after this many polls (`None`: until shutdown).
     pub polls: Option<u32>,
+    /// The stint of serving this seller the worker belongs to.
+    pub tenure: super::Tenure,
 }
 
 impl Orders {
     /// Polls until shutdown, the seller's expiry, or `polls`.
     pub async fn run(self) {
+        let _running = super::Running::new(&self.driver.metrics, Module::Orders);
         let mut done = 0;
         loop {
+            if !self.tenure.holds() {
+                return;
+            }
             let start = clock::now();
             let (stored, stop) = self.poll().await;
             if stop {
@@ -75,6 +81,9 @@ impl Orders {
         let mut page = 0;
         let mut complete = true;
         loop {
+            if !self.tenure.holds() {
+                return (stored, true);
+            }
             let (orders, pages) =
                 match kaspi::orders_page(&self.driver, &self.urls, &self.account, ge, now, page).await {
                     Ok(r) => r,
