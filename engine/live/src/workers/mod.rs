@@ -85,6 +85,9 @@ pub(crate) fn triage(user: rotor_engine::UserId, module: Module, what: &str, e: 
             );
             Next::Stop
         }
+        // The ban was logged once when it started (with its end); each update it fails is in
+        // the decisions table, not one warning per SKU per pass.
+        ApiError::Call(CallError::Failed(FailReason::AccountCoolingDown, _)) => Next::Continue,
         other => {
             log::line(Level::Warn, &format!("user {user}/{module}: {what}: {other}"));
             Next::Continue
@@ -95,6 +98,18 @@ pub(crate) fn triage(user: rotor_engine::UserId, module: Module, what: &str, e: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn triage_goes_on_through_an_account_ban_and_stops_on_refused_credentials() {
+        let failed = |reason| ApiError::Call(CallError::Failed(reason, None));
+        let user = rotor_engine::UserId(1);
+        let next = |e: &ApiError| triage(user, Module::Demper, "price update of A", e);
+        assert!(matches!(next(&failed(FailReason::AccountCoolingDown)), Next::Continue));
+        assert!(matches!(next(&failed(FailReason::Unauthorized)), Next::Stop));
+        assert!(matches!(next(&failed(FailReason::NotAllocated)), Next::Stop));
+        assert!(matches!(next(&ApiError::Call(CallError::LaneLost)), Next::Stop));
+        assert!(matches!(next(&failed(FailReason::NoLiveProxies)), Next::Continue));
+    }
 
     #[test]
     fn a_tenure_ends_for_every_worker_begun_before_and_none_after() {
