@@ -137,9 +137,92 @@ pub(crate) enum Command {
         #[arg(long)]
         include_resting: bool,
     },
+    /// See and steer a live deployment through its store, with one worker or several.
+    ///
+    /// Views read the store. Controls write a decision there, and every worker applies it at
+    /// its next tick (within a second or so): a drained seller is handed back and claimed by no
+    /// worker until resumed; a revived or retired proxy changes in every worker's engine.
+    ///
+    /// Exit codes: 0 when done, 2 for a bad config, an unknown proxy or seller, or a control
+    /// that does not apply (reviving a live proxy, releasing a seller still served), 1 when the
+    /// store fails.
+    ///
+    /// Examples:
+    ///   rotor ctl --config live.toml status
+    ///   rotor ctl --config live.toml proxies
+    ///   rotor ctl --config live.toml drain 3 && rotor ctl --config live.toml release 3
+    ///   rotor ctl --config live.toml confirm 3 SKU-100
+    #[command(verbatim_doc_comment)]
+    Ctl {
+        /// The live config (the store and its key are read from it).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        action: CtlAction,
+    },
     /// List the scenarios built into this binary.
     #[command(verbatim_doc_comment)]
     Scenarios,
+}
+
+/// `rotor ctl` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum CtlAction {
+    /// Workers alive, each seller (served by, drained or freed, proxies), held price drops and
+    /// the pool's counts.
+    Status,
+    /// Every proxy: id, egress IP, lane, state, rest-until, leases so far and why it is dead.
+    Proxies,
+    /// Bring a dead proxy back: it rests a full rest after its last request, then carries.
+    Revive {
+        /// The proxy's id (see `proxies`).
+        proxy: u32,
+    },
+    /// Take a proxy out of service for good; its lane replaces it from the free pool.
+    Retire {
+        /// The proxy's id (see `proxies`).
+        proxy: u32,
+    },
+    /// Stop serving a seller: its worker lets its requests end and hands its lanes back, and no
+    /// worker claims it until `resume`.
+    Drain {
+        /// The seller's `[[user]] id`.
+        user: u32,
+    },
+    /// End a drain: a worker claims the seller at its next tick.
+    Resume {
+        /// The seller's `[[user]] id`.
+        user: u32,
+    },
+    /// Give a drained seller's proxies back to the pool (a lease left open is spent first).
+    Release {
+        /// The seller's `[[user]] id`.
+        user: u32,
+    },
+    /// Confirm the seller's price drops held as larger than `[demper] max_drop_percent`.
+    Confirm {
+        /// The seller's `[[user]] id`.
+        user: u32,
+        /// Only this SKU (default: every held drop of the seller).
+        sku: Option<String>,
+    },
+}
+
+impl CtlAction {
+    pub(crate) fn to_live(&self) -> rotor_live::ctl::Action {
+        use rotor_live::ctl::Action;
+        match self {
+            CtlAction::Status => Action::Status,
+            CtlAction::Proxies => Action::Proxies,
+            CtlAction::Revive { proxy } => Action::Revive(*proxy),
+            CtlAction::Retire { proxy } => Action::Retire(*proxy),
+            CtlAction::Drain { user } => Action::Drain(*user),
+            CtlAction::Resume { user } => Action::Resume(*user),
+            CtlAction::Release { user } => Action::Release(*user),
+            CtlAction::Confirm { user, sku } => Action::Confirm(*user, sku.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]

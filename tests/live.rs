@@ -138,6 +138,33 @@ impl Lab {
         (status.code().unwrap_or(-1), self.log(log))
     }
 
+    /// Runs `rotor ctl` on this lab's config: (exit code, stdout, stderr).
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .arg("ctl")
+            .arg("--config")
+            .arg(self.dir.join("live.toml"))
+            .args(args)
+            .env("ROTOR_STORE_KEY", KEY)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// Waits until `log` holds `what` `n` times; returns the log.
+    fn wait_for(&self, log: &str, what: &str, n: usize) -> String {
+        let start = StdInstant::now();
+        loop {
+            let text = self.log(log);
+            if text.matches(what).count() >= n {
+                return text;
+            }
+            assert!(start.elapsed() < StdDuration::from_secs(30), "no {n}× `{what}`:\n{text}");
+            std::thread::sleep(StdDuration::from_millis(20));
+        }
+    }
+
     fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join(name)).unwrap_or_default()
     }
@@ -627,6 +654,113 @@ async fn a_seller_lost_and_claimed_again_runs_exactly_one_set_of_loops() {
     tokio::time::sleep(StdDuration::from_millis(1_500)).await;
     let later = client.get(&url).send().await.unwrap().text().await.unwrap();
     assert!(one_each(&later), "a second set of loops started:\n{later}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_drop_waits_for_an_operators_confirmation() {
+    let lab = Lab::start("drop", 1, 2).await;
+    let products = lab.kaspi.products();
+    lab.kaspi.set_competitor_price(&products[0], "11111111", "Rival", 3000.0);
+    let skus = format!("sku,product_id,floor,ceiling\nA,{},100,5000\n", products[0]);
+    lab.configure(1, "demper = 100\norders = 0\ncatalog = 0", "", &skus, "");
+    let (code, log) = lab.run(&["--once"], StdDuration::from_secs(30), "first.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(lab.kaspi.price_updates().len(), 1, "the first price goes out");
+
+    // The rival drops to a third: 2999 -> 999 is more than 30% in one pass, so it waits.
+    lab.kaspi.set_competitor_price(&products[0], "11111111", "Rival", 1000.0);
+    let (code, log) = lab.run(&["--once"], StdDuration::from_secs(30), "held.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(lab.kaspi.price_updates().len(), 1, "a large drop was pushed unconfirmed");
+    assert!(log.contains("WARN user u1/demper: A would drop 2999 -> 999, more than 30%"), "{log}");
+    let (code, status, _) = lab.ctl(&["status"]);
+    assert_eq!(code, 0);
+    assert!(status.contains("held price drops: 1") && status.contains("A: 2999 -> 999"), "{status}");
+    let last = lab.store().decisions().unwrap().pop().unwrap();
+    assert!(last.reason.starts_with("held_drop") && !last.pushed, "{last:?}");
+
+    // Still held on the next pass, and logged as a warning only once.
+    let (_, log) = lab.run(&["--once"], StdDuration::from_secs(30), "again.log").await;
+    assert!(!log.contains("would drop"), "{log}");
+    assert_eq!(lab.kaspi.price_updates().len(), 1);
+
+    let (code, _, err) = lab.ctl(&["confirm", "1", "B"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no held price drop for SKU B"), "{err}");
+    let (code, out, err) = lab.ctl(&["confirm", "1", "A"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 held drops confirmed"), "{out}");
+    let (code, log) = lab.run(&["--once"], StdDuration::from_secs(30), "confirmed.log").await;
+    assert_eq!(code, 0, "{log}");
+    let prices: Vec<f64> = lab.kaspi.price_updates().iter().map(|u| u.price).collect();
+    assert_eq!(prices, vec![2999.0, 999.0]);
+    let (_, status, _) = lab.ctl(&["status"]);
+    assert!(status.contains("held price drops: 0"), "the push ended the hold: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
+    let lab = Lab::start("ctl", 3, 5).await;
+    let demper = "interval = \"1s\"\nspread = false";
+    lab.configure(2, "demper = 50\norders = 50\ncatalog = 0", "", &lab.wide_skus(5), demper);
+    // Bad targets are refused with the valid choices, before anything runs.
+    let (code, _, err) = lab.ctl(&["drain", "7"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no user 7 in the config; valid: 1"), "{err}");
+    let mut child = lab.spawn(&["--dry-run"], "run.log");
+    lab.wait_for("run.log", "pass over 5 SKUs", 1);
+    let (code, _, err) = lab.ctl(&["revive", "99"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no proxy 99; valid: 0 to 2"), "{err}");
+    let (code, _, err) = lab.ctl(&["revive", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("proxy 0 is not dead"), "{err}");
+
+    // Retiring a proxy in the seller's lanes: the worker's engine kills it and replaces it.
+    let (_, table, _) = lab.ctl(&["proxies"]);
+    let held: Vec<&str> = table.lines().skip(1).filter(|l| l.contains("u1/")).collect();
+    assert_eq!(held.len(), 2, "{table}");
+    let victim = held[0].split_whitespace().next().unwrap().to_owned();
+    let (code, out, err) = lab.ctl(&["retire", &victim]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("retired"), "{out}");
+    lab.wait_for("run.log", &format!("operator: p{victim} retired"), 1);
+    lab.wait_for("run.log", "dead proxies replaced", 1);
+    let (_, table, _) = lab.ctl(&["proxies"]);
+    let row = table.lines().find(|l| l.split_whitespace().next() == Some(victim.as_str())).unwrap();
+    assert!(row.contains("dead") && row.contains("retired by the operator"), "{table}");
+    assert_eq!(table.lines().filter(|l| l.contains("u1/")).count(), 2, "replaced: {table}");
+
+    // A seller still served cannot be released; drained, it is handed back and stays unserved.
+    let (code, _, err) = lab.ctl(&["release", "1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("rotor ctl drain 1"), "{err}");
+    let (code, _, _) = lab.ctl(&["drain", "1"]);
+    assert_eq!(code, 0);
+    lab.wait_for("run.log", "drained by the operator", 1);
+    lab.wait_for("run.log", "user u1: handed over", 1);
+    let (_, status, _) = lab.ctl(&["status"]);
+    assert!(status.contains("drained"), "{status}");
+    let seen = lab.kaspi.seen().len();
+    tokio::time::sleep(StdDuration::from_millis(2_500)).await;
+    assert_eq!(lab.kaspi.seen().len(), seen, "a drained seller's requests went on");
+    let (code, out, err) = lab.ctl(&["release", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2 proxies back in the pool"), "{out}");
+    let (_, table, _) = lab.ctl(&["proxies"]);
+    assert!(!table.contains("u1/"), "{table}");
+
+    // Resumed, a worker claims it again with a fresh allocation and works.
+    let (code, _, _) = lab.ctl(&["resume", "1"]);
+    assert_eq!(code, 0);
+    lab.wait_for("run.log", "user u1: lanes claimed", 2);
+    lab.wait_for("run.log", "user u1: allocated 2 proxies", 2);
+    let (_, table, _) = lab.ctl(&["proxies"]);
+    let mine: Vec<&str> = table.lines().filter(|l| l.contains("u1/")).collect();
+    assert_eq!(mine.len(), 2, "{table}");
+    assert!(mine.iter().all(|l| !l.starts_with(&format!("{victim} "))), "a retired proxy came back: {table}");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
 }

@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 3);
+        assert_eq!(s.schema_version().unwrap(), 4);
         add_proxies(&mut s, 3);
         add_proxies(&mut s, 3); // the same URLs again keep their ids
         let all = s.proxies().unwrap();
@@ -100,9 +100,36 @@ fn allocation_is_all_or_nothing_and_skips_dead_and_held_proxies() {
         assert_eq!(s.replace(UserId(1), Module::Demper, &[ProxyId(1)], 10).unwrap(), Some(vec![ProxyId(4)]));
         assert_eq!(s.allocation_of(UserId(1)).unwrap()[0], vec![ProxyId(2), ProxyId(4)]);
         assert_eq!(s.replace(UserId(1), Module::Demper, &[ProxyId(2), ProxyId(4)], 10).unwrap(), None);
-        s.free_user(UserId(1), 20).unwrap();
+        s.free_user(UserId(1), 20, 20).unwrap();
         assert!(s.user_freed(UserId(1)).unwrap());
         assert_eq!(s.free_count(20).unwrap(), 4, "2, 3, 4 and 5; 0 and 1 are dead");
+    });
+}
+
+#[test]
+fn a_proxy_whose_lease_is_open_is_never_handed_out_as_fresh() {
+    both("open_lease", |b| {
+        let mut s = b.open();
+        add_proxies(&mut s, 4);
+        s.allocate(UserId(1), Split::new(2, 0, 0, 0), 0).unwrap().unwrap();
+        let (fences, _) = s.claim_user("A", UserId(1), 1_000, 0, false, 0).unwrap().unwrap();
+        s.open_lease(&fences[0], ProxyId(0), 1, 16, 10).unwrap();
+        // The subscription ends with a request in flight on proxy 0: its lease is spent.
+        s.free_user(UserId(1), 20, 9_999).unwrap();
+        let p0 = s.proxies().unwrap()[0].clone();
+        assert!(!p0.lease_open);
+        assert_eq!(p0.rest_until_ms, 9_999, "the freed proxy rests a full rest from the freeing");
+        assert_eq!(s.leases().unwrap()[0].7.as_deref(), Some("freed"));
+        // Taken by the next seller, the rested proxies come last: 1, 2 and 3 are readier.
+        let a = s.allocate(UserId(2), Split::new(3, 0, 0, 0), 30).unwrap().unwrap();
+        assert_eq!(a[0], vec![ProxyId(1), ProxyId(2), ProxyId(3)]);
+        // A lease left open on a proxy no seller holds keeps it out of every allocation.
+        let (fences, _) = s.claim_user("A", UserId(2), 1_000, 30, false, 0).unwrap().unwrap();
+        s.open_lease(&fences[0], ProxyId(3), 1, 16, 40).unwrap();
+        s.set_allocation(UserId(2), &[(Module::Demper, vec![ProxyId(1), ProxyId(2)])], 50).unwrap();
+        assert_eq!(s.free_count(50).unwrap(), 1, "proxy 0 only; 3 has its lease open");
+        assert_eq!(s.allocate(UserId(3), Split::new(2, 0, 0, 0), 50).unwrap(), None);
+        assert_eq!(s.allocate(UserId(3), Split::new(1, 0, 0, 0), 50).unwrap().unwrap()[0], vec![ProxyId(0)]);
     });
 }
 
@@ -287,7 +314,7 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
     use rotor_engine::Endpoint;
     both("cooldowns", |b| {
         let mut st = b.open();
-        assert_eq!(st.schema_version().unwrap(), 3);
+        assert_eq!(st.schema_version().unwrap(), 4);
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
         st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();
@@ -319,4 +346,67 @@ fn a_second_process_on_one_sqlite_file_is_refused() {
     // PostgreSQL needs no file lock: workers share it through lane leases.
     StateLock::take("postgres://rotor@127.0.0.1:1/none", &dir).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn operator_decisions_are_kept_for_every_worker() {
+    use rotor_live::store::{Command, DropGate};
+    both("operator", |b| {
+        let mut s = b.open();
+        add_proxies(&mut s, 3);
+        // A large drop is held until confirmed; asked lower, it needs a new confirmation.
+        let user = UserId(1);
+        assert_eq!(s.drop_confirmed(user, "A", (3000.0, 999.0), 10).unwrap(), DropGate::Held);
+        assert_eq!(s.drop_confirmed(user, "A", (3000.0, 999.0), 20).unwrap(), DropGate::StillHeld);
+        assert_eq!(s.confirm_drops(user, Some("B"), 30).unwrap(), 0);
+        assert_eq!(s.confirm_drops(user, None, 30).unwrap(), 1);
+        assert_eq!(s.drop_confirmed(user, "A", (3000.0, 999.0), 40).unwrap(), DropGate::Confirmed);
+        assert_eq!(s.drop_confirmed(user, "A", (3000.0, 500.0), 50).unwrap(), DropGate::Held);
+        let held = s.held_drops().unwrap();
+        assert_eq!((held.len(), held[0].to_price, held[0].confirmed_ms), (1, 500.0, None));
+        // A push ends the hold.
+        s.record_decision(&rotor_live::store::PriceDecision {
+            at_ms: 60,
+            user,
+            sku: "A".into(),
+            old_price: Some(3000.0),
+            new_price: Some(500.0),
+            competitor_min: Some(501.0),
+            reason: "undercut".into(),
+            pushed: true,
+            dry_run: false,
+        })
+        .unwrap();
+        assert!(s.held_drops().unwrap().is_empty());
+
+        // Release needs a drained seller no worker holds; it spends an open lease.
+        s.allocate(user, Split::new(2, 0, 0, 0), 0).unwrap().unwrap();
+        let (fences, _) = s.claim_user("A", user, 1_000, 0, false, 0).unwrap().unwrap();
+        s.open_lease(&fences[0], ProxyId(0), 1, 16, 10).unwrap();
+        assert!(matches!(s.release_seller(user, 100, 5_000), Err(StoreError::Conflict { .. })));
+        s.set_drained(user, true, 100).unwrap();
+        assert_eq!(s.drained().unwrap().into_iter().collect::<Vec<_>>(), vec![user]);
+        assert!(s.release_seller(user, 100, 5_000).is_err(), "worker A still holds the lanes");
+        s.release_user("A", user).unwrap();
+        assert_eq!(s.release_seller(user, 100, 5_000).unwrap(), 2);
+        assert_eq!(s.proxies().unwrap()[0].rest_until_ms, 5_000);
+        assert_eq!(s.leases().unwrap()[0].7.as_deref(), Some("released"));
+        s.set_drained(user, false, 200).unwrap();
+        assert!(s.drained().unwrap().is_empty());
+
+        // Revive and retire reach every worker as commands, in order.
+        let start = s.last_command().unwrap();
+        assert!(!s.revive_proxy(ProxyId(1), 9_000, 300).unwrap(), "not dead");
+        assert!(s.retire_proxy(ProxyId(1), 300).unwrap());
+        assert!(!s.retire_proxy(ProxyId(1), 301).unwrap(), "already retired");
+        s.mark_dead(ProxyId(1), "3 failures in its last 10 requests").unwrap();
+        assert_eq!(s.proxies().unwrap()[1].dead_reason.as_deref(), Some("retired by the operator"));
+        assert!(s.revive_proxy(ProxyId(1), 9_000, 400).unwrap());
+        let p1 = s.proxies().unwrap()[1].clone();
+        assert!(!p1.dead && p1.rest_until_ms == 9_000 && p1.dead_reason.is_none());
+        let commands: Vec<Command> = s.commands_after(start).unwrap().into_iter().map(|c| c.1).collect();
+        assert_eq!(commands, vec![Command::Retire(ProxyId(1)), Command::Revive(ProxyId(1))]);
+        let last = s.last_command().unwrap();
+        assert!(s.commands_after(last).unwrap().is_empty());
+    });
 }

@@ -209,3 +209,37 @@ fn account_cooldowns_survive_a_restart() {
     );
     send(&mut fresh, &update, until);
 }
+
+#[test]
+fn a_retired_proxy_dies_in_its_lane_and_a_free_one_leaves_the_pool() {
+    let mut e = Engine::new(quiet()).unwrap();
+    for i in 0..3 {
+        e.add_proxy(spec(i)).unwrap();
+    }
+    e.allocate_exact(UserId(1), by_module(&[0])).unwrap();
+    let t = send(&mut e, &demper(1), at(10));
+    common::drain(&mut e);
+    e.retire(ProxyId(0), at(20)).unwrap();
+    assert_eq!(e.proxy(ProxyId(0)).unwrap().state, ProxyState::Dead);
+    let events = common::drain(&mut e);
+    assert!(
+        events.iter().any(|ev| matches!(ev, rotor_engine::Event::ProxyDead { proxy: ProxyId(0), .. })),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|ev| matches!(ev, rotor_engine::Event::LaneNeedsReplacements { .. })),
+        "the lane asks for a replacement: {events:?}"
+    );
+    // The request in flight still completes.
+    e.complete(t, rotor_engine::Outcome::Ok, at(30));
+    assert_eq!(e.proxy(ProxyId(0)).unwrap().in_flight, 0);
+    // A free proxy retired is never allocated; retiring again changes nothing.
+    e.retire(ProxyId(1), at(40)).unwrap();
+    e.retire(ProxyId(1), at(41)).unwrap();
+    assert_eq!(e.available(), 1);
+    assert_eq!(e.allocate_exact(UserId(2), by_module(&[1])), Err(AllocError::NotFree(ProxyId(1))));
+    assert!(e.retire(ProxyId(9), at(50)).is_err());
+    // Revived, it rests first and then may serve again.
+    e.revive(ProxyId(1)).unwrap();
+    assert_ne!(e.proxy(ProxyId(1)).unwrap().state, ProxyState::Dead);
+}

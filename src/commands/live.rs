@@ -50,3 +50,10 @@ pub(crate) fn probe(path: &Path, include_resting: bool) -> Result<u8, CliError> 
     print!("{table}");
     Ok(if share < 80.0 { exit::FAILED_CHECK } else { exit::OK })
 }
+
+pub(crate) fn ctl(path: &Path, action: &live::ctl::Action) -> Result<u8, CliError> {
+    let config = live::config::load(path).map_err(CliError::bad_input)?;
+    let out = live::ctl::run(&config, action).map_err(|e| exit_for(&e))?;
+    print!("{out}");
+    Ok(exit::OK)
+}

@@ -95,9 +95,13 @@ impl Claims {
     ) {
         let now = clock::now();
         let live = driver.heartbeat(&self.worker, (now + self.ttl).as_millis()).unwrap_or(1);
+        let drained = driver.drained();
         let active = sellers
             .iter()
-            .filter(|s| s.config.subscribed_until_ms.is_none_or(|t| t > now.as_millis()))
+            .filter(|s| {
+                s.config.subscribed_until_ms.is_none_or(|t| t > now.as_millis())
+                    && !drained.contains(&s.config.id)
+            })
             .count() as u32;
         let share = if self.steal { active } else { active.div_ceil(live) };
         for s in sellers.iter_mut() {
@@ -105,11 +109,23 @@ impl Claims {
             let owned = driver.held_users().contains(&user);
             if s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis()) {
                 if s.phase != Phase::Freed {
-                    self.expire(driver, s, owned, config.engine.policy.longest_rest());
+                    // A request still in flight may end a request timeout from now; its rest
+                    // runs from then.
+                    let rest = config.engine.policy.longest_rest() + config.timeout;
+                    self.expire(driver, s, owned, rest);
                 }
             } else if owned {
                 self.renew(driver, s);
             }
+        }
+        // A seller an operator drained is handed back like one over this worker's share.
+        for s in sellers.iter_mut().filter(|s| s.phase == Phase::Serving && drained.contains(&s.config.id)) {
+            Self::lose(
+                driver,
+                s,
+                "drained by the operator; finishing its requests, then handing its lanes back",
+            );
+            s.phase = Phase::HandingOver;
         }
         let mut owned =
             sellers.iter().filter(|s| matches!(s.phase, Phase::Serving | Phase::HandingOver)).count() as u32;
@@ -117,11 +133,7 @@ impl Claims {
             && !sellers.iter().any(|s| s.phase == Phase::HandingOver)
             && let Some(s) = sellers.iter_mut().rev().find(|s| s.phase == Phase::Serving)
         {
-            log::line(
-                Level::Info,
-                &format!("user {}: handing over ({live} workers, share {share})", s.config.id),
-            );
-            Self::lose(driver, s);
+            Self::lose(driver, s, &format!("handing over ({live} workers, share {share})"));
             s.phase = Phase::HandingOver;
         }
         for s in sellers.iter_mut() {
@@ -131,6 +143,7 @@ impl Claims {
             let expired = s.config.subscribed_until_ms.is_some_and(|t| t <= now.as_millis());
             if matches!(s.phase, Phase::Serving | Phase::HandingOver)
                 || expired
+                || drained.contains(&s.config.id)
                 || driver.held_users().contains(&s.config.id)
             {
                 continue;
@@ -161,7 +174,7 @@ impl Claims {
             Ok(true) if s.phase == Phase::HandingOver => driver.keep(user, fences),
             Ok(true) => driver.own(user, fences, self.deadline(asked_at)),
             _ => {
-                Self::lose(driver, s);
+                Self::lose(driver, s, "lane lease lost; this worker stops serving it");
                 driver.forget(user);
                 s.phase = Phase::Idle;
             }
@@ -258,14 +271,14 @@ impl Claims {
         }
     }
 
-    /// The lease was lost: stop sending for the seller and forget its lanes here.
-    fn lose(driver: &Driver, s: &mut Seller) {
+    /// Stops sending for the seller and takes its lanes out of the engine here, saying `why`.
+    fn lose(driver: &Driver, s: &mut Seller, why: &str) {
         let user = s.config.id;
         Tenure::end_all(&s.tenure);
         driver.stop_sending(user);
         driver.unserve(user);
         s.phase = Phase::Idle;
-        log::line(Level::Warn, &format!("user {user}: lane lease lost; this worker stops serving it"));
+        log::line(Level::Warn, &format!("user {user}: {why}"));
     }
 
     /// The subscription ended: free the seller's proxies (if this worker may), once.
@@ -285,7 +298,7 @@ impl Claims {
         Tenure::end_all(&s.tenure);
         driver.forget(user);
         driver.unserve(user);
-        match driver.free_user(user) {
+        match driver.free_user(user, Instant::from_millis(now) + rest) {
             Ok(()) => {
                 log::line(Level::Info, &format!("user {user}: subscription ended; its proxies are freed"));
             }
@@ -318,6 +331,7 @@ fn start_workers(
         // One pass (`--once`, a check by hand) goes at once: spreading is the service's rhythm.
         spread: config.demper_spread && !options.once,
         passes: once,
+        max_drop_percent: config.demper_max_drop_percent,
         tenure: tenure.clone(),
     });
     if !s.skus.is_empty() {

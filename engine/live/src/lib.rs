@@ -43,6 +43,7 @@
 mod claims;
 pub mod clock;
 pub mod config;
+pub mod ctl;
 pub mod driver;
 pub mod error;
 pub mod kaspi;

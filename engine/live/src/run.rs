@@ -192,6 +192,7 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
             if options.dry_run { ", DRY RUN: no price is pushed" } else { "" }
         ),
     );
+    driver.commands_seen()?;
     let mut services = JoinSet::new();
     services.spawn(status::serve(listener, Arc::clone(&driver), stop_rx.clone()));
     if let Some(p6) = config.proxy6.clone().filter(|p| p.min_pool > 0) {
@@ -211,6 +212,7 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let mut pruned_at: Option<std::time::Instant> = None;
     loop {
         refresh_pool(&driver, &config, timeouts);
+        driver.apply_commands();
         if pruned_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3_600)) {
             pruned_at = Some(std::time::Instant::now());
             prune(&driver, &config);

@@ -295,4 +295,25 @@ impl Engine {
         }
         Ok(())
     }
+
+    /// Takes a proxy out of service for good (an operator retired it): it is dead from now on,
+    /// and a lane holding it replaces it as it would any dead proxy. Requests in flight on it
+    /// still complete. Retiring a dead proxy does nothing.
+    pub fn retire(&mut self, id: ProxyId, now: crate::time::Instant) -> Result<(), ReviveError> {
+        let entry = self.pool.entries.get(id.0 as usize).ok_or(ReviveError::UnknownProxy(id))?;
+        if entry.state == ProxyState::Dead {
+            return Ok(());
+        }
+        if entry.holder.is_some() {
+            self.mark_dead(id, now);
+        } else {
+            self.pool.withdraw(id);
+            let entry = self.pool.entry(id);
+            entry.state = ProxyState::Dead;
+            entry.epoch = entry.epoch.wrapping_add(1);
+            self.pool.release(id);
+            self.note_pool_level();
+        }
+        Ok(())
+    }
 }

@@ -38,6 +38,9 @@ pub const DEMPER_INTERVAL: Duration = Duration::from_mins(3);
 pub const DEMPER_STEP: f64 = 1.0;
 /// Concurrent SKUs per demper lane.
 pub const DEMPER_CONCURRENCY: u32 = 4;
+/// The largest price drop one pass may push without an operator's confirmation, in percent of
+/// the current price.
+pub const DEMPER_MAX_DROP_PERCENT: u32 = 30;
 /// Orders polling interval.
 pub const ORDERS_INTERVAL: Duration = Duration::from_mins(10);
 /// The orders window, and its longest: Kaspi refuses windows over 14 days.

@@ -139,6 +139,9 @@ pub struct LiveConfig {
     /// Each SKU's check at its slot in the interval, passes one interval apart (see
     /// `workers::demper::Demper::spread`). Defaults to true.
     pub demper_spread: bool,
+    /// A drop of more than this percent of the current price in one pass waits for `rotor ctl
+    /// confirm` (100: never). Defaults to 30.
+    pub demper_max_drop_percent: u32,
     /// Orders polling interval. Defaults to 10 minutes.
     pub orders_interval: Duration,
     /// The orders window (at most 14 days). Defaults to 14 days.
@@ -221,6 +224,10 @@ mod tests {
         assert_eq!(c.store_key, SecretSource::Env("ROTOR_STORE_KEY".into()));
         assert_eq!(c.decisions_retention, Duration::from_mins(30 * 24 * 60));
         assert!(c.demper_spread);
+        assert_eq!(c.demper_max_drop_percent, 30);
+        assert_eq!(cfg("[demper]\nmax_drop_percent = 100\n").unwrap().demper_max_drop_percent, 100);
+        let e = cfg("[demper]\nmax_drop_percent = 0\n").unwrap_err();
+        assert!(e.message.contains("valid: 1 to 100"), "{e}");
         let c = cfg("[store]\ndecisions_retention = \"7d\"\n").unwrap();
         assert_eq!(c.decisions_retention, Duration::from_mins(7 * 24 * 60));
         let e = cfg("[store]\ndecisions_retention = \"10m\"\n").unwrap_err();

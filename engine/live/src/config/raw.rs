@@ -160,6 +160,7 @@ pub(super) struct RawDemper {
     pub(super) step: Option<f64>,
     pub(super) concurrency: Option<NonZeroU32>,
     pub(super) spread: Option<bool>,
+    pub(super) max_drop_percent: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -119,6 +119,13 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
     if !(demper_step.is_finite() && demper_step >= 0.0) {
         return Err(cx.whole(format!("[demper] step is {demper_step}; valid: 0 or more tenge")));
     }
+    let demper_max_drop_percent = raw.demper.max_drop_percent.unwrap_or(default::DEMPER_MAX_DROP_PERCENT);
+    if !(1..=100).contains(&demper_max_drop_percent) {
+        return Err(cx.whole(format!(
+            "[demper] max_drop_percent is {demper_max_drop_percent}; valid: 1 to 100 (100 pushes any drop \
+             without confirmation)"
+        )));
+    }
     Ok(LiveConfig {
         store_url,
         decisions_retention,
@@ -140,6 +147,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
             .concurrency
             .map_or(default::DEMPER_CONCURRENCY, std::num::NonZeroU32::get),
         demper_spread: raw.demper.spread.unwrap_or(true),
+        demper_max_drop_percent,
         orders_interval: raw.orders.interval.map_or(default::ORDERS_INTERVAL, |s| s.0),
         orders_lookback,
         catalog_interval: raw.catalog.interval.map(|s| s.0),

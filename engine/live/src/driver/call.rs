@@ -42,6 +42,7 @@ impl Driver {
             self.absorb_events();
             match decision {
                 Decision::Send(ticket) => {
+                    lock(&self.waits).end(spec.lane());
                     let (result, completion) =
                         self.send(ticket, lease_requests, spec.module, &build, (now, decided)).await?;
                     last_status = result.as_ref().ok().map(|r| r.status);
@@ -63,6 +64,7 @@ impl Driver {
                 }
                 Decision::Wait { until, reason } => {
                     self.metrics.wait(reason);
+                    self.tell_wait(spec.lane(), reason, Some(until), now);
                     let mut stop = self.stop.clone();
                     tokio::select! {
                         () = clock::sleep_until(until) => {}
@@ -73,6 +75,7 @@ impl Driver {
                 }
                 Decision::Park { reason, .. } => {
                     self.metrics.wait(reason);
+                    self.tell_wait(spec.lane(), reason, None, now);
                     let mut stop = self.stop.clone();
                     tokio::select! {
                         () = &mut notified => {}
@@ -87,6 +90,20 @@ impl Driver {
                     return Err(CallError::Failed(reason, last_status));
                 }
             }
+        }
+    }
+
+    /// Logs a wait once (`waits`).
+    fn tell_wait(
+        &self,
+        lane: rotor_engine::LaneKey,
+        reason: rotor_engine::WaitReason,
+        until: Option<rotor_engine::Instant>,
+        now: rotor_engine::Instant,
+    ) {
+        let told = lock(&self.waits).begin(lane, reason, until, now);
+        if let Some(message) = told {
+            crate::log::line(crate::log::Level::Info, &message);
         }
     }
 

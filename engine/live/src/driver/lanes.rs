@@ -138,9 +138,10 @@ impl Driver {
         lock(&self.store).allocate(user, split, clock::now().as_millis())
     }
 
-    /// Frees `user`'s proxies in the store and records that its subscription ended.
-    pub fn free_user(&self, user: UserId) -> Result<(), StoreError> {
-        lock(&self.store).free_user(user, clock::now().as_millis())
+    /// Frees `user`'s proxies in the store and records that its subscription ended; a lease
+    /// still open is spent, its proxy resting until at least `rest_until`.
+    pub fn free_user(&self, user: UserId, rest_until: rotor_engine::Instant) -> Result<(), StoreError> {
+        lock(&self.store).free_user(user, clock::now().as_millis(), rest_until.as_millis())
     }
 
     /// Whether the engine holds `proxy` dead.
@@ -181,6 +182,51 @@ impl Driver {
                 crate::log::Level::Error,
                 &format!("cannot record the allocation of user {user}: {e}"),
             );
+        }
+    }
+
+    /// The sellers an operator drained (`rotor ctl drain`); empty if the store cannot say.
+    pub fn drained(&self) -> std::collections::BTreeSet<UserId> {
+        lock(&self.store).drained().unwrap_or_default()
+    }
+
+    /// Starts applying operator commands after the newest one in the store: the state this
+    /// engine was built from already holds their effect.
+    pub fn commands_seen(&self) -> Result<(), StoreError> {
+        let last = lock(&self.store).last_command()?;
+        self.last_command.store(last, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Applies operator commands issued since the last call to this engine, in order. Locks:
+    /// `store` (released), then `engine`, then the event effects'.
+    pub fn apply_commands(&self) {
+        let after = self.last_command.load(std::sync::atomic::Ordering::Relaxed);
+        let commands = match lock(&self.store).commands_after(after) {
+            Ok(c) => c,
+            Err(e) => {
+                return crate::log::line(
+                    crate::log::Level::Error,
+                    &format!("cannot read operator commands: {e}"),
+                );
+            }
+        };
+        for (id, command) in commands {
+            let now = clock::now();
+            let line = match command {
+                crate::store::Command::Revive(p) => match self.on_engine(|e| e.revive(p)) {
+                    Ok(()) => Some(format!("operator: {p} revived; it rests, then carries again")),
+                    Err(_) => None,
+                },
+                crate::store::Command::Retire(p) => match self.on_engine(|e| e.retire(p, now)) {
+                    Ok(()) => Some(format!("operator: {p} retired")),
+                    Err(_) => None,
+                },
+            };
+            if let Some(line) = line {
+                crate::log::line(crate::log::Level::Warn, &line);
+            }
+            self.last_command.store(id, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -14,10 +14,10 @@
 //!
 //! # Lock order
 //!
-//! A [`Driver`] holds seven locks. A task that holds more than one takes them in this order,
+//! A [`Driver`] holds eight locks. A task that holds more than one takes them in this order,
 //! and never holds one across an `.await`:
 //!
-//! `absorbing` → `owned` → `engine` → `clients` → `books` → `store` → `in_flight`
+//! `absorbing` → `owned` → `engine` → `clients` → `books` → `store` → `in_flight` → `waits`
 //!
 //! So the fence of a lane is read (`owned`) before the lease books are locked, and the books
 //! before the store is written (a charge reserves sends under both). Every method that takes
@@ -28,6 +28,7 @@ mod call;
 mod effects;
 mod lanes;
 mod pool;
+mod waits;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,7 +111,11 @@ pub struct Driver {
     books: Books,
     store: Mutex<Store>,
     in_flight: Mutex<HashMap<u64, InFlight>>,
+    /// The waits the log has told, per lane (`waits.rs`).
+    waits: Mutex<waits::WaitLog>,
     next_call: AtomicU64,
+    /// The newest operator command applied to this engine (`rotor ctl revive|retire`).
+    last_command: AtomicU64,
     /// The counters `/metrics` shows.
     pub metrics: Metrics,
     completions: Notify,
@@ -152,7 +157,9 @@ impl Driver {
             books: Books::new(books, reserve_block, budget),
             store: Mutex::new(store),
             in_flight: Mutex::new(HashMap::new()),
+            waits: Mutex::new(waits::WaitLog::default()),
             next_call: AtomicU64::new(0),
+            last_command: AtomicU64::new(0),
             metrics: Metrics::default(),
             completions: Notify::new(),
             pool_low: Notify::new(),

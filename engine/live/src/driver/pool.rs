@@ -71,6 +71,16 @@ impl Records<'_> {
         self.store().listing(user, sku)
     }
 
+    /// The gate before a drop larger than the configured share (see [`crate::store::DropGate`]).
+    pub fn drop_gate(
+        &self,
+        user: UserId,
+        sku: &str,
+        from_to: (f64, f64),
+    ) -> Result<crate::store::DropGate, StoreError> {
+        self.store().drop_confirmed(user, sku, from_to, clock::now().as_millis())
+    }
+
     /// Deletes decisions older than `before_ms`; current prices stay.
     pub fn prune_decisions(&self, before_ms: u64) -> Result<u64, StoreError> {
         self.store().prune_decisions(before_ms)

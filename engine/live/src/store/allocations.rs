@@ -71,12 +71,14 @@ impl Store {
         .or_else(|e| if matches!(e, Abort::Short) { Ok(None) } else { Err(e.during("replace dead proxies")) })
     }
 
-    /// Live, unexpired proxies no seller holds.
+    /// Live, unexpired proxies no seller holds and no lease keeps open: what an allocation
+    /// could take.
     pub fn free_count(&mut self, now_ms: u64) -> Result<u32, StoreError> {
         let rows = self
             .conn
             .query(
-                "SELECT COUNT(*) FROM proxies p WHERE p.dead = 0 AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
+                "SELECT COUNT(*) FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id
+                 WHERE p.dead = 0 AND s.lease_open = 0 AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
                  AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.proxy_id = p.id)",
                 &[now_ms.into()],
             )
@@ -135,10 +137,13 @@ impl Store {
             .collect()
     }
 
-    /// Frees `user`'s proxies and records that its subscription ended.
-    pub fn free_user(&mut self, user: UserId, now_ms: u64) -> Result<(), StoreError> {
+    /// Frees `user`'s proxies and records that its subscription ended. A lease still open on
+    /// one of them (a request may be in flight) is spent in the same transaction: the proxy
+    /// rests until at least `rest_until_ms`, so no allocation can take it as fresh while that
+    /// request is on the wire (the owner's later completion only lengthens the rest).
+    pub fn free_user(&mut self, user: UserId, now_ms: u64, rest_until_ms: u64) -> Result<(), StoreError> {
         self.tx(|c| {
-            c.exec("DELETE FROM allocations WHERE user_id = $1", &[user.0.into()])?;
+            unallocate(c, user, now_ms, rest_until_ms, "freed")?;
             c.exec(
                 "INSERT INTO subscriptions (user_id, freed_ms) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET freed_ms = excluded.freed_ms",
                 &[user.0.into(), now_ms.into()],
@@ -158,7 +163,34 @@ impl Store {
     }
 }
 
-/// Picks `n` free, live, unexpired proxies, the readiest first (shortest rest), locking them on
+/// Takes every proxy from `user`, in transaction `c`. A lease still open on one of them is
+/// closed as `closed_by` and its proxy rests until at least `rest_until_ms`.
+pub(super) fn unallocate(
+    c: &mut dyn Conn,
+    user: UserId,
+    now_ms: u64,
+    rest_until_ms: u64,
+    closed_by: &str,
+) -> Result<(), Abort> {
+    c.exec(
+        "UPDATE leases SET finished_ms = $1, closed_by = $2 WHERE finished_ms IS NULL
+         AND proxy_id IN (SELECT proxy_id FROM allocations WHERE user_id = $3)
+         AND EXISTS (SELECT 1 FROM proxy_state s WHERE s.proxy_id = leases.proxy_id
+         AND s.lease_no = leases.lease_no AND s.lease_open = 1)",
+        &[now_ms.into(), closed_by.into(), user.0.into()],
+    )?;
+    c.exec(
+        "UPDATE proxy_state SET lease_open = 0,
+         rest_until_ms = CASE WHEN rest_until_ms > $1 THEN rest_until_ms ELSE $1 END
+         WHERE lease_open = 1 AND proxy_id IN (SELECT proxy_id FROM allocations WHERE user_id = $2)",
+        &[rest_until_ms.into(), user.0.into()],
+    )?;
+    c.exec("DELETE FROM allocations WHERE user_id = $1", &[user.0.into()])?;
+    Ok(())
+}
+
+/// Picks `n` free, live, unexpired proxies whose last lease is closed, the readiest first
+/// (shortest rest), locking them on
 /// PostgreSQL with `FOR UPDATE SKIP LOCKED` so that a concurrent transaction takes others.
 /// [`Abort::Short`] when fewer are free.
 fn pick_free(c: &mut dyn Conn, n: u64, now_ms: u64) -> Result<Vec<ProxyId>, Abort> {
@@ -166,7 +198,8 @@ fn pick_free(c: &mut dyn Conn, n: u64, now_ms: u64) -> Result<Vec<ProxyId>, Abor
     let rows = c.query(
         &format!(
             "SELECT p.id FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id
-             WHERE p.dead = 0 AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
+             WHERE p.dead = 0 AND s.lease_open = 0
+             AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
              AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.proxy_id = p.id)
              ORDER BY s.rest_until_ms, p.id LIMIT $2{lock}"
         ),

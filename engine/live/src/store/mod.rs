@@ -10,6 +10,7 @@
 mod allocations;
 mod error;
 mod lanes;
+mod operator;
 mod proxies;
 mod records;
 pub mod sql;
@@ -22,14 +23,16 @@ use rotor_engine::{Module, ProxyId, Secret, UserId};
 use super::secrets::Cipher;
 pub use error::StoreError;
 use error::{Abort, ctx};
+pub use operator::{Command, DropGate, HeldDrop};
 pub use records::Listing;
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_account_cooldowns.sql"),
     include_str!("schema/003_current_prices.sql"),
+    include_str!("schema/004_operator.sql"),
 ];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.
@@ -86,6 +89,8 @@ pub struct StoredProxy {
     pub rest_until_ms: u64,
     /// When a bought proxy expires.
     pub expires_ms: Option<u64>,
+    /// Why it is dead (the dead rule's count, or an operator's retirement).
+    pub dead_reason: Option<String>,
 }
 
 /// An order entry: (SKU, name, quantity, base price), each as Kaspi gave it, if it did.

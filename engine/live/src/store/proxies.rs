@@ -58,7 +58,7 @@ impl Store {
             .conn
             .query(
                 "SELECT p.id, p.url, p.username, p.password_enc, p.egress_ip, p.dead, s.lease_open, s.lease_no,
-                        s.rest_until_ms, p.expires_ms
+                        s.rest_until_ms, p.expires_ms, p.dead_reason
                  FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id WHERE p.id >= $1 ORDER BY p.id",
                 &[from.into()],
             )
@@ -89,6 +89,7 @@ impl Store {
                     lease_no: uint(r, 7) as u32,
                     rest_until_ms: uint(r, 8),
                     expires_ms: opt_uint(r, 9),
+                    dead_reason: text(r, 10),
                 })
             })
             .collect()
@@ -99,11 +100,13 @@ impl Store {
         self.proxies_from(0)
     }
 
-    /// Marks a proxy dead, with the reason.
+    /// Marks a proxy dead, with the reason; one already dead keeps its first reason (an
+    /// operator's retirement, say, is not renamed by the engine's echo of it).
     pub fn mark_dead(&mut self, id: ProxyId, reason: &str) -> Result<(), StoreError> {
         self.conn
             .exec(
-                "UPDATE proxies SET dead = 1, dead_reason = $1 WHERE id = $2",
+                "UPDATE proxies SET dead_reason = CASE WHEN dead = 1 AND dead_reason IS NOT NULL THEN dead_reason ELSE $1 END,
+                 dead = 1 WHERE id = $2",
                 &[reason.into(), id.0.into()],
             )
             .map(|_| ())

@@ -35,6 +35,13 @@ impl Store {
                     d.dry_run.into(),
                 ],
             )?;
+            // A push, or a price already where the demper wants it, ends any held drop.
+            if d.pushed || d.reason == "unchanged" {
+                c.exec(
+                    "DELETE FROM held_drops WHERE user_id = $1 AND sku = $2",
+                    &[d.user.0.into(), d.sku.as_str().into()],
+                )?;
+            }
             if let (true, Some(price)) = (d.pushed, d.new_price) {
                 c.exec(
                     "INSERT INTO current_prices (user_id, sku, price, at_ms) VALUES ($1, $2, $3, $4)

@@ -64,9 +64,10 @@ pub fn load_skus(path: &Path) -> Result<Vec<Sku>, SkuError> {
         let field = |k: usize| row.get(k).unwrap_or("").to_owned();
         let number = |k: usize| -> Result<f64, SkuError> {
             let text = field(k);
-            text.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
+            // A floor of 0 would let one bad competitor offer give the product away.
+            text.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 1.0).ok_or_else(|| {
                 SkuError(format!(
-                    "{}:{line}: {} is `{text}`; valid: a price in tenge, 0 or more",
+                    "{}:{line}: {} is `{text}`; valid: a price in tenge, 1 or more",
                     path.display(),
                     expected[k]
                 ))
@@ -169,6 +170,9 @@ pub struct Demper {
     pub spread: bool,
     /// Stop after this many passes (`None`: until shutdown).
     pub passes: Option<u32>,
+    /// A drop of more than this percent of the current price waits for `rotor ctl confirm`
+    /// (100: never).
+    pub max_drop_percent: u32,
     /// The stint of serving this seller the worker belongs to.
     pub tenure: super::Tenure,
 }
@@ -282,7 +286,17 @@ impl Demper {
         let mut pushed = false;
         let mut reason = r.reason.to_owned();
         let mut next = Next::Continue;
-        if let (true, false, Some(price)) = (r.push, self.dry_run, r.price) {
+        let large = r.price.zip(current).is_some_and(|(p, c)| self.large_drop(c, p));
+        if large && self.dry_run {
+            reason = format!("{reason}; a drop over {}% would wait for confirmation", self.max_drop_percent);
+        }
+        let held = match (r.push && large && !self.dry_run, r.price, current) {
+            (true, Some(price), Some(from)) => self.held(sku, from, price),
+            _ => None,
+        };
+        if let Some(why) = held {
+            reason = format!("held_drop ({reason}): {why}");
+        } else if let (true, false, Some(price)) = (r.push, self.dry_run, r.price) {
             // The cabinet's own model name when the catalogue has it; the SKU file's otherwise.
             let model = listing.model.as_deref().unwrap_or(&sku.model);
             match kaspi::push_price(&self.driver, &self.urls, &self.account, &sku.sku, model, price).await {
@@ -317,6 +331,37 @@ impl Demper {
             dry_run: self.dry_run,
         });
         next
+    }
+
+    /// Whether going from `current` to `price` drops more than the share one pass may drop.
+    fn large_drop(&self, current: f64, price: f64) -> bool {
+        self.max_drop_percent < 100 && price < current * (1.0 - f64::from(self.max_drop_percent) / 100.0)
+    }
+
+    /// Why a large drop of `sku` from `from` to `to` is not pushed now, or `None` if an
+    /// operator confirmed it. A new hold is logged once as a warning; a store that cannot say
+    /// holds the drop too (nothing large is pushed unconfirmed).
+    fn held(&self, sku: &Sku, from: f64, to: f64) -> Option<String> {
+        let user = self.account.user;
+        let confirm = format!("confirm with `rotor ctl confirm {} {}`", user.0, sku.sku);
+        match self.driver.records().drop_gate(user, &sku.sku, (from, to)) {
+            Ok(crate::store::DropGate::Confirmed) => None,
+            Ok(crate::store::DropGate::Held) => {
+                log::line(
+                    Level::Warn,
+                    &format!(
+                        "user {user}/demper: {} would drop {from:.0} -> {to:.0}, more than {}% in one pass; \
+                         held until an operator confirms ({confirm})",
+                        sku.sku, self.max_drop_percent
+                    ),
+                );
+                Some(format!("more than {}% below {from:.0}; {confirm}", self.max_drop_percent))
+            }
+            Ok(crate::store::DropGate::StillHeld) => {
+                Some(format!("more than {}% below {from:.0}; {confirm}", self.max_drop_percent))
+            }
+            Err(e) => Some(format!("cannot read its confirmation: {e}")),
+        }
     }
 
     fn record(&self, decision: &PriceDecision) {
@@ -402,6 +447,9 @@ mod tests {
         );
         std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,x\n").unwrap_or_default();
         assert!(load_skus(&path).unwrap_err().to_string().contains(":2: ceiling is `x`"));
+        std::fs::write(&path, "sku,product_id,floor,ceiling\nA,100,10,20\nB,101,0,20\n").unwrap_or_default();
+        let err = load_skus(&path).unwrap_err().to_string();
+        assert!(err.ends_with(":3: floor is `0`; valid: a price in tenge, 1 or more"), "{err}");
         std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,20,Phone\nB,101,1,2\n")
             .unwrap_or_default();
         let skus = load_skus(&path).unwrap_or_default();

@@ -1,0 +1,220 @@
+//! `rotor ctl`: an operator's view and controls, acting through the store so that they reach
+//! one worker or several alike. Views read the store; controls write the decision there (a
+//! drained seller, a revived or retired proxy, a confirmed price drop), and each worker applies
+//! it at its next tick: a drained seller is handed back and claimed by none, a command reaches
+//! every worker's engine in order.
+
+use std::fmt::Write as _;
+
+use rotor_engine::{ProxyId, UserId};
+
+use crate::clock;
+use crate::config::LiveConfig;
+use crate::error::LiveError;
+use crate::log::utc;
+use crate::secrets::Cipher;
+use crate::store::Store;
+
+/// What `rotor ctl` is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Workers, sellers (owner, drained, freed, proxies), held drops, the pool's counts.
+    Status,
+    /// Every proxy: id, egress IP, lane, state, rest-until, leases, dead reason.
+    Proxies,
+    /// A dead proxy carries again after a rest.
+    Revive(u32),
+    /// A proxy leaves service for good.
+    Retire(u32),
+    /// No worker serves the seller until `Resume`; the one serving it hands it back.
+    Drain(u32),
+    /// Ends a drain.
+    Resume(u32),
+    /// Gives a drained seller's proxies back to the pool.
+    Release(u32),
+    /// Confirms a seller's held price drops (one SKU, or all).
+    Confirm(u32, Option<String>),
+}
+
+/// Opens the config's store without taking the state lock (a running worker holds it).
+fn open(config: &LiveConfig) -> Result<Store, LiveError> {
+    let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
+    let cipher = Cipher::from_key_text(&key)
+        .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;
+    Ok(Store::open(&config.store_url, &config.base_dir, cipher)?)
+}
+
+/// Does `action` on the store `config` names; returns what to print.
+pub fn run(config: &LiveConfig, action: &Action) -> Result<String, LiveError> {
+    let mut store = open(config)?;
+    let now = clock::now().as_millis();
+    let rest = config.engine.policy.longest_rest() + config.timeout;
+    match action {
+        Action::Status => status(config, &mut store, now),
+        Action::Proxies => proxies(&mut store, now),
+        Action::Revive(id) => {
+            known_proxy(&mut store, *id)?;
+            if store.revive_proxy(ProxyId(*id), now + rest.as_millis(), now)? {
+                Ok(format!(
+                    "proxy {id} revived: it rests a full rest after its last request, then carries again\n"
+                ))
+            } else {
+                Err(LiveError::Config(format!("proxy {id} is not dead; nothing to revive")))
+            }
+        }
+        Action::Retire(id) => {
+            known_proxy(&mut store, *id)?;
+            if store.retire_proxy(ProxyId(*id), now)? {
+                Ok(format!("proxy {id} retired: its lane finishes what it has in flight and replaces it\n"))
+            } else {
+                Err(LiveError::Config(format!("proxy {id} is already dead or retired")))
+            }
+        }
+        Action::Drain(user) => {
+            known_user(config, *user)?;
+            store.set_drained(UserId(*user), true, now)?;
+            Ok(format!(
+                "user {user} drained: the worker serving it stops sending, lets its requests end and \
+                 hands its lanes back; no worker claims it until `rotor ctl resume {user}`\n"
+            ))
+        }
+        Action::Resume(user) => {
+            known_user(config, *user)?;
+            store.set_drained(UserId(*user), false, now)?;
+            Ok(format!("user {user} resumed: a worker claims it at its next tick\n"))
+        }
+        Action::Release(user) => {
+            known_user(config, *user)?;
+            let n =
+                store.release_seller(UserId(*user), now, now + rest.as_millis()).map_err(|e| match e {
+                    crate::store::StoreError::Conflict { message, .. } => LiveError::Config(message),
+                    other => LiveError::Store(other),
+                })?;
+            Ok(format!(
+                "user {user}: {n} proxies back in the pool (a lease left open rests until {}); it gets a \
+                 new allocation when resumed\n",
+                utc(now + rest.as_millis())
+            ))
+        }
+        Action::Confirm(user, sku) => {
+            known_user(config, *user)?;
+            let n = store.confirm_drops(UserId(*user), sku.as_deref(), now)?;
+            if n == 0 {
+                return Err(LiveError::Config(format!(
+                    "user {user}: no held price drop{}; `rotor ctl status` lists them",
+                    sku.as_ref().map(|s| format!(" for SKU {s}")).unwrap_or_default()
+                )));
+            }
+            Ok(format!("user {user}: {n} held drops confirmed; the next pass pushes them\n"))
+        }
+    }
+}
+
+fn known_proxy(store: &mut Store, id: u32) -> Result<(), LiveError> {
+    let n = store.proxies()?.len() as u32;
+    if id >= n {
+        return Err(LiveError::Config(format!(
+            "no proxy {id}; valid: 0 to {} (`rotor ctl proxies` lists them)",
+            n.saturating_sub(1)
+        )));
+    }
+    Ok(())
+}
+
+fn known_user(config: &LiveConfig, user: u32) -> Result<(), LiveError> {
+    if config.users.iter().any(|u| u.id.0 == user) {
+        return Ok(());
+    }
+    let ids: Vec<String> = config.users.iter().map(|u| u.id.0.to_string()).collect();
+    Err(LiveError::Config(format!("no user {user} in the config; valid: {}", ids.join(", "))))
+}
+
+fn status(config: &LiveConfig, store: &mut Store, now: u64) -> Result<String, LiveError> {
+    let mut out = String::new();
+    let workers = store.workers()?;
+    let alive: Vec<&(String, u64)> = workers.iter().filter(|w| w.1 > now).collect();
+    let _ = writeln!(out, "workers alive: {}", alive.len());
+    for (id, until) in &alive {
+        let _ = writeln!(out, "  {id} (heartbeat until {})", utc(*until));
+    }
+    let owners = store.lane_owners()?;
+    let drained = store.drained()?;
+    let allocations = store.allocations()?;
+    let _ = writeln!(out, "\nsellers:\n  {:<6} {:<24} {:<10} {:>8}", "user", "served by", "state", "proxies");
+    for u in &config.users {
+        let owner = owners
+            .iter()
+            .find(|o| o.0 == u.id && !o.1.is_empty() && o.2 >= now)
+            .map_or_else(|| "-".to_owned(), |o| o.1.clone());
+        let state = if store.user_freed(u.id)? {
+            "freed"
+        } else if drained.contains(&u.id) {
+            "drained"
+        } else {
+            "active"
+        };
+        let n = allocations.iter().filter(|a| a.1 == u.id).count();
+        let _ = writeln!(out, "  {:<6} {owner:<24} {state:<10} {n:>8}", u.id.0);
+    }
+    let held = store.held_drops()?;
+    let _ = writeln!(out, "\nheld price drops: {}", held.len());
+    for h in &held {
+        let _ = writeln!(
+            out,
+            "  user {} {}: {:.0} -> {:.0} since {}{}",
+            h.user.0,
+            h.sku,
+            h.from_price,
+            h.to_price,
+            utc(h.since_ms),
+            h.confirmed_ms.map(|c| format!(", confirmed {}", utc(c))).unwrap_or_default()
+        );
+    }
+    let proxies = store.proxies()?;
+    let dead = proxies.iter().filter(|p| p.dead).count();
+    let resting = proxies.iter().filter(|p| !p.dead && p.rest_until_ms > now).count();
+    let _ = writeln!(
+        out,
+        "\nproxies: {} ({} allocated, {resting} resting, {dead} dead)",
+        proxies.len(),
+        allocations.len()
+    );
+    Ok(out)
+}
+
+fn proxies(store: &mut Store, now: u64) -> Result<String, LiveError> {
+    let allocations = store.allocations()?;
+    let leases = store.lease_counts()?;
+    let mut out = format!(
+        "{:<5} {:<16} {:<16} {:<9} {:<25} {:>6}  {}\n",
+        "id", "egress", "lane", "state", "rest until", "leases", "dead reason"
+    );
+    for p in store.proxies()? {
+        let lane = allocations
+            .iter()
+            .find(|a| a.0 == p.id)
+            .map_or_else(|| "-".to_owned(), |a| format!("{}/{}", a.1, a.2));
+        let expired = p.expires_ms.is_some_and(|e| e > 0 && e <= now);
+        let state = if p.dead {
+            "dead"
+        } else if expired {
+            "expired"
+        } else if p.lease_open {
+            "leased"
+        } else if p.rest_until_ms > now {
+            "resting"
+        } else {
+            "ready"
+        };
+        let rest = if p.rest_until_ms > now { utc(p.rest_until_ms) } else { "-".to_owned() };
+        let _ = writeln!(
+            out,
+            "{:<5} {:<16} {lane:<16} {state:<9} {rest:<25} {:>6}  {}",
+            p.id.0,
+            p.egress_ip.to_string(),
+            leases.get(&p.id).copied().unwrap_or(0),
+            p.dead_reason.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(out)
+}
