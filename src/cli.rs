@@ -85,7 +85,8 @@ pub(crate) enum Command {
     /// after kill -9) keeps every budget and rest. SIGINT or SIGTERM stop it cleanly.
     /// Try it with --dry-run first: prices are decided and stored, and none is pushed.
     ///
-    /// Exit codes: 0 after a clean stop, 2 for a bad config, secret or SKU file, 1 otherwise.
+    /// Exit codes: 0 after a clean stop, 2 for a bad config, secret or SKU file, 3 when a
+    /// --once run got no call through (every one failed), 1 otherwise.
     ///
     /// Examples:
     ///   rotor live --config live.toml --dry-run --once

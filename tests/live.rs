@@ -110,9 +110,14 @@ impl Lab {
     }
 
     fn spawn(&self, args: &[&str], log: &str) -> Child {
+        self.spawn_with(args, log, TOKEN)
+    }
+
+    /// Spawns `rotor live` with `token` as the seller's API token.
+    fn spawn_with(&self, args: &[&str], log: &str, token: &str) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
         cmd.arg("live").arg("--config").arg(self.dir.join("live.toml")).args(args);
-        cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
+        cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", token).env("KASPI_SESSION", SESSION);
         for i in 0..self.proxies.len() {
             cmd.env(format!("PX{i}_PASSWORD"), password(i));
         }
@@ -763,4 +768,63 @@ async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
     assert!(mine.iter().all(|l| !l.starts_with(&format!("{victim} "))), "a retired proxy came back: {table}");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
+}
+
+/// The status port `rotor live` printed in `log`.
+fn status_url(lab: &Lab, log: &str, path: &str) -> String {
+    let text = lab.wait_for(log, "status on http://", 1);
+    let addr =
+        text.split("status on http://").nth(1).unwrap().split([',', ' ', '\n']).next().unwrap().to_owned();
+    format!("http://{addr}{path}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_503_with_the_reason_and_once_exits_3_when_nothing_got_through() {
+    let lab = Lab::start("health", 2, 3).await;
+    lab.configure(2, "demper = 50\norders = 50\ncatalog = 0", "", &lab.wide_skus(3), "interval = \"1s\"");
+    rotor_live::transport::init_tls();
+    let client = reqwest::Client::builder().timeout(StdDuration::from_secs(5)).build().unwrap();
+
+    // Healthy: 200, and /health/proxies lists every proxy with its row.
+    let mut child = lab.spawn(&["--dry-run"], "ok.log");
+    lab.wait_for("ok.log", "pass over 3 SKUs", 1);
+    let health = client.get(status_url(&lab, "ok.log", "/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let proxies: serde_json::Value =
+        client.get(status_url(&lab, "ok.log", "/health/proxies")).send().await.unwrap().json().await.unwrap();
+    let rows = proxies["proxies"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{proxies:#}");
+    for key in ["id", "egress_ip", "lane", "state", "rest_until", "lease_count", "dead_reason"] {
+        assert!(rows[0].get(key).is_some(), "no {key} in {}", rows[0]);
+    }
+    assert!(rows.iter().any(|r| r["lease_count"].as_u64().unwrap() > 0), "{proxies:#}");
+    let metrics =
+        client.get(status_url(&lab, "ok.log", "/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("rotor_calls_total{endpoint=\"offers\",result=\"ok\"}"), "{metrics}");
+    assert!(
+        metrics.contains("rotor_last_success_timestamp_seconds{user=\"1\",module=\"demper\"}"),
+        "{metrics}"
+    );
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+
+    // Refused credentials: one alert, and /health answers 503 naming the seller.
+    let mut child = lab.spawn_with(&["--dry-run"], "refused.log", "tok-wrong");
+    lab.wait_for("refused.log", "ALERT user u1: Kaspi refused", 1);
+    let health = client.get(status_url(&lab, "refused.log", "/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    let doc: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(doc["healthy"], false);
+    assert!(doc["problems"][0].as_str().unwrap().contains("user u1: Kaspi refused"), "{doc:#}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+
+    // --once with Kaspi unreachable: every call fails, and the exit code says so.
+    let text = std::fs::read_to_string(lab.dir.join("live.toml")).unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    std::fs::write(lab.dir.join("live.toml"), text.replace(&lab.kaspi.uri(), &format!("http://{closed}")))
+        .unwrap();
+    let (code, log) = lab.run(&["--once", "--dry-run"], StdDuration::from_secs(60), "down.log").await;
+    assert_eq!(code, 3, "{log}");
+    assert!(log.contains("every call failed"), "{log}");
 }

@@ -38,6 +38,11 @@ pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
         worker_id: args.worker_id.clone(),
     };
     match runtime()?.block_on(live::run::run(config, options)) {
+        // A check by hand (`--once`) that got nothing through must not look like success.
+        Ok(s) if args.once && s.calls > 0 && s.calls_ok == 0 => Err(CliError::failed_check(format!(
+            "every call failed ({} calls, none answered 2xx); the log says why",
+            s.calls
+        ))),
         Ok(_) => Ok(exit::OK),
         Err(e) => Err(exit_for(&e)),
     }

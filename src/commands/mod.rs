@@ -28,6 +28,10 @@ impl CliError {
         CliError { code: exit::INTERNAL, message: message.to_string() }
     }
 
+    pub(crate) fn failed_check(message: impl fmt::Display) -> Self {
+        CliError { code: exit::FAILED_CHECK, message: message.to_string() }
+    }
+
     pub(crate) fn exit_code(&self) -> u8 {
         self.code
     }

@@ -33,6 +33,10 @@ pub struct RunSummary {
     pub unfinished: u32,
     /// Rotations during the run.
     pub rotations: u64,
+    /// Calls that got a 2xx or 3xx answer, and all calls (a stop or a lost lane not counted).
+    pub calls_ok: u64,
+    /// All calls.
+    pub calls: u64,
 }
 
 /// Opens the store, records the configured proxies, and treats every lease the last run left
@@ -194,7 +198,12 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     );
     driver.commands_seen()?;
     let mut services = JoinSet::new();
-    services.spawn(status::serve(listener, Arc::clone(&driver), stop_rx.clone()));
+    services.spawn(status::serve(
+        listener,
+        Arc::clone(&driver),
+        status::HealthRules::of(&config),
+        stop_rx.clone(),
+    ));
     if let Some(p6) = config.proxy6.clone().filter(|p| p.min_pool > 0) {
         let key = p6.key.resolve().map_err(LiveError::secret("[proxy6] key"))?;
         let client = Proxy6Client::new(p6, key)?;
@@ -259,7 +268,8 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
             "stopped: {rotations} rotations; {unfinished} requests unfinished (recorded); state flushed"
         ),
     );
-    Ok(RunSummary { recovered_leases: recovered, unfinished, rotations })
+    let (calls_ok, calls) = driver.metrics.calls_ok_and_total();
+    Ok(RunSummary { recovered_leases: recovered, unfinished, rotations, calls_ok, calls })
 }
 
 /// Deletes price decisions older than the retention; each SKU's current price stays.

@@ -1,12 +1,14 @@
-//! The status endpoint, on loopback by default: `GET /health/proxies` (the seed's JSON: pool
-//! counts by status, users with proxies, per-module allocation, and each lane's current proxy)
-//! and `GET /metrics` (Prometheus text). Nothing here can reach a secret: it reads ids, counts
-//! and states only.
+//! The status endpoint, on loopback by default: `GET /health` (200 when healthy, 503 with the
+//! problems when the store is unreachable, a seller's credentials were refused, or a worker loop
+//! made no progress for too long), `GET /health/proxies` (the seed's JSON: pool counts by
+//! status, users with proxies, per-module allocation, each lane's current proxy, and every
+//! proxy's row) and `GET /metrics` (Prometheus text). Nothing here can reach a secret: it reads
+//! ids, counts and states only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use rotor_engine::{Engine, LaneKey, Module, ProxyId, ProxyState};
+use rotor_engine::{Duration, Engine, Instant, LaneKey, Module, ProxyId, ProxyState, UserId};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,6 +16,71 @@ use tokio::sync::watch;
 
 use super::clock;
 use super::driver::Driver;
+
+/// When `/health` calls a worker loop stalled: no cycle finished for `stall_intervals` of its
+/// module's interval plus `grace` (the longest rest and a request timeout: a lane whose proxies
+/// all rest waits that long by design).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthRules {
+    /// Each module's interval between cycles (`None`: the module runs once).
+    pub intervals: [Option<Duration>; 4],
+    /// Allowed on top of the intervals.
+    pub grace: Duration,
+    /// How many intervals without progress make a stall.
+    pub stall_intervals: u32,
+}
+
+impl HealthRules {
+    /// The rules for `config`.
+    pub fn of(config: &crate::config::LiveConfig) -> Self {
+        HealthRules {
+            intervals: [
+                Some(config.demper_interval),
+                Some(config.orders_interval),
+                config.catalog_interval,
+                None,
+            ],
+            grace: config.engine.policy.longest_rest() + config.timeout,
+            stall_intervals: config.stall_intervals,
+        }
+    }
+}
+
+/// What `/health` found wrong; empty when healthy.
+pub fn problems(
+    store: Result<(), String>,
+    refused: &BTreeSet<UserId>,
+    progress: &BTreeMap<(UserId, Module), crate::metrics::Progress>,
+    rules: &HealthRules,
+    now: Instant,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Err(e) = store {
+        out.push(format!("store unreachable: {e}"));
+    }
+    for user in refused {
+        out.push(format!("user {user}: Kaspi refused the seller's credentials; renew them and restart"));
+    }
+    for (&(user, module), p) in progress {
+        let Some(interval) = rules.intervals[module.index()] else { continue };
+        let limit =
+            Duration::from_millis(interval.as_millis() * u64::from(rules.stall_intervals)) + rules.grace;
+        let last = p.last_ok_ms.unwrap_or(p.since_ms);
+        if now.as_millis().saturating_sub(last) > limit.as_millis() {
+            let what = if p.last_ok_ms.is_some() {
+                "last finished a cycle"
+            } else {
+                "started and finished no cycle"
+            };
+            out.push(format!(
+                "lane {user}/{module}: {what} at {}, over {} s ago",
+                crate::log::utc(last),
+                limit.as_millis() / 1000
+            ));
+        }
+    }
+    out
+}
 
 /// The `/health/proxies` document.
 pub fn health(engine: &Engine) -> serde_json::Value {
@@ -40,7 +107,7 @@ pub fn health(engine: &Engine) -> serde_json::Value {
             let lanes: serde_json::Map<String, serde_json::Value> = Module::ALL
                 .iter()
                 .filter_map(|&m| {
-                    let lane = engine.lane(LaneKey::new(rotor_engine::UserId(u), m))?;
+                    let lane = engine.lane(LaneKey::new(UserId(u), m))?;
                     let current =
                         lane.current.and_then(|id| engine.proxy(id).map(|p| (id, p.lease_requests)));
                     Some((
@@ -75,14 +142,55 @@ pub fn health(engine: &Engine) -> serde_json::Value {
     })
 }
 
+/// Every proxy's row for `/health/proxies`: the engine's live state, with the store's egress
+/// IP, lease count and dead reason.
+pub fn proxy_rows(
+    engine: &Engine,
+    stored: &[crate::store::StoredProxy],
+    leases: &BTreeMap<ProxyId, u64>,
+) -> Vec<serde_json::Value> {
+    let now = clock::now();
+    stored
+        .iter()
+        .map(|p| {
+            let view = engine.proxy(p.id);
+            let (state, rest_until) = match view.map(|v| v.state) {
+                Some(ProxyState::Dead) => ("dead", None),
+                Some(ProxyState::Resting { ready_at }) if ready_at > now => ("resting", Some(ready_at.as_millis())),
+                Some(ProxyState::Draining) => ("draining", None),
+                Some(ProxyState::Active) => ("active", None),
+                Some(_) => ("ready", None),
+                None if p.dead => ("dead", None),
+                None => ("unknown", None),
+            };
+            json!({
+                "id": p.id.0,
+                "egress_ip": p.egress_ip.to_string(),
+                "lane": view.and_then(|v| v.lane).map(|l| l.to_string()),
+                "state": state,
+                "rest_until": rest_until.or((p.rest_until_ms > now.as_millis()).then_some(p.rest_until_ms)).map(crate::log::utc),
+                "in_flight": view.map_or(0, |v| v.in_flight),
+                "requests_in_lease": view.map_or(0, |v| v.lease_requests),
+                "lease_count": leases.get(&p.id).copied().unwrap_or(0),
+                "dead_reason": p.dead_reason,
+            })
+        })
+        .collect()
+}
+
 /// Serves until shutdown.
-pub async fn serve(listener: TcpListener, driver: Arc<Driver>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    driver: Arc<Driver>,
+    rules: HealthRules,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
                     let driver = Arc::clone(&driver);
-                    tokio::spawn(async move { let _ = answer(stream, &driver).await; });
+                    tokio::spawn(async move { let _ = answer(stream, &driver, &rules).await; });
                 }
             }
             _ = stop.wait_for(|s| *s) => return,
@@ -90,7 +198,7 @@ pub async fn serve(listener: TcpListener, driver: Arc<Driver>, mut stop: watch::
     }
 }
 
-async fn answer(mut stream: TcpStream, driver: &Driver) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, driver: &Driver, rules: &HealthRules) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let read = async {
@@ -108,8 +216,22 @@ async fn answer(mut stream: TcpStream, driver: &Driver) -> std::io::Result<()> {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, body) = match (method, path) {
+        ("GET", "/health") => {
+            // Store calls block: off the runtime's workers.
+            let found = tokio::task::block_in_place(|| {
+                let store = driver.store_reachable().map_err(|e| e.to_string());
+                problems(store, &driver.metrics.refused(), &driver.metrics.progress(), rules, clock::now())
+            });
+            let doc = json!({ "healthy": found.is_empty(), "problems": found });
+            let status = if found.is_empty() { "200 OK" } else { "503 Service Unavailable" };
+            (status, "application/json", format!("{doc:#}\n"))
+        }
         ("GET", "/health/proxies") => {
-            let doc = driver.view(health);
+            let stored = tokio::task::block_in_place(|| driver.stored_view());
+            let mut doc = driver.view(health);
+            if let Ok((stored, leases)) = stored {
+                doc["proxies"] = driver.view(|e| proxy_rows(e, &stored, &leases)).into();
+            }
             ("200 OK", "application/json", format!("{doc:#}\n"))
         }
         ("GET", "/metrics") => {
@@ -121,9 +243,11 @@ async fn answer(mut stream: TcpStream, driver: &Driver) -> std::io::Result<()> {
             });
             ("200 OK", "text/plain; version=0.0.4", driver.metrics.render(dead, available))
         }
-        ("GET", _) => {
-            ("404 Not Found", "text/plain", "not found; try /health/proxies or /metrics\n".to_owned())
-        }
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found; try /health, /health/proxies or /metrics\n".to_owned(),
+        ),
         _ => ("405 Method Not Allowed", "text/plain", "only GET\n".to_owned()),
     };
     let response = format!(
@@ -132,4 +256,40 @@ async fn answer(mut stream: TcpStream, driver: &Driver) -> std::io::Result<()> {
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Progress;
+
+    #[test]
+    fn health_names_each_problem_and_a_lane_stalls_only_past_its_intervals_and_the_rest() {
+        let rules = HealthRules {
+            intervals: [Some(Duration::from_mins(3)), Some(Duration::from_mins(10)), None, None],
+            grace: Duration::from_mins(40),
+            stall_intervals: 3,
+        };
+        let start = 1_795_488_600_000;
+        let mut progress = BTreeMap::new();
+        progress.insert((UserId(1), Module::Demper), Progress { since_ms: start, last_ok_ms: Some(start) });
+        progress.insert((UserId(1), Module::Catalog), Progress { since_ms: start, last_ok_ms: None });
+        let refused = BTreeSet::new();
+        // 3 x 3 min + 40 min = 49 min allowed.
+        let at = |mins: u64| Instant::from_millis(start + mins * 60_000);
+        assert!(problems(Ok(()), &refused, &progress, &rules, at(49)).is_empty());
+        let found = problems(Ok(()), &refused, &progress, &rules, at(50));
+        assert_eq!(
+            found,
+            vec!["lane u1/demper: last finished a cycle at 2026-11-24T02:50:00.000Z, over 2940 s ago"]
+        );
+        progress.insert((UserId(2), Module::Orders), Progress { since_ms: start, last_ok_ms: None });
+        let found = problems(Ok(()), &refused, &progress, &rules, at(71));
+        assert!(found[1].starts_with("lane u2/orders: started and finished no cycle"), "{found:?}");
+        let refused: BTreeSet<UserId> = [UserId(4)].into();
+        let found = problems(Err("connection refused".into()), &refused, &BTreeMap::new(), &rules, at(0));
+        assert_eq!(found.len(), 2);
+        assert!(found[0].contains("store unreachable: connection refused"));
+        assert!(found[1].contains("user u4: Kaspi refused"));
+    }
 }

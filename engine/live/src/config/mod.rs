@@ -113,6 +113,9 @@ pub struct LiveConfig {
     pub store_key: SecretSource,
     /// The status endpoint's address. Defaults to 127.0.0.1:9464.
     pub status_listen: SocketAddr,
+    /// `/health` calls a worker loop stalled when it finished no cycle for this many of its
+    /// intervals plus the longest rest. Defaults to 3.
+    pub stall_intervals: u32,
     /// The Kaspi hosts. Defaults to the real ones.
     pub kaspi: KaspiUrls,
     /// Whole-request timeout. Defaults to 20 s.
@@ -225,6 +228,8 @@ mod tests {
         assert_eq!(c.decisions_retention, Duration::from_mins(30 * 24 * 60));
         assert!(c.demper_spread);
         assert_eq!(c.demper_max_drop_percent, 30);
+        assert_eq!(c.stall_intervals, 3);
+        assert!(cfg("[status]\nstall_intervals = 0\n").is_err());
         assert_eq!(cfg("[demper]\nmax_drop_percent = 100\n").unwrap().demper_max_drop_percent, 100);
         let e = cfg("[demper]\nmax_drop_percent = 0\n").unwrap_err();
         assert!(e.message.contains("valid: 1 to 100"), "{e}");

@@ -100,6 +100,7 @@ pub(super) struct RawWorkers {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStatus {
     pub(super) listen: Option<SocketAddr>,
+    pub(super) stall_intervals: Option<NonZeroU32>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -133,6 +133,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         lease_ttl,
         store_key,
         status_listen: raw.status.listen.unwrap_or(default::STATUS_LISTEN),
+        stall_intervals: raw.status.stall_intervals.map_or(3, std::num::NonZeroU32::get),
         kaspi,
         timeout,
         connect_timeout,

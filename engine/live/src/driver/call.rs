@@ -11,8 +11,29 @@ use crate::transport::{self, Reply};
 
 impl Driver {
     /// Sends one request of `spec`'s lane through whichever proxy the engine picks, retrying
-    /// as the engine says. `build` makes the request on the chosen proxy's client.
+    /// as the engine says. `build` makes the request on the chosen proxy's client. Counts the
+    /// call by endpoint and answer class (`rotor_calls_total`); a stop or a lost lane is no
+    /// call's fault and is not counted.
     pub async fn call(
+        &self,
+        spec: RequestSpec,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Reply, CallError> {
+        let endpoint = spec.endpoint;
+        let result = self.call_through(spec, build).await;
+        match &result {
+            Ok(reply) => self.metrics.call(endpoint, Some(reply.status)),
+            Err(CallError::Failed(..)) => self.metrics.call(endpoint, None),
+            Err(CallError::Store(_)) => {
+                self.metrics.store_error();
+                self.metrics.call(endpoint, None);
+            }
+            Err(CallError::Stopped | CallError::LaneLost) => {}
+        }
+        result
+    }
+
+    async fn call_through(
         &self,
         spec: RequestSpec,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,

@@ -69,7 +69,7 @@ impl Driver {
             }
             Event::CredentialsRefused { user, endpoint, .. } => {
                 // Once per refusal: the engine fails the seller's other requests without a word.
-                self.metrics.credentials_refused();
+                self.metrics.credentials_refused(user);
                 self.alert(&format!(
                     "user {user}: Kaspi refused the seller's credentials on {endpoint}; the seller's work \
                      stops until the token and cabinet session are renewed and the worker restarts"

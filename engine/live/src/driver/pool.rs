@@ -42,6 +42,23 @@ impl Driver {
         joined
     }
 
+    /// Whether the store answers now (`store`); a failure counts as a store error.
+    pub fn store_reachable(&self) -> Result<(), StoreError> {
+        let result = lock(&self.store).ping();
+        if result.is_err() {
+            self.metrics.store_error();
+        }
+        result
+    }
+
+    /// The store's proxy rows and lease counts, for `/health/proxies` (`store`).
+    pub fn stored_view(
+        &self,
+    ) -> Result<(Vec<StoredProxy>, std::collections::BTreeMap<ProxyId, u64>), StoreError> {
+        let mut store = lock(&self.store);
+        Ok((store.proxies()?, store.lease_counts()?))
+    }
+
     /// A read-only view of the engine, for status pages (`engine`).
     pub fn view<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
         f(&lock(&self.engine))
@@ -61,14 +78,22 @@ impl Records<'_> {
         lock(&self.0.store)
     }
 
+    /// Counts a failed read or write in `rotor_store_errors_total`.
+    fn counted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_err() {
+            self.0.metrics.store_error();
+        }
+        result
+    }
+
     /// Records a repricing decision.
     pub fn decision(&self, d: &PriceDecision) -> Result<(), StoreError> {
-        self.store().record_decision(d)
+        self.counted(self.store().record_decision(d))
     }
 
     /// A SKU's current price (the newer of our last push and the catalogue's) and its model.
     pub fn listing(&self, user: UserId, sku: &str) -> Result<crate::store::Listing, StoreError> {
-        self.store().listing(user, sku)
+        self.counted(self.store().listing(user, sku))
     }
 
     /// The gate before a drop larger than the configured share (see [`crate::store::DropGate`]).
@@ -78,32 +103,32 @@ impl Records<'_> {
         sku: &str,
         from_to: (f64, f64),
     ) -> Result<crate::store::DropGate, StoreError> {
-        self.store().drop_confirmed(user, sku, from_to, clock::now().as_millis())
+        self.counted(self.store().drop_confirmed(user, sku, from_to, clock::now().as_millis()))
     }
 
     /// Deletes decisions older than `before_ms`; current prices stay.
     pub fn prune_decisions(&self, before_ms: u64) -> Result<u64, StoreError> {
-        self.store().prune_decisions(before_ms)
+        self.counted(self.store().prune_decisions(before_ms))
     }
 
     /// Whether an order is stored.
     pub fn has_order(&self, id: &str) -> Result<bool, StoreError> {
-        self.store().has_order(id)
+        self.counted(self.store().has_order(id))
     }
 
     /// Stores an order and its entries once: false if it was known.
     pub fn order(&self, user: UserId, order: &NewOrder) -> Result<bool, StoreError> {
-        self.store().store_order(user, order, clock::now().as_millis())
+        self.counted(self.store().store_order(user, order, clock::now().as_millis()))
     }
 
     /// Up to when `user`'s orders are known complete.
     pub fn orders_synced(&self, user: UserId) -> Result<Option<u64>, StoreError> {
-        self.store().orders_synced(user)
+        self.counted(self.store().orders_synced(user))
     }
 
     /// Records that every order of `user` created up to `synced_ms` is stored.
     pub fn set_orders_synced(&self, user: UserId, synced_ms: u64) -> Result<(), StoreError> {
-        self.store().set_orders_synced(user, synced_ms)
+        self.counted(self.store().set_orders_synced(user, synced_ms))
     }
 
     /// Replaces `user`'s catalogue: (sku, model, price, available).
@@ -112,6 +137,6 @@ impl Records<'_> {
         user: UserId,
         rows: &[(String, Option<String>, Option<f64>, bool)],
     ) -> Result<(), StoreError> {
-        self.store().store_catalog(user, rows, clock::now().as_millis())
+        self.counted(self.store().store_catalog(user, rows, clock::now().as_millis()))
     }
 }

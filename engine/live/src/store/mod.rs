@@ -322,6 +322,11 @@ impl Store {
         self.conn.dialect()
     }
 
+    /// Whether the database answers now (`/health`).
+    pub fn ping(&mut self) -> Result<(), StoreError> {
+        self.conn.query("SELECT 1", &[]).map(|_| ()).map_err(ctx("reach the database"))
+    }
+
     /// The schema version after migrations.
     pub fn schema_version(&mut self) -> Result<u32, StoreError> {
         let rows = self

@@ -30,7 +30,7 @@ impl Catalog {
     /// Syncs once, or on its schedule until shutdown.
     pub async fn run(self) {
         let user = self.account.user;
-        let _running = super::Running::new(&self.driver.metrics, Module::Catalog);
+        let running = super::Running::new(&self.driver.metrics, user, Module::Catalog);
         loop {
             if !self.tenure.holds() {
                 return;
@@ -39,11 +39,12 @@ impl Catalog {
             match kaspi::catalog(&self.driver, &self.urls, &self.account).await {
                 Ok(rows) => {
                     let n = rows.len();
-                    if let Err(e) = self.driver.records().catalog(user, &rows) {
+                    let stored = self.driver.records().catalog(user, &rows);
+                    if let Err(e) = &stored {
                         log::line(Level::Error, &format!("cannot store the catalogue of user {user}: {e}"));
                     }
                     let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
-                    self.driver.metrics.cycle(Module::Catalog, seconds);
+                    running.cycle(seconds, stored.is_ok());
                     log::line(
                         Level::Info,
                         &format!("user {user}/catalog: stored {n} offers in {seconds:.1} s"),

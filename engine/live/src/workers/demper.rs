@@ -181,19 +181,19 @@ impl Demper {
     /// Runs passes until shutdown, the seller's expiry, or `passes`.
     pub async fn run(self: Arc<Self>) {
         let user = self.account.user;
-        let _running = super::Running::new(&self.driver.metrics, Module::Demper);
+        let running = super::Running::new(&self.driver.metrics, user, Module::Demper);
         let mut done = 0;
         loop {
             if !self.tenure.holds() {
                 return;
             }
             let start = clock::now();
-            let stop = self.pass(start).await;
+            let (stop, read) = self.pass(start).await;
             let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
             if stop {
                 return;
             }
-            self.driver.metrics.cycle(Module::Demper, seconds);
+            running.cycle(seconds, read > 0 || self.skus.is_empty());
             log::line(
                 Level::Info,
                 &format!("user {user}/demper: pass over {} SKUs took {seconds:.1} s", self.skus.len()),
@@ -208,12 +208,14 @@ impl Demper {
         }
     }
 
-    /// One pass over every SKU, started at `start`; returns true if the worker must stop.
-    async fn pass(self: &Arc<Self>, start: rotor_engine::Instant) -> bool {
+    /// One pass over every SKU, started at `start`: whether the worker must stop, and how many
+    /// SKUs' offers were read.
+    async fn pass(self: &Arc<Self>, start: rotor_engine::Instant) -> (bool, usize) {
         let order = schedule(self.account.user, &self.skus, self.interval, self.spread);
         let mut tasks = JoinSet::new();
         let mut next = 0;
         let mut stop = false;
+        let mut read = 0;
         loop {
             stop |= !self.tenure.holds();
             while !stop && next < order.len() && tasks.len() < self.concurrency as usize {
@@ -244,15 +246,19 @@ impl Demper {
                 (None, false) => tasks.join_next().await,
             };
             match joined {
-                Some(Ok(Next::Stop)) => stop = true,
+                Some(Ok((next, offers_read))) => {
+                    read += usize::from(offers_read);
+                    stop |= matches!(next, Next::Stop);
+                }
                 Some(Err(e)) => log::line(Level::Error, &format!("a demper task ended abnormally: {e}")),
-                Some(Ok(Next::Continue)) | None => {}
+                None => {}
             }
         }
-        stop
+        (stop, read)
     }
 
-    async fn one(&self, i: usize) -> Next {
+    /// One SKU: what the worker does next, and whether its offers were read.
+    async fn one(&self, i: usize) -> (Next, bool) {
         let sku = &self.skus[i];
         let user = self.account.user;
         let offers = match kaspi::all_offers(&self.driver, &self.urls, user, &sku.product_id).await {
@@ -272,7 +278,7 @@ impl Demper {
                         dry_run: self.dry_run,
                     });
                 }
-                return next;
+                return (next, false);
             }
         };
         let competitor_min = offers
@@ -295,12 +301,16 @@ impl Demper {
             _ => None,
         };
         if let Some(why) = held {
+            self.driver.metrics.drop_held();
             reason = format!("held_drop ({reason}): {why}");
         } else if let (true, false, Some(price)) = (r.push, self.dry_run, r.price) {
             // The cabinet's own model name when the catalogue has it; the SKU file's otherwise.
             let model = listing.model.as_deref().unwrap_or(&sku.model);
             match kaspi::push_price(&self.driver, &self.urls, &self.account, &sku.sku, model, price).await {
-                Ok(()) => pushed = true,
+                Ok(()) => {
+                    pushed = true;
+                    self.driver.metrics.pushed();
+                }
                 Err(e) => {
                     reason = format!("{reason}; push failed: {e}");
                     next = triage(user, Module::Demper, &format!("price update of {}", sku.sku), &e);
@@ -330,7 +340,8 @@ impl Demper {
             pushed,
             dry_run: self.dry_run,
         });
-        next
+        self.driver.metrics.decided();
+        (next, true)
     }
 
     /// Whether going from `current` to `price` drops more than the share one pass may drop.

@@ -41,22 +41,37 @@ impl Tenure {
     }
 }
 
-/// Counts a running worker loop in the driver's metrics for as long as it lives.
+/// Counts a running worker loop in the driver's metrics for as long as it lives, and records
+/// each cycle that made progress (what `/health` reads to tell a stalled lane).
 pub(crate) struct Running<'a> {
     metrics: &'a crate::metrics::Metrics,
+    user: rotor_engine::UserId,
     module: Module,
 }
 
 impl<'a> Running<'a> {
-    pub(crate) fn new(metrics: &'a crate::metrics::Metrics, module: Module) -> Self {
-        metrics.loop_started(module);
-        Running { metrics, module }
+    pub(crate) fn new(
+        metrics: &'a crate::metrics::Metrics,
+        user: rotor_engine::UserId,
+        module: Module,
+    ) -> Self {
+        metrics.loop_started(user, module, crate::clock::now().as_millis());
+        Running { metrics, user, module }
+    }
+
+    /// A cycle that took `seconds` ended; `progressed` if it got work through (not every
+    /// request failed).
+    pub(crate) fn cycle(&self, seconds: f64, progressed: bool) {
+        self.metrics.cycle(self.module, seconds);
+        if progressed {
+            self.metrics.cycle_done(self.user, self.module, crate::clock::now().as_millis());
+        }
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.metrics.loop_ended(self.module);
+        self.metrics.loop_ended(self.user, self.module);
     }
 }
 

@@ -39,19 +39,19 @@ pub struct Orders {
 impl Orders {
     /// Polls until shutdown, the seller's expiry, or `polls`.
     pub async fn run(self) {
-        let _running = super::Running::new(&self.driver.metrics, Module::Orders);
+        let running = super::Running::new(&self.driver.metrics, self.account.user, Module::Orders);
         let mut done = 0;
         loop {
             if !self.tenure.holds() {
                 return;
             }
             let start = clock::now();
-            let (stored, stop) = self.poll().await;
+            let Poll { stored, stop, complete } = self.poll().await;
             if stop {
                 return;
             }
             let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
-            self.driver.metrics.cycle(Module::Orders, seconds);
+            running.cycle(seconds, complete);
             log::line(
                 Level::Info,
                 &format!(
@@ -68,8 +68,8 @@ impl Orders {
         }
     }
 
-    /// One poll; returns the orders stored and whether the worker must stop.
-    async fn poll(&self) -> (u32, bool) {
+    /// One poll.
+    async fn poll(&self) -> Poll {
         let user = self.account.user;
         let now = clock::now().as_millis();
         let oldest = now.saturating_sub(self.lookback.as_millis());
@@ -82,14 +82,14 @@ impl Orders {
         let mut complete = true;
         loop {
             if !self.tenure.holds() {
-                return (stored, true);
+                return Poll { stored, stop: true, complete: false };
             }
             let (orders, pages) =
                 match kaspi::orders_page(&self.driver, &self.urls, &self.account, ge, now, page).await {
                     Ok(r) => r,
                     Err(e) => {
                         let next = triage(user, Module::Orders, &format!("orders page {page}"), &e);
-                        return (stored, matches!(next, Next::Stop));
+                        return Poll { stored, stop: matches!(next, Next::Stop), complete: false };
                     }
                 };
             for listed in &orders {
@@ -101,14 +101,17 @@ impl Orders {
                     Err(e) => {
                         let what = format!("entries of order {}", listed.order.code);
                         if let Next::Stop = triage(user, Module::Orders, &what, &e) {
-                            return (stored, true);
+                            return Poll { stored, stop: true, complete: false };
                         }
                         complete = false;
                         continue;
                     }
                 };
                 match self.driver.records().order(user, &order) {
-                    Ok(true) => stored += 1,
+                    Ok(true) => {
+                        stored += 1;
+                        self.driver.metrics.order_stored();
+                    }
                     Ok(false) => {}
                     Err(e) => {
                         complete = false;
@@ -119,10 +122,21 @@ impl Orders {
             page += 1;
             if orders.is_empty() || page >= pages {
                 if complete && let Err(e) = self.driver.records().set_orders_synced(user, now) {
+                    complete = false;
                     log::line(Level::Error, &format!("cannot record the orders watermark: {e}"));
                 }
-                return (stored, false);
+                return Poll { stored, stop: false, complete };
             }
         }
     }
+}
+
+/// How a poll ended.
+struct Poll {
+    /// New orders stored.
+    stored: u32,
+    /// The worker must stop.
+    stop: bool,
+    /// Every page and every new order's entries came through and were stored.
+    complete: bool,
 }
