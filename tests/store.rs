@@ -410,3 +410,59 @@ fn operator_decisions_are_kept_for_every_worker() {
         assert!(s.commands_after(last).unwrap().is_empty());
     });
 }
+
+/// A PostgreSQL restart fails the writes made while it is down (nothing is sent on them, and
+/// none of them is written), and the store reconnects by itself once the server is back.
+#[test]
+fn a_postgres_restart_is_survived_by_reconnecting() {
+    let db = pg::TestDb::own_server("restart");
+    let dir = std::env::temp_dir();
+    let open = || Store::open(&db.url, &dir, Cipher::from_key_text(&Secret::new(KEY)).unwrap()).unwrap();
+    let mut s = open();
+    add_proxies(&mut s, 3);
+    s.allocate(UserId(1), Split::new(1, 0, 0, 0), 0).unwrap().unwrap();
+    db.stop();
+    let down = s.allocate(UserId(2), Split::new(1, 0, 0, 0), 0);
+    assert!(matches!(down, Err(StoreError::Unavailable { .. })), "{down:?}");
+    assert!(matches!(s.ping(), Err(StoreError::Unavailable { .. })));
+    db.start();
+    let start = std::time::Instant::now();
+    while s.ping().is_err() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "no reconnection");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The allocation that failed wrote nothing; the one before the restart is kept.
+    assert_eq!(s.allocations().unwrap().len(), 1);
+    assert_eq!(s.allocate(UserId(2), Split::new(1, 0, 0, 0), 0).unwrap().unwrap()[0], vec![ProxyId(1)]);
+    assert_eq!(open().allocations().unwrap().len(), 2);
+}
+
+/// A lock held past the lock timeout fails the write as unavailable, quickly, instead of
+/// blocking the worker.
+#[test]
+fn a_lock_held_too_long_fails_the_write_as_unavailable() {
+    let db = pg::TestDb::new("locked");
+    let dir = std::env::temp_dir();
+    let url = format!("{}?options=-c%20lock_timeout%3D300", db.url);
+    let mut s = Store::open(&url, &dir, Cipher::from_key_text(&Secret::new(KEY)).unwrap()).unwrap();
+    add_proxies(&mut s, 2);
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder_url = db.url.clone();
+    let holder = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&holder_url, postgres::NoTls).unwrap();
+        let mut tx = c.transaction().unwrap();
+        tx.batch_execute("LOCK TABLE allocations IN ACCESS EXCLUSIVE MODE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(20));
+        tx.rollback().unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let start = std::time::Instant::now();
+    let r = s.allocate(UserId(1), Split::new(1, 0, 0, 0), 0);
+    assert!(matches!(r, Err(StoreError::Unavailable { .. })), "{r:?}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(s.allocate(UserId(1), Split::new(1, 0, 0, 0), 0).unwrap().is_some(), "fine once released");
+}

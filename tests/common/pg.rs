@@ -11,6 +11,8 @@ pub(crate) struct TestDb {
     pub(crate) url: String,
     cluster: Option<PathBuf>,
     admin: Option<(String, String)>,
+    /// The server's start options, when the server is ours.
+    opts: String,
 }
 
 fn bin(name: &str) -> PathBuf {
@@ -59,13 +61,45 @@ fn free_port() -> u16 {
 impl TestDb {
     /// A fresh, empty database named after `name`.
     pub(crate) fn new(name: &str) -> TestDb {
+        Self::create(name, std::env::var("ROTOR_TEST_PG_URL").ok())
+    }
+
+    /// A database on a server of its own, which the test may stop and start.
+    #[allow(dead_code)] // not every test binary restarts its server
+    pub(crate) fn own_server(name: &str) -> TestDb {
+        Self::create(name, None)
+    }
+
+    /// Stops its server at once (as a crash or a failover would).
+    #[allow(dead_code)]
+    pub(crate) fn stop(&self) {
+        let dir = self.cluster.as_ref().expect("own_server").to_str().unwrap();
+        let out = pg("pg_ctl", &["-D", dir, "-m", "immediate", "-w", "stop"]);
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts its server again, on the same port.
+    #[allow(dead_code)]
+    pub(crate) fn start(&self) {
+        let dir = self.cluster.as_ref().expect("own_server").to_str().unwrap();
+        let log = format!("{dir}/server.log");
+        let out = pg("pg_ctl", &["-D", dir, "-o", &self.opts, "-l", &log, "-w", "start"]);
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn create(name: &str, server: Option<String>) -> TestDb {
         let db = format!("rotor_{name}_{}", std::process::id());
-        if let Ok(server) = std::env::var("ROTOR_TEST_PG_URL") {
+        if let Some(server) = server {
             admin(&server, &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
                 .and_then(|()| admin(&server, &format!("CREATE DATABASE {db}")))
                 .unwrap_or_else(|e| panic!("ROTOR_TEST_PG_URL={server}: {e}"));
             let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b).to_owned();
-            return TestDb { url: format!("{base}/{db}"), cluster: None, admin: Some((server, db)) };
+            return TestDb {
+                url: format!("{base}/{db}"),
+                cluster: None,
+                admin: Some((server, db)),
+                opts: String::new(),
+            };
         }
         let dir = std::env::temp_dir().join(format!("rotor-pg-{db}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -85,6 +119,7 @@ impl TestDb {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             cluster: Some(dir),
             admin: None,
+            opts,
         }
     }
 }

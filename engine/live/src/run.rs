@@ -197,18 +197,7 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         ),
     );
     driver.commands_seen()?;
-    let mut services = JoinSet::new();
-    services.spawn(status::serve(
-        listener,
-        Arc::clone(&driver),
-        status::HealthRules::of(&config),
-        stop_rx.clone(),
-    ));
-    if let Some(p6) = config.proxy6.clone().filter(|p| p.min_pool > 0) {
-        let key = p6.key.resolve().map_err(LiveError::secret("[proxy6] key"))?;
-        let client = Proxy6Client::new(p6, key)?;
-        services.spawn(provision::run(Arc::clone(&driver), client, timeouts, stop_rx.clone()));
-    }
+    let mut services = start_services(&config, &driver, listener, &stop_rx, timeouts)?;
 
     let mut workers = JoinSet::new();
     let deadline = options
@@ -220,13 +209,17 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let mut any_started = false;
     let mut pruned_at: Option<std::time::Instant> = None;
     loop {
-        refresh_pool(&driver, &config, timeouts);
-        driver.apply_commands();
-        if pruned_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3_600)) {
-            pruned_at = Some(std::time::Instant::now());
-            prune(&driver, &config);
-        }
-        claims.step(&driver, &config, &options, &mut sellers, &mut workers);
+        // The tick's store calls run off the runtime's core, so a slow database holds up this
+        // loop only, never `/health` or the sends of the sellers already served.
+        crate::driver::blocking(|| {
+            refresh_pool(&driver, &config, timeouts);
+            driver.apply_commands();
+            if pruned_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3_600)) {
+                pruned_at = Some(std::time::Instant::now());
+                prune(&driver, &config);
+            }
+            claims.step(&driver, &config, &options, &mut sellers, &mut workers);
+        });
         any_started |= sellers.iter().any(|s| s.phase == Phase::Serving);
         if options.once && any_started && workers.is_empty() {
             break;
@@ -270,6 +263,29 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     );
     let (calls_ok, calls) = driver.metrics.calls_ok_and_total();
     Ok(RunSummary { recovered_leases: recovered, unfinished, rotations, calls_ok, calls })
+}
+
+/// The status endpoint and, when `[proxy6] min_pool` asks, the provisioner.
+fn start_services(
+    config: &LiveConfig,
+    driver: &Arc<Driver>,
+    listener: tokio::net::TcpListener,
+    stop_rx: &watch::Receiver<bool>,
+    timeouts: Timeouts,
+) -> Result<JoinSet<()>, LiveError> {
+    let mut services = JoinSet::new();
+    services.spawn(status::serve(
+        listener,
+        Arc::clone(driver),
+        status::HealthRules::of(config),
+        stop_rx.clone(),
+    ));
+    if let Some(p6) = config.proxy6.clone().filter(|p| p.min_pool > 0) {
+        let key = p6.key.resolve().map_err(LiveError::secret("[proxy6] key"))?;
+        let client = Proxy6Client::new(p6, key)?;
+        services.spawn(provision::run(Arc::clone(driver), client, timeouts, stop_rx.clone()));
+    }
+    Ok(services)
 }
 
 /// Deletes price decisions older than the retention; each SKU's current price stays.

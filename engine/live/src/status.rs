@@ -218,8 +218,8 @@ async fn answer(mut stream: TcpStream, driver: &Driver, rules: &HealthRules) -> 
     let (status, content_type, body) = match (method, path) {
         ("GET", "/health") => {
             // Store calls block: off the runtime's workers.
-            let found = tokio::task::block_in_place(|| {
-                let store = driver.store_reachable().map_err(|e| e.to_string());
+            let found = crate::driver::blocking(|| {
+                let store = driver.store_reachable(std::time::Duration::from_secs(2));
                 problems(store, &driver.metrics.refused(), &driver.metrics.progress(), rules, clock::now())
             });
             let doc = json!({ "healthy": found.is_empty(), "problems": found });
@@ -227,7 +227,7 @@ async fn answer(mut stream: TcpStream, driver: &Driver, rules: &HealthRules) -> 
             (status, "application/json", format!("{doc:#}\n"))
         }
         ("GET", "/health/proxies") => {
-            let stored = tokio::task::block_in_place(|| driver.stored_view());
+            let stored = crate::driver::blocking(|| driver.stored_view());
             let mut doc = driver.view(health);
             if let Ok((stored, leases)) = stored {
                 doc["proxies"] = driver.view(|e| proxy_rows(e, &stored, &leases)).into();

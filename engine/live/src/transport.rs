@@ -83,7 +83,7 @@ pub struct NotJson {
 /// One TLS configuration for every client: its certificate verifier (the system's roots) is
 /// shared, where a client built with its own would hold ~190 KB of parsed roots
 /// (docs/performance.md).
-fn tls_config() -> Result<rustls::ClientConfig, ClientError> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, ClientError> {
     static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, ClientError>> =
         std::sync::OnceLock::new();
     CONFIG

@@ -73,12 +73,11 @@ impl Driver {
         }
         let reserved =
             (lease_requests - 1 + self.books.reserve_block).min(self.books.budget.max(lease_requests));
-        lock(&self.store).reserve(&fence, proxy, book.lease_no, reserved, book.usage).map_err(
-            |e| match e {
+        super::blocking(|| lock(&self.store).reserve(&fence, proxy, book.lease_no, reserved, book.usage))
+            .map_err(|e| match e {
                 StoreError::Fenced { .. } => CallError::LaneLost,
                 other => CallError::Store(other),
-            },
-        )?;
+            })?;
         book.reserved = reserved;
         Ok(())
     }

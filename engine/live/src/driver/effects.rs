@@ -17,7 +17,7 @@ impl Driver {
             if let Some(tap) = self.tap.get() {
                 tap.event(&event, at);
             }
-            self.apply(event, at.as_millis());
+            super::blocking(|| self.apply(event, at.as_millis()));
         }
     }
 

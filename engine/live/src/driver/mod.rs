@@ -137,6 +137,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Runs `f`, which may block on the store (a database write, or the store's lock while another
+/// task's write runs), without holding up the runtime: on a multi-thread runtime the worker
+/// thread hands its other tasks over first (`block_in_place`), so a slow or hung database slows
+/// the writes that need it and nothing else (`/health`, timers, other sellers' sends).
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 impl Driver {
     /// A driver over a prepared engine and store, with one client per proxy (index = id) and
     /// the lease number and usage the store holds for each.

@@ -42,9 +42,25 @@ impl Driver {
         joined
     }
 
-    /// Whether the store answers now (`store`); a failure counts as a store error.
-    pub fn store_reachable(&self) -> Result<(), StoreError> {
-        let result = lock(&self.store).ping();
+    /// Whether the store answers now (`store`); a failure counts as a store error. The store's
+    /// lock is awaited for at most `patience`: a write that holds it longer is a store that does
+    /// not answer, whatever the ping would say.
+    pub fn store_reachable(&self, patience: std::time::Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + patience;
+        let result = loop {
+            match self.store.try_lock() {
+                Ok(mut store) => break store.ping().map_err(|e| e.to_string()),
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    break p.into_inner().ping().map_err(|e| e.to_string());
+                }
+                Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    break Err(format!("a store call has been running for over {} ms", patience.as_millis()));
+                }
+            }
+        };
         if result.is_err() {
             self.metrics.store_error();
         }
@@ -78,8 +94,10 @@ impl Records<'_> {
         lock(&self.0.store)
     }
 
-    /// Counts a failed read or write in `rotor_store_errors_total`.
-    fn counted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    /// Runs a read or write off the runtime's core ([`super::blocking`]) and counts a failure
+    /// in `rotor_store_errors_total`.
+    fn counted<T>(&self, call: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let result = super::blocking(call);
         if result.is_err() {
             self.0.metrics.store_error();
         }
@@ -88,12 +106,12 @@ impl Records<'_> {
 
     /// Records a repricing decision.
     pub fn decision(&self, d: &PriceDecision) -> Result<(), StoreError> {
-        self.counted(self.store().record_decision(d))
+        self.counted(|| self.store().record_decision(d))
     }
 
     /// A SKU's current price (the newer of our last push and the catalogue's) and its model.
     pub fn listing(&self, user: UserId, sku: &str) -> Result<crate::store::Listing, StoreError> {
-        self.counted(self.store().listing(user, sku))
+        self.counted(|| self.store().listing(user, sku))
     }
 
     /// The gate before a drop larger than the configured share (see [`crate::store::DropGate`]).
@@ -103,32 +121,32 @@ impl Records<'_> {
         sku: &str,
         from_to: (f64, f64),
     ) -> Result<crate::store::DropGate, StoreError> {
-        self.counted(self.store().drop_confirmed(user, sku, from_to, clock::now().as_millis()))
+        self.counted(|| self.store().drop_confirmed(user, sku, from_to, clock::now().as_millis()))
     }
 
     /// Deletes decisions older than `before_ms`; current prices stay.
     pub fn prune_decisions(&self, before_ms: u64) -> Result<u64, StoreError> {
-        self.counted(self.store().prune_decisions(before_ms))
+        self.counted(|| self.store().prune_decisions(before_ms))
     }
 
     /// Whether an order is stored.
     pub fn has_order(&self, id: &str) -> Result<bool, StoreError> {
-        self.counted(self.store().has_order(id))
+        self.counted(|| self.store().has_order(id))
     }
 
     /// Stores an order and its entries once: false if it was known.
     pub fn order(&self, user: UserId, order: &NewOrder) -> Result<bool, StoreError> {
-        self.counted(self.store().store_order(user, order, clock::now().as_millis()))
+        self.counted(|| self.store().store_order(user, order, clock::now().as_millis()))
     }
 
     /// Up to when `user`'s orders are known complete.
     pub fn orders_synced(&self, user: UserId) -> Result<Option<u64>, StoreError> {
-        self.counted(self.store().orders_synced(user))
+        self.counted(|| self.store().orders_synced(user))
     }
 
     /// Records that every order of `user` created up to `synced_ms` is stored.
     pub fn set_orders_synced(&self, user: UserId, synced_ms: u64) -> Result<(), StoreError> {
-        self.counted(self.store().set_orders_synced(user, synced_ms))
+        self.counted(|| self.store().set_orders_synced(user, synced_ms))
     }
 
     /// Replaces `user`'s catalogue: (sku, model, price, available).
@@ -137,6 +155,6 @@ impl Records<'_> {
         user: UserId,
         rows: &[(String, Option<String>, Option<f64>, bool)],
     ) -> Result<(), StoreError> {
-        self.counted(self.store().store_catalog(user, rows, clock::now().as_millis()))
+        self.counted(|| self.store().store_catalog(user, rows, clock::now().as_millis()))
     }
 }

@@ -279,27 +279,36 @@ pub struct Postgres {
     jobs: mpsc::Sender<(Job, mpsc::SyncSender<Reply>)>,
 }
 
+/// How long a PostgreSQL statement may run, and wait for a lock, unless the URL's `options` say
+/// otherwise: a worker whose store hangs must fail its writes (and send nothing), not block.
+const STATEMENT_TIMEOUT: &str = "10s";
+const LOCK_TIMEOUT: &str = "5s";
+/// How long a connection attempt may take unless the URL's `connect_timeout` says otherwise.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Reconnection backoff: from the first to the longest wait between attempts.
+const RECONNECT_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+const RECONNECT_LONGEST: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Postgres {
-    /// Connects to `url` (`postgres://user@host:port/db`), without TLS: loopback or a private network.
+    /// Connects to `url` (`postgres://user@host:port/db?sslmode=require`): with TLS (rustls, the
+    /// platform's roots) when `sslmode=require`, and with connect, statement
+    /// and lock timeouts unless the URL sets its own. A lost connection is made again, with
+    /// backoff, at the next statement outside a transaction (docs/decisions/store-reconnect.md).
     pub fn connect(url: &str) -> Result<Self, DbError> {
+        let config = pg_config(url)?;
         let (jobs, rx) = mpsc::channel::<(Job, mpsc::SyncSender<Reply>)>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
-        let url = url.to_owned();
         std::thread::Builder::new()
             .name("rotor-postgres".into())
             .spawn(move || {
-                let mut client = match postgres::Client::connect(&url, postgres::NoTls) {
-                    Ok(c) => {
-                        let _ = ready_tx.send(Ok(()));
-                        c
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(pg_error(&e)));
-                        return;
-                    }
-                };
+                let mut session = Session::new(config);
+                if let Err(e) = session.reconnect() {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+                let _ = ready_tx.send(Ok(()));
                 while let Ok((job, reply)) = rx.recv() {
-                    let _ = reply.send(run(&mut client, job));
+                    let _ = reply.send(session.handle(job));
                 }
             })
             .map_err(|e| {
@@ -317,14 +326,142 @@ impl Postgres {
     }
 }
 
+/// The URL's settings with our timeouts where it sets none. A URL that does not parse is a
+/// configuration error, named without the URL itself (it may hold a password).
+pub(crate) fn pg_config(url: &str) -> Result<postgres::Config, DbError> {
+    let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| {
+        DbError::new(Fault::Refused, format!("the PostgreSQL URL does not parse: {e}"))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let mut options = config.get_options().unwrap_or_default().to_owned();
+    for (name, value) in [("statement_timeout", STATEMENT_TIMEOUT), ("lock_timeout", LOCK_TIMEOUT)] {
+        if !options.contains(name) {
+            options = if options.is_empty() {
+                format!("-c {name}={value}")
+            } else {
+                format!("{options} -c {name}={value}")
+            };
+        }
+    }
+    config.options(&options);
+    config.keepalives(true).keepalives_idle(std::time::Duration::from_secs(30));
+    Ok(config)
+}
+
+/// One connection's life on its thread: the client while it lasts, whether a transaction is
+/// open on it, and when to try again after losing it.
+struct Session {
+    config: postgres::Config,
+    client: Option<postgres::Client>,
+    /// A `BEGIN` went through and no `COMMIT` or `ROLLBACK` yet.
+    in_tx: bool,
+    /// The connection was lost inside the open transaction: everything of it is gone, so every
+    /// statement fails until the caller ends it.
+    broken_tx: bool,
+    /// No attempt before this, and the wait after the next failure.
+    retry_at: std::time::Instant,
+    backoff: std::time::Duration,
+}
+
+impl Session {
+    fn new(config: postgres::Config) -> Self {
+        Session {
+            config,
+            client: None,
+            in_tx: false,
+            broken_tx: false,
+            retry_at: std::time::Instant::now(),
+            backoff: RECONNECT_FIRST,
+        }
+    }
+
+    /// Connects now: with TLS, the server's certificate verified, when the URL says
+    /// `sslmode=require`; in plain text otherwise (`prefer`, the default, included: a private
+    /// server's self-signed certificate must not stop a worker that ran without TLS before).
+    fn reconnect(&mut self) -> Result<(), DbError> {
+        let connected = if self.config.get_ssl_mode() == postgres::config::SslMode::Require {
+            let tls = crate::transport::tls_config()
+                .map_err(|e| DbError::new(Fault::Unavailable, format!("PostgreSQL TLS: {e}")))?;
+            self.config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        } else {
+            self.config.connect(postgres::NoTls)
+        };
+        match connected {
+            Ok(client) => {
+                self.client = Some(client);
+                self.backoff = RECONNECT_FIRST;
+                Ok(())
+            }
+            Err(e) => {
+                self.retry_at = std::time::Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(RECONNECT_LONGEST);
+                Err(pg_error(&e))
+            }
+        }
+    }
+
+    /// Runs one job, reconnecting first if the connection was lost outside a transaction.
+    fn handle(&mut self, job: Job) -> Reply {
+        let (begins, ends) = match &job {
+            Job::Batch(sql) => (sql.starts_with("BEGIN"), sql == "COMMIT" || sql == "ROLLBACK"),
+            _ => (false, false),
+        };
+        if self.broken_tx {
+            if ends {
+                self.broken_tx = false;
+                self.in_tx = false;
+                if matches!(&job, Job::Batch(sql) if sql == "ROLLBACK") {
+                    return Ok((0, Vec::new()));
+                }
+            }
+            return Err(DbError::new(
+                Fault::Unavailable,
+                "the PostgreSQL connection was lost inside this transaction; none of it was written",
+            ));
+        }
+        if self.client.as_ref().is_none_or(postgres::Client::is_closed) {
+            self.client = None;
+            if std::time::Instant::now() < self.retry_at {
+                return Err(DbError::new(
+                    Fault::Unavailable,
+                    "the PostgreSQL connection is lost; reconnecting with backoff",
+                ));
+            }
+            self.reconnect()?;
+            crate::log::line(crate::log::Level::Warn, "store: reconnected to PostgreSQL");
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(DbError::new(Fault::Unavailable, "the PostgreSQL connection is lost"));
+        };
+        let result = run(client, job);
+        if result.is_err() && client.is_closed() {
+            self.client = None;
+            self.retry_at = std::time::Instant::now();
+            if self.in_tx && !ends {
+                self.broken_tx = true;
+            }
+        }
+        if begins && result.is_ok() {
+            self.in_tx = true;
+        }
+        if ends {
+            self.in_tx = false;
+        }
+        result
+    }
+}
+
 fn pg_error(e: &postgres::Error) -> DbError {
     match e.as_db_error() {
         Some(db) => {
             let code = db.code().code();
             // SQLSTATE classes: 23505 unique, 40001 serialisation, 40P01 deadlock; 08 connection,
-            // 53 resources, 57P0x shutdown.
+            // 53 resources, 57P0x shutdown, 57014 a statement timed out, 55P03 a lock timed out.
             let fault = match code {
                 "23505" | "40001" | "40P01" => Fault::Conflict,
+                "57014" | "55P03" => Fault::Unavailable,
                 c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P0") => {
                     Fault::Unavailable
                 }
@@ -407,5 +544,26 @@ impl Conn for Postgres {
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
         self.call(Job::Query(sql.to_owned(), params.to_vec())).map(|(_, rows)| rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_get_our_timeouts_unless_they_set_their_own() {
+        let c = pg_config("postgres://rotor@db.internal:5432/rotor").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(c.get_options(), Some("-c statement_timeout=10s -c lock_timeout=5s"));
+        let own =
+            "postgres://rotor@db/rotor?connect_timeout=2&options=-c%20lock_timeout%3D200&sslmode=require";
+        let c = pg_config(own).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.get_connect_timeout(), Some(&std::time::Duration::from_secs(2)));
+        assert_eq!(c.get_options(), Some("-c lock_timeout=200 -c statement_timeout=10s"));
+        assert_eq!(c.get_ssl_mode(), postgres::config::SslMode::Require);
+        let e = pg_config("postgres://rotor:hunter2@db/rotor?sslmode=sometimes").err().map(|e| e.message);
+        let e = e.unwrap_or_default();
+        assert!(e.contains("does not parse") && !e.contains("hunter2"), "{e}");
     }
 }
