@@ -269,6 +269,13 @@ async fn a_429_storm_opens_the_circuit_and_kills_no_proxy() {
         "a 429 says nothing about a proxy's health"
     );
     assert!(!log.contains("is dead"), "{log}");
+    // A restart inside the circuit's 30 s keeps it open: the storm is not met again at once.
+    let before = lab.kaspi.seen().len();
+    let (code, log) =
+        lab.run(&["--dry-run", "--run-for", "2s"], StdDuration::from_secs(30), "again.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("recovery: lane u1/demper keeps its circuit open until"), "{log}");
+    assert_eq!(lab.kaspi.seen().len(), before, "the restarted worker sent into the open circuit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 4);
+        assert_eq!(s.schema_version().unwrap(), 5);
         add_proxies(&mut s, 3);
         add_proxies(&mut s, 3); // the same URLs again keep their ids
         let all = s.proxies().unwrap();
@@ -314,7 +314,7 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
     use rotor_engine::Endpoint;
     both("cooldowns", |b| {
         let mut st = b.open();
-        assert_eq!(st.schema_version().unwrap(), 4);
+        assert_eq!(st.schema_version().unwrap(), 5);
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
         st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();
@@ -465,4 +465,29 @@ fn a_lock_held_too_long_fails_the_write_as_unavailable() {
     done_tx.send(()).unwrap();
     holder.join().unwrap();
     assert!(s.allocate(UserId(1), Split::new(1, 0, 0, 0), 0).unwrap().is_some(), "fine once released");
+}
+
+#[test]
+fn lane_holds_and_the_clock_anchor_round_trip() {
+    use rotor_engine::LaneKey;
+    both("holds", |b| {
+        let mut s = b.open();
+        let lane = LaneKey::new(UserId(2), Module::Demper);
+        s.set_circuit(lane, 5_000).unwrap();
+        s.set_circuit(lane, 4_000).unwrap();
+        s.set_slowdown(lane, 250, 9_000).unwrap();
+        let holds = s.lane_holds(UserId(2), 1_000).unwrap();
+        assert_eq!(holds.len(), 1);
+        assert_eq!(
+            (holds[0].circuit_until_ms, holds[0].slow_interval_ms, holds[0].slow_until_ms),
+            (5_000, 250, 9_000)
+        );
+        assert_eq!(s.lane_holds(UserId(2), 6_000).unwrap().len(), 1, "the slowdown still holds");
+        assert!(s.lane_holds(UserId(2), 9_000).unwrap().is_empty());
+        assert!(s.lane_holds(UserId(3), 0).unwrap().is_empty());
+        assert_eq!(s.clock_anchor("boot-a").unwrap(), None);
+        s.set_clock_anchor("boot-a", 100, 1_000).unwrap();
+        s.set_clock_anchor("boot-a", 200, 2_000).unwrap();
+        assert_eq!(s.clock_anchor("boot-a").unwrap(), Some((100, 1_000)), "the first anchor of a boot stays");
+    });
 }

@@ -97,6 +97,15 @@ impl SlowdownState {
         Some((self.min_interval, self.until))
     }
 
+    /// Restores a slowdown read from storage: one send per `min_interval` until `until`. It
+    /// only ever lengthens or tightens what the lane already holds.
+    pub(crate) fn restore(&mut self, min_interval: Duration, until: Instant) {
+        if until > self.until {
+            self.until = until;
+        }
+        self.min_interval = self.min_interval.max(min_interval);
+    }
+
     /// When the slowdown ends, while one holds.
     pub(crate) fn active_until(&self, now: Instant) -> Option<Instant> {
         (now < self.until).then_some(self.until)

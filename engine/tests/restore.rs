@@ -243,3 +243,32 @@ fn a_retired_proxy_dies_in_its_lane_and_a_free_one_leaves_the_pool() {
     e.revive(ProxyId(1)).unwrap();
     assert_ne!(e.proxy(ProxyId(1)).unwrap().state, ProxyState::Dead);
 }
+
+#[test]
+fn a_restored_circuit_and_slowdown_hold_the_lane_until_their_end() {
+    let mut e = Engine::new(quiet()).unwrap();
+    for i in 0..2 {
+        e.add_proxy(spec(i)).unwrap();
+    }
+    let lane = rotor_engine::LaneKey::new(UserId(1), Module::Demper);
+    assert!(!e.restore_circuit(lane, at(5_000)), "no lane yet");
+    e.allocate_exact(UserId(1), by_module(&[0, 1])).unwrap();
+    assert!(e.restore_circuit(lane, at(5_000)));
+    assert!(e.restore_circuit(lane, at(4_000)), "an earlier end does not shorten it");
+    assert_eq!(
+        e.acquire(&demper(1), at(100)),
+        Decision::Wait { until: at(5_000), reason: WaitReason::CircuitOpen }
+    );
+    // At its end the circuit half-opens: one probe goes.
+    let probe = send(&mut e, &demper(1), at(5_000));
+    e.complete(probe, rotor_engine::Outcome::Ok, at(5_010));
+    // A restored slowdown spaces sends out until its end.
+    assert!(e.restore_slowdown(lane, rotor_engine::Duration::from_millis(1_000), at(60_000)));
+    send(&mut e, &demper(1), at(6_000));
+    assert_eq!(
+        e.acquire(&demper(1), at(6_100)),
+        Decision::Wait { until: at(7_000), reason: WaitReason::LaneSlowdown }
+    );
+    send(&mut e, &demper(1), at(60_000));
+    send(&mut e, &demper(1), at(60_001));
+}

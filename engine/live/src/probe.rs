@@ -73,8 +73,8 @@ pub async fn probe(config: &LiveConfig, include_resting: bool) -> Result<Vec<Pro
         .map(|s| s.product_id.clone())
         .ok_or_else(|| LiveError::Config("the first user's SKU file is empty".into()))?;
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
+    let (mut store, _) = super::run::open_state(config)?;
     let now = super::clock::now();
-    let (mut store, _) = super::run::open_state(config, now)?;
     let stored = store.proxies()?;
     let until = (now + config.engine.policy.longest_rest()).as_millis();
     let mut rows = Vec::new();

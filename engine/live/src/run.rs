@@ -41,11 +41,13 @@ pub struct RunSummary {
 
 /// Opens the store, records the configured proxies, and treats every lease the last run left
 /// open as spent (docs/decisions/live-durability.md). Returns the store and how many leases.
-pub(super) fn open_state(config: &LiveConfig, now: Instant) -> Result<(Store, u32), LiveError> {
+pub(super) fn open_state(config: &LiveConfig) -> Result<(Store, u32), LiveError> {
     let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
     let cipher = Cipher::from_key_text(&key)
         .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;
     let mut store = Store::open(&config.store_url, &config.base_dir, cipher)?;
+    anchor_clock(&mut store)?;
+    let now = clock::now();
     for (i, p) in config.proxies.iter().enumerate() {
         let password = match &p.password {
             Some(src) => Some(src.resolve().map_err(LiveError::secret(format!(
@@ -77,6 +79,29 @@ pub(super) fn open_state(config: &LiveConfig, now: Instant) -> Result<(Store, u3
         );
     }
     Ok((store, recovered))
+}
+
+/// Sets this process's clock from the store's anchor for this boot (or records one): a wall
+/// clock that jumped forward while no process ran cannot shorten a persisted rest.
+fn anchor_clock(store: &mut Store) -> Result<(), LiveError> {
+    let Some((boot, uptime)) = clock::boot() else { return Ok(()) };
+    let wall = clock::now().as_millis();
+    let anchor = store.clock_anchor(&boot)?;
+    let start = clock::start_instant(wall, uptime, anchor);
+    if start < wall && clock::anchor(start) {
+        log::line(
+            Level::Warn,
+            &format!(
+                "clock: the wall clock is {} ms ahead of the monotonic clock since the last run; \
+                 engine time follows the monotonic clock",
+                wall - start
+            ),
+        );
+    }
+    if anchor.is_none() {
+        store.set_clock_anchor(&boot, uptime, clock::now().as_millis())?;
+    }
+    Ok(())
 }
 
 /// The engine, its clients and lease books, rebuilt from the store in id order so ids agree.
@@ -168,11 +193,11 @@ fn load_sellers(config: &LiveConfig, store: &mut Store) -> Result<Vec<Seller>, L
 
 /// Runs live mode until shutdown.
 pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, LiveError> {
-    let now = clock::now();
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
     // Held until the run ends: a second process on the same SQLite file is refused at start.
     let _state_lock = crate::store::StateLock::take(&config.store_url, &config.base_dir)?;
-    let (mut store, recovered) = open_state(&config, now)?;
+    let (mut store, recovered) = open_state(&config)?;
+    let now = clock::now();
     let (engine, clients, books, stored) = rebuild(&config, &mut store, now, timeouts)?;
     let mut sellers = load_sellers(&config, &mut store)?;
     let claims = Claims::new(&config, &options, store.dialect());

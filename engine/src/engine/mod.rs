@@ -191,6 +191,39 @@ impl Engine {
         self.accounts.entry(user).or_default().restore_cooldown(endpoint, until);
     }
 
+    /// Restores a lane's open circuit read from storage: no request before `until` (then the
+    /// half-open probe, as after any open spell). An open circuit that ends later is kept. False
+    /// if no such lane is allocated.
+    pub fn restore_circuit(&mut self, key: LaneKey, until: Instant) -> bool {
+        let Some(lane) =
+            self.users.get(&key.user).and_then(|r| lane_at(&mut self.lanes, r[key.module.index()]))
+        else {
+            return false;
+        };
+        match lane.circuit {
+            crate::circuit::CircuitState::Open { until: held } if held >= until => {}
+            _ => lane.circuit = crate::circuit::CircuitState::Open { until },
+        }
+        true
+    }
+
+    /// Restores a lane's slowdown read from storage: one send per `min_interval` until `until`.
+    /// False if no such lane is allocated.
+    pub fn restore_slowdown(
+        &mut self,
+        key: LaneKey,
+        min_interval: crate::time::Duration,
+        until: Instant,
+    ) -> bool {
+        let Some(lane) =
+            self.users.get(&key.user).and_then(|r| lane_at(&mut self.lanes, r[key.module.index()]))
+        else {
+            return false;
+        };
+        lane.slowdown.restore(min_interval, until);
+        true
+    }
+
     /// Whether Kaspi refused `user`'s credentials: its work stops until they are renewed.
     pub fn credentials_refused(&self, user: UserId) -> bool {
         self.accounts.get(&user).is_some_and(|a| a.refused)

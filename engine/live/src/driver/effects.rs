@@ -41,6 +41,10 @@ impl Driver {
                 self.replace_dead(lane);
             }
             Event::CircuitOpened { lane, until } => {
+                // Kept across a restart or a failover, as account cooldowns are.
+                if let Err(e) = lock(&self.store).set_circuit(lane, until.as_millis()) {
+                    log::line(Level::Error, &format!("cannot record lane {lane}'s open circuit: {e}"));
+                }
                 log::line(
                     Level::Warn,
                     &format!("lane {lane}: circuit open until {}", log::utc(until.as_millis())),
@@ -49,14 +53,21 @@ impl Driver {
             Event::CircuitClosed { lane, .. } => {
                 log::line(Level::Info, &format!("lane {lane}: circuit closed"));
             }
-            Event::LaneSlowed { lane, min_interval, until } => log::line(
-                Level::Warn,
-                &format!(
-                    "lane {lane}: slowed to one send per {} ms until {}",
-                    min_interval.as_millis(),
-                    log::utc(until.as_millis())
-                ),
-            ),
+            Event::LaneSlowed { lane, min_interval, until } => {
+                if let Err(e) =
+                    lock(&self.store).set_slowdown(lane, min_interval.as_millis(), until.as_millis())
+                {
+                    log::line(Level::Error, &format!("cannot record lane {lane}'s slowdown: {e}"));
+                }
+                log::line(
+                    Level::Warn,
+                    &format!(
+                        "lane {lane}: slowed to one send per {} ms until {}",
+                        min_interval.as_millis(),
+                        log::utc(until.as_millis())
+                    ),
+                );
+            }
             Event::AccountCooldown { user, endpoint, until } => {
                 // Kept across a restart: the account stays quiet until Kaspi's ban is over.
                 if let Err(e) = lock(&self.store).set_cooldown(user, endpoint, until.as_millis()) {

@@ -157,9 +157,43 @@ impl Driver {
         })
     }
 
-    /// Gives `user`'s lanes exactly these proxies in the engine (`engine`).
+    /// Gives `user`'s lanes exactly these proxies in the engine, with the circuits and
+    /// slowdowns the store holds for them (another worker, or this one before a restart, may
+    /// have opened them). Locks: `store` (released), then `engine`.
     pub fn serve(&self, user: UserId, modules: [Vec<ProxyId>; 4]) -> Result<(), rotor_engine::AllocError> {
-        self.on_engine(|e| e.allocate_exact(user, modules)).map(|_| ())
+        let now = clock::now();
+        let holds = lock(&self.store).lane_holds(user, now.as_millis());
+        self.on_engine(|e| {
+            e.allocate_exact(user, modules)?;
+            for h in holds.iter().flatten() {
+                if h.circuit_until_ms > now.as_millis() {
+                    e.restore_circuit(h.lane, rotor_engine::Instant::from_millis(h.circuit_until_ms));
+                }
+                if h.slow_until_ms > now.as_millis() {
+                    e.restore_slowdown(
+                        h.lane,
+                        rotor_engine::Duration::from_millis(h.slow_interval_ms),
+                        rotor_engine::Instant::from_millis(h.slow_until_ms),
+                    );
+                }
+            }
+            Ok(())
+        })?;
+        if let Err(e) = &holds {
+            crate::log::line(crate::log::Level::Error, &format!("cannot read the holds of user {user}: {e}"));
+        }
+        for h in holds.iter().flatten() {
+            crate::log::line(
+                crate::log::Level::Warn,
+                &format!(
+                    "recovery: lane {} keeps its circuit open until {} and its slowdown until {}",
+                    h.lane,
+                    crate::log::utc(h.circuit_until_ms),
+                    crate::log::utc(h.slow_until_ms)
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// Takes `user`'s lanes out of the engine; its requests fail as deallocated (`engine`).

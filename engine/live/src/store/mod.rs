@@ -9,6 +9,7 @@
 
 mod allocations;
 mod error;
+mod holds;
 mod lanes;
 mod operator;
 mod proxies;
@@ -23,16 +24,18 @@ use rotor_engine::{Module, ProxyId, Secret, UserId};
 use super::secrets::Cipher;
 pub use error::StoreError;
 use error::{Abort, ctx};
+pub use holds::LaneHolds;
 pub use operator::{Command, DropGate, HeldDrop};
 pub use records::Listing;
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_account_cooldowns.sql"),
     include_str!("schema/003_current_prices.sql"),
     include_str!("schema/004_operator.sql"),
+    include_str!("schema/005_holds_and_clock.sql"),
 ];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.
