@@ -162,9 +162,61 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: CtlAction,
     },
+    /// Hand on the order log of a live deployment as JSON Lines.
+    ///
+    /// One line per order event (`new` when an order is first stored, `changed` when its state
+    /// or status moves on: completed, cancelled, returned), with the order as stored now: its
+    /// fields, delivery mode, pickup point, planned date and entries. Each line has a `seq`.
+    /// With --out the lines are appended to the file and, without --since, the export resumes
+    /// after the file's last line: run it on a schedule and nothing is lost or repeated.
+    ///
+    /// Examples:
+    ///   rotor orders export --config live.toml --since 24h
+    ///   rotor orders export --config live.toml --out orders.jsonl
+    #[command(verbatim_doc_comment)]
+    Orders {
+        /// What to do.
+        #[command(subcommand)]
+        action: ExportAction,
+    },
+    /// Hand on the price decisions of a live deployment as JSON Lines, as `orders export` does.
+    ///
+    /// One line per decision: the SKU, old and new price, cheapest rival, why, and whether it
+    /// was pushed. Decisions older than `[store] decisions_retention` are pruned.
+    ///
+    /// Example:
+    ///   rotor decisions export --config live.toml --out decisions.jsonl
+    #[command(verbatim_doc_comment)]
+    Decisions {
+        /// What to do.
+        #[command(subcommand)]
+        action: ExportAction,
+    },
     /// List the scenarios built into this binary.
     #[command(verbatim_doc_comment)]
     Scenarios,
+}
+
+/// What `rotor orders` and `rotor decisions` do.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum ExportAction {
+    /// Write the log as JSON Lines, to standard output or appended to --out.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The live config (the store and its key are read from it).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// Where to start: a seq from an earlier export (the lines after it), a span back from now
+    /// (`24h`, `7d`), or a UTC instant (`2026-11-24T02:50:00Z`). Default: after --out's last
+    /// line, or the start of the log.
+    #[arg(long, value_name = "SEQ|SPAN|INSTANT")]
+    pub(crate) since: Option<String>,
+    /// Append to this file instead of writing to standard output.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 /// `rotor ctl` actions.

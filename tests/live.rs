@@ -338,6 +338,85 @@ async fn orders_are_stored_exactly_once_across_polls_and_a_restart() {
     fake.sort();
     assert_eq!(stored, fake, "every order once, with all its entries");
     assert_safe(&lab);
+
+    // Three orders move on; a webhook that fails twice receives every event, in order.
+    let hook = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&hook)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&hook)
+        .await;
+    // The newest three: within the recheck window (3 days) that each poll looks at again.
+    let mut newest = lab.kaspi.orders();
+    newest.sort_by_key(|o| std::cmp::Reverse(o.creation_ms));
+    let ids: Vec<String> = newest.iter().take(3).map(|o| o.id.clone()).collect();
+    for (id, status) in ids.iter().zip(["COMPLETED", "CANCELLED", "RETURNED"]) {
+        assert!(lab.kaspi.set_order_status(id, status, Some("ARCHIVE")));
+    }
+    let text = std::fs::read_to_string(lab.dir.join("live.toml")).unwrap();
+    let with_hook = text.replace(
+        "[orders]\ninterval = \"1s\"\n",
+        &format!(
+            "[orders]\ninterval = \"1s\"\nwebhook = \"{}/orders\"\nwebhook_token_env = \"KASPI_SESSION\"\n",
+            hook.uri()
+        ),
+    );
+    std::fs::write(lab.dir.join("live.toml"), with_hook).unwrap();
+    let mut child = lab.spawn(&[], "third.log");
+    lab.wait_for("third.log", "is now RETURNED", 1);
+    let start = StdInstant::now();
+    let accepted = |reqs: &[wiremock::Request]| reqs.len().saturating_sub(2);
+    while accepted(&hook.received_requests().await.unwrap()) < 260 {
+        assert!(start.elapsed() < StdDuration::from_secs(30), "{}", lab.log("third.log"));
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let received = hook.received_requests().await.unwrap();
+    let keys: Vec<String> =
+        received.iter().map(|r| r.headers["idempotency-key"].to_str().unwrap().to_owned()).collect();
+    assert_eq!(keys[0], keys[1], "a failed event is retried under its key");
+    assert_eq!(keys[1], keys[2]);
+    let mut distinct = keys.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 260, "257 new orders and 3 changes, each delivered once");
+    assert_eq!(received[0].headers["authorization"].to_str().unwrap(), format!("Bearer {SESSION}"));
+    let last: serde_json::Value = serde_json::from_slice(&received.last().unwrap().body).unwrap();
+    assert_eq!(last["event"], "changed", "{last}");
+    assert!(last["order"]["entries"].as_array().is_some_and(|e| !e.is_empty()), "{last}");
+
+    // The export: every event once, and appending again adds nothing.
+    let out = lab.dir.join("orders.jsonl");
+    let export = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .args(["orders", "export", "--config"])
+            .arg(lab.dir.join("live.toml"))
+            .args(args)
+            .env("ROTOR_STORE_KEY", KEY)
+            .output()
+            .unwrap()
+    };
+    let first = export(&["--out", out.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let again = export(&["--out", out.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("0 lines appended"));
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 260);
+    assert_eq!(lines.iter().filter(|l| l["event"] == "changed").count(), 3);
+    assert!(lines.windows(2).all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()));
+    let pickup = &lines[0]["order"]["pickup_point"];
+    assert_eq!(pickup, "30067228_PP1", "{}", lines[0]);
+    let bad = export(&["--since", "last week"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let recent = export(&["--since", &lines[258]["seq"].to_string()]);
+    assert_eq!(String::from_utf8_lossy(&recent.stdout).lines().count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use rotor_engine::{Module, ProxyId, Secret, Split, UserId};
 use rotor_live::secrets::Cipher;
-use rotor_live::store::{LeaseUsage, NewOrder, NewProxy, Store, StoreError};
+use rotor_live::store::{LeaseUsage, NewOrder, NewProxy, OrderWrite, Store, StoreError};
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 5);
+        assert_eq!(s.schema_version().unwrap(), 6);
         add_proxies(&mut s, 3);
         add_proxies(&mut s, 3); // the same URLs again keep their ids
         let all = s.proxies().unwrap();
@@ -204,13 +204,37 @@ fn orders_are_stored_once_and_decisions_and_journal_round_trip() {
             id: "o1".into(),
             code: "528000001".into(),
             state: Some("NEW".into()),
-            status: None,
+            status: Some("ACCEPTED_BY_MERCHANT".into()),
             total_price: Some(1500.0),
             creation_ms: 42,
+            delivery_mode: Some("DELIVERY_PICKUP".into()),
+            pickup_point: Some("30067228_PP1".into()),
+            planned_delivery_ms: Some(90),
             entries: vec![(Some("SKU-1".into()), Some("Phone".into()), Some(2), Some(750.0))],
         };
-        assert!(s.store_order(UserId(1), &order, 50).unwrap());
-        assert!(!b.open().store_order(UserId(1), &order, 60).unwrap(), "a second store is a no-op");
+        assert_eq!(s.write_order(UserId(1), &order, 50).unwrap(), OrderWrite::New);
+        assert_eq!(
+            b.open().write_order(UserId(1), &order, 60).unwrap(),
+            OrderWrite::Same,
+            "a second store is a no-op"
+        );
+        // Completed later: the order is updated and the change logged once.
+        let done =
+            NewOrder { state: Some("ARCHIVE".into()), status: Some("COMPLETED".into()), ..order.clone() };
+        assert_eq!(s.write_order(UserId(1), &done, 70).unwrap(), OrderWrite::Changed);
+        assert_eq!(s.write_order(UserId(1), &done, 80).unwrap(), OrderWrite::Same);
+        let events = s.order_events(0, 0, 10).unwrap();
+        let kinds: Vec<(&str, Option<&str>)> =
+            events.iter().map(|e| (e.kind.as_str(), e.status.as_deref())).collect();
+        assert_eq!(kinds, vec![("new", Some("ACCEPTED_BY_MERCHANT")), ("changed", Some("COMPLETED"))]);
+        assert_eq!(events[1].order.entries, order.entries, "an event carries the order as stored now");
+        assert_eq!(events[1].order.pickup_point.as_deref(), Some("30067228_PP1"));
+        assert_eq!(s.order_events(events[0].seq, 0, 10).unwrap().len(), 1, "after a seq");
+        assert_eq!(s.order_events(0, 70, 10).unwrap().len(), 1, "from an instant");
+        assert_eq!(s.outbox_cursor("orders_webhook").unwrap(), 0);
+        s.set_outbox_cursor("orders_webhook", events[1].seq).unwrap();
+        assert_eq!(b.open().outbox_cursor("orders_webhook").unwrap(), events[1].seq);
+        assert!(s.hold_outbox().unwrap());
         assert_eq!(s.orders().unwrap(), vec![("o1".to_owned(), 1)]);
         assert_eq!(s.orders_synced(UserId(1)).unwrap(), None);
         s.set_orders_synced(UserId(1), 100).unwrap();
@@ -314,7 +338,7 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
     use rotor_engine::Endpoint;
     both("cooldowns", |b| {
         let mut st = b.open();
-        assert_eq!(st.schema_version().unwrap(), 5);
+        assert_eq!(st.schema_version().unwrap(), 6);
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
         st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();

@@ -62,3 +62,42 @@ pub(crate) fn ctl(path: &Path, action: &live::ctl::Action) -> Result<u8, CliErro
     print!("{out}");
     Ok(exit::OK)
 }
+
+/// Which log an export hands on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Log {
+    Orders,
+    Decisions,
+}
+
+pub(crate) fn export(args: &crate::cli::ExportArgs, log: Log) -> Result<u8, CliError> {
+    use live::export::{self, Since};
+    let config = live::config::load(&args.config).map_err(CliError::bad_input)?;
+    let now = live::clock::now().as_millis();
+    let since = match (&args.since, &args.out) {
+        (Some(text), _) => export::parse_since(text, now).map_err(CliError::bad_input)?,
+        (None, Some(path)) => Since::After(export::last_seq(path).map_err(|e| exit_for(&e))?.unwrap_or(0)),
+        (None, None) => Since::After(0),
+    };
+    let mut store = live::ctl::open(&config).map_err(|e| exit_for(&e))?;
+    let mut sink: Box<dyn std::io::Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| CliError::bad_input(format!("{}: cannot append: {e}", path.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let n = match log {
+        Log::Orders => export::orders(&mut store, since, &mut sink),
+        Log::Decisions => export::decisions(&mut store, since, &mut sink),
+    }
+    .map_err(|e| exit_for(&e))?;
+    sink.flush().map_err(|e| CliError::internal(format!("cannot write the export: {e}")))?;
+    if let Some(path) = &args.out {
+        eprintln!("{n} lines appended to {}", path.display());
+    }
+    Ok(exit::OK)
+}

@@ -54,6 +54,12 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Load(args) => load::run(&args),
         Command::Probe { config, include_resting } => live::probe(&config, include_resting),
         Command::Ctl { config, action } => live::ctl(&config, &action.to_live()),
+        Command::Orders { action: crate::cli::ExportAction::Export(args) } => {
+            live::export(&args, live::Log::Orders)
+        }
+        Command::Decisions { action: crate::cli::ExportAction::Export(args) } => {
+            live::export(&args, live::Log::Decisions)
+        }
         Command::SeedClaims { out } => {
             let claims = rotor_sim::claims::check().map_err(CliError::internal)?;
             let rows = rotor_sim::claims::hypothesis_rows().map_err(CliError::internal)?;

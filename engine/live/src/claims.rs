@@ -344,12 +344,17 @@ fn start_workers(
             account: s.account.clone(),
             interval: config.orders_interval,
             lookback: config.orders_lookback,
+            recheck: config.orders_recheck,
             polls: once,
             tenure: tenure.clone(),
         }
         .run(),
     );
-    if options.sync_catalog || config.catalog_interval.is_some() {
+    // The catalogue on its schedule (not in a one-pass check, unless asked), when the seller
+    // has a catalog lane to sync it on.
+    let scheduled = config.catalog_interval.is_some() && !options.once;
+    let has_lane = config.split_for(s.config.proxies).get(Module::Catalog) > 0;
+    if (options.sync_catalog || scheduled) && has_lane {
         workers.spawn(
             Catalog {
                 driver: Arc::clone(driver),

@@ -37,7 +37,7 @@ pub enum Action {
 }
 
 /// Opens the config's store without taking the state lock (a running worker holds it).
-fn open(config: &LiveConfig) -> Result<Store, LiveError> {
+pub fn open(config: &LiveConfig) -> Result<Store, LiveError> {
     let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
     let cipher = Cipher::from_key_text(&key)
         .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;

@@ -46,6 +46,7 @@ pub mod config;
 pub mod ctl;
 pub mod driver;
 pub mod error;
+pub mod export;
 pub mod kaspi;
 pub mod log;
 pub mod metrics;
@@ -57,6 +58,7 @@ pub mod secrets;
 pub mod status;
 pub mod store;
 pub mod transport;
+pub mod webhook;
 pub mod workers;
 
 /// The subnet label of an egress address: its /24 (IPv4) or /64 (IPv6).

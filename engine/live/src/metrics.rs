@@ -44,6 +44,8 @@ pub struct Metrics {
     drops_held: AtomicU64,
     orders_stored: AtomicU64,
     store_errors: AtomicU64,
+    webhook_deliveries: AtomicU64,
+    webhook_failures: AtomicU64,
     progress: Mutex<BTreeMap<(UserId, Module), Progress>>,
     refused: Mutex<BTreeSet<UserId>>,
 }
@@ -173,6 +175,12 @@ impl Metrics {
     /// A store read or write failed.
     pub fn store_error(&self) {
         self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An order event reached the webhook (`ok`), or an attempt failed.
+    pub fn webhook(&self, ok: bool) {
+        let c = if ok { &self.webhook_deliveries } else { &self.webhook_failures };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sellers whose credentials Kaspi refused in this run.
@@ -308,6 +316,16 @@ impl Metrics {
             ),
             ("rotor_orders_stored_total", "New orders stored.", &self.orders_stored),
             ("rotor_store_errors_total", "Store reads and writes that failed.", &self.store_errors),
+            (
+                "rotor_webhook_deliveries_total",
+                "Order events the webhook accepted.",
+                &self.webhook_deliveries,
+            ),
+            (
+                "rotor_webhook_failures_total",
+                "Webhook attempts that failed (each is retried).",
+                &self.webhook_failures,
+            ),
         ] {
             let _ = write!(
                 out,

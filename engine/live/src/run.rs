@@ -88,7 +88,8 @@ fn anchor_clock(store: &mut Store) -> Result<(), LiveError> {
     let wall = clock::now().as_millis();
     let anchor = store.clock_anchor(&boot)?;
     let start = clock::start_instant(wall, uptime, anchor);
-    if start < wall && clock::anchor(start) {
+    // The boot clock reads to 10 ms: a second's difference is a jump, not rounding.
+    if start + 1_000 < wall && clock::anchor(start) {
         log::line(
             Level::Warn,
             &format!(
@@ -290,7 +291,8 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     Ok(RunSummary { recovered_leases: recovered, unfinished, rotations, calls_ok, calls })
 }
 
-/// The status endpoint and, when `[proxy6] min_pool` asks, the provisioner.
+/// The status endpoint and, when configured, the provisioner (`[proxy6] min_pool`) and the
+/// orders webhook.
 fn start_services(
     config: &LiveConfig,
     driver: &Arc<Driver>,
@@ -309,6 +311,13 @@ fn start_services(
         let key = p6.key.resolve().map_err(LiveError::secret("[proxy6] key"))?;
         let client = Proxy6Client::new(p6, key)?;
         services.spawn(provision::run(Arc::clone(driver), client, timeouts, stop_rx.clone()));
+    }
+    if let Some(hook) = config.orders_webhook.clone() {
+        let token = match &hook.token {
+            Some(src) => Some(src.resolve().map_err(LiveError::secret("[orders] webhook_token"))?),
+            None => None,
+        };
+        services.spawn(crate::webhook::run(Arc::clone(driver), hook, token, stop_rx.clone()));
     }
     Ok(services)
 }

@@ -176,6 +176,18 @@ impl KaspiMock {
         }
     }
 
+    /// Moves order `id` on to `status` (and `state`, if given), as Kaspi does when an order is
+    /// completed, cancelled or returned. False if there is no such order.
+    pub fn set_order_status(&self, id: &str, status: &str, state: Option<&'static str>) -> bool {
+        let mut st = self.state();
+        let Some(o) = st.orders.iter_mut().find(|o| o.id == id) else { return false };
+        status.clone_into(&mut o.status);
+        if let Some(state) = state {
+            o.state = state;
+        }
+        true
+    }
+
     /// Every order the fake holds.
     pub fn orders(&self) -> Vec<Order> {
         self.state().orders.clone()

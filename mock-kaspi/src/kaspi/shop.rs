@@ -95,7 +95,9 @@ pub(crate) fn orders(st: &mut State, req: &Request, ip: &str) -> (u16, Reply) {
                     "signatureRequired": o.state == "SIGN_REQUIRED",
                     "preOrder": false,
                     "state": o.state,
-                    "status": "ACCEPTED_BY_MERCHANT",
+                    "status": o.status,
+                    "pickupPointId": o.pickup_point_id,
+                    "plannedDeliveryDate": o.planned_delivery_ms,
                     "customer": { "id": "c1", "name": "Customer", "firstName": "A", "lastName": "B" },
                     "deliveryCost": 0
                 },

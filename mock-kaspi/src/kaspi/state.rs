@@ -45,6 +45,13 @@ pub struct Order {
     pub creation_ms: u64,
     /// One of `NEW`, `SIGN_REQUIRED`, `PICKUP`, `DELIVERY`, `KASPI_DELIVERY`, `ARCHIVE`.
     pub state: &'static str,
+    /// Its lifecycle: `ACCEPTED_BY_MERCHANT` when created; `COMPLETED`, `CANCELLED`,
+    /// `RETURNED` and the others as a test moves it on.
+    pub status: String,
+    /// The pickup point it goes to.
+    pub pickup_point_id: String,
+    /// When it is planned to be delivered, epoch ms.
+    pub planned_delivery_ms: u64,
     /// Total price in tenge.
     pub total_price: u64,
     /// Its entries: (offer code (SKU), name, quantity, base price).
@@ -252,6 +259,9 @@ impl State {
             merchant: merchant.to_owned(),
             creation_ms,
             state,
+            status: "ACCEPTED_BY_MERCHANT".to_owned(),
+            pickup_point_id: format!("{merchant}_PP1"),
+            planned_delivery_ms: creation_ms + 2 * 86_400_000,
             total_price: total,
             entries,
         });

@@ -41,6 +41,8 @@ pub const DEMPER_CONCURRENCY: u32 = 4;
 /// The largest price drop one pass may push without an operator's confirmation, in percent of
 /// the current price.
 pub const DEMPER_MAX_DROP_PERCENT: u32 = 30;
+/// How often each seller's catalogue is synced from the cabinet.
+pub const CATALOG_INTERVAL: Duration = Duration::from_mins(60);
 /// Orders polling interval.
 pub const ORDERS_INTERVAL: Duration = Duration::from_mins(10);
 /// The orders window, and its longest: Kaspi refuses windows over 14 days.

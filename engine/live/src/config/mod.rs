@@ -149,7 +149,12 @@ pub struct LiveConfig {
     pub orders_interval: Duration,
     /// The orders window (at most 14 days). Defaults to 14 days.
     pub orders_lookback: Duration,
-    /// Catalog sync interval; `None`: only with `--sync-catalog`. Defaults to `None`.
+    /// Orders created this recently are looked at again each poll, for a change of state or
+    /// status. Defaults to 3 days (at most the lookback).
+    pub orders_recheck: Duration,
+    /// Where each order event is posted, if anywhere.
+    pub orders_webhook: Option<Webhook>,
+    /// Catalog sync interval; `None` ("0s" in the file): only with `--sync-catalog`. Defaults to 1 hour.
     pub catalog_interval: Option<Duration>,
     /// Proxy6, if provisioning is on. Defaults to `None`.
     pub proxy6: Option<Proxy6Settings>,
@@ -196,6 +201,17 @@ impl LiveConfig {
     }
 }
 
+/// The webhook that order events are posted to, one at a time, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Sent as `Authorization: Bearer <token>`, if given.
+    pub token: Option<SecretSource>,
+    /// Per attempt. Defaults to 10 s.
+    pub timeout: Duration,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -229,6 +245,21 @@ mod tests {
         assert!(c.demper_spread);
         assert_eq!(c.demper_max_drop_percent, 30);
         assert_eq!(c.stall_intervals, 3);
+        assert_eq!(c.orders_recheck, Duration::from_mins(3 * 24 * 60));
+        assert_eq!(c.orders_webhook, None);
+        assert_eq!(c.catalog_interval, Some(Duration::from_mins(60)));
+        assert_eq!(cfg("[catalog]\ninterval = \"0s\"\n").unwrap().catalog_interval, None);
+        let c =
+            cfg("[orders]\nwebhook = \"http://127.0.0.1:9/hook\"\nwebhook_token_env = \"HOOK\"\n").unwrap();
+        let hook = c.orders_webhook.unwrap();
+        assert_eq!(
+            (hook.url.as_str(), hook.token, hook.timeout),
+            ("http://127.0.0.1:9/hook", Some(SecretSource::Env("HOOK".into())), Duration::from_secs(10))
+        );
+        let e = cfg("[orders]\nwebhook = \"ftp://x\"\n").unwrap_err();
+        assert!(e.message.contains("valid: an http:// or https:// URL"), "{e}");
+        let e = cfg("[orders]\nrecheck = \"20d\"\n").unwrap_err();
+        assert!(e.message.contains("at most the lookback"), "{e}");
         assert!(cfg("[status]\nstall_intervals = 0\n").is_err());
         assert_eq!(cfg("[demper]\nmax_drop_percent = 100\n").unwrap().demper_max_drop_percent, 100);
         let e = cfg("[demper]\nmax_drop_percent = 0\n").unwrap_err();

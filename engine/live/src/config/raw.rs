@@ -169,6 +169,11 @@ pub(super) struct RawDemper {
 pub(super) struct RawOrders {
     pub(super) interval: Option<Span>,
     pub(super) lookback: Option<Span>,
+    pub(super) recheck: Option<Span>,
+    pub(super) webhook: Option<String>,
+    pub(super) webhook_token_env: Option<String>,
+    pub(super) webhook_token_file: Option<PathBuf>,
+    pub(super) webhook_timeout: Option<Span>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -115,6 +115,29 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
             orders_lookback.as_millis()
         )));
     }
+    let orders_recheck =
+        raw.orders.recheck.map_or(Duration::from_mins(3 * 24 * 60).min(orders_lookback), |s| s.0);
+    if orders_recheck > orders_lookback {
+        return Err(cx.whole(format!(
+            "[orders] recheck is {} ms; valid: at most the lookback ({} ms)",
+            orders_recheck.as_millis(),
+            orders_lookback.as_millis()
+        )));
+    }
+    let orders_webhook = match raw.orders.webhook {
+        None => None,
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(super::Webhook {
+            url,
+            token: match (raw.orders.webhook_token_env, raw.orders.webhook_token_file) {
+                (None, None) => None,
+                (env, file) => Some(cx.secret("webhook_token", env, file, None)?),
+            },
+            timeout: raw.orders.webhook_timeout.map_or(Duration::from_secs(10), |s| s.0),
+        }),
+        Some(url) => {
+            return Err(cx.whole(format!("[orders] webhook is `{url}`; valid: an http:// or https:// URL")));
+        }
+    };
     let demper_step = raw.demper.step.unwrap_or(default::DEMPER_STEP);
     if !(demper_step.is_finite() && demper_step >= 0.0) {
         return Err(cx.whole(format!("[demper] step is {demper_step}; valid: 0 or more tenge")));
@@ -151,7 +174,15 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         demper_max_drop_percent,
         orders_interval: raw.orders.interval.map_or(default::ORDERS_INTERVAL, |s| s.0),
         orders_lookback,
-        catalog_interval: raw.catalog.interval.map(|s| s.0),
+        orders_recheck,
+        orders_webhook,
+        // On a schedule by default, so that a price changed in the cabinet is seen within the
+        // hour (the newer of it and our last push is the current price); "0s" turns it off.
+        catalog_interval: match raw.catalog.interval {
+            None => Some(default::CATALOG_INTERVAL),
+            Some(s) if s.0 == Duration::ZERO => None,
+            Some(s) => Some(s.0),
+        },
         proxy6: raw.proxy6.map(|p| proxy6_section(&cx, p)).transpose()?,
         proxies: proxy_entries(&cx, raw.proxy)?,
         users: user_entries(&cx, raw.user)?,

@@ -75,6 +75,12 @@ impl Driver {
         Ok((store.proxies()?, store.lease_counts()?))
     }
 
+    /// Runs `f` on the store, off the runtime's core (`store`): for services with their own
+    /// records, such as the webhook's cursor.
+    pub fn store_call<R>(&self, f: impl FnOnce(&mut crate::store::Store) -> R) -> R {
+        super::blocking(|| f(&mut lock(&self.store)))
+    }
+
     /// A read-only view of the engine, for status pages (`engine`).
     pub fn view<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
         f(&lock(&self.engine))
@@ -134,9 +140,10 @@ impl Records<'_> {
         self.counted(|| self.store().has_order(id))
     }
 
-    /// Stores an order and its entries once: false if it was known.
-    pub fn order(&self, user: UserId, order: &NewOrder) -> Result<bool, StoreError> {
-        self.counted(|| self.store().store_order(user, order, clock::now().as_millis()))
+    /// Stores a new order with its entries, or a known one's change of state or status, each
+    /// with its event in the order log.
+    pub fn order(&self, user: UserId, order: &NewOrder) -> Result<crate::store::OrderWrite, StoreError> {
+        self.counted(|| self.store().write_order(user, order, clock::now().as_millis()))
     }
 
     /// Up to when `user`'s orders are known complete.

@@ -9,6 +9,7 @@
 
 mod allocations;
 mod error;
+mod events;
 mod holds;
 mod lanes;
 mod operator;
@@ -24,18 +25,20 @@ use rotor_engine::{Module, ProxyId, Secret, UserId};
 use super::secrets::Cipher;
 pub use error::StoreError;
 use error::{Abort, ctx};
+pub use events::{OrderEvent, OrderWrite};
 pub use holds::LaneHolds;
 pub use operator::{Command, DropGate, HeldDrop};
 pub use records::Listing;
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_account_cooldowns.sql"),
     include_str!("schema/003_current_prices.sql"),
     include_str!("schema/004_operator.sql"),
     include_str!("schema/005_holds_and_clock.sql"),
+    include_str!("schema/006_order_events.sql"),
 ];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.
@@ -114,6 +117,12 @@ pub struct NewOrder {
     pub total_price: Option<f64>,
     /// Creation, epoch ms.
     pub creation_ms: u64,
+    /// How it is delivered (`DELIVERY_PICKUP`, `DELIVERY_LOCAL`, ...).
+    pub delivery_mode: Option<String>,
+    /// The pickup point it goes to.
+    pub pickup_point: Option<String>,
+    /// When its delivery is planned, epoch ms.
+    pub planned_delivery_ms: Option<u64>,
     /// Entries: (sku, name, quantity, base price).
     pub entries: Vec<Entry>,
 }

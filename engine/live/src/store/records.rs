@@ -4,7 +4,7 @@
 use rotor_engine::{Endpoint, UserId};
 
 use super::error::ctx;
-use super::{NewOrder, PriceDecision, Store, StoreError, int, opt_uint, real, text, uint};
+use super::{PriceDecision, Store, StoreError, int, opt_uint, real, text, uint};
 
 /// What the store knows of one of a seller's offers.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -64,25 +64,40 @@ impl Store {
 
     /// Every decision, oldest first.
     pub fn decisions(&mut self) -> Result<Vec<PriceDecision>, StoreError> {
+        Ok(self.decisions_after(0, 0, u64::MAX >> 1)?.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// Up to `limit` decisions after id `after` (0 for all) and at or after `from_ms`, oldest
+    /// first, with their ids (the export's cursor).
+    pub fn decisions_after(
+        &mut self,
+        after: u64,
+        from_ms: u64,
+        limit: u64,
+    ) -> Result<Vec<(u64, PriceDecision)>, StoreError> {
         let rows = self
             .conn
             .query(
-                "SELECT at_ms, user_id, sku, old_price, new_price, competitor_min, reason, pushed, dry_run FROM price_decisions ORDER BY id",
-                &[],
+                "SELECT at_ms, user_id, sku, old_price, new_price, competitor_min, reason, pushed, dry_run, id
+                 FROM price_decisions WHERE id > $1 AND at_ms >= $2 ORDER BY id LIMIT $3",
+                &[after.into(), from_ms.into(), limit.into()],
             )
             .map_err(ctx("read decisions"))?;
         Ok(rows
             .iter()
-            .map(|r| PriceDecision {
-                at_ms: uint(r, 0),
-                user: UserId(uint(r, 1) as u32),
-                sku: text(r, 2).unwrap_or_default(),
-                old_price: real(r, 3),
-                new_price: real(r, 4),
-                competitor_min: real(r, 5),
-                reason: text(r, 6).unwrap_or_default(),
-                pushed: int(r, 7) != 0,
-                dry_run: int(r, 8) != 0,
+            .map(|r| {
+                let d = PriceDecision {
+                    at_ms: uint(r, 0),
+                    user: UserId(uint(r, 1) as u32),
+                    sku: text(r, 2).unwrap_or_default(),
+                    old_price: real(r, 3),
+                    new_price: real(r, 4),
+                    competitor_min: real(r, 5),
+                    reason: text(r, 6).unwrap_or_default(),
+                    pushed: int(r, 7) != 0,
+                    dry_run: int(r, 8) != 0,
+                };
+                (uint(r, 9), d)
             })
             .collect())
     }
@@ -123,36 +138,6 @@ impl Store {
             .query("SELECT id FROM orders WHERE id = $1", &[id.into()])
             .map_err(ctx("look up an order"))?;
         Ok(!rows.is_empty())
-    }
-
-    /// Stores an order and its entries in one transaction, once: returns false if it was known.
-    pub fn store_order(&mut self, user: UserId, o: &NewOrder, now_ms: u64) -> Result<bool, StoreError> {
-        self.tx(|c| {
-            let n = c.exec(
-                "INSERT INTO orders (id, user_id, code, state, status, total_price, creation_ms, stored_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-                &[
-                    o.id.as_str().into(),
-                    user.0.into(),
-                    o.code.as_str().into(),
-                    o.state.clone().into(),
-                    o.status.clone().into(),
-                    o.total_price.into(),
-                    o.creation_ms.into(),
-                    now_ms.into(),
-                ],
-            )?;
-            if n == 1 {
-                for (i, (sku, name, qty, price)) in o.entries.iter().enumerate() {
-                    c.exec(
-                        "INSERT INTO order_entries (order_id, entry_no, sku, name, quantity, base_price) VALUES ($1, $2, $3, $4, $5, $6)",
-                        &[o.id.as_str().into(), (i as u64).into(), sku.clone().into(), name.clone().into(), (*qty).into(), (*price).into()],
-                    )?;
-                }
-            }
-            Ok(n == 1)
-        })
-        .map_err(ctx("store an order"))
     }
 
     /// Stored order ids with their entry counts, in id order.

@@ -1,8 +1,11 @@
 //! The orders worker: every interval, page through the Shop API over a window of at most 14
 //! days, fetch the entries of each order not yet stored, and store order and entries in one
-//! transaction. An order is stored once (its id is the key). The window starts just before the
-//! end of the last poll that went through every page, so a poll cut short by a crash or a lost
-//! lane is simply done again: a restart or a failover loses none and duplicates none.
+//! transaction with a `new` event; an order already stored whose state or status changed
+//! (completed, cancelled, returned) is updated with a `changed` event. An order is stored once
+//! (its id is the key). The window reaches back to the earlier of just before the end of the
+//! last poll that went through every page (so a poll cut short by a crash or a lost lane is
+//! simply done again: a restart or a failover loses none and duplicates none) and the recheck
+//! window, within which every order is looked at again for changes.
 
 use std::sync::Arc;
 
@@ -14,6 +17,7 @@ use crate::config::KaspiUrls;
 use crate::driver::Driver;
 use crate::kaspi::{self, Account};
 use crate::log::{self, Level};
+use crate::store::OrderWrite;
 
 /// How far before the newest stored order each poll looks again, for orders that appear late.
 const OVERLAP: Duration = Duration::from_mins(60);
@@ -30,6 +34,8 @@ pub struct Orders {
     pub interval: Duration,
     /// The window (at most 14 days).
     pub lookback: Duration,
+    /// Orders created this recently are looked at again, each poll, for changes.
+    pub recheck: Duration,
     /// Stop after this many polls (`None`: until shutdown).
     pub polls: Option<u32>,
     /// The stint of serving this seller the worker belongs to.
@@ -76,7 +82,8 @@ impl Orders {
         // From a little before the end of the last poll that went through every page: a poll cut
         // short (a crash, a lost lane) leaves the watermark where it was, so nothing is skipped.
         let synced = self.driver.records().orders_synced(user).unwrap_or(None);
-        let ge = synced.map_or(oldest, |n| n.saturating_sub(OVERLAP.as_millis()).max(oldest));
+        let recheck = now.saturating_sub(self.recheck.as_millis());
+        let ge = synced.map_or(oldest, |n| n.saturating_sub(OVERLAP.as_millis()).min(recheck).max(oldest));
         let mut stored = 0;
         let mut page = 0;
         let mut complete = true;
@@ -93,26 +100,43 @@ impl Orders {
                     }
                 };
             for listed in &orders {
-                if self.driver.records().has_order(&listed.order.id).unwrap_or(false) {
+                let Ok(known) = self.driver.records().has_order(&listed.order.id) else {
+                    complete = false;
                     continue;
-                }
-                let order = match kaspi::order_entries(&self.driver, &self.account, listed).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        let what = format!("entries of order {}", listed.order.code);
-                        if let Next::Stop = triage(user, Module::Orders, &what, &e) {
-                            return Poll { stored, stop: true, complete: false };
+                };
+                let order = if known {
+                    // A known order: only its state and status may have moved on.
+                    listed.order.clone()
+                } else {
+                    match kaspi::order_entries(&self.driver, &self.account, listed).await {
+                        Ok(o) => o,
+                        Err(e) => {
+                            let what = format!("entries of order {}", listed.order.code);
+                            if let Next::Stop = triage(user, Module::Orders, &what, &e) {
+                                return Poll { stored, stop: true, complete: false };
+                            }
+                            complete = false;
+                            continue;
                         }
-                        complete = false;
-                        continue;
                     }
                 };
                 match self.driver.records().order(user, &order) {
-                    Ok(true) => {
+                    Ok(OrderWrite::New) => {
                         stored += 1;
                         self.driver.metrics.order_stored();
                     }
-                    Ok(false) => {}
+                    Ok(OrderWrite::Changed) => {
+                        log::line(
+                            Level::Info,
+                            &format!(
+                                "user {user}/orders: order {} is now {} ({})",
+                                order.code,
+                                order.status.as_deref().unwrap_or("-"),
+                                order.state.as_deref().unwrap_or("-")
+                            ),
+                        );
+                    }
+                    Ok(OrderWrite::Same) => {}
                     Err(e) => {
                         complete = false;
                         log::line(Level::Error, &format!("cannot store order {}: {e}", order.code));
