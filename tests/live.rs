@@ -914,3 +914,51 @@ async fn health_is_503_with_the_reason_and_once_exits_3_when_nothing_got_through
     assert_eq!(code, 3, "{log}");
     assert!(log.contains("every call failed"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_secrets_retires_removed_proxies_and_resizes_lanes() {
+    let lab = Lab::start("sighup", 4, 3).await;
+    let demper = "interval = \"1s\"\nspread = false";
+    lab.configure(2, "demper = 50\norders = 50\ncatalog = 0", "", &lab.wide_skus(3), demper);
+    let path = lab.dir.join("live.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("token_env = \"KASPI_TOKEN\"", "token_file = \"token.txt\"");
+    std::fs::write(&path, &text).unwrap();
+    std::fs::write(lab.dir.join("token.txt"), "tok-expired").unwrap();
+    let mut child = lab.spawn(&["--dry-run"], "run.log");
+    lab.wait_for("run.log", "ALERT user u1: Kaspi refused", 1);
+    rotor_live::transport::init_tls();
+    let client = reqwest::Client::builder().timeout(StdDuration::from_secs(5)).build().unwrap();
+    let health = client.get(status_url(&lab, "run.log", "/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+
+    // The token is rotated, the last proxy leaves the config, and the seller gets 3 proxies.
+    std::fs::write(lab.dir.join("token.txt"), TOKEN).unwrap();
+    let last = lab.proxies.last().unwrap();
+    let block = format!(
+        "[[proxy]]\nurl = \"{}\"\nuser = \"px3\"\npassword_env = \"PX3_PASSWORD\"\negress_ip = \"{}\"\n\n",
+        last.url(),
+        last.egress()
+    );
+    assert!(text.contains(&block));
+    let next = text.replace(&block, "").replace("proxies = 2\n", "proxies = 3\n");
+    std::fs::write(&path, next).unwrap();
+    let _ = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
+    let log = lab.wait_for("run.log", "SIGHUP: ", 1);
+    lab.wait_for("run.log", "reloaded", 1);
+    let log_after = lab.wait_for("run.log", "poll stored", 1);
+    assert!(log_after.contains("SIGHUP: user u1: new credentials; its workers restart"), "{log_after}");
+    assert!(log_after.contains("is no longer listed; it is retired"), "{log_after}");
+    assert!(log_after.contains("resized from 1 to 2 proxies"), "{log_after}");
+    let health = client.get(status_url(&lab, "run.log", "/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "{}", health.text().await.unwrap());
+    let (_, table, _) = lab.ctl(&["proxies"]);
+    assert!(table.contains("removed from the config"), "{table}");
+    assert_eq!(table.lines().filter(|l| l.contains("u1/")).count(), 3, "{table}");
+    // A config that does not parse changes nothing.
+    std::fs::write(&path, "[engine]\npolicy = \"gcra\"\n").unwrap();
+    let _ = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
+    lab.wait_for("run.log", "the running config stays", 1);
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert!(!log.contains("panicked"));
+}

@@ -421,8 +421,8 @@ fn operator_decisions_are_kept_for_every_worker() {
         // Revive and retire reach every worker as commands, in order.
         let start = s.last_command().unwrap();
         assert!(!s.revive_proxy(ProxyId(1), 9_000, 300).unwrap(), "not dead");
-        assert!(s.retire_proxy(ProxyId(1), 300).unwrap());
-        assert!(!s.retire_proxy(ProxyId(1), 301).unwrap(), "already retired");
+        assert!(s.retire_proxy(ProxyId(1), "retired by the operator", 300).unwrap());
+        assert!(!s.retire_proxy(ProxyId(1), "retired by the operator", 301).unwrap(), "already retired");
         s.mark_dead(ProxyId(1), "3 failures in its last 10 requests").unwrap();
         assert_eq!(s.proxies().unwrap()[1].dead_reason.as_deref(), Some("retired by the operator"));
         assert!(s.revive_proxy(ProxyId(1), 9_000, 400).unwrap());

@@ -272,3 +272,34 @@ fn a_restored_circuit_and_slowdown_hold_the_lane_until_their_end() {
     send(&mut e, &demper(1), at(60_000));
     send(&mut e, &demper(1), at(60_001));
 }
+
+#[test]
+fn a_resized_lane_gives_back_its_idlest_proxies_and_keeps_the_running_lease() {
+    let mut e = Engine::new(quiet()).unwrap();
+    for i in 0..5 {
+        e.add_proxy(spec(i)).unwrap();
+    }
+    e.allocate_exact(UserId(1), by_module(&[0, 1, 2])).unwrap();
+    let t = send(&mut e, &demper(1), at(10));
+    let carrying = t.proxy();
+    common::drain(&mut e);
+    // Two fewer: the never-used ones leave, the lease on the carrying proxy goes on.
+    let left = e.resize_lane(UserId(1), Module::Demper, &[], 2).unwrap();
+    assert_eq!(left.len(), 2);
+    assert!(!left.contains(&carrying), "the running lease was ended");
+    let lane = rotor_engine::LaneKey::new(UserId(1), Module::Demper);
+    assert_eq!(e.lane(lane).unwrap().proxies, &[carrying]);
+    assert_eq!(e.proxy(carrying).unwrap().lease_requests, 1, "its lease goes on");
+    let next = send(&mut e, &demper(1), at(20));
+    assert_eq!(next.proxy(), carrying);
+    // One more joins from the pool; a proxy another lane holds cannot.
+    assert_eq!(e.resize_lane(UserId(1), Module::Demper, &[ProxyId(3)], 0).unwrap(), Vec::<ProxyId>::new());
+    assert_eq!(e.lane(lane).unwrap().proxies.len(), 2);
+    assert_eq!(
+        e.resize_lane(UserId(1), Module::Demper, &[ProxyId(3)], 0),
+        Err(AllocError::NotFree(ProxyId(3)))
+    );
+    assert_eq!(e.resize_lane(UserId(2), Module::Demper, &[], 1), Err(AllocError::NotAllocated(UserId(2))));
+    e.complete(t, rotor_engine::Outcome::Ok, at(30));
+    e.complete(next, rotor_engine::Outcome::Ok, at(31));
+}

@@ -36,6 +36,7 @@ pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
         once: args.once,
         run_for,
         worker_id: args.worker_id.clone(),
+        config_path: Some(args.config.clone()),
     };
     match runtime()?.block_on(live::run::run(config, options)) {
         // A check by hand (`--once`) that got nothing through must not look like success.

@@ -260,7 +260,11 @@ impl Claims {
             ids.retain(|id| !dead.contains(id));
         }
         match driver.serve(user, modules) {
-            Ok(()) => true,
+            Ok(()) => {
+                // A stored allocation made under another `proxies` or `[split]` is fitted now.
+                super::reconcile::fit(config, driver, s);
+                true
+            }
             Err(e) => {
                 log::line(
                     Level::Error,
@@ -309,7 +313,8 @@ impl Claims {
     }
 }
 
-fn start_workers(
+/// Starts the seller's worker loops under a new tenure.
+pub(super) fn start_workers(
     driver: &Arc<Driver>,
     config: &LiveConfig,
     options: &RunOptions,

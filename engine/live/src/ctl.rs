@@ -64,7 +64,7 @@ pub fn run(config: &LiveConfig, action: &Action) -> Result<String, LiveError> {
         }
         Action::Retire(id) => {
             known_proxy(&mut store, *id)?;
-            if store.retire_proxy(ProxyId(*id), now)? {
+            if store.retire_proxy(ProxyId(*id), "retired by the operator", now)? {
                 Ok(format!("proxy {id} retired: its lane finishes what it has in flight and replaces it\n"))
             } else {
                 Err(LiveError::Config(format!("proxy {id} is already dead or retired")))

@@ -53,6 +53,7 @@ pub mod metrics;
 pub mod options;
 pub mod probe;
 pub mod provision;
+mod reconcile;
 pub mod run;
 pub mod secrets;
 pub mod status;

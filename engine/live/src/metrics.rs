@@ -183,6 +183,11 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `user`'s credentials were renewed: no longer reported as refused.
+    pub fn credentials_renewed(&self, user: UserId) {
+        locked(&self.refused).remove(&user);
+    }
+
     /// Sellers whose credentials Kaspi refused in this run.
     pub fn refused(&self) -> BTreeSet<UserId> {
         locked(&self.refused).clone()

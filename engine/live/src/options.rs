@@ -16,4 +16,6 @@ pub struct RunOptions {
     pub run_for: Option<Duration>,
     /// This worker's name in lane leases (overrides `[workers] id`).
     pub worker_id: Option<String>,
+    /// The config file, read again on SIGHUP (`None`: SIGHUP is ignored).
+    pub config_path: Option<std::path::PathBuf>,
 }

@@ -67,6 +67,7 @@ pub(super) fn open_state(config: &LiveConfig) -> Result<(Store, u32), LiveError>
         };
         store.upsert_proxy(&new, now.as_millis())?;
     }
+    super::reconcile::retire_removed(&mut store, config)?;
     let rest_until = now + config.engine.policy.longest_rest();
     let recovered = store.spend_unowned_leases(rest_until.as_millis(), now.as_millis())?;
     if recovered > 0 {
@@ -103,6 +104,56 @@ fn anchor_clock(store: &mut Store) -> Result<(), LiveError> {
         store.set_clock_anchor(&boot, uptime, clock::now().as_millis())?;
     }
     Ok(())
+}
+
+/// Records the config's proxies in the store again (a reload): their credentials may have been
+/// rotated. A proxy this engine knows whose login changed gets a new client. Returns those.
+pub(super) fn record_proxies(
+    config: &LiveConfig,
+    driver: &Driver,
+) -> Result<Vec<rotor_engine::ProxyId>, LiveError> {
+    let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
+    let mut resolved = Vec::with_capacity(config.proxies.len());
+    for (i, p) in config.proxies.iter().enumerate() {
+        let password = match &p.password {
+            Some(src) => Some(src.resolve().map_err(LiveError::secret(format!(
+                "[[proxy]] #{} ({}): password",
+                i + 1,
+                p.url
+            )))?),
+            None => None,
+        };
+        resolved.push(password);
+    }
+    let before = driver.store_call(Store::proxies)?;
+    let known = driver.proxy_count();
+    let mut changed = Vec::new();
+    for (p, password) in config.proxies.iter().zip(&resolved) {
+        let new = NewProxy {
+            url: &p.url,
+            username: p.user.as_deref(),
+            password: password.as_ref(),
+            egress_ip: p.egress_ip,
+            source: "config",
+            proxy6: None,
+        };
+        let id = driver.record_proxy(&new)?;
+        let old = before.iter().find(|b| b.id == id);
+        let same = old.is_some_and(|o| {
+            o.username.as_deref() == p.user.as_deref()
+                && o.password.as_ref().map(rotor_engine::Secret::expose)
+                    == password.as_ref().map(rotor_engine::Secret::expose)
+        });
+        if !same && id.0 < known {
+            let stored = driver.store_call(|s| s.proxies_from(id.0))?;
+            if let Some(row) = stored.first() {
+                let (_, client) = connect(row, timeouts)?;
+                driver.replace_client(id, client);
+                changed.push(id);
+            }
+        }
+    }
+    Ok(changed)
 }
 
 /// The engine, its clients and lease books, rebuilt from the store in id order so ids agree.
@@ -231,6 +282,9 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         .map(|d| tokio::time::Instant::now() + std::time::Duration::from_millis(d.as_millis()));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| LiveError::Runtime(format!("cannot watch SIGTERM: {e}")))?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| LiveError::Runtime(format!("cannot watch SIGHUP: {e}")))?;
+    let mut config = config;
     let mut tick = tokio::time::interval(claims.tick);
     let mut any_started = false;
     let mut pruned_at: Option<std::time::Instant> = None;
@@ -259,6 +313,12 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         tokio::select! {
             _ = tokio::signal::ctrl_c() => { log::line(Level::Info, "SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { log::line(Level::Info, "SIGTERM: shutting down"); break; }
+            _ = sighup.recv() => match &options.config_path {
+                Some(path) => crate::driver::blocking(|| {
+                    super::reconcile::reload(path, &mut config, &driver, &mut sellers, &options, &mut workers);
+                }),
+                None => log::line(Level::Warn, "SIGHUP: no config file to read again; ignored"),
+            },
             () = sleep_deadline => { log::line(Level::Info, "run time over: shutting down"); break; }
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
             _ = tick.tick() => {}

@@ -316,4 +316,55 @@ impl Engine {
         }
         Ok(())
     }
+
+    /// Resizes `user`'s `module` lane: `add` (free proxies, all or nothing) join it, and
+    /// `remove` of its members go back to the pool, the idlest first (dead ones, then never
+    /// used, then resting, then any other; the one carrying the lane's lease last), so that a
+    /// changed allocation ends no lease it need not end. Returns the members that left.
+    pub fn resize_lane(
+        &mut self,
+        user: UserId,
+        module: Module,
+        add: &[ProxyId],
+        remove: u32,
+    ) -> Result<Vec<ProxyId>, AllocError> {
+        let r = self.users.get(&user).ok_or(AllocError::NotAllocated(user))?[module.index()];
+        let mut seen = rustc_hash::FxHashSet::default();
+        if let Some(&bad) = add.iter().find(|&&id| !self.pool.is_free(id) || !seen.insert(id)) {
+            return Err(AllocError::NotFree(bad));
+        }
+        let Some(lane) = lane_at(&mut self.lanes, r) else { return Err(AllocError::NotAllocated(user)) };
+        let rank = |pool: &crate::pool::Pool, id: ProxyId, current: Option<ProxyId>| {
+            let e = &pool.entries[id.0 as usize];
+            match e.state {
+                _ if current == Some(id) => 5,
+                ProxyState::Dead => 0,
+                ProxyState::Fresh => 1,
+                ProxyState::Resting { .. } if !e.paused => 2,
+                _ if e.in_flight == 0 => 3,
+                _ => 4,
+            }
+        };
+        let mut order: Vec<ProxyId> = lane.members.clone();
+        order.sort_by_key(|&id| (rank(&self.pool, id, lane.current), id));
+        let leaving: Vec<ProxyId> = order.into_iter().take(remove as usize).collect();
+        for &id in &leaving {
+            lane.members.retain(|&m| m != id);
+            lane.drop_candidate(id);
+            if self.pool.entries[id.0 as usize].state == ProxyState::Dead {
+                lane.dead = lane.dead.saturating_sub(1);
+            }
+        }
+        let threshold = self.config.replace_above_dead_percent;
+        lane.replacements_requested = lane.dead_above(threshold) && lane.replacements_requested;
+        for &id in &leaving {
+            self.release_member(id);
+        }
+        for &id in add {
+            self.pool.withdraw(id);
+        }
+        self.join(r, add, leaving.clone());
+        self.note_pool_level();
+        Ok(leaving)
+    }
 }

@@ -263,4 +263,46 @@ impl Driver {
             self.last_command.store(id, std::sync::atomic::Ordering::Relaxed);
         }
     }
+
+    /// Kaspi may accept `user`'s renewed credentials: the engine lets its requests go again and
+    /// `/health` stops reporting the refusal (`engine`).
+    pub fn renew_credentials(&self, user: UserId) {
+        lock(&self.engine).renew_credentials(user);
+        self.metrics.credentials_renewed(user);
+    }
+
+    /// Adds `n` free proxies to `user`'s `module` lane, picked by the store (`store`, then
+    /// [`Driver::refresh`]'s, then `engine`).
+    pub fn grow_lane(&self, user: UserId, module: Module, n: u32) -> Result<(), String> {
+        let now = clock::now();
+        let picked = super::blocking(|| lock(&self.store).grow(user, module, u64::from(n), now.as_millis()));
+        let fresh = match picked {
+            Ok(Some(ids)) => ids,
+            Ok(None) => return Err(format!("fewer than {n} proxies are free")),
+            Err(e) => return Err(e.to_string()),
+        };
+        self.refresh(&fresh, now);
+        let joined = self.on_engine(|e| e.resize_lane(user, module, &fresh, 0));
+        if let Err(e) = joined {
+            // Give them back in the store, so that another lane can have them.
+            let _ = super::blocking(|| lock(&self.store).shrink(user, &fresh, now.as_millis(), 0));
+            return Err(e.to_string());
+        }
+        Ok(())
+    }
+
+    /// Gives `n` of `user`'s `module` proxies back to the pool, the idlest first; a lease that
+    /// must end is spent, its proxy resting `rest` (`engine`, then `store`).
+    pub fn shrink_lane(
+        &self,
+        user: UserId,
+        module: Module,
+        n: u32,
+        rest: rotor_engine::Duration,
+    ) -> Result<(), String> {
+        let now = clock::now();
+        let left = self.on_engine(|e| e.resize_lane(user, module, &[], n)).map_err(|e| e.to_string())?;
+        super::blocking(|| lock(&self.store).shrink(user, &left, now.as_millis(), (now + rest).as_millis()))
+            .map_err(|e| e.to_string())
+    }
 }

@@ -81,6 +81,14 @@ impl Driver {
         super::blocking(|| f(&mut lock(&self.store)))
     }
 
+    /// Swaps the client of proxy `id` for one built with its new credentials (`clients`).
+    pub fn replace_client(&self, id: ProxyId, client: reqwest::Client) {
+        let mut clients = self.clients.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = clients.get_mut(id.0 as usize) {
+            *slot = client;
+        }
+    }
+
     /// A read-only view of the engine, for status pages (`engine`).
     pub fn view<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
         f(&lock(&self.engine))

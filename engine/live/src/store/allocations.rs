@@ -71,6 +71,64 @@ impl Store {
         .or_else(|e| if matches!(e, Abort::Short) { Ok(None) } else { Err(e.during("replace dead proxies")) })
     }
 
+    /// Adds `n` free proxies to `user`'s `module` lane, all or nothing (locked as in
+    /// [`Store::allocate`]). `None`: too few free.
+    pub fn grow(
+        &mut self,
+        user: UserId,
+        module: Module,
+        n: u64,
+        now_ms: u64,
+    ) -> Result<Option<Vec<ProxyId>>, StoreError> {
+        retry_on_conflict(|| {
+            self.tx(|c| {
+                let picked = pick_free(c, n, now_ms)?;
+                for id in &picked {
+                    c.exec(
+                        "INSERT INTO allocations (proxy_id, user_id, module, since_ms) VALUES ($1, $2, $3, $4)",
+                        &[id.0.into(), user.0.into(), module.name().into(), now_ms.into()],
+                    )?;
+                }
+                Ok(picked)
+            })
+        })
+        .map(Some)
+        .or_else(|e| if matches!(e, Abort::Short) { Ok(None) } else { Err(e.during("grow a lane")) })
+    }
+
+    /// Takes `ids` from `user`: a lease still open on one of them is spent (it rests until at
+    /// least `rest_until_ms`).
+    pub fn shrink(
+        &mut self,
+        user: UserId,
+        ids: &[ProxyId],
+        now_ms: u64,
+        rest_until_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.tx(|c| {
+            for id in ids {
+                c.exec(
+                    "UPDATE leases SET finished_ms = $1, closed_by = 'shrunk' WHERE finished_ms IS NULL AND proxy_id = $2
+                     AND EXISTS (SELECT 1 FROM proxy_state s WHERE s.proxy_id = leases.proxy_id
+                     AND s.lease_no = leases.lease_no AND s.lease_open = 1)",
+                    &[now_ms.into(), id.0.into()],
+                )?;
+                c.exec(
+                    "UPDATE proxy_state SET lease_open = 0,
+                     rest_until_ms = CASE WHEN rest_until_ms > $1 THEN rest_until_ms ELSE $1 END
+                     WHERE lease_open = 1 AND proxy_id = $2",
+                    &[rest_until_ms.into(), id.0.into()],
+                )?;
+                c.exec(
+                    "DELETE FROM allocations WHERE proxy_id = $1 AND user_id = $2",
+                    &[id.0.into(), user.0.into()],
+                )?;
+            }
+            Ok(())
+        })
+        .map_err(ctx("shrink a lane"))
+    }
+
     /// Live, unexpired proxies no seller holds and no lease keeps open: what an allocation
     /// could take.
     pub fn free_count(&mut self, now_ms: u64) -> Result<u32, StoreError> {

@@ -158,7 +158,14 @@ impl Store {
             .map_err(ctx("read order entries"))?;
         Ok(rows
             .iter()
-            .map(|r| (text(r, 0), text(r, 1), Some(super::int(r, 2)).filter(|_| opt_uint(r, 2).is_some()), real(r, 3)))
+            .map(|r| {
+                (
+                    text(r, 0),
+                    text(r, 1),
+                    Some(super::int(r, 2)).filter(|_| opt_uint(r, 2).is_some()),
+                    real(r, 3),
+                )
+            })
             .collect())
     }
 

@@ -101,6 +101,15 @@ impl Store {
         result.map_err(ctx("confirm price drops"))
     }
 
+    /// Proxies recorded from the config (not bought), alive: (id, URL).
+    pub fn config_proxies(&mut self) -> Result<Vec<(ProxyId, String)>, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT id, url FROM proxies WHERE source = 'config' AND dead = 0 ORDER BY id", &[])
+            .map_err(ctx("read configured proxies"))?;
+        Ok(rows.iter().map(|r| (ProxyId(uint(r, 0) as u32), text(r, 1).unwrap_or_default())).collect())
+    }
+
     /// Every held drop, by seller and SKU.
     pub fn held_drops(&mut self) -> Result<Vec<HeldDrop>, StoreError> {
         let rows = self
@@ -203,13 +212,13 @@ impl Store {
         .map_err(ctx("revive a proxy"))
     }
 
-    /// Retires a proxy for good (dead, by the operator) and tells every worker. False if it
-    /// was dead already.
-    pub fn retire_proxy(&mut self, id: ProxyId, now_ms: u64) -> Result<bool, StoreError> {
+    /// Retires a proxy for good (dead, for `reason`) and tells every worker. False if it was
+    /// dead already.
+    pub fn retire_proxy(&mut self, id: ProxyId, reason: &str, now_ms: u64) -> Result<bool, StoreError> {
         self.tx(|c| {
             let n = c.exec(
-                "UPDATE proxies SET dead = 1, dead_reason = 'retired by the operator' WHERE id = $1 AND dead = 0",
-                &[id.0.into()],
+                "UPDATE proxies SET dead = 1, dead_reason = $1 WHERE id = $2 AND dead = 0",
+                &[reason.into(), id.0.into()],
             )?;
             if n == 0 {
                 return Ok(false);
