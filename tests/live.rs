@@ -921,7 +921,9 @@ async fn sighup_rotates_secrets_retires_removed_proxies_and_resizes_lanes() {
     let demper = "interval = \"1s\"\nspread = false";
     lab.configure(2, "demper = 50\norders = 50\ncatalog = 0", "", &lab.wide_skus(3), demper);
     let path = lab.dir.join("live.toml");
-    let text = std::fs::read_to_string(&path).unwrap().replace("token_env = \"KASPI_TOKEN\"", "token_file = \"token.txt\"");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("token_env = \"KASPI_TOKEN\"", "token_file = \"token.txt\"");
     std::fs::write(&path, &text).unwrap();
     std::fs::write(lab.dir.join("token.txt"), "tok-expired").unwrap();
     let mut child = lab.spawn(&["--dry-run"], "run.log");
@@ -961,4 +963,69 @@ async fn sighup_rotates_secrets_retires_removed_proxies_and_resizes_lanes() {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     assert!(!log.contains("panicked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy6_purchases_are_reconciled_not_repeated_renewed_and_capped() {
+    use rotor_mock_kaspi::{Proxy6Config, Proxy6Mock};
+    let lab = Lab::start("proxy6b", 0, 2).await;
+    let p6 = Proxy6Mock::start(Proxy6Config { stock: 10, balance: 100.0, ..Proxy6Config::default() })
+        .await
+        .unwrap();
+    // 0.11 per proxy for 30 days; the day's cap allows five, not six.
+    let configure = |min_pool: u32| {
+        lab.configure(1, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(2), "");
+        let path = lab.dir.join("live.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("subscribed_until_ms = 1000\n");
+        let _ = write!(
+            text,
+            "\n[proxy6]\napi = \"{}\"\nkey_env = \"P6_KEY\"\nmin_pool = {min_pool}\ncheck_every = \"300ms\"\n\
+             timeout = \"1s\"\nmax_spend_per_day = 0.56\n",
+            p6.api_base()
+        );
+        std::fs::write(path, text).unwrap();
+    };
+    let run = |log: &'static str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
+        cmd.arg("live").arg("--config").arg(lab.dir.join("live.toml")).args(["--dry-run", "--run-for", "4s"]);
+        cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
+        cmd.env("P6_KEY", "test-key");
+        cmd.stdout(Stdio::null()).stderr(std::fs::File::create(lab.dir.join(log)).unwrap());
+        let status = cmd.status().unwrap();
+        (status.code().unwrap_or(-1), lab.log(log))
+    };
+
+    // The purchase is made but its answer comes after the client gave up: it is found by its
+    // tag and joins the pool; nothing is bought twice.
+    configure(2);
+    p6.delay_buys(StdDuration::from_secs(2));
+    let (code, log) = run("lost.log");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("it may have gone through, so it is reconciled, not repeated"), "{log}");
+    assert!(log.contains("went through (2 proxies found)"), "{log}");
+    assert_eq!(p6.sold().len(), 2, "{log}");
+    assert_eq!(lab.store().proxies().unwrap().len(), 2);
+    assert!((p6.balance() - (100.0 - 0.22)).abs() < 1e-6);
+
+    // One nears its end at Proxy6: the next start reads it back and renews it.
+    p6.delay_buys(StdDuration::ZERO);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let (first, _, _) = p6.sold()[0].clone();
+    p6.set_end(first, now + 86_400);
+    let (code, log) = run("renew.log");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("renewed 1 proxies at Proxy6"), "{log}");
+    let end = p6.sold().iter().find(|s| s.0 == first).unwrap().2;
+    assert_eq!(end, now + 31 * 86_400);
+    let stored = lab.store().p6_proxies().unwrap();
+    assert!(stored.iter().any(|p| p.expires_ms == end * 1000), "{stored:?}");
+
+    // Three more would take the day's spend to 0.66, above its cap of 0.56: none is bought.
+    configure(5);
+    let (code, log) = run("capped.log");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("ALERT Proxy6 spending capped"), "{log}");
+    assert_eq!(log.matches("Proxy6 spending capped").count(), 1, "alerted once: {log}");
+    assert_eq!(p6.sold().len(), 2);
 }

@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 6);
+        assert_eq!(s.schema_version().unwrap(), 7);
         add_proxies(&mut s, 3);
         add_proxies(&mut s, 3); // the same URLs again keep their ids
         let all = s.proxies().unwrap();
@@ -338,7 +338,7 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
     use rotor_engine::Endpoint;
     both("cooldowns", |b| {
         let mut st = b.open();
-        assert_eq!(st.schema_version().unwrap(), 6);
+        assert_eq!(st.schema_version().unwrap(), 7);
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
         st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();
@@ -513,5 +513,22 @@ fn lane_holds_and_the_clock_anchor_round_trip() {
         s.set_clock_anchor("boot-a", 100, 1_000).unwrap();
         s.set_clock_anchor("boot-a", 200, 2_000).unwrap();
         assert_eq!(s.clock_anchor("boot-a").unwrap(), Some((100, 1_000)), "the first anchor of a boot stays");
+    });
+}
+
+#[test]
+fn proxy6_orders_add_up_to_the_spend_and_pending_ones_wait_for_reconciling() {
+    both("p6orders", |b| {
+        let mut s = b.open();
+        s.p6_begin("rotor-1", "buy", 2, 0.22, 1_000).unwrap();
+        s.p6_begin("prolong-2", "prolong", 1, 0.11, 2_000).unwrap();
+        s.p6_begin("rotor-3", "buy", 5, 0.55, 3_000).unwrap();
+        assert!((s.p6_spent_since(0).unwrap() - 0.88).abs() < 1e-9, "pending orders count at their estimate");
+        s.p6_settle("rotor-1", true, 0.2).unwrap();
+        s.p6_settle("rotor-3", false, 0.0).unwrap();
+        assert!((s.p6_spent_since(0).unwrap() - 0.31).abs() < 1e-9, "a failed order costs nothing");
+        assert!((s.p6_spent_since(1_500).unwrap() - 0.11).abs() < 1e-9);
+        let pending: Vec<String> = s.p6_pending().unwrap().into_iter().map(|o| o.tag).collect();
+        assert_eq!(pending, vec!["prolong-2".to_owned()]);
     });
 }

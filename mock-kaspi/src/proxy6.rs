@@ -71,6 +71,8 @@ struct State {
     next_id: u64,
     next_order: u64,
     recent: VecDeque<Instant>,
+    /// How late `buy` answers (after the purchase is made), to test a client's timeout.
+    buy_delay: std::time::Duration,
 }
 
 /// A running fake Proxy6 and its stock of loopback proxies.
@@ -178,7 +180,10 @@ impl Respond for Router {
             req.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         match parts.next() {
             None | Some("") => ResponseTemplate::new(200).set_body_json(st.envelope(&json!({}))),
-            Some(method) => call(&mut st, method, &q),
+            Some(method) => {
+                let answer = call(&mut st, method, &q);
+                if method == "buy" { answer.set_delay(st.buy_delay) } else { answer }
+            }
         }
     }
 }
@@ -454,6 +459,7 @@ impl Proxy6Mock {
             next_id: 0,
             next_order: 0,
             recent: VecDeque::new(),
+            buy_delay: std::time::Duration::ZERO,
             config,
         };
         let state = Arc::new(Mutex::new(state));
@@ -479,6 +485,24 @@ impl Proxy6Mock {
     /// Sets the balance (to test "no money").
     pub fn set_balance(&self, balance: f64) {
         self.state().balance = balance;
+    }
+
+    /// Makes every later `buy` answer `delay` late: the purchase happens at once, the answer
+    /// after (a client that timed out must not buy again).
+    pub fn delay_buys(&self, delay: std::time::Duration) {
+        self.state().buy_delay = delay;
+    }
+
+    /// Proxies sold so far: (Proxy6 id, `descr`, expiry as unix seconds).
+    pub fn sold(&self) -> Vec<(u64, String, u64)> {
+        self.state().sold.values().map(|s| (s.id, s.descr.clone(), s.end_unix)).collect()
+    }
+
+    /// Moves a sold proxy's expiry to `end_unix` (to have one near its end).
+    pub fn set_end(&self, id: u64, end_unix: u64) {
+        if let Some(s) = self.state().sold.get_mut(&id) {
+            s.end_unix = end_unix;
+        }
     }
 
     /// The proxy behind a sold proxy's port, to switch its mode.

@@ -1,6 +1,14 @@
-//! Proxy6 provisioning: keep the free pool at or above its minimum by buying, at most 3 API
-//! calls per second (the API's limit), backing off on 429/503. An API error ("no money", "not
-//! enough proxies in stock") raises an alert and the run goes on.
+//! Proxy6 provisioning: keep the free pool at or above its minimum by buying, renew bought
+//! proxies before they expire, and keep the store in step with Proxy6 (`getproxy`, at start,
+//! daily, and after any call whose answer was lost), at most 3 API calls per second (the API's
+//! limit), backing off on 429/503.
+//!
+//! Every purchase carries a tag of its own as its `descr` and is recorded (pending, at its
+//! estimated price) before the call: a `buy` whose answer never came is reconciled by that tag,
+//! never repeated blindly. Spending is capped per 24 hours and per 30 days (`[proxy6]
+//! max_spend_per_day`, `max_spend_per_month`): no purchase or renewal starts that would go over.
+//! An API error ("no money", "not enough proxies in stock") or a cap raises an alert and the
+//! run goes on.
 
 use std::sync::Arc;
 
@@ -12,6 +20,7 @@ use super::config::Proxy6Settings;
 use super::driver::Driver;
 use super::log::{self, Level};
 use super::store::{NewProxy, StoreError};
+use super::store::{Proxy6Proxy, Store};
 use super::transport::{self, ClientError, ProxyEndpoint, Timeouts};
 
 /// A Proxy6 failure. Its text never contains the API key (which is part of the URL).
@@ -64,7 +73,7 @@ impl Proxy6Client {
     pub fn new(settings: Proxy6Settings, key: Secret) -> Result<Self, ClientError> {
         transport::init_tls();
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
+            .timeout(std::time::Duration::from_millis(settings.timeout.as_millis()))
             .no_proxy()
             .build()
             .map_err(|e| ClientError::Build { url: "Proxy6".to_owned(), message: e.to_string() })?;
@@ -105,8 +114,8 @@ impl Proxy6Client {
         Err(Proxy6Error::Transport("rate limited (429/503) four times in a row".into()))
     }
 
-    /// Buys `count` proxies with the configured version, country and period.
-    pub async fn buy(&self, count: u32) -> Result<Vec<Bought>, Proxy6Error> {
+    /// Buys `count` proxies with the configured version, country and period, tagged `tag`.
+    pub async fn buy(&self, count: u32, tag: &str) -> Result<(Vec<Bought>, f64), Proxy6Error> {
         let s = &self.settings;
         let v = self
             .call(
@@ -117,24 +126,80 @@ impl Proxy6Client {
                     ("country", s.country.clone()),
                     ("version", s.version.to_string()),
                     ("type", "http".into()),
-                    ("descr", "rotor".into()),
+                    ("descr", tag.to_owned()),
                     ("nokey", String::new()),
                 ],
             )
             .await?;
-        let list: Vec<&Value> = match &v["list"] {
-            Value::Array(a) => a.iter().collect(),
-            Value::Object(o) => o.values().collect(),
-            _ => return Err(Proxy6Error::Transport("buy: no `list`".into())),
+        Ok((parse_list(&v["list"], "buy")?.into_iter().map(|(b, _)| b).collect(), number(&v["price"])))
+    }
+
+    /// What `count` proxies for the configured period cost.
+    pub async fn price(&self, count: u32) -> Result<f64, Proxy6Error> {
+        let s = &self.settings;
+        let v = self
+            .call(
+                "getprice",
+                &[
+                    ("count", count.to_string()),
+                    ("period", s.period_days.to_string()),
+                    ("version", s.version.to_string()),
+                ],
+            )
+            .await?;
+        Ok(number(&v["price"]))
+    }
+
+    /// Every proxy of the account, with its `descr`.
+    pub async fn list(&self) -> Result<Vec<(Bought, String)>, Proxy6Error> {
+        let v = self.call("getproxy", &[("state", "all".into()), ("nokey", String::new())]).await?;
+        parse_list(&v["list"], "getproxy")
+    }
+
+    /// Renews `ids` (Proxy6's) for the configured period: the price and each new expiry (ms).
+    pub async fn prolong(&self, ids: &[String]) -> Result<(f64, Vec<(String, u64)>), Proxy6Error> {
+        let v = self
+            .call("prolong", &[("period", self.settings.period_days.to_string()), ("ids", ids.join(","))])
+            .await?;
+        let ends = match &v["list"] {
+            Value::Object(o) => o
+                .values()
+                .filter_map(|p| {
+                    let id = p["id"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .or_else(|| p["id"].as_u64().map(|n| n.to_string()))?;
+                    Some((id, (number(&p["unixtime_end"]) as u64) * 1000))
+                })
+                .collect(),
+            _ => Vec::new(),
         };
-        list.into_iter()
-            .map(|p| {
-                let text = |k: &str| {
-                    p[k].as_str().map(str::to_owned).or_else(|| p[k].as_u64().map(|n| n.to_string()))
-                };
-                let port = text("port").and_then(|s| s.parse().ok());
-                match (text("id"), text("host"), port, text("user"), text("pass")) {
-                    (Some(id), Some(host), Some(port), Some(user), Some(pass)) => Ok(Bought {
+        Ok((number(&v["price"]), ends))
+    }
+}
+
+/// A number Proxy6 may send as a string.
+fn number(v: &Value) -> f64 {
+    v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0)
+}
+
+/// The proxies of a `list` (an array with `nokey`, an object keyed by id without), each with its
+/// `descr` (empty when absent, as in `buy`'s answer).
+fn parse_list(list: &Value, method: &str) -> Result<Vec<(Bought, String)>, Proxy6Error> {
+    let items: Vec<&Value> = match list {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(o) => o.values().collect(),
+        _ => return Err(Proxy6Error::Transport(format!("{method}: no `list`"))),
+    };
+    items
+        .into_iter()
+        .map(|p| {
+            let text =
+                |k: &str| p[k].as_str().map(str::to_owned).or_else(|| p[k].as_u64().map(|n| n.to_string()));
+            let port = text("port").and_then(|s| s.parse().ok());
+            match (text("id"), text("host"), port, text("user"), text("pass")) {
+                (Some(id), Some(host), Some(port), Some(user), Some(pass)) => Ok((
+                    Bought {
                         id,
                         host,
                         egress: text("ip"),
@@ -144,14 +209,15 @@ impl Proxy6Client {
                         expires_ms: text("unixtime_end")
                             .and_then(|s| s.parse::<u64>().ok())
                             .map_or(0, |s| s * 1000),
-                    }),
-                    _ => {
-                        Err(Proxy6Error::Transport("buy: a proxy lacks id, host, port, user or pass".into()))
-                    }
-                }
-            })
-            .collect()
-    }
+                    },
+                    text("descr").unwrap_or_default(),
+                )),
+                _ => Err(Proxy6Error::Transport(format!(
+                    "{method}: a proxy lacks id, host, port, user or pass"
+                ))),
+            }
+        })
+        .collect()
 }
 
 /// Why a bought proxy could not join the pool.
@@ -222,39 +288,45 @@ pub fn add_bought(driver: &Driver, b: &Bought, timeouts: Timeouts) -> Result<Pro
     Ok(id)
 }
 
-/// Buys whenever fewer than `min_pool` proxies are free, checking every `check_every` and
-/// whenever the engine reports the pool low. Returns at shutdown.
+/// The `descr` prefix of every purchase rotor makes.
+const TAG_PREFIX: &str = "rotor-";
+/// How often the store is reconciled with Proxy6 besides at start and after a lost answer.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3_600);
+
+/// Keeps the pool: reconciles with Proxy6 (at start, daily, after a lost answer), renews what
+/// expires within `prolong_before`, and buys whenever fewer than `min_pool` proxies are free,
+/// checking every `check_every` and whenever the engine reports the pool low. Returns at
+/// shutdown.
 pub async fn run(
     driver: Arc<Driver>,
     client: Proxy6Client,
     timeouts: Timeouts,
     mut stop: watch::Receiver<bool>,
 ) {
-    let min_pool = client.settings.min_pool;
     let every = std::time::Duration::from_millis(client.settings.check_every.as_millis());
+    let mut reconciled: Option<std::time::Instant> = None;
+    let mut capped = false;
     loop {
-        // The store's count: with several workers, this engine's free pool is not the pool's.
-        let available = driver.free_in_store().unwrap_or(u32::MAX);
-        if available < min_pool {
-            let count = min_pool - available;
-            match client.buy(count).await {
-                Ok(bought) => {
-                    let mut added = 0;
-                    for b in &bought {
-                        match add_bought(&driver, b, timeouts) {
-                            Ok(_) => added += 1,
-                            Err(e) => driver.alert(&format!("a bought proxy could not join the pool: {e}")),
-                        }
-                    }
-                    log::line(
-                        Level::Info,
-                        &format!(
-                            "bought {added} proxies from Proxy6 (pool had {available} free, minimum {min_pool})"
-                        ),
-                    );
-                }
-                Err(e) => driver.alert(&format!("buying {count} proxies failed: {e}")),
+        if reconciled.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
+            match reconcile(&driver, &client, timeouts).await {
+                Ok(()) => reconciled = Some(std::time::Instant::now()),
+                Err(e) => driver.alert(&format!("cannot reconcile the pool with Proxy6: {e}")),
             }
+        }
+        let lost = match renew(&driver, &client, &mut capped).await {
+            Err(Step::Lost) => true,
+            Err(Step::Stopped(why)) => {
+                log::line(Level::Warn, &format!("Proxy6 renewal: {why}"));
+                false
+            }
+            Ok(()) => {
+                buy_missing(&driver, &client, timeouts, &mut capped).await.is_err_and(|s| s == Step::Lost)
+            }
+        };
+        if lost {
+            // An answer was lost: what happened is read back from Proxy6 before anything else.
+            reconciled = None;
+            continue;
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
@@ -262,4 +334,220 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Why a provisioning step did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// The call's answer was lost: reconcile before going on.
+    Lost,
+    /// Refused or capped (already alerted or logged with this reason).
+    Stopped(String),
+}
+
+/// Whether spending `estimate` now keeps within the caps; the reason if not.
+fn within_caps(driver: &Driver, settings: &Proxy6Settings, estimate: f64) -> Result<(), String> {
+    let now = crate::clock::now().as_millis();
+    let (day, month) = driver
+        .store_call(|s| {
+            Ok::<_, StoreError>((
+                s.p6_spent_since(now.saturating_sub(86_400_000))?,
+                s.p6_spent_since(now.saturating_sub(30 * 86_400_000))?,
+            ))
+        })
+        .map_err(|e| e.to_string())?;
+    if day + estimate > settings.max_spend_per_day + 1e-9 {
+        return Err(format!(
+            "spending {estimate:.2} more would take the last 24 hours to {:.2}, above max_spend_per_day {:.2}",
+            day + estimate,
+            settings.max_spend_per_day
+        ));
+    }
+    if month + estimate > settings.max_spend_per_month + 1e-9 {
+        return Err(format!(
+            "spending {estimate:.2} more would take the last 30 days to {:.2}, above max_spend_per_month {:.2}",
+            month + estimate,
+            settings.max_spend_per_month
+        ));
+    }
+    Ok(())
+}
+
+/// Alerts once when a cap first stops spending, and logs when it no longer does.
+fn note_cap(driver: &Driver, capped: &mut bool, refused: Option<&str>) {
+    match (refused, *capped) {
+        (Some(why), false) => driver.alert(&format!("Proxy6 spending capped: {why}")),
+        (None, true) => log::line(Level::Info, "Proxy6 spending is within its caps again"),
+        _ => {}
+    }
+    *capped = refused.is_some();
+}
+
+/// Buys what the free pool lacks, if the caps allow.
+async fn buy_missing(
+    driver: &Driver,
+    client: &Proxy6Client,
+    timeouts: Timeouts,
+    capped: &mut bool,
+) -> Result<(), Step> {
+    let min_pool = client.settings.min_pool;
+    // The store's count: with several workers, this engine's free pool is not the pool's.
+    let available = driver.free_in_store().unwrap_or(u32::MAX);
+    if min_pool == 0 || available >= min_pool {
+        return Ok(());
+    }
+    let count = min_pool - available;
+    let estimate = match client.price(count).await {
+        Ok(p) => p,
+        Err(e) => {
+            driver.alert(&format!("cannot price {count} proxies at Proxy6: {e}"));
+            return Err(Step::Stopped(e.to_string()));
+        }
+    };
+    if let Err(why) = within_caps(driver, &client.settings, estimate) {
+        note_cap(driver, capped, Some(&why));
+        return Err(Step::Stopped(why));
+    }
+    note_cap(driver, capped, None);
+    let now = crate::clock::now().as_millis();
+    let tag = format!("{TAG_PREFIX}{now}-{}", std::process::id());
+    if let Err(e) = driver.store_call(|s| s.p6_begin(&tag, "buy", u64::from(count), estimate, now)) {
+        driver.alert(&format!("cannot record a Proxy6 purchase, so none is made: {e}"));
+        return Err(Step::Stopped(e.to_string()));
+    }
+    match client.buy(count, &tag).await {
+        Ok((bought, price)) => {
+            let added = join_all(driver, &bought, timeouts);
+            let _ = driver.store_call(|s| s.p6_settle(&tag, true, price));
+            log::line(
+                Level::Info,
+                &format!(
+                    "bought {added} proxies from Proxy6 for {price:.2} (pool had {available} free, minimum {min_pool})"
+                ),
+            );
+            Ok(())
+        }
+        Err(e @ Proxy6Error::Api { .. }) => {
+            let _ = driver.store_call(|s| s.p6_settle(&tag, false, 0.0));
+            driver.alert(&format!("buying {count} proxies failed: {e}"));
+            Err(Step::Stopped(e.to_string()))
+        }
+        Err(e) => {
+            log::line(
+                Level::Warn,
+                &format!(
+                    "Proxy6 purchase {tag}: {e}; it may have gone through, so it is reconciled, not repeated"
+                ),
+            );
+            Err(Step::Lost)
+        }
+    }
+}
+
+/// Adds bought proxies to the pool; returns how many joined.
+fn join_all(driver: &Driver, bought: &[Bought], timeouts: Timeouts) -> usize {
+    let mut added = 0;
+    for b in bought {
+        match add_bought(driver, b, timeouts) {
+            Ok(_) => added += 1,
+            Err(e) => driver.alert(&format!("a bought proxy could not join the pool: {e}")),
+        }
+    }
+    added
+}
+
+/// Renews the bought proxies that expire within `prolong_before`, if the caps allow.
+async fn renew(driver: &Driver, client: &Proxy6Client, capped: &mut bool) -> Result<(), Step> {
+    let now = crate::clock::now().as_millis();
+    let horizon = now + client.settings.prolong_before.as_millis();
+    let stored = driver.store_call(Store::p6_proxies).map_err(|e| Step::Stopped(e.to_string()))?;
+    let due: Vec<&Proxy6Proxy> =
+        stored.iter().filter(|p| !p.dead && p.expires_ms > now && p.expires_ms <= horizon).collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    let count = due.len() as u32;
+    let estimate = client.price(count).await.map_err(|e| Step::Stopped(e.to_string()))?;
+    if let Err(why) = within_caps(driver, &client.settings, estimate) {
+        note_cap(driver, capped, Some(&why));
+        return Err(Step::Stopped(why));
+    }
+    note_cap(driver, capped, None);
+    let tag = format!("prolong-{now}-{}", std::process::id());
+    driver
+        .store_call(|s| s.p6_begin(&tag, "prolong", u64::from(count), estimate, now))
+        .map_err(|e| Step::Stopped(e.to_string()))?;
+    let ids: Vec<String> = due.iter().map(|p| p.proxy6_id.clone()).collect();
+    match client.prolong(&ids).await {
+        Ok((price, ends)) => {
+            for (p6, end) in &ends {
+                if let Some(p) = due.iter().find(|p| &p.proxy6_id == p6) {
+                    let _ = driver.store_call(|s| s.p6_set_expiry(p.id, *end));
+                }
+            }
+            let _ = driver.store_call(|s| s.p6_settle(&tag, true, price));
+            log::line(Level::Info, &format!("renewed {} proxies at Proxy6 for {price:.2}", ends.len()));
+            Ok(())
+        }
+        Err(e @ Proxy6Error::Api { .. }) => {
+            let _ = driver.store_call(|s| s.p6_settle(&tag, false, 0.0));
+            driver.alert(&format!("renewing {count} proxies failed: {e}"));
+            Err(Step::Stopped(e.to_string()))
+        }
+        Err(e) => {
+            log::line(Level::Warn, &format!("Proxy6 renewal {tag}: {e}; reconciling"));
+            Err(Step::Lost)
+        }
+    }
+}
+
+/// Brings the store in step with Proxy6: a pending purchase is found by its tag (its proxies
+/// join; none found, it failed), a proxy bought by rotor that the store lacks joins, each
+/// bought proxy's expiry is read again, and one Proxy6 no longer lists is dead.
+async fn reconcile(driver: &Driver, client: &Proxy6Client, timeouts: Timeouts) -> Result<(), Proxy6Error> {
+    let listed = client.list().await?;
+    let store_err = |e: StoreError| Proxy6Error::Transport(format!("store: {e}"));
+    let stored = driver.store_call(Store::p6_proxies).map_err(store_err)?;
+    let known: std::collections::BTreeSet<&str> = stored.iter().map(|p| p.proxy6_id.as_str()).collect();
+    let pending = driver.store_call(Store::p6_pending).map_err(store_err)?;
+    let mut joined = 0;
+    for (b, descr) in &listed {
+        if descr.starts_with(TAG_PREFIX) && !known.contains(b.id.as_str()) {
+            match add_bought(driver, b, timeouts) {
+                Ok(_) => joined += 1,
+                Err(e) => driver.alert(&format!("a bought proxy could not join the pool: {e}")),
+            }
+        }
+    }
+    for o in &pending {
+        let found = listed.iter().filter(|(_, d)| d == &o.tag).count();
+        // A renewal whose answer was lost counts at its estimate; the expiries below tell.
+        let done = o.kind == "prolong" || found > 0;
+        let _ = driver.store_call(|s| s.p6_settle(&o.tag, done, o.price));
+        log::line(
+            Level::Warn,
+            &format!(
+                "Proxy6 {} {}: {}",
+                o.kind,
+                o.tag,
+                if done { format!("went through ({found} proxies found)") } else { "never happened".into() }
+            ),
+        );
+    }
+    for p in stored.iter().filter(|p| !p.dead) {
+        match listed.iter().find(|(b, _)| b.id == p.proxy6_id) {
+            Some((b, _)) if b.expires_ms != p.expires_ms && b.expires_ms > 0 => {
+                let _ = driver.store_call(|s| s.p6_set_expiry(p.id, b.expires_ms));
+            }
+            Some(_) => {}
+            None => {
+                let _ = driver.store_call(|s| s.mark_dead(p.id, "gone from Proxy6"));
+                log::line(Level::Warn, &format!("{} is no longer listed at Proxy6; it is dead", p.id));
+            }
+        }
+    }
+    if joined > 0 {
+        log::line(Level::Warn, &format!("reconcile: {joined} proxies bought at Proxy6 joined the pool"));
+    }
+    Ok(())
 }

@@ -367,7 +367,7 @@ fn start_services(
         status::HealthRules::of(config),
         stop_rx.clone(),
     ));
-    if let Some(p6) = config.proxy6.clone().filter(|p| p.min_pool > 0) {
+    if let Some(p6) = config.proxy6.clone() {
         let key = p6.key.resolve().map_err(LiveError::secret("[proxy6] key"))?;
         let client = Proxy6Client::new(p6, key)?;
         services.spawn(provision::run(Arc::clone(driver), client, timeouts, stop_rx.clone()));

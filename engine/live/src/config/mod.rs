@@ -91,6 +91,16 @@ pub struct Proxy6Settings {
     pub min_pool: u32,
     /// How often the pool level is checked.
     pub check_every: Duration,
+    /// A bought proxy that expires sooner than this is renewed (`prolong`) for `period_days`.
+    /// Defaults to 3 days; shorter than the period.
+    pub prolong_before: Duration,
+    /// Spending caps, in the account's currency: no purchase or renewal starts that would take
+    /// the last 24 hours' (or 30 days') spend above them. Default 20 and 200.
+    pub max_spend_per_day: f64,
+    /// See `max_spend_per_day`.
+    pub max_spend_per_month: f64,
+    /// Per API call. Defaults to 30 s.
+    pub timeout: Duration,
 }
 
 /// Everything live mode needs.

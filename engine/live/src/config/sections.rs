@@ -348,14 +348,35 @@ fn proxy6_section(cx: &Ctx<'_>, p: RawProxy6) -> Result<Proxy6Settings, ConfigEr
             cx.whole(format!("[proxy6] version is {version}; valid: 4 (IPv4), 3 (IPv4 shared), 6 (IPv6)"))
         );
     }
+    let period_days = p.period.unwrap_or(default::PROXY6_PERIOD_DAYS);
+    let prolong_before = p.prolong_before.map_or(Duration::from_mins(3 * 24 * 60), |s| s.0);
+    if prolong_before.as_millis() >= u64::from(period_days) * 86_400_000 {
+        return Err(cx.whole(format!(
+            "[proxy6] prolong_before is {} ms; valid: shorter than the period ({period_days} days), or every \
+             renewal would be followed by another",
+            prolong_before.as_millis()
+        )));
+    }
+    let day = p.max_spend_per_day.unwrap_or(20.0);
+    let month = p.max_spend_per_month.unwrap_or(200.0);
+    if !(day.is_finite() && month.is_finite() && day >= 0.0 && month >= day) {
+        return Err(cx.whole(format!(
+            "[proxy6] max_spend_per_day is {day}, max_spend_per_month {month}; valid: 0 or more, the month's \
+             at least the day's"
+        )));
+    }
     Ok(Proxy6Settings {
         api: p.api.unwrap_or_else(|| default::PROXY6_API.into()).trim_end_matches('/').to_owned(),
         key: cx.secret_or("[proxy6]", p.key_env, p.key_file, default::PROXY6_KEY_ENV)?,
         version,
         country: p.country.unwrap_or_else(|| default::PROXY6_COUNTRY.into()).to_lowercase(),
-        period_days: p.period.unwrap_or(default::PROXY6_PERIOD_DAYS),
+        period_days,
         min_pool: p.min_pool.unwrap_or(0),
         check_every: p.check_every.map_or(default::PROXY6_CHECK_EVERY, |s| s.0),
+        prolong_before,
+        max_spend_per_day: day,
+        max_spend_per_month: month,
+        timeout: p.timeout.map_or(Duration::from_secs(30), |s| s.0),
     })
 }
 

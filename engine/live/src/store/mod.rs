@@ -14,6 +14,7 @@ mod holds;
 mod lanes;
 mod operator;
 mod proxies;
+mod proxy6;
 mod records;
 pub mod sql;
 
@@ -28,17 +29,19 @@ use error::{Abort, ctx};
 pub use events::{OrderEvent, OrderWrite};
 pub use holds::LaneHolds;
 pub use operator::{Command, DropGate, HeldDrop};
+pub use proxy6::{Proxy6Order, Proxy6Proxy};
 pub use records::Listing;
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_account_cooldowns.sql"),
     include_str!("schema/003_current_prices.sql"),
     include_str!("schema/004_operator.sql"),
     include_str!("schema/005_holds_and_clock.sql"),
     include_str!("schema/006_order_events.sql"),
+    include_str!("schema/007_proxy6_orders.sql"),
 ];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.
