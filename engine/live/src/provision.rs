@@ -306,6 +306,7 @@ pub async fn run(
     let every = std::time::Duration::from_millis(client.settings.check_every.as_millis());
     let mut reconciled: Option<std::time::Instant> = None;
     let mut capped = false;
+    let mut failing: Option<String> = None;
     loop {
         if reconciled.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
             match reconcile(&driver, &client, timeouts).await {
@@ -315,13 +316,26 @@ pub async fn run(
         }
         let lost = match renew(&driver, &client, &mut capped).await {
             Err(Step::Lost) => true,
-            Err(Step::Stopped(why)) => {
+            Err(Step::Stopped(why) | Step::Refused(why)) => {
                 log::line(Level::Warn, &format!("Proxy6 renewal: {why}"));
                 false
             }
-            Ok(()) => {
-                buy_missing(&driver, &client, timeouts, &mut capped).await.is_err_and(|s| s == Step::Lost)
-            }
+            Ok(()) => match buy_missing(&driver, &client, timeouts, &mut capped).await {
+                Err(Step::Lost) => true,
+                Err(Step::Refused(why)) => {
+                    // One alert per reason: "no money" at every check is noise, not news.
+                    if failing.as_ref() != Some(&why) {
+                        driver.alert(&why);
+                    }
+                    failing = Some(why);
+                    false
+                }
+                Err(Step::Stopped(_)) => false,
+                Ok(()) => {
+                    failing = None;
+                    false
+                }
+            },
         };
         if lost {
             // An answer was lost: what happened is read back from Proxy6 before anything else.
@@ -343,6 +357,8 @@ enum Step {
     Lost,
     /// Refused or capped (already alerted or logged with this reason).
     Stopped(String),
+    /// Proxy6 refused (no money, no stock): the alert to raise, once.
+    Refused(String),
 }
 
 /// Whether spending `estimate` now keeps within the caps; the reason if not.
@@ -429,8 +445,7 @@ async fn buy_missing(
         }
         Err(e @ Proxy6Error::Api { .. }) => {
             let _ = driver.store_call(|s| s.p6_settle(&tag, false, 0.0));
-            driver.alert(&format!("buying {count} proxies failed: {e}"));
-            Err(Step::Stopped(e.to_string()))
+            Err(Step::Refused(format!("buying {count} proxies failed: {e}")))
         }
         Err(e) => {
             log::line(

@@ -188,6 +188,15 @@ impl KaspiMock {
         true
     }
 
+    /// Gives merchant `uid` a new cabinet session: the old cookie is refused from now on (a
+    /// session that expired), the new one accepted.
+    pub fn set_session(&self, uid: &str, session: rotor_engine::Secret) -> bool {
+        let mut st = self.state();
+        let Some(m) = st.config.merchants.iter_mut().find(|m| m.uid == uid) else { return false };
+        m.session = session;
+        true
+    }
+
     /// Every order the fake holds.
     pub fn orders(&self) -> Vec<Order> {
         self.state().orders.clone()

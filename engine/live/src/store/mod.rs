@@ -337,9 +337,11 @@ impl Store {
         self.conn.dialect()
     }
 
-    /// Whether the database answers now (`/health`).
+    /// Whether the database takes writes now (`/health`): a transaction as the writes that
+    /// guard sends open (on SQLite it waits for the write lock, up to the busy timeout).
     pub fn ping(&mut self) -> Result<(), StoreError> {
-        self.conn.query("SELECT 1", &[]).map(|_| ()).map_err(ctx("reach the database"))
+        self.tx(|c| c.query("SELECT 1", &[]).map(|_| ()).map_err(Abort::from))
+            .map_err(|e| e.during("reach the database"))
     }
 
     /// The schema version after migrations.
