@@ -17,6 +17,9 @@ use rotor_live::store::Store;
 use rotor_mock_kaspi::{Faults, ForwardProxy, KaspiConfig, KaspiMock, Merchant, ProxyMode, Seen};
 use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
 
+#[path = "common/pg.rs"]
+mod pg;
+
 const KEY: &str = "3f1c0b8e9d2a47566e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d";
 const TOKEN: &str = "tok-Zq81-very-secret";
 const SESSION: &str = "sess-Wm42-very-secret";
@@ -1242,4 +1245,56 @@ fn soak_config(lab: &Lab, p6: &rotor_mock_kaspi::Proxy6Mock) -> (PathBuf, String
     std::fs::write(lab.dir.join("session.txt"), SESSION).unwrap();
     std::fs::write(lab.dir.join("p6.key"), "test-key").unwrap();
     (path, text)
+}
+
+/// A PostgreSQL restart mid-run: the worker stops sending (its guarded writes fail), `/health`
+/// says the store is unreachable, and when the server is back the store reconnects, the lanes
+/// are claimed again and the work goes on, every limit kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_mid_run_is_reported_and_survived() {
+    let db = pg::TestDb::own_server("live_restart");
+    let lab = Lab::start("pgrestart", 2, 10).await;
+    lab.configure(
+        2,
+        "demper = 50\norders = 50\ncatalog = 0",
+        "",
+        &lab.wide_skus(10),
+        "interval = \"300ms\"\nspread = false",
+    );
+    let path = lab.dir.join("live.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[store]\npath = \"state.db\"\n",
+        &format!("[store]\nurl = \"{}\"\n\n[workers]\nlease_ttl = \"2s\"\n", db.url),
+    );
+    std::fs::write(&path, text).unwrap();
+    rotor_live::transport::init_tls();
+    let client = reqwest::Client::builder().timeout(StdDuration::from_secs(10)).build().unwrap();
+    let health = || {
+        let url = status_url(&lab, "run.log", "/health");
+        let client = client.clone();
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let mut child = lab.spawn(&["--dry-run"], "run.log");
+    lab.wait_for("run.log", "pass over 10 SKUs", 1);
+    assert_eq!(health().await.0, 200);
+    db.stop();
+    let (code, body) = health().await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("store unreachable"), "{body}");
+    let before = lab.log("run.log").matches("pass over 10 SKUs").count();
+    db.start();
+    let start = StdInstant::now();
+    while health().await.0 != 200 {
+        assert!(start.elapsed() < StdDuration::from_secs(30), "{}", lab.log("run.log"));
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+    }
+    lab.wait_for("run.log", "pass over 10 SKUs", before + 3);
+    let log = lab.log("run.log");
+    assert!(log.contains("store: reconnected to PostgreSQL"), "{log}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_safe(&lab);
 }

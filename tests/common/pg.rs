@@ -60,6 +60,7 @@ fn free_port() -> u16 {
 
 impl TestDb {
     /// A fresh, empty database named after `name`.
+    #[allow(dead_code)] // not every test binary shares the server
     pub(crate) fn new(name: &str) -> TestDb {
         Self::create(name, std::env::var("ROTOR_TEST_PG_URL").ok())
     }
