@@ -30,7 +30,9 @@ struct Histogram {
 /// Live counters, shared by every task.
 #[derive(Default)]
 pub struct Metrics {
-    requests: [[AtomicU64; OUTCOMES.len()]; 4],
+    /// By module and outcome; the last column holds answers the engine takes as `ok` (the
+    /// proxy worked) that were a 4xx (a 400 or 404: the request was wrong, not served).
+    requests: [[AtomicU64; OUTCOMES.len() + 1]; 4],
     failed: [AtomicU64; 4],
     waits: [AtomicU64; WAITS.len()],
     rotations: AtomicU64,
@@ -68,9 +70,14 @@ fn outcome_index(kind: OutcomeKind) -> usize {
 }
 
 impl Metrics {
-    /// A request of `module` ended with `kind`.
-    pub fn request(&self, module: Module, kind: OutcomeKind) {
-        self.requests[module.index()][outcome_index(kind)].fetch_add(1, Ordering::Relaxed);
+    /// A request of `module` ended with `kind`, with HTTP `status` if an answer came: an `ok`
+    /// that was a 4xx is counted as `client_error`, not `ok`.
+    pub fn request(&self, module: Module, kind: OutcomeKind, status: Option<u16>) {
+        let column = match (kind, status) {
+            (OutcomeKind::Ok, Some(400..=499)) => OUTCOMES.len(),
+            _ => outcome_index(kind),
+        };
+        self.requests[module.index()][column].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests of `module` that ended with `kind` so far.
@@ -227,7 +234,8 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP rotor_requests_total Requests sent, by module and outcome.\n# TYPE rotor_requests_total counter\n");
         for m in Module::ALL {
-            for (i, k) in OUTCOMES.iter().enumerate() {
+            let names = OUTCOMES.iter().map(|k| k.name()).chain(["client_error"]);
+            for (i, k) in names.enumerate() {
                 let v = self.requests[m.index()][i].load(Ordering::Relaxed);
                 let _ = writeln!(out, "rotor_requests_total{{module=\"{m}\",outcome=\"{k}\"}} {v}");
             }
@@ -359,15 +367,17 @@ mod tests {
     #[test]
     fn render_counts_by_module_and_outcome_and_buckets_cycles() {
         let m = Metrics::default();
-        m.request(Module::Demper, OutcomeKind::Ok);
-        m.request(Module::Demper, OutcomeKind::Ok);
-        m.request(Module::Orders, OutcomeKind::RateLimited);
+        m.request(Module::Demper, OutcomeKind::Ok, Some(200));
+        m.request(Module::Demper, OutcomeKind::Ok, Some(200));
+        m.request(Module::Demper, OutcomeKind::Ok, Some(404));
+        m.request(Module::Orders, OutcomeKind::RateLimited, Some(429));
         m.rotation();
         m.wait(WaitReason::ProxiesResting);
         m.cycle(Module::Demper, 4.0);
         let text = m.render(2, 9);
         assert!(text.contains("rotor_requests_total{module=\"demper\",outcome=\"ok\"} 2\n"));
         assert!(text.contains("rotor_requests_total{module=\"orders\",outcome=\"rate_limited\"} 1\n"));
+        assert!(text.contains("rotor_requests_total{module=\"demper\",outcome=\"client_error\"} 1\n"));
         assert!(text.contains("rotor_rotations_total 1\n"));
         assert!(text.contains("rotor_proxies_dead 2\n"));
         assert!(text.contains("rotor_waits_total{reason=\"proxies_resting\"} 1\n"));

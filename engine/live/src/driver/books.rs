@@ -98,9 +98,11 @@ impl Driver {
             None => Err(StoreError::Fenced { user: lane.user, module: lane.module }),
         };
         if let Err(e) = r {
-            // `charge` will write the reservation again before any send.
+            // `charge` will write the reservation again before any send (and, fenced, refuse it).
             book.reserved = 0;
-            log::line(Level::Error, &format!("cannot record lease {} of {to}: {e}", book.lease_no));
+            // A lane being handed over or lost is fenced out by design: no send follows.
+            let level = if matches!(e, StoreError::Fenced { .. }) { Level::Warn } else { Level::Error };
+            log::line(level, &format!("cannot record lease {} of {to}: {e}", book.lease_no));
         }
         let from = from.map_or_else(|| "none".to_owned(), |p| p.to_string());
         log::line(Level::Info, &format!("lane {lane}: rotated from {from} to {to}"));

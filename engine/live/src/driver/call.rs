@@ -187,7 +187,7 @@ impl Driver {
         let result = transport::exchange(request).await;
         lock(&self.in_flight).remove(&call_id);
         let outcome = transport::classify(&self.answers, sent.endpoint, &result);
-        self.metrics.request(module, outcome.kind());
+        self.metrics.request(module, outcome.kind(), result.as_ref().ok().map(|r| r.status));
         self.books.count(proxy, outcome == Outcome::Ok);
         let done_at = clock::now();
         let completion = self.timed(|engine| engine.complete(ticket, outcome, done_at));
