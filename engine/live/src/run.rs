@@ -48,24 +48,9 @@ pub(super) fn open_state(config: &LiveConfig) -> Result<(Store, u32), LiveError>
     let mut store = Store::open(&config.store_url, &config.base_dir, cipher)?;
     anchor_clock(&mut store)?;
     let now = clock::now();
-    for (i, p) in config.proxies.iter().enumerate() {
-        let password = match &p.password {
-            Some(src) => Some(src.resolve().map_err(LiveError::secret(format!(
-                "[[proxy]] #{} ({}): password",
-                i + 1,
-                p.url
-            )))?),
-            None => None,
-        };
-        let new = NewProxy {
-            url: &p.url,
-            username: p.user.as_deref(),
-            password: password.as_ref(),
-            egress_ip: p.egress_ip,
-            source: "config",
-            proxy6: None,
-        };
-        store.upsert_proxy(&new, now.as_millis())?;
+    let passwords = proxy_passwords(config)?;
+    for (p, password) in config.proxies.iter().zip(&passwords) {
+        store.upsert_proxy(&config_proxy(p, password.as_ref()), now.as_millis())?;
     }
     super::reconcile::retire_removed(&mut store, config)?;
     let rest_until = now + config.engine.policy.longest_rest();
@@ -106,6 +91,42 @@ fn anchor_clock(store: &mut Store) -> Result<(), LiveError> {
     Ok(())
 }
 
+/// Each `[[proxy]]`'s password, read from where the config says (`None` without one).
+fn proxy_passwords(config: &LiveConfig) -> Result<Vec<Option<rotor_engine::Secret>>, LiveError> {
+    config
+        .proxies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.password
+                .as_ref()
+                .map(|src| {
+                    src.resolve().map_err(LiveError::secret(format!(
+                        "[[proxy]] #{} ({}): password",
+                        i + 1,
+                        p.url
+                    )))
+                })
+                .transpose()
+        })
+        .collect()
+}
+
+/// The store's record of a `[[proxy]]`.
+fn config_proxy<'a>(
+    p: &'a crate::config::ProxyConfig,
+    password: Option<&'a rotor_engine::Secret>,
+) -> NewProxy<'a> {
+    NewProxy {
+        url: &p.url,
+        username: p.user.as_deref(),
+        password,
+        egress_ip: p.egress_ip,
+        source: "config",
+        proxy6: None,
+    }
+}
+
 /// Records the config's proxies in the store again (a reload): their credentials may have been
 /// rotated. A proxy this engine knows whose login changed gets a new client. Returns those.
 pub(super) fn record_proxies(
@@ -113,30 +134,12 @@ pub(super) fn record_proxies(
     driver: &Driver,
 ) -> Result<Vec<rotor_engine::ProxyId>, LiveError> {
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
-    let mut resolved = Vec::with_capacity(config.proxies.len());
-    for (i, p) in config.proxies.iter().enumerate() {
-        let password = match &p.password {
-            Some(src) => Some(src.resolve().map_err(LiveError::secret(format!(
-                "[[proxy]] #{} ({}): password",
-                i + 1,
-                p.url
-            )))?),
-            None => None,
-        };
-        resolved.push(password);
-    }
+    let resolved = proxy_passwords(config)?;
     let before = driver.store_call(Store::proxies)?;
     let known = driver.proxy_count();
     let mut changed = Vec::new();
     for (p, password) in config.proxies.iter().zip(&resolved) {
-        let new = NewProxy {
-            url: &p.url,
-            username: p.user.as_deref(),
-            password: password.as_ref(),
-            egress_ip: p.egress_ip,
-            source: "config",
-            proxy6: None,
-        };
+        let new = config_proxy(p, password.as_ref());
         let id = driver.record_proxy(&new)?;
         let old = before.iter().find(|b| b.id == id);
         let same = old.is_some_and(|o| {
