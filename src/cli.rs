@@ -42,6 +42,40 @@ pub(crate) enum Command {
     ///   rotor sweep scenarios/sweep-demper.toml --out reports/sweep-demper
     #[command(verbatim_doc_comment)]
     Sweep(SweepArgs),
+    /// Run scenario files as a test suite: every file under the paths, under several seeds.
+    ///
+    /// Each `.toml` file is a test case: its safety invariants and its `[expect]` lines must
+    /// hold in every seed (an `[expect.events]` line with `seeds = "any"` in at least one; a
+    /// check named in `must_fail` must fail in every seed). Runs go in parallel on every core,
+    /// the longest first. Prints the failed checks first, each with its figure per seed, the
+    /// requirement and the command that replays it, then one line per file.
+    ///
+    /// Exit codes: 0 when every file passes, 3 when a check fails (or a run cannot finish),
+    /// 2 for bad input (every file that does not load is listed with its place).
+    ///
+    /// Examples:
+    ///   rotor test                                   # every file under scenarios/
+    ///   rotor test scenarios/ --seeds 20 --junit junit.xml --json result.json
+    ///   rotor test scenarios/storm-429.toml --seeds 100..120 --figures
+    #[command(verbatim_doc_comment)]
+    Test(TestArgs),
+    /// Compare two runs' figures: what changed, by how much, and whether it matters.
+    ///
+    /// BASE and NEW are each a summary.json, a `rotor sim --out` directory, or a
+    /// `rotor test --json` result (every file, each figure over its seeds). Figures are matched
+    /// by key (and file), safety figures first, each with its delta and percentage; keys on one
+    /// side only are listed. With seeds on both sides, a change inside the seeds' spread is
+    /// "not significant" (Welch's t-test at 95%) and no threshold fires on it.
+    ///
+    /// Exit codes: 0, or 3 when a --fail-if threshold is crossed, 2 for bad input.
+    ///
+    /// Examples:
+    ///   rotor diff reports/seed-500 /tmp/new-run
+    ///   rotor diff base.json result.json --fail-if 'demper_cycle_p99 > +10%' --fail-if 'safety.* > 0'
+    ///   rotor diff base.json result.json --format markdown --changed > diff.md
+    #[command(verbatim_doc_comment)]
+    #[allow(clippy::doc_markdown)] // help text: the examples are commands, not code spans
+    Diff(DiffArgs),
     /// How many proxies one seller needs per module, and what they cost.
     ///
     /// Shows the seed's closed-form arithmetic, a steady-state estimate (a proxy is busy for its
@@ -439,6 +473,76 @@ pub(crate) struct SweepArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub(crate) struct TestArgs {
+    /// Scenario files, or directories searched for `*.toml` files.
+    #[arg(default_value = "scenarios", value_name = "PATHS")]
+    pub(crate) paths: Vec<PathBuf>,
+
+    /// The seeds: a count N (each file's own seed and the next N - 1), or a range used for
+    /// every file, `A..B` (B excluded) or `A..=B`.
+    #[arg(long, default_value = "1", value_name = "N|A..B")]
+    pub(crate) seeds: String,
+
+    /// Write a JUnit XML report here: a test suite per file, a test case per check.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<PathBuf>,
+
+    /// Write the result as JSON here (docs/schemas/test-result.schema.json): every check and
+    /// every figure as a distribution over the seeds.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    /// Also print, for every file, each check's figure over the seeds (mean, min, max and the
+    /// 95% interval of the mean).
+    #[arg(long)]
+    pub(crate) figures: bool,
+
+    /// Stop any one run with an error after this many events.
+    #[arg(long, default_value_t = 500_000_000, value_name = "N")]
+    pub(crate) max_steps: u64,
+
+    /// No progress bar.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DiffArgs {
+    /// The baseline: a summary.json, a directory holding one, or a `rotor test --json` file.
+    pub(crate) base: PathBuf,
+
+    /// The run to judge, in any of the same forms.
+    pub(crate) new: PathBuf,
+
+    /// Exit 3 when a figure's change crosses this: FIGURE OP CHANGE, where FIGURE is a key
+    /// (`cycles.demper.p99_ms`), an [expect] metric (`demper_cycle_p99`) or a prefix ending in
+    /// `*` (`safety.*`), OP is >, >=, < or <=, and CHANGE is a percentage (`+10%`) or an amount
+    /// (`0`, `+5000`). Repeatable.
+    #[arg(long = "fail-if", value_name = "EXPR")]
+    pub(crate) fail_if: Vec<String>,
+
+    /// How to print the comparison.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
+    pub(crate) format: DiffFormat,
+
+    /// Show only the figures that changed (keys on one side only and thresholds are always
+    /// shown).
+    #[arg(long)]
+    pub(crate) changed: bool,
+}
+
+/// `rotor diff --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DiffFormat {
+    /// An aligned table.
+    Table,
+    /// A Markdown table, for a pull request.
+    Markdown,
+    /// JSON (docs/schemas/diff.schema.json).
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct LoadArgs {
     /// A scenario file (TOML, see docs/scenarios.md), or the name of a built-in scenario.
     pub(crate) scenario: String,
@@ -509,4 +613,9 @@ pub(crate) struct SimArgs {
     /// Print only the verdict table: no progress, no seed line.
     #[arg(long, short)]
     pub(crate) quiet: bool,
+
+    /// With --out, compare the run with this baseline (a summary.json, a `rotor sim --out`
+    /// directory or a `rotor test --json` file) in report.html and diff.md.
+    #[arg(long, value_name = "PATH", requires = "out")]
+    pub(crate) baseline: Option<PathBuf>,
 }

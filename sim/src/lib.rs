@@ -37,12 +37,15 @@
 //! - `queue`, `rng`: the `(time, seq)` event heap and the per-owner seeded streams.
 
 pub mod claims;
+pub mod diff;
+pub mod events;
 pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod suite;
 pub mod summary;
 pub mod sweep;
 pub mod trace;

@@ -10,9 +10,16 @@ use crate::observe::timeline::{MinuteEvents, MinuteRow, ProxySpan};
 use crate::observe::{LeaseRule, LimitKind, Observer, SafetyRules};
 use crate::scenario::Scenario;
 
+/// `summary.json`'s schema version (`docs/schemas/summary.schema.json`).
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// A run's figures; serialised as `summary.json`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Summary {
+    /// `rotor-summary`.
+    pub schema: &'static str,
+    /// [`SCHEMA_VERSION`].
+    pub version: u32,
     /// The scenario's name.
     pub scenario: String,
     /// The seed the run used.
@@ -51,6 +58,9 @@ pub struct Summary {
     pub proxy_wait_ms: u64,
     /// Engine events by kind.
     pub engine_events: BTreeMap<String, u64>,
+    /// Every named event with its count, zero included (`crate::events`): what
+    /// `[expect.events]` checks.
+    pub events: BTreeMap<String, u64>,
     /// The pool and what it cost.
     pub pool: PoolFigures,
 }
@@ -102,6 +112,8 @@ pub struct PoolFigures {
     pub refused_by_reason: BTreeMap<String, u32>,
     /// Money spent on purchases (USD).
     pub spent_usd: f64,
+    /// Proxies handed to lanes in place of dead ones.
+    pub replaced: u32,
     /// Proxies owned at the largest.
     pub peak_owned: u32,
     /// What the largest pool costs per 30 days (USD).
@@ -156,6 +168,51 @@ pub struct RunReport {
     pub timeline_user: Option<u32>,
     /// State spans of that user's proxies.
     pub spans: Vec<ProxySpan>,
+}
+
+/// Every number of a `summary.json` document, keyed by its dotted path
+/// (`safety.largest_lease`, `cycles.demper.p99_ms`, `events.circuit_opened`); a list's
+/// elements are keyed by their `name` when they have one (`safety.limits.NAME.figure`), else
+/// by their index. Strings and nulls are not figures; a true or false is 1 or 0.
+pub fn flatten(doc: &serde_json::Value) -> BTreeMap<String, f64> {
+    fn walk(v: &serde_json::Value, path: &str, out: &mut BTreeMap<String, f64>) {
+        let key = |k: &str| if path.is_empty() { k.to_owned() } else { format!("{path}.{k}") };
+        match v {
+            serde_json::Value::Number(n) => {
+                if let Some(x) = n.as_f64() {
+                    out.insert(path.to_owned(), x);
+                }
+            }
+            serde_json::Value::Bool(b) => {
+                out.insert(path.to_owned(), f64::from(u8::from(*b)));
+            }
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    walk(v, &key(k), out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let name = item.get("name").and_then(serde_json::Value::as_str);
+                    walk(item, &key(&name.map_or_else(|| i.to_string(), str::to_owned)), out);
+                }
+            }
+            serde_json::Value::String(_) | serde_json::Value::Null => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(doc, "", &mut out);
+    out
+}
+
+impl Summary {
+    /// Every figure of this summary, keyed as [`flatten`] keys them (the schema's version
+    /// aside).
+    pub fn figures(&self) -> BTreeMap<String, f64> {
+        let mut figures = serde_json::to_value(self).map_or_else(|_| BTreeMap::new(), |doc| flatten(&doc));
+        figures.remove("version");
+        figures
+    }
 }
 
 /// A policy in words.
@@ -223,12 +280,15 @@ pub fn build_report(
     pool: PoolFigures,
 ) -> RunReport {
     let Observer { safety, metrics, timeline } = obs;
+    let events = crate::events::count(&metrics, &pool);
     let limits = limits(safety.rules());
     let safety = safety.figures();
     let waits_ms: BTreeMap<String, u64> =
         metrics.waits_ms.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
     let proxy_wait_ms = ["proxies_resting", "proxies_draining"].iter().filter_map(|k| waits_ms.get(*k)).sum();
     let summary = Summary {
+        schema: "rotor-summary",
+        version: SCHEMA_VERSION,
         scenario: sc.name.clone(),
         seed: sc.seed,
         duration_ms: sc.duration.as_millis(),
@@ -253,6 +313,7 @@ pub fn build_report(
         waits_ms,
         proxy_wait_ms,
         engine_events: metrics.events.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        events,
         pool,
     };
     RunReport {

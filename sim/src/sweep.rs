@@ -115,6 +115,8 @@ impl GridPoint {
             sc.kaspi.hypotheses = hypotheses;
         }
         sc.expect.clear();
+        sc.expect_events.clear();
+        sc.must_fail.clear();
         sc.sweep = None;
         sc
     }

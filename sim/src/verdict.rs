@@ -6,22 +6,84 @@ use std::fmt::Write as _;
 use rotor_engine::Duration;
 
 use crate::scenario::value::{Bound, Cmp};
-use crate::scenario::{Metric, Scenario};
+use crate::scenario::{Metric, Scenario, SeedScope};
 use crate::summary::Summary;
 
 /// One line of the verdict table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
+    /// The check's stable id (`Scenario::check_ids`): `rule1`, `rule3:NAME`, a metric's name,
+    /// `event:NAME`.
+    pub id: String,
     /// What is checked.
     pub name: String,
     /// The measured figure, formatted.
     pub figure: String,
+    /// The figure as a number (durations in ms), when it is one: what `rotor test` spreads
+    /// over seeds.
+    pub value: Option<f64>,
+    /// The figure's unit.
+    pub unit: Unit,
     /// The requirement, formatted.
     pub requirement: String,
     /// `None` when the check does not apply (the rest rules under the window policy).
     pub pass: Option<bool>,
     /// Whether it is a safety invariant (the others are the scenario's expectations).
     pub invariant: bool,
+    /// Whether it must hold in every seed or in at least one.
+    pub seeds: SeedScope,
+    /// Whether the scenario states that this check fails (`[expect] must_fail`).
+    pub must_fail: bool,
+}
+
+/// What a figure counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// A count.
+    Count,
+    /// Milliseconds.
+    Ms,
+    /// US dollars.
+    Usd,
+}
+
+impl Unit {
+    /// `v` in this unit, readably.
+    pub fn format(self, v: f64) -> String {
+        if !v.is_finite() {
+            return "none".to_owned();
+        }
+        match self {
+            Unit::Ms => fmt_ms(v.max(0.0).round() as u64),
+            Unit::Usd => format!("${v:.2}"),
+            Unit::Count if v.fract() == 0.0 => format!("{v}"),
+            Unit::Count => format!("{v:.1}"),
+        }
+    }
+}
+
+impl Verdict {
+    /// Whether this check counts against the run: it failed though it should hold, or it held
+    /// though the scenario states that it fails.
+    pub fn failed(&self) -> bool {
+        match self.pass {
+            Some(pass) => pass == self.must_fail,
+            None => self.must_fail,
+        }
+    }
+
+    /// The table's mark: PASS, FAIL, n/a, or for a check stated to fail, XFAIL (it failed, as
+    /// stated) and XPASS (it held: a failure).
+    pub fn mark(&self) -> &'static str {
+        match (self.pass, self.must_fail) {
+            (Some(true), false) => "PASS",
+            (Some(false), false) => "FAIL",
+            (None, false) => "n/a",
+            (Some(false), true) => "XFAIL",
+            (Some(true) | None, true) => "XPASS",
+        }
+    }
 }
 
 /// A duration in milliseconds, readably: `3m`, `4.6m`, `1.5s`.
@@ -77,15 +139,14 @@ fn is_duration(metric: Metric) -> bool {
     )
 }
 
-fn fmt_value(metric: Metric, v: f64) -> String {
-    if v.is_infinite() {
-        "none".to_owned()
-    } else if is_duration(metric) {
-        fmt_ms(v as u64)
+/// The unit `metric` is measured in.
+pub fn metric_unit(metric: Metric) -> Unit {
+    if is_duration(metric) {
+        Unit::Ms
     } else if metric == Metric::MonthlyCostUsd {
-        format!("${v:.2}")
+        Unit::Usd
     } else {
-        format!("{v}")
+        Unit::Count
     }
 }
 
@@ -113,26 +174,45 @@ fn lease_verdict(s: &Summary) -> (String, String, String, Option<bool>) {
 /// Every verdict for a run of `scenario` that produced `s`.
 pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
     let mut out = Vec::new();
-    let mut add = |name: &str, figure: String, requirement: String, pass: Option<bool>| {
-        out.push(Verdict { name: name.to_owned(), figure, requirement, pass, invariant: true });
+    let mut add = |id: String, name: &str, figure: String, value: Option<f64>, requirement: String, pass| {
+        out.push(Verdict {
+            must_fail: scenario.must_fail.contains(&id),
+            unit: if id == "rule2" { Unit::Ms } else { Unit::Count },
+            id,
+            name: name.to_owned(),
+            figure,
+            value,
+            requirement,
+            pass,
+            invariant: true,
+            seeds: SeedScope::All,
+        });
     };
     let f = &s.safety;
     let l = &s.limits;
     let (name, figure, requirement, pass) = lease_verdict(s);
-    add(&name, figure, requirement, pass);
+    add("rule1".into(), &name, figure, Some(f64::from(f.largest_lease)), requirement, pass);
+    let rest_value = f.shortest_rest_ms.map(|r| r as f64);
+    let rest = "shortest rest between leases";
     match (s.limits.rest_ms, f.shortest_rest_ms) {
-        (Some(rest), Some(r)) => {
-            add("shortest rest between leases", fmt_ms(r), format!(">= {}", fmt_ms(rest)), Some(r >= rest));
+        (Some(min), Some(r)) => {
+            add("rule2".into(), rest, fmt_ms(r), rest_value, format!(">= {}", fmt_ms(min)), Some(r >= min));
         }
-        (Some(rest), None) => add(
-            "shortest rest between leases",
-            "no proxy reused".into(),
-            format!(">= {}", fmt_ms(rest)),
-            Some(true),
-        ),
+        (Some(min), None) => {
+            add(
+                "rule2".into(),
+                rest,
+                "no proxy reused".into(),
+                None,
+                format!(">= {}", fmt_ms(min)),
+                Some(true),
+            );
+        }
         (None, r) => add(
-            "shortest rest between leases",
+            "rule2".into(),
+            rest,
             r.map_or_else(|| "no proxy reused".into(), fmt_ms),
+            rest_value,
             if l.proxy_rate.is_some() { "n/a under the rate policy" } else { "n/a under the window policy" }
                 .into(),
             None,
@@ -140,27 +220,30 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
     }
     for limit in &f.limits {
         add(
+            format!("rule3:{}", limit.name),
             &format!("{} ({})", limit.measure, limit.name),
             limit.figure.to_string(),
+            Some(limit.figure as f64),
             format!("<= {}", limit.allowed),
             Some(limit.holds()),
         );
     }
     if let Some(ceiling) = scenario.invariants.ip_limit {
         add(
+            "ip_limit".into(),
             &format!("most requests per IP in any {} ([invariants] ip_limit)", fmt_ms(l.ip_window_ms)),
             f.max_requests_per_ip_in_window.to_string(),
+            Some(f64::from(f.max_requests_per_ip_in_window)),
             format!("<= {ceiling}"),
             Some(f.max_requests_per_ip_in_window <= ceiling),
         );
     }
-    add(
-        "isolation violations",
-        f.isolation_violations.to_string(),
-        "== 0".into(),
-        Some(f.isolation_violations == 0),
-    );
-    add("uses of dead proxies", f.dead_proxy_uses.to_string(), "== 0".into(), Some(f.dead_proxy_uses == 0));
+    for (id, name, n) in [
+        ("rule4", "isolation violations", f.isolation_violations),
+        ("rule5", "uses of dead proxies", f.dead_proxy_uses),
+    ] {
+        add(id.into(), name, n.to_string(), Some(n as f64), "== 0".into(), Some(n == 0));
+    }
     let a = &s.accounting;
     let mut reasons = String::new();
     for (r, n) in &a.failed_by_reason {
@@ -174,8 +257,22 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
         if a.unfinished > 0 { format!(" + {} unfinished", a.unfinished) } else { String::new() },
         if reasons.is_empty() { String::new() } else { format!(" ({reasons})") }
     );
-    add("issued = succeeded + failed", figure, "balanced".into(), Some(a.balanced()));
+    let unbalanced = a.issued.abs_diff(a.succeeded + a.failed) + a.unfinished;
+    add(
+        "rule6".into(),
+        "issued = succeeded + failed",
+        figure,
+        Some(unbalanced as f64),
+        "balanced".into(),
+        Some(a.balanced()),
+    );
+    out.extend(expectation_verdicts(scenario, s));
+    out
+}
 
+/// The verdicts on the scenario's `[expect]` and `[expect.events]` lines.
+fn expectation_verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
+    let mut out = Vec::new();
     for e in &scenario.expect {
         let v = metric_value(s, e.metric);
         let bound = e.threshold.bound.value();
@@ -185,20 +282,46 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
             }
             Bound::Duration(_) | Bound::Number(_) => e.threshold.to_string(),
         };
-        let pass = if v.is_infinite() {
-            matches!(e.threshold.cmp, Cmp::Gt | Cmp::Ge)
-        } else {
-            e.threshold.cmp.holds(v, bound)
-        };
+        let unit = metric_unit(e.metric);
         out.push(Verdict {
+            id: e.metric.name().to_owned(),
             name: e.metric.name().to_owned(),
-            figure: fmt_value(e.metric, v),
+            figure: unit.format(v),
+            value: v.is_finite().then_some(v),
+            unit,
             requirement,
-            pass: Some(pass),
+            pass: Some(threshold_holds(e.threshold.cmp, v, bound)),
             invariant: false,
+            seeds: SeedScope::All,
+            must_fail: scenario.must_fail.iter().any(|m| m == e.metric.name()),
+        });
+    }
+    for e in &scenario.expect_events {
+        let n = s.events.get(&e.name).copied().unwrap_or(0);
+        let id = format!("event:{}", e.name);
+        out.push(Verdict {
+            must_fail: scenario.must_fail.contains(&id),
+            id,
+            name: format!("event {}", e.name),
+            figure: n.to_string(),
+            value: Some(n as f64),
+            unit: Unit::Count,
+            requirement: match e.seeds {
+                SeedScope::All => format!(">= {}", e.at_least),
+                SeedScope::Any => format!(">= {} in some seed", e.at_least),
+            },
+            pass: Some(n >= e.at_least),
+            invariant: false,
+            seeds: e.seeds,
         });
     }
     out
+}
+
+/// Whether `v cmp bound` holds; an absent figure (infinite, as the shortest rest of a run
+/// that reused no proxy) is above every bound.
+fn threshold_holds(cmp: Cmp, v: f64, bound: f64) -> bool {
+    if v.is_infinite() { matches!(cmp, Cmp::Gt | Cmp::Ge) } else { cmp.holds(v, bound) }
 }
 
 /// Whether a run was safe and on time: the one definition `rotor sweep` and `rotor plan` share.
@@ -233,9 +356,21 @@ pub fn fitness(scenario: &Scenario, s: &Summary) -> Fitness {
     Fitness { safe, on_time }
 }
 
-/// Whether every applicable verdict passed.
+/// The verdicts in a phrase: `every check passed`, `every check as stated` (a check the
+/// scenario states fails did fail), or `a check failed`.
+pub fn headline(v: &[Verdict]) -> &'static str {
+    if !all_pass(v) {
+        "a check failed"
+    } else if v.iter().any(|x| x.must_fail) {
+        "every check as stated (XFAIL: fails, as the scenario states)"
+    } else {
+        "every check passed"
+    }
+}
+
+/// Whether no verdict counts against the run ([`Verdict::failed`]).
 pub fn all_pass(v: &[Verdict]) -> bool {
-    v.iter().all(|x| x.pass != Some(false))
+    !v.iter().any(Verdict::failed)
 }
 
 /// The figures reported alongside the verdicts: cycles, refusals by cause, waits, the pool.
@@ -288,11 +423,7 @@ pub fn table(v: &[Verdict]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{:<6}  {:<w_name$}  {:<w_fig$}  required", "result", "check", "figure");
     for x in v {
-        let mark = match x.pass {
-            Some(true) => "PASS",
-            Some(false) => "FAIL",
-            None => "n/a",
-        };
+        let mark = x.mark();
         let _ = writeln!(out, "{mark:<6}  {:<w_name$}  {:<w_fig$}  {}", x.name, x.figure, x.requirement);
     }
     out

@@ -69,6 +69,26 @@ pub(crate) struct Provider {
     /// Refused purchases by reason.
     pub(crate) refused: BTreeMap<&'static str, u32>,
     pub(crate) spent_usd: f64,
+    /// Whether a fault emptied the account.
+    pub(crate) money_fault: bool,
+    /// Proxies handed to lanes in place of dead ones.
+    pub(crate) replaced: u32,
+}
+
+/// Why the provider refused a purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    OutOfStock,
+    OutOfMoney,
+}
+
+impl Refusal {
+    fn name(self) -> &'static str {
+        match self {
+            Refusal::OutOfStock => "out_of_stock",
+            Refusal::OutOfMoney => "out_of_money",
+        }
+    }
 }
 
 impl Provider {
@@ -81,6 +101,7 @@ impl Provider {
             refused_purchases: self.refused.values().sum(),
             refused_by_reason: self.refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             spent_usd: self.spent_usd,
+            replaced: self.replaced,
             peak_owned,
             monthly_cost_usd: f64::from(peak_owned) / 100.0 * sc.pool.price_per_100_usd,
             users_waiting,
@@ -97,21 +118,23 @@ impl Provider {
             purchases: 0,
             refused: BTreeMap::new(),
             spent_usd: 0.0,
+            money_fault: false,
+            replaced: 0,
         }
     }
 
     /// Tries to buy `count` at `now`; the reason on refusal.
-    pub(crate) fn buy(&mut self, count: u32, now: u64, pool: &PoolSpec) -> Result<(), &'static str> {
+    pub(crate) fn buy(&mut self, count: u32, now: u64, pool: &PoolSpec) -> Result<(), Refusal> {
         let cost = f64::from(count) / 100.0 * pool.price_per_100_usd;
         let refusal = if now < self.out_of_stock_until || self.stock < count {
-            Some("out_of_stock")
+            Some(Refusal::OutOfStock)
         } else if self.balance_usd + 1e-9 < cost {
-            Some("out_of_money")
+            Some(Refusal::OutOfMoney)
         } else {
             None
         };
         if let Some(reason) = refusal {
-            *self.refused.entry(reason).or_default() += 1;
+            *self.refused.entry(reason.name()).or_default() += 1;
             return Err(reason);
         }
         self.stock -= count;
@@ -170,11 +193,11 @@ mod tests {
         let mut prov = Provider::new(&p);
         assert_eq!(prov.buy(100, 0, &p), Ok(()));
         assert!((prov.balance_usd - 9.0).abs() < 1e-9);
-        assert_eq!(prov.buy(100, 0, &p), Err("out_of_stock"));
+        assert_eq!(prov.buy(100, 0, &p), Err(Refusal::OutOfStock));
         prov.stock = 1_000;
-        assert_eq!(prov.buy(100, 0, &p), Err("out_of_money"));
+        assert_eq!(prov.buy(100, 0, &p), Err(Refusal::OutOfMoney));
         prov.out_of_stock_until = 10;
-        assert_eq!(prov.buy(1, 5, &p), Err("out_of_stock"));
+        assert_eq!(prov.buy(1, 5, &p), Err(Refusal::OutOfStock));
         assert_eq!(prov.refused.get("out_of_stock"), Some(&2));
         assert_eq!(prov.refused.get("out_of_money"), Some(&1));
     }

@@ -1,11 +1,13 @@
 //! The commands. Each returns the exit code to use, or an error that knows its own.
 
+mod diff;
 mod live;
 mod load;
 mod mock;
 mod plan;
 mod sim;
 mod sweep;
+mod test;
 
 use std::fmt;
 
@@ -48,6 +50,8 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Sim(args) => sim::run(&sim::SimConfig::try_from(args)?),
         Command::Sweep(args) => sweep::run(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Mock(args) => mock::run(&args),
         Command::Live(args) => live::run(&args),

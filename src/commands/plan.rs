@@ -91,6 +91,9 @@ fn cost(p: &Plan, n: u32) -> f64 {
     f64::from(n) / 100.0 * p.price_per_100_usd
 }
 
+/// `rotor plan --json`'s schema version (`docs/schemas/plan.schema.json`), in every element.
+const PLAN_SCHEMA_VERSION: u32 = 1;
+
 /// One plan as `docs/plan-json.md` describes it.
 fn json(i: &PlanInput, p: &Plan) -> serde_json::Value {
     let modules: serde_json::Map<String, serde_json::Value> = p
@@ -117,6 +120,8 @@ fn json(i: &PlanInput, p: &Plan) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
+        "schema": "rotor-plan",
+        "version": PLAN_SCHEMA_VERSION,
         "hypothesis": i.hypothesis.name(),
         "policy": i.policy.name(),
         "skus": i.skus,

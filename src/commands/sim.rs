@@ -39,6 +39,7 @@ pub(crate) struct SimConfig {
     max_steps: u64,
     timeline_user: u32,
     quiet: bool,
+    baseline: Option<rotor_sim::diff::Side>,
 }
 
 impl TryFrom<SimArgs> for SimConfig {
@@ -61,6 +62,12 @@ impl TryFrom<SimArgs> for SimConfig {
             max_steps: args.max_steps,
             timeline_user: args.timeline_user,
             quiet: args.quiet,
+            baseline: args
+                .baseline
+                .as_deref()
+                .map(rotor_sim::diff::read_side)
+                .transpose()
+                .map_err(CliError::bad_input)?,
         })
     }
 }
@@ -107,7 +114,18 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
     if let Some(dir) = &cfg.out {
         rotor_sim::output::write_all(&report, dir)
             .map_err(|e| CliError::internal(format!("cannot write into {}: {e}", dir.display())))?;
-        rotor_sim::report::write(sc, &report, &verdicts, dir).map_err(|e| {
+        let mut origin = rotor_sim::report::html::Origin::default();
+        if let Some(base) = &cfg.baseline {
+            let this = rotor_sim::diff::Side::of_summary(
+                &report.summary,
+                &dir.join("summary.json").display().to_string(),
+            );
+            let d = rotor_sim::diff::compare(base, &this);
+            origin.section = d.html();
+            std::fs::write(dir.join("diff.md"), d.markdown(false))
+                .map_err(|e| CliError::internal(format!("cannot write into {}: {e}", dir.display())))?;
+        }
+        rotor_sim::report::write_with(sc, &report, &verdicts, dir, &origin).map_err(|e| {
             CliError::internal(format!("cannot write the report into {}: {e}", dir.display()))
         })?;
     }
@@ -115,7 +133,7 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
     if !cfg.quiet {
         eprintln!(
             "rotor sim: {} in {:.2}s wall ({} events); seed={}",
-            if pass { "all checks passed" } else { "CHECKS FAILED" },
+            if pass { verdict::headline(&verdicts) } else { "CHECKS FAILED" },
             wall.as_secs_f64(),
             s.steps,
             sc.seed

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use rotor_engine::{Duration, Engine, Instant, Module, ProxySpec, UserId};
 use rotor_sim::observe::Observer;
+use rotor_sim::scenario::FaultKind;
 use rotor_sim::scenario::Scenario;
 use rotor_sim::summary::{PoolFigures, ProxyRecord, RunReport, build_report};
 use tokio::sync::watch;
@@ -324,6 +325,11 @@ fn finish(
         let in_window = inner.obs.safety.arrived(world::egress(p).into(), None, endpoint, s.t_ms);
         inner.obs.timeline.ip_window(s.t_ms, in_window);
         let cause = s.cause.clone().unwrap_or_else(|| "unknown".into());
+        match cause.as_str() {
+            "storm" => inner.obs.metrics.fault_hit(FaultKind::Storm429),
+            "subnet_ban" => inner.obs.metrics.fault_hit(FaultKind::SubnetBan),
+            _ => {}
+        }
         let count = &mut inner.proxies[p as usize];
         match s.status {
             429 => {
@@ -336,6 +342,13 @@ fn finish(
             }
             _ => {}
         }
+    }
+    // On loopback a proxy fails only when a fault killed it (flaky proxies are not played here),
+    // so its failed attempts are what the death faults decided. Slowed attempts are not told
+    // apart from the others, and count nothing.
+    if sc.faults.iter().any(|f| f.kind() == FaultKind::ProxyDeath) {
+        inner.obs.metrics.fault_hits[FaultKind::ProxyDeath as usize] =
+            inner.obs.metrics.outcomes[rotor_engine::OutcomeKind::ProxyFailure as usize];
     }
     let acc = &mut inner.obs.metrics.accounting;
     acc.unfinished = acc.issued.saturating_sub(acc.succeeded + acc.failed);
@@ -371,6 +384,7 @@ fn finish(
         refused_purchases: 0,
         refused_by_reason: std::collections::BTreeMap::new(),
         spent_usd: 0.0,
+        replaced: 0,
         peak_owned: n,
         monthly_cost_usd: f64::from(n) / 100.0 * sc.pool.price_per_100_usd,
         users_waiting: waiting,

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use rotor_engine::{FailReason, Module, OutcomeKind, UserId};
 
+use crate::scenario::FaultKind;
+
 /// Every outcome kind, in declaration order.
 pub const OUTCOME_KINDS: [OutcomeKind; 7] = OutcomeKind::ALL;
 
@@ -88,6 +90,12 @@ pub struct Metrics {
     pub status_403_by_cause: BTreeMap<String, u64>,
     /// Time requests waited (ms), by wait reason.
     pub waits_ms: BTreeMap<&'static str, u64>,
+    /// Waits, by reason: each time a request was told to wait and then asked again.
+    pub waits: BTreeMap<&'static str, u64>,
+    /// Answers and purchases the scenario's faults decided, indexed by `FaultKind as usize`:
+    /// attempts through a proxy a fault killed, made flaky or slowed, 429s of a storm, 403s of
+    /// a subnet ban, purchases refused while the provider was out of stock or money by a fault.
+    pub fault_hits: [u64; FaultKind::ALL.len()],
     /// Engine events by name.
     pub events: BTreeMap<&'static str, u64>,
     /// Requests issued, finished and failed.
@@ -139,6 +147,8 @@ impl Metrics {
             status_429_by_cause: BTreeMap::new(),
             status_403_by_cause: BTreeMap::new(),
             waits_ms: BTreeMap::new(),
+            waits: BTreeMap::new(),
+            fault_hits: [0; FaultKind::ALL.len()],
             events: BTreeMap::new(),
             accounting: Accounting::default(),
         }
@@ -179,6 +189,11 @@ impl Metrics {
                 (m.name().to_owned(), f)
             })
             .collect()
+    }
+
+    /// A fault of `kind` decided an answer or a purchase.
+    pub fn fault_hit(&mut self, kind: FaultKind) {
+        self.fault_hits[kind as usize] += 1;
     }
 
     /// Adds `n` to `map[key]`.

@@ -15,6 +15,23 @@ pub use rules::{LeaseRule, LimitKind, LimitRule, SafetyRules};
 pub use safety::{Safety, SafetyFigures};
 pub use timeline::{MinuteEvents, MinuteRow, ProxySpan, SpanKind, Timeline};
 
+/// The names [`Observer::event`] counts engine events under (membership changes are not
+/// counted).
+pub const ENGINE_EVENTS: [&str; 12] = [
+    "rotated",
+    "rested",
+    "proxy_dead",
+    "lane_needs_replacements",
+    "circuit_opened",
+    "circuit_closed",
+    "lane_slowed",
+    "account_cooldown",
+    "credentials_refused",
+    "pool_low",
+    "allocation_failed",
+    "request_failed",
+];
+
 /// The invariants, the counters and the per-minute timeline of one run.
 pub struct Observer {
     /// The safety invariants.

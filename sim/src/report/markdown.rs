@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::scenario::Scenario;
 use crate::summary::RunReport;
-use crate::verdict::{Verdict, all_pass, figures};
+use crate::verdict::{Verdict, figures, headline};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|")
@@ -15,19 +15,12 @@ pub fn summary(sc: &Scenario, report: &RunReport, verdicts: &[Verdict]) -> Strin
     let s = &report.summary;
     let mut out = String::new();
     let _ = writeln!(out, "# rotor sim: {}\n", sc.name);
-    let _ = writeln!(
-        out,
-        "seed={} · {} · {}\n",
-        sc.seed,
-        s.policy,
-        if all_pass(verdicts) { "**every check passed**" } else { "**a check failed**" }
-    );
+    let _ = writeln!(out, "seed={} · {} · **{}**\n", sc.seed, s.policy, headline(verdicts));
     out.push_str("| result | check | figure | required |\n|---|---|---|---|\n");
     for v in verdicts {
-        let mark = match v.pass {
-            Some(true) => "PASS",
-            Some(false) => "**FAIL**",
-            None => "n/a",
+        let mark = match v.mark() {
+            m @ ("PASS" | "n/a" | "XFAIL") => m.to_owned(),
+            m => format!("**{m}**"),
         };
         let _ =
             writeln!(out, "| {mark} | {} | {} | {} |", cell(&v.name), cell(&v.figure), cell(&v.requirement));

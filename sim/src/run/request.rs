@@ -9,7 +9,7 @@ use rotor_engine::{
 
 use crate::kaspi::{Answer, Arrival, Cause};
 use crate::observe::metrics::Metrics;
-use crate::scenario::DeathMode;
+use crate::scenario::{DeathMode, FaultKind};
 use crate::trace::Row;
 
 use super::SimError;
@@ -49,6 +49,7 @@ impl Sim<'_, '_> {
             let waited = self.now - since;
             req.waited_ms += waited;
             Metrics::count(&mut self.obs.metrics.waits_ms, reason.name(), waited);
+            Metrics::count(&mut self.obs.metrics.waits, reason.name(), 1);
         }
         let spec = RequestSpec {
             user: work.lane.user,
@@ -125,6 +126,7 @@ impl Sim<'_, '_> {
         let failure =
             |f, status, latency_ms| Pending { outcome: Outcome::ProxyFailure(f), status, latency_ms };
         if let Some(mode) = proxy.dead {
+            self.obs.metrics.fault_hit(FaultKind::ProxyDeath);
             return match mode {
                 DeathMode::Refused => failure(ProxyFailure::Refused, "refused", path),
                 DeathMode::Timeout => failure(ProxyFailure::Timeout, "timeout", timeout),
@@ -132,7 +134,11 @@ impl Sim<'_, '_> {
             };
         }
         if proxy.flaky > 0.0 && rng.random::<f64>() < proxy.flaky {
+            self.obs.metrics.fault_hit(FaultKind::Flaky);
             return failure(ProxyFailure::BadGateway, "502", 2 * path);
+        }
+        if proxy.slow_ms > 0 {
+            self.obs.metrics.fault_hit(FaultKind::Slow);
         }
         let latency = self.latency.sample(rng) + proxy.slow_ms;
         let arrival = Arrival {
@@ -161,8 +167,14 @@ impl Sim<'_, '_> {
             }
         };
         let cause = match cause {
-            Cause::Storm => "storm".to_owned(),
-            Cause::SubnetBan => "subnet_ban".to_owned(),
+            Cause::Storm => {
+                self.obs.metrics.fault_hit(FaultKind::Storm429);
+                "storm".to_owned()
+            }
+            Cause::SubnetBan => {
+                self.obs.metrics.fault_hit(FaultKind::SubnetBan);
+                "subnet_ban".to_owned()
+            }
             Cause::Limiter(i) => self.kaspi.hypothesis_name(i).to_owned(),
         };
         let Some(code) = status.code() else {

@@ -4,7 +4,8 @@
 use rotor_engine::{Duration, LaneKey, Module, ProxyId, UserId};
 
 use crate::rng::{Stream, stream};
-use crate::scenario::{Fault, SubscriptionKind, Target};
+use crate::scenario::{Fault, FaultKind, SubscriptionKind, Target};
+use crate::world::Refusal;
 
 use super::state::{Ev, Sim, Work};
 
@@ -150,8 +151,18 @@ impl Sim<'_, '_> {
         }
         let batch = self.sc.pool.purchase_batch;
         let count = shortfall.div_ceil(batch) * batch;
-        if self.provider.buy(count, self.now, &self.sc.pool).is_ok() {
-            self.queue.push(self.now + self.sc.pool.purchase_delay.as_millis(), Ev::PurchaseArrives(count));
+        match self.provider.buy(count, self.now, &self.sc.pool) {
+            Ok(()) => {
+                self.queue
+                    .push(self.now + self.sc.pool.purchase_delay.as_millis(), Ev::PurchaseArrives(count));
+            }
+            Err(Refusal::OutOfStock) if self.now < self.provider.out_of_stock_until => {
+                self.obs.metrics.fault_hit(FaultKind::ProviderOutOfStock);
+            }
+            Err(Refusal::OutOfMoney) if self.provider.money_fault => {
+                self.obs.metrics.fault_hit(FaultKind::ProviderOutOfMoney);
+            }
+            Err(_) => {}
         }
     }
 
@@ -179,6 +190,7 @@ impl Sim<'_, '_> {
                 let dead = &self.dead;
                 members.retain(|&p| !dead[p.0 as usize]);
                 members.extend_from_slice(&fresh);
+                self.provider.replaced += fresh.len() as u32;
             }
             Err(rotor_engine::AllocError::Shortage(s)) => {
                 if !self.replace_wanted.contains(&lane) {
@@ -219,7 +231,10 @@ impl Sim<'_, '_> {
                     self.queue.push(until, Ev::ProviderRestocked);
                 }
             }
-            Fault::ProviderOutOfMoney { .. } => self.provider.balance_usd = 0.0,
+            Fault::ProviderOutOfMoney { .. } => {
+                self.provider.balance_usd = 0.0;
+                self.provider.money_fault = true;
+            }
             Fault::Storm429 { .. } | Fault::SubnetBan { .. } => {}
         }
     }

@@ -12,34 +12,19 @@ use super::value::CountRange;
 use rotor_kaspi_model::{Rule, Scope};
 
 use super::{
-    CatalogSpec, Ctx, DemperSpec, Expectation, HypothesisChoice, InvariantSpec, Metric, OrdersSpec,
-    PolicyChoice, PoolSpec, ReserveSpec, Scenario, Subscription, SubscriptionKind, SweepSpec, UsersSpec,
-    faults, kaspi, raw,
+    CatalogSpec, Ctx, DemperSpec, EventExpectation, Expectation, HypothesisChoice, InvariantSpec, Metric,
+    OrdersSpec, PolicyChoice, PoolSpec, ReserveSpec, Scenario, Subscription, SubscriptionKind, SweepSpec,
+    UsersSpec, faults, kaspi, raw,
 };
 
-pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: &RawScenario) -> Result<Scenario, ScenarioError> {
     let seed = raw.seed.unwrap_or(0);
     let duration = raw.duration.map_or(Duration::from_mins(24 * 60), |s| s.0);
-    let engine = engine_config(cx, &raw, seed)?;
+    let engine = engine_config(cx, raw, seed)?;
 
-    let split = match &raw.users.split {
-        Some(s) => {
-            let r = s.get_ref();
-            Split::new(r.demper, r.orders, r.catalog, r.reserve)
-        }
-        None => Split::default(),
-    };
-    if split.total() > u64::from(u32::MAX) {
-        let span = raw.users.split.as_ref().map_or(0..0, toml::Spanned::span);
-        return Err(cx.err(span, "the split asks for more proxies than a count can hold"));
-    }
-    let users = UsersSpec {
-        count: raw.users.count.as_ref().map_or(10, |c| c.get_ref().0),
-        skus: raw.users.skus.map_or(CountRange::fixed(500), |s| s.0),
-        split,
-    };
-    let pool = pool_spec(cx, &raw, &users)?;
-    let subscriptions = subscriptions(&raw, &users);
+    let users = users_spec(cx, raw)?;
+    let pool = pool_spec(cx, raw, &users)?;
+    let subscriptions = subscriptions(raw, &users);
     let demper = (raw.workload.demper.enabled != Some(false)).then(|| DemperSpec {
         interval: raw.workload.demper.interval.map_or(Duration::from_mins(3), |s| s.0),
         concurrency: raw.workload.demper.concurrency.map_or(8, |c| c.0),
@@ -72,9 +57,9 @@ pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenar
             return Err(ScenarioError::whole_file(cx.file, format!("`{key}` must be longer than 0 ms")));
         }
     }
-    let kaspi = kaspi::kaspi_spec(cx, &raw)?;
-    let answers = answer_table(cx, &raw)?;
-    let faults = faults::faults(cx, &raw, &users, &pool)?;
+    let kaspi = kaspi::kaspi_spec(cx, raw)?;
+    let answers = answer_table(cx, raw)?;
+    let faults = faults::faults(cx, raw, &users, &pool)?;
     let first_ip_window = kaspi.hypotheses.iter().find_map(|h| match (h.scope, &h.rule) {
         (
             Scope::Ip | Scope::IpEndpoint,
@@ -91,12 +76,8 @@ pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenar
     };
     let sweep =
         raw.sweep.as_ref().map(|s| sweep_spec(cx, s, &users, demper.as_ref(), &engine)).transpose()?;
-    let mut expect = Vec::new();
-    for (key, threshold) in raw.expect {
-        let metric = key.get_ref().parse::<Metric>().map_err(|m| cx.err(key.span(), m))?;
-        expect.push(Expectation { metric, threshold });
-    }
-    Ok(Scenario {
+    let (expect, expect_events) = expectations(cx, &raw.expect)?;
+    let mut scenario = Scenario {
         name: name.to_owned(),
         source: cx.source.to_owned(),
         seed,
@@ -114,8 +95,81 @@ pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: RawScenario) -> Result<Scenar
         faults,
         invariants,
         expect,
+        expect_events,
+        must_fail: Vec::new(),
         sweep,
+    };
+    scenario.must_fail = stated_failures(cx, &raw.expect.must_fail, &scenario.check_ids())?;
+    Ok(scenario)
+}
+
+/// The `[users]` table.
+fn users_spec(cx: &Ctx<'_>, raw: &RawScenario) -> Result<UsersSpec, ScenarioError> {
+    let split = match &raw.users.split {
+        Some(s) => {
+            let r = s.get_ref();
+            Split::new(r.demper, r.orders, r.catalog, r.reserve)
+        }
+        None => Split::default(),
+    };
+    if split.total() > u64::from(u32::MAX) {
+        let span = raw.users.split.as_ref().map_or(0..0, toml::Spanned::span);
+        return Err(cx.err(span, "the split asks for more proxies than a count can hold"));
+    }
+    Ok(UsersSpec {
+        count: raw.users.count.as_ref().map_or(10, |c| c.get_ref().0),
+        skus: raw.users.skus.map_or(CountRange::fixed(500), |s| s.0),
+        split,
     })
+}
+
+/// The `must_fail` list, each id one of the scenario's checks.
+fn stated_failures(
+    cx: &Ctx<'_>,
+    listed: &[toml::Spanned<String>],
+    ids: &[String],
+) -> Result<Vec<String>, ScenarioError> {
+    listed
+        .iter()
+        .map(|id| {
+            if ids.contains(id.get_ref()) {
+                Ok(id.get_ref().clone())
+            } else {
+                let valid = ids.join(", ");
+                Err(cx
+                    .err(id.span(), format!("no check `{}` in this scenario; valid: {valid}", id.get_ref())))
+            }
+        })
+        .collect()
+}
+
+/// The `[expect]` metric lines and `[expect.events]` lines, each name checked.
+fn expectations(
+    cx: &Ctx<'_>,
+    raw: &raw::RawExpect,
+) -> Result<(Vec<Expectation>, Vec<EventExpectation>), ScenarioError> {
+    let mut expect = Vec::new();
+    for (key, threshold) in &raw.metrics {
+        let metric = key.get_ref().parse::<Metric>().map_err(|m| {
+            cx.err(
+                key.span(),
+                format!("{m}; or `events` (a table of events) or `must_fail` (a list of checks)"),
+            )
+        })?;
+        expect.push(Expectation { metric, threshold: *threshold });
+    }
+    let mut events = Vec::new();
+    for (key, e) in &raw.events {
+        let name = key.get_ref();
+        if !crate::events::is_known(name) {
+            return Err(cx.err(
+                key.span(),
+                format!("unknown event `{name}`; valid: {}", crate::events::catalogue().join(", ")),
+            ));
+        }
+        events.push(EventExpectation { name: name.clone(), at_least: e.at_least, seeds: e.seeds });
+    }
+    Ok((expect, events))
 }
 
 pub(super) fn sweep_spec(

@@ -62,6 +62,12 @@ pub struct Scenario {
     pub invariants: InvariantSpec,
     /// Extra expectations that make the file a test.
     pub expect: Vec<Expectation>,
+    /// `[expect.events]`: things that must have happened, so that a fault scenario cannot pass
+    /// without its faults having done anything.
+    pub expect_events: Vec<EventExpectation>,
+    /// `[expect] must_fail`: the ids of checks this scenario shows failing (a plan shown to be
+    /// unsafe). Each must fail, in every seed; the file passes when they do and all else holds.
+    pub must_fail: Vec<String>,
     /// The grid `rotor sweep` runs, if the file has a `[sweep]` table.
     pub sweep: Option<SweepSpec>,
 }
@@ -322,6 +328,66 @@ pub enum Fault {
     },
 }
 
+impl Fault {
+    /// Its kind.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::Storm429 { .. } => FaultKind::Storm429,
+            Fault::ProxyDeath { .. } => FaultKind::ProxyDeath,
+            Fault::Flaky { .. } => FaultKind::Flaky,
+            Fault::Slow { .. } => FaultKind::Slow,
+            Fault::SubnetBan { .. } => FaultKind::SubnetBan,
+            Fault::ProviderOutOfStock { .. } => FaultKind::ProviderOutOfStock,
+            Fault::ProviderOutOfMoney { .. } => FaultKind::ProviderOutOfMoney,
+        }
+    }
+}
+
+/// The kinds of fault, by the names scenario files use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// `storm_429`.
+    Storm429,
+    /// `proxy_death`.
+    ProxyDeath,
+    /// `flaky`.
+    Flaky,
+    /// `slow`.
+    Slow,
+    /// `subnet_ban`.
+    SubnetBan,
+    /// `provider_out_of_stock`.
+    ProviderOutOfStock,
+    /// `provider_out_of_money`.
+    ProviderOutOfMoney,
+}
+
+impl FaultKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [FaultKind; 7] = [
+        FaultKind::Storm429,
+        FaultKind::ProxyDeath,
+        FaultKind::Flaky,
+        FaultKind::Slow,
+        FaultKind::SubnetBan,
+        FaultKind::ProviderOutOfStock,
+        FaultKind::ProviderOutOfMoney,
+    ];
+
+    /// The name scenario files use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FaultKind::Storm429 => "storm_429",
+            FaultKind::ProxyDeath => "proxy_death",
+            FaultKind::Flaky => "flaky",
+            FaultKind::Slow => "slow",
+            FaultKind::SubnetBan => "subnet_ban",
+            FaultKind::ProviderOutOfStock => "provider_out_of_stock",
+            FaultKind::ProviderOutOfMoney => "provider_out_of_money",
+        }
+    }
+}
+
 /// How a dead proxy fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeathMode {
@@ -362,6 +428,62 @@ pub struct Expectation {
     pub metric: Metric,
     /// The bound.
     pub threshold: Threshold,
+}
+
+impl Scenario {
+    /// The id of every check a run of this scenario gets, as `must_fail` and `rotor test`'s
+    /// output name them: `rule1` (the plan's per-proxy rule), `rule2` (rest), `rule3:NAME` per
+    /// limit hypothesis, `ip_limit` (`[invariants] ip_limit`), `rule4` (isolation), `rule5`
+    /// (dead proxies), `rule6` (accounting), each `[expect]` metric, and `event:NAME` per
+    /// `[expect.events]` line.
+    pub fn check_ids(&self) -> Vec<String> {
+        let mut ids = vec!["rule1".to_owned(), "rule2".to_owned()];
+        ids.extend(
+            self.kaspi
+                .hypotheses
+                .iter()
+                .filter(|h| crate::observe::LimitRule::from_hypothesis(h).is_some())
+                .map(|h| format!("rule3:{}", h.name)),
+        );
+        if self.invariants.ip_limit.is_some() {
+            ids.push("ip_limit".to_owned());
+        }
+        ids.extend(["rule4", "rule5", "rule6"].map(str::to_owned));
+        ids.extend(self.expect.iter().map(|e| e.metric.name().to_owned()));
+        ids.extend(self.expect_events.iter().map(|e| format!("event:{}", e.name)));
+        ids
+    }
+}
+
+/// One `[expect.events]` line: an event that must have happened at least `at_least` times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventExpectation {
+    /// The event's name (`crate::events::catalogue`).
+    pub name: String,
+    /// The fewest times it must have happened.
+    pub at_least: u64,
+    /// In every seed, or in at least one.
+    pub seeds: SeedScope,
+}
+
+/// Which seeds an expectation must hold in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedScope {
+    /// Every seed run.
+    All,
+    /// At least one of the seeds run.
+    Any,
+}
+
+impl SeedScope {
+    /// The name scenario files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SeedScope::All => "all",
+            SeedScope::Any => "any",
+        }
+    }
 }
 
 macro_rules! metrics {
@@ -477,7 +599,7 @@ impl Scenario {
         let raw: RawScenario = toml::from_str(source)
             .map_err(|e| ScenarioError::at(file, source, e.span(), e.message().trim_end()))?;
         let cx = Ctx { file, source };
-        build::build(&cx, name, raw)
+        build::build(&cx, name, &raw)
     }
 }
 

@@ -82,8 +82,82 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub(crate) invariants: RawInvariants,
     #[serde(default)]
-    pub(crate) expect: BTreeMap<Spanned<String>, Threshold>,
+    pub(crate) expect: RawExpect,
     pub(crate) sweep: Option<Spanned<RawSweep>>,
+}
+
+/// The `[expect]` table: `metric = threshold` lines, besides an `events` table of things that
+/// must have happened and a `must_fail` list of checks the scenario shows failing.
+#[derive(Debug, Default)]
+pub(crate) struct RawExpect {
+    pub(crate) metrics: BTreeMap<Spanned<String>, Threshold>,
+    pub(crate) events: BTreeMap<Spanned<String>, RawEventExpect>,
+    pub(crate) must_fail: Vec<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawExpect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = RawExpect;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of `metric = threshold` lines, an `events` table and a `must_fail` list")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawExpect, A::Error> {
+                let mut out = RawExpect::default();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    match key.get_ref().as_str() {
+                        "events" => out.events = map.next_value()?,
+                        "must_fail" => out.must_fail = map.next_value()?,
+                        _ => {
+                            let threshold = map.next_value::<Threshold>()?;
+                            out.metrics.insert(key, threshold);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// An `[expect.events]` value: a count (at least that many, in every seed), or
+/// `{ at_least = N, seeds = "all" | "any" }`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawEventExpect {
+    pub(crate) at_least: u64,
+    pub(crate) seeds: crate::scenario::SeedScope,
+}
+
+impl<'de> Deserialize<'de> for RawEventExpect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            at_least: u64,
+            #[serde(default = "all_seeds")]
+            seeds: crate::scenario::SeedScope,
+        }
+        fn all_seeds() -> crate::scenario::SeedScope {
+            crate::scenario::SeedScope::All
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u64),
+            Table(Table),
+        }
+        match Raw::deserialize(d).map_err(|_: D::Error| {
+            de::Error::custom(
+                "expected a count (it happened at least that often, in every seed) or \
+                 `{ at_least = N, seeds = \"all\" }` (seeds: \"all\" or \"any\")",
+            )
+        })? {
+            Raw::Count(n) => Ok(RawEventExpect { at_least: n, seeds: crate::scenario::SeedScope::All }),
+            Raw::Table(t) => Ok(RawEventExpect { at_least: t.at_least, seeds: t.seeds }),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,279 @@
+//! End-to-end tests of scenario files as a test suite: `rotor test` over seeds, its JUnit and
+//! JSON reports, expectations that cannot pass vacuously, and stated failures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rotor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rotor")).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rotor-suite-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, body).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+/// Two sellers for 40 minutes: a second of wall time per run at most.
+const SMALL: &str = "seed = 5\nduration = \"40m\"\n[users]\ncount = 2\nskus = 100\n";
+
+#[test]
+fn a_directory_runs_under_seeds_with_failures_first_and_both_reports() {
+    let dir = scratch("dir");
+    write(&dir, "cases/pass.toml", &format!("{SMALL}[expect]\nmax_429 = 0\n"));
+    write(&dir, "cases/nested/slow.toml", &format!("{SMALL}[expect]\ndemper_cycle_p99 = \"<= 1s\"\n"));
+    write(&dir, "cases/notes.txt", "not a scenario");
+    let (junit, json) = (dir.join("out/junit.xml"), dir.join("out/result.json"));
+    let out = rotor(&[
+        "test",
+        dir.join("cases").to_str().unwrap(),
+        "--seeds",
+        "3",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let failed_at = stdout.find("Failed checks").expect("failures are listed");
+    let files_at = stdout.find("Files").unwrap();
+    assert!(failed_at < files_at, "failures come first:\n{stdout}");
+    assert!(stdout.contains("demper_cycle_p99 failed in 3 of 3 seeds; required <= 1s; seed 5: "), "{stdout}");
+    assert!(stdout.contains("replay: rotor sim ") && stdout.contains("slow.toml --seed 5"), "{stdout}");
+    assert!(stdout.contains("95% "), "a distribution over the seeds:\n{stdout}");
+    assert!(stdout.contains("2 files: 1 passed, 1 failed; 6 runs"), "{stdout}");
+    assert!(stdout.contains("simulated s per wall s") && stdout.contains("requests/s"), "{stdout}");
+
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!((result["schema"].as_str(), result["version"].as_u64()), (Some("rotor-test-result"), Some(1)));
+    assert_eq!(result["passed"], false);
+    let cases = result["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    let slow = cases.iter().find(|c| c["file"].as_str().unwrap().ends_with("slow.toml")).unwrap();
+    assert_eq!(slow["seeds"], serde_json::json!([5, 6, 7]));
+    let p99 = slow["checks"].as_array().unwrap().iter().find(|c| c["id"] == "demper_cycle_p99").unwrap();
+    assert_eq!((p99["status"].as_str(), p99["unit"].as_str()), (Some("fail"), Some("ms")));
+    assert_eq!(p99["distribution"]["n"], 3);
+    assert_eq!(p99["against"].as_array().unwrap().len(), 3);
+    assert!(slow["figures"]["safety.largest_lease"]["max"].as_f64().unwrap() <= 249.0);
+    assert!(slow["replay"].as_str().unwrap().ends_with("slow.toml --seed 5"));
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let suites: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testsuite")).collect();
+    assert_eq!(suites.len(), 2);
+    let failures: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("failure")).collect();
+    assert_eq!(failures.len(), 1, "{xml}");
+    let message = failures[0].attribute("message").unwrap();
+    assert!(message.contains("required <= 1s") && message.contains("--seed 5"), "{message}");
+    let cases = doc.descendants().filter(|n| n.has_tag_name("testcase")).count();
+    assert_eq!(doc.root_element().attribute("tests"), Some(cases.to_string().as_str()));
+}
+
+#[test]
+fn a_fault_that_never_fired_fails_its_event_expectation() {
+    let dir = scratch("vacuous");
+    // The storm would start after the run's last cycle: nothing it must cause can happen.
+    let file = write(
+        &dir,
+        "storm.toml",
+        &format!(
+            "{SMALL}[[fault]]\nkind = \"storm_429\"\nstart = \"2h\"\nlength = \"10m\"\nshare = 0.5\n\
+             [expect]\nisolation_violations = 0\n[expect.events]\n\"fault:storm_429\" = 1\ncircuit_opened = {{ at_least = 1, seeds = \"any\" }}\n"
+        ),
+    );
+    let out = rotor(&["test", &file, "--seeds", "2"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("event fault:storm_429 failed in 2 of 2 seeds; required >= 1"), "{stdout}");
+    assert!(
+        stdout.contains("event circuit_opened failed in 2 of 2 seeds; required >= 1 in some seed"),
+        "{stdout}"
+    );
+
+    // The same storm inside the run fires, and the file passes.
+    let fired = write(
+        &dir,
+        "fired.toml",
+        &format!(
+            "{SMALL}[[fault]]\nkind = \"storm_429\"\nstart = \"5m\"\nlength = \"10m\"\nshare = 0.5\n\
+             [expect.events]\n\"fault:storm_429\" = 1\n\"outcome:rate_limited\" = 1\n"
+        ),
+    );
+    let out = rotor(&["test", &fired, "--seeds", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+#[test]
+fn a_check_stated_to_fail_must_fail_in_every_seed() {
+    let dir = scratch("must-fail");
+    // Demper cycles of 100 SKUs take seconds: stated to fail, and they do.
+    let xfail = write(
+        &dir,
+        "xfail.toml",
+        &format!("{SMALL}[expect]\ndemper_cycle_p99 = \"<= 1ms\"\nmust_fail = [\"demper_cycle_p99\"]\n"),
+    );
+    let out = rotor(&["test", &xfail, "--seeds", "2", "--figures"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("XFAIL"), "{}", text(&out.stdout));
+    let sim = rotor(&["sim", &xfail]);
+    assert_eq!(sim.status.code(), Some(0), "rotor sim honours the statement too");
+    assert!(text(&sim.stdout).contains("XFAIL"));
+
+    // Isolation holds, so stating that it fails is itself a failure.
+    let xpass = write(&dir, "xpass.toml", &format!("{SMALL}[expect]\nmust_fail = [\"rule4\"]\n"));
+    let out = rotor(&["test", &xpass]);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("XPASS") && stdout.contains("stated to fail, but held"), "{stdout}");
+    assert_eq!(rotor(&["sim", &xpass]).status.code(), Some(3));
+}
+
+#[test]
+fn bad_input_exits_2_and_names_the_valid_choices() {
+    let dir = scratch("bad");
+    let ok = write(&dir, "ok.toml", SMALL);
+    let event = write(&dir, "event.toml", "[expect.events]\ncircuit_open = 1\n");
+    let out = rotor(&["test", &event]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("event.toml:2:1") && stderr.contains("unknown event `circuit_open`"), "{stderr}");
+    assert!(stderr.contains("circuit_opened") && stderr.contains("fault:storm_429"), "{stderr}");
+
+    let metric = write(&dir, "metric.toml", "[expect]\nmax_430 = 0\n");
+    let stderr = text(&rotor(&["test", &metric]).stderr);
+    assert!(stderr.contains("unknown metric `max_430`") && stderr.contains("max_429"), "{stderr}");
+
+    let stated = write(&dir, "stated.toml", "[expect]\nmust_fail = [\"rule9\"]\n");
+    let stderr = text(&rotor(&["test", &stated]).stderr);
+    assert!(
+        stderr.contains("no check `rule9`") && stderr.contains("rule3:seed-250-per-30m-per-ip"),
+        "{stderr}"
+    );
+
+    let shape = write(&dir, "shape.toml", "[expect.events]\nrotated = { at_least = 1, seeds = \"some\" }\n");
+    let stderr = text(&rotor(&["test", &shape]).stderr);
+    assert!(stderr.contains("shape.toml") && stderr.contains("\"any\""), "{stderr}");
+
+    for (args, needle) in [
+        (vec!["test", ok.as_str(), "--seeds", "0"], "names no seed"),
+        (vec!["test", ok.as_str(), "--seeds", "ten"], "100..120"),
+        (vec!["test", ok.as_str(), "--seeds", "9..3"], "names no seed"),
+        (vec!["test", "/nonexistent/rotor"], "no such file or directory"),
+    ] {
+        let out = rotor(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains(needle), "{args:?}: {}", text(&out.stderr));
+    }
+    let empty = scratch("empty");
+    let out = rotor(&["test", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no scenario files"));
+
+    // Every file that does not load is listed, not only the first.
+    let out = rotor(&["test", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("4 of 5 scenario files do not load"), "{stderr}");
+}
+
+#[test]
+fn a_range_of_seeds_is_the_same_for_every_file() {
+    let dir = scratch("range");
+    let a = write(&dir, "a.toml", SMALL);
+    let b = write(&dir, "b.toml", &SMALL.replace("seed = 5", "seed = 99"));
+    let json = dir.join("r.json");
+    let out = rotor(&["test", &a, &b, "--seeds", "10..=11", "--json", json.to_str().unwrap(), "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).is_empty(), "--quiet: {}", text(&out.stderr));
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for case in result["cases"].as_array().unwrap() {
+        assert_eq!(case["seeds"], serde_json::json!([10, 11]));
+    }
+}
+
+#[test]
+fn every_shipped_fault_scenario_states_what_its_faults_cause() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let files = rotor_sim::suite::discover(&[dir]).unwrap();
+    let cases = rotor_sim::suite::load(&files).unwrap();
+    let mut faulty = 0;
+    for case in &cases {
+        let sc = &case.scenario;
+        for fault in &sc.faults {
+            faulty += 1;
+            let wanted = format!("fault:{}", fault.kind().name());
+            assert!(
+                sc.expect_events.iter().any(|e| e.name == wanted && e.at_least >= 1),
+                "{}: a {} fault, but no `[expect.events]` line requires `{wanted}`",
+                case.path.display(),
+                fault.kind().name()
+            );
+        }
+    }
+    assert!(faulty >= 5, "the shipped scenarios inject faults");
+}
+
+#[test]
+fn diff_compares_runs_sets_its_exit_code_and_refuses_bad_input() {
+    let dir = scratch("diff");
+    let file = write(&dir, "small.toml", SMALL);
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for (seed, out) in [("5", &a), ("6", &b)] {
+        let run = rotor(&["sim", &file, "--seed", seed, "--out", out.to_str().unwrap(), "-q"]);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    }
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let same = rotor(&["diff", a, a, "--fail-if", "safety.* > 0"]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same.stderr));
+    let table = text(&same.stdout);
+    assert!(table.find("-- safety").unwrap() < table.find("-- other figures").unwrap(), "{table}");
+    assert!(table.contains("PASS  safety.* > 0"), "{table}");
+
+    // Another seed changes the request count: an absolute threshold of 0 on it fails the diff.
+    let out =
+        rotor(&["diff", a, b, "--fail-if", "accounting.issued > 0", "--fail-if", "accounting.issued < 0"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("FAIL  accounting.issued"), "{}", text(&out.stdout));
+    let md = rotor(&["diff", a, b, "--format", "markdown", "--changed"]);
+    assert!(text(&md.stdout).starts_with("# rotor diff") && text(&md.stdout).contains("| figure |"));
+
+    for (args, needle) in [
+        (vec!["diff", a, b, "--fail-if", "nothing_here > 0"], "no figure `nothing_here`"),
+        (vec!["diff", a, b, "--fail-if", "demper_cycle_p99 = 3"], "FIGURE OP CHANGE"),
+        (vec!["diff", a, &file], "not JSON"),
+        (vec!["diff", a, dir.to_str().unwrap()], "without summary.json"),
+        (vec!["diff", a, "/nonexistent/summary.json"], "cannot read"),
+    ] {
+        let out = rotor(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stdout));
+        assert!(text(&out.stderr).contains(needle), "{args:?}: {}", text(&out.stderr));
+    }
+
+    // The HTML report embeds the comparison with a baseline.
+    let c = dir.join("c");
+    let run = rotor(&["sim", &file, "--seed", "6", "--out", c.to_str().unwrap(), "--baseline", a, "-q"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let html = std::fs::read_to_string(c.join("report.html")).unwrap();
+    assert!(
+        html.contains("<h2>Compared with") && html.contains("accounting.issued"),
+        "no comparison in the report"
+    );
+    assert!(std::fs::read_to_string(c.join("diff.md")).unwrap().contains("| figure |"));
+    let missing = rotor(&["sim", &file, "--out", c.to_str().unwrap(), "--baseline", "/nonexistent"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
