@@ -497,6 +497,12 @@ pub(crate) struct TestArgs {
     #[arg(long)]
     pub(crate) figures: bool,
 
+    /// For each failed file, shrink its first failed check on its first failing seed to a
+    /// smaller scenario that still fails it, written as SCENARIO.seedN.shrunk.toml beside the
+    /// --json or --junit file (else here), with the command that replays it.
+    #[arg(long)]
+    pub(crate) shrink: bool,
+
     /// Stop any one run with an error after this many events.
     #[arg(long, default_value_t = 500_000_000, value_name = "N")]
     pub(crate) max_steps: u64,
@@ -613,6 +619,13 @@ pub(crate) struct SimArgs {
     /// Print only the verdict table: no progress, no seed line.
     #[arg(long, short)]
     pub(crate) quiet: bool,
+
+    /// When a check fails, search for a smaller scenario that still fails it under the same
+    /// seed (fewer users, SKUs, proxies and faults, a shorter run, workloads off, a fixed
+    /// latency), write it as SCENARIO.seedN.shrunk.toml (in --out's directory, else here) and
+    /// print the command that replays it.
+    #[arg(long)]
+    pub(crate) shrink: bool,
 
     /// With --out, compare the run with this baseline (a summary.json, a `rotor sim --out`
     /// directory or a `rotor test --json` file) in report.html and diff.md.

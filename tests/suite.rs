@@ -277,3 +277,82 @@ fn diff_compares_runs_sets_its_exit_code_and_refuses_bad_input() {
     let missing = rotor(&["sim", &file, "--out", c.to_str().unwrap(), "--baseline", "/nonexistent"]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// A day of ten sellers with a subscription, dead proxies and a 429 storm, and one planted
+/// failure: the expectation of no 429 at all, which only the storm breaks.
+const PLANTED: &str = r#"seed = 3
+duration = "24h"
+[users]
+count = 10
+skus = 500
+[[subscription]]
+at = "2h"
+event = "join"
+user = 11
+[[fault]]
+kind = "proxy_death"
+at = "1h"
+mode = "timeout"
+count = 50
+[[fault]]
+kind = "storm_429"
+start = "3h"
+length = "20m"
+share = 0.3
+[expect]
+max_429 = 0
+"#;
+
+#[test]
+fn a_planted_failure_in_a_day_of_ten_sellers_shrinks_to_a_small_scenario() {
+    let dir = scratch("shrink");
+    let file = write(&dir, "planted.toml", PLANTED);
+    let out_dir = dir.join("out");
+    let out = rotor(&["sim", &file, "--shrink", "--out", out_dir.to_str().unwrap(), "-q"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let shrunk = out_dir.join("planted.seed3.shrunk.toml");
+    assert!(stdout.contains(&format!("replay: rotor sim {} --seed 3", shrunk.display())), "{stdout}");
+    let sc = rotor_sim::scenario::Scenario::load(&shrunk).unwrap();
+    assert_eq!(sc.seed, 3);
+    assert!(sc.users.count <= 2, "{} users", sc.users.count);
+    assert!(sc.users.skus.hi <= 50, "{} SKUs", sc.users.skus.hi);
+    assert!(sc.duration.as_millis() <= 6 * 3_600_000, "{}", sc.duration);
+    assert!(sc.subscriptions.is_empty(), "the subscription plays no part");
+    let kinds: Vec<&str> = sc.faults.iter().map(|f| f.kind().name()).collect();
+    assert_eq!(kinds, vec!["storm_429"], "only the storm causes 429s");
+    let header = std::fs::read_to_string(&shrunk).unwrap();
+    assert!(header.starts_with("# Shrunk by rotor from planted (seed 3): check `max_429` still fails"));
+
+    // The shrunk file fails the same check when replayed.
+    let replay = rotor(&["sim", shrunk.to_str().unwrap(), "--seed", "3"]);
+    assert_eq!(replay.status.code(), Some(3));
+    assert!(text(&replay.stdout).lines().any(|l| l.starts_with("FAIL") && l.contains("max_429")));
+}
+
+#[test]
+fn rotor_test_shrinks_each_failed_file_beside_its_reports() {
+    let dir = scratch("test-shrink");
+    write(&dir, "cases/slow.toml", &format!("{SMALL}[expect]\ndemper_cycle_p99 = \"<= 1s\"\n"));
+    write(&dir, "cases/fine.toml", SMALL);
+    let json = dir.join("out/result.json");
+    let out = rotor(&[
+        "test",
+        dir.join("cases").to_str().unwrap(),
+        "--shrink",
+        "--json",
+        json.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let stdout = text(&out.stdout);
+    let shrunk = dir.join("out/slow.seed5.shrunk.toml");
+    assert!(shrunk.is_file(), "{stdout}");
+    assert!(stdout.contains("Shrunk") && stdout.contains(&shrunk.display().to_string()), "{stdout}");
+    assert!(!dir.join("out/fine.seed5.shrunk.toml").exists(), "a file that passed is not shrunk");
+    let sc = rotor_sim::scenario::Scenario::load(&shrunk).unwrap();
+    assert!(
+        sc.users.count == 1 && sc.orders.is_none(),
+        "the orders workload plays no part in a demper figure"
+    );
+}

@@ -45,6 +45,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod suite;
 pub mod summary;
 pub mod sweep;

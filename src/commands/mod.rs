@@ -5,6 +5,7 @@ mod live;
 mod load;
 mod mock;
 mod plan;
+mod shrink;
 mod sim;
 mod sweep;
 mod test;

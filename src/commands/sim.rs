@@ -39,6 +39,7 @@ pub(crate) struct SimConfig {
     max_steps: u64,
     timeline_user: u32,
     quiet: bool,
+    shrink: bool,
     baseline: Option<rotor_sim::diff::Side>,
 }
 
@@ -62,6 +63,7 @@ impl TryFrom<SimArgs> for SimConfig {
             max_steps: args.max_steps,
             timeline_user: args.timeline_user,
             quiet: args.quiet,
+            shrink: args.shrink,
             baseline: args
                 .baseline
                 .as_deref()
@@ -130,6 +132,17 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
         })?;
     }
     let pass = verdict::all_pass(&verdicts);
+    if cfg.shrink
+        && let Some(failed) = verdicts.iter().find(|v| v.failed())
+    {
+        let dir = cfg.out.clone().unwrap_or_default();
+        let path = super::shrink::shrunk_path(&dir, &sc.name, sc.seed);
+        if !cfg.quiet {
+            eprintln!("rotor sim: shrinking the scenario while `{}` fails (seed={})", failed.id, sc.seed);
+        }
+        let replay = super::shrink::shrink_to_file(sc, sc.seed, &failed.id, &path, cfg.max_steps, cfg.quiet)?;
+        println!("\nshrunk: {} still fails `{}`; replay: {replay}", path.display(), failed.id);
+    }
     if !cfg.quiet {
         eprintln!(
             "rotor sim: {} in {:.2}s wall ({} events); seed={}",

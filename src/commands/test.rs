@@ -48,6 +48,9 @@ pub(crate) fn run(args: &TestArgs) -> Result<u8, CliError> {
     let result = suite::run_suite(&cases, seeds, args.max_steps, &|_| bar.inc(1));
     bar.finish_and_clear();
     print!("{}", text(&result, args.figures));
+    if args.shrink {
+        shrink_failures(args, &cases, &result)?;
+    }
     if let Some(path) = &args.junit {
         write(path, &junit::render(&result))?;
     }
@@ -57,6 +60,46 @@ pub(crate) fn run(args: &TestArgs) -> Result<u8, CliError> {
         write(path, &(json + "\n"))?;
     }
     Ok(if result.passed { exit::OK } else { exit::FAILED_CHECK })
+}
+
+/// Shrinks each failed file's first failed check on its first failing seed.
+fn shrink_failures(args: &TestArgs, cases: &[suite::Case], result: &SuiteResult) -> Result<(), CliError> {
+    let dir = args
+        .json
+        .as_ref()
+        .or(args.junit.as_ref())
+        .and_then(|p| p.parent())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let mut shown = false;
+    for (case, res) in cases.iter().zip(&result.cases) {
+        let Some((check, seed)) = res
+            .checks
+            .iter()
+            .filter(|c| c.status.failed())
+            .find_map(|c| c.against.first().map(|s| (c, s.seed)))
+        else {
+            continue;
+        };
+        if !shown {
+            println!("\nShrunk");
+            shown = true;
+        }
+        if !args.quiet {
+            eprintln!("rotor test: shrinking {} while `{}` fails (seed={seed})", res.file, check.id);
+        }
+        let path = super::shrink::shrunk_path(&dir, &case.scenario.name, seed);
+        let replay = super::shrink::shrink_to_file(
+            &case.scenario,
+            seed,
+            &check.id,
+            &path,
+            args.max_steps,
+            args.quiet,
+        )?;
+        println!("  {}  `{}`: {}\n         replay: {replay}", res.file, check.id, path.display());
+    }
+    Ok(())
 }
 
 fn write(path: &std::path::Path, text: &str) -> Result<(), CliError> {
