@@ -46,7 +46,7 @@ pub(crate) enum Command {
     ///
     /// Each `.toml` file is a test case: its safety invariants and its `[expect]` lines must
     /// hold in every seed (an `[expect.events]` line with `seeds = "any"` in at least one; a
-    /// check named in `must_fail` must fail in every seed). Runs go in parallel on every core,
+    /// check named in `must_fail` must fail in at least one). Runs go in parallel on every core,
     /// the longest first. Prints the failed checks first, each with its figure per seed, the
     /// requirement and the command that replays it, then one line per file.
     ///

@@ -119,7 +119,7 @@ fn a_fault_that_never_fired_fails_its_event_expectation() {
 }
 
 #[test]
-fn a_check_stated_to_fail_must_fail_in_every_seed() {
+fn a_check_stated_to_fail_must_fail_in_some_seed_and_holding_everywhere_is_a_failure() {
     let dir = scratch("must-fail");
     // Demper cycles of 100 SKUs take seconds: stated to fail, and they do.
     let xfail = write(

@@ -66,7 +66,8 @@ pub struct Scenario {
     /// without its faults having done anything.
     pub expect_events: Vec<EventExpectation>,
     /// `[expect] must_fail`: the ids of checks this scenario shows failing (a plan shown to be
-    /// unsafe). Each must fail, in every seed; the file passes when they do and all else holds.
+    /// unsafe). Each must fail, in at least one seed (one is enough to show a plan unsafe); the
+    /// file passes when they do and all else holds.
     pub must_fail: Vec<String>,
     /// The grid `rotor sweep` runs, if the file has a `[sweep]` table.
     pub sweep: Option<SweepSpec>,
