@@ -33,6 +33,8 @@ pub enum ShrinkError {
     NotToml(String),
     /// The check does not count against the original run: nothing to shrink.
     DoesNotFail(String),
+    /// The seed is above what a TOML integer holds, so no file can replay it.
+    SeedTooLarge(u64),
 }
 
 impl std::fmt::Display for ShrinkError {
@@ -41,6 +43,9 @@ impl std::fmt::Display for ShrinkError {
             ShrinkError::NotToml(e) => write!(f, "the scenario cannot be edited: {e}"),
             ShrinkError::DoesNotFail(id) => {
                 write!(f, "check `{id}` does not fail in this run; nothing to shrink")
+            }
+            ShrinkError::SeedTooLarge(seed) => {
+                write!(f, "seed {seed} is above {} and cannot be written in a scenario file", i64::MAX)
             }
         }
     }
@@ -66,7 +71,8 @@ pub fn shrink(
 ) -> Result<Shrunk, ShrinkError> {
     let mut table: toml::Table =
         sc.source.parse().map_err(|e: toml::de::Error| ShrinkError::NotToml(e.to_string()))?;
-    table.insert("seed".into(), toml::Value::Integer(i64::try_from(seed).unwrap_or(i64::MAX)));
+    let written = i64::try_from(seed).map_err(|_| ShrinkError::SeedTooLarge(seed))?;
+    table.insert("seed".into(), toml::Value::Integer(written));
     let mut current = sc.clone();
     current.seed = seed;
     current.engine.seed = seed;
@@ -225,6 +231,8 @@ mod tests {
         let sc = Scenario::parse("t", "t", "duration = \"20m\"\n[users]\ncount = 1\nskus = 20\n").unwrap();
         let err = shrink(&sc, 1, "rule4", 10, 1_000_000, &mut |_| {}).unwrap_err();
         assert_eq!(err, ShrinkError::DoesNotFail("rule4".into()));
+        let huge = shrink(&sc, u64::MAX, "rule4", 10, 1_000_000, &mut |_| {}).unwrap_err();
+        assert_eq!(huge, ShrinkError::SeedTooLarge(u64::MAX));
     }
 
     #[test]

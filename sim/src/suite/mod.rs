@@ -454,33 +454,32 @@ fn per_s(x: f64, wall_s: f64) -> f64 {
 /// `done` is called after each run with the case's index. Results keep the cases' order, and
 /// each case's seeds their order, whichever core finished first.
 pub fn run_suite(cases: &[Case], seeds: Seeds, max_steps: u64, done: &(dyn Fn(usize) + Sync)) -> SuiteResult {
-    let mut jobs: Vec<(usize, u64)> = cases
+    // (case, the run's place in the output, seed), the costliest cases first.
+    let mut jobs: Vec<(usize, usize, u64)> = cases
         .iter()
         .enumerate()
         .flat_map(|(i, c)| seeds.for_file(c.scenario.seed).into_iter().map(move |s| (i, s)))
+        .enumerate()
+        .map(|(order, (i, seed))| (i, order, seed))
         .collect();
-    jobs.sort_by_key(|&(i, _)| std::cmp::Reverse(cost(&cases[i].scenario)));
+    jobs.sort_by_cached_key(|&(i, order, _)| (std::cmp::Reverse(cost(&cases[i].scenario)), order));
     let started = WallClock::now();
-    let mut runs: Vec<(usize, SeedRun)> = jobs
+    let mut runs: Vec<(usize, usize, SeedRun)> = jobs
         .into_par_iter()
-        .map(|(i, seed)| {
+        .map(|(i, order, seed)| {
             let r = run_seed(&cases[i].scenario, seed, max_steps);
             done(i);
-            (i, r)
+            (i, order, r)
         })
         .collect();
     let wall_s = started.elapsed().as_secs_f64();
-    runs.sort_by_key(|(i, r)| {
-        (*i, seeds.for_file(cases[*i].scenario.seed).iter().position(|&s| s == r.seed))
-    });
-    let results: Vec<CaseResult> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, case)| {
-            let mine: Vec<SeedRun> = runs.iter().filter(|(j, _)| *j == i).map(|(_, r)| r.clone()).collect();
-            aggregate(case, &mine)
-        })
-        .collect();
+    runs.sort_unstable_by_key(|&(_, order, _)| order);
+    let mut per_case: Vec<Vec<SeedRun>> = vec![Vec::new(); cases.len()];
+    for (i, _, r) in runs {
+        per_case[i].push(r);
+    }
+    let results: Vec<CaseResult> =
+        cases.iter().zip(&per_case).map(|(case, mine)| aggregate(case, mine)).collect();
     let requests = results.iter().map(|c| c.requests).sum::<u64>();
     let simulated_s: f64 = results.iter().map(|c| c.simulated_s_per_wall_s * c.wall_s).sum();
     SuiteResult {
