@@ -28,12 +28,15 @@
 //! - [`kaspi`]: Kaspi as the simulator asks it: `rotor-kaspi-model`'s limiters and latency
 //!   (shared with `rotor-mock-kaspi`), plus storms and subnet bans.
 //! - `world`: proxies with their egress and faults, and the provider.
-//! - [`observe`]: the safety invariants and the other figures.
+//! - [`observe`]: the safety invariants and the other figures; [`events`]: the named events
+//!   `[expect.events]` requires.
 //! - [`summary`], [`verdict`], [`output`], [`trace`]: what a run reports and writes;
 //!   [`report`]: its charts, HTML and Markdown.
 //! - [`claims`]: the seed plan's numeric claims against the simulator.
 //! - [`sweep`]: a scenario over a grid, in parallel, and the frontier; [`plan`]: one seller's
 //!   pool three ways (the seed's arithmetic, steady state, simulation).
+//! - [`suite`]: scenario files as a test suite over seeds (`rotor test`), with JUnit;
+//!   [`shrink`]: a failed scenario made small; [`diff`]: two runs' figures compared.
 //! - `queue`, `rng`: the `(time, seq)` event heap and the per-owner seeded streams.
 
 pub mod claims;
