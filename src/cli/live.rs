@@ -1,0 +1,147 @@
+//! The arguments of live mode and the fakes: `rotor live`, `rotor ctl`, the exports, `rotor mock`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+/// What `rotor orders` and `rotor decisions` do.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum ExportAction {
+    /// Write the log as JSON Lines, to standard output or appended to --out.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The live config (the store and its key are read from it).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// Where to start: a seq from an earlier export (the lines after it), a span back from now
+    /// (`24h`, `7d`), or a UTC instant (`2026-11-24T02:50:00Z`). Default: after --out's last
+    /// line, or the start of the log.
+    #[arg(long, value_name = "SEQ|SPAN|INSTANT")]
+    pub(crate) since: Option<String>,
+    /// Append to this file instead of writing to standard output.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// `rotor ctl` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum CtlAction {
+    /// Workers alive, each seller (served by, drained or freed, proxies), held price drops and
+    /// the pool's counts.
+    Status,
+    /// Every proxy: id, egress IP, lane, state, rest-until, leases so far and why it is dead.
+    Proxies,
+    /// Bring a dead proxy back: it rests a full rest after its last request, then carries.
+    Revive {
+        /// The proxy's id (see `proxies`).
+        proxy: u32,
+    },
+    /// Take a proxy out of service for good; its lane replaces it from the free pool.
+    Retire {
+        /// The proxy's id (see `proxies`).
+        proxy: u32,
+    },
+    /// Stop serving a seller: its worker lets its requests end and hands its lanes back, and no
+    /// worker claims it until `resume`.
+    Drain {
+        /// The seller's `[[user]] id`.
+        user: u32,
+    },
+    /// End a drain: a worker claims the seller at its next tick.
+    Resume {
+        /// The seller's `[[user]] id`.
+        user: u32,
+    },
+    /// Give a drained seller's proxies back to the pool (a lease left open is spent first).
+    Release {
+        /// The seller's `[[user]] id`.
+        user: u32,
+    },
+    /// Confirm the seller's price drops held as larger than `[demper] max_drop_percent`.
+    Confirm {
+        /// The seller's `[[user]] id`.
+        user: u32,
+        /// Only this SKU (default: every held drop of the seller).
+        sku: Option<String>,
+    },
+}
+
+impl CtlAction {
+    pub(crate) fn to_live(&self) -> rotor_live::ctl::Action {
+        use rotor_live::ctl::Action;
+        match self {
+            CtlAction::Status => Action::Status,
+            CtlAction::Proxies => Action::Proxies,
+            CtlAction::Revive { proxy } => Action::Revive(*proxy),
+            CtlAction::Retire { proxy } => Action::Retire(*proxy),
+            CtlAction::Drain { user } => Action::Drain(*user),
+            CtlAction::Resume { user } => Action::Resume(*user),
+            CtlAction::Release { user } => Action::Release(*user),
+            CtlAction::Confirm { user, sku } => Action::Confirm(*user, sku.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LiveArgs {
+    /// The live config (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+
+    /// Decide and store every price, log it, and push nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Sync each seller's catalogue from the cabinet at start.
+    #[arg(long)]
+    pub(crate) sync_catalog: bool,
+
+    /// One demper pass and one orders poll per seller, then stop.
+    #[arg(long)]
+    pub(crate) once: bool,
+
+    /// Stop by itself after this long, such as `90s` or `8h`.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) run_for: Option<String>,
+
+    /// This worker's name in lane leases, when several share one PostgreSQL store
+    /// (default: `[workers] id`, else host name and process id).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) worker_id: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct MockArgs {
+    /// A TOML file with any of `proxies`, `stock` and `seed`; its values replace the flags'.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Loopback proxies to start (egress 127.0.0.2 upwards), besides the Proxy6 stock.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) proxies: u8,
+
+    /// Proxies the fake Proxy6 has in stock to sell.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) stock: u32,
+
+    /// Seed of the fake catalogue and orders.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+
+    /// Where to write the credentials (created readable only by you). Defaults to a file in
+    /// the system's temporary directory.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) env_file: Option<PathBuf>,
+
+    /// Serve the world of this scenario for `rotor load --attach` instead: the fake Kaspi with
+    /// its hypotheses and latency, one loopback proxy per pool proxy, and a control URL.
+    #[arg(long, value_name = "SCENARIO")]
+    pub(crate) scenario: Option<String>,
+
+    /// With --scenario: the clock's scale, as `rotor load --time-scale` will use.
+    #[arg(long, default_value_t = 100.0, value_name = "K")]
+    pub(crate) time_scale: f64,
+}
