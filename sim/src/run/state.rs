@@ -21,7 +21,7 @@ use crate::world::{Provider, SimProxy, make_proxy};
 
 use super::SimError;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Ev {
     CycleDue(u32),
     Acquire(u32),
@@ -33,6 +33,38 @@ pub(super) enum Ev {
     ProviderRestocked,
     /// A spread cycle's next slot has come.
     Pump(u32),
+}
+
+impl crate::queue::Packed for Ev {
+    fn pack(self) -> u64 {
+        let (tag, n) = match self {
+            Ev::CycleDue(n) => (0, n),
+            Ev::Acquire(n) => (1, n),
+            Ev::Respond(n) => (2, n),
+            Ev::Subscription(n) => (3, n),
+            Ev::HourlyJob => (4, 0),
+            Ev::PurchaseArrives(n) => (5, n),
+            Ev::Fault(n) => (6, n),
+            Ev::ProviderRestocked => (7, 0),
+            Ev::Pump(n) => (8, n),
+        };
+        (tag << 32) | u64::from(n)
+    }
+
+    fn unpack(bits: u64) -> Self {
+        let n = bits as u32;
+        match bits >> 32 {
+            0 => Ev::CycleDue(n),
+            1 => Ev::Acquire(n),
+            2 => Ev::Respond(n),
+            3 => Ev::Subscription(n),
+            4 => Ev::HourlyJob,
+            5 => Ev::PurchaseArrives(n),
+            6 => Ev::Fault(n),
+            7 => Ev::ProviderRestocked,
+            _ => Ev::Pump(n),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,5 +335,31 @@ impl<'s, 'o> Sim<'s, 'o> {
         self.obs.timeline.finish(self.now);
         let pool = self.provider.figures(self.sc, self.peak_owned, users_waiting);
         build_report(self.sc, self.now, self.steps, self.obs, proxies, pool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ev;
+    use crate::queue::Packed;
+
+    #[test]
+    fn every_event_survives_the_queue_packing() {
+        for n in [0, 1, 77, u32::MAX] {
+            for ev in [
+                Ev::CycleDue(n),
+                Ev::Acquire(n),
+                Ev::Respond(n),
+                Ev::Subscription(n),
+                Ev::PurchaseArrives(n),
+                Ev::Fault(n),
+                Ev::Pump(n),
+                Ev::HourlyJob,
+                Ev::ProviderRestocked,
+            ] {
+                assert!(ev.pack() < 1 << 36);
+                assert_eq!(Ev::unpack(ev.pack()), ev);
+            }
+        }
     }
 }
