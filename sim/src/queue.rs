@@ -39,7 +39,9 @@ impl<E: Packed> Queue<E> {
     pub(crate) fn push(&mut self, time: u64, event: E) {
         self.seq += 1;
         let bits = event.pack();
-        debug_assert!(bits >> EVENT_BITS == 0 && self.seq >> SEQ_BITS == 0 && time >> (128 - TIME_SHIFT) == 0);
+        debug_assert!(
+            bits >> EVENT_BITS == 0 && self.seq >> SEQ_BITS == 0 && time >> (128 - TIME_SHIFT) == 0
+        );
         let key = (u128::from(time) << TIME_SHIFT) | (u128::from(self.seq) << EVENT_BITS) | u128::from(bits);
         self.heap.push(Reverse(key));
     }
@@ -86,12 +88,11 @@ mod tests {
             let mut q = Queue::new();
             let mut reference = BinaryHeap::new();
             for (seq, o) in ops.iter().chain(std::iter::repeat_n(&None, 300)).enumerate() {
-                match *o {
-                    Some((t, e)) => {
-                        q.push(t, e);
-                        reference.push(Reverse((t, seq, e)));
-                    }
-                    None => prop_assert_eq!(q.pop(), reference.pop().map(|Reverse((t, _, e))| (t, e))),
+                if let Some((t, e)) = *o {
+                    q.push(t, e);
+                    reference.push(Reverse((t, seq, e)));
+                } else {
+                    prop_assert_eq!(q.pop(), reference.pop().map(|Reverse((t, _, e))| (t, e)));
                 }
             }
         }

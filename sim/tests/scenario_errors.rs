@@ -82,6 +82,16 @@ fn limiters_are_checked_by_kind() {
         "[[kaspi.limiter]]\nname = \"x\"\nkind = \"rate\"\nrate_per_s = 1.0\npenalty = { status = 429 }\n";
     let e = err(&format!("{two}{two}"));
     assert!(e.message.contains("two limiters are named `x`"), "{e}");
+
+    let e = err(
+        "[[kaspi.limiter]]\nname = \"slow\"\nkind = \"sliding_window\"\nlimit = 9\nwindow = \"31d\"\npenalty = { status = 429 }\n",
+    );
+    assert!(e.message.contains("limiter `slow`") && e.message.contains("longer than 720h"), "{e}");
+    let e = err("[invariants]\nip_window = \"60d\"\n");
+    assert!(e.message.contains("[invariants] ip_window is 1440h"), "{e}");
+    let e = err("[engine]\npolicy = \"window\"\nwindow = \"35d\"\n");
+    assert!(e.message.contains("[engine] window"), "{e}");
+    assert!(Scenario::parse("ok", "ok.toml", "[invariants]\nip_window = \"30d\"\n").is_ok());
 }
 
 #[test]

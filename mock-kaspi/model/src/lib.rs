@@ -26,9 +26,11 @@
 //!   ([`Penalty`]), and the named sets ([`preset`]): [`seed_hypothesis`],
 //!   [`community_hypotheses`], [`measured_hypotheses`].
 //! - `limiter`: one hypothesis at work, counters per key and bans ([`Limiter`], [`key`]).
+//! - `instants`: the instants inside a trailing window, stored compactly ([`Instants`]).
 //! - `latency`: response-time distributions ([`Latency`]) and their seeded draws ([`Sampler`]).
 
 mod hypothesis;
+mod instants;
 mod latency;
 mod limiter;
 
@@ -36,5 +38,6 @@ pub use hypothesis::{
     BANNED_IP_BODY, Hypothesis, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope,
     community_hypotheses, measured_hypotheses, preset, seed_hypothesis,
 };
+pub use instants::{Instants, LONGEST_WINDOW_MS};
 pub use latency::{Latency, Sampler};
 pub use limiter::{Limiter, Limits, Refused, key};

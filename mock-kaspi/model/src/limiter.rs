@@ -2,11 +2,10 @@
 //! Times are milliseconds on any clock that only moves forward: the simulator's virtual one, or
 //! the fake Kaspi's real one.
 
-use std::collections::VecDeque;
-
 use rustc_hash::FxHashMap;
 
 use crate::hypothesis::{Hypothesis, Penalty, Rule, Scope};
+use crate::instants::Instants;
 
 /// The key a request is counted under, built from the hypothesis' scope.
 pub fn key(scope: Scope, ip: u32, user: u32, endpoint: usize) -> u64 {
@@ -21,7 +20,7 @@ pub fn key(scope: Scope, ip: u32, user: u32, endpoint: usize) -> u64 {
 struct KeyState {
     banned_until: u64,
     /// Sliding window: accepted instants still inside the window.
-    recent: VecDeque<u64>,
+    recent: Instants,
     /// Fixed window: the window's index and its count.
     fixed: (u64, u32),
     /// Token bucket: tokens and the instant they were counted.
@@ -48,8 +47,19 @@ impl Limiter {
     /// Counters change only in [`Limiter::record`], once every limiter has let the request pass.
     /// On refusal, also says whether this request started a ban.
     pub fn check(&mut self, key: u64, t: u64, country: &str) -> Result<(), (Penalty, bool)> {
-        let h = &self.hypothesis;
         let s = self.state.entry(key).or_default();
+        Self::check_state(&self.hypothesis, s, t, country)
+    }
+
+    /// [`Limiter::check`], and [`Limiter::record`] if it passes, with one look-up of the key.
+    fn check_and_record(&mut self, key: u64, t: u64, country: &str) -> Result<(), (Penalty, bool)> {
+        let s = self.state.entry(key).or_default();
+        Self::check_state(&self.hypothesis, s, t, country)?;
+        Self::record_state(&self.hypothesis, s, t);
+        Ok(())
+    }
+
+    fn check_state(h: &Hypothesis, s: &mut KeyState, t: u64, country: &str) -> Result<(), (Penalty, bool)> {
         if t < s.banned_until {
             if h.penalty.extend
                 && let Some(ban) = h.penalty.ban
@@ -60,10 +70,7 @@ impl Limiter {
         }
         let pass = match &h.rule {
             Rule::SlidingWindow { limit, window } => {
-                let w = window.as_millis();
-                while s.recent.front().is_some_and(|&old| old + w <= t) {
-                    s.recent.pop_front();
-                }
+                s.recent.expire(t, window.as_millis());
                 (s.recent.len() as u32) < *limit
             }
             Rule::FixedWindow { limit, window } => {
@@ -95,10 +102,13 @@ impl Limiter {
 
     /// Counts an accepted request.
     pub fn record(&mut self, key: u64, t: u64) {
-        let h = &self.hypothesis;
         let s = self.state.entry(key).or_default();
+        Self::record_state(&self.hypothesis, s, t);
+    }
+
+    fn record_state(h: &Hypothesis, s: &mut KeyState, t: u64) {
         match &h.rule {
-            Rule::SlidingWindow { .. } => s.recent.push_back(t),
+            Rule::SlidingWindow { .. } => s.recent.push(t),
             Rule::FixedWindow { window, .. } => {
                 let idx = t / window.as_millis();
                 if idx == s.fixed.0 {
@@ -154,16 +164,22 @@ impl Limits {
         country: &str,
     ) -> Result<(), Refused> {
         let e = endpoint.index();
-        for (i, l) in self.limiters.iter_mut().enumerate() {
+        // The last limiter that covers the endpoint checks and records in one look-up: when it
+        // passes, every one before it has passed too. Only those before it look their key up twice.
+        let Some(last) = self.limiters.iter().rposition(|l| l.hypothesis.endpoints[e]) else {
+            return Ok(());
+        };
+        for (i, l) in self.limiters.iter_mut().enumerate().take(last + 1) {
             if !l.hypothesis.endpoints[e] {
                 continue;
             }
             let k = key(l.hypothesis.scope, ip, user, e);
-            if let Err((penalty, ban_started)) = l.check(k, t, country) {
+            let decided = if i == last { l.check_and_record(k, t, country) } else { l.check(k, t, country) };
+            if let Err((penalty, ban_started)) = decided {
                 return Err(Refused { limiter: i, penalty, ban_started });
             }
         }
-        for l in &mut self.limiters {
+        for l in self.limiters.iter_mut().take(last) {
             if l.hypothesis.endpoints[e] {
                 l.record(key(l.hypothesis.scope, ip, user, e), t);
             }

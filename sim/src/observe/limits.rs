@@ -3,10 +3,10 @@
 //! of L is kept when every window holds fewer than L (the seed's 249 under its 250); a rate limit
 //! is kept when no arrival falls outside its bucket.
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use rotor_engine::Endpoint;
+use rotor_kaspi_model::Instants;
 use rustc_hash::FxHashMap;
 
 use super::rules::{LimitKind, LimitRule};
@@ -46,7 +46,7 @@ enum Key {
 #[derive(Debug, Default)]
 struct Counter {
     /// Sliding: arrivals inside the window. Fixed: unused.
-    recent: VecDeque<u64>,
+    recent: Instants,
     /// Fixed: the window's index and its count.
     fixed: (u64, u64),
     /// Rate: the theoretical arrival time of the next conforming request (ms, GCRA).
@@ -64,6 +64,20 @@ pub(crate) struct LimitBook {
 impl LimitBook {
     pub(crate) fn new(rule: LimitRule) -> Self {
         LimitBook { rule, counters: FxHashMap::default(), worst: 0 }
+    }
+
+    /// Whether this limit counts exactly what the checker's per-IP figure of window `ip_window_ms`
+    /// counts (every arrival per IP in a sliding window of that length), so that figure's count
+    /// can stand for its own (see [`LimitBook::arrived_in_ip_window`]).
+    pub(crate) fn is_ip_window(&self, ip_window_ms: u64) -> bool {
+        self.rule.scope == Scope::Ip
+            && self.rule.endpoints.iter().all(|&e| e)
+            && matches!(self.rule.kind, LimitKind::Sliding { window_ms, .. } if window_ms == ip_window_ms)
+    }
+
+    /// Counts an arrival its IP's window already counted: `in_window` requests there now.
+    pub(crate) fn arrived_in_ip_window(&mut self, in_window: u32) {
+        self.worst = self.worst.max(u64::from(in_window));
     }
 
     /// Counts an arrival at `t` from `ip` on `endpoint` for `account` (if known). An account-scoped
@@ -84,10 +98,8 @@ impl LimitBook {
         let c = self.counters.entry(key).or_default();
         match self.rule.kind {
             LimitKind::Sliding { window_ms, .. } => {
-                while c.recent.front().is_some_and(|&a| a + window_ms <= t) {
-                    c.recent.pop_front();
-                }
-                c.recent.push_back(t);
+                c.recent.expire(t, window_ms);
+                c.recent.push(t);
                 self.worst = self.worst.max(c.recent.len() as u64);
             }
             LimitKind::Fixed { window_ms, .. } => {

@@ -11,10 +11,10 @@
 //! own leases are never longer than these, and a short rest joins two of them into one that is
 //! over budget.
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use rotor_engine::{Endpoint, LaneKey, ProxyId};
+use rotor_kaspi_model::Instants;
 use rustc_hash::FxHashMap;
 
 use super::limits::{LimitBook, LimitFigure};
@@ -24,7 +24,7 @@ use super::rules::{LeaseRule, SafetyRules};
 struct ProxyObs {
     /// Sends in the lease under way (rest rule), or send instants in the window (window rule).
     lease_sends: u32,
-    window: VecDeque<u64>,
+    window: Instants,
     in_flight: u32,
     last_completion: Option<u64>,
     holder: Option<LaneKey>,
@@ -37,7 +37,7 @@ struct ProxyObs {
 
 #[derive(Debug, Default)]
 struct IpObs {
-    arrivals: VecDeque<u64>,
+    arrivals: Instants,
     max_in_window: u32,
 }
 
@@ -67,19 +67,23 @@ pub struct Safety {
     members: FxHashMap<LaneKey, Vec<ProxyId>>,
     ips: FxHashMap<IpAddr, IpObs>,
     books: Vec<LimitBook>,
+    /// Which books count exactly what the per-IP figure counts, and share its windows.
+    ip_window_books: Vec<bool>,
     figures: SafetyFigures,
 }
 
 impl Safety {
     /// A checker of `rules`.
     pub fn new(rules: SafetyRules) -> Self {
-        let books = rules.limits.iter().cloned().map(LimitBook::new).collect();
+        let books: Vec<LimitBook> = rules.limits.iter().cloned().map(LimitBook::new).collect();
+        let ip_window_books = books.iter().map(|b| b.is_ip_window(rules.ip_window_ms)).collect();
         Safety {
             rules,
             proxies: Vec::new(),
             members: FxHashMap::default(),
             ips: FxHashMap::default(),
             books,
+            ip_window_books,
             figures: SafetyFigures::default(),
         }
     }
@@ -172,10 +176,8 @@ impl Safety {
                 }
             }
             LeaseRule::Window { window_ms, .. } => {
-                while o.window.front().is_some_and(|&s| s + window_ms <= t) {
-                    o.window.pop_front();
-                }
-                o.window.push_back(t);
+                o.window.expire(t, window_ms);
+                o.window.push(t);
                 o.lease_sends = o.window.len() as u32;
             }
             LeaseRule::Rate { interval_ms, .. } => {
@@ -212,19 +214,20 @@ impl Safety {
     /// A request from `ip` for `account` (if known) reached Kaspi's `endpoint` at `t`. Returns how
     /// many requests that IP has in the figure window now.
     pub fn arrived(&mut self, ip: IpAddr, account: Option<u32>, endpoint: Endpoint, t: u64) -> u32 {
-        for b in &mut self.books {
-            b.arrived(ip, account, endpoint, t);
-        }
-        let w = self.rules.ip_window_ms;
         let o = self.ips.entry(ip).or_default();
-        while o.arrivals.front().is_some_and(|&a| a + w <= t) {
-            o.arrivals.pop_front();
-        }
-        o.arrivals.push_back(t);
+        o.arrivals.expire(t, self.rules.ip_window_ms);
+        o.arrivals.push(t);
         let now_in_window = o.arrivals.len() as u32;
         o.max_in_window = o.max_in_window.max(now_in_window);
         let f = &mut self.figures;
         f.max_requests_per_ip_in_window = f.max_requests_per_ip_in_window.max(now_in_window);
+        for (b, &shared) in self.books.iter_mut().zip(&self.ip_window_books) {
+            if shared {
+                b.arrived_in_ip_window(now_in_window);
+            } else {
+                b.arrived(ip, account, endpoint, t);
+            }
+        }
         now_in_window
     }
 
@@ -435,6 +438,30 @@ mod tests {
         assert_eq!(s.per_ip(IP), 300);
         assert_eq!((f.limits[0].figure, f.limits[0].allowed), (300, 249));
         assert!(!f.limits[0].holds());
+    }
+
+    proptest::proptest! {
+        /// A limit that counts what the per-IP figure counts shares its windows; it must judge
+        /// exactly as a book of its own would.
+        #[test]
+        fn a_limit_sharing_the_ip_window_judges_as_its_own_book_would(
+            steps in proptest::collection::vec((0u64..400, 0u8..3), 1..300)
+        ) {
+            let mut r = rules(REST);
+            r.ip_window_ms = 1_000;
+            r.limits[0].kind = LimitKind::Sliding { limit: 5, window_ms: 1_000 };
+            let mut own = LimitBook::new(r.limits[0].clone());
+            proptest::prop_assert!(own.is_ip_window(1_000) && !own.is_ip_window(999));
+            let mut s = Safety::new(r);
+            let mut t = 0;
+            for (gap, ip) in steps {
+                t += gap;
+                let ip = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, ip));
+                s.arrived(ip, Some(1), OFFERS, t);
+                own.arrived(ip, Some(1), OFFERS, t);
+            }
+            proptest::prop_assert_eq!(s.figures().limits[0].figure, own.figure().figure);
+        }
     }
 
     #[test]

@@ -12,9 +12,9 @@ use super::value::CountRange;
 use rotor_kaspi_model::{Rule, Scope};
 
 use super::{
-    CatalogSpec, Ctx, DemperSpec, EventExpectation, Expectation, HypothesisChoice, InvariantSpec, Metric,
-    OrdersSpec, PolicyChoice, PoolSpec, ReserveSpec, Scenario, Subscription, SubscriptionKind, SweepSpec,
-    UsersSpec, faults, kaspi, raw,
+    CatalogSpec, Ctx, DemperSpec, EventExpectation, Expectation, HypothesisChoice, InvariantSpec, KaspiSpec,
+    Metric, OrdersSpec, PolicyChoice, PoolSpec, ReserveSpec, Scenario, Subscription, SubscriptionKind,
+    SweepSpec, UsersSpec, faults, kaspi, raw,
 };
 
 pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: &RawScenario) -> Result<Scenario, ScenarioError> {
@@ -77,6 +77,7 @@ pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: &RawScenario) -> Result<Scena
     let sweep =
         raw.sweep.as_ref().map(|s| sweep_spec(cx, s, &users, demper.as_ref(), &engine)).transpose()?;
     let (expect, expect_events) = expectations(cx, &raw.expect)?;
+    windows_fit(cx, &engine, &kaspi, &invariants)?;
     let mut scenario = Scenario {
         name: name.to_owned(),
         source: cx.source.to_owned(),
@@ -547,4 +548,34 @@ fn answer_table(cx: &Ctx<'_>, raw: &RawScenario) -> Result<AnswerTable, Scenario
         rows.push(row.build().map_err(|e| cx.err(a.span(), format!("answers[{i}]: {e}")))?);
     }
     Ok(AnswerTable::with_overrides(rows))
+}
+
+/// The longest window a count may span: the checker and Kaspi's model keep each window's
+/// instants as 32-bit millisecond offsets (`rotor_kaspi_model::Instants`).
+const LONGEST_WINDOW: Duration = Duration::from_mins(30 * 24 * 60);
+
+fn windows_fit(
+    cx: &Ctx<'_>,
+    engine: &EngineConfig,
+    kaspi: &KaspiSpec,
+    invariants: &InvariantSpec,
+) -> Result<(), ScenarioError> {
+    // The limiters first: the per-IP figure's window defaults to theirs.
+    let mut windows = Vec::new();
+    for h in &kaspi.hypotheses {
+        if let Rule::SlidingWindow { window, .. } | Rule::FixedWindow { window, .. } = h.rule {
+            windows.push((format!("the `window` of limiter `{}`", h.name), window));
+        }
+    }
+    if let Policy::Window(w) = engine.policy {
+        windows.push(("[engine] window".to_owned(), w.window));
+    }
+    windows.push(("[invariants] ip_window".to_owned(), invariants.ip_window));
+    match windows.into_iter().find(|(_, w)| *w > LONGEST_WINDOW) {
+        Some((key, w)) => Err(ScenarioError::whole_file(
+            cx.file,
+            format!("{key} is {w}; windows longer than {LONGEST_WINDOW} are not supported"),
+        )),
+        None => Ok(()),
+    }
 }
