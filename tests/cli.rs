@@ -167,6 +167,39 @@ fn plan_prints_three_answers_and_rejects_bad_flags() {
     assert_eq!(out.status.code(), Some(2), "the two flags conflict");
 }
 
+/// `rotor plan --robust`: the cheapest pool under every hypothesis at once, checked under each
+/// alone, the cheapest under each alone and the price of not knowing; and when nothing is safe
+/// under all at once, why.
+#[test]
+fn plan_robust_prices_not_knowing_and_says_when_nothing_holds() {
+    let args = ["plan", "--skus", "300", "--duration", "2h", "--robust", "--price-change-share", "0.1"];
+    let out = rotor(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("under seed + community + measured at once"), "{stdout}");
+    assert!(stdout.contains("Cheapest under all at once: the rate policy"), "{stdout}");
+    for h in ["seed", "community", "measured"] {
+        assert!(stdout.contains(&format!("safe and on time under {h} alone too")), "{stdout}");
+    }
+    assert!(stdout.contains("per seller per 30 days"), "{stdout}");
+    assert!(text(&out.stderr).contains("simulating the rate policy under measured alone"), "progress");
+    // Every price changing each cycle: the measured account rate cannot carry 500 updates in 3
+    // minutes, whatever the pool.
+    let out =
+        rotor(&["plan", "--skus", "500", "--duration", "2h", "--robust", "--hypothesis", "seed,measured"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("No policy asked for is safe and on time under all of them at once"), "{stdout}");
+    assert!(stdout.contains("price-update rate binds"), "{stdout}");
+    assert!(
+        stdout.contains("demper: the merchant account allows at most 450 price updates per 3m"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no robust plan"), "{stdout}");
+    let out = rotor(&["plan", "--skus", "10", "--robust", "--compare-hypotheses"]);
+    assert_eq!(out.status.code(), Some(2), "the two flags conflict");
+}
+
 /// `rotor plan --json` under each hypothesis names what binds each module (docs/plan-json.md).
 #[test]
 fn plan_json_names_the_binding_constraint_per_hypothesis_and_policy() {

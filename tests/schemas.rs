@@ -118,3 +118,28 @@ fn plan_json_matches_its_schema() {
     assert_valid(&v, &doc, "rotor plan --json");
     assert_damage_is_caught(&v, &doc, &["version", "extra", "modules"]);
 }
+
+#[test]
+fn robust_plan_json_matches_its_schema() {
+    let v = validator("robust-plan.schema.json");
+    let out = rotor(&[
+        "plan",
+        "--skus",
+        "200",
+        "--duration",
+        "1h",
+        "--robust",
+        "--hypothesis",
+        "seed,measured",
+        "--price-change-share",
+        "0.1",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(doc["schema"], "rotor-robust-plan");
+    assert_eq!(doc["cheapest"]["policy"], "rate", "{doc:#}");
+    assert_eq!(doc["single"].as_array().map(Vec::len), Some(2));
+    assert_valid(&v, &doc, "rotor plan --robust --json");
+    assert_damage_is_caught(&v, &doc, &["version", "extra", "cheapest", "single"]);
+}

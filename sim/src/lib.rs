@@ -34,7 +34,8 @@
 //!   [`report`]: its charts, HTML and Markdown.
 //! - [`claims`]: the seed plan's numeric claims against the simulator.
 //! - [`sweep`]: a scenario over a grid, in parallel, and the frontier; [`plan`]: one seller's
-//!   pool three ways (the seed's arithmetic, steady state, simulation).
+//!   pool three ways (the seed's arithmetic, steady state, simulation), and `plan::robust`:
+//!   the cheapest pool safe under every limit hypothesis at once.
 //! - [`suite`]: scenario files as a test suite over seeds (`rotor test`), with JUnit;
 //!   [`shrink`]: a failed scenario made small; [`diff`]: two runs' figures compared.
 //! - `queue`, `rng`: the `(time, seq)` event heap and the per-owner seeded streams.

@@ -88,8 +88,13 @@ pub(crate) enum Command {
     /// active time plus its rest) and the smallest pool a simulation finds safe and on time,
     /// side by side, and says where they disagree.
     ///
-    /// Example:
+    /// With --robust, plans for not knowing Kaspi's limits: the cheapest policy and pool safe
+    /// and on time under every hypothesis at once, and what that costs over the cheapest plan
+    /// under each alone (docs/robust-plan.md).
+    ///
+    /// Examples:
     ///   rotor plan --skus 1000 --interval 3m --policy window
+    ///   rotor plan --skus 500 --robust --price-change-share 0.1
     #[command(verbatim_doc_comment)]
     Plan(PlanArgs),
     /// Check the seed plan's numeric claims against the simulator.

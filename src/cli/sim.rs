@@ -13,17 +13,26 @@ pub(crate) struct PlanArgs {
     #[arg(long, default_value = "3m")]
     pub(crate) interval: String,
 
-    /// The lease policy; several, comma-separated, plan each.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "rest")]
+    /// The lease policy; several, comma-separated, plan each [default: rest; with --robust or
+    /// --compare-hypotheses' robust section: all three]
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) policy: Vec<PolicyArg>,
 
-    /// The limit hypotheses Kaspi is assumed to apply; several, comma-separated, plan each.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "seed")]
+    /// The limit hypotheses Kaspi is assumed to apply; several, comma-separated, plan each
+    /// [default: seed; with --robust: all three]
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) hypothesis: Vec<HypothesisArg>,
 
-    /// Plan under all three hypotheses (seed, community, measured), side by side.
-    #[arg(long, conflicts_with = "hypothesis")]
+    /// Plan under all three hypotheses (seed, community, measured), side by side, then the
+    /// robust plan: what is safe under all three at once.
+    #[arg(long, conflicts_with_all = ["hypothesis", "robust"])]
     pub(crate) compare_hypotheses: bool,
+
+    /// Plan for not knowing which hypothesis is true: the cheapest policy and pool that are safe
+    /// and on time under every --hypothesis at once (all three by default), next to the cheapest
+    /// plan under each alone, and what the difference costs per seller per 30 days.
+    #[arg(long)]
+    pub(crate) robust: bool,
 
     /// The share of SKUs whose price changes each demper cycle, 0 to 1: price updates go through
     /// the merchant account's rate, which no proxy can raise.

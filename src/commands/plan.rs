@@ -1,6 +1,9 @@
 //! `rotor plan`: one seller's pool, three ways, side by side, under each hypothesis and policy
 //! asked for, with the constraint that binds each module.
 
+mod robust;
+
+use rotor_sim::plan::robust::RobustInput;
 use rotor_sim::plan::{ModulePlan, Plan, PlanInput, plan};
 use rotor_sim::scenario::value::parse_duration;
 use rotor_sim::scenario::{HypothesisChoice, PolicyChoice};
@@ -9,6 +12,37 @@ use rotor_sim::verdict::fmt_ms;
 use super::CliError;
 use crate::cli::{PlanArgs, PolicyArg};
 use crate::exit;
+
+const ALL_HYPOTHESES: [HypothesisChoice; 3] =
+    [HypothesisChoice::Seed, HypothesisChoice::Community, HypothesisChoice::Measured];
+const ALL_POLICIES: [PolicyChoice; 3] = [PolicyChoice::Rest, PolicyChoice::Window, PolicyChoice::Rate];
+
+/// The hypotheses asked for: all three with --compare-hypotheses or --robust unless named,
+/// else the seed's unless named.
+fn hypotheses(a: &PlanArgs) -> Vec<HypothesisChoice> {
+    if a.compare_hypotheses || (a.robust && a.hypothesis.is_empty()) {
+        ALL_HYPOTHESES.to_vec()
+    } else if a.hypothesis.is_empty() {
+        vec![HypothesisChoice::Seed]
+    } else {
+        a.hypothesis.iter().map(|h| h.choice()).collect()
+    }
+}
+
+/// The policies asked for, or `default` when none is named.
+fn policies(asked: &[PolicyArg], default: &[PolicyChoice]) -> Vec<PolicyChoice> {
+    if asked.is_empty() {
+        return default.to_vec();
+    }
+    asked
+        .iter()
+        .map(|p| match p {
+            PolicyArg::Rest => PolicyChoice::Rest,
+            PolicyArg::Window => PolicyChoice::Window,
+            PolicyArg::Rate => PolicyChoice::Rate,
+        })
+        .collect()
+}
 
 /// The plan's inputs, checked: one per (hypothesis, policy) pair asked for.
 fn inputs(a: &PlanArgs) -> Result<Vec<PlanInput>, CliError> {
@@ -33,19 +67,9 @@ fn inputs(a: &PlanArgs) -> Result<Vec<PlanInput>, CliError> {
             a.price_change_share
         )));
     }
-    let hypotheses: Vec<HypothesisChoice> = if a.compare_hypotheses {
-        vec![HypothesisChoice::Seed, HypothesisChoice::Community, HypothesisChoice::Measured]
-    } else {
-        a.hypothesis.iter().map(|h| h.choice()).collect()
-    };
     let mut out = Vec::new();
-    for &hypothesis in &hypotheses {
-        for p in &a.policy {
-            let policy = match p {
-                PolicyArg::Rest => PolicyChoice::Rest,
-                PolicyArg::Window => PolicyChoice::Window,
-                PolicyArg::Rate => PolicyChoice::Rate,
-            };
+    for hypothesis in hypotheses(a) {
+        for policy in policies(&a.policy, &[PolicyChoice::Rest]) {
             out.push(PlanInput {
                 skus: a.skus,
                 interval,
@@ -62,6 +86,9 @@ fn inputs(a: &PlanArgs) -> Result<Vec<PlanInput>, CliError> {
 
 pub(crate) fn run(args: &PlanArgs) -> Result<u8, CliError> {
     let inputs = inputs(args)?;
+    if args.robust {
+        return robust::run(args, &robust_input(args, &inputs));
+    }
     let mut plans = Vec::new();
     for input in &inputs {
         eprintln!(
@@ -81,14 +108,28 @@ pub(crate) fn run(args: &PlanArgs) -> Result<u8, CliError> {
         println!("{text}");
     } else if inputs.len() > 1 {
         side_by_side(&inputs, &plans);
+        if args.compare_hypotheses {
+            println!();
+            robust::run(args, &robust_input(args, &inputs))?;
+        }
     } else if let (Some(_), Some(p)) = (inputs.first(), plans.first()) {
         table(p);
     }
     Ok(exit::OK)
 }
 
+/// The robust plan's question: the load of `inputs`, every policy unless named, every
+/// hypothesis asked for.
+fn robust_input(args: &PlanArgs, inputs: &[PlanInput]) -> RobustInput {
+    RobustInput {
+        load: inputs[0].clone(),
+        policies: policies(&args.policy, &ALL_POLICIES),
+        hypotheses: hypotheses(args),
+    }
+}
+
 fn cost(p: &Plan, n: u32) -> f64 {
-    f64::from(n) / 100.0 * p.price_per_100_usd
+    p.cost_usd(n)
 }
 
 /// `rotor plan --json`'s schema version (`docs/schemas/plan.schema.json`), in every element.
@@ -96,6 +137,21 @@ const PLAN_SCHEMA_VERSION: u32 = 1;
 
 /// One plan as `docs/plan-json.md` describes it.
 fn json(i: &PlanInput, p: &Plan) -> serde_json::Value {
+    serde_json::json!({
+        "schema": "rotor-plan",
+        "version": PLAN_SCHEMA_VERSION,
+        "hypothesis": i.hypothesis.name(),
+        "policy": i.policy.name(),
+        "skus": i.skus,
+        "interval_ms": i.interval.as_millis(),
+        "price_change_share": i.price_change_share,
+        "price_per_100_usd": p.price_per_100_usd,
+        "modules": modules_json(p),
+    })
+}
+
+/// A plan's modules, by name, as `rotor plan --json` writes them.
+fn modules_json(p: &Plan) -> serde_json::Value {
     let modules: serde_json::Map<String, serde_json::Value> = p
         .modules
         .iter()
@@ -119,17 +175,7 @@ fn json(i: &PlanInput, p: &Plan) -> serde_json::Value {
             (m.module.name().to_owned(), v)
         })
         .collect();
-    serde_json::json!({
-        "schema": "rotor-plan",
-        "version": PLAN_SCHEMA_VERSION,
-        "hypothesis": i.hypothesis.name(),
-        "policy": i.policy.name(),
-        "skus": i.skus,
-        "interval_ms": i.interval.as_millis(),
-        "price_change_share": i.price_change_share,
-        "price_per_100_usd": p.price_per_100_usd,
-        "modules": modules,
-    })
+    serde_json::Value::Object(modules)
 }
 
 /// Several plans: one row per (hypothesis, policy, module).

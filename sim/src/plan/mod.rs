@@ -12,11 +12,16 @@
 //! the merchant account's price-update rate (with the most updates a cycle allows and the
 //! shortest cycle the account allows), latency × concurrency, or the interval. The plan keeps
 //! price updates to the hypothesis' per-account rate, as live mode's throttle would.
+//!
+//! [`robust`] plans for several hypotheses at once: the cheapest policy and pool that are safe
+//! and on time whichever of them Kaspi applies.
+
+pub mod robust;
 
 use rotor_engine::{AccountThrottle, Duration, Endpoint, Module, Policy};
 
 use crate::run::{RunOptions, SimError, run};
-use crate::scenario::{HypothesisChoice, PolicyChoice, Scenario};
+use crate::scenario::{Hypothesis, HypothesisChoice, PolicyChoice, Scenario};
 use crate::sweep::GridPoint;
 use crate::verdict::fitness;
 
@@ -111,6 +116,23 @@ pub struct Plan {
     pub price_per_100_usd: f64,
 }
 
+impl Plan {
+    /// Proxies one seller needs in all, if every module has a simulated answer.
+    pub fn total(&self) -> Option<u32> {
+        self.modules.iter().map(|m| m.simulated).sum()
+    }
+
+    /// What `n` proxies cost per 30 days.
+    pub fn cost_usd(&self, n: u32) -> f64 {
+        f64::from(n) / 100.0 * self.price_per_100_usd
+    }
+
+    /// What the whole pool costs per 30 days, if every module has a simulated answer.
+    pub fn monthly_cost_usd(&self) -> Option<f64> {
+        self.total().map(|n| self.cost_usd(n))
+    }
+}
+
 /// The one-user scenario a plan simulates.
 pub fn base_scenario(input: &PlanInput) -> Scenario {
     let text = format!(
@@ -142,17 +164,19 @@ fn steady_state(requests: u64, cycle: Duration, policy: &Policy, active_ms: f64)
 
 /// Works out the plan; the simulated answers take a bisection of one-user runs per module.
 pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
-    let base = base_scenario(input);
-    let probe = GridPoint {
-        skus: input.skus,
-        interval: input.interval,
-        policy: input.policy,
-        hypothesis: input.hypothesis,
-        demper: 1,
-        orders: 1,
-        catalog: 1,
-    };
-    let mut base = base;
+    plan_under(input, None)
+}
+
+/// [`plan`], under `hypotheses` in force together instead of `input.hypothesis`, if given.
+pub(crate) fn plan_under(input: &PlanInput, hypotheses: Option<Vec<Hypothesis>>) -> Result<Plan, SimError> {
+    let mut base = base_scenario(input);
+    let mut input = input.clone();
+    if let Some(h) = hypotheses {
+        base.kaspi.hypotheses = h;
+        input.hypothesis = HypothesisChoice::File;
+    }
+    let input = &input;
+    let probe = probe_of(input);
     tune(&mut base, input);
     let sc = probe.apply(&base);
     let policy = sc.engine.policy;
@@ -242,8 +266,30 @@ pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
     Ok(Plan { modules: out, price_per_100_usd: sc.pool.price_per_100_usd })
 }
 
+/// The one-proxy-per-module grid point of `input`.
+fn probe_of(input: &PlanInput) -> GridPoint {
+    GridPoint {
+        skus: input.skus,
+        interval: input.interval,
+        policy: input.policy,
+        hypothesis: input.hypothesis,
+        demper: 1,
+        orders: 1,
+        catalog: 1,
+    }
+}
+
+/// Whether `module`'s workload on `n` proxies stays safe and on time under `input`'s policy and
+/// hypothesis, as [`plan`] judges each pool it tries.
+pub fn holds(input: &PlanInput, module: Module, n: u32) -> Result<bool, SimError> {
+    let mut base = base_scenario(input);
+    tune(&mut base, input);
+    good_with(&base, probe_of(input), module, n)
+}
+
 /// The planned share of price changes; the per-IP policy counting only the endpoints an IP
-/// limit of the hypothesis covers (all of them if it has none); and an account throttle for
+/// limit of the hypothesis covers (all of them if it has none); Kazakh proxies when a hypothesis
+/// admits only Kazakh IPs; and an account throttle for
 /// price updates at the rate the hypothesis allows per account, so the plan never counts on the
 /// account going faster.
 fn tune(sc: &mut Scenario, input: &PlanInput) {
@@ -262,6 +308,14 @@ fn tune(sc: &mut Scenario, input: &PlanInput) {
     }
     if ip_limited.contains(&true) {
         sc.engine.ip_endpoints = ip_limited;
+    }
+    // A hypothesis that lets only Kazakh IPs through (the community's Shop API rule) is planned
+    // with Kazakh proxies: a pool that cannot reach the endpoint at all has no size.
+    if hypotheses
+        .iter()
+        .any(|h| matches!(&h.rule, crate::scenario::Rule::Geo { allow } if allow.iter().any(|c| c == "kz")))
+    {
+        sc.pool.kz_share = 1.0;
     }
     let allowed = hypotheses
         .iter()
