@@ -99,9 +99,8 @@ fn now_unix() -> u64 {
 
 fn date(unix: u64) -> String {
     // "YYYY-MM-DD HH:MM:SS", as Proxy6 writes dates.
-    let (y, m, d) = rotor_engine::time::civil_from_days(unix / 86_400);
-    let secs = unix % 86_400;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs / 3_600, secs / 60 % 60, secs % 60)
+    let ts = i64::try_from(unix).ok().and_then(|s| jiff::Timestamp::from_second(s).ok());
+    ts.unwrap_or(jiff::Timestamp::MAX).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 impl State {
@@ -508,5 +507,15 @@ impl Proxy6Mock {
     /// The proxy behind a sold proxy's port, to switch its mode.
     pub fn proxy_on_port(&self, port: u16) -> Option<&ForwardProxy> {
         self.stock.iter().find(|p| p.port() == port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_written_as_proxy6_writes_them() {
+        assert_eq!(super::date(0), "1970-01-01 00:00:00");
+        assert_eq!(super::date(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(super::date(1_795_488_600), "2026-11-24 02:50:00");
     }
 }

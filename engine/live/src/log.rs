@@ -37,33 +37,20 @@ pub fn line(level: Level, message: &str) {
 
 /// `ms` since the epoch as RFC 3339 UTC with milliseconds.
 pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = rotor_engine::time::civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem / 60 % 60, rem % 60, ms % 1000)
+    let ts = i64::try_from(ms).ok().and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok());
+    // Past jiff's range (the year 9999) only a corrupt figure can be: shown as the last instant.
+    let ts = ts.unwrap_or(jiff::Timestamp::MAX);
+    format!("{}.{:03}Z", ts.strftime("%Y-%m-%dT%H:%M:%S"), ms % 1000)
 }
 
-/// Reads `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (as [`utc`] writes it) back to epoch ms.
+/// Reads an RFC 3339 UTC instant (`YYYY-MM-DDTHH:MM:SS[.mmm]Z`, as [`utc`] writes it) back to
+/// epoch ms; `None` for anything else, or an instant before 1970.
 pub fn parse_utc(text: &str) -> Option<u64> {
-    let text = text.strip_suffix('Z')?;
-    let (date, time) = text.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(str::parse::<u64>);
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.splitn(3, ':').map(str::parse::<u64>);
-    let (h, min, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 || y < 1970 {
+    if !text.ends_with('Z') {
         return None;
     }
-    let ms: u64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm), 1970-01-01 = day 0.
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(((days * 86_400 + h * 3_600 + min * 60 + sec) * 1_000) + ms)
+    let ts: jiff::Timestamp = text.parse().ok()?;
+    u64::try_from(ts.as_millisecond()).ok()
 }
 
 #[cfg(test)]
@@ -79,5 +66,8 @@ mod tests {
         assert_eq!(super::parse_utc("2026-11-24T02:50:00Z"), Some(1_795_488_600_000));
         assert_eq!(super::parse_utc("2026-13-01T00:00:00Z"), None);
         assert_eq!(super::parse_utc("yesterday"), None);
+        assert_eq!(super::parse_utc("2026-11-24T02:50:00+05:00"), None, "UTC only");
+        assert_eq!(super::parse_utc("1969-12-31T23:59:59Z"), None, "before the epoch");
+        assert_eq!(super::utc(u64::MAX).get(..4), Some("9999"), "past the calendar's range");
     }
 }
