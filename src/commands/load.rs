@@ -58,9 +58,11 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
             RunOptions { timeline_user: Some(args.timeline_user), ..RunOptions::default() },
         )
         .map_err(|e| CliError::internal(format!("the simulator failed: {e}")))?;
-        let path_ms =
-            outcome.perf.attempt_latency_ms.module.iter().map(|(m, q)| (m.clone(), q.p90)).collect();
-        let rows = compare::compare(&sc, &sim, report, args.time_scale, &path_ms);
+        let path = compare::RealPath {
+            attempt_ms: outcome.perf.attempt_latency_ms.module.clone(),
+            wire_max_ms: outcome.perf.decision_to_wire_us.max / 1000.0,
+        };
+        let rows = compare::compare(&sc, &sim, report, args.time_scale, &path);
         let text = compare::table(&rows);
         println!("load against the simulator:\n{text}");
         pass &= rows.iter().all(|r| r.ok);

@@ -10,8 +10,13 @@
 //!   each request a cycle runs in series, where `path` is the real time an attempt of that
 //!   module took at p90 in this very run (at least 4 ms): the loopback path (two TCP connects,
 //!   the proxy hop, the 1 ms timer tick on the drawn latency) costs real time the simulator does
-//!   not model, and more of it on a busy machine.
+//!   not model, and more of it on a busy machine;
+//! - cycle p99 also gets K × the run's longest stall: the worst cycle is the one that met it. The
+//!   stall is the larger of the module's slowest attempt beyond its p90 and the slowest
+//!   decision-to-wire; a 2-core CI machine that loses the process for 80 ms turns that into
+//!   16 s of scenario time at K = 200, in every module at once.
 
+use super::perf::Quantiles;
 use rotor_sim::scenario::Scenario;
 use rotor_sim::summary::{RunReport, Summary};
 use std::fmt::Write as _;
@@ -69,15 +74,32 @@ fn count_tolerance(sim: f64) -> f64 {
     (0.10 * sim).max(2.0)
 }
 
-/// Compares the two runs of `sc` (`k` is the load run's time scale; `path_ms` gives, per module
-/// name, the real ms an attempt took at p90 in the load run).
-pub fn compare(
-    sc: &Scenario,
-    sim: &RunReport,
-    load: &RunReport,
-    k: f64,
-    path_ms: &std::collections::BTreeMap<String, f64>,
-) -> Vec<Row> {
+/// Real time the load run spent, from its own histograms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RealPath {
+    /// Per module name: the real ms its attempts took (send to answer).
+    pub attempt_ms: std::collections::BTreeMap<String, Quantiles>,
+    /// The slowest decision-to-wire, in ms.
+    pub wire_max_ms: f64,
+}
+
+impl RealPath {
+    /// The real ms an attempt of `module` took at p90 (at least [`PATH_MS`]).
+    fn per_attempt(&self, module: &str) -> f64 {
+        self.attempt_ms.get(module).map_or(0.0, |q| q.p90).max(PATH_MS)
+    }
+
+    /// The longest stall `module` met: its slowest attempt beyond its p90, or the slowest
+    /// decision-to-wire, whichever is larger.
+    fn stall(&self, module: &str) -> f64 {
+        let attempt = self.attempt_ms.get(module).map_or(0.0, |q| q.max - self.per_attempt(module));
+        attempt.max(self.wire_max_ms).max(0.0)
+    }
+}
+
+/// Compares the two runs of `sc` (`k` is the load run's time scale; `path` is the real time the
+/// load run's attempts took).
+pub fn compare(sc: &Scenario, sim: &RunReport, load: &RunReport, k: f64, path: &RealPath) -> Vec<Row> {
     let (s, l) = (&sim.summary, &load.summary);
     let mut rows = vec![
         Row::new("largest lease", s.safety.largest_lease.into(), l.safety.largest_lease.into(), Rule::Exact),
@@ -122,8 +144,8 @@ pub fn compare(
         }
         let serial = serial_requests(sc, sim, module);
         for (q, a, b) in [("p50", fs.p50_ms, fl.p50_ms), ("p99", fs.p99_ms, fl.p99_ms)] {
-            let path = path_ms.get(module).copied().unwrap_or(0.0).max(PATH_MS);
-            let t = 0.25 * a as f64 + path * k * serial;
+            let stall = if q == "p99" { path.stall(module) * k } else { 0.0 };
+            let t = 0.25 * a as f64 + path.per_attempt(module) * k * serial + stall;
             rows.push(Row::new(
                 format!("{module} cycle {q} (ms)"),
                 a as f64,
@@ -194,5 +216,22 @@ mod tests {
         assert!(Row::new("c", 0.0, 2.0, Rule::Within(count_tolerance(0.0))).ok);
         let t = table(&[Row::new("largest lease", 249.0, 250.0, Rule::Exact)]);
         assert!(t.contains("largest lease differs: sim 249 vs load 250 (by 1; allowed exact)"), "{t}");
+    }
+
+    #[test]
+    fn a_stall_is_the_slowest_attempt_beyond_p90_or_the_slowest_decision_to_wire() {
+        let q = |p90, max| Quantiles { count: 100, p50: 2.0, p90, p99: p90, p999: max, max };
+        let path = RealPath {
+            attempt_ms: [("orders".to_owned(), q(6.0, 58.0)), ("demper".to_owned(), q(2.0, 9.0))].into(),
+            wire_max_ms: 7.0,
+        };
+        assert!((path.per_attempt("orders") - 6.0).abs() < 1e-9);
+        assert!((path.per_attempt("demper") - PATH_MS).abs() < 1e-9, "at least the loopback path");
+        assert!((path.per_attempt("catalog") - PATH_MS).abs() < 1e-9, "an unmeasured module");
+        assert!((path.stall("orders") - 52.0).abs() < 1e-9);
+        assert!((path.stall("demper") - 7.0).abs() < 1e-9, "decision-to-wire is larger than 9 - 4");
+        assert!((path.stall("catalog") - 7.0).abs() < 1e-9);
+        let calm = RealPath { attempt_ms: [("orders".to_owned(), q(6.0, 5.0))].into(), wire_max_ms: 0.0 };
+        assert!(calm.stall("orders").abs() < 1e-9, "never negative");
     }
 }
