@@ -27,6 +27,15 @@ pub(crate) mod exit {
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    let format = match args.log_format {
+        cli::LogFormat::Text => rotor_live::log::Format::Text,
+        cli::LogFormat::Json => rotor_live::log::Format::Json,
+    };
+    if let Err(err) = rotor_live::log::init(format) {
+        // The command's answer, not a diagnostic: written whatever RUST_LOG says.
+        eprintln!("rotor: {err}");
+        return ExitCode::from(exit::BAD_INPUT);
+    }
     match commands::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

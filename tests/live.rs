@@ -17,6 +17,8 @@ use rotor_live::store::Store;
 use rotor_mock_kaspi::{Faults, ForwardProxy, KaspiConfig, KaspiMock, Merchant, ProxyMode, Seen};
 use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
 
+#[path = "common/deploy.rs"]
+mod deploy;
 #[path = "common/pg.rs"]
 mod pg;
 
@@ -245,6 +247,43 @@ async fn rotation_at_249_and_the_rest_is_respected() {
     assert_eq!(rested, vec![249, 249], "the usage log shows two full leases");
     assert_eq!(store.decisions().unwrap().len(), 600, "a decision per SKU");
     assert!(log.contains("rotated from"), "{log}");
+}
+
+/// `--log-format json`: every stderr line is a JSON object, a worker's events carry its lane's
+/// span (seller and module), and an event about a proxy carries that proxy in its own span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_seller_module_and_proxy_of_each_event() {
+    let lab = Lab::start("jsonlog", 2, 300).await;
+    lab.configure(2, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(300), "");
+    let (code, log) = lab
+        .run(&["--once", "--dry-run", "--log-format", "json"], StdDuration::from_secs(60), "run.log")
+        .await;
+    assert_eq!(code, 0, "{log}");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(events.iter().all(|e| e["timestamp"].as_str().is_some_and(|t| t.ends_with('Z'))), "{log}");
+    let pass = events
+        .iter()
+        .find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.contains("pass over 300 SKUs")))
+        .unwrap_or_else(|| panic!("no pass line: {log}"));
+    assert_eq!(pass["span"]["name"], "lane", "{pass}");
+    assert_eq!(
+        (&pass["span"]["seller"], &pass["span"]["module"]),
+        (&"u1".into(), &"demper".into()),
+        "{pass}"
+    );
+    let rotated = events
+        .iter()
+        .find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.contains("rotated from")))
+        .unwrap_or_else(|| panic!("no rotation line: {log}"));
+    assert_eq!(rotated["span"]["name"], "event", "{rotated}");
+    assert_eq!(rotated["span"]["seller"], "u1", "{rotated}");
+    assert!(rotated["span"]["proxy"].as_str().is_some_and(|p| p.starts_with('p')), "{rotated}");
+    let bad = lab.run(&["--once", "--log-format", "yaml"], StdDuration::from_secs(10), "bad.log").await;
+    assert_eq!(bad.0, 2, "{}", bad.1);
+    assert!(bad.1.contains("possible values: text, json"), "{}", bad.1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -768,7 +807,13 @@ async fn a_large_drop_waits_for_an_operators_confirmation() {
     let (code, log) = lab.run(&["--once"], StdDuration::from_secs(30), "held.log").await;
     assert_eq!(code, 0, "{log}");
     assert_eq!(lab.kaspi.price_updates().len(), 1, "a large drop was pushed unconfirmed");
-    assert!(log.contains("WARN user u1/demper: A would drop 2999 -> 999, more than 30%"), "{log}");
+    assert!(
+        log.lines().any(|l| l.contains(" WARN ")
+            && l.contains(
+                "lane{seller=u1 module=demper}: user u1/demper: A would drop 2999 -> 999, more than 30%"
+            )),
+        "{log}"
+    );
     let (code, status, _) = lab.ctl(&["status"]);
     assert_eq!(code, 0);
     assert!(status.contains("held price drops: 1") && status.contains("A: 2999 -> 999"), "{status}");
@@ -891,9 +936,10 @@ async fn health_is_503_with_the_reason_and_once_exits_3_when_nothing_got_through
         client.get(status_url(&lab, "ok.log", "/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("rotor_calls_total{endpoint=\"offers\",result=\"ok\"}"), "{metrics}");
     assert!(
-        metrics.contains("rotor_last_success_timestamp_seconds{user=\"1\",module=\"demper\"}"),
+        metrics.contains("rotor_last_success_timestamp_seconds{seller=\"u1\",module=\"demper\"}"),
         "{metrics}"
     );
+    deploy::check_scrape(&metrics);
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
 

@@ -22,6 +22,22 @@ pub(crate) use sim::{DiffArgs, DiffFormat, LoadArgs, PlanArgs, PolicyArg, SimArg
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// How diagnostics on stderr are written: `text`, one line each for a terminal or the
+    /// journal, or `json`, one object per line for a log shipper (with the seller, module and
+    /// proxy of each event in its fields). Which ones are written is set by `RUST_LOG`,
+    /// for example `RUST_LOG=rotor_live=debug`; unset, rotor writes its own info and every library's
+    /// warnings. Results (tables, reports) always go to stdout.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub(crate) log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -98,7 +98,7 @@ pub(crate) fn export(args: &crate::cli::ExportArgs, log: Log) -> Result<u8, CliE
     .map_err(|e| exit_for(&e))?;
     sink.flush().map_err(|e| CliError::internal(format!("cannot write the export: {e}")))?;
     if let Some(path) = &args.out {
-        eprintln!("{n} lines appended to {}", path.display());
+        tracing::info!("{n} lines appended to {}", path.display());
     }
     Ok(exit::OK)
 }

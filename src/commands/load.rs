@@ -30,9 +30,13 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
         attach: args.attach.clone(),
     };
     if !args.quiet {
-        eprintln!(
+        tracing::info!(
             "rotor load: scenario {} seed={} duration={} at time scale {} ({} proxies on loopback)",
-            sc.name, sc.seed, sc.duration, args.time_scale, sc.pool.initial
+            sc.name,
+            sc.seed,
+            sc.duration,
+            args.time_scale,
+            sc.pool.initial
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -90,7 +94,7 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
         }
     }
     if !args.quiet {
-        eprintln!(
+        tracing::info!(
             "rotor load: {} in {:.2}s real time; seed={}",
             if pass { "all checks passed" } else { "CHECKS FAILED" },
             outcome.perf.wall_s,

@@ -83,7 +83,7 @@ fn serve_world(which: &str, k: f64) -> Result<u8, CliError> {
         println!("ready");
         let _ = std::io::stdout().flush();
         tokio::signal::ctrl_c().await.map_err(|e| CliError::internal(format!("cannot wait for Ctrl-C: {e}")))?;
-        eprintln!("rotor mock: stopped");
+        tracing::info!("rotor mock: stopped");
         Ok(exit::OK)
     })
 }
@@ -156,7 +156,7 @@ async fn serve(args: &MockArgs) -> Result<u8, CliError> {
     tokio::signal::ctrl_c().await.map_err(|e| CliError::internal(format!("cannot wait for Ctrl-C: {e}")))?;
     drop(proxies);
     let _ = std::fs::remove_file(&env_path);
-    eprintln!("rotor mock: stopped");
+    tracing::info!("rotor mock: stopped");
     Ok(exit::OK)
 }
 

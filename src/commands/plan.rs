@@ -91,7 +91,7 @@ pub(crate) fn run(args: &PlanArgs) -> Result<u8, CliError> {
     }
     let mut plans = Vec::new();
     for input in &inputs {
-        eprintln!(
+        tracing::info!(
             "rotor plan: {} SKUs every {}, {} policy, {} hypotheses; simulating {} runs (seed={})",
             input.skus,
             args.interval,

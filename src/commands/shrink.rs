@@ -28,7 +28,7 @@ pub(crate) fn shrink_to_file(
 ) -> Result<String, CliError> {
     let mut progress = |step: &str| {
         if !quiet {
-            eprintln!("  shrink: {step}");
+            tracing::info!("  shrink: {step}");
         }
     };
     let shrunk = shrink(sc, seed, id, MAX_RUNS, max_steps, &mut progress).map_err(CliError::internal)?;

@@ -78,7 +78,7 @@ impl TryFrom<SimArgs> for SimConfig {
 pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
     let sc = &cfg.scenario;
     if !cfg.quiet {
-        eprintln!("rotor sim: scenario {} seed={} duration={}", sc.name, sc.seed, sc.duration);
+        tracing::info!("rotor sim: scenario {} seed={} duration={}", sc.name, sc.seed, sc.duration);
     }
     let mut trace_file = match &cfg.trace {
         Some(p) => Some(std::io::BufWriter::new(
@@ -138,13 +138,17 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
         let dir = cfg.out.clone().unwrap_or_default();
         let path = super::shrink::shrunk_path(&dir, &sc.name, sc.seed);
         if !cfg.quiet {
-            eprintln!("rotor sim: shrinking the scenario while `{}` fails (seed={})", failed.id, sc.seed);
+            tracing::info!(
+                "rotor sim: shrinking the scenario while `{}` fails (seed={})",
+                failed.id,
+                sc.seed
+            );
         }
         let replay = super::shrink::shrink_to_file(sc, sc.seed, &failed.id, &path, cfg.max_steps, cfg.quiet)?;
         println!("\nshrunk: {} still fails `{}`; replay: {replay}", path.display(), failed.id);
     }
     if !cfg.quiet {
-        eprintln!(
+        tracing::info!(
             "rotor sim: {} in {:.2}s wall ({} events); seed={}",
             if pass { verdict::headline(&verdicts) } else { "CHECKS FAILED" },
             wall.as_secs_f64(),

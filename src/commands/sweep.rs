@@ -37,7 +37,7 @@ pub(crate) fn run(args: &SweepArgs) -> Result<u8, CliError> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     if !args.quiet {
-        eprintln!(
+        tracing::info!(
             "rotor sweep: {} with {n} grid points on {} threads, seed={}",
             sc.name,
             rayon_threads(),
@@ -69,7 +69,7 @@ pub(crate) fn run(args: &SweepArgs) -> Result<u8, CliError> {
         );
     }
     if !args.quiet {
-        eprintln!(
+        tracing::info!(
             "rotor sweep: {n} runs in {:.1}s wall; report in {}",
             started.elapsed().as_secs_f64(),
             args.out.join("report.html").display()

@@ -28,7 +28,7 @@ pub(crate) fn run(args: &TestArgs) -> Result<u8, CliError> {
     })?;
     let runs: u64 = cases.iter().map(|c| seeds.for_file(c.scenario.seed).len() as u64).sum();
     if !args.quiet {
-        eprintln!(
+        tracing::info!(
             "rotor test: {} files under {}, {} = {runs} runs on {} threads",
             cases.len(),
             args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
@@ -86,7 +86,7 @@ fn shrink_failures(args: &TestArgs, cases: &[suite::Case], result: &SuiteResult)
             shown = true;
         }
         if !args.quiet {
-            eprintln!("rotor test: shrinking {} while `{}` fails (seed={seed})", res.file, check.id);
+            tracing::info!("rotor test: shrinking {} while `{}` fails (seed={seed})", res.file, check.id);
         }
         let path = super::shrink::shrunk_path(&dir, &case.scenario.name, seed);
         let replay = super::shrink::shrink_to_file(

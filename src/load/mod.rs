@@ -152,10 +152,7 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
             accounts.push((Account { user, merchant_uid: m.uid, token: m.token, session: m.session }, n));
         } else {
             waiting += 1;
-            log::line(
-                log::Level::Warn,
-                &format!("user {user}: too few free proxies; it waits the whole run"),
-            );
+            tracing::warn!("user {user}: too few free proxies; it waits the whole run");
         }
     }
 

@@ -280,10 +280,7 @@ impl Handle {
             Handle::Local(w) => w.apply(op),
             Handle::Remote { base, client } => {
                 if let Err(e) = client.post(format!("{base}/fault")).json(&op).send().await {
-                    rotor_live::log::line(
-                        rotor_live::log::Level::Error,
-                        &format!("fault {op:?} not applied: {e}"),
-                    );
+                    tracing::error!("fault {op:?} not applied: {e}");
                 }
             }
         }

@@ -11,12 +11,12 @@ use super::clock;
 use super::config::{LiveConfig, UserConfig};
 use super::driver::Driver;
 use super::kaspi::Account;
-use super::log::{self, Level};
 use super::options::RunOptions;
 use super::workers::Tenure;
 use super::workers::catalog::Catalog;
 use super::workers::demper::{Demper, Sku};
 use super::workers::orders::Orders;
+use tracing::Instrument as _;
 
 /// A seller as this worker sees it.
 pub(super) struct Seller {
@@ -166,7 +166,7 @@ impl Claims {
             let _ = driver.release_lanes(&self.worker, user);
             driver.forget(user);
             s.phase = Phase::Idle;
-            log::line(Level::Info, &format!("user {user}: handed over"));
+            tracing::info!("user {user}: handed over");
             return;
         }
         let renewed = driver.renew_lanes(&self.worker, user, &fences, (now + self.ttl).as_millis());
@@ -192,16 +192,13 @@ impl Claims {
         match claimed {
             Ok(Some((fences, closed))) => {
                 if closed > 0 {
-                    log::line(
-                        Level::Warn,
-                        &format!(
-                            "user {user}: {closed} leases its last owner left open are spent; those proxies rest"
-                        ),
+                    tracing::warn!(
+                        "user {user}: {closed} leases its last owner left open are spent; those proxies rest"
                     );
                 }
                 driver.own(user, fences, self.deadline(asked_at));
                 if Self::adopt(driver, config, s, now) {
-                    log::line(Level::Info, &format!("user {user}: lanes claimed by worker {}", self.worker));
+                    tracing::info!("user {user}: lanes claimed by worker {}", self.worker);
                     true
                 } else {
                     driver.forget(user);
@@ -211,7 +208,7 @@ impl Claims {
             }
             Ok(None) => false,
             Err(e) => {
-                log::line(Level::Error, &format!("user {user}: cannot claim lanes: {e}"));
+                tracing::error!("user {user}: cannot claim lanes: {e}");
                 false
             }
         }
@@ -231,10 +228,7 @@ impl Claims {
                 Ok(Some(m)) => {
                     s.waiting = false;
                     let counts = Module::ALL.map(|m| format!("{m} {}", split.get(m))).join(", ");
-                    log::line(
-                        Level::Info,
-                        &format!("user {user}: allocated {} proxies ({counts})", s.config.proxies),
-                    );
+                    tracing::info!("user {user}: allocated {} proxies ({counts})", s.config.proxies);
                     modules = m;
                 }
                 Ok(None) => {
@@ -248,7 +242,7 @@ impl Claims {
                     return false;
                 }
                 Err(e) => {
-                    log::line(Level::Error, &format!("user {user}: allocation failed: {e}"));
+                    tracing::error!("user {user}: allocation failed: {e}");
                     return false;
                 }
             }
@@ -266,10 +260,7 @@ impl Claims {
                 true
             }
             Err(e) => {
-                log::line(
-                    Level::Error,
-                    &format!("user {user}: its proxies cannot join this worker's engine: {e}"),
-                );
+                tracing::error!("user {user}: its proxies cannot join this worker's engine: {e}");
                 false
             }
         }
@@ -282,7 +273,7 @@ impl Claims {
         driver.stop_sending(user);
         driver.unserve(user);
         s.phase = Phase::Idle;
-        log::line(Level::Warn, &format!("user {user}: {why}"));
+        tracing::warn!("user {user}: {why}");
     }
 
     /// The subscription ended: free the seller's proxies (if this worker may), once.
@@ -304,9 +295,9 @@ impl Claims {
         driver.unserve(user);
         match driver.free_user(user, Instant::from_millis(now) + rest) {
             Ok(()) => {
-                log::line(Level::Info, &format!("user {user}: subscription ended; its proxies are freed"));
+                tracing::info!("user {user}: subscription ended; its proxies are freed");
             }
-            Err(e) => log::line(Level::Error, &format!("user {user}: cannot record the expiry: {e}")),
+            Err(e) => tracing::error!("user {user}: cannot record the expiry: {e}"),
         }
         let _ = driver.release_lanes(&self.worker, user);
         s.phase = Phase::Freed;
@@ -339,8 +330,10 @@ pub(super) fn start_workers(
         max_drop_percent: config.demper_max_drop_percent,
         tenure: tenure.clone(),
     });
+    // Each loop runs in its lane's span: one seller's story can be filtered out of a busy log.
+    let lane = |module: Module| tracing::info_span!("lane", seller = %s.config.id, module = %module);
     if !s.skus.is_empty() {
-        workers.spawn(demper.run());
+        workers.spawn(demper.run().instrument(lane(Module::Demper)));
     }
     workers.spawn(
         Orders {
@@ -353,7 +346,8 @@ pub(super) fn start_workers(
             polls: once,
             tenure: tenure.clone(),
         }
-        .run(),
+        .run()
+        .instrument(lane(Module::Orders)),
     );
     // The catalogue on its schedule (not in a one-pass check, unless asked), when the seller
     // has a catalog lane to sync it on.
@@ -368,7 +362,8 @@ pub(super) fn start_workers(
                 interval: if options.once { None } else { config.catalog_interval },
                 tenure,
             }
-            .run(),
+            .run()
+            .instrument(lane(Module::Catalog)),
         );
     }
 }

@@ -18,7 +18,6 @@ use tokio::sync::{Mutex, watch};
 
 use super::config::Proxy6Settings;
 use super::driver::Driver;
-use super::log::{self, Level};
 use super::store::{NewProxy, StoreError};
 use super::store::{Proxy6Proxy, Store};
 use super::transport::{self, ClientError, ProxyEndpoint, Timeouts};
@@ -317,7 +316,7 @@ pub async fn run(
         let lost = match renew(&driver, &client, &mut capped).await {
             Err(Step::Lost) => true,
             Err(Step::Stopped(why) | Step::Refused(why)) => {
-                log::line(Level::Warn, &format!("Proxy6 renewal: {why}"));
+                tracing::warn!("Proxy6 renewal: {why}");
                 false
             }
             Ok(()) => match buy_missing(&driver, &client, timeouts, &mut capped).await {
@@ -328,11 +327,13 @@ pub async fn run(
                         driver.alert(&why);
                     }
                     failing = Some(why);
+                    driver.metrics.provider_blocked("refused", true);
                     false
                 }
                 Err(Step::Stopped(_)) => false,
                 Ok(()) => {
                     failing = None;
+                    driver.metrics.provider_blocked("refused", false);
                     false
                 }
             },
@@ -393,10 +394,11 @@ fn within_caps(driver: &Driver, settings: &Proxy6Settings, estimate: f64) -> Res
 fn note_cap(driver: &Driver, capped: &mut bool, refused: Option<&str>) {
     match (refused, *capped) {
         (Some(why), false) => driver.alert(&format!("Proxy6 spending capped: {why}")),
-        (None, true) => log::line(Level::Info, "Proxy6 spending is within its caps again"),
+        (None, true) => tracing::info!("Proxy6 spending is within its caps again"),
         _ => {}
     }
     *capped = refused.is_some();
+    driver.metrics.provider_blocked("capped", *capped);
 }
 
 /// Buys what the free pool lacks, if the caps allow.
@@ -435,11 +437,8 @@ async fn buy_missing(
         Ok((bought, price)) => {
             let added = join_all(driver, &bought, timeouts);
             let _ = driver.store_call(|s| s.p6_settle(&tag, true, price));
-            log::line(
-                Level::Info,
-                &format!(
-                    "bought {added} proxies from Proxy6 for {price:.2} (pool had {available} free, minimum {min_pool})"
-                ),
+            tracing::info!(
+                "bought {added} proxies from Proxy6 for {price:.2} (pool had {available} free, minimum {min_pool})"
             );
             Ok(())
         }
@@ -448,11 +447,8 @@ async fn buy_missing(
             Err(Step::Refused(format!("buying {count} proxies failed: {e}")))
         }
         Err(e) => {
-            log::line(
-                Level::Warn,
-                &format!(
-                    "Proxy6 purchase {tag}: {e}; it may have gone through, so it is reconciled, not repeated"
-                ),
+            tracing::warn!(
+                "Proxy6 purchase {tag}: {e}; it may have gone through, so it is reconciled, not repeated"
             );
             Err(Step::Lost)
         }
@@ -501,7 +497,7 @@ async fn renew(driver: &Driver, client: &Proxy6Client, capped: &mut bool) -> Res
                 }
             }
             let _ = driver.store_call(|s| s.p6_settle(&tag, true, price));
-            log::line(Level::Info, &format!("renewed {} proxies at Proxy6 for {price:.2}", ends.len()));
+            tracing::info!("renewed {} proxies at Proxy6 for {price:.2}", ends.len());
             Ok(())
         }
         Err(e @ Proxy6Error::Api { .. }) => {
@@ -510,7 +506,7 @@ async fn renew(driver: &Driver, client: &Proxy6Client, capped: &mut bool) -> Res
             Err(Step::Stopped(e.to_string()))
         }
         Err(e) => {
-            log::line(Level::Warn, &format!("Proxy6 renewal {tag}: {e}; reconciling"));
+            tracing::warn!("Proxy6 renewal {tag}: {e}; reconciling");
             Err(Step::Lost)
         }
     }
@@ -539,14 +535,11 @@ async fn reconcile(driver: &Driver, client: &Proxy6Client, timeouts: Timeouts) -
         // A renewal whose answer was lost counts at its estimate; the expiries below tell.
         let done = o.kind == "prolong" || found > 0;
         let _ = driver.store_call(|s| s.p6_settle(&o.tag, done, o.price));
-        log::line(
-            Level::Warn,
-            &format!(
-                "Proxy6 {} {}: {}",
-                o.kind,
-                o.tag,
-                if done { format!("went through ({found} proxies found)") } else { "never happened".into() }
-            ),
+        tracing::warn!(
+            "Proxy6 {} {}: {}",
+            o.kind,
+            o.tag,
+            if done { format!("went through ({found} proxies found)") } else { "never happened".into() }
         );
     }
     for p in stored.iter().filter(|p| !p.dead) {
@@ -557,12 +550,12 @@ async fn reconcile(driver: &Driver, client: &Proxy6Client, timeouts: Timeouts) -
             Some(_) => {}
             None => {
                 let _ = driver.store_call(|s| s.mark_dead(p.id, "gone from Proxy6"));
-                log::line(Level::Warn, &format!("{} is no longer listed at Proxy6; it is dead", p.id));
+                tracing::warn!("{} is no longer listed at Proxy6; it is dead", p.id);
             }
         }
     }
     if joined > 0 {
-        log::line(Level::Warn, &format!("reconcile: {joined} proxies bought at Proxy6 joined the pool"));
+        tracing::warn!("reconcile: {joined} proxies bought at Proxy6 joined the pool");
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ pub(super) fn retire_removed(store: &mut Store, config: &LiveConfig) -> Result<V
     let mut retired = Vec::new();
     for (id, url) in store.config_proxies()? {
         if !listed.contains(url.as_str()) && store.retire_proxy(id, REMOVED, now)? {
-            log::line(Level::Warn, &format!("config: {id} ({url}) is no longer listed; it is retired"));
+            tracing::warn!("config: {id} ({url}) is no longer listed; it is retired");
             retired.push(id);
         }
     }
@@ -51,35 +51,35 @@ pub(super) fn reload(
 ) {
     let next = match super::config::load(path) {
         Ok(c) => c,
-        Err(e) => return log::line(Level::Error, &format!("SIGHUP: {e}; the running config stays")),
+        Err(e) => return tracing::error!("SIGHUP: {e}; the running config stays"),
     };
     let proxies = match super::run::record_proxies(&next, driver) {
         Ok(changed) => changed,
-        Err(e) => return log::line(Level::Error, &format!("SIGHUP: {e}; the running config stays")),
+        Err(e) => return tracing::error!("SIGHUP: {e}; the running config stays"),
     };
     if !proxies.is_empty() {
-        log::line(Level::Info, &format!("SIGHUP: {} proxies have new credentials", proxies.len()));
+        tracing::info!("SIGHUP: {} proxies have new credentials", proxies.len());
     }
     if let Err(e) = driver.store_call(|s| retire_removed(s, &next)) {
-        log::line(Level::Error, &format!("SIGHUP: cannot retire removed proxies: {e}"));
+        tracing::error!("SIGHUP: cannot retire removed proxies: {e}");
     }
     driver.apply_commands();
     let listed: BTreeSet<u32> = next.users.iter().map(|u| u.id.0).collect();
     for s in sellers.iter_mut() {
         if !listed.contains(&s.config.id.0) {
-            log::line(
-                Level::Warn,
-                &format!("SIGHUP: user {} is gone from the config; restart to stop serving it", s.config.id),
+            tracing::warn!(
+                "SIGHUP: user {} is gone from the config; restart to stop serving it",
+                s.config.id
             );
             continue;
         }
         reload_seller(&next, driver, s, options, workers);
     }
     if next.users.iter().any(|u| !sellers.iter().any(|s| s.config.id == u.id)) {
-        log::line(Level::Warn, "SIGHUP: new sellers in the config are served after a restart");
+        tracing::warn!("SIGHUP: new sellers in the config are served after a restart");
     }
     *config = next;
-    log::line(Level::Info, &format!("SIGHUP: {} reloaded", path.display()));
+    tracing::info!("SIGHUP: {} reloaded", path.display());
 }
 
 /// One seller's part of a reload.
@@ -95,11 +95,11 @@ fn reload_seller(
     let secrets = u.token.resolve().and_then(|t| u.session.resolve().map(|s| (t, s)));
     let (token, session) = match secrets {
         Ok(pair) => pair,
-        Err(e) => return log::line(Level::Error, &format!("SIGHUP: user {user}: {e}; its old secrets stay")),
+        Err(e) => return tracing::error!("SIGHUP: user {user}: {e}; its old secrets stay"),
     };
     let skus = match load_skus(&u.skus) {
         Ok(k) => k,
-        Err(e) => return log::line(Level::Error, &format!("SIGHUP: user {user}: {e}; its old SKUs stay")),
+        Err(e) => return tracing::error!("SIGHUP: user {user}: {e}; its old SKUs stay"),
     };
     let rotated =
         token.expose() != s.account.token.expose() || session.expose() != s.account.session.expose();
@@ -117,12 +117,9 @@ fn reload_seller(
     }
     fit(next, driver, s);
     if restart {
-        log::line(
-            Level::Info,
-            &format!(
-                "SIGHUP: user {user}: {}; its workers restart",
-                if rotated { "new credentials" } else { "new SKUs or exclusions" }
-            ),
+        tracing::info!(
+            "SIGHUP: user {user}: {}; its workers restart",
+            if rotated { "new credentials" } else { "new SKUs or exclusions" }
         );
         Tenure::end_all(&s.tenure);
         start_workers(driver, next, options, s, workers);

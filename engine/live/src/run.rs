@@ -56,12 +56,9 @@ pub(super) fn open_state(config: &LiveConfig) -> Result<(Store, u32), LiveError>
     let rest_until = now + config.engine.policy.longest_rest();
     let recovered = store.spend_unowned_leases(rest_until.as_millis(), now.as_millis())?;
     if recovered > 0 {
-        log::line(
-            Level::Warn,
-            &format!(
-                "recovery: {recovered} leases were open on unallocated proxies; they rest until {}",
-                log::utc(rest_until.as_millis())
-            ),
+        tracing::warn!(
+            "recovery: {recovered} leases were open on unallocated proxies; they rest until {}",
+            log::utc(rest_until.as_millis())
         );
     }
     Ok((store, recovered))
@@ -76,13 +73,10 @@ fn anchor_clock(store: &mut Store) -> Result<(), LiveError> {
     let start = clock::start_instant(wall, uptime, anchor);
     // The boot clock reads to 10 ms: a second's difference is a jump, not rounding.
     if start + 1_000 < wall && clock::anchor(start) {
-        log::line(
-            Level::Warn,
-            &format!(
-                "clock: the wall clock is {} ms ahead of the monotonic clock since the last run; \
+        tracing::warn!(
+            "clock: the wall clock is {} ms ahead of the monotonic clock since the last run; \
                  engine time follows the monotonic clock",
-                wall - start
-            ),
+            wall - start
         );
     }
     if anchor.is_none() {
@@ -200,10 +194,7 @@ fn rebuild(
     }
     for (user, endpoint, until) in store.cooldowns(now.as_millis())? {
         engine.restore_account_cooldown(user, endpoint, Instant::from_millis(until));
-        log::line(
-            Level::Warn,
-            &format!("recovery: user {user} may not call {endpoint} before {}", log::utc(until)),
-        );
+        tracing::warn!("recovery: user {user} may not call {endpoint} before {}", log::utc(until));
     }
     Ok((engine, clients, books, stored))
 }
@@ -265,16 +256,13 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         Driver::new(engine, store, clients, &books, config.reserve_block, stop_rx.clone())
             .with_answers(config.answers.clone()),
     );
-    log::line(
-        Level::Info,
-        &format!(
-            "live: worker {}, {} proxies, {} sellers, status on http://{}{}",
-            claims.worker,
-            stored.len(),
-            sellers.len(),
-            listener.local_addr().map_or(config.status_listen, |a| a),
-            if options.dry_run { ", DRY RUN: no price is pushed" } else { "" }
-        ),
+    tracing::info!(
+        "live: worker {}, {} proxies, {} sellers, status on http://{}{}",
+        claims.worker,
+        stored.len(),
+        sellers.len(),
+        listener.local_addr().map_or(config.status_listen, |a| a),
+        if options.dry_run { ", DRY RUN: no price is pushed" } else { "" }
     );
     driver.commands_seen()?;
     let mut services = start_services(&config, &driver, listener, &stop_rx, timeouts)?;
@@ -314,15 +302,16 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => { log::line(Level::Info, "SIGINT: shutting down"); break; }
-            _ = sigterm.recv() => { log::line(Level::Info, "SIGTERM: shutting down"); break; }
-            _ = sighup.recv() => match &options.config_path {
-                Some(path) => crate::driver::blocking(|| {
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = sighup.recv() => if let Some(path) = &options.config_path {
+                crate::driver::blocking(|| {
                     super::reconcile::reload(path, &mut config, &driver, &mut sellers, &options, &mut workers);
-                }),
-                None => log::line(Level::Warn, "SIGHUP: no config file to read again; ignored"),
+                });
+            } else {
+                tracing::warn!("SIGHUP: no config file to read again; ignored");
             },
-            () = sleep_deadline => { log::line(Level::Info, "run time over: shutting down"); break; }
+            () = sleep_deadline => { tracing::info!("run time over: shutting down"); break; }
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
             _ = tick.tick() => {}
         }
@@ -344,11 +333,8 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     }
     let _ = driver.retire(&claims.worker);
     let rotations = driver.metrics.rotations();
-    log::line(
-        Level::Info,
-        &format!(
-            "stopped: {rotations} rotations; {unfinished} requests unfinished (recorded); state flushed"
-        ),
+    tracing::info!(
+        "stopped: {rotations} rotations; {unfinished} requests unfinished (recorded); state flushed"
     );
     let (calls_ok, calls) = driver.metrics.calls_ok_and_total();
     Ok(RunSummary { recovered_leases: recovered, unfinished, rotations, calls_ok, calls })
@@ -364,12 +350,9 @@ fn start_services(
     timeouts: Timeouts,
 ) -> Result<JoinSet<()>, LiveError> {
     let mut services = JoinSet::new();
-    services.spawn(status::serve(
-        listener,
-        Arc::clone(driver),
-        status::HealthRules::of(config),
-        stop_rx.clone(),
-    ));
+    let rules = status::HealthRules::of(config);
+    driver.metrics.promise(&rules.promises(config.proxy6.as_ref().map_or(0, |p| p.min_pool)));
+    services.spawn(status::serve(listener, Arc::clone(driver), rules, stop_rx.clone()));
     if let Some(p6) = config.proxy6.clone() {
         let key = p6.key.resolve().map_err(LiveError::secret("[proxy6] key"))?;
         let client = Proxy6Client::new(p6, key)?;
@@ -405,12 +388,12 @@ fn refresh_pool(driver: &Driver, config: &LiveConfig, timeouts: Timeouts) {
         let id = match driver.join(spec, client) {
             Ok(id) => id,
             Err(e) => {
-                log::line(Level::Error, &format!("proxy {} ({}): {e}; restart this worker", p.id, p.url));
+                tracing::error!("proxy {} ({}): {e}; restart this worker", p.id, p.url);
                 return;
             }
         };
         if id != p.id {
-            log::line(Level::Error, &format!("proxy {} joined as {id}; restart this worker", p.id));
+            tracing::error!("proxy {} joined as {id}; restart this worker", p.id);
             return;
         }
     }

@@ -31,6 +31,21 @@ pub struct HealthRules {
 }
 
 impl HealthRules {
+    /// What these rules promise, with the free pool's minimum, for `/metrics`: a loop is
+    /// stalled after exactly the seconds [`problems`] allows.
+    pub fn promises(&self, min_pool: u32) -> crate::metrics::Promises {
+        let secs = |d: Duration| d.as_millis() as f64 / 1000.0;
+        let mut p = crate::metrics::Promises { intervals_s: [None; 4], stall_after_s: [None; 4], min_pool };
+        for (i, interval) in self.intervals.iter().enumerate() {
+            if let Some(interval) = *interval {
+                p.intervals_s[i] = Some(secs(interval));
+                let stall = Duration::from_millis(interval.as_millis() * u64::from(self.stall_intervals));
+                p.stall_after_s[i] = Some(secs(stall + self.grace));
+            }
+        }
+        p
+    }
+
     /// The rules for `config`.
     pub fn of(config: &crate::config::LiveConfig) -> Self {
         HealthRules {
@@ -44,6 +59,21 @@ impl HealthRules {
             stall_intervals: config.stall_intervals,
         }
     }
+}
+
+/// The worker loops that finished no cycle for longer than `rules` allow, each with the limit.
+pub fn stalled<'a>(
+    progress: &'a BTreeMap<(UserId, Module), crate::metrics::Progress>,
+    rules: &'a HealthRules,
+    now: Instant,
+) -> impl Iterator<Item = (UserId, Module, &'a crate::metrics::Progress, Duration)> + 'a {
+    progress.iter().filter_map(move |(&(user, module), p)| {
+        let interval = rules.intervals[module.index()]?;
+        let limit =
+            Duration::from_millis(interval.as_millis() * u64::from(rules.stall_intervals)) + rules.grace;
+        let last = p.last_ok_ms.unwrap_or(p.since_ms);
+        (now.as_millis().saturating_sub(last) > limit.as_millis()).then_some((user, module, p, limit))
+    })
 }
 
 /// What `/health` found wrong; empty when healthy.
@@ -61,23 +91,35 @@ pub fn problems(
     for user in refused {
         out.push(format!("user {user}: Kaspi refused the seller's credentials; renew them and restart"));
     }
-    for (&(user, module), p) in progress {
-        let Some(interval) = rules.intervals[module.index()] else { continue };
-        let limit =
-            Duration::from_millis(interval.as_millis() * u64::from(rules.stall_intervals)) + rules.grace;
+    for (user, module, p, limit) in stalled(progress, rules, now) {
         let last = p.last_ok_ms.unwrap_or(p.since_ms);
-        if now.as_millis().saturating_sub(last) > limit.as_millis() {
-            let what = if p.last_ok_ms.is_some() {
-                "last finished a cycle"
-            } else {
-                "started and finished no cycle"
-            };
-            out.push(format!(
-                "lane {user}/{module}: {what} at {}, over {} s ago",
-                crate::log::utc(last),
-                limit.as_millis() / 1000
-            ));
-        }
+        let what =
+            if p.last_ok_ms.is_some() { "last finished a cycle" } else { "started and finished no cycle" };
+        out.push(format!(
+            "lane {user}/{module}: {what} at {}, over {} s ago",
+            crate::log::utc(last),
+            limit.as_millis() / 1000
+        ));
+    }
+    out
+}
+
+/// The pool by state and the account cooldowns at `now`, for `/metrics`. The states partition
+/// the pool: dead; resting; allocated (in a lane, not resting); available (free, not resting).
+pub fn snapshot(engine: &Engine, now: Instant) -> crate::metrics::Snapshot {
+    let mut out = crate::metrics::Snapshot::default();
+    for i in 0..engine.proxy_count() {
+        let Some(p) = engine.proxy(ProxyId(i)) else { continue };
+        let state = match p.state {
+            ProxyState::Dead => 3,
+            ProxyState::Resting { ready_at } if ready_at > now => 2,
+            _ if p.lane.is_some() => 1,
+            _ => 0,
+        };
+        out.proxies[state] += 1;
+    }
+    for (_, endpoint, _) in engine.account_cooldowns(now) {
+        *out.cooldowns.entry(endpoint).or_default() += 1;
     }
     out
 }
@@ -235,13 +277,19 @@ async fn answer(mut stream: TcpStream, driver: &Driver, rules: &HealthRules) -> 
             ("200 OK", "application/json", format!("{doc:#}\n"))
         }
         ("GET", "/metrics") => {
-            let (dead, available) = driver.view(|e| {
-                let dead = (0..e.proxy_count())
-                    .filter(|&i| e.proxy(ProxyId(i)).is_some_and(|p| p.state == ProxyState::Dead))
-                    .count() as u32;
-                (dead, e.available())
+            let mut now = driver.view(|e| snapshot(e, clock::now()));
+            for (_, module, _, _) in stalled(&driver.metrics.progress(), rules, clock::now()) {
+                now.stalled[module.index()] += 1;
+            }
+            let since = clock::now().as_millis().saturating_sub(30 * 86_400_000);
+            // Store calls block: off the runtime's workers.
+            crate::driver::blocking(|| {
+                now.store_up = driver.store_reachable(std::time::Duration::from_secs(2)).is_ok();
+                if now.store_up {
+                    now.spent_30d = driver.store_call(|s| s.p6_spent_since(since)).ok();
+                }
             });
-            ("200 OK", "text/plain; version=0.0.4", driver.metrics.render(dead, available))
+            ("200 OK", crate::metrics::CONTENT_TYPE, driver.metrics.render(&now))
         }
         ("GET", _) => (
             "404 Not Found",
@@ -276,6 +324,9 @@ mod tests {
         progress.insert((UserId(1), Module::Catalog), Progress { since_ms: start, last_ok_ms: None });
         let refused = BTreeSet::new();
         // 3 x 3 min + 40 min = 49 min allowed.
+        let promised = rules.promises(2);
+        assert_eq!(promised.stall_after_s, [Some(2940.0), Some(4200.0), None, None]);
+        assert_eq!((promised.intervals_s[0], promised.min_pool), (Some(180.0), 2));
         let at = |mins: u64| Instant::from_millis(start + mins * 60_000);
         assert!(problems(Ok(()), &refused, &progress, &rules, at(49)).is_empty());
         let found = problems(Ok(()), &refused, &progress, &rules, at(50));

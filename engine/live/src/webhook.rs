@@ -13,7 +13,6 @@ use tokio::sync::watch;
 use crate::config::Webhook;
 use crate::driver::Driver;
 use crate::export::order_line;
-use crate::log::{self, Level};
 
 /// The store's name for the webhook's cursor into the order log.
 pub const CURSOR: &str = "orders_webhook";
@@ -37,7 +36,7 @@ pub async fn run(driver: Arc<Driver>, hook: Webhook, token: Option<Secret>, mut 
         .build()
     {
         Ok(c) => c,
-        Err(e) => return log::line(Level::Error, &format!("orders webhook: cannot build its client: {e}")),
+        Err(e) => return tracing::error!("orders webhook: cannot build its client: {e}"),
     };
     loop {
         if *stop.borrow() {
@@ -53,7 +52,7 @@ pub async fn run(driver: Arc<Driver>, hook: Webhook, token: Option<Secret>, mut 
         let events = match batch {
             Ok(e) => e,
             Err(e) => {
-                log::line(Level::Error, &format!("orders webhook: cannot read the order log: {e}"));
+                tracing::error!("orders webhook: cannot read the order log: {e}");
                 Vec::new()
             }
         };
@@ -69,7 +68,7 @@ pub async fn run(driver: Arc<Driver>, hook: Webhook, token: Option<Secret>, mut 
             }
             if let Err(err) = driver.store_call(|s| s.set_outbox_cursor(CURSOR, e.seq)) {
                 // The event went; on a restart it goes again under the same key.
-                log::line(Level::Error, &format!("orders webhook: cannot record event {}: {err}", e.seq));
+                tracing::error!("orders webhook: cannot record event {}: {err}", e.seq);
             }
         }
     }
@@ -104,20 +103,14 @@ async fn deliver(
         driver.metrics.webhook(failure.is_none());
         let Some(why) = failure else {
             if attempt > 1 {
-                log::line(
-                    Level::Info,
-                    &format!("orders webhook: event {seq} delivered after {attempt} attempts"),
-                );
+                tracing::info!("orders webhook: event {seq} delivered after {attempt} attempts");
             }
             return true;
         };
         if attempt == 1 || attempt.is_multiple_of(10) {
-            log::line(
-                Level::Warn,
-                &format!(
-                    "orders webhook: event {seq}: {why} (attempt {attempt}); trying again in {} s",
-                    wait.as_secs()
-                ),
+            tracing::warn!(
+                "orders webhook: event {seq}: {why} (attempt {attempt}); trying again in {} s",
+                wait.as_secs()
             );
         }
         tokio::select! {

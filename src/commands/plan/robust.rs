@@ -10,7 +10,7 @@ use crate::commands::CliError;
 use crate::exit;
 
 pub(super) fn run(args: &PlanArgs, input: &RobustInput) -> Result<u8, CliError> {
-    let answer = robust_plan(input, |what| eprintln!("rotor plan --robust: simulating the {what}"))
+    let answer = robust_plan(input, |what| tracing::info!("rotor plan --robust: simulating the {what}"))
         .map_err(|e| CliError::internal(format!("{e}")))?;
     if args.json && !args.compare_hypotheses {
         let text = serde_json::to_string_pretty(&json(input, &answer))

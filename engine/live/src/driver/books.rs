@@ -86,7 +86,7 @@ impl Driver {
     /// reserved, before the send that started it goes out. Locks: `owned` (released), then
     /// `books` → `store`.
     pub(super) fn lease_opened(&self, lane: LaneKey, from: Option<ProxyId>, to: ProxyId, now: u64) {
-        self.metrics.rotation();
+        self.metrics.rotation(lane.module);
         let fence = self.fence(lane);
         let mut books = self.books.lock();
         let book = &mut books[to.0 as usize];
@@ -105,7 +105,7 @@ impl Driver {
             log::line(level, &format!("cannot record lease {} of {to}: {e}", book.lease_no));
         }
         let from = from.map_or_else(|| "none".to_owned(), |p| p.to_string());
-        log::line(Level::Info, &format!("lane {lane}: rotated from {from} to {to}"));
+        tracing::info!("lane {lane}: rotated from {from} to {to}");
     }
 
     /// A proxy's lease is over and its rest began. Locks: `owned`, `books` (each released),
@@ -127,14 +127,11 @@ impl Driver {
             book.usage,
             now,
         ) {
-            log::line(Level::Error, &format!("cannot record the rest of {proxy}: {e}"));
+            tracing::error!("cannot record the rest of {proxy}: {e}");
         }
         let lane = lane.map_or_else(|| "pool".to_owned(), |l| l.to_string());
         let until = log::utc(until.as_millis());
-        log::line(
-            Level::Info,
-            &format!("{proxy} ({lane}) rests until {until} after {} requests", book.usage.requests),
-        );
+        tracing::info!("{proxy} ({lane}) rests until {until} after {} requests", book.usage.requests);
     }
 
     /// At shutdown: writes the usage of every lease still open. Locks: `owned` (a snapshot,

@@ -84,7 +84,7 @@ impl Driver {
                     }
                 }
                 Decision::Wait { until, reason } => {
-                    self.metrics.wait(reason);
+                    self.metrics.wait(spec.module, reason);
                     self.tell_wait(spec.lane(), reason, Some(until), now);
                     let mut stop = self.stop.clone();
                     tokio::select! {
@@ -95,7 +95,7 @@ impl Driver {
                     self.waited(reason, now);
                 }
                 Decision::Park { reason, .. } => {
-                    self.metrics.wait(reason);
+                    self.metrics.wait(spec.module, reason);
                     self.tell_wait(spec.lane(), reason, None, now);
                     let mut stop = self.stop.clone();
                     tokio::select! {
@@ -124,7 +124,7 @@ impl Driver {
     ) {
         let told = lock(&self.waits).begin(lane, reason, until, now);
         if let Some(message) = told {
-            crate::log::line(crate::log::Level::Info, &message);
+            tracing::info!("{}", message);
         }
     }
 
@@ -184,7 +184,9 @@ impl Driver {
         if let Some(tap) = self.tap.get() {
             tap.sent(&sent, sent.at);
         }
+        let started = std::time::Instant::now();
         let result = transport::exchange(request).await;
+        self.metrics.attempt(sent.endpoint, started.elapsed().as_secs_f64());
         lock(&self.in_flight).remove(&call_id);
         let outcome = transport::classify(&self.answers, sent.endpoint, &result);
         self.metrics.request(module, outcome.kind(), result.as_ref().ok().map(|r| r.status));

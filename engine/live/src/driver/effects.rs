@@ -5,7 +5,34 @@ use rotor_engine::{Engine, Event, FailReason, LaneKey, ProxyId};
 
 use super::{Driver, InFlight, lock};
 use crate::clock;
-use crate::log::{self, Level};
+use crate::log;
+
+/// The span an engine event's effects are logged in: the event's own seller, module and proxy,
+/// never those of whichever lane's task happened to drain it.
+fn span_of(event: &Event) -> tracing::Span {
+    let (user, module, proxy) = match *event {
+        Event::Rotated { lane, to, .. } => (Some(lane.user), Some(lane.module), Some(to)),
+        Event::Rested { proxy, lane, .. } => (lane.map(|l| l.user), lane.map(|l| l.module), Some(proxy)),
+        Event::ProxyDead { proxy, lane, .. } => (Some(lane.user), Some(lane.module), Some(proxy)),
+        Event::LaneNeedsReplacements { lane, .. }
+        | Event::CircuitOpened { lane, .. }
+        | Event::CircuitClosed { lane, .. }
+        | Event::LaneSlowed { lane, .. }
+        | Event::LaneMembers { lane, .. }
+        | Event::RequestFailed { lane, .. } => (Some(lane.user), Some(lane.module), None),
+        Event::AccountCooldown { user, .. }
+        | Event::CredentialsRefused { user, .. }
+        | Event::AllocationFailed { user, .. } => (Some(user), None, None),
+        Event::PoolLow { .. } => (None, None, None),
+    };
+    tracing::info_span!(
+        parent: None,
+        "event",
+        seller = user.map(tracing::field::display),
+        module = module.map(tracing::field::display),
+        proxy = proxy.map(tracing::field::display)
+    )
+}
 
 impl Driver {
     /// Writes every pending engine event to the store, the log and the metrics. Locks:
@@ -17,6 +44,7 @@ impl Driver {
             if let Some(tap) = self.tap.get() {
                 tap.event(&event, at);
             }
+            let _in = span_of(&event).entered();
             super::blocking(|| self.apply(event, at.as_millis()));
         }
     }
@@ -26,57 +54,45 @@ impl Driver {
             Event::Rotated { lane, from, to, .. } => self.lease_opened(lane, from, to, now),
             Event::Rested { proxy, until, lane } => self.rest_started(proxy, lane, until, now),
             Event::ProxyDead { proxy, lane, failures, considered, .. } => {
-                self.metrics.dead();
+                self.metrics.dead(lane.module);
                 let reason = format!("{failures} failures in its last {considered} requests");
                 if let Err(e) = lock(&self.store).mark_dead(proxy, &reason) {
-                    log::line(Level::Error, &format!("cannot record {proxy} as dead: {e}"));
+                    tracing::error!("cannot record {proxy} as dead: {e}");
                 }
-                log::line(Level::Warn, &format!("lane {lane}: {proxy} is dead ({reason})"));
+                tracing::warn!("lane {lane}: {proxy} is dead ({reason})");
             }
             Event::LaneNeedsReplacements { lane, dead, total } => {
-                log::line(
-                    Level::Warn,
-                    &format!("lane {lane}: {dead} of {total} proxies dead; replacing them"),
-                );
+                tracing::warn!("lane {lane}: {dead} of {total} proxies dead; replacing them");
                 self.replace_dead(lane);
             }
             Event::CircuitOpened { lane, until } => {
                 // Kept across a restart or a failover, as account cooldowns are.
                 if let Err(e) = lock(&self.store).set_circuit(lane, until.as_millis()) {
-                    log::line(Level::Error, &format!("cannot record lane {lane}'s open circuit: {e}"));
+                    tracing::error!("cannot record lane {lane}'s open circuit: {e}");
                 }
-                log::line(
-                    Level::Warn,
-                    &format!("lane {lane}: circuit open until {}", log::utc(until.as_millis())),
-                );
+                tracing::warn!("lane {lane}: circuit open until {}", log::utc(until.as_millis()));
             }
             Event::CircuitClosed { lane, .. } => {
-                log::line(Level::Info, &format!("lane {lane}: circuit closed"));
+                tracing::info!("lane {lane}: circuit closed");
             }
             Event::LaneSlowed { lane, min_interval, until } => {
                 if let Err(e) =
                     lock(&self.store).set_slowdown(lane, min_interval.as_millis(), until.as_millis())
                 {
-                    log::line(Level::Error, &format!("cannot record lane {lane}'s slowdown: {e}"));
+                    tracing::error!("cannot record lane {lane}'s slowdown: {e}");
                 }
-                log::line(
-                    Level::Warn,
-                    &format!(
-                        "lane {lane}: slowed to one send per {} ms until {}",
-                        min_interval.as_millis(),
-                        log::utc(until.as_millis())
-                    ),
+                tracing::warn!(
+                    "lane {lane}: slowed to one send per {} ms until {}",
+                    min_interval.as_millis(),
+                    log::utc(until.as_millis())
                 );
             }
             Event::AccountCooldown { user, endpoint, until } => {
                 // Kept across a restart: the account stays quiet until Kaspi's ban is over.
                 if let Err(e) = lock(&self.store).set_cooldown(user, endpoint, until.as_millis()) {
-                    log::line(Level::Error, &format!("cannot record the cooldown of user {user}: {e}"));
+                    tracing::error!("cannot record the cooldown of user {user}: {e}");
                 }
-                log::line(
-                    Level::Warn,
-                    &format!("user {user}: {endpoint} cooling down until {}", log::utc(until.as_millis())),
-                );
+                tracing::warn!("user {user}: {endpoint} cooling down until {}", log::utc(until.as_millis()));
             }
             Event::CredentialsRefused { user, endpoint, .. } => {
                 // Once per refusal: the engine fails the seller's other requests without a word.
@@ -87,18 +103,12 @@ impl Driver {
                 ));
             }
             Event::PoolLow { available, minimum, shortfall } => {
-                log::line(
-                    Level::Warn,
-                    &format!("pool low: {available} available, minimum {minimum}, short by {shortfall}"),
-                );
+                tracing::warn!("pool low: {available} available, minimum {minimum}, short by {shortfall}");
                 self.pool_low.notify_one();
             }
             Event::LaneMembers { lane, joined, left } => {
                 if !left.is_empty() || !joined.is_empty() {
-                    log::line(
-                        Level::Info,
-                        &format!("lane {lane}: {} proxies joined, {} left", joined.len(), left.len()),
-                    );
+                    tracing::info!("lane {lane}: {} proxies joined, {} left", joined.len(), left.len());
                 }
             }
             Event::AllocationFailed { user, error } => {
@@ -106,7 +116,7 @@ impl Driver {
             }
             Event::RequestFailed { lane, endpoint, reason, .. } => {
                 if !matches!(reason, FailReason::NotAllocated | FailReason::Deallocated) {
-                    log::line(Level::Warn, &format!("lane {lane}: a {endpoint} request failed: {reason}"));
+                    tracing::warn!("lane {lane}: a {endpoint} request failed: {reason}");
                 }
             }
         }
@@ -132,9 +142,9 @@ impl Driver {
         self.refresh(&fresh, now);
         match lock(&self.engine).replace_dead_with(lane.user, lane.module, &fresh) {
             Ok(_) => {
-                log::line(Level::Info, &format!("lane {lane}: {} dead proxies replaced", fresh.len()));
+                tracing::info!("lane {lane}: {} dead proxies replaced", fresh.len());
             }
-            Err(e) => log::line(Level::Error, &format!("lane {lane}: replacements could not join: {e}")),
+            Err(e) => tracing::error!("lane {lane}: replacements could not join: {e}"),
         }
     }
 
@@ -144,7 +154,7 @@ impl Driver {
     pub fn refresh(&self, ids: &[ProxyId], now: rotor_engine::Instant) {
         let stored = match lock(&self.store).proxies() {
             Ok(p) => p,
-            Err(e) => return log::line(Level::Error, &format!("cannot read proxy states: {e}")),
+            Err(e) => return tracing::error!("cannot read proxy states: {e}"),
         };
         let mut engine = lock(&self.engine);
         for &id in ids {
@@ -166,7 +176,7 @@ impl Driver {
 
     /// Logs and journals an operator alert (`store`).
     pub fn alert(&self, message: &str) {
-        log::line(Level::Warn, &format!("ALERT {message}"));
+        tracing::warn!("ALERT {message}");
         let _ = lock(&self.store).journal("alert", message, clock::now().as_millis());
     }
 

@@ -180,17 +180,14 @@ impl Driver {
             Ok(())
         })?;
         if let Err(e) = &holds {
-            crate::log::line(crate::log::Level::Error, &format!("cannot read the holds of user {user}: {e}"));
+            tracing::error!("cannot read the holds of user {user}: {e}");
         }
         for h in holds.iter().flatten() {
-            crate::log::line(
-                crate::log::Level::Warn,
-                &format!(
-                    "recovery: lane {} keeps its circuit open until {} and its slowdown until {}",
-                    h.lane,
-                    crate::log::utc(h.circuit_until_ms),
-                    crate::log::utc(h.slow_until_ms)
-                ),
+            tracing::warn!(
+                "recovery: lane {} keeps its circuit open until {} and its slowdown until {}",
+                h.lane,
+                crate::log::utc(h.circuit_until_ms),
+                crate::log::utc(h.slow_until_ms)
             );
         }
         Ok(())
@@ -212,10 +209,7 @@ impl Driver {
         let by_module: Vec<(Module, Vec<ProxyId>)> =
             Module::ALL.iter().map(|&m| (m, self.lane_proxies(LaneKey::new(user, m)))).collect();
         if let Err(e) = lock(&self.store).set_allocation(user, &by_module, clock::now().as_millis()) {
-            crate::log::line(
-                crate::log::Level::Error,
-                &format!("cannot record the allocation of user {user}: {e}"),
-            );
+            tracing::error!("cannot record the allocation of user {user}: {e}");
         }
     }
 
@@ -239,10 +233,7 @@ impl Driver {
         let commands = match lock(&self.store).commands_after(after) {
             Ok(c) => c,
             Err(e) => {
-                return crate::log::line(
-                    crate::log::Level::Error,
-                    &format!("cannot read operator commands: {e}"),
-                );
+                return tracing::error!("cannot read operator commands: {e}");
             }
         };
         for (id, command) in commands {
@@ -258,7 +249,7 @@ impl Driver {
                 },
             };
             if let Some(line) = line {
-                crate::log::line(crate::log::Level::Warn, &line);
+                tracing::warn!("{}", line);
             }
             self.last_command.store(id, std::sync::atomic::Ordering::Relaxed);
         }

@@ -430,7 +430,7 @@ impl Session {
                 ));
             }
             self.reconnect()?;
-            crate::log::line(crate::log::Level::Warn, "store: reconnected to PostgreSQL");
+            tracing::warn!("store: reconnected to PostgreSQL");
         }
         let Some(client) = self.client.as_mut() else {
             return Err(DbError::new(Fault::Unavailable, "the PostgreSQL connection is lost"));

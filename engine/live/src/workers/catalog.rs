@@ -10,7 +10,6 @@ use crate::clock;
 use crate::config::KaspiUrls;
 use crate::driver::Driver;
 use crate::kaspi::{self, Account};
-use crate::log::{self, Level};
 
 /// What a catalogue worker needs.
 pub struct Catalog {
@@ -41,14 +40,11 @@ impl Catalog {
                     let n = rows.len();
                     let stored = self.driver.records().catalog(user, &rows);
                     if let Err(e) = &stored {
-                        log::line(Level::Error, &format!("cannot store the catalogue of user {user}: {e}"));
+                        tracing::error!("cannot store the catalogue of user {user}: {e}");
                     }
                     let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
                     running.cycle(seconds, stored.is_ok());
-                    log::line(
-                        Level::Info,
-                        &format!("user {user}/catalog: stored {n} offers in {seconds:.1} s"),
-                    );
+                    tracing::info!("user {user}/catalog: stored {n} offers in {seconds:.1} s");
                 }
                 Err(e) => {
                     if let super::Next::Stop = triage(user, Module::Catalog, "offer list", &e) {

@@ -13,7 +13,6 @@ use crate::clock;
 use crate::config::KaspiUrls;
 use crate::driver::Driver;
 use crate::kaspi::{self, Account};
-use crate::log::{self, Level};
 use crate::store::PriceDecision;
 
 /// One SKU the seller reprices.
@@ -194,10 +193,7 @@ impl Demper {
                 return;
             }
             running.cycle(seconds, read > 0 || self.skus.is_empty());
-            log::line(
-                Level::Info,
-                &format!("user {user}/demper: pass over {} SKUs took {seconds:.1} s", self.skus.len()),
-            );
+            tracing::info!("user {user}/demper: pass over {} SKUs took {seconds:.1} s", self.skus.len());
             done += 1;
             // Spread passes keep their rhythm (one interval from start to start, or at once if
             // a pass overran); otherwise the interval is a pause after the pass.
@@ -224,7 +220,7 @@ impl Demper {
                 }
                 let me = Arc::clone(self);
                 let i = order[next].1;
-                tasks.spawn(async move { me.one(i).await });
+                tasks.spawn(tracing::Instrument::in_current_span(async move { me.one(i).await }));
                 next += 1;
             }
             // The next slot, if one is waiting for its time rather than for a free task.
@@ -250,7 +246,7 @@ impl Demper {
                     read += usize::from(offers_read);
                     stop |= matches!(next, Next::Stop);
                 }
-                Some(Err(e)) => log::line(Level::Error, &format!("a demper task ended abnormally: {e}")),
+                Some(Err(e)) => tracing::error!("a demper task ended abnormally: {e}"),
                 None => {}
             }
         }
@@ -318,16 +314,13 @@ impl Demper {
             }
         }
         let fmt = |p: Option<f64>| p.map_or_else(|| "-".to_owned(), |p| format!("{p:.0}"));
-        log::line(
-            Level::Info,
-            &format!(
-                "user {user}/demper: {} {} -> {} (competitor min {}): {reason}{}",
-                sku.sku,
-                fmt(current),
-                fmt(r.price),
-                fmt(competitor_min),
-                if self.dry_run && r.push { " [dry run: not pushed]" } else { "" }
-            ),
+        tracing::info!(
+            "user {user}/demper: {} {} -> {} (competitor min {}): {reason}{}",
+            sku.sku,
+            fmt(current),
+            fmt(r.price),
+            fmt(competitor_min),
+            if self.dry_run && r.push { " [dry run: not pushed]" } else { "" }
         );
         self.record(&PriceDecision {
             at_ms: clock::now().as_millis(),
@@ -358,13 +351,11 @@ impl Demper {
         match self.driver.records().drop_gate(user, &sku.sku, (from, to)) {
             Ok(crate::store::DropGate::Confirmed) => None,
             Ok(crate::store::DropGate::Held) => {
-                log::line(
-                    Level::Warn,
-                    &format!(
-                        "user {user}/demper: {} would drop {from:.0} -> {to:.0}, more than {}% in one pass; \
+                tracing::warn!(
+                    "user {user}/demper: {} would drop {from:.0} -> {to:.0}, more than {}% in one pass; \
                          held until an operator confirms ({confirm})",
-                        sku.sku, self.max_drop_percent
-                    ),
+                    sku.sku,
+                    self.max_drop_percent
                 );
                 Some(format!("more than {}% below {from:.0}; {confirm}", self.max_drop_percent))
             }
@@ -377,7 +368,7 @@ impl Demper {
 
     fn record(&self, decision: &PriceDecision) {
         if let Err(e) = self.driver.records().decision(decision) {
-            log::line(Level::Error, &format!("cannot store a price decision: {e}"));
+            tracing::error!("cannot store a price decision: {e}");
         }
     }
 }

@@ -9,7 +9,6 @@ use rotor_engine::{FailReason, Module};
 
 use super::driver::CallError;
 use super::kaspi::ApiError;
-use super::log::{self, Level};
 
 /// One stint of serving a seller: the workers started for it hold a tenure, and the claims loop
 /// ends it when the seller's lanes are lost, handed over or freed. A worker whose tenure ended
@@ -88,23 +87,20 @@ pub(crate) fn triage(user: rotor_engine::UserId, module: Module, what: &str, e: 
     match e {
         ApiError::Call(CallError::Stopped | CallError::LaneLost) => Next::Stop,
         ApiError::Call(CallError::Failed(FailReason::NotAllocated | FailReason::Deallocated, _)) => {
-            log::line(Level::Info, &format!("user {user}/{module}: no proxies allocated; worker stops"));
+            tracing::info!("user {user}/{module}: no proxies allocated; worker stops");
             Next::Stop
         }
         ApiError::Call(CallError::Failed(FailReason::Unauthorized, _)) => {
             // The driver alerted once when the engine saw the refusal; the engine fails every
             // other request of this seller, so the worker stops rather than spin.
-            log::line(
-                Level::Info,
-                &format!("user {user}/{module}: {what}: credentials refused; worker stops"),
-            );
+            tracing::info!("user {user}/{module}: {what}: credentials refused; worker stops");
             Next::Stop
         }
         // The ban was logged once when it started (with its end); each update it fails is in
         // the decisions table, not one warning per SKU per pass.
         ApiError::Call(CallError::Failed(FailReason::AccountCoolingDown, _)) => Next::Continue,
         other => {
-            log::line(Level::Warn, &format!("user {user}/{module}: {what}: {other}"));
+            tracing::warn!("user {user}/{module}: {what}: {other}");
             Next::Continue
         }
     }

@@ -16,7 +16,6 @@ use crate::clock;
 use crate::config::KaspiUrls;
 use crate::driver::Driver;
 use crate::kaspi::{self, Account};
-use crate::log::{self, Level};
 use crate::store::OrderWrite;
 
 /// How far before the newest stored order each poll looks again, for orders that appear late.
@@ -58,12 +57,9 @@ impl Orders {
             }
             let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
             running.cycle(seconds, complete);
-            log::line(
-                Level::Info,
-                &format!(
-                    "user {}/orders: poll stored {stored} new orders in {seconds:.1} s",
-                    self.account.user
-                ),
+            tracing::info!(
+                "user {}/orders: poll stored {stored} new orders in {seconds:.1} s",
+                self.account.user
             );
             done += 1;
             if self.polls.is_some_and(|p| done >= p)
@@ -126,20 +122,17 @@ impl Orders {
                         self.driver.metrics.order_stored();
                     }
                     Ok(OrderWrite::Changed) => {
-                        log::line(
-                            Level::Info,
-                            &format!(
-                                "user {user}/orders: order {} is now {} ({})",
-                                order.code,
-                                order.status.as_deref().unwrap_or("-"),
-                                order.state.as_deref().unwrap_or("-")
-                            ),
+                        tracing::info!(
+                            "user {user}/orders: order {} is now {} ({})",
+                            order.code,
+                            order.status.as_deref().unwrap_or("-"),
+                            order.state.as_deref().unwrap_or("-")
                         );
                     }
                     Ok(OrderWrite::Same) => {}
                     Err(e) => {
                         complete = false;
-                        log::line(Level::Error, &format!("cannot store order {}: {e}", order.code));
+                        tracing::error!("cannot store order {}: {e}", order.code);
                     }
                 }
             }
@@ -147,7 +140,7 @@ impl Orders {
             if orders.is_empty() || page >= pages {
                 if complete && let Err(e) = self.driver.records().set_orders_synced(user, now) {
                     complete = false;
-                    log::line(Level::Error, &format!("cannot record the orders watermark: {e}"));
+                    tracing::error!("cannot record the orders watermark: {e}");
                 }
                 return Poll { stored, stop: false, complete };
             }
