@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 7);
+        assert_eq!(s.schema_version().unwrap(), 8);
         add_proxies(&mut s, 3);
         add_proxies(&mut s, 3); // the same URLs again keep their ids
         let all = s.proxies().unwrap();
@@ -338,7 +338,7 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
     use rotor_engine::Endpoint;
     both("cooldowns", |b| {
         let mut st = b.open();
-        assert_eq!(st.schema_version().unwrap(), 7);
+        assert_eq!(st.schema_version().unwrap(), 8);
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
         st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();
@@ -530,5 +530,53 @@ fn proxy6_orders_add_up_to_the_spend_and_pending_ones_wait_for_reconciling() {
         assert!((s.p6_spent_since(1_500).unwrap() - 0.11).abs() < 1e-9);
         let pending: Vec<String> = s.p6_pending().unwrap().into_iter().map(|o| o.tag).collect();
         assert_eq!(pending, vec!["prolong-2".to_owned()]);
+    });
+}
+
+#[test]
+fn a_calibration_holds_only_a_spare_proxy_and_no_allocation_takes_it_while_held() {
+    use rotor_live::store::NotSpare;
+    both("calibration_hold", |b| {
+        let mut s = b.open();
+        add_proxies(&mut s, 4);
+        s.allocate(UserId(1), Split::new(1, 0, 0, 0), 0).unwrap().unwrap();
+        s.mark_dead(ProxyId(1), "test").unwrap();
+        s.rest_until(ProxyId(2), 500).unwrap();
+        assert_eq!(
+            s.hold_for_calibration(ProxyId(0), 100, 1_000, 1_000).unwrap(),
+            Err(NotSpare::Allocated(1, "demper".into()))
+        );
+        assert_eq!(s.hold_for_calibration(ProxyId(1), 100, 1_000, 1_000).unwrap(), Err(NotSpare::Dead));
+        assert_eq!(
+            s.hold_for_calibration(ProxyId(2), 100, 1_000, 1_000).unwrap(),
+            Err(NotSpare::Resting(500))
+        );
+        assert_eq!(s.hold_for_calibration(ProxyId(9), 100, 1_000, 1_000).unwrap(), Err(NotSpare::Unknown));
+        // Proxy 3 is spare: held until 1000, resting until 5000 at least.
+        assert_eq!(s.hold_for_calibration(ProxyId(3), 100, 1_000, 5_000).unwrap(), Ok(()));
+        assert_eq!(
+            s.hold_for_calibration(ProxyId(3), 200, 2_000, 5_000).unwrap(),
+            Err(NotSpare::Held(1_000))
+        );
+        assert_eq!(s.free_count(600).unwrap(), 1, "proxy 2 only: 3 is held");
+        assert_eq!(
+            s.allocate(UserId(2), Split::new(2, 0, 0, 0), 600).unwrap(),
+            None,
+            "the held proxy is not taken"
+        );
+        s.renew_hold(ProxyId(3), 3_000, 8_000).unwrap();
+        s.renew_hold(ProxyId(3), 2_000, 6_000).unwrap();
+        assert_eq!(s.held_until(ProxyId(3)).unwrap(), 3_000, "a renewal never shortens the hold");
+        assert_eq!(s.proxies().unwrap()[3].rest_until_ms, 8_000);
+        // Released with the rest the calibration decided, sooner than the hold's.
+        s.end_hold(ProxyId(3), 4_000).unwrap();
+        assert_eq!((s.held_until(ProxyId(3)).unwrap(), s.proxies().unwrap()[3].rest_until_ms), (0, 4_000));
+        s.end_hold(ProxyId(3), 1).unwrap();
+        assert_eq!(s.proxies().unwrap()[3].rest_until_ms, 4_000, "ending no hold changes nothing");
+        assert_eq!(s.free_count(600).unwrap(), 2);
+        // A hold that was never released lapses by itself.
+        assert_eq!(s.hold_for_calibration(ProxyId(2), 700, 900, 900).unwrap(), Ok(()));
+        assert_eq!(s.free_count(800).unwrap(), 1);
+        assert_eq!(s.free_count(901).unwrap(), 2);
     });
 }

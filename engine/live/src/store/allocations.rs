@@ -129,14 +129,15 @@ impl Store {
         .map_err(ctx("shrink a lane"))
     }
 
-    /// Live, unexpired proxies no seller holds and no lease keeps open: what an allocation
-    /// could take.
+    /// Live, unexpired proxies no seller holds, no lease keeps open and no calibration holds:
+    /// what an allocation could take.
     pub fn free_count(&mut self, now_ms: u64) -> Result<u32, StoreError> {
         let rows = self
             .conn
             .query(
                 "SELECT COUNT(*) FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id
-                 WHERE p.dead = 0 AND s.lease_open = 0 AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
+                 WHERE p.dead = 0 AND s.lease_open = 0 AND s.held_until_ms <= $1
+                 AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
                  AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.proxy_id = p.id)",
                 &[now_ms.into()],
             )
@@ -256,7 +257,7 @@ fn pick_free(c: &mut dyn Conn, n: u64, now_ms: u64) -> Result<Vec<ProxyId>, Abor
     let rows = c.query(
         &format!(
             "SELECT p.id FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id
-             WHERE p.dead = 0 AND s.lease_open = 0
+             WHERE p.dead = 0 AND s.lease_open = 0 AND s.held_until_ms <= $1
              AND (p.expires_ms IS NULL OR p.expires_ms = 0 OR p.expires_ms > $1)
              AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.proxy_id = p.id)
              ORDER BY s.rest_until_ms, p.id LIMIT $2{lock}"

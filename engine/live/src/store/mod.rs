@@ -8,6 +8,7 @@
 //! Secret columns are sealed with [`Cipher`].
 
 mod allocations;
+mod calibration;
 mod error;
 mod events;
 mod holds;
@@ -24,6 +25,7 @@ use std::path::Path;
 use rotor_engine::{Module, ProxyId, Secret, UserId};
 
 use super::secrets::Cipher;
+pub use calibration::NotSpare;
 pub use error::StoreError;
 use error::{Abort, ctx};
 pub use events::{OrderEvent, OrderWrite};
@@ -34,7 +36,7 @@ pub use records::Listing;
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_account_cooldowns.sql"),
     include_str!("schema/003_current_prices.sql"),
@@ -42,6 +44,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("schema/005_holds_and_clock.sql"),
     include_str!("schema/006_order_events.sql"),
     include_str!("schema/007_proxy6_orders.sql"),
+    include_str!("schema/008_calibration_hold.sql"),
 ];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.
