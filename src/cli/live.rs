@@ -145,3 +145,77 @@ pub(crate) struct MockArgs {
     #[arg(long, default_value_t = 100.0, value_name = "K")]
     pub(crate) time_scale: f64,
 }
+
+/// `rotor calibrate`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CalibrateArgs {
+    /// The live config: its store (and key), and the [[proxy]] entries.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+
+    /// The [[proxy]] entry to measure through, counted from 1. It must be spare: live, allocated
+    /// to no seller, its lease closed, not resting. The store holds it while the calibration
+    /// runs and rests it afterwards.
+    #[arg(long, value_name = "N")]
+    pub(crate) proxy: usize,
+
+    /// The endpoint to measure: only `offers` (the storefront: public, limited per IP). The
+    /// account-scoped endpoints are refused: a ban there (about 30 minutes per merchant) would
+    /// stop the seller's business.
+    #[arg(long, default_value = "offers", value_name = "NAME")]
+    pub(crate) endpoint: String,
+
+    /// The product whose offers are asked for (default: the first seller's first SKU).
+    #[arg(long, value_name = "ID")]
+    pub(crate) product: Option<String>,
+
+    /// Where the hypothesis file and the report go.
+    #[arg(long, default_value = "calibration", value_name = "DIR")]
+    pub(crate) out: PathBuf,
+
+    /// Print the schedule (requests, duration, worst-case ban) and send nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// The ramp's first rate, requests per second.
+    #[arg(long, default_value_t = 1.0, value_name = "RPS")]
+    pub(crate) start_rps: f64,
+
+    /// Each ramp step's rate over the one before.
+    #[arg(long, default_value_t = 1.5, value_name = "FACTOR")]
+    pub(crate) step: f64,
+
+    /// How long each rate is held.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub(crate) hold: String,
+
+    /// No rate above this is ever sent.
+    #[arg(long, default_value_t = 20.0, value_name = "RPS")]
+    pub(crate) ceiling_rps: f64,
+
+    /// The bisection stops when the clean and the refused rate differ by less than this share.
+    #[arg(long, default_value_t = 0.04, value_name = "SHARE")]
+    pub(crate) precision: f64,
+
+    /// Requests in all, at most.
+    #[arg(long, default_value_t = 6_000, value_name = "N")]
+    pub(crate) budget: u32,
+
+    /// Requests of the count run, at --count-rps, before the ramp (0 skips it). The default
+    /// passes the seed's 250 in 30 minutes.
+    #[arg(long, default_value_t = 300, value_name = "N")]
+    pub(crate) count_requests: u32,
+
+    /// The count run's rate.
+    #[arg(long, default_value_t = 1.0, value_name = "RPS")]
+    pub(crate) count_rps: f64,
+
+    /// A ban longer than this ends the calibration.
+    #[arg(long, default_value = "2h", value_name = "DURATION")]
+    pub(crate) max_ban: String,
+
+    /// Run the clock K times faster than real time: only for trials against the fakes
+    /// (`rotor mock --scenario FILE --time-scale K`), never against Kaspi.
+    #[arg(long, default_value_t = 1.0, value_name = "K")]
+    pub(crate) time_scale: f64,
+}

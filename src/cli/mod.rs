@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub(crate) use live::{CtlAction, ExportAction, ExportArgs, LiveArgs, MockArgs};
+pub(crate) use live::{CalibrateArgs, CtlAction, ExportAction, ExportArgs, LiveArgs, MockArgs};
 pub(crate) use sim::{DiffArgs, DiffFormat, LoadArgs, PlanArgs, PolicyArg, SimArgs, SweepArgs, TestArgs};
 
 /// rotor: proxy rotation for Kaspi.kz seller tools.
@@ -199,6 +199,28 @@ pub(crate) enum Command {
         #[arg(long)]
         include_resting: bool,
     },
+    /// Measure Kaspi's limits on the storefront through one spare proxy, safely.
+    ///
+    /// Runs, through the --proxy entry of the config: a count run (300 requests at 1 per
+    /// second, past the seed's 250 in 30 minutes), a step-up ramp with holds up to the ceiling,
+    /// the length of the ban the first refusal brings (probing until answers return), and a
+    /// bisection between the last clean and the first refused rate. Only the storefront's
+    /// offers (public, per IP, no merchant credentials) are ever asked. The proxy must be spare;
+    /// the store holds it while the calibration runs (no seller is given it) and rests it
+    /// afterwards for the longest ban seen or the policy's rest. Ctrl-C stops and still writes
+    /// what was learned. Writes DIR/hypothesis.toml ([[kaspi.limiter]] entries: put them in a
+    /// scenario's [kaspi] for rotor sim, plan and sweep), DIR/report.md and DIR/report.html.
+    /// docs/calibrate.md states the safety rules.
+    ///
+    /// Exit codes: 0 when it finished, 3 when it stopped early (budget, Ctrl-C, a ban past
+    /// --max-ban, a broken proxy: the files say what was learned), 2 for bad input (a flag, the
+    /// config, a proxy that is not spare, an account-scoped endpoint), 1 otherwise.
+    ///
+    /// Examples:
+    ///   rotor calibrate --config live.toml --proxy 7 --dry-run
+    ///   rotor calibrate --config live.toml --proxy 7 --out calibration/
+    #[command(verbatim_doc_comment)]
+    Calibrate(CalibrateArgs),
     /// See and steer a live deployment through its store, with one worker or several.
     ///
     /// Views read the store. Controls write a decision there, and every worker applies it at

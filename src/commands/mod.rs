@@ -1,5 +1,7 @@
 //! The commands. Each returns the exit code to use, or an error that knows its own.
 
+mod calibrate;
+mod calibrate_chart;
 mod diff;
 mod live;
 mod load;
@@ -58,6 +60,7 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Live(args) => live::run(&args),
         Command::Load(args) => load::run(&args),
         Command::Probe { config, include_resting } => live::probe(&config, include_resting),
+        Command::Calibrate(args) => calibrate::run(&args),
         Command::Ctl { config, action } => live::ctl(&config, &action.to_live()),
         Command::Orders { action: crate::cli::ExportAction::Export(args) } => {
             live::export(&args, live::Log::Orders)

@@ -128,6 +128,19 @@ pub async fn probe(config: &LiveConfig, include_resting: bool) -> Result<Vec<Pro
     Ok(rows)
 }
 
+/// The storefront's offers of `product`: public, limited per IP, no merchant credentials.
+pub(crate) fn offers_request(
+    client: &reqwest::Client,
+    urls: &crate::config::KaspiUrls,
+    product: &str,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{}/yml/offer-view/offers/{product}", urls.storefront))
+        .header("Origin", "https://kaspi.kz")
+        .header("X-KS-City", &urls.city_id)
+        .json(&json!({ "cityId": urls.city_id, "id": product, "limit": 64, "page": 0 }))
+}
+
 /// The four checks through one proxy, one after another.
 async fn check(
     client: &reqwest::Client,
@@ -137,11 +150,7 @@ async fn check(
 ) -> [String; 4] {
     let urls = &config.kaspi;
     let now = super::clock::now().as_millis();
-    let offers = client
-        .post(format!("{}/yml/offer-view/offers/{product}", urls.storefront))
-        .header("Origin", "https://kaspi.kz")
-        .header("X-KS-City", &urls.city_id)
-        .json(&json!({ "cityId": urls.city_id, "id": product, "limit": 64, "page": 0 }));
+    let offers = offers_request(client, urls, product);
     let cabinet = client
         .get(format!("{}/bff/offer-view/list", urls.cabinet))
         .query(&[("m", account.merchant_uid.as_str()), ("p", "0"), ("l", "1"), ("a", "true")])

@@ -41,7 +41,7 @@ pub struct RunSummary {
 
 /// Opens the store, records the configured proxies, and treats every lease the last run left
 /// open as spent (docs/decisions/live-durability.md). Returns the store and how many leases.
-pub(super) fn open_state(config: &LiveConfig) -> Result<(Store, u32), LiveError> {
+pub(crate) fn open_state(config: &LiveConfig) -> Result<(Store, u32), LiveError> {
     let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
     let cipher = Cipher::from_key_text(&key)
         .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;

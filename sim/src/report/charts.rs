@@ -392,3 +392,45 @@ pub fn write(chart: Chart, report: &RunReport, scenario: &Scenario, dir: &Path) 
     }
     Ok(text)
 }
+
+/// A line chart of named series (x, y) as an SVG document: for charts drawn outside a run,
+/// such as `rotor calibrate`'s ramp. Series take the module colours in order.
+pub fn lines_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<String, String> {
+    ensure_font();
+    let points = || series.iter().flat_map(|(_, p)| p.iter());
+    let x_max = points().map(|p| p.0).fold(0.0_f64, f64::max).max(1.0);
+    let y_max = points().map(|p| p.1).fold(0.0_f64, f64::max).max(1.0) * 1.1;
+    let mut out = String::new();
+    {
+        let area = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        let draw = || -> DrawResult<SVGBackend<'_>> {
+            area.fill(&WHITE)?;
+            let mut c = ChartBuilder::on(&area)
+                .caption(title, (FONT, 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+            c.configure_mesh().x_desc(x_desc).y_desc(y_desc).label_style((FONT, 13)).draw()?;
+            for (i, (name, p)) in series.iter().enumerate() {
+                let color = MODULE_COLORS[i % MODULE_COLORS.len()];
+                c.draw_series(LineSeries::new(p.iter().copied(), color.stroke_width(2)))?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+            }
+            c.configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font((FONT, 13))
+                .draw()?;
+            area.present()
+        };
+        draw().map_err(|e| format!("{title}: {e}"))?;
+    }
+    Ok(out)
+}

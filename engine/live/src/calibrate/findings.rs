@@ -200,11 +200,16 @@ impl Findings {
         };
         let _ = match &self.count {
             Some(CountFinding::NoneUpTo { requests, over }) => {
-                writeln!(out, "count limit    none: {requests} requests answered over {over}")
+                writeln!(out, "count limit    none: {requests} requests answered over {}", span(*over))
             }
             Some(CountFinding::Limit { accepted, window, .. }) => match window {
                 Some(Bracket { lo, hi: Some(hi) }) => {
-                    writeln!(out, "count limit    {accepted} requests per window of {lo} to {hi}")
+                    writeln!(
+                        out,
+                        "count limit    {accepted} requests per window of {} to {}",
+                        span(*lo),
+                        span(*hi)
+                    )
                 }
                 _ => writeln!(
                     out,
@@ -283,6 +288,18 @@ impl Findings {
             limiter(&mut out, "count", &body);
         }
         out
+    }
+}
+
+/// A span for people: "9.7 s", "27.9 min", "2.0 h".
+pub fn span(d: Duration) -> String {
+    let s = d.as_millis() as f64 / 1000.0;
+    if s >= 7200.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else if s >= 120.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{s:.1} s")
     }
 }
 

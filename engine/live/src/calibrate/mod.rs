@@ -1,14 +1,16 @@
 //! `rotor calibrate`: measures the limits of the public, IP-scoped storefront endpoint through
 //! one spare proxy, the way the seed's authors did by hand, and writes what it learned as a
 //! hypothesis file. [`core`] is the measurement without I/O; [`findings`] the figures and the
-//! file; [`schedule`] the worst case a run can cost, printed by `--dry-run`. The rules it keeps
+//! file; [`shell`] runs it over HTTP through one held proxy; [`schedule`] the worst case a run can cost, printed by `--dry-run`. The rules it keeps
 //! are in docs/calibrate.md.
 
 pub mod core;
 pub mod findings;
+pub mod shell;
 
 pub use core::{Answer, Calibrator, Settings, Step};
 pub use findings::{Bracket, CountFinding, Findings, RateFinding};
+pub use shell::{Calibration, Target, calibrate};
 
 use rotor_engine::Duration;
 
