@@ -120,6 +120,8 @@ async fn a_rate_limit_and_its_ban_are_recovered_and_the_proxy_is_held_then_reste
         "5",
         "--budget",
         "3000",
+        "--skus",
+        "100",
     ];
     let out = tokio::task::block_in_place(|| lab.calibrate(k, &flags));
     let stdout = text(&out.stdout);
@@ -133,6 +135,36 @@ async fn a_rate_limit_and_its_ban_are_recovered_and_the_proxy_is_held_then_reste
     let ban = seconds(limiter["penalty"]["ban"].as_str().unwrap());
     assert!(within(ban, 10.0, 0.20), "ban {ban}: {stdout}");
     assert!(stdout.contains("count limit    none: 300 requests answered"), "{stdout}");
+    assert!(stdout.contains("the plan these limits imply for 100 SKUs every 3m, rate policy"), "{stdout}");
+    // rotor plan reads the same file.
+    let file = lab.dir.join("out/hypothesis.toml");
+    let plan = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .args(["plan", "--skus", "100", "--policy", "rate", "--limits"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
+    assert!(text(&plan.stdout).contains("demper"), "{}", text(&plan.stdout));
+    // And rotor sweep, over a grid of its own.
+    let grid = lab.dir.join("grid.toml");
+    let small = "seed = 5\nduration = \"40m\"\n[users]\ncount = 2\nskus = 100\n[sweep]\ndemper = [10, 70]\n";
+    std::fs::write(&grid, small).unwrap();
+    let sweep = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .arg("sweep")
+        .arg(&grid)
+        .arg("--limits")
+        .arg(&file)
+        .arg("--out")
+        .arg(lab.dir.join("sweep"))
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert_eq!(sweep.status.code(), Some(0), "{}", text(&sweep.stderr));
+    let csv = std::fs::read_to_string(lab.dir.join("sweep/sweep.csv")).unwrap();
+    assert!(
+        csv.lines().skip(1).all(|l| l.contains(",file,")),
+        "every point under the file's limiters: {csv}"
+    );
     let html = std::fs::read_to_string(lab.dir.join("out/report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("rate sent and answers"), "the ramp chart");
     assert!(std::fs::read_to_string(lab.dir.join("out/report.md")).unwrap().contains("## Rates held"));
@@ -170,6 +202,42 @@ async fn the_seeds_count_limit_is_found_with_its_window() {
     assert!(within(window, 30.0, 0.20), "window {window} min: {stdout}");
     assert_eq!(limiter["penalty"]["status"].as_integer(), Some(429), "{h}");
     assert!(stdout.contains("rate limit     not measured"), "{stdout}");
+}
+
+/// Ctrl-C mid-run: it stops, writes what it learned, releases the hold, and exits 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_cleanly_and_still_writes_what_it_learned() {
+    let lab = Lab::start("sigint", seed_hypothesis(), 20.0, 43).await;
+    let product = std::fs::read_to_string(lab.dir.join("product")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rotor"))
+        .arg("calibrate")
+        .arg("--config")
+        .arg(lab.dir.join("live.toml"))
+        .args(["--proxy", "1", "--product", &product, "--time-scale", "20", "--out"])
+        .arg(lab.dir.join("out"))
+        .env("ROTOR_STORE_KEY", KEY)
+        .env("CAL_PASSWORD", "pw-cal-9")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "did not stop");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.contains("stopped early  stopped by Ctrl-C"), "{stdout}");
+    assert!(stderr.contains("what was learned is in"), "{stderr}");
+    let h = std::fs::read_to_string(lab.dir.join("out/hypothesis.toml")).unwrap();
+    assert!(h.contains("# requests"), "{h}");
+    let mut store = lab.store();
+    let p = &store.proxies().unwrap()[0];
+    assert_eq!(store.held_until(p.id).unwrap(), 0, "the hold is released");
 }
 
 #[test]

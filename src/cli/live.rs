@@ -214,6 +214,11 @@ pub(crate) struct CalibrateArgs {
     #[arg(long, default_value = "2h", value_name = "DURATION")]
     pub(crate) max_ban: String,
 
+    /// Then print the plan the measured limits imply for one seller with this many SKUs (as
+    /// `rotor plan --skus N --limits DIR/hypothesis.toml` would).
+    #[arg(long, value_name = "N")]
+    pub(crate) skus: Option<u32>,
+
     /// Run the clock K times faster than real time: only for trials against the fakes
     /// (`rotor mock --scenario FILE --time-scale K`), never against Kaspi.
     #[arg(long, default_value_t = 1.0, value_name = "K")]

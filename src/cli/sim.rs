@@ -28,6 +28,12 @@ pub(crate) struct PlanArgs {
     #[arg(long, conflicts_with_all = ["hypothesis", "robust"])]
     pub(crate) compare_hypotheses: bool,
 
+    /// Plan under the limiters of this file instead of a named hypothesis: the
+    /// `[[kaspi.limiter]]` entries of a scenario, or the hypothesis.toml `rotor calibrate`
+    /// writes.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["hypothesis", "robust", "compare_hypotheses"])]
+    pub(crate) limits: Option<PathBuf>,
+
     /// Plan for not knowing which hypothesis is true: the cheapest policy and pool that are safe
     /// and on time under every --hypothesis at once (all three by default), next to the cheapest
     /// plan under each alone, and what the difference costs per seller per 30 days.
@@ -105,6 +111,11 @@ pub(crate) struct SweepArgs {
     /// seed, community, measured).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "SET")]
     pub(crate) hypothesis: Vec<HypothesisArg>,
+
+    /// Sweep under the limiters of this file instead (the `[[kaspi.limiter]]` entries of a
+    /// scenario, or the hypothesis.toml `rotor calibrate` writes).
+    #[arg(long, value_name = "FILE", conflicts_with = "hypothesis")]
+    pub(crate) limits: Option<PathBuf>,
 
     /// No progress bar.
     #[arg(long, short)]

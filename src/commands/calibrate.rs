@@ -6,7 +6,9 @@ use std::path::Path;
 
 use rotor_engine::{Duration, Endpoint};
 use rotor_live::calibrate::{self, Calibration, Findings, Settings, Target};
+use rotor_sim::plan::PlanInput;
 use rotor_sim::report::html;
+use rotor_sim::scenario::{HypothesisChoice, PolicyChoice};
 
 use super::CliError;
 use crate::cli::CalibrateArgs;
@@ -140,6 +142,9 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<u8, CliError> {
         rotor_live::log::utc(done.rest_until.as_millis()),
         args.out.join("hypothesis.toml").display()
     );
+    if let Some(skus) = args.skus {
+        implied_plan(&args.out.join("hypothesis.toml"), skus, f)?;
+    }
     match &f.stopped {
         None => Ok(exit::OK),
         Some(why) => Err(CliError::failed_check(format!(
@@ -147,6 +152,43 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<u8, CliError> {
             args.out.display()
         ))),
     }
+}
+
+/// Prints the plan the written hypothesis file implies for `skus` SKUs: the rate policy when a
+/// rate limit was measured, the window policy otherwise.
+fn implied_plan(file: &Path, skus: u32, f: &Findings) -> Result<(), CliError> {
+    if skus == 0 || skus > 100_000 {
+        return Err(CliError::bad_input(format!("--skus is {skus}; valid: 1 to 100000")));
+    }
+    let sc = rotor_sim::scenario::Scenario::load(file).map_err(CliError::internal)?;
+    let policy = match f.rate {
+        Some(calibrate::RateFinding::Refused { .. } | calibrate::RateFinding::NoneUpTo { .. }) => {
+            PolicyChoice::Rate
+        }
+        _ => PolicyChoice::Window,
+    };
+    let input = PlanInput {
+        skus,
+        interval: Duration::from_mins(3),
+        policy,
+        hypothesis: HypothesisChoice::File,
+        duration: Duration::from_mins(360),
+        seed: 1,
+        price_change_share: 1.0,
+    };
+    tracing::info!(
+        "rotor calibrate: planning {skus} SKUs under the measured limits ({} policy)",
+        policy.name()
+    );
+    let plan = rotor_sim::plan::plan_with(&input, sc.kaspi.hypotheses)
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    println!(
+        "
+the plan these limits imply for {skus} SKUs every 3m, {} policy:",
+        policy.name()
+    );
+    super::plan::table(&plan);
+    Ok(())
 }
 
 /// The hypothesis file, the Markdown report and the HTML report with the ramp chart.

@@ -89,6 +89,19 @@ pub(crate) fn run(args: &PlanArgs) -> Result<u8, CliError> {
     if args.robust {
         return robust::run(args, &robust_input(args, &inputs));
     }
+    let limits = match &args.limits {
+        Some(path) => {
+            let sc = rotor_sim::scenario::Scenario::load(path).map_err(CliError::bad_input)?;
+            Some(sc.kaspi.hypotheses)
+        }
+        None => None,
+    };
+    let inputs: Vec<PlanInput> = match limits {
+        Some(_) => {
+            inputs.into_iter().map(|i| PlanInput { hypothesis: HypothesisChoice::File, ..i }).collect()
+        }
+        None => inputs,
+    };
     let mut plans = Vec::new();
     for input in &inputs {
         tracing::info!(
@@ -100,7 +113,11 @@ pub(crate) fn run(args: &PlanArgs) -> Result<u8, CliError> {
             args.duration,
             input.seed
         );
-        plans.push(plan(input).map_err(|e| CliError::internal(format!("{e}")))?);
+        let planned = match &limits {
+            Some(h) => rotor_sim::plan::plan_with(input, h.clone()),
+            None => plan(input),
+        };
+        plans.push(planned.map_err(|e| CliError::internal(format!("{e}")))?);
     }
     if args.json {
         let doc: Vec<serde_json::Value> = inputs.iter().zip(&plans).map(|(i, p)| json(i, p)).collect();
@@ -214,7 +231,7 @@ fn account_note(m: &ModulePlan) -> String {
 }
 
 /// One plan: the three answers per module, the totals, the binding constraint and the notes.
-fn table(p: &Plan) {
+pub(crate) fn table(p: &Plan) {
     println!(
         "{:<8}  {:>22}  {:>17}  {:>12}  {:>10}  {:<13}",
         "module", "load", "seed's arithmetic", "steady state", "simulated", "binds"

@@ -13,7 +13,7 @@ use crate::exit;
 
 /// Runs the grid and writes its report; exits 0 (a sweep has no pass or fail of its own).
 pub(crate) fn run(args: &SweepArgs) -> Result<u8, CliError> {
-    let sc = Scenario::load(&args.scenario).map_err(CliError::bad_input)?;
+    let mut sc = Scenario::load(&args.scenario).map_err(CliError::bad_input)?;
     let Some(mut spec) = sc.sweep.clone() else {
         return Err(CliError::bad_input(format!(
             "{}: no [sweep] table; add one with lists such as `skus = [500, 1000]` and `demper = [50, 70, 90]` (docs/scenarios.md)",
@@ -22,6 +22,10 @@ pub(crate) fn run(args: &SweepArgs) -> Result<u8, CliError> {
     };
     if !args.hypothesis.is_empty() {
         spec.hypothesis = args.hypothesis.iter().map(|h| h.choice()).collect();
+    }
+    if let Some(path) = &args.limits {
+        sc.kaspi.hypotheses = Scenario::load(path).map_err(CliError::bad_input)?.kaspi.hypotheses;
+        spec.hypothesis = vec![rotor_sim::scenario::HypothesisChoice::File];
     }
     if args.max_steps == 0 {
         return Err(CliError::bad_input("--max-steps must be at least 1"));

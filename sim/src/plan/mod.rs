@@ -167,6 +167,11 @@ pub fn plan(input: &PlanInput) -> Result<Plan, SimError> {
     plan_under(input, None)
 }
 
+/// [`plan`] under these limiters (a calibration's, say) instead of `input.hypothesis`.
+pub fn plan_with(input: &PlanInput, hypotheses: Vec<Hypothesis>) -> Result<Plan, SimError> {
+    plan_under(input, Some(hypotheses))
+}
+
 /// [`plan`], under `hypotheses` in force together instead of `input.hypothesis`, if given.
 pub(crate) fn plan_under(input: &PlanInput, hypotheses: Option<Vec<Hypothesis>>) -> Result<Plan, SimError> {
     let mut base = base_scenario(input);
