@@ -208,9 +208,9 @@ pub(crate) enum Command {
     /// offers (public, per IP, no merchant credentials) are ever asked. The proxy must be spare;
     /// the store holds it while the calibration runs (no seller is given it) and rests it
     /// afterwards for the longest ban seen or the policy's rest. Ctrl-C stops and still writes
-    /// what was learned. Writes DIR/hypothesis.toml ([[kaspi.limiter]] entries: put them in a
-    /// scenario's [kaspi] for rotor sim, plan and sweep), DIR/report.md and DIR/report.html.
-    /// docs/calibrate.md states the safety rules.
+    /// what was learned. Writes DIR/hypothesis.toml ([[kaspi.limiter]] entries, itself a
+    /// scenario for rotor sim, and the --limits of rotor plan and rotor sweep), DIR/report.md
+    /// and DIR/report.html. docs/calibrate.md states the safety rules.
     ///
     /// Exit codes: 0 when it finished, 3 when it stopped early (budget, Ctrl-C, a ban past
     /// --max-ban, a broken proxy: the files say what was learned), 2 for bad input (a flag, the
@@ -218,7 +218,8 @@ pub(crate) enum Command {
     ///
     /// Examples:
     ///   rotor calibrate --config live.toml --proxy 7 --dry-run
-    ///   rotor calibrate --config live.toml --proxy 7 --out calibration/
+    ///   rotor calibrate --config live.toml --proxy 7 --out calibration/ --skus 500
+    ///   rotor plan --skus 500 --policy rate --limits calibration/hypothesis.toml
     #[command(verbatim_doc_comment)]
     Calibrate(CalibrateArgs),
     /// See and steer a live deployment through its store, with one worker or several.
