@@ -48,18 +48,6 @@ fn settings(args: &CalibrateArgs) -> Result<Settings, CliError> {
     Ok(s)
 }
 
-/// A span for people: seconds, minutes or hours.
-fn human(d: Duration) -> String {
-    let s = d.as_millis() as f64 / 1000.0;
-    if s >= 3600.0 {
-        format!("{:.1} hours", s / 3600.0)
-    } else if s >= 60.0 {
-        format!("{:.1} minutes", s / 60.0)
-    } else {
-        format!("{s:.0} seconds")
-    }
-}
-
 /// The dry run's schedule, in words.
 fn schedule_text(args: &CalibrateArgs, s: &Settings) -> String {
     let plan = calibrate::schedule(s);
@@ -84,7 +72,7 @@ fn schedule_text(args: &CalibrateArgs, s: &Settings) -> String {
         out,
         "at most    {} requests over {} (with every ban as long as --max-ban)",
         plan.requests,
-        human(plan.duration)
+        calibrate::findings::span(plan.duration)
     );
     let _ = writeln!(
         out,

@@ -139,6 +139,7 @@ pub async fn calibrate(
         .map(|p| p.id)
         .ok_or_else(|| LiveError::Config(format!("proxy {name} is not in the store")))?;
     let started = clock::now();
+    let mut cal = Calibrator::new(target.settings, started).map_err(LiveError::Config)?;
     let max_ban = target.settings.max_ban;
     let held = |now: Instant| ((now + HOLD).as_millis(), (now + HOLD + max_ban).as_millis());
     let (until, rest) = held(started);
@@ -146,7 +147,6 @@ pub async fn calibrate(
         return Err(LiveError::Config(refusal(&name, &why)));
     }
     store.journal("calibrate", &format!("{name} held for a calibration"), started.as_millis())?;
-    let mut cal = Calibrator::new(target.settings, started).map_err(LiveError::Config)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Heard)>();
     let mut renew_at = started + RENEW;
     let mut shown = std::time::Instant::now();
