@@ -191,10 +191,16 @@ impl Findings {
         }
         let _ = match self.ban() {
             Some(Bracket { lo, hi: Some(hi) }) => {
-                writeln!(out, "ban            between {lo} and {hi} ({} bans waited out)", self.bans.len())
+                writeln!(
+                    out,
+                    "ban            between {} and {} ({} bans waited out)",
+                    span(lo),
+                    span(hi),
+                    self.bans.len()
+                )
             }
             Some(Bracket { lo, hi: None }) => {
-                writeln!(out, "ban            longer than {lo} (not seen to end)")
+                writeln!(out, "ban            longer than {} (not seen to end)", span(lo))
             }
             None => writeln!(out, "ban            none seen"),
         };
