@@ -163,11 +163,22 @@ enum Tag {
 /// Where the calibration is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
-    Count { start: Instant, sent: u32 },
-    Ramp { step: usize, start: Instant, sent: u32 },
-    Bisect { rate: f64, start: Instant, sent: u32 },
+    Count(Run),
+    /// The ramp's step, and its run.
+    Ramp(usize, Run),
+    Bisect(Run),
     Ban(Ban),
     Done,
+}
+
+/// A run of `total` requests paced evenly at `rate`, begun at `start`, `sent` of them sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Run {
+    tag: Tag,
+    rate: f64,
+    total: u32,
+    start: Instant,
+    sent: u32,
 }
 
 /// Waiting out a ban: probes one at a time, at growing gaps.
@@ -228,9 +239,15 @@ impl Calibrator {
     pub fn new(settings: Settings, now: Instant) -> Result<Self, String> {
         settings.check()?;
         let phase = if settings.count_requests > 0 {
-            Phase::Count { start: now, sent: 0 }
+            Phase::Count(Run {
+                tag: Tag::Count,
+                rate: settings.count_rps,
+                total: settings.count_requests,
+                start: now,
+                sent: 0,
+            })
         } else {
-            Phase::Ramp { step: 0, start: now, sent: 0 }
+            Phase::Ramp(0, held(&settings, settings.start_rps, now))
         };
         Ok(Calibrator {
             ramp: settings.ramp(),
@@ -267,15 +284,11 @@ impl Calibrator {
     /// A line on where it is, for progress output.
     pub fn progress(&self) -> String {
         match self.phase {
-            Phase::Count { sent, .. } => {
-                format!(
-                    "count run: {sent}/{} at {} rps",
-                    self.settings.count_requests, self.settings.count_rps
-                )
-            }
-            Phase::Ramp { step, .. } => format!("ramp: holding {:.2} rps", self.ramp[step]),
-            Phase::Bisect { rate, .. } => format!(
-                "bisection: holding {rate:.2} rps (clean {:.2}, refused {:.2})",
+            Phase::Count(run) => format!("count run: {}/{} at {} rps", run.sent, run.total, run.rate),
+            Phase::Ramp(_, run) => format!("ramp: holding {:.2} rps", run.rate),
+            Phase::Bisect(run) => format!(
+                "bisection: holding {:.2} rps (clean {:.2}, refused {:.2})",
+                run.rate,
                 self.clean,
                 self.refused.unwrap_or(f64::NAN)
             ),
@@ -301,6 +314,9 @@ impl Calibrator {
         self.next_id += 1;
         self.sent += 1;
         self.in_flight.insert(id, (now, tag, self.samples.len()));
+        if tag == Tag::Count {
+            self.count_first.get_or_insert(now);
+        }
         let rate = match tag {
             Tag::Count => self.settings.count_rps,
             Tag::Hold(r) => r,
@@ -314,61 +330,38 @@ impl Calibrator {
     pub fn poll(&mut self, now: Instant) -> Step {
         match self.phase {
             Phase::Done => Step::Done,
-            Phase::Count { start, sent } => {
-                if sent >= self.settings.count_requests {
-                    if self.in_flight.values().any(|&(_, t, _)| t == Tag::Count) {
-                        return Step::Await;
-                    }
-                    let over = now.saturating_since(start);
+            Phase::Count(mut run) => {
+                if let Some(step) = self.advance(&mut run, now, Phase::Count) {
+                    step
+                } else {
+                    let over = now.saturating_since(run.start);
                     self.count = Some(CountFinding::NoneUpTo { requests: self.count_accepted, over });
-                    self.phase = Phase::Ramp { step: 0, start: now, sent: 0 };
-                    return self.poll(now);
+                    self.phase = Phase::Ramp(0, held(&self.settings, self.ramp[0], now));
+                    self.poll(now)
                 }
-                let due = paced(start, sent, self.settings.count_rps);
-                if due > now {
-                    return Step::Wait(due);
-                }
-                self.count_first.get_or_insert(now);
-                self.phase = Phase::Count { start, sent: sent + 1 };
-                self.send(now, Tag::Count)
             }
-            Phase::Ramp { step, start, sent } => {
-                let rate = self.ramp[step];
-                if sent >= self.settings.per_hold(rate) {
-                    if self.in_flight.values().any(|&(_, t, _)| t == Tag::Hold(rate)) {
-                        return Step::Await;
-                    }
-                    self.clean = rate;
+            Phase::Ramp(step, mut run) => {
+                if let Some(next) = self.advance(&mut run, now, |r| Phase::Ramp(step, r)) {
+                    next
+                } else {
+                    self.clean = run.rate;
                     if step + 1 == self.ramp.len() {
-                        self.rate = Some(RateFinding::NoneUpTo { ceiling: rate });
+                        self.rate = Some(RateFinding::NoneUpTo { ceiling: run.rate });
                         self.phase = Phase::Done;
                         return Step::Done;
                     }
-                    self.phase = Phase::Ramp { step: step + 1, start: now, sent: 0 };
-                    return self.poll(now);
+                    self.phase = Phase::Ramp(step + 1, held(&self.settings, self.ramp[step + 1], now));
+                    self.poll(now)
                 }
-                let due = paced(start, sent, rate);
-                if due > now {
-                    return Step::Wait(due);
-                }
-                self.phase = Phase::Ramp { step, start, sent: sent + 1 };
-                self.send(now, Tag::Hold(rate))
             }
-            Phase::Bisect { rate, start, sent } => {
-                if sent >= self.settings.per_hold(rate) {
-                    if self.in_flight.values().any(|&(_, t, _)| t == Tag::Hold(rate)) {
-                        return Step::Await;
-                    }
-                    self.clean = rate;
+            Phase::Bisect(mut run) => {
+                if let Some(step) = self.advance(&mut run, now, Phase::Bisect) {
+                    step
+                } else {
+                    self.clean = run.rate;
                     self.bisect(now);
-                    return self.poll(now);
+                    self.poll(now)
                 }
-                let due = paced(start, sent, rate);
-                if due > now {
-                    return Step::Wait(due);
-                }
-                self.phase = Phase::Bisect { rate, start, sent: sent + 1 };
-                self.send(now, Tag::Hold(rate))
             }
             Phase::Ban(mut ban) => {
                 if ban.probe.is_some() {
@@ -392,6 +385,22 @@ impl Calibrator {
         }
     }
 
+    /// The next step of `run` at `now` (`phase` puts it back as the phase), or `None` once
+    /// every request of it is sent and answered.
+    fn advance(&mut self, run: &mut Run, now: Instant, phase: impl Fn(Run) -> Phase) -> Option<Step> {
+        if run.sent >= run.total {
+            let waiting = self.in_flight.values().any(|&(_, t, _)| t == run.tag);
+            return waiting.then_some(Step::Await);
+        }
+        let due = paced(run.start, run.sent, run.rate);
+        if due > now {
+            return Some(Step::Wait(due));
+        }
+        run.sent += 1;
+        self.phase = phase(*run);
+        Some(self.send(now, run.tag))
+    }
+
     /// Moves to the next bisection step, or to the end (nothing is sent here: [`Self::poll`]
     /// sends).
     fn bisect(&mut self, now: Instant) {
@@ -400,7 +409,7 @@ impl Calibrator {
             self.finish_rate();
             self.phase = Phase::Done;
         } else {
-            self.phase = Phase::Bisect { rate: f64::midpoint(self.clean, hi), start: now, sent: 0 };
+            self.phase = Phase::Bisect(held(&self.settings, f64::midpoint(self.clean, hi), now));
         }
     }
 
@@ -471,7 +480,7 @@ impl Calibrator {
                 ban.last_refused = sent_at;
                 self.phase = Phase::Ban(ban);
             }
-            (Phase::Count { .. }, Tag::Count) if refused => {
+            (Phase::Count(_), Tag::Count) if refused => {
                 let first = self.count_first.unwrap_or(sent_at);
                 self.count = Some(CountFinding::Limit { accepted: self.count_accepted, first, window: None });
                 self.rate = Some(RateFinding::NotMeasured(
@@ -479,7 +488,7 @@ impl Calibrator {
                 ));
                 self.start_ban(sent_at, now, AfterBan::CountDone);
             }
-            (Phase::Ramp { .. } | Phase::Bisect { .. }, Tag::Hold(rate)) if refused => {
+            (Phase::Ramp(..) | Phase::Bisect(_), Tag::Hold(rate)) if refused => {
                 self.refused = Some(self.refused.map_or(rate, |r| r.min(rate)));
                 self.start_ban(sent_at, now, AfterBan::Bisect);
             }
@@ -552,6 +561,11 @@ impl Calibrator {
             stopped: self.stopped.clone(),
         }
     }
+}
+
+/// A hold of `rate` for `settings.hold`, from `now`.
+fn held(settings: &Settings, rate: f64, now: Instant) -> Run {
+    Run { tag: Tag::Hold(rate), rate, total: settings.per_hold(rate), start: now, sent: 0 }
 }
 
 /// When the `n`th request (from 0) of a run at `rate` from `start` is due.
