@@ -63,6 +63,7 @@ fn an_hour_of_two_sellers_at_k200_agrees_with_the_simulator() {
         acc["succeeded"].as_u64().unwrap() + acc["failed"].as_u64().unwrap()
     );
     assert_eq!(summary["engine_events"]["proxy_dead"], 1, "the killed proxy is detected");
+    assert_eq!(summary["events"]["fault:slow"], 0, "no proxy was slowed");
     let perf = json(&dir.join("load.json"));
     assert!(perf["attempts"].as_u64().unwrap() > 4_000, "{perf}");
     assert!(perf["attempt_latency_ms"]["endpoint"]["offers"]["count"].as_u64().unwrap() > 0);
@@ -171,6 +172,31 @@ fn unplayable_scenarios_and_flags_are_refused_with_exit_2() {
     assert!(text(&out.stderr).contains("--time-scale 0.5: valid: a number from 1 to 100000"));
     let out = rotor(&["load", &scenario("load-small.toml"), "--max-requests", "0"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A `slow` fault played over loopback is counted (`fault:slow`) from what the proxies held back,
+/// so a scenario that requires it passes under `rotor load` as under `rotor sim`.
+#[test]
+fn slowed_proxies_are_counted_as_the_fault_did() {
+    let dir = scratch("slow");
+    let base = std::fs::read_to_string(scenario("load-small.toml")).unwrap();
+    let cut = base.find("[[fault]]").unwrap();
+    let file = dir.join("slow.toml");
+    let text_of = format!(
+        "{}[[fault]]\nkind = \"slow\"\nat = \"5m\"\nextra_latency = \"1s\"\ncount = 24\n\n\
+         [expect.events]\n\"fault:slow\" = 1\n",
+        base[..cut].replace("duration = \"1h\"", "duration = \"15m\"")
+    );
+    std::fs::write(&file, text_of).unwrap();
+    let out_dir = dir.join("out").to_string_lossy().into_owned();
+    let out = rotor(&["load", &file.to_string_lossy(), "--time-scale", "200", "--quiet", "--out", &out_dir]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    let summary = json(&dir.join("out").join("summary.json"));
+    let slowed = summary["events"]["fault:slow"].as_u64().unwrap();
+    let attempts = summary["attempts"].as_u64().unwrap();
+    // Every proxy is slowed from 5 minutes of 15 on: most attempts, never more than all of them.
+    assert!(slowed * 2 > attempts && slowed <= attempts, "{slowed} slowed of {attempts}");
 }
 
 /// --max-requests ends a run early; what was cut off is counted as unfinished, not lost.

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -40,6 +41,7 @@ pub struct ForwardProxy {
     mode: watch::Sender<ProxyMode>,
     task: JoinHandle<()>,
     login: Login,
+    slowed: Arc<AtomicU64>,
 }
 
 /// The credentials a proxy demands, shared with whoever may change them (the Proxy6 fake sets
@@ -54,6 +56,8 @@ struct Config {
     egress: Ipv4Addr,
     login: Login,
     hook: Option<HeadHook>,
+    /// Requests held back by [`ProxyMode::Slow`].
+    slowed: Arc<AtomicU64>,
 }
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -81,10 +85,16 @@ impl ForwardProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(ProxyMode::Alive);
-        let config = Arc::new(Config { egress, login: Arc::new(std::sync::Mutex::new(login)), hook });
+        let slowed = Arc::new(AtomicU64::new(0));
+        let config = Arc::new(Config {
+            egress,
+            login: Arc::new(std::sync::Mutex::new(login)),
+            hook,
+            slowed: Arc::clone(&slowed),
+        });
         let login = Arc::clone(&config.login);
         let task = tokio::spawn(accept_loop(listener, addr, rx, config));
-        Ok(ForwardProxy { addr, egress, mode: tx, task, login })
+        Ok(ForwardProxy { addr, egress, mode: tx, task, login, slowed })
     }
 
     /// The proxy's URL, such as `http://127.0.0.1:40123`.
@@ -100,6 +110,11 @@ impl ForwardProxy {
     /// Switches its behaviour.
     pub fn set_mode(&self, mode: ProxyMode) {
         self.mode.send_replace(mode);
+    }
+
+    /// How many requests it has held back in [`ProxyMode::Slow`] (what a `slow` fault did).
+    pub fn slowed(&self) -> u64 {
+        self.slowed.load(Ordering::Relaxed)
     }
 
     /// The port it listens on.
@@ -306,7 +321,10 @@ async fn serve(mut client: TcpStream, mode: watch::Receiver<ProxyMode>, config: 
             }
             // The port closed after this connection opened: the connection goes too.
             ProxyMode::Refused => return,
-            ProxyMode::Slow(d) => tokio::time::sleep(d).await,
+            ProxyMode::Slow(d) => {
+                config.slowed.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(d).await;
+            }
             ProxyMode::Alive => {}
         }
         let login = config.login.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();

@@ -89,10 +89,12 @@ async fn every_mode_behaves_as_named() {
     let err = offers(&client, &kaspi).await.unwrap_err();
     assert!(err.is_timeout(), "timeout: {err}");
 
+    assert_eq!(proxy.slowed(), 0, "nothing was held back yet");
     proxy.set_mode(ProxyMode::Slow(Duration::from_millis(400)));
     let t = std::time::Instant::now();
     assert_eq!(offers(&client, &kaspi).await.unwrap().status(), 200);
     assert!(t.elapsed() >= Duration::from_millis(400));
+    assert_eq!(proxy.slowed(), 1, "the slowed request is counted");
 
     // Banned: the fake Kaspi answers 403 to the proxy's address, until the ban is lifted.
     proxy.set_mode(ProxyMode::Alive);

@@ -187,7 +187,7 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     let inner = recorder.take();
 
     let perf = Perf::build(&inner, &sampler, &perf_inputs, k);
-    let report = finish(sc, &driver, inner, &arrivals.seen, desc.proxies.len(), waiting, end_ms);
+    let report = finish(sc, &driver, inner, &arrivals, desc.proxies.len(), waiting, end_ms);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(LoadOutcome { report, perf })
 }
@@ -304,7 +304,7 @@ fn finish(
     sc: &Scenario,
     driver: &Driver,
     mut inner: recorder::Inner,
-    seen: &[world::Arrival],
+    arrivals: &world::Arrivals,
     proxy_count: usize,
     waiting: u32,
     end_ms: u64,
@@ -312,7 +312,7 @@ fn finish(
     // Kaspi's side: arrivals per IP in its window, and the refusals by cause.
     let by_ip: std::collections::HashMap<String, u32> =
         (0..proxy_count as u32).map(|i| (world::egress(i).to_string(), i)).collect();
-    for s in seen {
+    for s in &arrivals.seen {
         let Some(&p) = by_ip.get(&s.ip) else { continue };
         let Some(endpoint) = s.endpoint.as_deref().and_then(|e| e.parse::<rotor_engine::Endpoint>().ok())
         else {
@@ -341,12 +341,13 @@ fn finish(
         }
     }
     // On loopback a proxy fails only when a fault killed it (flaky proxies are not played here),
-    // so its failed attempts are what the death faults decided. Slowed attempts are not told
-    // apart from the others, and count nothing.
+    // so its failed attempts are what the death faults decided. The slowed ones are what the
+    // proxies counted holding requests back.
     if sc.faults.iter().any(|f| f.kind() == FaultKind::ProxyDeath) {
         inner.obs.metrics.fault_hits[FaultKind::ProxyDeath as usize] =
             inner.obs.metrics.outcomes[rotor_engine::OutcomeKind::ProxyFailure as usize];
     }
+    inner.obs.metrics.fault_hits[FaultKind::Slow as usize] = arrivals.slowed;
     let acc = &mut inner.obs.metrics.accounting;
     acc.unfinished = acc.issued.saturating_sub(acc.succeeded + acc.failed);
     let proxies: Vec<ProxyRecord> = inner

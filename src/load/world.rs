@@ -154,6 +154,9 @@ pub struct Arrivals {
     pub seen: Vec<Arrival>,
     /// Decision-to-wire as the proxies measured it (µs).
     pub wire_us: Quantiles,
+    /// Requests the proxies held back for a `slow` fault (`fault:slow`).
+    #[serde(default)]
+    pub slowed: u64,
 }
 
 /// The fake Kaspi and the proxies, in this process.
@@ -247,7 +250,8 @@ impl World {
                 cause: s.cause,
             })
             .collect();
-        Arrivals { seen, wire_us: self.timer.quantiles_us() }
+        let slowed = self.proxies.iter().map(ForwardProxy::slowed).sum();
+        Arrivals { seen, wire_us: self.timer.quantiles_us(), slowed }
     }
 }
 
