@@ -2,7 +2,7 @@
 //! order they were scheduled, on every run.
 //!
 //! Each entry is one `u128`: the time, the scheduling sequence and the event packed together
-//! (docs/decisions/event-queue.md), so the heap moves 16-byte entries and orders them with a single
+//! (docs/decisions/simulator-memory.md), so the heap moves 16-byte entries and orders them with a single
 //! comparison.
 
 use std::cmp::Reverse;
