@@ -554,6 +554,8 @@ fn a_calibration_holds_only_a_spare_proxy_and_no_allocation_takes_it_while_held(
         assert_eq!(s.hold_for_calibration(ProxyId(9), 100, 1_000, 1_000).unwrap(), Err(NotSpare::Unknown));
         // Proxy 3 is spare: held until 1000, resting until 5000 at least.
         assert_eq!(s.hold_for_calibration(ProxyId(3), 100, 1_000, 5_000).unwrap(), Ok(()));
+        let listed = &s.proxies().unwrap()[3];
+        assert_eq!((listed.held_until_ms, listed.rest_until_ms), (1_000, 5_000), "listed as held");
         assert_eq!(
             s.hold_for_calibration(ProxyId(3), 200, 2_000, 5_000).unwrap(),
             Err(NotSpare::Held(1_000))

@@ -172,14 +172,33 @@ fn status(config: &LiveConfig, store: &mut Store, now: u64) -> Result<String, Li
     }
     let proxies = store.proxies()?;
     let dead = proxies.iter().filter(|p| p.dead).count();
-    let resting = proxies.iter().filter(|p| !p.dead && p.rest_until_ms > now).count();
+    let count = |state: &str| proxies.iter().filter(|p| proxy_state(p, now) == state).count();
+    let (resting, held) = (count("resting"), count("held"));
     let _ = writeln!(
         out,
-        "\nproxies: {} ({} allocated, {resting} resting, {dead} dead)",
+        "\nproxies: {} ({} allocated, {resting} resting, {held} held by a calibration, {dead} dead)",
         proxies.len(),
         allocations.len()
     );
     Ok(out)
+}
+
+/// What the store says of a proxy at `now`: `dead`, `expired`, `leased`, `held` (by a running
+/// `rotor calibrate`, which also rests it), `resting` or `ready`.
+fn proxy_state(p: &crate::store::StoredProxy, now: u64) -> &'static str {
+    if p.dead {
+        "dead"
+    } else if p.expires_ms.is_some_and(|e| e > 0 && e <= now) {
+        "expired"
+    } else if p.lease_open {
+        "leased"
+    } else if p.held_until_ms > now {
+        "held"
+    } else if p.rest_until_ms > now {
+        "resting"
+    } else {
+        "ready"
+    }
 }
 
 fn proxies(store: &mut Store, now: u64) -> Result<String, LiveError> {
@@ -194,18 +213,7 @@ fn proxies(store: &mut Store, now: u64) -> Result<String, LiveError> {
             .iter()
             .find(|a| a.0 == p.id)
             .map_or_else(|| "-".to_owned(), |a| format!("{}/{}", a.1, a.2));
-        let expired = p.expires_ms.is_some_and(|e| e > 0 && e <= now);
-        let state = if p.dead {
-            "dead"
-        } else if expired {
-            "expired"
-        } else if p.lease_open {
-            "leased"
-        } else if p.rest_until_ms > now {
-            "resting"
-        } else {
-            "ready"
-        };
+        let state = proxy_state(&p, now);
         let rest = if p.rest_until_ms > now { utc(p.rest_until_ms) } else { "-".to_owned() };
         let _ = writeln!(
             out,
@@ -217,4 +225,39 @@ fn proxies(store: &mut Store, now: u64) -> Result<String, LiveError> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoredProxy;
+
+    fn proxy() -> StoredProxy {
+        StoredProxy {
+            id: ProxyId(0),
+            url: "http://127.0.0.1:1".into(),
+            username: None,
+            password: None,
+            egress_ip: [127, 0, 0, 2].into(),
+            dead: false,
+            lease_open: false,
+            lease_no: 0,
+            rest_until_ms: 0,
+            held_until_ms: 0,
+            expires_ms: None,
+            dead_reason: None,
+        }
+    }
+
+    #[test]
+    fn a_calibration_hold_shows_as_held_not_resting_until_it_ends() {
+        let now = 1_000;
+        let held = StoredProxy { held_until_ms: 2_000, rest_until_ms: 5_000, ..proxy() };
+        assert_eq!(proxy_state(&held, now), "held");
+        assert_eq!(proxy_state(&held, 2_000), "resting", "the hold ended, its rest goes on");
+        assert_eq!(proxy_state(&held, 5_000), "ready");
+        assert_eq!(proxy_state(&StoredProxy { dead: true, ..held.clone() }, now), "dead");
+        assert_eq!(proxy_state(&StoredProxy { lease_open: true, ..proxy() }, now), "leased");
+        assert_eq!(proxy_state(&StoredProxy { expires_ms: Some(900), ..proxy() }, now), "expired");
+    }
 }

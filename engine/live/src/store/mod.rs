@@ -99,6 +99,8 @@ pub struct StoredProxy {
     pub lease_no: u32,
     /// When its last rest ends.
     pub rest_until_ms: u64,
+    /// Until when a calibration holds it (0, or a past instant: not held).
+    pub held_until_ms: u64,
     /// When a bought proxy expires.
     pub expires_ms: Option<u64>,
     /// Why it is dead (the dead rule's count, or an operator's retirement).

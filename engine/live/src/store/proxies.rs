@@ -58,7 +58,7 @@ impl Store {
             .conn
             .query(
                 "SELECT p.id, p.url, p.username, p.password_enc, p.egress_ip, p.dead, s.lease_open, s.lease_no,
-                        s.rest_until_ms, p.expires_ms, p.dead_reason
+                        s.rest_until_ms, p.expires_ms, p.dead_reason, s.held_until_ms
                  FROM proxies p JOIN proxy_state s ON s.proxy_id = p.id WHERE p.id >= $1 ORDER BY p.id",
                 &[from.into()],
             )
@@ -90,6 +90,7 @@ impl Store {
                     rest_until_ms: uint(r, 8),
                     expires_ms: opt_uint(r, 9),
                     dead_reason: text(r, 10),
+                    held_until_ms: uint(r, 11),
                 })
             })
             .collect()
