@@ -167,7 +167,11 @@ async fn a_rate_limit_and_its_ban_are_recovered_and_the_proxy_is_held_then_reste
     );
     let html = std::fs::read_to_string(lab.dir.join("out/report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("rate sent and answers"), "the ramp chart");
-    assert!(std::fs::read_to_string(lab.dir.join("out/report.md")).unwrap().contains("## Rates held"));
+    let md = std::fs::read_to_string(lab.dir.join("out/report.md")).unwrap();
+    let table = md.split("## The count run and the rates held").nth(1).expect("the runs table");
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("count") || l.starts_with("held")).collect();
+    assert!(rows[0].starts_with("count ") && rows.iter().skip(1).all(|r| r.starts_with("held ")), "{table}");
+    assert!(rows.len() > 2, "the count run, then the ramp's holds: {table}");
     // Held while it ran, released with a rest of at least the ban, and journalled.
     let mut store = lab.store();
     let p = &store.proxies().unwrap()[0];

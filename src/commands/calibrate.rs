@@ -193,7 +193,7 @@ fn write(dir: &Path, c: &Calibration) -> std::io::Result<()> {
     );
     std::fs::write(dir.join("hypothesis.toml"), f.hypothesis_toml("offers", &header))?;
     let md = format!(
-        "# Calibration\n\n{}\n\n```text\n{}```\n\n## Rates held\n\n{}\n",
+        "# Calibration\n\n{}\n\n```text\n{}```\n\n## The count run and the rates held\n\n{}\n",
         header.replace('\n', "  \n"),
         f.text(),
         holds_table(f)
@@ -202,7 +202,7 @@ fn write(dir: &Path, c: &Calibration) -> std::io::Result<()> {
     let chart = super::calibrate_chart::svg(f, c.started)
         .unwrap_or_else(|e| format!("<p>no chart: {}</p>", html::escape(&e)));
     let page = format!(
-        "<!doctype html>\n<meta charset=\"utf-8\">\n<title>rotor calibrate</title>\n<h1>Calibration</h1>\n<p>{}</p>\n<pre>{}</pre>\n<h2>Rate sent and answers per second</h2>\n{}\n<h2>Rates held</h2>\n<pre>{}</pre>\n",
+        "<!doctype html>\n<meta charset=\"utf-8\">\n<title>rotor calibrate</title>\n<h1>Calibration</h1>\n<p>{}</p>\n<pre>{}</pre>\n<h2>Rate sent and answers per second</h2>\n{}\n<h2>The count run and the rates held</h2>\n<pre>{}</pre>\n",
         html::escape(&header).replace('\n', "<br>"),
         html::escape(&f.text()),
         html::inline_svg(&chart),
@@ -211,24 +211,29 @@ fn write(dir: &Path, c: &Calibration) -> std::io::Result<()> {
     std::fs::write(dir.join("report.html"), page)
 }
 
-/// Per rate held: requests, answered, refused, no answer.
+/// The count run, then per rate held: requests, answered, refused, no answer.
 fn holds_table(f: &Findings) -> String {
-    let mut rates: Vec<f64> = Vec::new();
+    let mut runs: Vec<(bool, f64)> = Vec::new();
     for s in &f.samples {
-        if s.rate_sent > 0.0 && !rates.iter().any(|&r| (r - s.rate_sent).abs() < 1e-9) {
-            rates.push(s.rate_sent);
+        let run = (s.count_run, s.rate_sent);
+        if s.rate_sent > 0.0 && !runs.iter().any(|&(c, r)| c == run.0 && (r - run.1).abs() < 1e-9) {
+            runs.push(run);
         }
     }
-    let mut out =
-        format!("{:>8} {:>9} {:>9} {:>8} {:>9}\n", "rate/s", "requests", "answered", "refused", "no answer");
-    for r in rates {
-        let of: Vec<_> = f.samples.iter().filter(|s| (s.rate_sent - r).abs() < 1e-9).collect();
+    let mut out = format!(
+        "{:<9} {:>8} {:>9} {:>9} {:>8} {:>9}\n",
+        "run", "rate/s", "requests", "answered", "refused", "no answer"
+    );
+    for (count_run, r) in runs {
+        let of: Vec<_> =
+            f.samples.iter().filter(|s| s.count_run == count_run && (s.rate_sent - r).abs() < 1e-9).collect();
         let count = |want: fn(&calibrate::Answer) -> bool| {
             of.iter().filter(|s| s.answer.as_ref().is_some_and(want)).count()
         };
         let _ = writeln!(
             out,
-            "{r:>8.2} {:>9} {:>9} {:>8} {:>9}",
+            "{:<9} {r:>8.2} {:>9} {:>9} {:>8} {:>9}",
+            if count_run { "count" } else { "held" },
             of.len(),
             count(|a| *a == calibrate::Answer::Ok),
             count(|a| matches!(a, calibrate::Answer::Refused { .. })),

@@ -322,7 +322,7 @@ impl Calibrator {
             Tag::Hold(r) => r,
             Tag::Probe => 0.0,
         };
-        self.samples.push(Sample { at: now, rate_sent: rate, answer: None });
+        self.samples.push(Sample { at: now, rate_sent: rate, count_run: tag == Tag::Count, answer: None });
         Step::Send(id)
     }
 

@@ -82,6 +82,8 @@ pub struct Sample {
     pub at: Instant,
     /// The rate being held (0 for a ban probe).
     pub rate_sent: f64,
+    /// Sent by the count run, whose pace is not a rate under test.
+    pub count_run: bool,
     /// Its answer, once it came.
     pub answer: Option<Answer>,
 }
