@@ -1,8 +1,8 @@
 //! `deploy/`: the Grafana dashboard, the Prometheus alert rules and the systemd unit are checked
 //! against what rotor really exports and accepts. `promtool` (Debian's `prometheus` package,
 //! which `.ci/run` installs) and `systemd-analyze` check their files when they are installed; a
-//! damaged copy of each file shows that the check can fail. `tests/live.rs` runs the same metric
-//! check against a scrape of a live run against the fakes.
+//! damaged copy of each file shows that the check can fail. `tests/live/operations.rs` runs the
+//! same metric check against a scrape of a live run against the fakes.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 #[path = "common/deploy.rs"]

@@ -1,0 +1,134 @@
+//! Proxy6 provisioning: buying, allocating, expiry, reconciling and caps.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy6_provisioning_buys_allocates_alerts_and_frees_on_expiry() {
+    use rotor_mock_kaspi::{Proxy6Config, Proxy6Mock};
+    let lab = Lab::start("proxy6", 0, 5).await;
+    let p6 =
+        Proxy6Mock::start(Proxy6Config { stock: 10, balance: 0.5, ..Proxy6Config::default() }).await.unwrap();
+    let with_proxy6 = |until: &str| {
+        lab.configure(3, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(5), "");
+        let path = lab.dir.join("live.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(until);
+        let _ = write!(
+            text,
+            "\n[proxy6]\napi = \"{}\"\nkey_env = \"P6_KEY\"\nmin_pool = 3\ncheck_every = \"500ms\"\n",
+            p6.api_base()
+        );
+        std::fs::write(path, text).unwrap();
+    };
+    with_proxy6("");
+    let run = |args: &'static [&'static str], log: &'static str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
+        cmd.arg("live").arg("--config").arg(lab.dir.join("live.toml")).args(args);
+        cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
+        cmd.env("P6_KEY", "test-key");
+        cmd.stdout(Stdio::null()).stderr(std::fs::File::create(lab.dir.join(log)).unwrap());
+        cmd.spawn().unwrap()
+    };
+    let wait = |mut child: Child, log: &'static str| {
+        let lab = &lab;
+        async move {
+            let start = StdInstant::now();
+            loop {
+                if let Some(s) = child.try_wait().unwrap() {
+                    return (s.code().unwrap_or(-1), lab.log(log));
+                }
+                assert!(start.elapsed() < StdDuration::from_secs(40), "ran too long: {}", lab.log(log));
+                tokio::time::sleep(StdDuration::from_millis(50)).await;
+            }
+        }
+    };
+    let (code, log) = wait(run(&["--once", "--dry-run"], "buy.log"), "buy.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("bought 3 proxies from Proxy6"), "{log}");
+    assert!(log.contains("user u1: allocated 3 proxies"), "{log}");
+    let mut store = lab.store();
+    assert_eq!(store.proxies().unwrap().len(), 3);
+    assert_eq!(store.allocations().unwrap().len(), 3);
+    assert_eq!(store.decisions().unwrap().len(), 5, "the bought proxies carried the work");
+    assert!(lab.kaspi.seen().iter().all(|s| s.status == 200));
+
+    // Enough money for three proxies only: the next buy fails with "no money", an alert is
+    // raised, and the run goes on to its end.
+    let (code, log) = wait(run(&["--dry-run", "--run-for", "2s"], "broke.log"), "broke.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("ALERT buying 3 proxies failed: Proxy6 error 400"), "{log}");
+    assert!(!log.contains("test-key"), "the API key is part of the URL and must not be logged");
+    assert!(lab.store().journal_entries("alert").unwrap().iter().any(|a| a.contains("error 400")));
+
+    // The subscription ended: the seller's proxies are freed.
+    with_proxy6("subscribed_until_ms = 1000\n");
+    let (code, log) = wait(run(&["--dry-run", "--run-for", "1s"], "expired.log"), "expired.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("user u1: subscription ended; its proxies are freed"), "{log}");
+    assert!(lab.store().allocations().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy6_purchases_are_reconciled_not_repeated_renewed_and_capped() {
+    use rotor_mock_kaspi::{Proxy6Config, Proxy6Mock};
+    let lab = Lab::start("proxy6b", 0, 2).await;
+    let p6 = Proxy6Mock::start(Proxy6Config { stock: 10, balance: 100.0, ..Proxy6Config::default() })
+        .await
+        .unwrap();
+    // 0.11 per proxy for 30 days; the day's cap allows five, not six.
+    let configure = |min_pool: u32| {
+        lab.configure(1, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(2), "");
+        let path = lab.dir.join("live.toml");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("subscribed_until_ms = 1000\n");
+        let _ = write!(
+            text,
+            "\n[proxy6]\napi = \"{}\"\nkey_env = \"P6_KEY\"\nmin_pool = {min_pool}\ncheck_every = \"300ms\"\n\
+             timeout = \"1s\"\nmax_spend_per_day = 0.56\n",
+            p6.api_base()
+        );
+        std::fs::write(path, text).unwrap();
+    };
+    let run = |log: &'static str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
+        cmd.arg("live").arg("--config").arg(lab.dir.join("live.toml")).args(["--dry-run", "--run-for", "4s"]);
+        cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
+        cmd.env("P6_KEY", "test-key");
+        cmd.stdout(Stdio::null()).stderr(std::fs::File::create(lab.dir.join(log)).unwrap());
+        let status = cmd.status().unwrap();
+        (status.code().unwrap_or(-1), lab.log(log))
+    };
+
+    // The purchase is made but its answer comes after the client gave up: it is found by its
+    // tag and joins the pool; nothing is bought twice.
+    configure(2);
+    p6.delay_buys(StdDuration::from_secs(2));
+    let (code, log) = run("lost.log");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("it may have gone through, so it is reconciled, not repeated"), "{log}");
+    assert!(log.contains("went through (2 proxies found)"), "{log}");
+    assert_eq!(p6.sold().len(), 2, "{log}");
+    assert_eq!(lab.store().proxies().unwrap().len(), 2);
+    assert!((p6.balance() - (100.0 - 0.22)).abs() < 1e-6);
+
+    // One nears its end at Proxy6: the next start reads it back and renews it.
+    p6.delay_buys(StdDuration::ZERO);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let (first, _, _) = p6.sold()[0].clone();
+    p6.set_end(first, now + 86_400);
+    let (code, log) = run("renew.log");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("renewed 1 proxies at Proxy6"), "{log}");
+    let end = p6.sold().iter().find(|s| s.0 == first).unwrap().2;
+    assert_eq!(end, now + 31 * 86_400);
+    let stored = lab.store().p6_proxies().unwrap();
+    assert!(stored.iter().any(|p| p.expires_ms == end * 1000), "{stored:?}");
+
+    // Three more would take the day's spend to 0.66, above its cap of 0.56: none is bought.
+    configure(5);
+    let (code, log) = run("capped.log");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("ALERT Proxy6 spending capped"), "{log}");
+    assert_eq!(log.matches("Proxy6 spending capped").count(), 1, "alerted once: {log}");
+    assert_eq!(p6.sold().len(), 2);
+}
