@@ -149,7 +149,11 @@ impl Lab {
 
     /// Runs `rotor live` to its end, at most `limit`; returns its exit code and log.
     async fn run(&self, args: &[&str], limit: StdDuration, log: &str) -> (i32, String) {
-        let mut child = self.spawn(args, log);
+        self.finish(self.spawn(args, log), limit, log).await
+    }
+
+    /// Waits for `child` (writing to `log`) to end, at most `limit`; returns its exit code and log.
+    async fn finish(&self, mut child: Child, limit: StdDuration, log: &str) -> (i32, String) {
         let start = StdInstant::now();
         let status = loop {
             if let Some(s) = child.try_wait().unwrap() {
@@ -158,7 +162,7 @@ impl Lab {
             if start.elapsed() > limit {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("rotor live ran past {limit:?}; log:\n{}", self.log(log));
+                panic!("the child ran past {limit:?}; log:\n{}", self.log(log));
             }
             tokio::time::sleep(StdDuration::from_millis(50)).await;
         };

@@ -144,19 +144,7 @@ async fn probe_prints_a_table_and_warns_below_80_percent() {
         cmd.stdout(std::fs::File::create(lab.dir.join(log)).unwrap()).stderr(Stdio::null());
         cmd.spawn().unwrap()
     };
-    let finish = |mut child: Child, log: &'static str| {
-        let lab = &lab;
-        async move {
-            let start = StdInstant::now();
-            loop {
-                if let Some(s) = child.try_wait().unwrap() {
-                    return (s.code().unwrap_or(-1), lab.log(log));
-                }
-                assert!(start.elapsed() < StdDuration::from_secs(30), "probe ran too long");
-                tokio::time::sleep(StdDuration::from_millis(50)).await;
-            }
-        }
-    };
+    let finish = |child: Child, log: &'static str| lab.finish(child, StdDuration::from_secs(30), log);
     let (code, table) = finish(probe("ok.txt", &[]), "ok.txt").await;
     assert_eq!(code, 0, "{table}");
     assert!(table.contains("success: 12/12 checks (100.0%)"), "{table}");

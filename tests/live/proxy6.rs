@@ -29,19 +29,7 @@ async fn proxy6_provisioning_buys_allocates_alerts_and_frees_on_expiry() {
         cmd.stdout(Stdio::null()).stderr(std::fs::File::create(lab.dir.join(log)).unwrap());
         cmd.spawn().unwrap()
     };
-    let wait = |mut child: Child, log: &'static str| {
-        let lab = &lab;
-        async move {
-            let start = StdInstant::now();
-            loop {
-                if let Some(s) = child.try_wait().unwrap() {
-                    return (s.code().unwrap_or(-1), lab.log(log));
-                }
-                assert!(start.elapsed() < StdDuration::from_secs(40), "ran too long: {}", lab.log(log));
-                tokio::time::sleep(StdDuration::from_millis(50)).await;
-            }
-        }
-    };
+    let wait = |child: Child, log: &'static str| lab.finish(child, StdDuration::from_secs(40), log);
     let (code, log) = wait(run(&["--once", "--dry-run"], "buy.log"), "buy.log").await;
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("bought 3 proxies from Proxy6"), "{log}");
