@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 8);
+        assert_eq!(s.schema_version().unwrap(), 9);
         add_proxies(&mut s, 3);
         add_proxies(&mut s, 3); // the same URLs again keep their ids
         let all = s.proxies().unwrap();
@@ -241,9 +241,19 @@ fn orders_are_stored_once_and_decisions_and_journal_round_trip() {
         s.set_orders_synced(UserId(1), 200).unwrap();
         assert_eq!(b.open().orders_synced(UserId(1)).unwrap(), Some(200));
         assert!(s.has_order("o1").unwrap());
-        s.store_catalog(UserId(1), &[("SKU-1".into(), Some("Phone".into()), Some(990.0), true)], 70).unwrap();
-        let listing = s.listing(UserId(1), "SKU-1").unwrap();
+        assert_eq!(s.catalog_synced(UserId(1)).unwrap(), None, "no catalogue yet");
+        assert!(!s.listing(UserId(1), "SKU-1", 0).unwrap().listed);
+        let catalogue = [
+            ("SKU-1".into(), Some("Phone".into()), Some(990.0), true),
+            ("SKU-2".into(), Some("Case".into()), Some(50.0), false),
+        ];
+        s.store_catalog(UserId(1), &catalogue, 70).unwrap();
+        assert_eq!(b.open().catalog_synced(UserId(1)).unwrap(), Some((70, 2)));
+        let listing = s.listing(UserId(1), "SKU-1", 0).unwrap();
         assert_eq!((listing.price, listing.model.as_deref()), (Some(990.0), Some("Phone")));
+        assert!(listing.listed && listing.on_sale);
+        let removed = s.listing(UserId(1), "SKU-2", 0).unwrap();
+        assert!(removed.listed && !removed.on_sale, "removed from sale is known: {removed:?}");
         // A pushed price is current until the catalogue shows a newer one (set in the cabinet).
         let decision = |at_ms, price: f64, pushed| rotor_live::store::PriceDecision {
             at_ms,
@@ -259,21 +269,80 @@ fn orders_are_stored_once_and_decisions_and_journal_round_trip() {
         s.record_decision(&decision(75, 980.0, true)).unwrap();
         s.record_decision(&decision(76, 970.0, false)).unwrap();
         assert_eq!(
-            b.open().listing(UserId(1), "SKU-1").unwrap().price,
+            b.open().listing(UserId(1), "SKU-1", 0).unwrap().price,
             Some(980.0),
             "the last push, not a dry decision"
         );
         s.store_catalog(UserId(1), &[("SKU-1".into(), Some("Phone".into()), Some(1_200.0), true)], 77)
             .unwrap();
-        assert_eq!(s.listing(UserId(1), "SKU-1").unwrap().price, Some(1_200.0), "a newer cabinet price wins");
+        assert_eq!(
+            s.listing(UserId(1), "SKU-1", 0).unwrap().price,
+            Some(1_200.0),
+            "a newer cabinet price wins"
+        );
         // Pruning the history keeps the current price.
         assert_eq!(s.prune_decisions(76).unwrap(), 1);
         assert_eq!(s.decisions().unwrap().len(), 1);
         s.record_decision(&decision(78, 1_190.0, true)).unwrap();
         assert_eq!(s.prune_decisions(1_000).unwrap(), 2);
-        assert_eq!(s.listing(UserId(1), "SKU-1").unwrap().price, Some(1_190.0));
+        assert_eq!(s.listing(UserId(1), "SKU-1", 0).unwrap().price, Some(1_190.0));
         s.journal("alert", "no money", 80).unwrap();
         assert_eq!(s.journal_entries("alert").unwrap(), vec!["no money".to_owned()]);
+    });
+}
+
+/// The drop guard's reference: the highest price known since the later of the window's start and
+/// the last price set outside rotor (a catalogue price rotor did not push) or confirmed.
+#[test]
+fn the_drop_guard_measures_from_the_highest_price_in_its_window() {
+    both("marks", |b| {
+        let mut s = b.open();
+        let user = UserId(1);
+        let row = |price: f64| [("A".to_owned(), Some("Phone".to_owned()), Some(price), true)];
+        let push = |s: &mut Store, at_ms, price: f64| {
+            s.record_decision(&rotor_live::store::PriceDecision {
+                at_ms,
+                user,
+                sku: "A".into(),
+                old_price: None,
+                new_price: Some(price),
+                competitor_min: None,
+                reason: "undercut".into(),
+                pushed: true,
+                dry_run: false,
+            })
+            .unwrap();
+        };
+        s.store_catalog(user, &row(1_000.0), 10).unwrap();
+        assert_eq!(s.listing(user, "A", 0).unwrap().reference, Some(1_000.0), "the first catalogue price");
+        // A rival walking the price down: each push is lower, the reference stays.
+        push(&mut s, 20, 950.0);
+        push(&mut s, 30, 900.0);
+        // The catalogue shows our own push: not a new start.
+        s.store_catalog(user, &row(900.0), 35).unwrap();
+        push(&mut s, 40, 850.0);
+        let l = s.listing(user, "A", 0).unwrap();
+        assert_eq!((l.price, l.reference), (Some(850.0), Some(1_000.0)));
+        // Outside the window (from 15 on), the highest is the first push in it.
+        assert_eq!(s.listing(user, "A", 15).unwrap().reference, Some(950.0));
+        assert_eq!(s.listing(user, "A", 45).unwrap().reference, Some(850.0), "only the current price");
+        // The seller set 700 in the cabinet: the budget starts again from it.
+        s.store_catalog(user, &row(700.0), 50).unwrap();
+        assert_eq!(s.listing(user, "A", 0).unwrap().reference, Some(700.0));
+        push(&mut s, 60, 690.0);
+        assert_eq!(s.listing(user, "A", 0).unwrap().reference, Some(700.0));
+        // A confirmed drop starts it again from the confirmed price.
+        assert_eq!(
+            s.drop_confirmed(user, "A", (Some(700.0), 400.0), 61).unwrap(),
+            rotor_live::store::DropGate::Held
+        );
+        let a = ["A".to_owned()];
+        s.confirm_drops(user, rotor_live::store::Confirm::Skus(&a), 62).unwrap().unwrap();
+        push(&mut s, 63, 400.0);
+        assert_eq!(s.listing(user, "A", 0).unwrap().reference, Some(400.0));
+        // Marks outside every window go.
+        assert!(s.prune_marks(63).unwrap() >= 5);
+        assert_eq!(s.listing(user, "A", 0).unwrap().reference, Some(400.0));
     });
 }
 
@@ -338,7 +407,7 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
     use rotor_engine::Endpoint;
     both("cooldowns", |b| {
         let mut st = b.open();
-        assert_eq!(st.schema_version().unwrap(), 8);
+        assert_eq!(st.schema_version().unwrap(), 9);
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
         st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();
@@ -374,20 +443,38 @@ fn a_second_process_on_one_sqlite_file_is_refused() {
 
 #[test]
 fn operator_decisions_are_kept_for_every_worker() {
-    use rotor_live::store::{Command, DropGate};
+    use rotor_live::store::{Command, Confirm, DropGate, held_version};
     both("operator", |b| {
         let mut s = b.open();
         add_proxies(&mut s, 3);
         // A large drop is held until confirmed; asked lower, it needs a new confirmation.
         let user = UserId(1);
-        assert_eq!(s.drop_confirmed(user, "A", (3000.0, 999.0), 10).unwrap(), DropGate::Held);
-        assert_eq!(s.drop_confirmed(user, "A", (3000.0, 999.0), 20).unwrap(), DropGate::StillHeld);
-        assert_eq!(s.confirm_drops(user, Some("B"), 30).unwrap(), 0);
-        assert_eq!(s.confirm_drops(user, None, 30).unwrap(), 1);
-        assert_eq!(s.drop_confirmed(user, "A", (3000.0, 999.0), 40).unwrap(), DropGate::Confirmed);
-        assert_eq!(s.drop_confirmed(user, "A", (3000.0, 500.0), 50).unwrap(), DropGate::Held);
+        assert_eq!(s.drop_confirmed(user, "A", (Some(3000.0), 999.0), 10).unwrap(), DropGate::Held);
+        assert_eq!(s.drop_confirmed(user, "A", (Some(3000.0), 999.0), 20).unwrap(), DropGate::StillHeld);
+        let b_only = ["B".to_owned()];
+        let refused = s.confirm_drops(user, Confirm::Skus(&b_only), 30).unwrap().unwrap_err();
+        assert!(refused.contains("no held price drop for SKU B"), "{refused}");
+        // "All" confirms only the set the operator saw: its version.
+        let version = held_version(&s.held_drops().unwrap());
+        let stale = s.confirm_drops(user, Confirm::All("00000000"), 30).unwrap().unwrap_err();
+        assert!(stale.contains("changed since version 00000000") && stale.contains(&version), "{stale}");
+        let confirmed = s.confirm_drops(user, Confirm::All(&version), 30).unwrap().unwrap();
+        assert_eq!(
+            confirmed.iter().map(|h| (h.sku.as_str(), h.to_price)).collect::<Vec<_>>(),
+            vec![("A", 999.0)]
+        );
+        assert_eq!(s.drop_confirmed(user, "A", (Some(3000.0), 999.0), 40).unwrap(), DropGate::Confirmed);
+        assert_eq!(s.drop_confirmed(user, "A", (Some(3000.0), 500.0), 50).unwrap(), DropGate::Held);
+        // A drop held while the current price is unknown says so.
+        assert_eq!(s.drop_confirmed(user, "U", (None, 700.0), 55).unwrap(), DropGate::Held);
+        let unknown = s.held_drops().unwrap().into_iter().find(|h| h.sku == "U").unwrap();
+        assert_eq!(unknown.from_price, None);
+        let version_with_u = held_version(&s.held_drops().unwrap());
+        assert_ne!(version, version_with_u, "a new hold changes the version");
+        let u_only = ["U".to_owned()];
+        assert_eq!(s.confirm_drops(user, Confirm::Skus(&u_only), 56).unwrap().unwrap().len(), 1);
         let held = s.held_drops().unwrap();
-        assert_eq!((held.len(), held[0].to_price, held[0].confirmed_ms), (1, 500.0, None));
+        assert_eq!((held.len(), held[0].to_price, held[0].confirmed_ms), (2, 500.0, None));
         // A push ends the hold.
         s.record_decision(&rotor_live::store::PriceDecision {
             at_ms: 60,
@@ -401,7 +488,8 @@ fn operator_decisions_are_kept_for_every_worker() {
             dry_run: false,
         })
         .unwrap();
-        assert!(s.held_drops().unwrap().is_empty());
+        let left: Vec<String> = s.held_drops().unwrap().into_iter().map(|h| h.sku).collect();
+        assert_eq!(left, vec!["U".to_owned()], "the push ended A's hold only");
 
         // Release needs a drained seller no worker holds; it spends an open lease.
         s.allocate(user, Split::new(2, 0, 0, 0), 0).unwrap().unwrap();

@@ -22,7 +22,7 @@ use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
 
 const KEY: &str = "5f1c0b8e9d2a47566e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d";
 const USERS: u32 = 10;
-const PER_USER: u32 = 3;
+const PER_USER: u32 = 4;
 const BUDGET: usize = 249;
 const REST_MS: u64 = 4_000;
 const TTL_MS: u64 = 2_000;
@@ -74,7 +74,7 @@ impl Cluster {
              timeout = \"1s\"\nconnect_timeout = \"1s\"\n\n\
              [engine]\nbudget = {BUDGET}\nrest = \"4s\"\npenalty_rest = \"4s\"\nbackoff_base = \"50ms\"\n\
              backoff_cap = \"400ms\"\nprice_updates_per_second = 1000\n\n\
-             [split]\ndemper = 67\norders = 33\ncatalog = 0\n\n[demper]\ninterval = \"0s\"\nconcurrency = 2\n\n\
+             [split]\ndemper = 50\norders = 25\ncatalog = 25\n\n[demper]\ninterval = \"0s\"\nconcurrency = 2\n\n\
              [orders]\ninterval = \"1s\"\n\n",
             db.url
         );

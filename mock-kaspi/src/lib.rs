@@ -34,7 +34,8 @@ mod proxy;
 mod proxy6;
 
 pub use kaspi::{
-    Faults, KaspiConfig, KaspiMock, Merchant, Offer, Order, PriceUpdate, Seen, price_update_limit,
+    CatalogFault, Faults, KaspiConfig, KaspiMock, Merchant, Offer, Order, OwnOffer, PriceUpdate, Seen,
+    price_update_limit,
 };
 pub use proxy::{ForwardProxy, HeadHook, ProxyMode};
 pub use proxy6::{Proxy6Config, Proxy6Mock};

@@ -60,12 +60,18 @@ pub(crate) enum CtlAction {
         /// The seller's `[[user]] id`.
         user: u32,
     },
-    /// Confirm the seller's price drops held as larger than `[demper] max_drop_percent`.
+    /// Confirm the seller's price drops held by the drop guard: the SKUs named, each at the
+    /// price held now, or with `--all VERSION` every drop of the held set that `rotor ctl status`
+    /// showed with that version (a drop held since is not confirmed).
     Confirm {
         /// The seller's `[[user]] id`.
         user: u32,
-        /// Only this SKU (default: every held drop of the seller).
-        sku: Option<String>,
+        /// The SKUs whose held drops are confirmed.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        skus: Vec<String>,
+        /// Every held drop of the seller, if the held set still has this version.
+        #[arg(long, value_name = "VERSION")]
+        all: Option<String>,
     },
 }
 
@@ -80,7 +86,13 @@ impl CtlAction {
             CtlAction::Drain { user } => Action::Drain(*user),
             CtlAction::Resume { user } => Action::Resume(*user),
             CtlAction::Release { user } => Action::Release(*user),
-            CtlAction::Confirm { user, sku } => Action::Confirm(*user, sku.clone()),
+            CtlAction::Confirm { user, skus, all } => Action::Confirm(
+                *user,
+                match all {
+                    Some(version) => rotor_live::ctl::ConfirmWhat::All(version.clone()),
+                    None => rotor_live::ctl::ConfirmWhat::Skus(skus.clone()),
+                },
+            ),
         }
     }
 }

@@ -139,6 +139,16 @@ async fn serve(args: &MockArgs) -> Result<u8, CliError> {
         kaspi.uri()
     );
     println!("[proxy6]\napi = \"{}\"\nkey_env = \"ROTOR_PROXY6_KEY\"\nmin_pool = 0\n", proxy6.api_base());
+    // The default split needs 3 proxies (one per module); fewer get a split that still works.
+    match proxies.len() {
+        1 => println!(
+            "# One proxy: too few for the demper and its catalogue; orders only.\n[split]\ndemper = 0\norders = 100\ncatalog = 0\n"
+        ),
+        2 => println!(
+            "# Two proxies: the demper and its catalogue; orders are off.\n[split]\ndemper = 50\norders = 0\ncatalog = 50\n"
+        ),
+        _ => {}
+    }
     for (i, p) in proxies.iter().enumerate() {
         println!(
             "[[proxy]]\nurl = \"{}\"\nuser = \"px{i}\"\npassword_env = \"ROTOR_PROXY_{i}_PASSWORD\"\negress_ip = \"{}\"\n",

@@ -54,7 +54,7 @@ fn verdict(r: &Result<(), ApiError>) -> Option<Result<(), Failure>> {
         Err(ApiError::Call(CallError::Stopped | CallError::LaneLost)) => None,
         Err(ApiError::Call(CallError::Failed(reason, _))) => Some(Err(Failure::Engine(*reason))),
         Err(ApiError::Call(CallError::Store(_))) => Some(Err(Failure::Other("store"))),
-        Err(ApiError::Answer(_)) => Some(Err(Failure::Other("bad_answer"))),
+        Err(ApiError::Answer(_) | ApiError::Untrusted(..)) => Some(Err(Failure::Other("bad_answer"))),
     }
 }
 
@@ -248,7 +248,9 @@ async fn catalog_cycle(ctx: &Arc<Ctx>, work: &Work) -> u32 {
         }
         sent += 1;
         ctx.request(Module::Catalog, Endpoint::CabinetOfferList, async {
-            kaspi::catalog_page(&ctx.driver, &ctx.urls, &work.account, u64::from(page)).await.map(|_| ())
+            kaspi::catalog_page(&ctx.driver, &ctx.urls, &work.account, u64::from(page), true)
+                .await
+                .map(|_| ())
         })
         .await;
     }

@@ -5,8 +5,8 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_run_keeps_every_budget_and_rest_across_the_restart() {
-    let lab = Lab::start("kill", 2, 600).await;
-    lab.configure(2, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(600), "");
+    let lab = Lab::start("kill", 3, 600).await;
+    lab.configure(3, "demper = 67\norders = 0\ncatalog = 33", "", &lab.wide_skus(600), "");
     let mut child = lab.spawn(&["--dry-run"], "first.log");
     let start = StdInstant::now();
     // Kill it in the middle of its second lease, without warning.
@@ -31,8 +31,8 @@ async fn kill_9_mid_run_keeps_every_budget_and_rest_across_the_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_are_stored_exactly_once_across_polls_and_a_restart() {
-    let lab = Lab::start("orders", 4, 10).await;
-    lab.configure(4, "demper = 50\norders = 50\ncatalog = 0", "", "sku,product_id,floor,ceiling\n", "");
+    let lab = Lab::start("orders", 5, 10).await;
+    lab.configure(5, "demper = 40\norders = 40\ncatalog = 20", "", "sku,product_id,floor,ceiling\n", "");
     let (code, log) = lab.run(&["--once"], StdDuration::from_secs(60), "first.log").await;
     assert_eq!(code, 0, "{log}");
     assert_eq!(lab.store().orders().unwrap().len(), 250, "{log}");
@@ -132,11 +132,11 @@ async fn orders_are_stored_exactly_once_across_polls_and_a_restart() {
 /// with its tenure. Two concurrent SQLite processes on one file are refused at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seller_lost_and_claimed_again_runs_exactly_one_set_of_loops() {
-    let lab = Lab::start("reclaim", 3, 5).await;
+    let lab = Lab::start("reclaim", 4, 5).await;
     // Passes 2 s apart: the loss and the claim back fall while the loops sleep, the case where
     // an old loop would wake up next to the new one.
     let demper = "interval = \"2s\"\nspread = false";
-    lab.configure(3, "demper = 67\norders = 33\ncatalog = 0", "", &lab.wide_skus(5), demper);
+    lab.configure(4, "demper = 50\norders = 25\ncatalog = 25", "", &lab.wide_skus(5), demper);
     let mut child = lab.spawn(&["--dry-run"], "run.log");
     let wait_for = |what: &'static str, n: usize| {
         let start = StdInstant::now();
@@ -200,10 +200,10 @@ async fn a_seller_lost_and_claimed_again_runs_exactly_one_set_of_loops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_restart_mid_run_is_reported_and_survived() {
     let db = pg::TestDb::own_server("live_restart");
-    let lab = Lab::start("pgrestart", 2, 10).await;
+    let lab = Lab::start("pgrestart", 3, 10).await;
     lab.configure(
-        2,
-        "demper = 50\norders = 50\ncatalog = 0",
+        3,
+        "demper = 34\norders = 33\ncatalog = 33",
         "",
         &lab.wide_skus(10),
         "interval = \"300ms\"\nspread = false",

@@ -24,7 +24,9 @@ use std::time::{Duration as StdDuration, Instant as StdInstant};
 use rotor_engine::{Duration, Endpoint, Secret};
 use rotor_live::secrets::Cipher;
 use rotor_live::store::Store;
-use rotor_mock_kaspi::{Faults, ForwardProxy, KaspiConfig, KaspiMock, Merchant, ProxyMode, Seen};
+use rotor_mock_kaspi::{
+    CatalogFault, Faults, ForwardProxy, KaspiConfig, KaspiMock, Merchant, OwnOffer, ProxyMode, Seen,
+};
 use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
 
 #[path = "../common/deploy.rs"]

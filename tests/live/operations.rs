@@ -6,8 +6,8 @@ use super::*;
 /// span (seller and module), and an event about a proxy carries that proxy in its own span.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_the_seller_module_and_proxy_of_each_event() {
-    let lab = Lab::start("jsonlog", 2, 300).await;
-    lab.configure(2, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(300), "");
+    let lab = Lab::start("jsonlog", 3, 300).await;
+    lab.configure(3, "demper = 67\norders = 0\ncatalog = 33", "", &lab.wide_skus(300), "");
     let (code, log) = lab
         .run(&["--once", "--dry-run", "--log-format", "json"], StdDuration::from_secs(60), "run.log")
         .await;
@@ -98,10 +98,10 @@ async fn secrets_appear_neither_in_logs_nor_status_nor_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_bad_input_exits_2() {
-    let lab = Lab::start("sigterm", 1, 5).await;
+    let lab = Lab::start("sigterm", 2, 5).await;
     lab.configure(
-        1,
-        "demper = 100\norders = 0\ncatalog = 0",
+        2,
+        "demper = 50\norders = 0\ncatalog = 50",
         "",
         &lab.wide_skus(5),
         "interval = \"1h\"\nspread = false",
@@ -133,7 +133,7 @@ async fn sigterm_stops_cleanly_and_bad_input_exits_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_prints_a_table_and_warns_below_80_percent() {
     let lab = Lab::start("probe", 3, 5).await;
-    lab.configure(3, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(5), "");
+    lab.configure(3, "demper = 67\norders = 0\ncatalog = 33", "", &lab.wide_skus(5), "");
     let probe = |log: &'static str, extra: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
         cmd.arg("probe").arg("--config").arg(lab.dir.join("live.toml")).args(extra);
@@ -174,9 +174,9 @@ async fn probe_prints_a_table_and_warns_below_80_percent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
-    let lab = Lab::start("ctl", 3, 5).await;
+    let lab = Lab::start("ctl", 4, 5).await;
     let demper = "interval = \"1s\"\nspread = false";
-    lab.configure(2, "demper = 50\norders = 50\ncatalog = 0", "", &lab.wide_skus(5), demper);
+    lab.configure(3, "demper = 34\norders = 33\ncatalog = 33", "", &lab.wide_skus(5), demper);
     // Bad targets are refused with the valid choices, before anything runs.
     let (code, _, err) = lab.ctl(&["drain", "7"]);
     assert_eq!(code, 2);
@@ -185,7 +185,7 @@ async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
     lab.wait_for("run.log", "pass over 5 SKUs", 1);
     let (code, _, err) = lab.ctl(&["revive", "99"]);
     assert_eq!(code, 2);
-    assert!(err.contains("no proxy 99; valid: 0 to 2"), "{err}");
+    assert!(err.contains("no proxy 99; valid: 0 to 3"), "{err}");
     let (code, _, err) = lab.ctl(&["revive", "0"]);
     assert_eq!(code, 2);
     assert!(err.contains("proxy 0 is not dead"), "{err}");
@@ -193,7 +193,7 @@ async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
     // Retiring a proxy in the seller's lanes: the worker's engine kills it and replaces it.
     let (_, table, _) = lab.ctl(&["proxies"]);
     let held: Vec<&str> = table.lines().skip(1).filter(|l| l.contains("u1/")).collect();
-    assert_eq!(held.len(), 2, "{table}");
+    assert_eq!(held.len(), 3, "{table}");
     let victim = held[0].split_whitespace().next().unwrap().to_owned();
     let (code, out, err) = lab.ctl(&["retire", &victim]);
     assert_eq!(code, 0, "{err}");
@@ -203,7 +203,7 @@ async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
     let (_, table, _) = lab.ctl(&["proxies"]);
     let row = table.lines().find(|l| l.split_whitespace().next() == Some(victim.as_str())).unwrap();
     assert!(row.contains("dead") && row.contains("retired by the operator"), "{table}");
-    assert_eq!(table.lines().filter(|l| l.contains("u1/")).count(), 2, "replaced: {table}");
+    assert_eq!(table.lines().filter(|l| l.contains("u1/")).count(), 3, "replaced: {table}");
 
     // A seller still served cannot be released; drained, it is handed back and stays unserved.
     let (code, _, err) = lab.ctl(&["release", "1"]);
@@ -220,7 +220,7 @@ async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
     assert_eq!(lab.kaspi.seen().len(), seen, "a drained seller's requests went on");
     let (code, out, err) = lab.ctl(&["release", "1"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("2 proxies back in the pool"), "{out}");
+    assert!(out.contains("3 proxies back in the pool"), "{out}");
     let (_, table, _) = lab.ctl(&["proxies"]);
     assert!(!table.contains("u1/"), "{table}");
 
@@ -228,10 +228,10 @@ async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
     let (code, _, _) = lab.ctl(&["resume", "1"]);
     assert_eq!(code, 0);
     lab.wait_for("run.log", "user u1: lanes claimed", 2);
-    lab.wait_for("run.log", "user u1: allocated 2 proxies", 2);
+    lab.wait_for("run.log", "user u1: allocated 3 proxies", 2);
     let (_, table, _) = lab.ctl(&["proxies"]);
     let mine: Vec<&str> = table.lines().filter(|l| l.contains("u1/")).collect();
-    assert_eq!(mine.len(), 2, "{table}");
+    assert_eq!(mine.len(), 3, "{table}");
     assert!(mine.iter().all(|l| !l.starts_with(&format!("{victim} "))), "a retired proxy came back: {table}");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
@@ -239,8 +239,8 @@ async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_with_the_reason_and_once_exits_3_when_nothing_got_through() {
-    let lab = Lab::start("health", 2, 3).await;
-    lab.configure(2, "demper = 50\norders = 50\ncatalog = 0", "", &lab.wide_skus(3), "interval = \"1s\"");
+    let lab = Lab::start("health", 3, 3).await;
+    lab.configure(3, "demper = 34\norders = 33\ncatalog = 33", "", &lab.wide_skus(3), "interval = \"1s\"");
     rotor_live::transport::init_tls();
     let client = reqwest::Client::builder().timeout(StdDuration::from_secs(5)).build().unwrap();
 
@@ -252,7 +252,7 @@ async fn health_is_503_with_the_reason_and_once_exits_3_when_nothing_got_through
     let proxies: serde_json::Value =
         client.get(status_url(&lab, "ok.log", "/health/proxies")).send().await.unwrap().json().await.unwrap();
     let rows = proxies["proxies"].as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{proxies:#}");
+    assert_eq!(rows.len(), 3, "{proxies:#}");
     for key in ["id", "egress_ip", "lane", "state", "rest_until", "lease_count", "dead_reason"] {
         assert!(rows[0].get(key).is_some(), "no {key} in {}", rows[0]);
     }
@@ -291,9 +291,9 @@ async fn health_is_503_with_the_reason_and_once_exits_3_when_nothing_got_through
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rotates_secrets_retires_removed_proxies_and_resizes_lanes() {
-    let lab = Lab::start("sighup", 4, 3).await;
+    let lab = Lab::start("sighup", 5, 3).await;
     let demper = "interval = \"1s\"\nspread = false";
-    lab.configure(2, "demper = 50\norders = 50\ncatalog = 0", "", &lab.wide_skus(3), demper);
+    lab.configure(3, "demper = 34\norders = 33\ncatalog = 33", "", &lab.wide_skus(3), demper);
     let path = lab.dir.join("live.toml");
     let text = std::fs::read_to_string(&path)
         .unwrap()
@@ -307,16 +307,16 @@ async fn sighup_rotates_secrets_retires_removed_proxies_and_resizes_lanes() {
     let health = client.get(status_url(&lab, "run.log", "/health")).send().await.unwrap();
     assert_eq!(health.status(), 503);
 
-    // The token is rotated, the last proxy leaves the config, and the seller gets 3 proxies.
+    // The token is rotated, the last proxy leaves the config, and the seller gets 4 proxies.
     std::fs::write(lab.dir.join("token.txt"), TOKEN).unwrap();
     let last = lab.proxies.last().unwrap();
     let block = format!(
-        "[[proxy]]\nurl = \"{}\"\nuser = \"px3\"\npassword_env = \"PX3_PASSWORD\"\negress_ip = \"{}\"\n\n",
+        "[[proxy]]\nurl = \"{}\"\nuser = \"px4\"\npassword_env = \"PX4_PASSWORD\"\negress_ip = \"{}\"\n\n",
         last.url(),
         last.egress()
     );
     assert!(text.contains(&block));
-    let next = text.replace(&block, "").replace("proxies = 2\n", "proxies = 3\n");
+    let next = text.replace(&block, "").replace("proxies = 3\n", "proxies = 4\n");
     std::fs::write(&path, next).unwrap();
     let _ = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
     let log = lab.wait_for("run.log", "SIGHUP: ", 1);
@@ -329,7 +329,7 @@ async fn sighup_rotates_secrets_retires_removed_proxies_and_resizes_lanes() {
     assert_eq!(health.status(), 200, "{}", health.text().await.unwrap());
     let (_, table, _) = lab.ctl(&["proxies"]);
     assert!(table.contains("removed from the config"), "{table}");
-    assert_eq!(table.lines().filter(|l| l.contains("u1/")).count(), 3, "{table}");
+    assert_eq!(table.lines().filter(|l| l.contains("u1/")).count(), 4, "{table}");
     // A config that does not parse changes nothing.
     std::fs::write(&path, "[engine]\npolicy = \"gcra\"\n").unwrap();
     let _ = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();

@@ -9,7 +9,7 @@ async fn proxy6_provisioning_buys_allocates_alerts_and_frees_on_expiry() {
     let p6 =
         Proxy6Mock::start(Proxy6Config { stock: 10, balance: 0.5, ..Proxy6Config::default() }).await.unwrap();
     let with_proxy6 = |until: &str| {
-        lab.configure(3, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(5), "");
+        lab.configure(3, "demper = 67\norders = 0\ncatalog = 33", "", &lab.wide_skus(5), "");
         let path = lab.dir.join("live.toml");
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str(until);
@@ -65,7 +65,7 @@ async fn proxy6_purchases_are_reconciled_not_repeated_renewed_and_capped() {
         .unwrap();
     // 0.11 per proxy for 30 days; the day's cap allows five, not six.
     let configure = |min_pool: u32| {
-        lab.configure(1, "demper = 100\norders = 0\ncatalog = 0", "", &lab.wide_skus(2), "");
+        lab.configure(2, "demper = 50\norders = 0\ncatalog = 50", "", &lab.wide_skus(2), "");
         let path = lab.dir.join("live.toml");
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("subscribed_until_ms = 1000\n");

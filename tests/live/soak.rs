@@ -48,6 +48,7 @@ async fn soak_live_mode_through_faults() {
             .all(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v <= 1))
     };
     let mut rss = Vec::new();
+    list_far_above_rivals(&lab);
 
     // Normal running, with new orders arriving.
     let mut child = lab.spawn(&[], "soak1.log");
@@ -58,6 +59,10 @@ async fn soak_live_mode_through_faults() {
     assert_eq!(code, 200, "healthy while running: {body}");
     assert!(loops_ok(&get("soak1.log", "/metrics").await.1));
     rss.push(rss_kib(child.id()));
+
+    // The cabinet answers an empty offer list for a while: not stored, the demper goes on from
+    // the stored catalogue, and the next good answer is stored again.
+    empty_catalogue_for_a_while(&lab, "soak1.log");
 
     // The cabinet session expires: one alert, /health says so; the new session and a config
     // without the last proxy arrive by SIGHUP, and it is healthy again.
@@ -128,6 +133,26 @@ async fn soak_live_mode_through_faults() {
     assert_soak_outcome(&lab, &p6, &path, &rss, hours, &metrics);
 }
 
+/// A first start on an empty store, against a cabinet whose first three offers are listed far
+/// above their rivals: those drops must be held, never pushed.
+fn list_far_above_rivals(lab: &Lab) {
+    for product in &lab.kaspi.products()[..3] {
+        lab.kaspi.set_own_offer("30067228", product, OwnOffer { price: Some(600_000.0), available: true });
+        lab.kaspi.set_competitor_price(product, "11111111", "Rival", 100_000.0);
+    }
+}
+
+/// The cabinet answers an empty offer list until one is refused; then the next good answer is
+/// stored, and the stored catalogue never went.
+fn empty_catalogue_for_a_while(lab: &Lab, log: &str) {
+    lab.kaspi.set_faults(Faults { catalog: CatalogFault::Empty, ..Faults::default() });
+    lab.wait_for(log, "answer not stored (empty)", 1);
+    let stored = lab.log(log).matches("catalog: stored 30 offers").count();
+    lab.kaspi.set_faults(Faults::default());
+    lab.wait_for(log, "catalog: stored 30 offers", stored + 1);
+    assert_eq!(lab.store().catalog_len(rotor_engine::UserId(1)).unwrap(), 30, "the stored catalogue stayed");
+}
+
 /// What a soak must have left: Proxy6's failure alerted once per run and harmless, every limit
 /// kept per egress IP, every order exported once, prices only, the store and memory bounded.
 fn assert_soak_outcome(
@@ -169,10 +194,21 @@ fn assert_soak_outcome(
     let mut fake: Vec<String> = lab.kaspi.orders().iter().map(|o| o.id.clone()).collect();
     fake.sort();
     assert_eq!(exported, fake, "an order was lost");
-    // Prices only: no availability the catalogue did not hold was ever sent.
+    // Prices only: no availability the catalogue did not hold was ever sent, every name is the
+    // catalogue's, and nothing went below the guard (30% under the 600 000 listed).
     let updates = lab.kaspi.price_updates();
     assert!(!updates.is_empty(), "the soak pushed no price");
     assert!(updates.iter().all(|u| u.body.get("availabilities").is_none()));
+    for u in &updates {
+        assert_eq!(u.body["model"], format!("Product {}", u.sku), "a name not the catalogue's: {}", u.body);
+    }
+    let guarded = &lab.kaspi.products()[..3];
+    assert!(
+        updates.iter().all(|u| !guarded.contains(&u.sku) || u.price >= 420_000.0),
+        "a drop below the guard went out: {:?}",
+        updates.iter().filter(|u| guarded.contains(&u.sku)).map(|u| u.price).collect::<Vec<_>>()
+    );
+    assert!(logs.contains("would drop 600000 -> 99999"), "the first start's drops were held");
     // Bounded: the state file and the process.
     let db_bytes: u64 = ["state.db", "state.db-wal"]
         .iter()

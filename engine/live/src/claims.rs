@@ -13,7 +13,7 @@ use super::driver::Driver;
 use super::kaspi::Account;
 use super::options::RunOptions;
 use super::workers::Tenure;
-use super::workers::catalog::Catalog;
+use super::workers::catalog::{Catalog, CatalogState};
 use super::workers::demper::{Demper, Sku};
 use super::workers::orders::Orders;
 use tracing::Instrument as _;
@@ -314,6 +314,9 @@ pub(super) fn start_workers(
 ) {
     let once = options.once.then_some(1);
     let tenure = Tenure::begin(&s.tenure);
+    let user = s.config.id;
+    let split = config.split_for(s.config.proxies);
+    let (catalog_tx, catalog_rx) = tokio::sync::watch::channel(CatalogState::Pending);
     let demper = Arc::new(Demper {
         driver: Arc::clone(driver),
         urls: config.kaspi.clone(),
@@ -328,42 +331,62 @@ pub(super) fn start_workers(
         spread: config.demper_spread && !options.once,
         passes: once,
         max_drop_percent: config.demper_max_drop_percent,
+        drop_window: config.demper_drop_window,
+        catalog: catalog_rx,
+        reported: std::sync::Mutex::default(),
         tenure: tenure.clone(),
     });
     // Each loop runs in its lane's span: one seller's story can be filtered out of a busy log.
     let lane = |module: Module| tracing::info_span!("lane", seller = %s.config.id, module = %module);
-    if !s.skus.is_empty() {
+    // A module the split leaves without proxies is off by the config: said once, at its start.
+    let off = |module: Module| {
+        tracing::warn!("user {user}: {module} is off: [split] {module} = 0 gives it no proxy");
+    };
+    if s.skus.is_empty() {
+        tracing::info!("user {user}: no SKUs in its file; the demper does not run");
+    } else if split.get(Module::Demper) == 0 {
+        off(Module::Demper);
+    } else {
         workers.spawn(demper.run().instrument(lane(Module::Demper)));
     }
-    workers.spawn(
-        Orders {
-            driver: Arc::clone(driver),
-            urls: config.kaspi.clone(),
-            account: s.account.clone(),
-            interval: config.orders_interval,
-            lookback: config.orders_lookback,
-            recheck: config.orders_recheck,
-            polls: once,
-            tenure: tenure.clone(),
-        }
-        .run()
-        .instrument(lane(Module::Orders)),
-    );
-    // The catalogue on its schedule (not in a one-pass check, unless asked), when the seller
-    // has a catalog lane to sync it on.
-    let scheduled = config.catalog_interval.is_some() && !options.once;
-    let has_lane = config.split_for(s.config.proxies).get(Module::Catalog) > 0;
-    if (options.sync_catalog || scheduled) && has_lane {
+    if split.get(Module::Orders) == 0 {
+        off(Module::Orders);
+    } else {
         workers.spawn(
-            Catalog {
+            Orders {
                 driver: Arc::clone(driver),
                 urls: config.kaspi.clone(),
                 account: s.account.clone(),
-                interval: if options.once { None } else { config.catalog_interval },
-                tenure,
+                interval: config.orders_interval,
+                lookback: config.orders_lookback,
+                recheck: config.orders_recheck,
+                polls: once,
+                tenure: tenure.clone(),
             }
             .run()
-            .instrument(lane(Module::Catalog)),
+            .instrument(lane(Module::Orders)),
         );
     }
+    // The catalogue: at start when none is stored or `--sync-catalog` asks, then on its schedule
+    // (a one-pass run syncs at most once). The demper waits for it.
+    if split.get(Module::Catalog) == 0 {
+        off(Module::Catalog);
+        return;
+    }
+    let scheduled = config.catalog_interval.filter(|_| !options.once);
+    workers.spawn(
+        Catalog {
+            driver: Arc::clone(driver),
+            urls: config.kaspi.clone(),
+            account: s.account.clone(),
+            interval: scheduled,
+            fresh: options.sync_catalog,
+            once: options.once,
+            max_shrink_percent: config.catalog_max_shrink_percent,
+            state: catalog_tx,
+            tenure,
+        }
+        .run()
+        .instrument(lane(Module::Catalog)),
+    );
 }

@@ -32,8 +32,24 @@ pub enum Action {
     Resume(u32),
     /// Gives a drained seller's proxies back to the pool.
     Release(u32),
-    /// Confirms a seller's held price drops (one SKU, or all).
-    Confirm(u32, Option<String>),
+    /// Confirms a seller's held price drops: named SKUs, or all of a version.
+    Confirm(u32, ConfirmWhat),
+}
+
+/// Which held drops `rotor ctl confirm` confirms. There is no blanket confirm: "all" names the
+/// held set's version that `rotor ctl status` printed, so a drop held after the operator looked
+/// is not confirmed unseen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmWhat {
+    /// These SKUs, each at the price held now.
+    Skus(Vec<String>),
+    /// Every held drop of the seller, if the set still has this version.
+    All(String),
+}
+
+/// A held drop's reference price as printed: `?` when it could not be read.
+fn from_text(from: Option<f64>) -> String {
+    from.map_or_else(|| "? (current price unknown)".to_owned(), |p| format!("{p:.0}"))
 }
 
 /// Opens the config's store without taking the state lock (a running worker holds it).
@@ -96,16 +112,21 @@ pub fn run(config: &LiveConfig, action: &Action) -> Result<String, LiveError> {
                 utc(now + rest.as_millis())
             ))
         }
-        Action::Confirm(user, sku) => {
+        Action::Confirm(user, what) => {
             known_user(config, *user)?;
-            let n = store.confirm_drops(UserId(*user), sku.as_deref(), now)?;
-            if n == 0 {
-                return Err(LiveError::Config(format!(
-                    "user {user}: no held price drop{}; `rotor ctl status` lists them",
-                    sku.as_ref().map(|s| format!(" for SKU {s}")).unwrap_or_default()
-                )));
+            let what = match what {
+                ConfirmWhat::Skus(skus) => crate::store::Confirm::Skus(skus),
+                ConfirmWhat::All(version) => crate::store::Confirm::All(version),
+            };
+            let confirmed = store.confirm_drops(UserId(*user), what, now)?.map_err(LiveError::Config)?;
+            let mut out = format!(
+                "user {user}: {} held drops confirmed; the next pass pushes them:\n",
+                confirmed.len()
+            );
+            for h in &confirmed {
+                let _ = writeln!(out, "  {}: {} -> {:.0}", h.sku, from_text(h.from_price), h.to_price);
             }
-            Ok(format!("user {user}: {n} held drops confirmed; the next pass pushes them\n"))
+            Ok(out)
         }
     }
 }
@@ -117,6 +138,39 @@ fn known_proxy(store: &mut Store, id: u32) -> Result<(), LiveError> {
             "no proxy {id}; valid: 0 to {} (`rotor ctl proxies` lists them)",
             n.saturating_sub(1)
         )));
+    }
+    Ok(())
+}
+
+/// Each seller's SKUs the demper does not price: no catalogue yet, or a SKU the catalogue lacks
+/// or lists as removed from sale.
+fn unlisted(config: &LiveConfig, store: &mut Store, out: &mut String) -> Result<(), LiveError> {
+    let mut lines = Vec::new();
+    for u in &config.users {
+        if store.catalog_synced(u.id)?.is_none() {
+            lines.push(format!("  user {}: no catalogue synced yet; nothing is priced before it", u.id.0));
+            continue;
+        }
+        let Ok(skus) = crate::workers::demper::load_skus(&u.skus) else { continue };
+        let (mut missing, mut removed) = (Vec::new(), Vec::new());
+        for sku in &skus {
+            let listing = store.listing(u.id, &sku.sku, 0)?;
+            if !listing.listed {
+                missing.push(sku.sku.as_str());
+            } else if !listing.on_sale {
+                removed.push(sku.sku.as_str());
+            }
+        }
+        if !missing.is_empty() {
+            lines.push(format!("  user {}: not in the catalogue: {}", u.id.0, missing.join(", ")));
+        }
+        if !removed.is_empty() {
+            lines.push(format!("  user {}: removed from sale: {}", u.id.0, removed.join(", ")));
+        }
+    }
+    let _ = writeln!(out, "\nSKUs not priced: {}", if lines.is_empty() { "none" } else { "" }.trim_end());
+    for l in lines {
+        let _ = writeln!(out, "{l}");
     }
     Ok(())
 }
@@ -158,18 +212,30 @@ fn status(config: &LiveConfig, store: &mut Store, now: u64) -> Result<String, Li
     }
     let held = store.held_drops()?;
     let _ = writeln!(out, "\nheld price drops: {}", held.len());
-    for h in &held {
+    let mut sellers: Vec<UserId> = held.iter().map(|h| h.user).collect();
+    sellers.dedup();
+    for user in sellers {
+        let mine: Vec<crate::store::HeldDrop> = held.iter().filter(|h| h.user == user).cloned().collect();
+        let version = crate::store::held_version(&mine);
         let _ = writeln!(
             out,
-            "  user {} {}: {:.0} -> {:.0} since {}{}",
-            h.user.0,
-            h.sku,
-            h.from_price,
-            h.to_price,
-            utc(h.since_ms),
-            h.confirmed_ms.map(|c| format!(", confirmed {}", utc(c))).unwrap_or_default()
+            "  user {} (version {version}; confirm SKUs with `rotor ctl confirm {} SKU...`, or all of these \
+             with `rotor ctl confirm {} --all {version}`)",
+            user.0, user.0, user.0
         );
+        for h in &mine {
+            let _ = writeln!(
+                out,
+                "    {}: {} -> {:.0} since {}{}",
+                h.sku,
+                from_text(h.from_price),
+                h.to_price,
+                utc(h.since_ms),
+                h.confirmed_ms.map(|c| format!(", confirmed {}", utc(c))).unwrap_or_default()
+            );
+        }
     }
+    unlisted(config, store, &mut out)?;
     let proxies = store.proxies()?;
     let dead = proxies.iter().filter(|p| p.dead).count();
     let count = |state: &str| proxies.iter().filter(|p| proxy_state(p, now) == state).count();

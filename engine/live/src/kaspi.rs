@@ -24,6 +24,9 @@ pub enum ApiError {
     Call(CallError),
     /// Kaspi answered, but not with what was asked for.
     Answer(String),
+    /// Kaspi answered a list that cannot be trusted to be whole: the reason (one of
+    /// [`crate::metrics::CATALOG_REFUSALS`]) and what was seen.
+    Untrusted(&'static str, String),
 }
 
 impl std::fmt::Display for ApiError {
@@ -31,6 +34,7 @@ impl std::fmt::Display for ApiError {
         match self {
             ApiError::Call(e) => write!(f, "{e}"),
             ApiError::Answer(e) => f.write_str(e),
+            ApiError::Untrusted(reason, e) => write!(f, "{e} ({reason})"),
         }
     }
 }
@@ -166,37 +170,76 @@ fn shop(r: reqwest::RequestBuilder, account: &Account) -> reqwest::RequestBuilde
 /// A catalogue row: (sku, model, price, available).
 pub type CatalogRow = (String, Option<String>, Option<f64>, bool);
 
-/// The merchant's whole offer list from the cabinet.
+/// Pages past `total` a listing may run before it is taken as broken (a server that never
+/// answers an empty page).
+const CATALOG_SPARE_PAGES: u64 = 2;
+
+/// The merchant's whole offer list from the cabinet: the offers on sale (`a=true`) and those
+/// removed from sale (`a=false`), each list read page by page to an empty page and checked
+/// against its `total`. A page without `total`, or a list whose rows do not add up to it, is an
+/// error: a partial list is never taken for the whole.
 pub async fn catalog(
     driver: &Driver,
     urls: &KaspiUrls,
     account: &Account,
 ) -> Result<Vec<CatalogRow>, ApiError> {
     let mut rows = Vec::new();
-    for page in 0.. {
-        let (data, total) = catalog_page(driver, urls, account, page).await?;
-        let empty = data.is_empty();
-        rows.extend(data);
-        if empty || rows.len() as u64 >= total {
-            break;
+    for on_sale in [true, false] {
+        let mut listed: Vec<CatalogRow> = Vec::new();
+        let mut expected = None;
+        for page in 0.. {
+            let (data, total) = catalog_page(driver, urls, account, page, on_sale).await?;
+            let Some(total) = total else {
+                return Err(ApiError::Untrusted(
+                    "no_total",
+                    format!("offer list (a={on_sale}) page {page}: no `total`"),
+                ));
+            };
+            if expected.is_some_and(|t| t != total) {
+                return Err(ApiError::Untrusted(
+                    "count_mismatch",
+                    format!(
+                        "offer list (a={on_sale}): `total` moved from {} to {total} between pages",
+                        expected.unwrap_or(0)
+                    ),
+                ));
+            }
+            expected = Some(total);
+            if data.is_empty() {
+                break;
+            }
+            listed.extend(data);
+            if page > total / CATALOG_PAGE + CATALOG_SPARE_PAGES {
+                break;
+            }
         }
+        let total = expected.unwrap_or(0);
+        if listed.len() as u64 != total {
+            return Err(ApiError::Untrusted(
+                "count_mismatch",
+                format!("offer list (a={on_sale}): read {} offers, `total` says {total}", listed.len()),
+            ));
+        }
+        rows.extend(listed.into_iter().map(|(sku, model, price, _)| (sku, model, price, on_sale)));
     }
     Ok(rows)
 }
 
-/// One page of the merchant's offer list; returns the rows and the total.
+/// One page of the merchant's offer list, on sale or removed from sale; returns the rows and
+/// the `total` the page states, if it states one.
 pub async fn catalog_page(
     driver: &Driver,
     urls: &KaspiUrls,
     account: &Account,
     page: u64,
-) -> Result<(Vec<CatalogRow>, u64), ApiError> {
+    on_sale: bool,
+) -> Result<(Vec<CatalogRow>, Option<u64>), ApiError> {
     let url = format!("{}/bff/offer-view/list", urls.cabinet);
     let query = [
         ("m", account.merchant_uid.clone()),
         ("p", page.to_string()),
         ("l", CATALOG_PAGE.to_string()),
-        ("a", "true".to_owned()),
+        ("a", on_sale.to_string()),
     ];
     let spec = RequestSpec::new(account.user, Module::Catalog, Endpoint::CabinetOfferList);
     let reply = driver.call(spec, |c| cabinet(c.get(&url).query(&query), account)).await?;
@@ -204,16 +247,19 @@ pub async fn catalog_page(
     let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("offer list: no `data` array".into()))?;
     let rows = data
         .iter()
-        .filter_map(|o| {
-            Some((
-                o["sku"].as_str()?.to_owned(),
-                o["model"].as_str().map(str::to_owned),
-                o["price"].as_f64(),
-                o["available"].as_bool().unwrap_or(true),
+        .map(|o| {
+            let sku = o["sku"]
+                .as_str()
+                .ok_or_else(|| ApiError::Answer("offer list: an offer without `sku`".into()))?;
+            Ok((
+                sku.to_owned(),
+                o["model"].as_str().filter(|m| !m.trim().is_empty()).map(str::to_owned),
+                o["price"].as_f64().filter(|p| p.is_finite() && *p > 0.0),
+                on_sale,
             ))
         })
-        .collect();
-    Ok((rows, v["total"].as_u64().unwrap_or(0)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok((rows, v["total"].as_u64()))
 }
 
 /// An order as listed: its JSON:API id, attributes, and where its entries are.
@@ -252,8 +298,24 @@ pub async fn orders_page(
         };
         let related = o["relationships"]["entries"]["links"]["related"].as_str();
         let entries_url = match related {
-            Some(u) if u.starts_with("http") => u.to_owned(),
-            Some(u) => format!("{}{}", origin(&urls.shop_api), u),
+            Some(u) if u.contains("://") => {
+                // The token goes with this call: only to the Shop API's own scheme, host and port.
+                if origin(u) != origin(&urls.shop_api) {
+                    return Err(ApiError::Answer(format!(
+                        "orders: order {id}'s entries link points to {}, not the Shop API ({}); \
+                         refused, the token goes only to Kaspi",
+                        origin(u),
+                        origin(&urls.shop_api)
+                    )));
+                }
+                u.to_owned()
+            }
+            Some(u) if u.starts_with('/') => format!("{}{}", origin(&urls.shop_api), u),
+            Some(u) => {
+                return Err(ApiError::Answer(format!(
+                    "orders: order {id}'s entries link `{u}` is not a URL"
+                )));
+            }
             None => format!("{}/orders/{id}/entries", urls.shop_api),
         };
         out.push(ListedOrder {
@@ -273,6 +335,21 @@ pub async fn orders_page(
         });
     }
     Ok((out, v["meta"]["pageCount"].as_u64().unwrap_or(1)))
+}
+
+/// Whether `url` (`scheme://host[:port]/...`) names a loopback host: 127.0.0.0/8, `[::1]` or
+/// `localhost`.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host.starts_with('[') {
+        host.split(']').next().map_or(host, |h| h.trim_start_matches('['))
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -315,5 +392,17 @@ mod tests {
         assert_eq!(super::origin("https://kaspi.kz/shop/api/v2"), "https://kaspi.kz");
         assert_eq!(super::origin("http://127.0.0.1:4000/shop/api/v2"), "http://127.0.0.1:4000");
         assert_eq!(super::origin("http://h"), "http://h");
+    }
+
+    #[test]
+    fn only_loopback_hosts_count_as_loopback() {
+        for yes in ["http://127.0.0.1:4000/x", "http://127.9.9.9", "http://localhost:1/", "http://[::1]:80/a"]
+        {
+            assert!(super::is_loopback_url(yes), "{yes}");
+        }
+        for no in ["http://kaspi.kz", "http://10.0.0.1:80", "http://127.0.0.1.evil.com/", "http://u@8.8.8.8/"]
+        {
+            assert!(!super::is_loopback_url(no), "{no}");
+        }
     }
 }

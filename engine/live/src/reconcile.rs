@@ -64,6 +64,20 @@ pub(super) fn reload(
         tracing::error!("SIGHUP: cannot retire removed proxies: {e}");
     }
     driver.apply_commands();
+    let changed = loop_settings_changed(config, &next);
+    if !changed.is_empty() {
+        tracing::info!(
+            "SIGHUP: {} changed; every served seller's workers restart with them",
+            changed.join(", ")
+        );
+    }
+    let later = restart_settings_changed(config, &next);
+    if !later.is_empty() {
+        tracing::warn!(
+            "SIGHUP: {} changed and applies only after a restart (`systemctl restart rotor`)",
+            later.join(", ")
+        );
+    }
     let listed: BTreeSet<u32> = next.users.iter().map(|u| u.id.0).collect();
     for s in sellers.iter_mut() {
         if !listed.contains(&s.config.id.0) {
@@ -73,7 +87,7 @@ pub(super) fn reload(
             );
             continue;
         }
-        reload_seller(&next, driver, s, options, workers);
+        reload_seller(&next, driver, s, options, workers, !changed.is_empty());
     }
     if next.users.iter().any(|u| !sellers.iter().any(|s| s.config.id == u.id)) {
         tracing::warn!("SIGHUP: new sellers in the config are served after a restart");
@@ -89,6 +103,7 @@ fn reload_seller(
     s: &mut Seller,
     options: &RunOptions,
     workers: &mut JoinSet<()>,
+    settings_changed: bool,
 ) {
     let Some(u) = next.users.iter().find(|u| u.id == s.config.id) else { return };
     let user = u.id;
@@ -103,7 +118,8 @@ fn reload_seller(
     };
     let rotated =
         token.expose() != s.account.token.expose() || session.expose() != s.account.session.expose();
-    let restart = rotated || skus != s.skus || u.excluded_merchants != s.config.excluded_merchants;
+    let restart =
+        rotated || settings_changed || skus != s.skus || u.excluded_merchants != s.config.excluded_merchants;
     s.account.token = token;
     s.account.session = session;
     s.account.merchant_uid.clone_from(&u.merchant_uid);
@@ -119,11 +135,62 @@ fn reload_seller(
     if restart {
         tracing::info!(
             "SIGHUP: user {user}: {}; its workers restart",
-            if rotated { "new credentials" } else { "new SKUs or exclusions" }
+            if rotated {
+                "new credentials"
+            } else if settings_changed {
+                "new settings"
+            } else {
+                "new SKUs or exclusions"
+            }
         );
         Tenure::end_all(&s.tenure);
         start_workers(driver, next, options, s, workers);
     }
+}
+
+/// The settings the worker loops read when they start, that differ between `old` and `new`: a
+/// reload restarts the loops so that each applies from its next pass, poll or sync.
+fn loop_settings_changed(old: &LiveConfig, new: &LiveConfig) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 10] = [
+        ("[demper] interval", old.demper_interval != new.demper_interval),
+        ("[demper] step", old.demper_step.to_bits() != new.demper_step.to_bits()),
+        ("[demper] concurrency", old.demper_concurrency != new.demper_concurrency),
+        ("[demper] spread", old.demper_spread != new.demper_spread),
+        ("[demper] max_drop_percent", old.demper_max_drop_percent != new.demper_max_drop_percent),
+        ("[demper] drop_window", old.demper_drop_window != new.demper_drop_window),
+        (
+            "[orders] interval, lookback or recheck",
+            (old.orders_interval, old.orders_lookback, old.orders_recheck)
+                != (new.orders_interval, new.orders_lookback, new.orders_recheck),
+        ),
+        ("[catalog] interval", old.catalog_interval != new.catalog_interval),
+        ("[catalog] max_shrink_percent", old.catalog_max_shrink_percent != new.catalog_max_shrink_percent),
+        ("[kaspi] hosts or city_id", old.kaspi != new.kaspi),
+    ];
+    checks.into_iter().filter(|c| c.1).map(|c| c.0).collect()
+}
+
+/// The settings that differ between `old` and `new` and that a reload cannot apply: the
+/// process's store, listeners, engine, clients, provider and webhook are built once at start.
+fn restart_settings_changed(old: &LiveConfig, new: &LiveConfig) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 8] = [
+        ("[store]", old.store_url != new.store_url || old.store_key != new.store_key),
+        ("[status] listen", old.status_listen != new.status_listen),
+        ("[workers]", old.worker_id != new.worker_id || old.lease_ttl != new.lease_ttl),
+        (
+            "[kaspi] timeout or connect_timeout",
+            (old.timeout, old.connect_timeout) != (new.timeout, new.connect_timeout),
+        ),
+        (
+            "[engine]",
+            format!("{:?}", old.engine) != format!("{:?}", new.engine)
+                || old.reserve_block != new.reserve_block,
+        ),
+        ("[[answers]]", old.answers != new.answers),
+        ("[orders] webhook", old.orders_webhook != new.orders_webhook),
+        ("[proxy6]", format!("{:?}", old.proxy6) != format!("{:?}", new.proxy6)),
+    ];
+    checks.into_iter().filter(|c| c.1).map(|c| c.0).collect()
 }
 
 /// Resizes a served seller's lanes to the config's split of its proxies: more proxies join from

@@ -372,11 +372,18 @@ fn start_services(
 fn prune(driver: &Driver, config: &LiveConfig) {
     let before = clock::now().as_millis().saturating_sub(config.decisions_retention.as_millis());
     let message = match driver.records().prune_decisions(before) {
-        Ok(0) => return,
-        Ok(n) => (Level::Info, format!("store: pruned {n} price decisions older than the retention")),
-        Err(e) => (Level::Error, format!("cannot prune price decisions: {e}")),
+        Ok(0) => None,
+        Ok(n) => Some((Level::Info, format!("store: pruned {n} price decisions older than the retention"))),
+        Err(e) => Some((Level::Error, format!("cannot prune price decisions: {e}"))),
     };
-    log::line(message.0, &message.1);
+    if let Some((level, text)) = message {
+        log::line(level, &text);
+    }
+    // Price marks outside the drop guard's window count for nothing.
+    let outside = clock::now().as_millis().saturating_sub(config.demper_drop_window.as_millis());
+    if let Err(e) = driver.records().prune_marks(outside) {
+        log::line(Level::Error, &format!("cannot prune price marks: {e}"));
+    }
 }
 
 /// Adds proxies another worker (or the provisioner) recorded since this engine was built.

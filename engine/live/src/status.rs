@@ -262,7 +262,21 @@ async fn answer(mut stream: TcpStream, driver: &Driver, rules: &HealthRules) -> 
             // Store calls block: off the runtime's workers.
             let found = crate::driver::blocking(|| {
                 let store = driver.store_reachable(std::time::Duration::from_secs(2));
-                problems(store, &driver.metrics.refused(), &driver.metrics.progress(), rules, clock::now())
+                let mut found = problems(
+                    store,
+                    &driver.metrics.refused(),
+                    &driver.metrics.progress(),
+                    rules,
+                    clock::now(),
+                );
+                found.extend(
+                    driver
+                        .metrics
+                        .holds()
+                        .into_iter()
+                        .map(|((user, module), why)| format!("lane {user}/{module}: {why}")),
+                );
+                found
             });
             let doc = json!({ "healthy": found.is_empty(), "problems": found });
             let status = if found.is_empty() { "200 OK" } else { "503 Service Unavailable" };

@@ -111,6 +111,9 @@ pub fn client(proxy: &ProxyEndpoint<'_>, t: Timeouts) -> Result<reqwest::Client,
         .pool_max_idle_per_host(2)
         .pool_idle_timeout(std::time::Duration::from_secs(30))
         .user_agent(USER_AGENT)
+        // A redirect is an answer, not a place to go: the answer table reads the 3xx (an expired
+        // session's way to the login page), and no token or cookie follows it to another host.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ClientError::Build { url: proxy.url.to_owned(), message: e.to_string() })
 }

@@ -5,7 +5,7 @@ use crate::http::{Reply, Request};
 use rotor_engine::Endpoint;
 
 use super::error;
-use super::state::{PriceUpdate, State};
+use super::state::{CatalogFault, PriceUpdate, State};
 
 /// The merchant whose session the request carries.
 fn session(st: &State, req: &Request) -> Option<usize> {
@@ -41,24 +41,35 @@ pub(crate) fn offer_list(st: &mut State, req: &Request, ip: &str) -> (u16, Reply
     }
     let active = query(req, "a").is_none_or(|a| a == "true");
     let n = st.config.merchants.len();
-    let mine: Vec<(String, f64)> = if active {
-        st.catalogue
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % n == account)
-            .map(|(_, (product, offers))| {
-                let recorded = st
-                    .price_updates
-                    .iter()
-                    .rev()
-                    .find(|u| u.merchant_uid == uid && u.sku == *product)
-                    .map(|u| u.price);
-                (product.clone(), recorded.unwrap_or_else(|| offers.first().map_or(10_000.0, |o| o.price)))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // The merchant's offers: every `n`th product, at the last price pushed, else the price a
+    // test listed, else the first storefront offer's; those a test removed from sale are listed
+    // under `a=false` only.
+    let mut mine: Vec<(String, Option<f64>)> = st
+        .catalogue
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % n == account)
+        .filter_map(|(_, (product, offers))| {
+            let own = st.own.get(&(uid.clone(), product.clone()));
+            if own.is_none_or(|o| o.available) != active {
+                return None;
+            }
+            let recorded = st
+                .price_updates
+                .iter()
+                .rev()
+                .find(|u| u.merchant_uid == uid && u.sku == *product)
+                .map(|u| u.price);
+            let listed = own.map_or_else(|| offers.first().map(|o| o.price), |o| o.price);
+            Some((product.clone(), recorded.or(listed)))
+        })
+        .collect();
+    let fault = st.faults.catalog;
+    match fault {
+        CatalogFault::Empty => mine.clear(),
+        CatalogFault::Shrunk(share) => mine.truncate((mine.len() as f64 * share.clamp(0.0, 1.0)) as usize),
+        CatalogFault::None | CatalogFault::NoTotal => {}
+    }
     let data: Vec<serde_json::Value> = mine
         .iter()
         .skip(page * size)
@@ -73,15 +84,20 @@ pub(crate) fn offer_list(st: &mut State, req: &Request, ip: &str) -> (u16, Reply
                 "title": format!("Product {sku}"),
                 "brand": "Generic",
                 "masterCategory": "Smartphones",
-                "available": true,
+                "available": active,
                 "price": price,
                 "minPrice": price,
-                "availabilities": [{ "storeId": format!("{uid}_PP1"), "available": "yes", "preOrder": 0, "stockSpecified": true, "stockCount": 4 }],
+                "availabilities": [{ "storeId": format!("{uid}_PP1"), "available": if active { "yes" } else { "no" }, "preOrder": 0, "stockSpecified": true, "stockCount": 4 }],
                 "shopLink": format!("/shop/p/-{sku}/")
             })
         })
         .collect();
-    (200, Reply::new(200).set_body_json(serde_json::json!({ "total": mine.len(), "data": data })))
+    let body = if fault == CatalogFault::NoTotal {
+        serde_json::json!({ "data": data })
+    } else {
+        serde_json::json!({ "total": mine.len(), "data": data })
+    };
+    (200, Reply::new(200).set_body_json(body))
 }
 
 /// Fields a price update must carry. `availabilities` is optional: without it the update is

@@ -12,7 +12,10 @@ use crate::http::{Reply, Request, Server};
 use rotor_engine::Endpoint;
 
 use state::State;
-pub use state::{Faults, KaspiConfig, Merchant, Offer, Order, PriceUpdate, Seen, price_update_limit};
+pub use state::{
+    CatalogFault, Faults, KaspiConfig, Merchant, Offer, Order, OwnOffer, PriceUpdate, Seen,
+    price_update_limit,
+};
 
 /// A running fake Kaspi on a random loopback port. Dropping it stops the server.
 pub struct KaspiMock {
@@ -155,6 +158,12 @@ impl KaspiMock {
                 price,
             }),
         }
+    }
+
+    /// Lists merchant `uid`'s own offer of `sku` in the cabinet at `price` (`None`: no price),
+    /// on sale or `available == false` (removed from sale), until a price update moves it.
+    pub fn set_own_offer(&self, uid: &str, sku: &str, offer: OwnOffer) {
+        self.state().own.insert((uid.to_owned(), sku.to_owned()), offer);
     }
 
     /// The products in the catalogue.

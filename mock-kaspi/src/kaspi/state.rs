@@ -101,6 +101,32 @@ pub struct Faults {
     pub banned_ips: Vec<Ipv4Addr>,
     /// Subnets (address, prefix length) answered 403.
     pub banned_subnets: Vec<(Ipv4Addr, u8)>,
+    /// How the cabinet's offer list misanswers, if it does.
+    pub catalog: CatalogFault,
+}
+
+/// A cabinet offer list that answers 200 with a list that cannot be trusted: what a partial
+/// outage of Kaspi's listing service looks like.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum CatalogFault {
+    /// Answers as it should.
+    #[default]
+    None,
+    /// Every page lacks `total`.
+    NoTotal,
+    /// Every page is empty, with `total` 0.
+    Empty,
+    /// Only this share of the offers is listed, `total` included (a list that shrank).
+    Shrunk(f64),
+}
+
+/// The merchant's own offer of a SKU as the cabinet lists it, when a test set it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnOffer {
+    /// The listed price (`None`: the cabinet lists no price).
+    pub price: Option<f64>,
+    /// `false`: removed from sale (listed under `a=false` only).
+    pub available: bool,
 }
 
 impl Faults {
@@ -188,6 +214,8 @@ pub(crate) struct State {
     pub(crate) latency: Option<rotor_kaspi_model::Sampler>,
     /// Requests answered since the start.
     pub(crate) served: u64,
+    /// Own offers a test set, by (merchant uid, SKU); others list at the first offer's price.
+    pub(crate) own: BTreeMap<(String, String), OwnOffer>,
 }
 
 const MERCHANT_NAMES: [&str; 6] =
@@ -225,6 +253,7 @@ impl State {
             cause: None,
             latency: None,
             served: 0,
+            own: BTreeMap::new(),
         };
         state.latency = state.config.latency.as_ref().map(rotor_kaspi_model::Sampler::new);
         let merchants: Vec<String> = state.config.merchants.iter().map(|m| m.uid.clone()).collect();

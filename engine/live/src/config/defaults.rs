@@ -41,6 +41,11 @@ pub const DEMPER_CONCURRENCY: u32 = 4;
 /// The largest price drop one pass may push without an operator's confirmation, in percent of
 /// the current price.
 pub const DEMPER_MAX_DROP_PERCENT: u32 = 30;
+/// The window over which successive drops together may not exceed `max_drop_percent` unconfirmed.
+pub const DEMPER_DROP_WINDOW: Duration = Duration::from_mins(24 * 60);
+/// The largest share by which a catalogue answer may shrink against the stored one before it
+/// is refused as untrustworthy, in percent.
+pub const CATALOG_MAX_SHRINK_PERCENT: u32 = 20;
 /// How often each seller's catalogue is synced from the cabinet.
 pub const CATALOG_INTERVAL: Duration = Duration::from_mins(60);
 /// Orders polling interval.

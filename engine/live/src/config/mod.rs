@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use rotor_engine::{AnswerTable, Duration, EngineConfig, Split, UserId};
+use rotor_engine::{AnswerTable, Duration, EngineConfig, Module, Split, UserId};
 
 use super::secrets::SecretSource;
 pub use sections::{load, parse};
@@ -155,6 +155,9 @@ pub struct LiveConfig {
     /// A drop of more than this percent of the current price in one pass waits for `rotor ctl
     /// confirm` (100: never). Defaults to 30.
     pub demper_max_drop_percent: u32,
+    /// Successive drops within this window together may not go more than
+    /// `demper_max_drop_percent` below the highest price known in it unconfirmed. Defaults to 24 h.
+    pub demper_drop_window: Duration,
     /// Orders polling interval. Defaults to 10 minutes.
     pub orders_interval: Duration,
     /// The orders window (at most 14 days). Defaults to 14 days.
@@ -164,8 +167,12 @@ pub struct LiveConfig {
     pub orders_recheck: Duration,
     /// Where each order event is posted, if anywhere.
     pub orders_webhook: Option<Webhook>,
-    /// Catalog sync interval; `None` ("0s" in the file): only with `--sync-catalog`. Defaults to 1 hour.
+    /// Catalog sync interval; `None` ("0s" in the file): only at start, when the store holds no
+    /// catalogue of the seller, and with `--sync-catalog`. Defaults to 1 hour.
     pub catalog_interval: Option<Duration>,
+    /// A catalogue answer with fewer offers than the stored one by more than this percent is
+    /// refused. Defaults to 20.
+    pub catalog_max_shrink_percent: u32,
     /// Proxy6, if provisioning is on. Defaults to `None`.
     pub proxy6: Option<Proxy6Settings>,
     /// The pool. Defaults to empty.
@@ -181,34 +188,48 @@ impl LiveConfig {
     /// each module gets its whole share, and the proxies left go to the largest fractions. A
     /// module with a share still gets one proxy when the pool is too small for its percentage.
     pub fn split_for(&self, count: u32) -> Split {
-        let exact = self.split_percent.map(|p| u64::from(count) * u64::from(p));
-        let mut got = exact.map(|e| (e / 100) as u32);
-        let mut order: Vec<usize> = (0..4).filter(|&i| exact[i] % 100 > 0).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(exact[i] % 100));
-        let mut left = count - got.iter().sum::<u32>();
-        for i in order {
-            if left == 0 {
-                break;
-            }
-            got[i] += 1;
-            left -= 1;
-        }
-        // A module with a share but no proxy could never send; it takes one from the largest.
-        for i in 0..4 {
-            if self.split_percent[i] > 0 && got[i] == 0 {
-                let (largest, &n) = got
-                    .iter()
-                    .enumerate()
-                    .max_by_key(|&(j, &n)| (n, std::cmp::Reverse(j)))
-                    .unwrap_or((0, &0));
-                if n > 1 {
-                    got[largest] -= 1;
-                    got[i] = 1;
-                }
-            }
-        }
-        Split::new(got[0], got[1], got[2], got[3])
+        split_of(self.split_percent, count)
     }
+}
+
+/// The split of `count` proxies by `percent` (demper, orders, catalog, reserve): see
+/// [`LiveConfig::split_for`].
+pub fn split_of(percent: [u32; 4], count: u32) -> Split {
+    let exact = percent.map(|p| u64::from(count) * u64::from(p));
+    let mut got = exact.map(|e| (e / 100) as u32);
+    let mut order: Vec<usize> = (0..4).filter(|&i| exact[i] % 100 > 0).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(exact[i] % 100));
+    let mut left = count - got.iter().sum::<u32>();
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        got[i] += 1;
+        left -= 1;
+    }
+    // A module with a share but no proxy could never send; it takes one from the largest.
+    for i in 0..4 {
+        if percent[i] > 0 && got[i] == 0 {
+            let (largest, &n) =
+                got.iter().enumerate().max_by_key(|&(j, &n)| (n, std::cmp::Reverse(j))).unwrap_or((0, &0));
+            if n > 1 {
+                got[largest] -= 1;
+                got[i] = 1;
+            }
+        }
+    }
+    Split::new(got[0], got[1], got[2], got[3])
+}
+
+/// The fewest proxies with which `percent` gives every working module it enables (demper,
+/// orders, catalog) a proxy of its own; `None` when it never does within 1000.
+pub fn fewest_proxies(percent: [u32; 4]) -> Option<u32> {
+    (1..=1000).find(|&n| {
+        let split = split_of(percent, n);
+        [Module::Demper, Module::Orders, Module::Catalog]
+            .into_iter()
+            .all(|m| percent[m.index()] == 0 || split.get(m) > 0)
+    })
 }
 
 /// The webhook that order events are posted to, one at a time, in order.
@@ -332,6 +353,37 @@ mod tests {
     }
 
     #[test]
+    fn a_seller_with_too_few_proxies_for_its_modules_is_refused_with_the_minimum() {
+        let user = |n: u32, split: &str| {
+            parse(
+                &format!(
+                    "{split}[[user]]\nid = 7\nmerchant_uid = \"1\"\nproxies = {n}\ntoken_env = \"T\"\nsession_env = \"S\"\nskus = \"s.csv\"\n"
+                ),
+                Path::new("live.toml"),
+            )
+        };
+        assert_eq!(fewest_proxies(defaults::SPLIT_PERCENT), Some(3));
+        for n in [1, 2] {
+            let e = user(n, "").unwrap_err();
+            assert!(
+                e.message.contains(&format!("[[user]] id = 7: proxies = {n} is too few"))
+                    && e.message.contains("valid: 3 or more"),
+                "{}",
+                e.message
+            );
+        }
+        assert!(user(3, "").is_ok());
+        // A split without orders needs two: a demper and a catalogue proxy.
+        let no_orders = "[split]\ndemper = 90\norders = 0\ncatalog = 10\n";
+        assert!(user(1, no_orders).unwrap_err().message.contains("valid: 2 or more"));
+        assert!(user(2, no_orders).is_ok());
+        // The demper prices from the catalogue: a split that gives the catalogue nothing is refused.
+        let e = user(3, "[split]\ndemper = 100\norders = 0\ncatalog = 0\n").unwrap_err();
+        assert!(e.message.contains("[split] catalog = 0 with demper = 100"), "{}", e.message);
+        assert!(user(1, "[split]\ndemper = 0\norders = 100\ncatalog = 0\n").is_ok(), "orders alone");
+    }
+
+    #[test]
     fn errors_name_the_line_and_the_valid_choices() {
         let e = cfg("[engine]\npolicy = \"gcra\"\n").unwrap_err();
         assert_eq!(e.place, "live.toml:9");
@@ -360,7 +412,21 @@ mod tests {
         let e = cfg("[[proxy]]\nurl = \"http://1.2.3.4:80\"\nuser = \"u\"\n").unwrap_err();
         assert!(e.message.contains("password_env"), "{}", e.message);
         let e = cfg("[kaspi]\nstorefront = \"kaspi.kz\"\n").unwrap_err();
-        assert!(e.message.contains("http:// or https://"), "{}", e.message);
+        assert!(e.message.contains("valid: an https:// URL"), "{}", e.message);
+        // The token and cookies travel to these hosts: plain http only to a loopback fake.
+        let e = cfg("[kaspi]\ncabinet = \"http://mc.shop.kaspi.kz\"\n").unwrap_err();
+        assert!(e.message.contains("http:// only to a loopback host"), "{}", e.message);
+        assert!(cfg("[kaspi]\ncabinet = \"http://127.0.0.1:4000\"\n").is_ok());
+        let e = cfg("[demper]\ndrop_window = \"0s\"\n").unwrap_err();
+        assert!(
+            e.message.contains("[demper] drop_window") && e.message.contains("1m or more"),
+            "{}",
+            e.message
+        );
+        assert_eq!(cfg("").unwrap().demper_drop_window, Duration::from_mins(24 * 60));
+        let e = cfg("[catalog]\nmax_shrink_percent = 101\n").unwrap_err();
+        assert!(e.message.contains("valid: 0 to 100"), "{}", e.message);
+        assert_eq!(cfg("").unwrap().catalog_max_shrink_percent, 20);
         let e = cfg("[proxy6]\nversion = 5\n").unwrap_err();
         assert!(e.message.contains("valid: 4 (IPv4)"), "{}", e.message);
         let e = cfg("bogus = 1\n").unwrap_err();

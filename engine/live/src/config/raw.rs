@@ -162,6 +162,7 @@ pub(super) struct RawDemper {
     pub(super) concurrency: Option<NonZeroU32>,
     pub(super) spread: Option<bool>,
     pub(super) max_drop_percent: Option<u32>,
+    pub(super) drop_window: Option<Span>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -180,6 +181,7 @@ pub(super) struct RawOrders {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCatalog {
     pub(super) interval: Option<Span>,
+    pub(super) max_shrink_percent: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

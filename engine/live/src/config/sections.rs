@@ -10,8 +10,8 @@ use rotor_engine::{
 
 use super::defaults as default;
 use super::raw::{
-    Names, RawAnswer, RawEngine, RawFile, RawKaspi, RawPolicy, RawProxy, RawProxy6, RawSplit, RawStore,
-    RawUser, StatusText,
+    Names, RawAnswer, RawCatalog, RawDemper, RawEngine, RawFile, RawKaspi, RawPolicy, RawProxy, RawProxy6,
+    RawSplit, RawStore, RawUser, StatusText,
 };
 use super::{ConfigError, KaspiUrls, LiveConfig, Proxy6Settings, ProxyConfig, UserConfig};
 use crate::secrets::SecretSource;
@@ -142,13 +142,9 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
     if !(demper_step.is_finite() && demper_step >= 0.0) {
         return Err(cx.whole(format!("[demper] step is {demper_step}; valid: 0 or more tenge")));
     }
-    let demper_max_drop_percent = raw.demper.max_drop_percent.unwrap_or(default::DEMPER_MAX_DROP_PERCENT);
-    if !(1..=100).contains(&demper_max_drop_percent) {
-        return Err(cx.whole(format!(
-            "[demper] max_drop_percent is {demper_max_drop_percent}; valid: 1 to 100 (100 pushes any drop \
-             without confirmation)"
-        )));
-    }
+    let (demper_max_drop_percent, demper_drop_window, catalog_max_shrink_percent) =
+        guards(&cx, &raw.demper, &raw.catalog)?;
+    let split_percent = split_section(&cx, raw.split)?;
     Ok(LiveConfig {
         store_url,
         decisions_retention,
@@ -163,7 +159,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         engine: engine_section(&cx, &raw.engine)?,
         answers: answer_rows(&cx, &raw.answers)?,
         reserve_block: raw.engine.reserve_block.map_or(default::RESERVE_BLOCK, std::num::NonZeroU32::get),
-        split_percent: split_section(&cx, raw.split)?,
+        split_percent,
         demper_interval: raw.demper.interval.map_or(default::DEMPER_INTERVAL, |s| s.0),
         demper_step,
         demper_concurrency: raw
@@ -172,6 +168,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
             .map_or(default::DEMPER_CONCURRENCY, std::num::NonZeroU32::get),
         demper_spread: raw.demper.spread.unwrap_or(true),
         demper_max_drop_percent,
+        demper_drop_window,
         orders_interval: raw.orders.interval.map_or(default::ORDERS_INTERVAL, |s| s.0),
         orders_lookback,
         orders_recheck,
@@ -183,11 +180,43 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
             Some(s) if s.0 == Duration::ZERO => None,
             Some(s) => Some(s.0),
         },
+        catalog_max_shrink_percent,
         proxy6: raw.proxy6.map(|p| proxy6_section(&cx, p)).transpose()?,
         proxies: proxy_entries(&cx, raw.proxy)?,
-        users: user_entries(&cx, raw.user)?,
+        users: user_entries(&cx, raw.user, split_percent)?,
         base_dir: cx.base_dir,
     })
+}
+
+/// The listing guards: `[demper] max_drop_percent` and `drop_window`, `[catalog]
+/// max_shrink_percent`.
+fn guards(
+    cx: &Ctx<'_>,
+    demper: &RawDemper,
+    catalog: &RawCatalog,
+) -> Result<(u32, Duration, u32), ConfigError> {
+    let demper_max_drop_percent = demper.max_drop_percent.unwrap_or(default::DEMPER_MAX_DROP_PERCENT);
+    if !(1..=100).contains(&demper_max_drop_percent) {
+        return Err(cx.whole(format!(
+            "[demper] max_drop_percent is {demper_max_drop_percent}; valid: 1 to 100 (100 pushes any drop \
+             without confirmation)"
+        )));
+    }
+    let demper_drop_window = demper.drop_window.map_or(default::DEMPER_DROP_WINDOW, |s| s.0);
+    if demper_drop_window < Duration::from_mins(1) {
+        return Err(cx.whole(format!(
+            "[demper] drop_window is {demper_drop_window}; valid: 1m or more (the span over which drops add up)"
+        )));
+    }
+    let catalog_max_shrink_percent =
+        catalog.max_shrink_percent.unwrap_or(default::CATALOG_MAX_SHRINK_PERCENT);
+    if catalog_max_shrink_percent > 100 {
+        return Err(cx.whole(format!(
+            "[catalog] max_shrink_percent is {catalog_max_shrink_percent}; valid: 0 to 100 (100 accepts any \
+             shrink but an empty list)"
+        )));
+    }
+    Ok((demper_max_drop_percent, demper_drop_window, catalog_max_shrink_percent))
 }
 
 /// `[[answers]]`: rows in front of the default answer table.
@@ -241,8 +270,13 @@ fn store_section(cx: &Ctx<'_>, st: RawStore) -> Result<(String, SecretSource), C
 fn kaspi_section(cx: &Ctx<'_>, k: RawKaspi) -> Result<(KaspiUrls, Duration, Duration), ConfigError> {
     let url = |name: &str, v: Option<String>, default: &str| -> Result<String, ConfigError> {
         let v = v.unwrap_or_else(|| default.to_owned());
-        if !(v.starts_with("http://") || v.starts_with("https://")) {
-            return Err(cx.whole(format!("[kaspi] {name} = \"{v}\"; valid: an http:// or https:// URL")));
+        // The seller's token and session cookie go to these hosts: over TLS, except to a fake
+        // on this machine.
+        if !(v.starts_with("https://") || (v.starts_with("http://") && crate::kaspi::is_loopback_url(&v))) {
+            return Err(cx.whole(format!(
+                "[kaspi] {name} = \"{v}\"; valid: an https:// URL (http:// only to a loopback host such as \
+                 127.0.0.1, for a fake)"
+            )));
         }
         Ok(v.trim_end_matches('/').to_owned())
     };
@@ -266,6 +300,14 @@ fn split_section(cx: &Ctx<'_>, split: Option<RawSplit>) -> Result<[u32; 4], Conf
         return Err(cx.whole(format!(
             "[split] demper + orders + catalog + reserve is {sum}; valid: percentages that add up to 100"
         )));
+    }
+    // The demper prices only what the catalogue lists, so it cannot run without one.
+    if s.demper > 0 && s.catalog == 0 {
+        return Err(cx.whole(
+            "[split] catalog = 0 with demper = {}: the demper prices only what the seller's synced catalogue \
+             lists; valid: a catalog share of 1 or more"
+                .replace("{}", &s.demper.to_string()),
+        ));
     }
     Ok(p)
 }
@@ -419,7 +461,11 @@ fn proxy_entry(cx: &Ctx<'_>, sp: toml::Spanned<RawProxy>) -> Result<ProxyConfig,
     Ok(ProxyConfig { url: p.url.clone(), host: host.to_owned(), port, user: p.user, password, egress_ip })
 }
 
-fn user_entries(cx: &Ctx<'_>, raw: Vec<toml::Spanned<RawUser>>) -> Result<Vec<UserConfig>, ConfigError> {
+fn user_entries(
+    cx: &Ctx<'_>,
+    raw: Vec<toml::Spanned<RawUser>>,
+    split: [u32; 4],
+) -> Result<Vec<UserConfig>, ConfigError> {
     let mut users: Vec<UserConfig> = Vec::new();
     for su in raw {
         let span = Some(su.span());
@@ -431,6 +477,18 @@ fn user_entries(cx: &Ctx<'_>, raw: Vec<toml::Spanned<RawUser>>) -> Result<Vec<Us
         }
         if u.proxies == 0 {
             return Err(cx.at(span, format!("[[user]] id = {}: proxies = 0; valid: 1 or more", u.id)));
+        }
+        // Every module the split enables gets a proxy of its own: none is switched off silently.
+        if let Some(least) = super::fewest_proxies(split).filter(|&n| u.proxies < n) {
+            let shares = format!("demper {}, orders {}, catalog {}", split[0], split[1], split[2]);
+            return Err(cx.at(
+                span,
+                format!(
+                    "[[user]] id = {}: proxies = {} is too few for [split] {shares}: every module with a \
+                     share needs a proxy of its own; valid: {least} or more, or a [split] without that module",
+                    u.id, u.proxies
+                ),
+            ));
         }
         users.push(UserConfig {
             id: UserId(u.id),

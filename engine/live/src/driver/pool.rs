@@ -124,8 +124,26 @@ impl Records<'_> {
     }
 
     /// A SKU's current price (the newer of our last push and the catalogue's) and its model.
-    pub fn listing(&self, user: UserId, sku: &str) -> Result<crate::store::Listing, StoreError> {
-        self.counted(|| self.store().listing(user, sku))
+    /// What the store knows of `user`'s `sku`, with the drop guard's reference over the last
+    /// `window`.
+    pub fn listing(
+        &self,
+        user: UserId,
+        sku: &str,
+        window: rotor_engine::Duration,
+    ) -> Result<crate::store::Listing, StoreError> {
+        let since = clock::now().as_millis().saturating_sub(window.as_millis());
+        self.counted(|| self.store().listing(user, sku, since))
+    }
+
+    /// When `user`'s last accepted catalogue was stored, and its offer count.
+    pub fn catalog_synced(&self, user: UserId) -> Result<Option<(u64, u64)>, StoreError> {
+        self.counted(|| self.store().catalog_synced(user))
+    }
+
+    /// Deletes price marks older than `before_ms`.
+    pub fn prune_marks(&self, before_ms: u64) -> Result<u64, StoreError> {
+        self.counted(|| self.store().prune_marks(before_ms))
     }
 
     /// The gate before a drop larger than the configured share (see [`crate::store::DropGate`]).
@@ -133,7 +151,7 @@ impl Records<'_> {
         &self,
         user: UserId,
         sku: &str,
-        from_to: (f64, f64),
+        from_to: (Option<f64>, f64),
     ) -> Result<crate::store::DropGate, StoreError> {
         self.counted(|| self.store().drop_confirmed(user, sku, from_to, clock::now().as_millis()))
     }
@@ -165,11 +183,7 @@ impl Records<'_> {
     }
 
     /// Replaces `user`'s catalogue: (sku, model, price, available).
-    pub fn catalog(
-        &self,
-        user: UserId,
-        rows: &[(String, Option<String>, Option<f64>, bool)],
-    ) -> Result<(), StoreError> {
+    pub fn catalog(&self, user: UserId, rows: &crate::store::CatalogRows) -> Result<(), StoreError> {
         self.counted(|| self.store().store_catalog(user, rows, clock::now().as_millis()))
     }
 }

@@ -158,7 +158,18 @@ pub struct Metrics {
     min_pool: Gauge,
     progress: Mutex<BTreeMap<(UserId, Module), Progress>>,
     refused: Mutex<BTreeSet<UserId>>,
+    catalogs_refused: Family<ReasonLabel, Counter>,
+    not_priced: Family<SellerLabel, Gauge>,
+    holds: Mutex<BTreeMap<(UserId, Module), String>>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SellerLabel {
+    seller: String,
+}
+
+/// Why a catalogue answer was not stored, as `rotor_catalog_refused_total` counts it.
+pub const CATALOG_REFUSALS: [&str; 4] = ["no_total", "count_mismatch", "empty", "shrunk"];
 
 /// A running worker loop's progress: when it started and when its last cycle succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +243,9 @@ impl Metrics {
             min_pool: Gauge::default(),
             progress: Mutex::default(),
             refused: Mutex::default(),
+            catalogs_refused: Family::default(),
+            not_priced: Family::default(),
+            holds: Mutex::default(),
         };
         for mo in Module::ALL {
             for kind in OutcomeKind::ALL {
@@ -260,6 +274,9 @@ impl Metrics {
         }
         for reason in PROVIDER_BLOCKS {
             let _ = m.provider_blocked.get_or_create(&ReasonLabel { reason });
+        }
+        for reason in CATALOG_REFUSALS {
+            let _ = m.catalogs_refused.get_or_create(&ReasonLabel { reason });
         }
         m.register()
     }
@@ -386,6 +403,42 @@ impl Metrics {
     /// A large drop was held for confirmation.
     pub fn drop_held(&self) {
         self.drops_held.inc();
+    }
+
+    /// A catalogue answer was not stored, for `reason` (one of [`CATALOG_REFUSALS`]).
+    pub fn catalog_refused(&self, reason: &'static str) {
+        self.catalogs_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Catalogue answers refused so far, for `reason`.
+    pub fn catalogs_refused(&self, reason: &'static str) -> u64 {
+        self.catalogs_refused.get_or_create(&ReasonLabel { reason }).get()
+    }
+
+    /// `user` has `n` SKUs the demper does not price (not in the catalogue, removed from sale,
+    /// or without a model there).
+    pub fn not_priced(&self, user: UserId, n: usize) {
+        self.not_priced
+            .get_or_create(&SellerLabel { seller: user.to_string() })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// `user`'s `module` holds for `why` (`None`: no longer): `/health` names it until then.
+    pub fn hold(&self, user: UserId, module: Module, why: Option<String>) {
+        let mut holds = locked(&self.holds);
+        match why {
+            Some(w) => {
+                holds.insert((user, module), w);
+            }
+            None => {
+                holds.remove(&(user, module));
+            }
+        }
+    }
+
+    /// What each seller's modules hold for now, for `/health`.
+    pub fn holds(&self) -> BTreeMap<(UserId, Module), String> {
+        locked(&self.holds).clone()
     }
 
     /// A new order was stored.

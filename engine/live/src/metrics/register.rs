@@ -54,6 +54,16 @@ impl Metrics {
             self.drops_held.clone(),
         );
         r.register("rotor_orders_stored", "New orders stored", self.orders_stored.clone());
+        r.register(
+            "rotor_catalog_refused",
+            "Catalogue answers not stored because they could not be trusted (no total, a count that does not add up, empty or shrunk against the stored one), by reason",
+            self.catalogs_refused.clone(),
+        );
+        r.register(
+            "rotor_skus_not_priced",
+            "SKUs of a seller the demper does not price: not in the synced catalogue, removed from sale, or without a model there",
+            self.not_priced.clone(),
+        );
         r.register("rotor_store_errors", "Store reads and writes that failed", self.store_errors.clone());
         r.register(
             "rotor_webhook_deliveries",

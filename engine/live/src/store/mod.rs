@@ -30,13 +30,13 @@ pub use error::StoreError;
 use error::{Abort, ctx};
 pub use events::{OrderEvent, OrderWrite};
 pub use holds::LaneHolds;
-pub use operator::{Command, DropGate, HeldDrop};
+pub use operator::{Command, Confirm, DropGate, HeldDrop, held_version};
 pub use proxy6::{Proxy6Order, Proxy6Proxy};
-pub use records::Listing;
+pub use records::{CatalogRows, Listing};
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_account_cooldowns.sql"),
     include_str!("schema/003_current_prices.sql"),
@@ -45,6 +45,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("schema/006_order_events.sql"),
     include_str!("schema/007_proxy6_orders.sql"),
     include_str!("schema/008_calibration_hold.sql"),
+    include_str!("schema/009_listings.sql"),
 ];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.

@@ -8,7 +8,7 @@ use rotor_engine::{ProxyId, UserId};
 
 use super::allocations::unallocate;
 use super::error::{Abort, ctx};
-use super::{Store, StoreError, opt_uint, real, text, uint};
+use super::{Store, StoreError, int, opt_uint, real, text, uint};
 
 /// A price drop waiting for an operator's confirmation.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,8 +17,9 @@ pub struct HeldDrop {
     pub user: UserId,
     /// The SKU.
     pub sku: String,
-    /// The price before the drop.
-    pub from_price: f64,
+    /// The price the drop is measured from (the guard's reference), `None` when the current
+    /// price could not be read.
+    pub from_price: Option<f64>,
     /// The price the demper asked for (the lowest since the hold began).
     pub to_price: f64,
     /// When it was first held.
@@ -38,6 +39,38 @@ pub enum DropGate {
     StillHeld,
 }
 
+/// What `rotor ctl confirm` confirms: named SKUs, or every held drop of the seller as the
+/// operator saw them (the set's version from `rotor ctl status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm<'a> {
+    /// These SKUs' held drops, each as held now.
+    Skus(&'a [String]),
+    /// Every held drop of the seller, if the held set is still the one with this version.
+    All(&'a str),
+}
+
+/// The version of a seller's held drops: a digest of each SKU, its reference and the price
+/// asked, so that a confirmation of "all" confirms exactly what the operator looked at.
+pub fn held_version(drops: &[HeldDrop]) -> String {
+    // FNV-1a: stable across builds and processes, which a std hasher does not promise.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut sorted: Vec<&HeldDrop> = drops.iter().collect();
+    sorted.sort_by(|a, b| a.sku.cmp(&b.sku));
+    for d in sorted {
+        let text = format!(
+            "{}|{:?}|{}\n",
+            d.sku,
+            d.from_price.map(|p| (p * 100.0).round()),
+            (d.to_price * 100.0).round()
+        );
+        for b in text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{:08x}", h >> 32)
+}
+
 /// A command for the workers' engines, applied by each in id order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -55,7 +88,7 @@ impl Store {
         &mut self,
         user: UserId,
         sku: &str,
-        (from, to): (f64, f64),
+        (from, to): (Option<f64>, f64),
         now_ms: u64,
     ) -> Result<DropGate, StoreError> {
         self.tx(|c| {
@@ -76,8 +109,8 @@ impl Store {
                 }
                 None => {
                     c.exec(
-                        "INSERT INTO held_drops (user_id, sku, from_price, to_price, since_ms) VALUES ($1, $2, $3, $4, $5)",
-                        &[user.0.into(), sku.into(), from.into(), to.into(), now_ms.into()],
+                        "INSERT INTO held_drops (user_id, sku, from_price, to_price, since_ms, from_known) VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[user.0.into(), sku.into(), from.unwrap_or(0.0).into(), to.into(), now_ms.into(), from.is_some().into()],
                     )?;
                     Ok(DropGate::Held)
                 }
@@ -86,18 +119,56 @@ impl Store {
         .map_err(ctx("hold a price drop"))
     }
 
-    /// Confirms `user`'s held drops (one SKU, or all); returns how many.
-    pub fn confirm_drops(&mut self, user: UserId, sku: Option<&str>, now_ms: u64) -> Result<u64, StoreError> {
-        let result = match sku {
-            Some(sku) => self.conn.exec(
-                "UPDATE held_drops SET confirmed_ms = $1 WHERE user_id = $2 AND sku = $3",
-                &[now_ms.into(), user.0.into(), sku.into()],
-            ),
-            None => self.conn.exec(
-                "UPDATE held_drops SET confirmed_ms = $1 WHERE user_id = $2",
-                &[now_ms.into(), user.0.into()],
-            ),
-        };
+    /// Confirms `user`'s held drops, as `what` names them, in one transaction: every named SKU
+    /// must be held, and "all" must name the held set's current version; otherwise nothing is
+    /// confirmed and the inner error says why. Returns the drops confirmed.
+    pub fn confirm_drops(
+        &mut self,
+        user: UserId,
+        what: Confirm<'_>,
+        now_ms: u64,
+    ) -> Result<Result<Vec<HeldDrop>, String>, StoreError> {
+        let result = self.tx(|c| {
+            let held: Vec<HeldDrop> =
+                held_rows(&c.query(&format!("{HELD_SELECT} WHERE user_id = $1 ORDER BY sku"), &[user.0.into()])?);
+            let chosen: Vec<HeldDrop> = match what {
+                Confirm::All(version) => {
+                    let now = held_version(&held);
+                    if held.is_empty() {
+                        return Ok(Err(format!("user {user}: no held price drop; `rotor ctl status` lists them")));
+                    }
+                    if now != version {
+                        return Ok(Err(format!(
+                            "user {user}: the held drops changed since version {version} (now {now}); \
+                             look again with `rotor ctl status`"
+                        )));
+                    }
+                    held
+                }
+                Confirm::Skus(skus) => {
+                    let mut out = Vec::new();
+                    for sku in skus {
+                        match held.iter().find(|h| &h.sku == sku) {
+                            Some(h) => out.push(h.clone()),
+                            None => {
+                                return Ok(Err(format!(
+                                    "user {user}: no held price drop for SKU {sku}; `rotor ctl status` lists them"
+                                )));
+                            }
+                        }
+                    }
+                    out
+                }
+            };
+            for h in &chosen {
+                // Confirmed at the price asked: a lower one needs a new confirmation.
+                c.exec(
+                    "UPDATE held_drops SET confirmed_ms = $1 WHERE user_id = $2 AND sku = $3 AND to_price = $4",
+                    &[now_ms.into(), user.0.into(), h.sku.as_str().into(), h.to_price.into()],
+                )?;
+            }
+            Ok(Ok(chosen))
+        });
         result.map_err(ctx("confirm price drops"))
     }
 
@@ -114,22 +185,9 @@ impl Store {
     pub fn held_drops(&mut self) -> Result<Vec<HeldDrop>, StoreError> {
         let rows = self
             .conn
-            .query(
-                "SELECT user_id, sku, from_price, to_price, since_ms, confirmed_ms FROM held_drops ORDER BY user_id, sku",
-                &[],
-            )
+            .query(&format!("{HELD_SELECT} ORDER BY user_id, sku"), &[])
             .map_err(ctx("read held drops"))?;
-        Ok(rows
-            .iter()
-            .map(|r| HeldDrop {
-                user: UserId(uint(r, 0) as u32),
-                sku: text(r, 1).unwrap_or_default(),
-                from_price: real(r, 2).unwrap_or(0.0),
-                to_price: real(r, 3).unwrap_or(0.0),
-                since_ms: uint(r, 4),
-                confirmed_ms: opt_uint(r, 5),
-            })
-            .collect())
+        Ok(held_rows(&rows))
     }
 
     /// Drains `user` (no worker serves it) or resumes it.
@@ -304,4 +362,20 @@ fn issue(c: &mut dyn super::sql::Conn, kind: &str, id: ProxyId, now_ms: u64) -> 
         &[now_ms.into(), kind.into(), id.0.into()],
     )?;
     Ok(())
+}
+
+const HELD_SELECT: &str =
+    "SELECT user_id, sku, from_price, to_price, since_ms, confirmed_ms, from_known FROM held_drops";
+
+fn held_rows(rows: &[super::Row]) -> Vec<HeldDrop> {
+    rows.iter()
+        .map(|r| HeldDrop {
+            user: UserId(uint(r, 0) as u32),
+            sku: text(r, 1).unwrap_or_default(),
+            from_price: (int(r, 6) != 0).then(|| real(r, 2).unwrap_or(0.0)),
+            to_price: real(r, 3).unwrap_or(0.0),
+            since_ms: uint(r, 4),
+            confirmed_ms: opt_uint(r, 5),
+        })
+        .collect()
 }

@@ -9,11 +9,22 @@ use super::{PriceDecision, Store, StoreError, int, opt_uint, real, text, uint};
 /// What the store knows of one of a seller's offers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Listing {
+    /// Whether the seller's last accepted catalogue lists it (on sale or removed from sale).
+    pub listed: bool,
+    /// Whether it is on sale (`false`: removed from sale, or not listed).
+    pub on_sale: bool,
     /// Its current price: the newer of our last push and the cabinet's catalogue.
     pub price: Option<f64>,
     /// Its model (product name) as the cabinet's catalogue has it.
     pub model: Option<String>,
+    /// The drop guard's reference: the highest price known for it since the later of the
+    /// window's start and the last price set outside rotor or confirmed by an operator, the
+    /// current price included.
+    pub reference: Option<f64>,
 }
+
+/// A catalogue the cabinet answered, as stored: (sku, model, price, on sale).
+pub type CatalogRows = [(String, Option<String>, Option<f64>, bool)];
 
 impl Store {
     /// Records a repricing decision; a pushed price becomes the SKU's current price in the same
@@ -35,6 +46,18 @@ impl Store {
                     d.dry_run.into(),
                 ],
             )?;
+            if let (true, Some(price)) = (d.pushed, d.new_price) {
+                // A push that an operator confirmed restarts the drop guard's budget from it.
+                let confirmed = c.query(
+                    "SELECT confirmed_ms FROM held_drops WHERE user_id = $1 AND sku = $2 AND confirmed_ms IS NOT NULL",
+                    &[d.user.0.into(), d.sku.as_str().into()],
+                )?;
+                let kind = if confirmed.is_empty() { "pushed" } else { "confirmed" };
+                c.exec(
+                    "INSERT INTO price_marks (user_id, sku, price, at_ms, kind) VALUES ($1, $2, $3, $4, $5)",
+                    &[d.user.0.into(), d.sku.as_str().into(), price.into(), d.at_ms.into(), kind.into()],
+                )?;
+            }
             // A push, or a price already where the demper wants it, ends any held drop.
             if d.pushed || d.reason == "unchanged" {
                 c.exec(
@@ -102,9 +125,11 @@ impl Store {
             .collect())
     }
 
-    /// A SKU's current price and model: the newer of the price last pushed and the catalogue's
-    /// (a price changed in the cabinet after our push wins), and the catalogue's model.
-    pub fn listing(&mut self, user: UserId, sku: &str) -> Result<Listing, StoreError> {
+    /// What the store knows of a SKU: whether the catalogue lists it, its current price (the
+    /// newer of the price last pushed and the catalogue's: a price changed in the cabinet after
+    /// our push wins), the catalogue's model, and the drop guard's reference from `since_ms` on
+    /// (see [`Listing::reference`]).
+    pub fn listing(&mut self, user: UserId, sku: &str, since_ms: u64) -> Result<Listing, StoreError> {
         let pushed = self
             .conn
             .query(
@@ -116,19 +141,45 @@ impl Store {
         let listed = self
             .conn
             .query(
-                "SELECT price, synced_ms, model FROM catalog WHERE user_id = $1 AND sku = $2",
+                "SELECT price, synced_ms, model, available FROM catalog WHERE user_id = $1 AND sku = $2",
                 &[user.0.into(), sku.into()],
             )
             .map_err(ctx("read the catalogue price"))?;
-        let (listed, model) =
-            listed.first().map_or((None, None), |r| (real(r, 0).map(|p| (p, uint(r, 1))), text(r, 2)));
-        let price = match (pushed, listed) {
+        let row = listed.first();
+        let catalogued = row.and_then(|r| real(r, 0).map(|p| (p, uint(r, 1))));
+        let price = match (pushed, catalogued) {
             (Some((p, at)), Some((l, synced))) => Some(if synced > at { l } else { p }),
             (Some((p, _)), None) => Some(p),
             (None, Some((l, _))) => Some(l),
             (None, None) => None,
         };
-        Ok(Listing { price, model })
+        let marks = self
+            .conn
+            .query(
+                "SELECT price, at_ms, kind FROM price_marks WHERE user_id = $1 AND sku = $2 AND at_ms >= $3",
+                &[user.0.into(), sku.into(), since_ms.into()],
+            )
+            .map_err(ctx("read the price marks"))?;
+        let marks: Vec<(f64, u64, String)> =
+            marks.iter().filter_map(|r| Some((real(r, 0)?, uint(r, 1), text(r, 2)?))).collect();
+        // The budget runs from the last price set outside rotor or confirmed by an operator.
+        let start = marks.iter().filter(|m| m.2 != "pushed").map(|m| m.1).max().unwrap_or(since_ms);
+        let reference =
+            marks.iter().filter(|m| m.1 >= start).map(|m| m.0).chain(price).max_by(f64::total_cmp);
+        Ok(Listing {
+            listed: row.is_some(),
+            on_sale: row.is_some_and(|r| int(r, 3) != 0),
+            price,
+            model: row.and_then(|r| text(r, 2)),
+            reference,
+        })
+    }
+
+    /// Deletes price marks older than `before_ms` (outside every drop window).
+    pub fn prune_marks(&mut self, before_ms: u64) -> Result<u64, StoreError> {
+        self.conn
+            .exec("DELETE FROM price_marks WHERE at_ms < $1", &[before_ms.into()])
+            .map_err(ctx("prune price marks"))
     }
 
     /// Whether an order is stored.
@@ -170,25 +221,49 @@ impl Store {
             .map_err(ctx("move the orders watermark"))
     }
 
-    /// Replaces `user`'s catalogue: (sku, model, price, available).
-    pub fn store_catalog(
-        &mut self,
-        user: UserId,
-        rows: &[(String, Option<String>, Option<f64>, bool)],
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
+    /// Replaces `user`'s catalogue with one that passed its checks, and records when and how
+    /// many offers it held. A listed price that rotor did not push (the seller changed it, or it
+    /// is the first seen) is a price mark: the drop guard's budget starts again from it.
+    pub fn store_catalog(&mut self, user: UserId, rows: &CatalogRows, now_ms: u64) -> Result<(), StoreError> {
         self.tx(|c| {
             c.exec("DELETE FROM catalog WHERE user_id = $1", &[user.0.into()])?;
             for (sku, model, price, available) in rows {
                 c.exec(
                     "INSERT INTO catalog (user_id, sku, model, price, available, synced_ms) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (user_id, sku) DO UPDATE SET model = excluded.model, price = excluded.price",
+                     ON CONFLICT (user_id, sku) DO UPDATE SET model = excluded.model, price = excluded.price,
+                     available = excluded.available",
                     &[user.0.into(), sku.as_str().into(), model.clone().into(), (*price).into(), (*available).into(), now_ms.into()],
                 )?;
+                let Some(price) = price.filter(|_| *available) else { continue };
+                let known = c.query(
+                    "SELECT kind FROM price_marks WHERE user_id = $1 AND sku = $2 AND price > $3 AND price < $4
+                     AND (kind = 'pushed' OR at_ms = (SELECT MAX(at_ms) FROM price_marks WHERE user_id = $1 AND sku = $2))",
+                    &[user.0.into(), sku.as_str().into(), (price - 0.005).into(), (price + 0.005).into()],
+                )?;
+                if known.is_empty() {
+                    c.exec(
+                        "INSERT INTO price_marks (user_id, sku, price, at_ms, kind) VALUES ($1, $2, $3, $4, 'catalog')",
+                        &[user.0.into(), sku.as_str().into(), price.into(), now_ms.into()],
+                    )?;
+                }
             }
+            c.exec(
+                "INSERT INTO catalog_sync (user_id, synced_ms, offers) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_id) DO UPDATE SET synced_ms = excluded.synced_ms, offers = excluded.offers",
+                &[user.0.into(), now_ms.into(), (rows.len() as u64).into()],
+            )?;
             Ok(())
         })
         .map_err(ctx("store the catalogue"))
+    }
+
+    /// When `user`'s last accepted catalogue was stored and how many offers it held.
+    pub fn catalog_synced(&mut self, user: UserId) -> Result<Option<(u64, u64)>, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT synced_ms, offers FROM catalog_sync WHERE user_id = $1", &[user.0.into()])
+            .map_err(ctx("read the catalogue's sync"))?;
+        Ok(rows.first().map(|r| (uint(r, 0), uint(r, 1))))
     }
 
     /// How many catalogue rows `user` has.

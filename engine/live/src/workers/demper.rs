@@ -1,13 +1,22 @@
 //! The demper: for each SKU, read the competitor offers, compute the new price (the lowest
-//! competitor minus a step, within the SKU's floor and ceiling), and push it through the cabinet
-//! when it changed. Every decision is stored; `--dry-run` stores them and pushes nothing.
+//! competitor minus a step, in whole tenge within the SKU's floor and ceiling), and push it
+//! through the cabinet when it changed. It prices only what it knows: nothing before the
+//! seller's catalogue is stored, no SKU the catalogue lacks or lists as removed from sale, always
+//! with the catalogue's model, and no drop beyond the guard (a budget over a window, measured
+//! from the highest price known in it) without an operator's confirmation. Every decision is
+//! stored; `--dry-run` stores them and pushes nothing.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use rotor_engine::{Duration, Module};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::catalog::CatalogState;
 use super::{Next, triage};
 use crate::clock;
 use crate::config::KaspiUrls;
@@ -26,8 +35,14 @@ pub struct Sku {
     pub floor: f64,
     /// Never price above.
     pub ceiling: f64,
-    /// The product name the cabinet wants with an update.
-    pub model: String,
+}
+
+impl Sku {
+    /// The whole-tenge prices the SKU may take: its floor rounded up and its ceiling rounded
+    /// down, so that rounding never leaves the band.
+    pub fn band(&self) -> (f64, f64) {
+        (self.floor.ceil(), self.ceiling.floor())
+    }
 }
 
 /// What is wrong with a SKU file: `file:line` and the valid form.
@@ -35,7 +50,8 @@ pub struct Sku {
 #[error("{0}")]
 pub struct SkuError(String);
 
-/// Reads `sku,product_id,floor,ceiling[,model]` rows (with that header line).
+/// Reads `sku,product_id,floor,ceiling[,model]` rows (with that header line). A `model` column
+/// is accepted and not used: the name pushed with a price is always the catalogue's.
 pub fn load_skus(path: &Path) -> Result<Vec<Sku>, SkuError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -79,11 +95,17 @@ pub fn load_skus(path: &Path) -> Result<Vec<Sku>, SkuError> {
                 path.display()
             )));
         }
+        if floor.ceil() > ceiling.floor() {
+            return Err(SkuError(format!(
+                "{}:{line}: floor {floor} and ceiling {ceiling} hold no whole tenge; prices go out in whole \
+                 tenge, so give a band that holds one",
+                path.display()
+            )));
+        }
         if field(0).is_empty() || field(1).is_empty() {
             return Err(SkuError(format!("{}:{line}: sku and product_id must not be empty", path.display())));
         }
-        let model = row.get(4).filter(|m| !m.is_empty()).map_or_else(|| field(0), str::to_owned);
-        out.push(Sku { sku: field(0), product_id: field(1), floor, ceiling, model });
+        out.push(Sku { sku: field(0), product_id: field(1), floor, ceiling });
     }
     Ok(out)
 }
@@ -99,17 +121,23 @@ pub struct Repricing {
     pub push: bool,
 }
 
-/// The lowest competitor minus `step` (whole tenge, rounded down), kept within `[floor,
-/// ceiling]`. Without competitors the price stays.
+/// The lowest competitor minus `step`, rounded down to whole tenge, kept within the SKU's
+/// whole-tenge band ([`Sku::band`]). Without competitors the price stays, unless it is outside
+/// the band: then it is brought back to the nearer edge.
 pub fn reprice(current: Option<f64>, competitor_min: Option<f64>, sku: &Sku, step: f64) -> Repricing {
+    let (lo, hi) = sku.band();
     let Some(min) = competitor_min else {
-        return Repricing { price: current, reason: "no_competitors", push: false };
+        return match current {
+            Some(c) if c < lo - 0.005 => Repricing { price: Some(lo), reason: "floor", push: true },
+            Some(c) if c > hi + 0.005 => Repricing { price: Some(hi), reason: "ceiling", push: true },
+            _ => Repricing { price: current, reason: "no_competitors", push: false },
+        };
     };
     let target = (min - step).floor();
-    let (price, reason) = if target < sku.floor {
-        (sku.floor, "floor")
-    } else if target > sku.ceiling {
-        (sku.ceiling, "ceiling")
+    let (price, reason) = if target < lo {
+        (lo, "floor")
+    } else if target > hi {
+        (hi, "ceiling")
     } else {
         (target, "undercut")
     };
@@ -117,6 +145,12 @@ pub fn reprice(current: Option<f64>, competitor_min: Option<f64>, sku: &Sku, ste
         return Repricing { price: Some(price), reason: "unchanged", push: false };
     }
     Repricing { price: Some(price), reason, push: true }
+}
+
+/// Whether pushing `price` goes more than `percent` below `reference` (the drop guard's
+/// reference: the highest price known within the window). `percent` 100 never holds.
+pub fn beyond_guard(reference: f64, price: f64, percent: u32) -> bool {
+    percent < 100 && price < reference * (1.0 - f64::from(percent) / 100.0) - 0.005
 }
 
 /// The order `user`'s SKUs are checked in, each with its offset from the pass's start: every
@@ -169,11 +203,24 @@ pub struct Demper {
     pub spread: bool,
     /// Stop after this many passes (`None`: until shutdown).
     pub passes: Option<u32>,
-    /// A drop of more than this percent of the current price waits for `rotor ctl confirm`
-    /// (100: never).
+    /// Drops that together go more than this percent below the highest price known within
+    /// `drop_window` wait for `rotor ctl confirm` (100: never).
     pub max_drop_percent: u32,
+    /// The window the drop guard's budget spans.
+    pub drop_window: Duration,
+    /// Where the seller's catalogue stands: the demper prices nothing before it is ready.
+    pub catalog: watch::Receiver<CatalogState>,
+    /// SKUs already reported as not priced in this tenure (each is logged once).
+    pub reported: Mutex<BTreeSet<String>>,
     /// The stint of serving this seller the worker belongs to.
     pub tenure: super::Tenure,
+}
+
+/// Whether the demper may price: a catalogue is ready, none will come, or the worker stops.
+enum Catalogue {
+    Ready,
+    None,
+    Stop,
 }
 
 impl Demper {
@@ -185,6 +232,17 @@ impl Demper {
         loop {
             if !self.tenure.holds() {
                 return;
+            }
+            match self.catalogue().await {
+                Catalogue::Ready => {}
+                Catalogue::Stop => return,
+                Catalogue::None => {
+                    tracing::warn!(
+                        "user {user}/demper: no catalogue of the seller could be synced in this run; nothing \
+                         is priced (the catalog lane's log says why)"
+                    );
+                    return;
+                }
             }
             let start = clock::now();
             let (stop, read) = self.pass(start).await;
@@ -200,6 +258,49 @@ impl Demper {
             let next = if self.spread { start + self.interval } else { clock::now() + self.interval };
             if self.passes.is_some_and(|p| done >= p) || !self.driver.sleep_until(next).await {
                 return;
+            }
+        }
+    }
+
+    /// Waits until the seller's catalogue may be priced from: logged once, and named on
+    /// `/health` while it waits.
+    async fn catalogue(&self) -> Catalogue {
+        let user = self.account.user;
+        let mut rx = self.catalog.clone();
+        let mut said = false;
+        loop {
+            let state = *rx.borrow_and_update();
+            match state {
+                CatalogState::Ready => {
+                    self.driver.metrics.hold(user, Module::Demper, None);
+                    return Catalogue::Ready;
+                }
+                CatalogState::GaveUp => {
+                    self.driver.metrics.hold(user, Module::Demper, None);
+                    return Catalogue::None;
+                }
+                CatalogState::Pending => {}
+            }
+            if !said {
+                said = true;
+                let why = "waits for the seller's catalogue to be synced; nothing is priced before it";
+                tracing::info!("user {user}/demper: {why}");
+                self.driver.metrics.hold(user, Module::Demper, Some(why.to_owned()));
+            }
+            if !self.tenure.holds() {
+                self.driver.metrics.hold(user, Module::Demper, None);
+                return Catalogue::Stop;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() {
+                    // The catalogue worker ended without a catalogue for this run.
+                    self.driver.metrics.hold(user, Module::Demper, None);
+                    return if *rx.borrow() == CatalogState::Ready { Catalogue::Ready } else { Catalogue::None };
+                },
+                alive = self.driver.sleep_until(clock::now() + Duration::from_secs(1)) => if !alive {
+                    self.driver.metrics.hold(user, Module::Demper, None);
+                    return Catalogue::Stop;
+                },
             }
         }
     }
@@ -250,29 +351,69 @@ impl Demper {
                 None => {}
             }
         }
+        let unpriced = crate::driver::lock(&self.reported).len();
+        self.driver.metrics.not_priced(self.account.user, unpriced);
         (stop, read)
+    }
+
+    /// Why `sku` is not priced at all, from what the store knows of it; logged once per SKU.
+    fn unpriceable(&self, sku: &Sku, listing: &crate::store::Listing) -> Option<&'static str> {
+        let why = if !listing.listed {
+            "not_in_catalog"
+        } else if !listing.on_sale {
+            "removed_from_sale"
+        } else if listing.model.is_none() {
+            "no_model_in_catalog"
+        } else {
+            crate::driver::lock(&self.reported).remove(&sku.sku);
+            return None;
+        };
+        if crate::driver::lock(&self.reported).insert(sku.sku.clone()) {
+            let text = match why {
+                "not_in_catalog" => "is not in the seller's catalogue",
+                "removed_from_sale" => "is removed from sale in the catalogue",
+                _ => "has no model in the catalogue",
+            };
+            tracing::warn!("user {}/demper: SKU {} {text}; it is not priced", self.account.user, sku.sku);
+        }
+        Some(why)
     }
 
     /// One SKU: what the worker does next, and whether its offers were read.
     async fn one(&self, i: usize) -> (Next, bool) {
         let sku = &self.skus[i];
         let user = self.account.user;
+        let decision = |reason: String| PriceDecision {
+            at_ms: clock::now().as_millis(),
+            user,
+            sku: sku.sku.clone(),
+            old_price: None,
+            new_price: None,
+            competitor_min: None,
+            reason,
+            pushed: false,
+            dry_run: self.dry_run,
+        };
+        // What the store knows first: a SKU that cannot be priced costs no storefront request.
+        let listing = match self.driver.records().listing(user, &sku.sku, self.drop_window) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("user {user}/demper: {}: current price unreadable ({e}); held", sku.sku);
+                self.driver.metrics.drop_held();
+                self.record(&decision(format!("held: current price unreadable: {e}")));
+                return (Next::Continue, false);
+            }
+        };
+        if let Some(why) = self.unpriceable(sku, &listing) {
+            self.record(&PriceDecision { old_price: listing.price, ..decision(why.to_owned()) });
+            return (Next::Continue, false);
+        }
         let offers = match kaspi::all_offers(&self.driver, &self.urls, user, &sku.product_id).await {
             Ok(o) => o,
             Err(e) => {
                 let next = triage(user, Module::Demper, &format!("offers of {}", sku.sku), &e);
                 if matches!(next, Next::Continue) {
-                    self.record(&PriceDecision {
-                        at_ms: clock::now().as_millis(),
-                        user,
-                        sku: sku.sku.clone(),
-                        old_price: None,
-                        new_price: None,
-                        competitor_min: None,
-                        reason: format!("offers_failed: {e}"),
-                        pushed: false,
-                        dry_run: self.dry_run,
-                    });
+                    self.record(&decision(format!("offers_failed: {e}")));
                 }
                 return (next, false);
             }
@@ -282,26 +423,32 @@ impl Demper {
             .filter(|(m, _)| *m != self.account.merchant_uid && !self.excluded.contains(m))
             .map(|&(_, p)| p)
             .min_by(f64::total_cmp);
-        let listing = self.driver.records().listing(user, &sku.sku).unwrap_or_default();
         let current = listing.price;
         let r = reprice(current, competitor_min, sku, self.step);
         let mut pushed = false;
         let mut reason = r.reason.to_owned();
         let mut next = Next::Continue;
-        let large = r.price.zip(current).is_some_and(|(p, c)| self.large_drop(c, p));
-        if large && self.dry_run {
+        // The guard: an unknown current price holds any push; a known one holds a push beyond
+        // the budget below the highest price known within the window.
+        let guarded = self.max_drop_percent < 100;
+        let beyond = match (r.price, current, listing.reference) {
+            (Some(_), None, _) => guarded,
+            (Some(p), Some(_), Some(reference)) => beyond_guard(reference, p, self.max_drop_percent),
+            _ => false,
+        };
+        if r.push && beyond && self.dry_run {
             reason = format!("{reason}; a drop over {}% would wait for confirmation", self.max_drop_percent);
         }
-        let held = match (r.push && large && !self.dry_run, r.price, current) {
-            (true, Some(price), Some(from)) => self.held(sku, from, price),
+        let held = match (r.push && beyond && !self.dry_run, r.price) {
+            (true, Some(price)) => self.held(sku, current.and(listing.reference), price),
             _ => None,
         };
         if let Some(why) = held {
             self.driver.metrics.drop_held();
             reason = format!("held_drop ({reason}): {why}");
-        } else if let (true, false, Some(price)) = (r.push, self.dry_run, r.price) {
-            // The cabinet's own model name when the catalogue has it; the SKU file's otherwise.
-            let model = listing.model.as_deref().unwrap_or(&sku.model);
+        } else if let (true, false, Some(price), Some(model)) =
+            (r.push, self.dry_run, r.price, &listing.model)
+        {
             match kaspi::push_price(&self.driver, &self.urls, &self.account, &sku.sku, model, price).await {
                 Ok(()) => {
                     pushed = true;
@@ -337,31 +484,32 @@ impl Demper {
         (next, true)
     }
 
-    /// Whether going from `current` to `price` drops more than the share one pass may drop.
-    fn large_drop(&self, current: f64, price: f64) -> bool {
-        self.max_drop_percent < 100 && price < current * (1.0 - f64::from(self.max_drop_percent) / 100.0)
-    }
-
-    /// Why a large drop of `sku` from `from` to `to` is not pushed now, or `None` if an
-    /// operator confirmed it. A new hold is logged once as a warning; a store that cannot say
-    /// holds the drop too (nothing large is pushed unconfirmed).
-    fn held(&self, sku: &Sku, from: f64, to: f64) -> Option<String> {
+    /// Why a drop of `sku` from `from` (the guard's reference; `None`: the current price is
+    /// unknown) to `to` is not pushed now, or `None` if an operator confirmed it. A new hold is
+    /// logged once as a warning; a store that cannot say holds the drop too (nothing beyond the
+    /// guard is pushed unconfirmed).
+    fn held(&self, sku: &Sku, from: Option<f64>, to: f64) -> Option<String> {
         let user = self.account.user;
         let confirm = format!("confirm with `rotor ctl confirm {} {}`", user.0, sku.sku);
+        let what = match from {
+            Some(from) => format!(
+                "more than {}% below {from:.0}, the highest price within {}",
+                self.max_drop_percent, self.drop_window
+            ),
+            None => "its current price is unknown".to_owned(),
+        };
         match self.driver.records().drop_gate(user, &sku.sku, (from, to)) {
             Ok(crate::store::DropGate::Confirmed) => None,
             Ok(crate::store::DropGate::Held) => {
+                let shown = from.map_or_else(|| "?".to_owned(), |f| format!("{f:.0}"));
                 tracing::warn!(
-                    "user {user}/demper: {} would drop {from:.0} -> {to:.0}, more than {}% in one pass; \
-                         held until an operator confirms ({confirm})",
+                    "user {user}/demper: {} would drop {shown} -> {to:.0}, {what}; held until an operator \
+                     confirms ({confirm})",
                     sku.sku,
-                    self.max_drop_percent
                 );
-                Some(format!("more than {}% below {from:.0}; {confirm}", self.max_drop_percent))
+                Some(format!("{what}; {confirm}"))
             }
-            Ok(crate::store::DropGate::StillHeld) => {
-                Some(format!("more than {}% below {from:.0}; {confirm}", self.max_drop_percent))
-            }
+            Ok(crate::store::DropGate::StillHeld) => Some(format!("{what}; {confirm}")),
             Err(e) => Some(format!("cannot read its confirmation: {e}")),
         }
     }
@@ -378,7 +526,7 @@ mod tests {
     use super::*;
 
     fn sku(floor: f64, ceiling: f64) -> Sku {
-        Sku { sku: "A".into(), product_id: "1".into(), floor, ceiling, model: "A".into() }
+        Sku { sku: "A".into(), product_id: "1".into(), floor, ceiling }
     }
 
     #[test]
@@ -436,6 +584,59 @@ mod tests {
     }
 
     #[test]
+    fn whole_tenge_prices_stay_inside_a_fractional_band() {
+        let s = sku(1000.5, 2000.7);
+        assert_eq!(s.band(), (1001.0, 2000.0));
+        // Undercutting to the floor rounds up to it, never below.
+        assert_eq!(
+            reprice(Some(1500.0), Some(900.0), &s, 1.0),
+            Repricing { price: Some(1001.0), reason: "floor", push: true }
+        );
+        assert_eq!(
+            reprice(Some(1500.0), Some(1001.4), &s, 0.0),
+            Repricing { price: Some(1001.0), reason: "undercut", push: true },
+            "1001.4 rounds down to 1001, inside"
+        );
+        assert_eq!(
+            reprice(Some(1500.0), Some(9000.0), &s, 1.0),
+            Repricing { price: Some(2000.0), reason: "ceiling", push: true }
+        );
+        // No competitor: a current price outside the band is brought back inside.
+        assert_eq!(
+            reprice(Some(700.0), None, &s, 1.0),
+            Repricing { price: Some(1001.0), reason: "floor", push: true }
+        );
+        assert_eq!(
+            reprice(Some(2500.0), None, &s, 1.0),
+            Repricing { price: Some(2000.0), reason: "ceiling", push: true }
+        );
+        assert_eq!(
+            reprice(Some(1500.0), None, &s, 1.0),
+            Repricing { price: Some(1500.0), reason: "no_competitors", push: false }
+        );
+        assert_eq!(
+            reprice(None, None, &s, 1.0),
+            Repricing { price: None, reason: "no_competitors", push: false }
+        );
+    }
+
+    #[test]
+    fn the_guard_holds_what_goes_beyond_its_share_of_the_reference() {
+        assert!(!beyond_guard(1000.0, 700.0, 30), "exactly 30% is allowed");
+        assert!(beyond_guard(1000.0, 699.0, 30));
+        assert!(!beyond_guard(1000.0, 1.0, 100), "100 never holds");
+        assert!(beyond_guard(600_000.0, 84_185.0, 30), "the first start's 86% drop");
+        // Ten 5% steps from 1000 together cross 30% at the seventh.
+        let mut price = 1000.0_f64;
+        let mut steps = 0;
+        while !beyond_guard(1000.0, (price * 0.95).floor(), 30) {
+            price = (price * 0.95).floor();
+            steps += 1;
+        }
+        assert_eq!(steps, 6);
+    }
+
+    #[test]
     fn sku_files_are_checked_with_line_numbers() {
         let dir = std::env::temp_dir().join(format!("rotor-skus-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_default();
@@ -455,9 +656,10 @@ mod tests {
         std::fs::write(&path, "sku,product_id,floor,ceiling,model\nA,100,10,20,Phone\nB,101,1,2\n")
             .unwrap_or_default();
         let skus = load_skus(&path).unwrap_or_default();
-        assert_eq!(skus.len(), 2);
-        assert_eq!(skus[0].model, "Phone");
-        assert_eq!(skus[1].model, "B");
+        assert_eq!(skus.len(), 2, "a model column is accepted (and not used: the catalogue's is)");
+        std::fs::write(&path, "sku,product_id,floor,ceiling\nA,100,1000.2,1000.8\n").unwrap_or_default();
+        let err = load_skus(&path).unwrap_err().to_string();
+        assert!(err.ends_with(":2: floor 1000.2 and ceiling 1000.8 hold no whole tenge; prices go out in whole tenge, so give a band that holds one"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
