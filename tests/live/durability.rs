@@ -245,3 +245,27 @@ async fn a_postgres_restart_mid_run_is_reported_and_survived() {
     let _ = child.wait();
     assert_safe(&lab);
 }
+
+/// An order list whose entries link points at another host is refused before anything is sent:
+/// the Shop API token goes only to the configured Kaspi host, and no order is stored half-read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entries_link_on_another_host_is_refused_and_the_token_stays_home() {
+    let lab = Lab::start("offhost", 5, 10).await;
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    elsewhere.set_nonblocking(true).unwrap();
+    let origin = format!("http://{}", elsewhere.local_addr().unwrap());
+    lab.kaspi.set_faults(Faults { entries_origin: Some(origin.clone()), ..Faults::default() });
+    lab.configure(5, "demper = 40\norders = 40\ncatalog = 20", "", "sku,product_id,floor,ceiling\n", "");
+    let (_, log) = lab.run(&["--once"], StdDuration::from_secs(60), "run.log").await;
+    assert!(
+        log.contains(&format!("entries link points to {origin}, not the Shop API"))
+            && log.contains("the token goes only to Kaspi"),
+        "{log}"
+    );
+    assert!(
+        matches!(elsewhere.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "something connected to the other host"
+    );
+    assert!(lab.store().orders().unwrap().is_empty(), "orders stored from a refused list");
+    assert!(!log.contains(TOKEN), "the token was logged");
+}

@@ -188,6 +188,27 @@ async fn a_first_start_prices_nothing_before_the_catalogue_and_holds_large_drops
     }
 }
 
+/// A store that cannot say what a SKU's price is holds the SKU: nothing is pushed on a guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seller_whose_store_read_fails_holds() {
+    let lab = Lab::start("storefail", 2, 2).await;
+    let p = lab.kaspi.products();
+    listed(&lab, &p[0], 1_000.0);
+    lab.kaspi.set_competitor_price(&p[0], "11111111", "Rival", 900.0);
+    lab.configure(2, "demper = 50\norders = 0\ncatalog = 50", "", &lab.wide_skus(1), "");
+    // A dry run shows the demper would push (a drop within the guard)...
+    let (code, log) = lab.run(&["--once", "--dry-run"], StdDuration::from_secs(30), "dry.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("1000 -> 899"), "{log}");
+    // ...then the table the current price is read from goes away.
+    let c = rusqlite::Connection::open(lab.dir.join("state.db")).unwrap();
+    c.execute_batch("ALTER TABLE current_prices RENAME TO current_prices_gone").unwrap();
+    drop(c);
+    let (_, log) = lab.run(&["--once"], StdDuration::from_secs(30), "run.log").await;
+    assert!(lab.kaspi.price_updates().is_empty(), "a price went out unread:\n{log}");
+    assert!(log.contains("current price unreadable") && log.contains("held"), "{log}");
+}
+
 /// A rival stepping down 5% a pass cannot walk the price to its floor: within the window the
 /// passes together drop at most `max_drop_percent` below the highest price, then the drop is held.
 /// A fractional floor is pushed rounded up.

@@ -76,6 +76,7 @@ pub(crate) fn orders(st: &mut State, req: &Request, ip: &str) -> (u16, Reply) {
     matching.sort_by_key(|o| std::cmp::Reverse((o.creation_ms, o.code.clone())));
     let total = matching.len() as u64;
     let base = base(req);
+    let entries_base = st.faults.entries_origin.clone().unwrap_or_else(|| base.clone());
     let data: Vec<serde_json::Value> = matching
         .iter()
         .skip((page * size) as usize)
@@ -103,7 +104,7 @@ pub(crate) fn orders(st: &mut State, req: &Request, ip: &str) -> (u16, Reply) {
                 },
                 "relationships": { "entries": { "links": {
                     "self": format!("{base}/shop/api/v2/orders/{}/relationships/entries", o.id),
-                    "related": format!("{base}/shop/api/v2/orders/{}/entries", o.id)
+                    "related": format!("{entries_base}/shop/api/v2/orders/{}/entries", o.id)
                 } } },
                 "links": { "self": format!("{base}/shop/api/v2/orders/{}", o.id) }
             })

@@ -103,6 +103,9 @@ pub struct Faults {
     pub banned_subnets: Vec<(Ipv4Addr, u8)>,
     /// How the cabinet's offer list misanswers, if it does.
     pub catalog: CatalogFault,
+    /// The Shop API's order list links each order's entries on this origin
+    /// (`scheme://host:port`) instead of its own: an answer that would lead the token elsewhere.
+    pub entries_origin: Option<String>,
 }
 
 /// A cabinet offer list that answers 200 with a list that cannot be trusted: what a partial
