@@ -9,7 +9,7 @@ use std::time::Duration as StdDuration;
 
 use rotor_engine::{AnswerTable, Duration, Endpoint, LimitScope, Outcome};
 use rotor_live::transport;
-use rotor_mock_kaspi::{KaspiConfig, KaspiMock};
+use rotor_mock_kaspi::{ExpiredSession, Faults, KaspiConfig, KaspiMock};
 use rotor_sim::scenario::Scenario;
 use serde_json::json;
 
@@ -18,7 +18,12 @@ type Step = (Ipv4Addr, Endpoint);
 
 fn client() -> reqwest::Client {
     transport::init_tls();
-    reqwest::Client::builder().timeout(StdDuration::from_secs(5)).build().unwrap()
+    // As live mode's clients: a redirect is an answer, never followed.
+    reqwest::Client::builder()
+        .timeout(StdDuration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 fn request(kaspi: &KaspiMock, product: &str, (ip, endpoint): Step) -> reqwest::RequestBuilder {
@@ -52,13 +57,14 @@ fn request(kaspi: &KaspiMock, product: &str, (ip, endpoint): Step) -> reqwest::R
 
 /// The outcomes mock-kaspi's answers to `steps` get, on a clock slowed so that the whole
 /// sequence arrives within one model millisecond.
-async fn over_http(preset: &str, steps: &[Step], table: &AnswerTable) -> Vec<Outcome> {
+async fn over_http(preset: &str, steps: &[Step], table: &AnswerTable, faults: Faults) -> Vec<Outcome> {
     let config = KaspiConfig {
         hypotheses: rotor_sim::kaspi::preset(preset).unwrap(),
         time_scale: 0.000_1,
         ..KaspiConfig::default()
     };
     let kaspi = KaspiMock::start(config).await.unwrap();
+    kaspi.set_faults(faults);
     let product = kaspi.products()[0].clone();
     let mut out = Vec::new();
     for &step in steps {
@@ -68,16 +74,23 @@ async fn over_http(preset: &str, steps: &[Step], table: &AnswerTable) -> Vec<Out
     out
 }
 
-/// The outcomes the simulator's model gives the same steps, all arriving at t = 0.
-fn in_the_model(preset: &str, steps: &[Step], table: &AnswerTable) -> Vec<Outcome> {
-    let text = format!("[kaspi]\npreset = \"{preset}\"\n");
+/// The outcomes the simulator's model gives the same steps, all arriving at t = 0, with the
+/// scenario's `faults` (TOML) and `blocked` IPs.
+fn in_the_model(
+    preset: &str,
+    steps: &[Step],
+    table: &AnswerTable,
+    faults: &str,
+    blocked: &[Ipv4Addr],
+) -> Vec<Outcome> {
+    let text = format!("[kaspi]\npreset = \"{preset}\"\n{faults}");
     let sc = Scenario::parse("answers", "answers.toml", &text).unwrap();
-    // mock-kaspi knows one merchant (index 0); the storefront carries no account.
+    // mock-kaspi knows one merchant, the scenario's user 1; the storefront carries no account.
     let requests: Vec<_> = steps
         .iter()
-        .map(|&(ip, e)| (0, ip, if e == Endpoint::StorefrontOffers { u32::MAX } else { 0 }, e))
+        .map(|&(ip, e)| (0, ip, if e == Endpoint::StorefrontOffers { u32::MAX } else { 1 }, e))
         .collect();
-    rotor_sim::kaspi::model_replies(&sc, &requests)
+    rotor_sim::kaspi::model_replies(&sc, &requests, blocked)
         .into_iter()
         .zip(steps)
         .map(|(reply, &(_, e))| {
@@ -106,9 +119,46 @@ async fn mock_kaspi_and_the_model_agree_request_by_request_under_every_preset() 
     let table = AnswerTable::kaspi();
     let steps = sequence();
     for preset in rotor_sim::kaspi::PRESETS {
-        let http = over_http(preset, &steps, &table).await;
-        let model = in_the_model(preset, &steps, &table);
+        let http = over_http(preset, &steps, &table, Faults::default()).await;
+        let model = in_the_model(preset, &steps, &table, "", &[]);
         assert_eq!(http, model, "preset {preset}");
+    }
+}
+
+/// A blocked IP and an expired session, in the fake and in the model: the same answers, read
+/// the same way, request by request, under every preset and both ways a session expires.
+#[tokio::test]
+async fn mock_kaspi_and_the_model_agree_on_a_blocked_ip_and_an_expired_session() {
+    let table = AnswerTable::kaspi();
+    let blocked = ip(51);
+    let mut steps = vec![(blocked, Endpoint::StorefrontOffers); 3];
+    steps.extend([
+        (ip(52), Endpoint::StorefrontOffers),
+        (blocked, Endpoint::CabinetOfferList),
+        (ip(52), Endpoint::CabinetPriceUpdate),
+        (blocked, Endpoint::ShopOrders),
+    ]);
+    for way in ExpiredSession::ALL {
+        let faults = Faults {
+            blocked_ips: vec![blocked],
+            expired_sessions: vec![("30067228".into(), way)],
+            ..Faults::default()
+        };
+        let scenario = format!(
+            "[[fault]]\nkind = \"expired_session\"\nat = \"0s\"\nuser = 1\nanswer = \"{}\"\n",
+            way.name()
+        );
+        for preset in rotor_sim::kaspi::PRESETS {
+            let http = over_http(preset, &steps, &table, faults.clone()).await;
+            let model = in_the_model(preset, &steps, &table, &scenario, &[blocked]);
+            assert_eq!(http, model, "preset {preset}, {way:?}");
+            // What each answer means: the blocked IP rests on the storefront, another IP goes on,
+            // the expired session is the seller's credentials, the Shop API is untouched.
+            let rest = Outcome::Forbidden { pause: None };
+            assert_eq!(http[..3], [rest, rest, rest], "preset {preset}");
+            assert_eq!(http[4..6], [Outcome::Unauthorized, Outcome::Unauthorized], "preset {preset}");
+            assert_eq!(http[6], Outcome::Ok, "preset {preset}");
+        }
     }
 }
 
@@ -116,7 +166,7 @@ async fn mock_kaspi_and_the_model_agree_request_by_request_under_every_preset() 
 async fn under_the_measured_limits_each_row_reads_as_documented() {
     let table = AnswerTable::kaspi();
     let steps = sequence();
-    let got = over_http("measured", &steps, &table).await;
+    let got = over_http("measured", &steps, &table, Faults::default()).await;
     let short_ban = Outcome::Forbidden { pause: Some(Duration::from_secs(10)) };
     // A burst of 12 passes; the 13th and 14th from that IP meet a short IP ban.
     assert!(got[..12].iter().all(|o| *o == Outcome::Ok), "{got:?}");
@@ -139,10 +189,7 @@ async fn refused_credentials_and_firewall_pages_read_as_the_table_says() {
     assert_eq!(transport::classify(&table, Endpoint::CabinetOfferList, &result), Outcome::Unauthorized);
     // A banned subnet meets a firewall page: a long IP ban on the cabinet, a short one on the
     // storefront (which escalates if it outlasts its pause).
-    kaspi.set_faults(rotor_mock_kaspi::Faults {
-        banned_subnets: vec![(ip(0), 24)],
-        ..rotor_mock_kaspi::Faults::default()
-    });
+    kaspi.set_faults(Faults { banned_subnets: vec![(ip(0), 24)], ..Faults::default() });
     let product = kaspi.products()[0].clone();
     let banned = |e| transport::exchange(request(&kaspi, &product, (ip(77), e)));
     let cabinet = banned(Endpoint::CabinetOfferList).await;
@@ -156,7 +203,7 @@ async fn refused_credentials_and_firewall_pages_read_as_the_table_says() {
         Outcome::Forbidden { pause: Some(Duration::from_secs(10)) }
     );
     // An anti-bot page is a 200 that is not data.
-    kaspi.set_faults(rotor_mock_kaspi::Faults { anti_bot: true, ..rotor_mock_kaspi::Faults::default() });
+    kaspi.set_faults(Faults { anti_bot: true, ..Faults::default() });
     let page = transport::exchange(request(&kaspi, &product, (ip(78), Endpoint::StorefrontOffers))).await;
     assert_eq!(transport::classify(&table, Endpoint::StorefrontOffers, &page), Outcome::Blocked);
 }

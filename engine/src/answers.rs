@@ -10,8 +10,11 @@
 //! |---|---|---|---|
 //! | offers | 200 | html | `anti_bot`: an anti-bot page, the IP is blocked |
 //! | offers | 403 | any | `ip_pause` 10 s: a short IP ban, lifted when the IP keeps quiet |
+//! | offers | 405 | any | `ip_rest`: a blocked (datacenter) egress IP |
 //! | any | 401 | any | `credentials`: the seller's token or session is refused |
 //! | cabinet, Shop API | 403 | json | `credentials` |
+//! | cabinet, Shop API | 3xx | any | `credentials`: a redirect to the login page |
+//! | cabinet, Shop API | 2xx | html | `credentials`: a login page instead of data |
 //! | price_update | 429 | any | `account_cooldown` 30 min: the merchant account is banned |
 //! | any | 403 | any | `ip_rest`: the IP is banned for long (a firewall page) |
 //! | any | 429 | any | `ip_rest` |
@@ -258,8 +261,11 @@ impl AnswerTable {
                 AnswerRule::new(&[StorefrontOffers], Code(200), Meaning::AntiBot).with_body(Body::Html),
                 AnswerRule::new(&[StorefrontOffers], Code(403), Meaning::IpPause)
                     .pausing(Duration::from_secs(10)),
+                AnswerRule::new(&[StorefrontOffers], Code(405), Meaning::IpRest),
                 AnswerRule::new(all, Code(401), Meaning::Credentials),
                 AnswerRule::new(&CREDENTIALED, Code(403), Meaning::Credentials).with_body(Body::Json),
+                AnswerRule::new(&CREDENTIALED, Class(3), Meaning::Credentials),
+                AnswerRule::new(&CREDENTIALED, Class(2), Meaning::Credentials).with_body(Body::Html),
                 AnswerRule::new(&[CabinetPriceUpdate], Code(429), Meaning::AccountCooldown)
                     .pausing(Duration::from_mins(30)),
                 AnswerRule::new(all, Code(403), Meaning::IpRest),
@@ -445,7 +451,33 @@ mod tests {
         );
         assert_eq!(t.classify(orders, &reply(503, Body::Json)), Outcome::ServerError { status: 503 });
         assert_eq!(t.classify(orders, &reply(404, Body::Json)), Outcome::Ok);
-        assert_eq!(t.classify(orders, &reply(200, Body::Html)), Outcome::Blocked);
+    }
+
+    #[test]
+    fn a_blocked_ip_and_an_expired_session_read_as_what_they_are() {
+        let t = AnswerTable::kaspi();
+        // A blocked egress IP answers the offers POST 405: the IP rests (and counts against the
+        // proxy), whatever the body.
+        for body in [Body::Empty, Body::Html, Body::Json] {
+            assert_eq!(
+                t.classify(Endpoint::StorefrontOffers, &reply(405, body)),
+                Outcome::Forbidden { pause: None }
+            );
+        }
+        // An expired session redirects to the login page or serves it with a 200: the seller's
+        // credentials on every credentialed endpoint, never an IP ban.
+        for e in CREDENTIALED {
+            for status in [301, 302, 303, 307, 308] {
+                assert_eq!(t.classify(e, &reply(status, Body::Empty)), Outcome::Unauthorized, "{e} {status}");
+                assert_eq!(t.classify(e, &reply(status, Body::Html)), Outcome::Unauthorized, "{e} {status}");
+            }
+            assert_eq!(t.classify(e, &reply(200, Body::Html)), Outcome::Unauthorized, "{e}");
+            assert_eq!(t.classify(e, &reply(200, Body::Json)), Outcome::Ok, "{e}");
+            // A 405 off the storefront is no IP block.
+            assert_eq!(t.classify(e, &reply(405, Body::Json)), Outcome::Ok, "{e}");
+        }
+        // On the storefront a 200 HTML page stays an anti-bot page: the IP, not the seller.
+        assert_eq!(t.classify(Endpoint::StorefrontOffers, &reply(200, Body::Html)), Outcome::Blocked);
     }
 
     #[test]

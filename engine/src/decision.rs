@@ -75,11 +75,14 @@ pub enum WaitReason {
     AccountCooldown,
     /// The account's cooldown is over and one probe request is out to see if the ban lifted.
     AccountProbe,
+    /// Kaspi blocked the seller's cabinet logins (`breakTimeSeconds`): its cabinet calls wait
+    /// the block out.
+    LoginBlock,
 }
 
 impl WaitReason {
     /// Every reason, in declaration order.
-    pub const ALL: [WaitReason; 8] = [
+    pub const ALL: [WaitReason; 9] = [
         WaitReason::ProxiesResting,
         WaitReason::ProxiesDraining,
         WaitReason::CircuitOpen,
@@ -88,6 +91,7 @@ impl WaitReason {
         WaitReason::AccountThrottle,
         WaitReason::AccountCooldown,
         WaitReason::AccountProbe,
+        WaitReason::LoginBlock,
     ];
 
     /// The name traces and reports use.
@@ -101,6 +105,7 @@ impl WaitReason {
             WaitReason::AccountThrottle => "account_throttle",
             WaitReason::AccountCooldown => "account_cooldown",
             WaitReason::AccountProbe => "account_probe",
+            WaitReason::LoginBlock => "login_block",
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum Event {
         failures: u32,
         /// Recent requests considered.
         considered: u32,
+        /// Kaspi refused its IP again after the rest its last refusal imposed: a block that
+        /// outlasts rests (a blocked datacenter IP), whatever the failure counts say.
+        refused_after_rest: bool,
         /// When.
         at: Instant,
     },

@@ -148,6 +148,43 @@ impl Endpoint {
     pub const fn index(self) -> usize {
         self as usize
     }
+
+    /// Which Kaspi host serves it: what the seller's credentials for it are.
+    pub const fn host(self) -> Host {
+        match self {
+            Endpoint::StorefrontOffers => Host::Storefront,
+            Endpoint::CabinetPriceUpdate | Endpoint::CabinetOfferList => Host::Cabinet,
+            Endpoint::ShopOrders | Endpoint::ShopOrderEntries => Host::ShopApi,
+        }
+    }
+}
+
+/// The Kaspi host an endpoint belongs to, and so the credentials it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Host {
+    /// The public storefront: no credentials.
+    Storefront,
+    /// The merchant cabinet: the seller's session cookie.
+    Cabinet,
+    /// The Shop API: the seller's API token.
+    ShopApi,
+}
+
+impl Host {
+    /// The name logs and the gateway's paths use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Host::Storefront => "storefront",
+            Host::Cabinet => "cabinet",
+            Host::ShopApi => "Shop API",
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl fmt::Display for Endpoint {

@@ -85,7 +85,7 @@ pub use decision::{Completion, Decision, FailReason, RequestSpec, Ticket, WaitRe
 pub use engine::{Allocation, Engine, LaneView, ProxyView, Restored};
 pub use error::{AllocError, PoolError, ReviveError, Shortage};
 pub use event::Event;
-pub use ids::{Endpoint, LaneKey, Module, ProxyId, UnknownName, UserId};
+pub use ids::{Endpoint, Host, LaneKey, Module, ProxyId, UnknownName, UserId};
 #[cfg(feature = "mutants")]
 pub use mutant::Mutant;
 pub use outcome::{LimitScope, Outcome, OutcomeKind, ProxyFailure};

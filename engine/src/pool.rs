@@ -43,6 +43,10 @@ pub(crate) struct ProxyEntry {
     /// When its last short IP ban (a 403 read as `ip_pause`) should have lifted, until an
     /// answer shows it did: a request sent after that instant and banned again shows a long ban.
     pub(crate) ban_lifts_at: Option<Instant>,
+    /// When the rest after its last long IP refusal (a 403 or 405 read as `ip_rest`) ends, until
+    /// an answer comes through: a request sent after that and refused again shows a block that
+    /// outlasts a full rest (a blocked datacenter IP), and the proxy is dead.
+    pub(crate) refused_until: Option<Instant>,
     pub(crate) last_completion: Instant,
     /// It is `Resting` only to yield to its lane's other proxies (the rate policy): its lease
     /// goes on when it is taken again. Cleared by every other way into `Resting`.
@@ -91,6 +95,7 @@ impl Pool {
             health: HealthWindow::default(),
             penalty_until: Instant::ZERO,
             ban_lifts_at: None,
+            refused_until: None,
             last_completion: Instant::ZERO,
             paused: false,
             epoch: 0,

@@ -2,7 +2,7 @@
 
 use crate::config::AccountThrottle;
 use crate::decision::WaitReason;
-use crate::ids::{Endpoint, LaneKey};
+use crate::ids::{Endpoint, Host, LaneKey};
 use crate::time::{Duration, Instant};
 
 /// Retries of one account's requests kept waiting through one cooldown; any other request the
@@ -47,6 +47,8 @@ pub(crate) struct AccountState {
     kept: [u8; Endpoint::ALL.len()],
     /// Kaspi refused the seller's credentials: the seller's work stops.
     pub(crate) refused: bool,
+    /// Kaspi blocked the seller's cabinet logins until then: its cabinet calls wait.
+    login_block_until: Instant,
 }
 
 impl AccountState {
@@ -54,6 +56,9 @@ impl AccountState {
     pub(crate) fn gate(&self, endpoint: Endpoint, now: Instant) -> AccountGate {
         let i = endpoint.index();
         let (cooldown, spacing) = (self.cooldown_until[i], self.next_send[i]);
+        if endpoint.host() == Host::Cabinet && self.login_block_until > now {
+            return AccountGate::Wait(self.login_block_until, WaitReason::LoginBlock);
+        }
         if cooldown > now {
             return AccountGate::Cooling(cooldown);
         }
@@ -133,9 +138,25 @@ impl AccountState {
         self.probe[i] = Probe::Due;
     }
 
+    /// Kaspi blocked the seller's logins until `until`: cabinet calls wait until then (a
+    /// longer block is kept; a shorter one never cuts it).
+    pub(crate) fn block_logins(&mut self, until: Instant) {
+        self.login_block_until = self.login_block_until.max(until);
+    }
+
+    /// The end of the login block, if one runs at `now`.
+    pub(crate) fn login_block(&self, now: Instant) -> Option<Instant> {
+        (self.login_block_until > now).then_some(self.login_block_until)
+    }
+
     /// Every instant after `now` at which this account's state changes.
     pub(crate) fn timers(&self, now: Instant) -> impl Iterator<Item = Instant> + '_ {
-        self.next_send.iter().chain(&self.cooldown_until).copied().filter(move |&t| t > now)
+        self.next_send
+            .iter()
+            .chain(&self.cooldown_until)
+            .chain(std::iter::once(&self.login_block_until))
+            .copied()
+            .filter(move |&t| t > now)
     }
 }
 

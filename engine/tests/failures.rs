@@ -280,6 +280,30 @@ fn account_throttles_space_requests_per_merchant_whatever_the_proxy() {
 }
 
 #[test]
+fn a_login_block_holds_the_sellers_cabinet_calls_and_nothing_else() {
+    let mut e = engine_with(quiet(), 200);
+    e.allocate(UserId(1), 100, Split::default()).unwrap();
+    e.allocate(UserId(2), 100, Split::default()).unwrap();
+    let until = at(0) + Duration::from_mins(15);
+    e.block_logins(UserId(1), until);
+    // A shorter block seen later never cuts it.
+    e.block_logins(UserId(1), at(1_000));
+    assert_eq!(e.login_block(UserId(1), at(5)), Some(until));
+    for endpoint in [Endpoint::CabinetPriceUpdate, Endpoint::CabinetOfferList] {
+        let r = req(1, Module::Demper, endpoint);
+        assert_eq!(e.acquire(&r, at(5)), Decision::Wait { until, reason: WaitReason::LoginBlock });
+    }
+    // The storefront and the Shop API need no cabinet session; another seller is not blocked.
+    send(&mut e, &demper(1), at(5));
+    send(&mut e, &req(1, Module::Orders, Endpoint::ShopOrders), at(5));
+    send(&mut e, &req(2, Module::Demper, Endpoint::CabinetPriceUpdate), at(5));
+    // The engine wakes for the block's end, and the cabinet goes again then.
+    assert!(e.next_wakeup(at(5)).is_some_and(|t| t <= until), "{:?}", e.next_wakeup(at(5)));
+    assert_eq!(e.login_block(UserId(1), until), None);
+    send(&mut e, &req(1, Module::Demper, Endpoint::CabinetPriceUpdate), until);
+}
+
+#[test]
 fn a_429_on_an_account_endpoint_cools_the_account_down_and_spares_the_proxy() {
     let mut e = engine_with(price_throttle(), 100);
     e.allocate(UserId(1), 100, Split::default()).unwrap();
@@ -342,12 +366,15 @@ fn a_short_ban_that_outlasts_its_pause_rests_the_proxy_as_a_long_one() {
     e.complete(t, ban, at(10_200));
     let rested = at(10_200) + Duration::from_mins(40);
     assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: rested });
-    // Still banned after its rest: no short pause this time, until an answer comes through.
+    // Still banned after a full rest: a block, not a rate ban; the proxy is dead.
+    drain(&mut e);
     let t = send(&mut e, &offers, rested);
     e.complete(t, ban, rested + Duration::from_millis(100));
-    assert_eq!(
-        e.proxy(p).unwrap().state,
-        ProxyState::Resting { ready_at: rested + Duration::from_millis(100) + Duration::from_mins(40) }
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Dead);
+    assert!(
+        drain(&mut e)
+            .iter()
+            .any(|ev| matches!(ev, Event::ProxyDead { proxy, refused_after_rest: true, .. } if *proxy == p))
     );
     // A ban answered to a request sent before the pause ended only lengthens the pause.
     let mut e = engine_with(quiet(), 4);
@@ -363,6 +390,54 @@ fn a_short_ban_that_outlasts_its_pause_rests_the_proxy_as_a_long_one() {
     let t = send(&mut e, &offers, at(10_300));
     e.complete(t, ban, at(10_400));
     assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: at(20_400) });
+}
+
+#[test]
+fn an_ip_refused_again_after_its_rest_is_dead_and_refusals_before_it_ends_are_not() {
+    // One proxy per lane, so the lane comes back to the refused proxy.
+    let blocked = Outcome::Forbidden { pause: None };
+    let offers = demper(1);
+    let mut e = engine_with(quiet(), 4);
+    e.allocate(UserId(1), 4, Split::new(1, 1, 1, 1)).unwrap();
+    // Two in flight, both refused: the second was sent before the first refusal's rest began.
+    let a = send(&mut e, &offers, at(0));
+    let p = a.proxy();
+    let b = send(&mut e, &offers, at(1));
+    e.complete(a, blocked, at(100));
+    e.complete(b, blocked, at(150));
+    let rested = at(150) + Duration::from_mins(40);
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: rested });
+    // An answer that comes through after the rest clears the record: a later refusal rests again.
+    let t = send(&mut e, &offers, rested);
+    e.complete(t, Outcome::Ok, rested + Duration::from_millis(50));
+    let t = send(&mut e, &offers, rested + Duration::from_millis(60));
+    e.complete(t, blocked, rested + Duration::from_millis(100));
+    let again = rested + Duration::from_millis(100) + Duration::from_mins(40);
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Resting { ready_at: again });
+    drain(&mut e);
+    // Refused again on the first send after that rest: blocked for longer than a rest; dead, and
+    // the lane asks for a replacement.
+    let t = send(&mut e, &offers, again);
+    e.complete(t, blocked, again + Duration::from_millis(100));
+    assert_eq!(e.proxy(p).unwrap().state, ProxyState::Dead);
+    let events = drain(&mut e);
+    assert!(
+        events
+            .iter()
+            .any(|ev| matches!(ev, Event::ProxyDead { refused_after_rest: true, considered: 5, .. })),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|ev| matches!(ev, Event::LaneNeedsReplacements { .. })), "{events:?}");
+    // A rate ban is no block: 429s after a rest only rest the proxy again.
+    let mut e = engine_with(quiet(), 4);
+    e.allocate(UserId(1), 4, Split::new(1, 1, 1, 1)).unwrap();
+    let t = send(&mut e, &offers, at(0));
+    let p = t.proxy();
+    e.complete(t, RATE_LIMITED, at(100));
+    let rested = at(100) + Duration::from_mins(40);
+    let t = send(&mut e, &RequestSpec { attempt: 1, ..offers }, rested);
+    e.complete(t, RATE_LIMITED, rested + Duration::from_millis(100));
+    assert!(matches!(e.proxy(p).unwrap().state, ProxyState::Resting { .. }));
 }
 
 #[test]

@@ -37,6 +37,7 @@ fn more_than_ten_failures_above_half_kill_a_proxy_and_the_lane_rotates_at_once()
         lane: demper(1).lane(),
         failures: 11,
         considered: 11,
+        refused_after_rest: false,
         at: at(1)
     }));
     assert_eq!(e.lane(demper(1).lane()).unwrap().current, None);

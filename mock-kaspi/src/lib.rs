@@ -39,3 +39,5 @@ pub use kaspi::{
 };
 pub use proxy::{ForwardProxy, HeadHook, ProxyMode};
 pub use proxy6::{Proxy6Config, Proxy6Mock};
+/// How the fake's cabinet answers an expired session (`Faults::expired_sessions`).
+pub use rotor_kaspi_model::ExpiredSession;

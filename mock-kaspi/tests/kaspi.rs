@@ -331,3 +331,44 @@ async fn the_measured_hypothesis_answers_over_http() {
     }
     assert_eq!(statuses, [200, 200, 429]);
 }
+
+#[tokio::test]
+async fn a_blocked_ip_and_an_expired_session_answer_as_kaspi_does() {
+    use rotor_mock_kaspi::ExpiredSession;
+    let kaspi = KaspiMock::start(KaspiConfig::default()).await.unwrap();
+    let product = kaspi.products()[0].clone();
+    kaspi.set_faults(Faults { blocked_ips: vec!["127.0.0.5".parse().unwrap()], ..Faults::default() });
+    assert_eq!(offers(&kaspi, &product, json!({}), Some("127.0.0.5")).await.status(), 405);
+    assert_eq!(offers(&kaspi, &product, json!({}), Some("127.0.0.6")).await.status(), 200, "another IP");
+    let no_redirects = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let list = |ip: &str| {
+        no_redirects
+            .get(format!("{}/bff/offer-view/list?m=30067228&p=0&l=5", kaspi.uri()))
+            .header("x-auth-version", "3")
+            .header("Cookie", "mc-session=session-1")
+            .header("X-Forwarded-For", ip)
+            .send()
+    };
+    // The blocked IP reaches the cabinet as usual: the block is the storefront's.
+    let r = list("127.0.0.5").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().contains("json"));
+    for (way, status) in [(ExpiredSession::Redirect, 302), (ExpiredSession::LoginPage, 200)] {
+        kaspi.set_faults(Faults { expired_sessions: vec![("30067228".into(), way)], ..Faults::default() });
+        let r = list("127.0.0.7").await.unwrap();
+        assert_eq!(r.status(), status, "{way:?}");
+        if way == ExpiredSession::Redirect {
+            assert_eq!(r.headers()["location"], rotor_kaspi_model::LOGIN_LOCATION);
+        } else {
+            assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        }
+        // The storefront needs no session.
+        assert_eq!(offers(&kaspi, &product, json!({}), Some("127.0.0.7")).await.status(), 200);
+    }
+    let causes: Vec<_> = kaspi.seen().into_iter().filter_map(|s| s.cause).collect();
+    assert_eq!(causes, ["blocked_ip", "expired_session", "expired_session"]);
+}

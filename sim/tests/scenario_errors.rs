@@ -114,6 +114,18 @@ fn faults_are_checked() {
 
     let e = err("[[fault]]\nkind = \"storm_429\"\nstart = \"1h\"\nlength = \"5m\"\nshare = 2\n");
     assert_eq!(e.line, Some(1));
+
+    let e = err("[[fault]]\nkind = \"blocked_ip\"\nat = \"1h\"\n");
+    assert!(e.message.contains("exactly one target"), "{e}");
+
+    let session = "[[fault]]\nkind = \"expired_session\"\nat = \"1h\"\n";
+    let e = err(&format!("{session}user = 3\nanswer = \"logout\"\n"));
+    assert!(e.message.contains("`logout`") && e.message.contains("\"redirect\", \"login_page\""), "{e}");
+    assert_eq!(e.line, Some(1));
+    let e = err(&format!("{session}user = 11\nanswer = \"redirect\"\n"));
+    assert!(e.message.contains("valid: 1 to 10"), "{e}");
+    let e = err(&format!("{session}answer = \"redirect\"\n"));
+    assert!(e.message.contains("`user`"), "{e}");
 }
 
 #[test]

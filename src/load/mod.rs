@@ -325,6 +325,10 @@ fn finish(
         match cause.as_str() {
             "storm" => inner.obs.metrics.fault_hit(FaultKind::Storm429),
             "subnet_ban" => inner.obs.metrics.fault_hit(FaultKind::SubnetBan),
+            rotor_kaspi_model::BLOCKED_IP_CAUSE => inner.obs.metrics.fault_hit(FaultKind::BlockedIp),
+            rotor_kaspi_model::EXPIRED_SESSION_CAUSE => {
+                inner.obs.metrics.fault_hit(FaultKind::ExpiredSession);
+            }
             _ => {}
         }
         let count = &mut inner.proxies[p as usize];

@@ -227,8 +227,8 @@ fn shift(event: &Event, t0: u64) -> Event {
     match event.clone() {
         Event::Rotated { lane, from, to, at } => Event::Rotated { lane, from, to, at: s(at) },
         Event::Rested { proxy, lane, until } => Event::Rested { proxy, lane, until: s(until) },
-        Event::ProxyDead { proxy, lane, failures, considered, at } => {
-            Event::ProxyDead { proxy, lane, failures, considered, at: s(at) }
+        Event::ProxyDead { proxy, lane, failures, considered, refused_after_rest, at } => {
+            Event::ProxyDead { proxy, lane, failures, considered, refused_after_rest, at: s(at) }
         }
         other => other,
     }

@@ -10,7 +10,9 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rotor_engine::{ProxyId, Secret};
-use rotor_mock_kaspi::{Faults, ForwardProxy, HeadHook, KaspiConfig, KaspiMock, Merchant, ProxyMode};
+use rotor_mock_kaspi::{
+    ExpiredSession, Faults, ForwardProxy, HeadHook, KaspiConfig, KaspiMock, Merchant, ProxyMode,
+};
 use rotor_sim::scenario::{DeathMode, Fault, Scenario, Target};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -49,7 +51,8 @@ pub fn check_supported(sc: &Scenario) -> Result<(), LoadError> {
             _ => continue,
         };
         return Err(LoadError::Input(format!(
-            "{}: fault `{name}` is not played by rotor load; valid: storm_429, proxy_death, slow, subnet_ban \
+            "{}: fault `{name}` is not played by rotor load; valid: storm_429, proxy_death, slow, subnet_ban, \
+             blocked_ip, expired_session \
              (the loopback proxies cannot fail a share of requests, and no provider is faked)",
             sc.name
         )));
@@ -129,6 +132,10 @@ pub enum FaultOp {
     Ban(Ipv4Addr, bool),
     /// Sets a proxy's mode.
     Mode(u32, ModeDesc),
+    /// Kaspi blocks an egress address on the storefront (405 on the offers POST).
+    Block(Ipv4Addr),
+    /// A user's cabinet session expires; `true`: answered with the login page, else a redirect.
+    Expire(u32, bool),
 }
 
 /// One arrival at the fake Kaspi.
@@ -220,6 +227,17 @@ impl World {
             FaultOp::Storm(share) => {
                 let mut f = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
                 f.storm_share = share;
+                self.kaspi.set_faults(f.clone());
+            }
+            FaultOp::Block(ip) => {
+                let mut f = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
+                f.blocked_ips.push(ip);
+                self.kaspi.set_faults(f.clone());
+            }
+            FaultOp::Expire(user, page) => {
+                let mut f = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
+                let way = if page { ExpiredSession::LoginPage } else { ExpiredSession::Redirect };
+                f.expired_sessions.push((merchant(user).uid, way));
                 self.kaspi.set_faults(f.clone());
             }
             FaultOp::Ban(ip, true) => self.kaspi.ban_ip(ip),
@@ -361,7 +379,10 @@ pub(crate) async fn play_faults(
                     steps.push((at.as_millis() + l.as_millis(), i, true));
                 }
             }
-            Fault::ProxyDeath { at, .. } | Fault::Slow { at, .. } => steps.push((at.as_millis(), i, false)),
+            Fault::ProxyDeath { at, .. }
+            | Fault::Slow { at, .. }
+            | Fault::BlockedIp { at, .. }
+            | Fault::ExpiredSession { at, .. } => steps.push((at.as_millis(), i, false)),
             _ => {}
         }
     }
@@ -396,6 +417,14 @@ pub(crate) async fn play_faults(
                 for p in targets(&driver, *target, sc.pool.initial, &mut rng) {
                     ops.push(FaultOp::Mode(p.0, ModeDesc::Slow(ms)));
                 }
+            }
+            Fault::BlockedIp { target, .. } => {
+                for p in targets(&driver, *target, sc.pool.initial, &mut rng) {
+                    ops.push(FaultOp::Block(egress(p.0)));
+                }
+            }
+            Fault::ExpiredSession { user, answer, .. } => {
+                ops.push(FaultOp::Expire(*user, *answer == ExpiredSession::LoginPage));
             }
             _ => {}
         }

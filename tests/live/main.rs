@@ -11,6 +11,7 @@
 //! - `pricing.rs`: dry runs, floors and ceilings, held drops.
 //! - `operations.rs`: logs, secrets, signals, the probe, `rotor ctl`, `/health`, SIGHUP.
 //! - `proxy6.rs`: buying and renewing proxies.
+//! - `refusals.rs`: a blocked IP's 405, an expired cabinet session.
 //! - `soak.rs`: hours of scaled time through faults.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
@@ -25,7 +26,8 @@ use rotor_engine::{Duration, Endpoint, Secret};
 use rotor_live::secrets::Cipher;
 use rotor_live::store::Store;
 use rotor_mock_kaspi::{
-    CatalogFault, Faults, ForwardProxy, KaspiConfig, KaspiMock, Merchant, OwnOffer, ProxyMode, Seen,
+    CatalogFault, ExpiredSession, Faults, ForwardProxy, KaspiConfig, KaspiMock, Merchant, OwnOffer,
+    ProxyMode, Seen,
 };
 use rotor_sim::scenario::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
 
@@ -38,9 +40,12 @@ mod durability;
 mod operations;
 mod pricing;
 mod proxy6;
+mod refusals;
 mod rotation;
 mod soak;
 
+/// The merchant the lab's fake Kaspi knows.
+const UID: &str = "30067228";
 const KEY: &str = "3f1c0b8e9d2a47566e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d";
 const TOKEN: &str = "tok-Zq81-very-secret";
 const SESSION: &str = "sess-Wm42-very-secret";

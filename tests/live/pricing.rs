@@ -117,8 +117,6 @@ async fn a_large_drop_waits_for_an_operators_confirmation() {
     assert!(status.contains("held price drops: 0"), "the push ended the hold: {status}");
 }
 
-const UID: &str = "30067228";
-
 fn listed(lab: &Lab, product: &str, price: f64) {
     lab.kaspi.set_own_offer(UID, product, OwnOffer { price: Some(price), available: true });
 }

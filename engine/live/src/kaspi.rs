@@ -385,8 +385,49 @@ pub async fn order_entries(
     Ok(order)
 }
 
+/// The login block a cabinet login answer carries, if it carries one: Kaspi's
+/// `breakTimeSeconds` (kaspi-api.md §1.2), at the top level or under `error` or `data`. Whoever
+/// sees a login answer (the gateway forwarding a seller tool's login) hands the block to the
+/// engine's `block_logins`, so that seller's cabinet calls wait it out; rotor never logs in.
+pub fn login_block(reply: &Reply) -> Option<rotor_engine::Duration> {
+    let v = reply.json().ok()?;
+    [&v, &v["error"], &v["data"]]
+        .into_iter()
+        .find_map(|o| o.get("breakTimeSeconds").and_then(Value::as_f64))
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| rotor_engine::Duration::from_millis((s * 1_000.0).ceil().min(u64::MAX as f64) as u64))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_login_block_is_read_wherever_kaspi_puts_it() {
+        let reply = |body: &str| super::Reply {
+            status: 400,
+            content_type: "application/json".into(),
+            retry_after: None,
+            location: None,
+            body: body.as_bytes().to_vec(),
+        };
+        let secs = |s| Some(rotor_engine::Duration::from_secs(s));
+        assert_eq!(super::login_block(&reply(r#"{"breakTimeSeconds": 900}"#)), secs(900));
+        assert_eq!(
+            super::login_block(&reply(
+                r#"{"error": {"code": "CREDENTIALS_INVALID", "breakTimeSeconds": 60}}"#
+            )),
+            secs(60)
+        );
+        assert_eq!(
+            super::login_block(&reply(r#"{"data": {"breakTimeSeconds": 0.5}}"#)).map(|d| d.as_millis()),
+            Some(500)
+        );
+        for none in
+            [r#"{"error": {"code": "CREDENTIALS_INVALID"}}"#, r#"{"breakTimeSeconds": -5}"#, "<html>", ""]
+        {
+            assert_eq!(super::login_block(&reply(none)), None, "{none}");
+        }
+    }
+
     #[test]
     fn origin_keeps_scheme_host_and_port() {
         assert_eq!(super::origin("https://kaspi.kz/shop/api/v2"), "https://kaspi.kz");

@@ -5,7 +5,7 @@
 //! proxy's row) and `GET /metrics` (Prometheus text). Nothing here can reach a secret: it reads
 //! ids, counts and states only.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rotor_engine::{Duration, Engine, Instant, LaneKey, Module, ProxyId, ProxyState, UserId};
@@ -79,7 +79,7 @@ pub fn stalled<'a>(
 /// What `/health` found wrong; empty when healthy.
 pub fn problems(
     store: Result<(), String>,
-    refused: &BTreeSet<UserId>,
+    refused: &BTreeMap<UserId, String>,
     progress: &BTreeMap<(UserId, Module), crate::metrics::Progress>,
     rules: &HealthRules,
     now: Instant,
@@ -88,8 +88,10 @@ pub fn problems(
     if let Err(e) = store {
         out.push(format!("store unreachable: {e}"));
     }
-    for user in refused {
-        out.push(format!("user {user}: Kaspi refused the seller's credentials; renew them and restart"));
+    for (user, detail) in refused {
+        out.push(format!(
+            "user {user}: Kaspi refused the seller's credentials {detail}; renew them and restart"
+        ));
     }
     for (user, module, p, limit) in stalled(progress, rules, now) {
         let last = p.last_ok_ms.unwrap_or(p.since_ms);
@@ -336,7 +338,7 @@ mod tests {
         let mut progress = BTreeMap::new();
         progress.insert((UserId(1), Module::Demper), Progress { since_ms: start, last_ok_ms: Some(start) });
         progress.insert((UserId(1), Module::Catalog), Progress { since_ms: start, last_ok_ms: None });
-        let refused = BTreeSet::new();
+        let refused = BTreeMap::new();
         // 3 x 3 min + 40 min = 49 min allowed.
         let promised = rules.promises(2);
         assert_eq!(promised.stall_after_s, [Some(2940.0), Some(4200.0), None, None]);
@@ -351,10 +353,13 @@ mod tests {
         progress.insert((UserId(2), Module::Orders), Progress { since_ms: start, last_ok_ms: None });
         let found = problems(Ok(()), &refused, &progress, &rules, at(71));
         assert!(found[1].starts_with("lane u2/orders: started and finished no cycle"), "{found:?}");
-        let refused: BTreeSet<UserId> = [UserId(4)].into();
+        let refused: BTreeMap<UserId, String> =
+            [(UserId(4), "on price_update: the cabinet answered HTTP 302".to_owned())].into();
         let found = problems(Err("connection refused".into()), &refused, &BTreeMap::new(), &rules, at(0));
         assert_eq!(found.len(), 2);
         assert!(found[0].contains("store unreachable: connection refused"));
-        assert!(found[1].contains("user u4: Kaspi refused"));
+        assert!(
+            found[1].contains("user u4: Kaspi refused the seller's credentials on price_update: the cabinet")
+        );
     }
 }

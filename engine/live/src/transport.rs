@@ -127,6 +127,8 @@ pub struct Reply {
     pub content_type: String,
     /// Retry-After, if given in seconds.
     pub retry_after: Option<Duration>,
+    /// Location, on a redirect (never followed: see [`client`]).
+    pub location: Option<String>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -150,8 +152,29 @@ pub async fn exchange(request: reqwest::RequestBuilder) -> Result<Reply, ProxyFa
     let retry_after = header(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
+    let location = header(reqwest::header::LOCATION);
     let body = response.bytes().await.map_err(|e| failure(&e))?.to_vec();
-    Ok(Reply { status, content_type, retry_after, body })
+    Ok(Reply { status, content_type, retry_after, location, body })
+}
+
+/// What an answer that refused the seller's credentials showed, for the operator: "a redirect
+/// to /login", "an HTML page (a login page)", "HTTP 401". The `Location` is cut at its query
+/// (a login URL may carry a return path, never anything secret, but it is not needed).
+pub fn seen(reply: &Reply) -> String {
+    let body = Body::of(&reply.content_type, reply.body.len());
+    match reply.status {
+        300..=399 => {
+            let to = reply.location.as_deref().map_or("nowhere given", |l| l.split('?').next().unwrap_or(l));
+            format!("a redirect (HTTP {}) to {to}, where an expired session is sent", reply.status)
+        }
+        200..=299 if body == Body::Html => {
+            format!(
+                "an HTML page (HTTP {}) instead of data: a login page, the session has expired",
+                reply.status
+            )
+        }
+        status => format!("HTTP {status}"),
+    }
 }
 
 fn failure(e: &reqwest::Error) -> ProxyFailure {
@@ -191,6 +214,7 @@ mod tests {
             status,
             content_type: ct.into(),
             retry_after: Some(Duration::from_secs(7)),
+            location: None,
             body: Vec::new(),
         })
     }
@@ -222,5 +246,46 @@ mod tests {
         assert_eq!(c(offers, &reply(400, "application/json")), Outcome::Ok);
         assert_eq!(c(offers, &Err(ProxyFailure::Timeout)), Outcome::ProxyFailure(ProxyFailure::Timeout));
         assert_eq!(c(offers, &Err(ProxyFailure::Refused)), Outcome::ProxyFailure(ProxyFailure::Refused));
+        // A blocked IP's 405 rests the proxy; an expired session's redirect or login page is
+        // the seller's credentials, never the IP.
+        assert_eq!(c(offers, &reply(405, "text/html")), Outcome::Forbidden { pause: None });
+        assert_eq!(c(update, &reply(302, "")), Outcome::Unauthorized);
+        assert_eq!(c(Endpoint::CabinetOfferList, &reply(200, "text/html")), Outcome::Unauthorized);
+    }
+
+    #[test]
+    fn what_a_refusal_showed_is_said_plainly() {
+        let mut r = reply(302, "").unwrap();
+        r.location = Some("https://idmc.shop.kaspi.kz/login?returnUrl=%2Fmc%2F".into());
+        let s = seen(&r);
+        assert!(s.contains("redirect (HTTP 302) to https://idmc.shop.kaspi.kz/login,"), "{s}");
+        assert!(!s.contains("returnUrl"), "{s}");
+        let page = Reply { body: b"<html>".to_vec(), ..reply(200, "text/html").unwrap() };
+        assert!(seen(&page).contains("login page"), "{}", seen(&page));
+        assert_eq!(seen(&reply(401, "application/json").unwrap()), "HTTP 401");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_an_answer_not_a_place_to_go() {
+        use wiremock::matchers::path;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(path("/bff/offer-view/list"))
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", "/login"))
+            .mount(&server)
+            .await;
+        Mock::given(path("/login"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw("<html>login</html>", "text/html"))
+            .mount(&server)
+            .await;
+        // A client built as live mode builds them, through a proxy that is the server itself
+        // (wiremock answers a proxied request by its path).
+        let proxy = ProxyEndpoint { url: &server.uri(), username: None, password: None };
+        let t = Timeouts { request: Duration::from_secs(5), connect: Duration::from_secs(5) };
+        let c = client(&proxy, t).unwrap();
+        let got = exchange(c.get(format!("{}/bff/offer-view/list", server.uri()))).await.unwrap();
+        assert_eq!((got.status, got.location.as_deref()), (302, Some("/login")));
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 1, "the redirect was followed");
     }
 }

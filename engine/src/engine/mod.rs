@@ -229,6 +229,19 @@ impl Engine {
         self.accounts.get(&user).is_some_and(|a| a.refused)
     }
 
+    /// Kaspi blocked `user`'s cabinet logins until `until` (a login answered with
+    /// `breakTimeSeconds`): the seller's cabinet calls wait until then, with
+    /// [`WaitReason::LoginBlock`](crate::WaitReason::LoginBlock). The engine never logs in;
+    /// whoever saw the login answer tells it.
+    pub fn block_logins(&mut self, user: UserId, until: Instant) {
+        self.accounts.entry(user).or_default().block_logins(until);
+    }
+
+    /// The end of `user`'s login block, if one runs at `now`.
+    pub fn login_block(&self, user: UserId, now: Instant) -> Option<Instant> {
+        self.accounts.get(&user).and_then(|a| a.login_block(now))
+    }
+
     /// `user`'s credentials were renewed (a new token or session): its work goes on.
     pub fn renew_credentials(&mut self, user: UserId) {
         if let Some(a) = self.accounts.get_mut(&user) {

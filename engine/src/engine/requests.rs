@@ -244,6 +244,7 @@ impl Engine {
         let id = ticket.proxy;
         let outcome = self.escalate_ban(&ticket, outcome);
         let ip_429 = matches!(outcome, Outcome::RateLimited { scope: LimitScope::Ip, .. });
+        let refused_after_rest = self.refused_after_rest(&ticket, outcome);
 
         let entry = self.pool.entry(id);
         debug_assert!(entry.in_flight > 0, "ticket for {id} completed twice");
@@ -251,7 +252,7 @@ impl Engine {
         entry.last_completion = entry.last_completion.max(now);
         let serving_alive = lane_ref(&self.lanes, ticket.serving_ref).is_some();
         let held_here = serving_alive && entry.holder == Some(ticket.serving_ref);
-        self.settle_proxy(id, held_here, outcome, ip_429, now);
+        self.settle_proxy(id, held_here, outcome, (ip_429, refused_after_rest), now);
 
         if let Some(lane) = lane_at(&mut self.lanes, ticket.serving_ref) {
             let ok = outcome == Outcome::Ok;
@@ -294,6 +295,21 @@ impl Engine {
         }
     }
 
+    /// Whether a long IP refusal (`Forbidden` without a pause: a firewall 403, a blocked IP's
+    /// 405, a short ban that outlasted its pause) meets a request sent after the rest the last
+    /// one imposed: the refusal outlasts rests. An answer that comes through clears the record.
+    fn refused_after_rest(&mut self, ticket: &Ticket, outcome: Outcome) -> bool {
+        let entry = self.pool.entry(ticket.proxy);
+        match outcome {
+            Outcome::Forbidden { pause: None } => entry.refused_until.is_some_and(|t| ticket.sent_at >= t),
+            Outcome::Ok => {
+                entry.refused_until = None;
+                false
+            }
+            _ => false,
+        }
+    }
+
     /// The account's side of a completion: a cooldown after an account-scoped 429, the end of a
     /// probe, and refused credentials (alerted once).
     fn settle_account(&mut self, ticket: &Ticket, outcome: Outcome, now: Instant) {
@@ -330,7 +346,7 @@ impl Engine {
         id: ProxyId,
         held_here: bool,
         outcome: Outcome,
-        ip_429: bool,
+        (ip_429, refused_after_rest): (bool, bool),
         now: Instant,
     ) {
         let penalty = match outcome {
@@ -354,6 +370,10 @@ impl Engine {
         }
         if let Some(penalty) = penalty {
             entry.penalty_until = entry.penalty_until.max(now + penalty);
+            if outcome == (Outcome::Forbidden { pause: None }) {
+                entry.refused_until =
+                    Some(entry.refused_until.map_or(now + penalty, |t| t.max(now + penalty)));
+            }
             if matches!(entry.state, ProxyState::Active | ProxyState::Resting { .. }) {
                 if entry.holder.is_none() {
                     self.pool.withdraw(id);
@@ -369,7 +389,9 @@ impl Engine {
             }
         }
         let entry = self.pool.entry(id);
-        if held_here && entry.health.is_dead(&rule) {
+        if held_here && refused_after_rest {
+            self.mark_dead_as(id, true, now);
+        } else if held_here && entry.health.is_dead(&rule) {
             self.mark_dead(id, now);
         } else if entry.state == ProxyState::Draining && entry.in_flight == 0 {
             self.start_rest(id);
@@ -407,6 +429,12 @@ impl Engine {
     }
 
     pub(super) fn mark_dead(&mut self, id: ProxyId, now: Instant) {
+        self.mark_dead_as(id, false, now);
+    }
+
+    /// Marks `id` dead: by the dead rule, or (`refused_after_rest`) because Kaspi still refused
+    /// its IP after a full rest.
+    fn mark_dead_as(&mut self, id: ProxyId, refused_after_rest: bool, now: Instant) {
         let entry = self.pool.entry(id);
         entry.state = ProxyState::Dead;
         entry.epoch = entry.epoch.wrapping_add(1);
@@ -421,7 +449,14 @@ impl Engine {
             lane.drop_candidate(id);
         }
         lane.dead += 1;
-        self.events.push_back(Event::ProxyDead { proxy: id, lane: lane.key, failures, considered, at: now });
+        self.events.push_back(Event::ProxyDead {
+            proxy: id,
+            lane: lane.key,
+            failures,
+            considered,
+            refused_after_rest,
+            at: now,
+        });
         if !lane.replacements_requested && lane.dead_above(self.config.replace_above_dead_percent) {
             lane.replacements_requested = true;
             self.events.push_back(Event::LaneNeedsReplacements {

@@ -28,11 +28,14 @@
 //! - `limiter`: one hypothesis at work, counters per key and bans ([`Limiter`], [`key`]).
 //! - `instants`: the instants inside a trailing window, stored compactly ([`Instants`]).
 //! - `latency`: response-time distributions ([`Latency`]) and their seeded draws ([`Sampler`]).
+//! - `refusals`: answers outside the limits: a blocked IP's 405 ([`blocked_ip`]) and an
+//!   expired cabinet session ([`ExpiredSession`]).
 
 mod hypothesis;
 mod instants;
 mod latency;
 mod limiter;
+mod refusals;
 
 pub use hypothesis::{
     BANNED_IP_BODY, Hypothesis, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope,
@@ -41,3 +44,6 @@ pub use hypothesis::{
 pub use instants::{Instants, LONGEST_WINDOW_MS};
 pub use latency::{Latency, Sampler};
 pub use limiter::{Limiter, Limits, Refused, key};
+pub use refusals::{
+    BLOCKED_IP_CAUSE, BLOCKED_IP_STATUS, EXPIRED_SESSION_CAUSE, ExpiredSession, LOGIN_LOCATION, blocked_ip,
+};

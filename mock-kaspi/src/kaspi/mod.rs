@@ -72,8 +72,15 @@ fn refusal(r: state::Refusal) -> (u16, Reply) {
     let reason = match r.status {
         429 => "Too Many Requests",
         403 => "Forbidden",
+        405 => "Method Not Allowed",
+        200 | 302 => "Kaspi Магазин: вход",
         _ => "Service Unavailable",
     };
+    if r.status == 302 {
+        // An expired session: sent to the login page.
+        let reply = Reply::new(302).insert_header("Location", rotor_kaspi_model::LOGIN_LOCATION);
+        return (302, reply);
+    }
     let mut reply = match r.body {
         PenaltyBody::Json => error(r.status, reason),
         PenaltyBody::Html => Reply::new(r.status).set_body_raw(

@@ -8,6 +8,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Endpoint, Secret};
+use rotor_kaspi_model::ExpiredSession;
 use rotor_kaspi_model::{Hypothesis, Limits, Penalty, PenaltyStatus, Rule, Scope};
 
 /// A merchant account: its cabinet session and Shop API token.
@@ -82,7 +83,8 @@ pub struct Seen {
     pub endpoint: Option<Endpoint>,
     /// The status answered.
     pub status: u16,
-    /// Why it was refused, if it was: a hypothesis's name, `storm`, `banned` or `server_error`.
+    /// Why it was refused, if it was: a hypothesis's name, `storm`, `banned`, `blocked_ip`,
+    /// `expired_session` or `server_error`.
     pub cause: Option<String>,
 }
 
@@ -103,6 +105,12 @@ pub struct Faults {
     pub banned_subnets: Vec<(Ipv4Addr, u8)>,
     /// How the cabinet's offer list misanswers, if it does.
     pub catalog: CatalogFault,
+    /// Egress IPs Kaspi blocks outright (datacenter IPs): the storefront's offers POST answers
+    /// them 405 (`rotor_kaspi_model::blocked_ip`).
+    pub blocked_ips: Vec<Ipv4Addr>,
+    /// Merchants (by uid) whose cabinet session has expired, and how the cabinet answers their
+    /// calls: a redirect to the login page or the login page itself.
+    pub expired_sessions: Vec<(String, ExpiredSession)>,
     /// The Shop API's order list links each order's entries on this origin
     /// (`scheme://host:port`) instead of its own: an answer that would lead the token elsewhere.
     pub entries_origin: Option<String>,
@@ -315,6 +323,20 @@ impl State {
             // it as an IP ban, never as the seller's credentials.
             return Some(Refusal { body: rotor_kaspi_model::BANNED_IP_BODY, ..Refusal::status(403) });
         }
+        if let Some(blocked) = rotor_kaspi_model::blocked_ip(endpoint)
+            && ip.parse::<Ipv4Addr>().is_ok_and(|ip| self.faults.blocked_ips.contains(&ip))
+        {
+            self.cause = Some(rotor_kaspi_model::BLOCKED_IP_CAUSE.into());
+            return Some(Refusal::reply(blocked));
+        }
+        let uid = account.map(|a| self.config.merchants[a].uid.as_str());
+        if let Some(way) =
+            self.faults.expired_sessions.iter().find(|(m, _)| Some(m.as_str()) == uid).map(|e| e.1)
+            && let Some(answer) = way.reply(endpoint)
+        {
+            self.cause = Some(rotor_kaspi_model::EXPIRED_SESSION_CAUSE.into());
+            return Some(Refusal::reply(answer));
+        }
         if self.faults.storm_share > 0.0 && self.rng.random::<f64>() < self.faults.storm_share {
             self.cause = Some("storm".into());
             return Some(Refusal::status(429));
@@ -354,5 +376,16 @@ pub(crate) struct Refusal {
 impl Refusal {
     fn status(status: u16) -> Self {
         Refusal { status, timeout: false, retry_after: None, body: rotor_kaspi_model::PenaltyBody::Json }
+    }
+
+    /// The refusal that gives `reply` (a refusal of `rotor_kaspi_model`'s).
+    fn reply(reply: rotor_engine::Reply) -> Self {
+        use rotor_kaspi_model::PenaltyBody;
+        let body = match reply.body {
+            rotor_engine::Body::Html => PenaltyBody::Html,
+            rotor_engine::Body::Json => PenaltyBody::Json,
+            rotor_engine::Body::Empty | rotor_engine::Body::Other => PenaltyBody::Empty,
+        };
+        Refusal { status: reply.status, timeout: false, retry_after: reply.retry_after, body }
     }
 }

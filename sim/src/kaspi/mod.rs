@@ -2,9 +2,11 @@
 //!
 //! Requests reach Kaspi after a fixed request-path delay, so Kaspi sees them in send order and
 //! the decision can be made when the request is sent (docs/decisions/sim-request-path.md). The
-//! checks run in this order: a banned subnet (403), a 429 storm, then every limit hypothesis
-//! covering the endpoint; the first that refuses decides, and a request counts against the
-//! limiters only when all of them let it through.
+//! checks run in this order: a banned subnet (403), a blocked IP (405 on the storefront's
+//! offers), an expired cabinet session (a redirect or a login page), a 429 storm, then every
+//! limit hypothesis covering the endpoint; the first that refuses decides, and a request counts
+//! against the limiters only when all of them let it through. The fake Kaspi checks in the same
+//! order, and both take the refusals' answers from `rotor_kaspi_model`.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -12,6 +14,7 @@ use std::net::Ipv4Addr;
 
 use rotor_engine::{Body, Duration, Endpoint, Reply};
 
+use rotor_kaspi_model::ExpiredSession;
 pub use rotor_kaspi_model::{Limiter, Limits, PRESETS, Refused, Sampler, key, preset};
 
 use crate::scenario::{Fault, PenaltyStatus, Scenario};
@@ -23,6 +26,10 @@ pub(crate) enum Cause {
     Storm,
     /// The IP's subnet is banned.
     SubnetBan,
+    /// The IP is blocked outright on the storefront.
+    BlockedIp,
+    /// The seller's cabinet session has expired.
+    ExpiredSession,
     /// The limit hypothesis with this index.
     Limiter(usize),
 }
@@ -40,6 +47,8 @@ pub(crate) enum Answer {
         retry_after: Option<Duration>,
         ban_started: bool,
     },
+    /// A refusal outside the limits (`rotor_kaspi_model`'s), with its reply.
+    Refusal { reply: Reply, cause: Cause },
 }
 
 /// A request as Kaspi sees it.
@@ -61,16 +70,25 @@ impl Answer {
             Answer::Refused { status, body, retry_after, .. } => {
                 status.code().map(|status| Reply { status, body, retry_after })
             }
+            Answer::Refusal { reply, .. } => Some(reply),
         }
     }
 }
 
-/// What the simulator's Kaspi model answers `requests` under `scenario`'s hypotheses and
-/// storms (subnet bans aside): each request is (arrival ms, egress IPv4, account, endpoint), in
-/// arrival order, from a Kazakh IP; each answer is the reply the answer table reads, or `None`
-/// for no answer. Tests hold mock-kaspi to the same answers.
-pub fn model_replies(scenario: &Scenario, requests: &[(u64, Ipv4Addr, u32, Endpoint)]) -> Vec<Option<Reply>> {
+/// What the simulator's Kaspi model answers `requests` under `scenario`'s hypotheses, storms
+/// and expired sessions (subnet bans aside), with `blocked` IPs blocked from the start: each
+/// request is (arrival ms, egress IPv4, account, endpoint), in arrival order, from a Kazakh IP;
+/// each answer is the reply the answer table reads, or `None` for no answer. Tests hold
+/// mock-kaspi to the same answers.
+pub fn model_replies(
+    scenario: &Scenario,
+    requests: &[(u64, Ipv4Addr, u32, Endpoint)],
+    blocked: &[Ipv4Addr],
+) -> Vec<Option<Reply>> {
     let mut kaspi = Kaspi::new(scenario, |_| None);
+    for &ip in blocked {
+        kaspi.block_ip(u32::from(ip), 0);
+    }
     let mut rng = rand::SeedableRng::seed_from_u64(scenario.seed);
     requests
         .iter()
@@ -81,11 +99,15 @@ pub fn model_replies(scenario: &Scenario, requests: &[(u64, Ipv4Addr, u32, Endpo
         .collect()
 }
 
-/// Kaspi: limiters, storms and subnet bans.
+/// Kaspi: limiters, storms, subnet bans, blocked IPs and expired sessions.
 pub(crate) struct Kaspi {
     limits: Limits,
     storms: Vec<(u64, u64, f64)>,
     subnet_bans: Vec<(u32, u64, u64)>,
+    /// (IP, from): blocked on the storefront.
+    blocked: Vec<(u32, u64)>,
+    /// (user, from, how): the seller's cabinet session has expired.
+    expired: Vec<(u32, u64, ExpiredSession)>,
 }
 
 impl Kaspi {
@@ -93,6 +115,7 @@ impl Kaspi {
     pub(crate) fn new(scenario: &Scenario, subnet_index: impl Fn(&str) -> Option<u32>) -> Self {
         let mut storms = Vec::new();
         let mut subnet_bans = Vec::new();
+        let mut expired = Vec::new();
         for f in &scenario.faults {
             match f {
                 Fault::Storm429 { start, length, share } => {
@@ -104,10 +127,18 @@ impl Kaspi {
                         subnet_bans.push((idx, at.as_millis(), end));
                     }
                 }
+                Fault::ExpiredSession { at, user, answer } => expired.push((*user, at.as_millis(), *answer)),
                 _ => {}
             }
         }
-        Kaspi { limits: Limits::new(scenario.kaspi.hypotheses.iter().cloned()), storms, subnet_bans }
+        let limits = Limits::new(scenario.kaspi.hypotheses.iter().cloned());
+        Kaspi { limits, storms, subnet_bans, blocked: Vec::new(), expired }
+    }
+
+    /// Blocks `ip` on the storefront from `from` (a `blocked_ip` fault, once its proxies are
+    /// drawn).
+    pub(crate) fn block_ip(&mut self, ip: u32, from: u64) {
+        self.blocked.push((ip, from));
     }
 
     /// The name of hypothesis `i`.
@@ -127,6 +158,19 @@ impl Kaspi {
                 retry_after: None,
                 ban_started: false,
             };
+        }
+        if let Some(reply) = rotor_kaspi_model::blocked_ip(a.endpoint)
+            && self.blocked.iter().any(|&(ip, from)| ip == a.ip && from <= a.t)
+        {
+            return Answer::Refusal { reply, cause: Cause::BlockedIp };
+        }
+        if let Some(reply) = self
+            .expired
+            .iter()
+            .find(|&&(user, from, _)| user == a.user && from <= a.t)
+            .and_then(|&(_, _, way)| way.reply(a.endpoint))
+        {
+            return Answer::Refusal { reply, cause: Cause::ExpiredSession };
         }
         for &(from, to, share) in &self.storms {
             if (from..to).contains(&a.t) && rng.random::<f64>() < share {

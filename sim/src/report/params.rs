@@ -222,6 +222,13 @@ fn kaspi_rows(sc: &Scenario, out: &mut Vec<(String, String)>) {
                 ),
             ),
             Fault::ProviderOutOfMoney { at } => ("provider out of money", format!("at {}", d(*at))),
+            Fault::BlockedIp { at, target: t } => {
+                ("blocked IPs", format!("from {}: {}, 405 on the storefront's offers", d(*at), target(t)))
+            }
+            Fault::ExpiredSession { at, user, answer } => (
+                "expired session",
+                format!("at {}: user {user}'s cabinet answers {}", d(*at), answer.name().replace('_', " ")),
+            ),
         };
         out.push((format!("fault: {name}"), what));
     }

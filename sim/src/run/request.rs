@@ -159,6 +159,14 @@ impl Sim<'_, '_> {
         let (status, body, cause, retry_after) = match self.kaspi.answer(&arrival, rng) {
             Answer::Ok if latency > timeout => return failure(ProxyFailure::Timeout, "timeout", timeout),
             Answer::Ok => return Pending { outcome: Outcome::Ok, status: "200", latency_ms: latency },
+            Answer::Refusal { reply, cause } => {
+                // Outside the limits: neither a 403 nor a 429, counted as its fault's hits.
+                let kind =
+                    if cause == Cause::BlockedIp { FaultKind::BlockedIp } else { FaultKind::ExpiredSession };
+                self.obs.metrics.fault_hit(kind);
+                let outcome = sc.answers.classify(endpoint, &reply);
+                return Pending { outcome, status: status_label(reply.status), latency_ms: latency };
+            }
             Answer::Refused { status, body, cause, retry_after, ban_started } => {
                 if ban_started {
                     self.obs.timeline.ban(self.now);
@@ -176,6 +184,8 @@ impl Sim<'_, '_> {
                 "subnet_ban".to_owned()
             }
             Cause::Limiter(i) => self.kaspi.hypothesis_name(i).to_owned(),
+            Cause::BlockedIp => rotor_kaspi_model::BLOCKED_IP_CAUSE.to_owned(),
+            Cause::ExpiredSession => rotor_kaspi_model::EXPIRED_SESSION_CAUSE.to_owned(),
         };
         let Some(code) = status.code() else {
             return failure(ProxyFailure::Timeout, "timeout", timeout);
@@ -249,5 +259,17 @@ impl Sim<'_, '_> {
         } else {
             self.job_done(req.work);
         }
+    }
+}
+
+/// A trace's label for an answer's status.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        302 => "302",
+        403 => "403",
+        405 => "405",
+        429 => "429",
+        _ => "other",
     }
 }

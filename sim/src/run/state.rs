@@ -246,8 +246,9 @@ impl<'s, 'o> Sim<'s, 'o> {
                 | Fault::Flaky { at, .. }
                 | Fault::Slow { at, .. }
                 | Fault::ProviderOutOfStock { at, .. }
-                | Fault::ProviderOutOfMoney { at } => at.as_millis(),
-                Fault::Storm429 { .. } | Fault::SubnetBan { .. } => continue,
+                | Fault::ProviderOutOfMoney { at }
+                | Fault::BlockedIp { at, .. } => at.as_millis(),
+                Fault::Storm429 { .. } | Fault::SubnetBan { .. } | Fault::ExpiredSession { .. } => continue,
             };
             self.queue.push(at, Ev::Fault(i as u32));
         }

@@ -235,7 +235,13 @@ impl Sim<'_, '_> {
                 self.provider.balance_usd = 0.0;
                 self.provider.money_fault = true;
             }
-            Fault::Storm429 { .. } | Fault::SubnetBan { .. } => {}
+            Fault::BlockedIp { target, .. } => {
+                for p in self.targets(target) {
+                    let ip = self.proxies[p.0 as usize].ip;
+                    self.kaspi.block_ip(ip, self.now);
+                }
+            }
+            Fault::Storm429 { .. } | Fault::SubnetBan { .. } | Fault::ExpiredSession { .. } => {}
         }
     }
 

@@ -3,6 +3,7 @@
 use std::ops::Range;
 
 use rotor_engine::{Duration, LaneKey, Module, UserId};
+use rotor_kaspi_model::ExpiredSession;
 
 use super::ScenarioError;
 use super::raw::{RawDeathMode, RawFault, RawScenario};
@@ -90,6 +91,24 @@ pub(super) fn faults(
                 Fault::ProviderOutOfStock { at: at.0, length: length.map(|s| s.0) }
             }
             RawFault::ProviderOutOfMoney { at } => Fault::ProviderOutOfMoney { at: at.0 },
+            RawFault::BlockedIp { at, lane, count, share } => Fault::BlockedIp {
+                at: at.map_or(Duration::ZERO, |s| s.0),
+                target: target(cx, span, lane.as_ref(), *count, *share, users)?,
+            },
+            RawFault::ExpiredSession { at, user, answer } => {
+                if *user == 0 || *user > users.count {
+                    return Err(cx.err(
+                        span,
+                        format!("user {user} does not exist at the start; valid: 1 to {}", users.count),
+                    ));
+                }
+                let way = ExpiredSession::parse(answer).ok_or_else(|| {
+                    let valid: Vec<_> =
+                        ExpiredSession::ALL.iter().map(|w| format!("\"{}\"", w.name())).collect();
+                    cx.err(span.clone(), format!("unknown answer `{answer}`; valid: {}", valid.join(", ")))
+                })?;
+                Fault::ExpiredSession { at: at.0, user: *user, answer: way }
+            }
         };
         out.push(fault);
     }

@@ -328,6 +328,24 @@ pub enum Fault {
         /// When.
         at: Duration,
     },
+    /// Kaspi blocks the proxies' egress IPs outright from `at` (datacenter IPs): the storefront's
+    /// offers POST answers them 405 to the end.
+    BlockedIp {
+        /// From when.
+        at: Duration,
+        /// Which.
+        target: Target,
+    },
+    /// A seller's cabinet session expires at `at`: its cabinet calls are answered with a
+    /// redirect to the login page or the login page itself, to the end.
+    ExpiredSession {
+        /// When.
+        at: Duration,
+        /// The seller.
+        user: u32,
+        /// How the cabinet answers.
+        answer: rotor_kaspi_model::ExpiredSession,
+    },
 }
 
 impl Fault {
@@ -341,6 +359,8 @@ impl Fault {
             Fault::SubnetBan { .. } => FaultKind::SubnetBan,
             Fault::ProviderOutOfStock { .. } => FaultKind::ProviderOutOfStock,
             Fault::ProviderOutOfMoney { .. } => FaultKind::ProviderOutOfMoney,
+            Fault::BlockedIp { .. } => FaultKind::BlockedIp,
+            Fault::ExpiredSession { .. } => FaultKind::ExpiredSession,
         }
     }
 }
@@ -362,11 +382,15 @@ pub enum FaultKind {
     ProviderOutOfStock,
     /// `provider_out_of_money`.
     ProviderOutOfMoney,
+    /// `blocked_ip`.
+    BlockedIp,
+    /// `expired_session`.
+    ExpiredSession,
 }
 
 impl FaultKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Storm429,
         FaultKind::ProxyDeath,
         FaultKind::Flaky,
@@ -374,6 +398,8 @@ impl FaultKind {
         FaultKind::SubnetBan,
         FaultKind::ProviderOutOfStock,
         FaultKind::ProviderOutOfMoney,
+        FaultKind::BlockedIp,
+        FaultKind::ExpiredSession,
     ];
 
     /// The name scenario files use.
@@ -386,6 +412,8 @@ impl FaultKind {
             FaultKind::SubnetBan => "subnet_ban",
             FaultKind::ProviderOutOfStock => "provider_out_of_stock",
             FaultKind::ProviderOutOfMoney => "provider_out_of_money",
+            FaultKind::BlockedIp => "blocked_ip",
+            FaultKind::ExpiredSession => "expired_session",
         }
     }
 }

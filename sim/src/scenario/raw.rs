@@ -552,6 +552,17 @@ pub(crate) enum RawFault {
     ProviderOutOfMoney {
         at: Span,
     },
+    BlockedIp {
+        at: Option<Span>,
+        lane: Option<String>,
+        count: Option<u32>,
+        share: Option<Share>,
+    },
+    ExpiredSession {
+        at: Span,
+        user: u32,
+        answer: String,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]

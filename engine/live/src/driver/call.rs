@@ -189,6 +189,9 @@ impl Driver {
         self.metrics.attempt(sent.endpoint, started.elapsed().as_secs_f64());
         lock(&self.in_flight).remove(&call_id);
         let outcome = transport::classify(&self.answers, sent.endpoint, &result);
+        if let (Outcome::Unauthorized, Ok(reply)) = (outcome, &result) {
+            lock(&self.refusals).insert(sent.lane.user, transport::seen(reply));
+        }
         self.metrics.request(module, outcome.kind(), result.as_ref().ok().map(|r| r.status));
         self.books.count(proxy, outcome == Outcome::Ok);
         let done_at = clock::now();

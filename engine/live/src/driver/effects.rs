@@ -53,9 +53,13 @@ impl Driver {
         match event {
             Event::Rotated { lane, from, to, .. } => self.lease_opened(lane, from, to, now),
             Event::Rested { proxy, until, lane } => self.rest_started(proxy, lane, until, now),
-            Event::ProxyDead { proxy, lane, failures, considered, .. } => {
+            Event::ProxyDead { proxy, lane, failures, considered, refused_after_rest, .. } => {
                 self.metrics.dead(lane.module);
-                let reason = format!("{failures} failures in its last {considered} requests");
+                let reason = if refused_after_rest {
+                    "Kaspi still refused its IP after a full rest: blocked, not rate-limited".to_owned()
+                } else {
+                    format!("{failures} failures in its last {considered} requests")
+                };
                 if let Err(e) = lock(&self.store).mark_dead(proxy, &reason) {
                     tracing::error!("cannot record {proxy} as dead: {e}");
                 }
@@ -96,10 +100,16 @@ impl Driver {
             }
             Event::CredentialsRefused { user, endpoint, .. } => {
                 // Once per refusal: the engine fails the seller's other requests without a word.
-                self.metrics.credentials_refused(user);
+                let seen = lock(&self.refusals).remove(&user).unwrap_or_else(|| "a refusal".into());
+                let (host, renew) = match endpoint.host() {
+                    rotor_engine::Host::ShopApi => ("Shop API", "the API token"),
+                    _ => ("cabinet", "the cabinet session (log in again)"),
+                };
+                let detail = format!("on {endpoint}: the {host} answered {seen}");
+                self.metrics.credentials_refused(user, detail.clone());
                 self.alert(&format!(
-                    "user {user}: Kaspi refused the seller's credentials on {endpoint}; the seller's work \
-                     stops until the token and cabinet session are renewed and the worker restarts"
+                    "user {user}: Kaspi refused the seller's credentials {detail}; no proxy is blamed; \
+                     the seller's work stops until {renew} is renewed and the worker restarts"
                 ));
             }
             Event::PoolLow { available, minimum, shortfall } => {

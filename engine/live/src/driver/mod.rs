@@ -113,6 +113,9 @@ pub struct Driver {
     in_flight: Mutex<HashMap<u64, InFlight>>,
     /// The waits the log has told, per lane (`waits.rs`).
     waits: Mutex<waits::WaitLog>,
+    /// What the last answer that refused each seller's credentials showed (`call.rs` writes it
+    /// before the engine hears the refusal; the alert says it).
+    refusals: Mutex<HashMap<rotor_engine::UserId, String>>,
     next_call: AtomicU64,
     /// The newest operator command applied to this engine (`rotor ctl revive|retire`).
     last_command: AtomicU64,
@@ -171,6 +174,7 @@ impl Driver {
             store: Mutex::new(store),
             in_flight: Mutex::new(HashMap::new()),
             waits: Mutex::new(waits::WaitLog::default()),
+            refusals: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(0),
             last_command: AtomicU64::new(0),
             metrics: Metrics::default(),

@@ -9,7 +9,7 @@
 //! spend, account cooldowns, provider refusals, and each seller's last successful pass or poll
 //! (which `/health` also reads). The names are the contract of `deploy/` (dashboard, alerts).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
@@ -157,7 +157,7 @@ pub struct Metrics {
     stall_after: Family<ModuleLabel, Gauge<f64, AtomicU64>>,
     min_pool: Gauge,
     progress: Mutex<BTreeMap<(UserId, Module), Progress>>,
-    refused: Mutex<BTreeSet<UserId>>,
+    refused: Mutex<BTreeMap<UserId, String>>,
     catalogs_refused: Family<ReasonLabel, Counter>,
     not_priced: Family<SellerLabel, Gauge>,
     holds: Mutex<BTreeMap<(UserId, Module), String>>,
@@ -466,8 +466,8 @@ impl Metrics {
         locked(&self.refused).remove(&user);
     }
 
-    /// Sellers whose credentials Kaspi refused in this run.
-    pub fn refused(&self) -> BTreeSet<UserId> {
+    /// Sellers whose credentials Kaspi refused in this run, with where and what Kaspi answered.
+    pub fn refused(&self) -> BTreeMap<UserId, String> {
         locked(&self.refused).clone()
     }
 
@@ -476,10 +476,10 @@ impl Metrics {
         u64::try_from(self.loops.get_or_create(&module(m)).get()).unwrap_or(0)
     }
 
-    /// Kaspi refused `user`'s credentials.
-    pub fn credentials_refused(&self, user: UserId) {
+    /// Kaspi refused `user`'s credentials; `detail` says where and what it answered.
+    pub fn credentials_refused(&self, user: UserId, detail: String) {
         self.credentials_refused.inc();
-        locked(&self.refused).insert(user);
+        locked(&self.refused).insert(user, detail);
     }
 
     /// A cycle of `module` (a demper pass, an orders poll, a catalogue sync) took `seconds`.

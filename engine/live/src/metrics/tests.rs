@@ -64,7 +64,7 @@ fn a_400_or_404_is_a_client_error_and_progress_is_per_seller() {
     m.cycle_done(UserId(3), Module::Orders, 2_500);
     m.order_stored();
     m.provider_blocked("capped", true);
-    m.credentials_refused(UserId(5));
+    m.credentials_refused(UserId(5), "on orders: HTTP 401".into());
     m.promise(&Promises {
         intervals_s: [Some(180.0), Some(600.0), None, None],
         stall_after_s: [Some(2940.0), Some(4200.0), None, None],
