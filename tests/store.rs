@@ -81,6 +81,60 @@ fn proxies_get_dense_ids_and_sealed_passwords() {
     });
 }
 
+/// A proxy is known by its identity (its egress IP when configured, Proxy6's id when bought),
+/// not by its URL: a new URL or login for the same IP updates the row and keeps its state; a URL
+/// reused for another IP is a new proxy; the reconcile's rows say which are dead and why.
+#[test]
+fn a_proxy_keeps_its_row_when_its_url_changes_and_a_reused_url_is_a_new_proxy() {
+    both("identity", |b| {
+        let mut s = b.open();
+        add_proxies(&mut s, 2);
+        s.rest_until(ProxyId(0), 9_000).unwrap();
+        let pw = Secret::new("rotated");
+        let ip0: IpAddr = "127.0.1.1".parse().unwrap();
+        let moved = NewProxy {
+            url: "http://localhost:20999",
+            username: Some("v"),
+            password: Some(&pw),
+            egress_ip: ip0,
+            source: "config",
+            proxy6: None,
+        };
+        assert_eq!(s.upsert_proxy(&moved, 2).unwrap(), ProxyId(0), "same egress IP, same proxy");
+        let all = s.proxies().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].url.as_str(), all[0].username.as_deref()), ("http://localhost:20999", Some("v")));
+        assert_eq!(all[0].password.as_ref().unwrap().expose(), "rotated");
+        assert_eq!(all[0].rest_until_ms, 9_000, "its rest is kept");
+        // Proxy 1's URL now egresses elsewhere: a new proxy; the old row gives up the URL.
+        let ip9: IpAddr = "127.0.1.9".parse().unwrap();
+        let reused = NewProxy { url: "http://127.0.0.1:20001", egress_ip: ip9, ..moved };
+        assert_eq!(s.upsert_proxy(&reused, 3).unwrap(), ProxyId(2));
+        let all = s.proxies().unwrap();
+        assert_eq!(all[1].url, "http://127.0.0.1:20001#p1");
+        assert_eq!((all[2].url.as_str(), all[2].egress_ip), ("http://127.0.0.1:20001", ip9));
+        // A dead row of an identity does not take a new listing's place from the live one.
+        s.mark_dead(ProxyId(2), "test").unwrap();
+        let again = NewProxy { url: "http://127.0.0.1:20002", ..reused };
+        assert_eq!(s.upsert_proxy(&again, 4).unwrap(), ProxyId(2), "the newest row of the identity");
+        let rows = s.config_proxies().unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(rows[2].dead && rows[2].dead_reason.as_deref() == Some("test"));
+        // A bought proxy is known by Proxy6's id, whatever its URL.
+        let bought = |url: &'static str| NewProxy {
+            url,
+            username: None,
+            password: None,
+            egress_ip: "127.0.2.1".parse().unwrap(),
+            source: "proxy6",
+            proxy6: Some(("p6-1", 99)),
+        };
+        assert_eq!(s.upsert_proxy(&bought("http://127.0.0.1:30000"), 5).unwrap(), ProxyId(3));
+        assert_eq!(s.upsert_proxy(&bought("http://127.0.0.1:30001"), 6).unwrap(), ProxyId(3));
+        assert_eq!(s.proxies().unwrap().len(), 4);
+    });
+}
+
 #[test]
 fn allocation_is_all_or_nothing_and_skips_dead_and_held_proxies() {
     both("alloc", |b| {

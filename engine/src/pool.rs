@@ -79,13 +79,20 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Adds a fresh, free proxy, unless another already egresses through its IP.
-    pub(crate) fn add(&mut self, spec: ProxySpec) -> Result<ProxyId, PoolError> {
+    /// Adds a fresh, free proxy, unless another live one already egresses through its IP. A
+    /// dead proxy holds no IP: one that comes back under the same IP (a provider re-selling
+    /// it, a restored dead row) is a new proxy. `dead`: it is added to be marked dead at once
+    /// (a restored row), so it claims no IP either.
+    pub(crate) fn add(&mut self, spec: ProxySpec, dead: bool) -> Result<ProxyId, PoolError> {
         let id = ProxyId(u32::try_from(self.entries.len()).unwrap_or(u32::MAX));
-        if let Some(&existing) = self.by_egress.get(&spec.egress_ip) {
-            return Err(PoolError::SharedEgress { ip: spec.egress_ip, existing });
+        if !dead {
+            if let Some(&existing) = self.by_egress.get(&spec.egress_ip)
+                && self.entries[existing.0 as usize].state != ProxyState::Dead
+            {
+                return Err(PoolError::SharedEgress { ip: spec.egress_ip, existing });
+            }
+            self.by_egress.insert(spec.egress_ip, id);
         }
-        self.by_egress.insert(spec.egress_ip, id);
         self.entries.push(ProxyEntry {
             spec,
             holder: None,

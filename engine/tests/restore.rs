@@ -131,7 +131,7 @@ fn a_request_in_flight_across_a_restore_keeps_the_proxy_draining_until_it_comple
 }
 
 #[test]
-fn two_proxies_with_one_egress_ip_are_refused() {
+fn two_live_proxies_with_one_egress_ip_are_refused_and_a_dead_one_holds_no_ip() {
     let mut e = Engine::new(quiet()).unwrap();
     let first = e.add_proxy(spec(7)).unwrap();
     let mut twin = spec(8);
@@ -141,11 +141,18 @@ fn two_proxies_with_one_egress_ip_are_refused() {
         Err(rotor_engine::PoolError::SharedEgress { ip: twin.egress_ip, existing: first })
     );
     assert_eq!(
-        e.add_restored_proxy(twin, Restored::Dead),
-        Err(rotor_engine::PoolError::SharedEgress { ip: spec(7).egress_ip, existing: first })
+        e.add_restored_proxy(twin.clone(), Restored::Resting { ready_at: at(10) }),
+        Err(rotor_engine::PoolError::SharedEgress { ip: twin.egress_ip, existing: first })
     );
     assert_eq!(e.proxy_count(), 1, "nothing was added");
-    e.add_proxy(spec(8)).unwrap();
+    // A dead row never blocks a start: restored dead, it claims no IP...
+    let dead = e.add_restored_proxy(twin.clone(), Restored::Dead).unwrap();
+    assert_eq!(e.proxy(dead).unwrap().state, ProxyState::Dead);
+    // ...and once the first dies, its IP may come back as a new proxy (a provider re-selling it).
+    e.retire(first, at(0)).unwrap();
+    let again = e.add_proxy(twin).unwrap();
+    assert_eq!(e.proxy(again).unwrap().state, ProxyState::Fresh);
+    e.add_proxy(spec(9)).unwrap();
 }
 
 #[test]

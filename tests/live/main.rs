@@ -8,6 +8,7 @@
 //! - `rotation.rs`: leases, rests, a 429 storm, dead proxies.
 //! - `durability.rs`: kill -9, orders exactly once, a seller changing workers, a PostgreSQL
 //!   restart.
+//! - `fleet.rs`: a proxy's URL rewritten, a probe with a subset config, a proxy listed again.
 //! - `pricing.rs`: dry runs, floors and ceilings, held drops.
 //! - `operations.rs`: logs, secrets, signals, the probe, `rotor ctl`, `/health`, SIGHUP.
 //! - `proxy6.rs`: buying and renewing proxies.
@@ -37,6 +38,7 @@ mod deploy;
 mod pg;
 
 mod durability;
+mod fleet;
 mod operations;
 mod pricing;
 mod proxy6;

@@ -2,7 +2,8 @@
 //! four Kaspi endpoints, directly (not through the engine: no lease is charged), and the table
 //! of successes is printed, with a warning when fewer than 80% succeed.
 //!
-//! A proxy that is resting or dead in the store is skipped unless asked for; each probed proxy's
+//! A proxy that a running worker holds (a seller's lane, an open lease) is never probed; one that
+//! is resting or dead in the store is skipped unless asked for; each probed proxy's
 //! rest is recorded before anything is sent through it; and proxies are probed one at a time, so
 //! the seller's credentials never go through many proxies at once.
 
@@ -73,9 +74,16 @@ pub async fn probe(config: &LiveConfig, include_resting: bool) -> Result<Vec<Pro
         .map(|s| s.product_id.clone())
         .ok_or_else(|| LiveError::Config("the first user's SKU file is empty".into()))?;
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
-    let (mut store, _) = super::run::open_state(config)?;
+    let (mut store, _) = super::run::open_state(config, super::run::Opener::Tool)?;
     let now = super::clock::now();
     let stored = store.proxies()?;
+    // What a running worker holds is never probed: a seller's lane, or a lease still open.
+    let running = store.workers()?.iter().any(|(_, until)| *until > now.as_millis());
+    let held: std::collections::BTreeMap<rotor_engine::ProxyId, String> = if running {
+        store.allocations()?.into_iter().map(|(id, user, module)| (id, format!("{user}/{module}"))).collect()
+    } else {
+        std::collections::BTreeMap::new()
+    };
     let until = (now + config.engine.policy.longest_rest()).as_millis();
     let mut rows = Vec::new();
     let mut probed = 0;
@@ -85,7 +93,20 @@ pub async fn probe(config: &LiveConfig, include_resting: bool) -> Result<Vec<Pro
             None => format!("{}:{}", p.host, p.port),
         };
         let egress = p.egress_ip.to_string();
-        let record = stored.iter().find(|s| s.url == p.url);
+        // A proxy is known by its egress IP (its URL may have changed).
+        let record =
+            stored.iter().filter(|s| s.egress_ip == p.egress_ip).min_by_key(|s| (s.dead, u32::MAX - s.id.0));
+        let in_service = record.and_then(|s| match held.get(&s.id) {
+            Some(lane) => {
+                Some(format!("held by lane {lane} of a running worker; take it out of service first"))
+            }
+            None if running && s.lease_open => Some("mid-lease in a running worker".to_owned()),
+            None => None,
+        });
+        if let Some(why) = in_service {
+            rows.push(ProbeRow { proxy: name, egress, results: Default::default(), skipped: Some(why) });
+            continue;
+        }
         let skip = match record {
             Some(s) if s.dead => Some("dead".to_owned()),
             Some(s) if s.rest_until_ms > now.as_millis() => {

@@ -25,18 +25,45 @@ use super::workers::demper::load_skus;
 /// The reason a proxy removed from the config is dead for.
 pub(super) const REMOVED: &str = "removed from the config";
 
-/// Retires every proxy recorded from the config that the config no longer lists. Returns them.
-pub(super) fn retire_removed(store: &mut Store, config: &LiveConfig) -> Result<Vec<ProxyId>, LiveError> {
-    let listed: BTreeSet<&str> = config.proxies.iter().map(|p| p.url.as_str()).collect();
+/// Reconciles the configured proxies in the store with the config's list, whose rows are
+/// `listed` (what [`record`] returned for each entry): every other live configured row is
+/// retired (removed from the file, or a duplicate of a listed identity left by an older store),
+/// and a listed row that this reconcile retired earlier comes back, after the rest it owes.
+/// Only a worker's own reconcile calls this; `rotor probe` and `rotor calibrate` never retire
+/// or revive. Returns (retired, revived).
+pub(super) fn reconcile_proxies(
+    store: &mut Store,
+    listed: &BTreeSet<ProxyId>,
+) -> Result<(Vec<ProxyId>, Vec<ProxyId>), LiveError> {
     let now = clock::now().as_millis();
-    let mut retired = Vec::new();
-    for (id, url) in store.config_proxies()? {
-        if !listed.contains(url.as_str()) && store.retire_proxy(id, REMOVED, now)? {
-            tracing::warn!("config: {id} ({url}) is no longer listed; it is retired");
-            retired.push(id);
+    let (mut retired, mut revived) = (Vec::new(), Vec::new());
+    for row in store.config_proxies()? {
+        let wanted = listed.contains(&row.id);
+        if !wanted && !row.dead && store.retire_proxy(row.id, REMOVED, now)? {
+            tracing::warn!("config: {} ({}) is no longer listed; it is retired", row.id, row.url);
+            retired.push(row.id);
+        } else if wanted
+            && row.dead
+            && row.dead_reason.as_deref() == Some(REMOVED)
+            && store.revive_proxy(row.id, now, now)?
+        {
+            tracing::warn!("config: {} ({}) is listed again; it comes back after its rest", row.id, row.url);
+            revived.push(row.id);
         }
     }
-    Ok(retired)
+    Ok((retired, revived))
+}
+
+/// Records the config's proxies in the store (each under its identity, see
+/// `Store::upsert_proxy`) and returns their rows.
+pub(super) fn record(store: &mut Store, config: &LiveConfig) -> Result<BTreeSet<ProxyId>, LiveError> {
+    let passwords = super::run::proxy_passwords(config)?;
+    let now = clock::now().as_millis();
+    let mut listed = BTreeSet::new();
+    for (p, password) in config.proxies.iter().zip(&passwords) {
+        listed.insert(store.upsert_proxy(&super::run::config_proxy(p, password.as_ref()), now)?);
+    }
+    Ok(listed)
 }
 
 /// Re-reads the config at `path` and applies it (SIGHUP). A config or secret that cannot be
@@ -57,11 +84,12 @@ pub(super) fn reload(
         Ok(changed) => changed,
         Err(e) => return tracing::error!("SIGHUP: {e}; the running config stays"),
     };
-    if !proxies.is_empty() {
-        tracing::info!("SIGHUP: {} proxies have new credentials", proxies.len());
+    if !proxies.0.is_empty() {
+        tracing::info!("SIGHUP: {} proxies have a new URL or credentials", proxies.0.len());
     }
-    if let Err(e) = driver.store_call(|s| retire_removed(s, &next)) {
-        tracing::error!("SIGHUP: cannot retire removed proxies: {e}");
+    let listed: BTreeSet<ProxyId> = proxies.1;
+    if let Err(e) = driver.store_call(|s| reconcile_proxies(s, &listed)) {
+        tracing::error!("SIGHUP: cannot reconcile the configured proxies: {e}");
     }
     driver.apply_commands();
     let changed = loop_settings_changed(config, &next);

@@ -39,20 +39,31 @@ pub struct RunSummary {
     pub calls: u64,
 }
 
-/// Opens the store, records the configured proxies, and treats every lease the last run left
-/// open as spent (docs/decisions/live-durability.md). Returns the store and how many leases.
-pub(crate) fn open_state(config: &LiveConfig) -> Result<(Store, u32), LiveError> {
+/// Who opens the state: a worker reconciles the store's proxies with its config; a tool
+/// (`rotor probe`, `rotor calibrate`) only records what its config lists, and never retires or
+/// revives a proxy a worker's config owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opener {
+    /// `rotor live`.
+    Worker,
+    /// A tool beside it.
+    Tool,
+}
+
+/// Opens the store, records the configured proxies (a worker also reconciles them: see
+/// `reconcile::reconcile_proxies`), and treats every lease the last run left open as spent
+/// (docs/decisions/live-durability.md). Returns the store and how many leases.
+pub(crate) fn open_state(config: &LiveConfig, opener: Opener) -> Result<(Store, u32), LiveError> {
     let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
     let cipher = Cipher::from_key_text(&key)
         .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;
     let mut store = Store::open(&config.store_url, &config.base_dir, cipher)?;
     anchor_clock(&mut store)?;
     let now = clock::now();
-    let passwords = proxy_passwords(config)?;
-    for (p, password) in config.proxies.iter().zip(&passwords) {
-        store.upsert_proxy(&config_proxy(p, password.as_ref()), now.as_millis())?;
+    let listed = super::reconcile::record(&mut store, config)?;
+    if opener == Opener::Worker {
+        super::reconcile::reconcile_proxies(&mut store, &listed)?;
     }
-    super::reconcile::retire_removed(&mut store, config)?;
     let rest_until = now + config.engine.policy.longest_rest();
     let recovered = store.spend_unowned_leases(rest_until.as_millis(), now.as_millis())?;
     if recovered > 0 {
@@ -86,7 +97,7 @@ fn anchor_clock(store: &mut Store) -> Result<(), LiveError> {
 }
 
 /// Each `[[proxy]]`'s password, read from where the config says (`None` without one).
-fn proxy_passwords(config: &LiveConfig) -> Result<Vec<Option<rotor_engine::Secret>>, LiveError> {
+pub(super) fn proxy_passwords(config: &LiveConfig) -> Result<Vec<Option<rotor_engine::Secret>>, LiveError> {
     config
         .proxies
         .iter()
@@ -107,7 +118,7 @@ fn proxy_passwords(config: &LiveConfig) -> Result<Vec<Option<rotor_engine::Secre
 }
 
 /// The store's record of a `[[proxy]]`.
-fn config_proxy<'a>(
+pub(super) fn config_proxy<'a>(
     p: &'a crate::config::ProxyConfig,
     password: Option<&'a rotor_engine::Secret>,
 ) -> NewProxy<'a> {
@@ -121,23 +132,27 @@ fn config_proxy<'a>(
     }
 }
 
-/// Records the config's proxies in the store again (a reload): their credentials may have been
-/// rotated. A proxy this engine knows whose login changed gets a new client. Returns those.
+/// Records the config's proxies in the store again (a reload): their URL or credentials may
+/// have changed under the same identity. A proxy this engine knows whose URL or login changed
+/// gets a new client. Returns those, and the rows the config lists.
 pub(super) fn record_proxies(
     config: &LiveConfig,
     driver: &Driver,
-) -> Result<Vec<rotor_engine::ProxyId>, LiveError> {
+) -> Result<(Vec<rotor_engine::ProxyId>, std::collections::BTreeSet<rotor_engine::ProxyId>), LiveError> {
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
     let resolved = proxy_passwords(config)?;
     let before = driver.store_call(Store::proxies)?;
     let known = driver.proxy_count();
     let mut changed = Vec::new();
+    let mut listed = std::collections::BTreeSet::new();
     for (p, password) in config.proxies.iter().zip(&resolved) {
         let new = config_proxy(p, password.as_ref());
         let id = driver.record_proxy(&new)?;
+        listed.insert(id);
         let old = before.iter().find(|b| b.id == id);
         let same = old.is_some_and(|o| {
-            o.username.as_deref() == p.user.as_deref()
+            o.url == p.url
+                && o.username.as_deref() == p.user.as_deref()
                 && o.password.as_ref().map(rotor_engine::Secret::expose)
                     == password.as_ref().map(rotor_engine::Secret::expose)
         });
@@ -150,7 +165,7 @@ pub(super) fn record_proxies(
             }
         }
     }
-    Ok(changed)
+    Ok((changed, listed))
 }
 
 /// The engine, its clients and lease books, rebuilt from the store in id order so ids agree.
@@ -242,7 +257,7 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
     // Held until the run ends: a second process on the same SQLite file is refused at start.
     let _state_lock = crate::store::StateLock::take(&config.store_url, &config.base_dir)?;
-    let (mut store, recovered) = open_state(&config)?;
+    let (mut store, recovered) = open_state(&config, Opener::Worker)?;
     let now = clock::now();
     let (engine, clients, books, stored) = rebuild(&config, &mut store, now, timeouts)?;
     let mut sellers = load_sellers(&config, &mut store)?;

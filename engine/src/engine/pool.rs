@@ -16,7 +16,7 @@ impl Engine {
     /// Adds a proxy (bought or loaded) to the pool, free and never used. Refused when another
     /// proxy already egresses through its IP (Kaspi would count both against one budget).
     pub fn add_proxy(&mut self, spec: ProxySpec) -> Result<ProxyId, PoolError> {
-        let id = self.pool.add(spec)?;
+        let id = self.pool.add(spec, false)?;
         self.pool.rearm(self.config.pool_min_available);
         Ok(id)
     }
@@ -25,7 +25,7 @@ impl Engine {
     /// dead. A caller that cannot tell how far a proxy's lease went must pass a rest that starts
     /// no earlier than the restart (see docs/decisions/live-durability.md).
     pub fn add_restored_proxy(&mut self, spec: ProxySpec, restored: Restored) -> Result<ProxyId, PoolError> {
-        let id = self.pool.add(spec)?;
+        let id = self.pool.add(spec, restored == Restored::Dead)?;
         self.pool.withdraw(id);
         let entry = self.pool.entry(id);
         match restored {

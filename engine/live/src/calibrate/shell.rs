@@ -131,7 +131,7 @@ pub async fn calibrate(
         &ProxyEndpoint { url: &entry.url, username: entry.user.as_deref(), password: password.as_ref() },
         timeouts,
     )?;
-    let (mut store, _) = crate::run::open_state(config)?;
+    let (mut store, _) = crate::run::open_state(config, crate::run::Opener::Tool)?;
     let id = store
         .proxies()?
         .iter()

@@ -411,6 +411,12 @@ mod tests {
         assert!(e.message.contains("egress_ip"), "{}", e.message);
         let e = cfg("[[proxy]]\nurl = \"http://1.2.3.4:80\"\nuser = \"u\"\n").unwrap_err();
         assert!(e.message.contains("password_env"), "{}", e.message);
+        // A password in the URL is refused and never echoed back.
+        for url in ["http://u:hunter2@1.2.3.4:80", "http://u:hunter2@1.2.3.4:80/"] {
+            let e = cfg(&format!("[[proxy]]\nurl = \"{url}\"\n")).unwrap_err();
+            assert!(e.message.contains("password_file") && e.message.contains("`user`"), "{}", e.message);
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
         let e = cfg("[kaspi]\nstorefront = \"kaspi.kz\"\n").unwrap_err();
         assert!(e.message.contains("valid: an https:// URL"), "{}", e.message);
         // The token and cookies travel to these hosts: plain http only to a loopback fake.

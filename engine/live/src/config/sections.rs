@@ -446,6 +446,19 @@ fn proxy_entries(cx: &Ctx<'_>, raw: Vec<toml::Spanned<RawProxy>>) -> Result<Vec<
 fn proxy_entry(cx: &Ctx<'_>, sp: toml::Spanned<RawProxy>) -> Result<ProxyConfig, ConfigError> {
     let span = Some(sp.span());
     let p = sp.into_inner();
+    // A login in the URL would be stored and shown in clear: refused, and the URL (which holds
+    // the password) is not repeated.
+    let authority =
+        p.url.split_once("://").map_or(p.url.as_str(), |(_, r)| r).split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(cx.at(
+            span,
+            "[[proxy]] url carries a login (`user:password@host`), which would be stored and shown in clear; \
+             write url = \"http://host:port\", the login as `user`, and the password in `password_file` or \
+             `password_env`"
+                .to_owned(),
+        ));
+    }
     let bad = |why: &str| cx.at(span.clone(), format!("[[proxy]] url = \"{}\"{why}", p.url));
     let rest =
         p.url.strip_prefix("http://").ok_or_else(|| bad("; valid: http://host:port"))?.trim_end_matches('/');

@@ -30,7 +30,7 @@ pub use error::StoreError;
 use error::{Abort, ctx};
 pub use events::{OrderEvent, OrderWrite};
 pub use holds::LaneHolds;
-pub use operator::{Command, Confirm, DropGate, HeldDrop, held_version};
+pub use operator::{Command, ConfigRow, Confirm, DropGate, HeldDrop, held_version};
 pub use proxy6::{Proxy6Order, Proxy6Proxy};
 pub use records::{CatalogRows, Listing};
 use sql::{Conn, Dialect, Row, Value};

@@ -172,13 +172,21 @@ impl Store {
         result.map_err(ctx("confirm price drops"))
     }
 
-    /// Proxies recorded from the config (not bought), alive: (id, URL).
-    pub fn config_proxies(&mut self) -> Result<Vec<(ProxyId, String)>, StoreError> {
+    /// Proxies recorded from the config (not bought), dead or alive, in id order.
+    pub fn config_proxies(&mut self) -> Result<Vec<ConfigRow>, StoreError> {
         let rows = self
             .conn
-            .query("SELECT id, url FROM proxies WHERE source = 'config' AND dead = 0 ORDER BY id", &[])
+            .query("SELECT id, url, dead, dead_reason FROM proxies WHERE source = 'config' ORDER BY id", &[])
             .map_err(ctx("read configured proxies"))?;
-        Ok(rows.iter().map(|r| (ProxyId(uint(r, 0) as u32), text(r, 1).unwrap_or_default())).collect())
+        Ok(rows
+            .iter()
+            .map(|r| ConfigRow {
+                id: ProxyId(uint(r, 0) as u32),
+                url: text(r, 1).unwrap_or_default(),
+                dead: int(r, 2) != 0,
+                dead_reason: text(r, 3),
+            })
+            .collect())
     }
 
     /// Every held drop, by seller and SKU.
@@ -378,4 +386,17 @@ fn held_rows(rows: &[super::Row]) -> Vec<HeldDrop> {
             confirmed_ms: opt_uint(r, 5),
         })
         .collect()
+}
+
+/// A proxy recorded from the config, as the config reconcile sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigRow {
+    /// Its id.
+    pub id: ProxyId,
+    /// Its URL.
+    pub url: String,
+    /// Whether it is dead or retired.
+    pub dead: bool,
+    /// Why.
+    pub dead_reason: Option<String>,
 }

@@ -10,8 +10,14 @@ use super::sql::{Dialect, Value};
 use super::{NewProxy, Store, StoreError, StoredProxy, int, opt_uint, text, uint};
 
 impl Store {
-    /// Records a proxy (from the config or a purchase) and returns its id; a known URL keeps
-    /// its id and state, and takes the new login. Ids are dense: the next is the row count.
+    /// Records a proxy (from the config or a purchase) and returns its id. A proxy is known by
+    /// its identity, not its URL: Proxy6's id for a bought one, the egress IP for a configured
+    /// one. A known proxy keeps its id, state, rests and budget, and takes the new URL and login
+    /// (a new port from the provider, `localhost` written for `127.0.0.1`). When several rows
+    /// share the identity (a store written before this rule), the live one, else the newest,
+    /// is it. A URL another proxy's row holds is taken from that row (which keeps its id, with
+    /// the URL marked `#pN`), so a URL reused for another egress IP is a new proxy. Ids are
+    /// dense: the next is the row count. Nothing is revived here.
     pub fn upsert_proxy(&mut self, p: &NewProxy<'_>, now_ms: u64) -> Result<ProxyId, StoreError> {
         let sealed: Value = p.password.map(|s| self.cipher.seal(s.expose())).into();
         let NewProxy { url, username, egress_ip, source, proxy6, .. } = *p;
@@ -20,16 +26,33 @@ impl Store {
                 if c.dialect() == Dialect::Postgres {
                     c.batch("LOCK TABLE proxies IN SHARE ROW EXCLUSIVE MODE")?;
                 }
-                let found = c.query("SELECT id FROM proxies WHERE url = $1", &[url.into()])?;
-                if let Some(row) = found.first() {
-                    let id = int(row, 0);
+                let found = match proxy6 {
+                    Some((pid, _)) => c.query(
+                        "SELECT id FROM proxies WHERE proxy6_id = $1 ORDER BY dead, id DESC LIMIT 1",
+                        &[pid.into()],
+                    )?,
+                    None => c.query(
+                        "SELECT id FROM proxies WHERE source = 'config' AND egress_ip = $1 ORDER BY dead, id DESC LIMIT 1",
+                        &[egress_ip.to_string().into()],
+                    )?,
+                };
+                let known = found.first().map(|r| int(r, 0));
+                let id = match known {
+                    Some(id) => id,
+                    None => c.query("SELECT COUNT(*) FROM proxies", &[])?.first().map_or(0, |r| int(r, 0)),
+                };
+                // The URL is unique: a row of another identity that holds it lets it go.
+                c.exec(
+                    "UPDATE proxies SET url = url || '#p' || CAST(id AS TEXT) WHERE url = $1 AND id <> $2",
+                    &[url.into(), id.into()],
+                )?;
+                if known.is_some() {
                     c.exec(
-                        "UPDATE proxies SET username = $1, password_enc = $2, egress_ip = $3 WHERE id = $4",
-                        &[username.into(), sealed, egress_ip.to_string().into(), id.into()],
+                        "UPDATE proxies SET url = $1, username = $2, password_enc = $3, egress_ip = $4 WHERE id = $5",
+                        &[url.into(), username.into(), sealed, egress_ip.to_string().into(), id.into()],
                     )?;
                     return Ok(id);
                 }
-                let id = c.query("SELECT COUNT(*) FROM proxies", &[])?.first().map_or(0, |r| int(r, 0));
                 c.exec(
                     "INSERT INTO proxies (id, url, username, password_enc, egress_ip, source, proxy6_id, expires_ms, added_ms)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
