@@ -110,6 +110,7 @@ fn the_alert_rules_pass_promtool_and_name_each_state() {
         "RotorCredentialsRejected",
         "RotorPoolBelowMinimum",
         "RotorProviderOutOfMoney",
+        "RotorProviderListImplausible",
     ] {
         assert!(rules.contains(&format!("alert: {alert}\n")), "{alert}");
     }

@@ -73,6 +73,8 @@ struct State {
     recent: VecDeque<Instant>,
     /// How late `buy` answers (after the purchase is made), to test a client's timeout.
     buy_delay: std::time::Duration,
+    /// Sold proxies `getproxy` leaves out (a short answer from the provider).
+    hidden: std::collections::BTreeSet<u64>,
 }
 
 /// A running fake Proxy6 and its stock of loopback proxies.
@@ -243,6 +245,7 @@ fn getproxy(st: &mut State, q: &BTreeMap<String, String>, nokey: bool) -> Respon
             _ => true,
         })
         .filter(|s| q.get("descr").is_none_or(|d| &s.descr == d))
+        .filter(|s| !st.hidden.contains(&s.id))
         .collect();
     let list = st.list(&items, nokey);
     ok(st, &json!({ "list_count": items.len(), "list": list }))
@@ -459,6 +462,7 @@ impl Proxy6Mock {
             next_order: 0,
             recent: VecDeque::new(),
             buy_delay: std::time::Duration::ZERO,
+            hidden: std::collections::BTreeSet::new(),
             config,
         };
         let state = Arc::new(Mutex::new(state));
@@ -502,6 +506,13 @@ impl Proxy6Mock {
         if let Some(s) = self.state().sold.get_mut(&id) {
             s.end_unix = end_unix;
         }
+    }
+
+    /// Makes `getproxy` leave these sold proxies out (all of them: an empty list) while they
+    /// stay sold and working: the short answer of a provider having a bad minute. An empty slice
+    /// lists everything again.
+    pub fn hide_from_list(&self, ids: &[u64]) {
+        self.state().hidden = ids.iter().copied().collect();
     }
 
     /// The proxy behind a sold proxy's port, to switch its mode.

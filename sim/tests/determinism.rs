@@ -83,6 +83,7 @@ twice! {
     measured_limits_is_deterministic => "measured-limits",
     measured_rate_is_deterministic => "measured-rate",
     stampede_is_deterministic => "stampede",
+    refusals_is_deterministic => "refusals",
 }
 
 #[test]
@@ -103,6 +104,7 @@ fn every_shipped_scenario_is_covered() {
             "load-small",
             "measured-limits",
             "measured-rate",
+            "refusals",
             "seed-1000",
             "seed-500",
             "stampede",

@@ -36,6 +36,10 @@ pub enum Proxy6Error {
     /// The API could not be reached or answered nonsense.
     #[error("Proxy6 unreachable or malformed answer: {0}")]
     Transport(String),
+    /// The proxy list cannot be the pool's (empty, or lacking most of what rotor bought): a
+    /// provider fault, on which nothing is marked gone and nothing is bought.
+    #[error("Proxy6's proxy list is implausible: {0}")]
+    Implausible(String),
 }
 
 /// A proxy bought.
@@ -303,23 +307,43 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let every = std::time::Duration::from_millis(client.settings.check_every.as_millis());
-    let mut reconciled: Option<std::time::Instant> = None;
+    let mut next_reconcile = std::time::Instant::now();
+    let mut suspects = Suspects::default();
     let mut capped = false;
     let mut failing: Option<String> = None;
     loop {
-        if reconciled.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
-            match reconcile(&driver, &client, timeouts).await {
-                Ok(()) => reconciled = Some(std::time::Instant::now()),
+        if std::time::Instant::now() >= next_reconcile {
+            match reconcile(&driver, &client, timeouts, &mut suspects).await {
+                Ok(()) => {
+                    driver.metrics.provider_blocked("implausible_list", false);
+                    // A suspect is looked at again once it may be taken as gone.
+                    next_reconcile = std::time::Instant::now()
+                        + if suspects.is_empty() { RECONCILE_EVERY } else { gone_after(&client) };
+                }
+                Err(e @ Proxy6Error::Implausible(_)) => {
+                    // No deaths and no purchases on a list that cannot be the pool's.
+                    let why = format!("{e}");
+                    if failing.as_ref() != Some(&why) {
+                        driver.alert(&why);
+                    }
+                    failing = Some(why);
+                    driver.metrics.provider_blocked("implausible_list", true);
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    continue;
+                }
                 Err(e) => driver.alert(&format!("cannot reconcile the pool with Proxy6: {e}")),
             }
         }
-        let lost = match renew(&driver, &client, &mut capped).await {
-            Err(Step::Lost) => true,
-            Err(Step::Stopped(why) | Step::Refused(why)) => {
-                tracing::warn!("Proxy6 renewal: {why}");
-                false
-            }
-            Ok(()) => match buy_missing(&driver, &client, timeouts, &mut capped).await {
+        // A renewal the caps stop does not stop a purchase they allow, nor the reverse.
+        let renewed = renew(&driver, &client, &mut capped).await;
+        if let Err(Step::Stopped(why) | Step::Refused(why)) = &renewed {
+            tracing::warn!("Proxy6 renewal: {why}");
+        }
+        let lost = renewed == Err(Step::Lost)
+            || match buy_missing(&driver, &client, timeouts, &mut capped).await {
                 Err(Step::Lost) => true,
                 Err(Step::Refused(why)) => {
                     // One alert per reason: "no money" at every check is noise, not news.
@@ -336,11 +360,10 @@ pub async fn run(
                     driver.metrics.provider_blocked("refused", false);
                     false
                 }
-            },
-        };
+            };
         if lost {
             // An answer was lost: what happened is read back from Proxy6 before anything else.
-            reconciled = None;
+            next_reconcile = std::time::Instant::now();
             continue;
         }
         tokio::select! {
@@ -349,6 +372,20 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// A list lacking more than this share of the bought proxies alive in the store (or empty while
+/// it holds any) is a provider fault, not news.
+const MAX_LOSS_SHARE: f64 = 0.5;
+/// Why a proxy Proxy6 stopped listing is dead.
+const GONE: &str = "gone from Proxy6";
+
+/// Bought proxies Proxy6's last answers lacked, by Proxy6's id: when first missed.
+type Suspects = std::collections::BTreeMap<String, std::time::Instant>;
+
+/// `[proxy6] gone_after`, as a real-time duration.
+fn gone_after(client: &Proxy6Client) -> std::time::Duration {
+    std::time::Duration::from_millis(client.settings.gone_after.as_millis())
 }
 
 /// Why a provisioning step did not complete.
@@ -364,6 +401,12 @@ enum Step {
 
 /// Whether spending `estimate` now keeps within the caps; the reason if not.
 fn within_caps(driver: &Driver, settings: &Proxy6Settings, estimate: f64) -> Result<(), String> {
+    // A price of nothing is a price not known: it would pass any cap and spend what it likes.
+    if !(estimate.is_finite() && estimate > 0.0) {
+        return Err(format!(
+            "Proxy6 priced the order at {estimate:.2}; an order without a known price is not made"
+        ));
+    }
     let now = crate::clock::now().as_millis();
     let (day, month) = driver
         .store_call(|s| {
@@ -513,14 +556,35 @@ async fn renew(driver: &Driver, client: &Proxy6Client, capped: &mut bool) -> Res
 }
 
 /// Brings the store in step with Proxy6: a pending purchase is found by its tag (its proxies
-/// join; none found, it failed), a proxy bought by rotor that the store lacks joins, each
-/// bought proxy's expiry is read again, and one Proxy6 no longer lists is dead.
-async fn reconcile(driver: &Driver, client: &Proxy6Client, timeouts: Timeouts) -> Result<(), Proxy6Error> {
+/// join; none found after `gone_after`, it failed), a proxy bought by rotor that the store
+/// lacks joins, each bought proxy's expiry is read again, one Proxy6 no longer lists in two
+/// answers `gone_after` apart is retired (every worker is told), and one it lists again comes
+/// back. A list that cannot be the pool's changes nothing ([`Proxy6Error::Implausible`]).
+async fn reconcile(
+    driver: &Driver,
+    client: &Proxy6Client,
+    timeouts: Timeouts,
+    suspects: &mut Suspects,
+) -> Result<(), Proxy6Error> {
     let listed = client.list().await?;
     let store_err = |e: StoreError| Proxy6Error::Transport(format!("store: {e}"));
     let stored = driver.store_call(Store::p6_proxies).map_err(store_err)?;
+    let is_listed = |p: &Proxy6Proxy| listed.iter().any(|(b, _)| b.id == p.proxy6_id);
+    let alive: Vec<&Proxy6Proxy> = stored.iter().filter(|p| !p.dead).collect();
+    let missing: Vec<&Proxy6Proxy> = alive.iter().copied().filter(|p| !is_listed(p)).collect();
+    if !alive.is_empty() && (listed.is_empty() || missing.len() as f64 > MAX_LOSS_SHARE * alive.len() as f64)
+    {
+        return Err(Proxy6Error::Implausible(format!(
+            "getproxy listed {} proxies and lacks {} of the {} rotor holds alive; taken as a provider \
+             fault: no proxy is marked gone and nothing is bought until a plausible list",
+            listed.len(),
+            missing.len(),
+            alive.len()
+        )));
+    }
     let known: std::collections::BTreeSet<&str> = stored.iter().map(|p| p.proxy6_id.as_str()).collect();
     let pending = driver.store_call(Store::p6_pending).map_err(store_err)?;
+    let now_ms = crate::clock::now().as_millis();
     let mut joined = 0;
     for (b, descr) in &listed {
         if descr.starts_with(TAG_PREFIX) && !known.contains(b.id.as_str()) {
@@ -530,10 +594,16 @@ async fn reconcile(driver: &Driver, client: &Proxy6Client, timeouts: Timeouts) -
             }
         }
     }
+    let grace = client.settings.gone_after.as_millis();
     for o in &pending {
         let found = listed.iter().filter(|(_, d)| d == &o.tag).count();
-        // A renewal whose answer was lost counts at its estimate; the expiries below tell.
+        // A renewal whose answer was lost counts at its estimate; the expiries below tell. A
+        // purchase Proxy6 does not list yet is given time to appear before it counts as none.
         let done = o.kind == "prolong" || found > 0;
+        if !done && o.started_ms + grace > now_ms {
+            tracing::info!("Proxy6 {} {}: not listed yet; looked at again later", o.kind, o.tag);
+            continue;
+        }
         let _ = driver.store_call(|s| s.p6_settle(&o.tag, done, o.price));
         tracing::warn!(
             "Proxy6 {} {}: {}",
@@ -542,15 +612,39 @@ async fn reconcile(driver: &Driver, client: &Proxy6Client, timeouts: Timeouts) -
             if done { format!("went through ({found} proxies found)") } else { "never happened".into() }
         );
     }
-    for p in stored.iter().filter(|p| !p.dead) {
+    let now = std::time::Instant::now();
+    suspects.retain(|id, _| missing.iter().any(|p| &p.proxy6_id == id));
+    for p in &stored {
         match listed.iter().find(|(b, _)| b.id == p.proxy6_id) {
-            Some((b, _)) if b.expires_ms != p.expires_ms && b.expires_ms > 0 => {
+            Some((b, _)) if p.dead && p.dead_reason.as_deref() == Some(GONE) => {
+                if driver.store_call(|s| s.revive_proxy(p.id, now_ms, now_ms)).unwrap_or(false) {
+                    tracing::warn!("{} is listed at Proxy6 again; it comes back after its rest", p.id);
+                    driver.apply_commands();
+                }
+                if b.expires_ms > 0 && b.expires_ms != p.expires_ms {
+                    let _ = driver.store_call(|s| s.p6_set_expiry(p.id, b.expires_ms));
+                }
+            }
+            Some((b, _)) if !p.dead && b.expires_ms != p.expires_ms && b.expires_ms > 0 => {
                 let _ = driver.store_call(|s| s.p6_set_expiry(p.id, b.expires_ms));
             }
             Some(_) => {}
+            None if p.dead => {}
             None => {
-                let _ = driver.store_call(|s| s.mark_dead(p.id, "gone from Proxy6"));
-                tracing::warn!("{} is no longer listed at Proxy6; it is dead", p.id);
+                let since = *suspects.entry(p.proxy6_id.clone()).or_insert(now);
+                if now.duration_since(since) < gone_after(client) {
+                    tracing::warn!(
+                        "{} is missing from Proxy6's list; suspect, taken as gone if still missing in {} ms",
+                        p.id,
+                        client.settings.gone_after.as_millis()
+                    );
+                    continue;
+                }
+                suspects.remove(&p.proxy6_id);
+                if driver.store_call(|s| s.retire_proxy(p.id, GONE, now_ms)).unwrap_or(false) {
+                    tracing::warn!("{} is no longer listed at Proxy6 in two answers; it is dead", p.id);
+                    driver.apply_commands();
+                }
             }
         }
     }

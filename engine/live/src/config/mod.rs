@@ -94,6 +94,10 @@ pub struct Proxy6Settings {
     /// A bought proxy that expires sooner than this is renewed (`prolong`) for `period_days`.
     /// Defaults to 3 days; shorter than the period.
     pub prolong_before: Duration,
+    /// A bought proxy missing from Proxy6's list is *suspect*; it is taken as gone only when a
+    /// list at least this much later lacks it too, and a purchase whose answer was lost is taken
+    /// as never made only after this long. Defaults to 5 minutes; 1 s to 1 day.
+    pub gone_after: Duration,
     /// Spending caps, in the account's currency: no purchase or renewal starts that would take
     /// the last 24 hours' (or 30 days') spend above them. Default 20 and 200.
     pub max_spend_per_day: f64,

@@ -196,6 +196,7 @@ pub(super) struct RawProxy6 {
     pub(super) min_pool: Option<u32>,
     pub(super) check_every: Option<Span>,
     pub(super) prolong_before: Option<Span>,
+    pub(super) gone_after: Option<Span>,
     pub(super) max_spend_per_day: Option<f64>,
     pub(super) max_spend_per_month: Option<f64>,
     pub(super) timeout: Option<Span>,

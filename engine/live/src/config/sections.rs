@@ -399,6 +399,13 @@ fn proxy6_section(cx: &Ctx<'_>, p: RawProxy6) -> Result<Proxy6Settings, ConfigEr
             prolong_before.as_millis()
         )));
     }
+    let gone_after = p.gone_after.map_or(Duration::from_mins(5), |s| s.0);
+    if !(1_000..=86_400_000).contains(&gone_after.as_millis()) {
+        return Err(cx.whole(format!(
+            "[proxy6] gone_after is {} ms; valid: 1s to 1d (two lists that far apart must both lack a proxy)",
+            gone_after.as_millis()
+        )));
+    }
     let day = p.max_spend_per_day.unwrap_or(20.0);
     let month = p.max_spend_per_month.unwrap_or(200.0);
     if !(day.is_finite() && month.is_finite() && day >= 0.0 && month >= day) {
@@ -416,6 +423,7 @@ fn proxy6_section(cx: &Ctx<'_>, p: RawProxy6) -> Result<Proxy6Settings, ConfigEr
         min_pool: p.min_pool.unwrap_or(0),
         check_every: p.check_every.map_or(default::PROXY6_CHECK_EVERY, |s| s.0),
         prolong_before,
+        gone_after,
         max_spend_per_day: day,
         max_spend_per_month: month,
         timeout: p.timeout.map_or(Duration::from_secs(30), |s| s.0),

@@ -41,7 +41,7 @@ const ATTEMPT_BUCKETS: [f64; 14] =
 pub const PROXY_STATES: [&str; 4] = ["available", "allocated", "resting", "dead"];
 
 /// Why the provider is not buying, as `rotor_provider_blocked` reports it.
-pub const PROVIDER_BLOCKS: [&str; 2] = ["refused", "capped"];
+pub const PROVIDER_BLOCKS: [&str; 3] = ["refused", "capped", "implausible_list"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ModuleLabel {

@@ -34,6 +34,8 @@ pub struct Proxy6Proxy {
     pub expires_ms: u64,
     /// Dead (or expired and retired).
     pub dead: bool,
+    /// Why it is dead, if it is.
+    pub dead_reason: Option<String>,
 }
 
 impl Store {
@@ -106,7 +108,7 @@ impl Store {
         let rows = self
             .conn
             .query(
-                "SELECT id, proxy6_id, expires_ms, dead FROM proxies WHERE source = 'proxy6' ORDER BY id",
+                "SELECT id, proxy6_id, expires_ms, dead, dead_reason FROM proxies WHERE source = 'proxy6' ORDER BY id",
                 &[],
             )
             .map_err(ctx("read bought proxies"))?;
@@ -117,6 +119,7 @@ impl Store {
                 proxy6_id: text(r, 1).unwrap_or_default(),
                 expires_ms: opt_uint(r, 2).unwrap_or(0),
                 dead: int(r, 3) != 0,
+                dead_reason: text(r, 4),
             })
             .collect())
     }
