@@ -724,3 +724,62 @@ fn a_calibration_holds_only_a_spare_proxy_and_no_allocation_takes_it_while_held(
         assert_eq!(s.free_count(901).unwrap(), 2);
     });
 }
+
+/// On PostgreSQL a sequence number is taken at insert and seen at commit: a writer that took
+/// number N and has not committed must keep N+1 (another worker's) from being seen, or a
+/// reader that moved its cursor past N+1 would never deliver N. Here a transaction holds the
+/// event log's lock with an uncommitted event while a store writes another; the reader sees a
+/// log without a gap at every moment, and every event once both are done.
+#[test]
+fn order_events_become_visible_in_number_order_with_a_writer_held_open() {
+    let b = Backend::postgres("event_order");
+    let order = |id: &str| NewOrder {
+        id: id.into(),
+        code: id.into(),
+        state: Some("NEW".into()),
+        status: Some("ACCEPTED_BY_MERCHANT".into()),
+        total_price: Some(10.0),
+        creation_ms: 1,
+        delivery_mode: None,
+        pickup_point: None,
+        planned_delivery_ms: None,
+        entries: Vec::new(),
+    };
+    let mut s = b.open();
+    s.write_order(UserId(1), &order("o1"), 10).unwrap();
+    // Another writer, mid-transaction: it holds the log as `write_order` does and has taken
+    // number 2 without committing.
+    let mut held = postgres::Client::connect(&b.location, postgres::NoTls).unwrap();
+    let mut tx = held.transaction().unwrap();
+    tx.batch_execute(
+        "LOCK TABLE order_events IN SHARE ROW EXCLUSIVE MODE;
+         INSERT INTO order_events (order_id, user_id, at_ms, kind, state, status) VALUES ('o1', 1, 20, 'changed', 'NEW', 'X')",
+    )
+    .unwrap();
+    let writer = {
+        let location = b.location.clone();
+        let dir = b.dir.clone();
+        std::thread::spawn(move || {
+            let mut s =
+                Store::open(&location, &dir, Cipher::from_key_text(&Secret::new(KEY)).unwrap()).unwrap();
+            s.write_order(UserId(1), &order("o2"), 30).unwrap();
+        })
+    };
+    // Wait (bounded) until the store's write waits on the lock, or finished without waiting.
+    let mut watcher = postgres::Client::connect(&b.location, postgres::NoTls).unwrap();
+    let start = std::time::Instant::now();
+    while !writer.is_finished() && start.elapsed() < std::time::Duration::from_secs(10) {
+        let waiting: i64 =
+            watcher.query_one("SELECT COUNT(*) FROM pg_locks WHERE NOT granted", &[]).unwrap().get(0);
+        if waiting > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let seen: Vec<u64> = b.open().order_events(0, 0, 100).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seen, vec![1], "an event became visible past an uncommitted one");
+    tx.commit().unwrap();
+    writer.join().unwrap();
+    let seen: Vec<u64> = b.open().order_events(0, 0, 100).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seen, vec![1, 2, 3]);
+}

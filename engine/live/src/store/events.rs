@@ -4,6 +4,7 @@
 use rotor_engine::UserId;
 
 use super::error::ctx;
+use super::sql::Dialect;
 use super::{Entry, NewOrder, Store, StoreError, opt_uint, real, text, uint};
 
 /// What storing a listed order did.
@@ -85,6 +86,13 @@ impl Store {
                 }
                 OrderWrite::Changed
             };
+            // Events become visible in the order of their numbers (docs/decisions/event-order.md):
+            // on PostgreSQL a sequence value is taken when the row is inserted but seen when its
+            // transaction commits, so writers take their numbers one at a time, each holding
+            // the lock until it commits.
+            if c.dialect() == Dialect::Postgres {
+                c.batch("LOCK TABLE order_events IN SHARE ROW EXCLUSIVE MODE")?;
+            }
             c.exec(
                 "INSERT INTO order_events (order_id, user_id, at_ms, kind, state, status) VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
@@ -173,7 +181,7 @@ impl Store {
     /// time holds a session lock for it (freed with its connection, so another takes over);
     /// SQLite has one process.
     pub fn hold_outbox(&mut self) -> Result<bool, StoreError> {
-        if self.conn.dialect() == super::sql::Dialect::Sqlite {
+        if self.conn.dialect() == Dialect::Sqlite {
             return Ok(true);
         }
         let rows = self

@@ -4,6 +4,7 @@
 use rotor_engine::{Endpoint, UserId};
 
 use super::error::ctx;
+use super::sql::Dialect;
 use super::{PriceDecision, Store, StoreError, int, opt_uint, real, text, uint};
 
 /// What the store knows of one of a seller's offers.
@@ -31,6 +32,10 @@ impl Store {
     /// transaction.
     pub fn record_decision(&mut self, d: &PriceDecision) -> Result<(), StoreError> {
         self.tx(|c| {
+            // Decisions become visible in the order of their ids (docs/decisions/event-order.md).
+            if c.dialect() == Dialect::Postgres {
+                c.batch("LOCK TABLE price_decisions IN SHARE ROW EXCLUSIVE MODE")?;
+            }
             c.exec(
                 "INSERT INTO price_decisions (at_ms, user_id, sku, old_price, new_price, competitor_min, reason, pushed, dry_run)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
