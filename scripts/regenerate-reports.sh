@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-rotor=target/release/rotor
+rotor="${CARGO_TARGET_DIR:-target}/release/rotor"
 rm -rf reports && mkdir -p reports
 for file in scenarios/*.toml; do
   name=$(basename "$file" .toml)
