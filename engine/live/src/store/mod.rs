@@ -321,21 +321,7 @@ impl Store {
 
     /// Runs `f` in a transaction: committed if it returns `Ok`, rolled back otherwise.
     fn tx<R>(&mut self, f: impl FnOnce(&mut dyn Conn) -> Result<R, Abort>) -> Result<R, Abort> {
-        let begin = match self.conn.dialect() {
-            Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
-        };
-        self.conn.batch(begin)?;
-        match f(self.conn.as_mut()) {
-            Ok(r) => {
-                self.conn.batch("COMMIT")?;
-                Ok(r)
-            }
-            Err(e) => {
-                let _ = self.conn.batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        in_tx(self.conn.as_mut(), f)
     }
 
     /// Which database this is.
@@ -357,5 +343,78 @@ impl Store {
             .query("SELECT value FROM rotor_meta WHERE key = 'schema'", &[])
             .map_err(ctx("read schema version"))?;
         Ok(rows.first().map_or(0, |r| uint(r, 0)) as u32)
+    }
+}
+
+/// Runs `f` in one transaction on `conn`: committed if it succeeds, rolled back if it fails,
+/// and rolled back too if the COMMIT itself fails (a full disk, an I/O error): SQLite keeps a
+/// transaction open after a failed COMMIT, and the next BEGIN would then fail until restart.
+fn in_tx<R>(conn: &mut dyn Conn, f: impl FnOnce(&mut dyn Conn) -> Result<R, Abort>) -> Result<R, Abort> {
+    let begin = match conn.dialect() {
+        Dialect::Sqlite => "BEGIN IMMEDIATE",
+        Dialect::Postgres => "BEGIN",
+    };
+    conn.batch(begin)?;
+    let result = f(&mut *conn).and_then(|r| conn.batch("COMMIT").map(|()| r).map_err(Abort::from));
+    if result.is_err() {
+        let _ = conn.batch("ROLLBACK");
+    }
+    result
+}
+
+#[cfg(test)]
+mod tx_tests {
+    use super::sql::{Conn, DbError, Dialect, Fault, Row, Value};
+    use super::{Abort, in_tx};
+
+    /// A connection that records its batches and fails COMMIT while `full` (a disk out of space).
+    struct Disk {
+        full: bool,
+        open: bool,
+        said: Vec<String>,
+    }
+
+    impl Conn for Disk {
+        fn dialect(&self) -> Dialect {
+            Dialect::Sqlite
+        }
+        fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+            self.said.push(sql.to_owned());
+            match sql {
+                "BEGIN IMMEDIATE" if self.open => Err(DbError {
+                    fault: Fault::Refused,
+                    message: "cannot start a transaction within a transaction".into(),
+                }),
+                "BEGIN IMMEDIATE" => {
+                    self.open = true;
+                    Ok(())
+                }
+                // SQLite keeps the transaction open after a failed COMMIT.
+                "COMMIT" if self.full => {
+                    Err(DbError { fault: Fault::Unavailable, message: "database or disk is full".into() })
+                }
+                _ => {
+                    self.open = false;
+                    Ok(())
+                }
+            }
+        }
+        fn exec(&mut self, _: &str, _: &[Value]) -> Result<u64, DbError> {
+            Ok(1)
+        }
+        fn query(&mut self, _: &str, _: &[Value]) -> Result<Vec<Row>, DbError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn a_failed_commit_rolls_back_so_the_next_write_works_once_the_cause_is_gone() {
+        let mut disk = Disk { full: true, open: false, said: Vec::new() };
+        let write = |c: &mut dyn Conn| c.exec("INSERT", &[]).map_err(Abort::from);
+        assert!(in_tx(&mut disk, write).is_err(), "a failed COMMIT is a failed write");
+        assert_eq!(disk.said, ["BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"]);
+        assert!(!disk.open);
+        disk.full = false;
+        assert_eq!(in_tx(&mut disk, write).ok(), Some(1), "the next write works");
     }
 }
