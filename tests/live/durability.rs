@@ -90,6 +90,8 @@ async fn orders_are_stored_exactly_once_across_polls_and_a_restart() {
     let keys: Vec<String> =
         received.iter().map(|r| r.headers["idempotency-key"].to_str().unwrap().to_owned()).collect();
     assert_eq!(keys[0], keys[1], "a failed event is retried under its key");
+    let store = format!("rotor-{:016x}-order-event-", lab.store().store_id().unwrap());
+    assert!(keys.iter().all(|k| k.starts_with(&store)), "keys carry the store's id: {}", keys[0]);
     assert_eq!(keys[1], keys[2]);
     let mut distinct = keys.clone();
     distinct.dedup();
@@ -149,7 +151,7 @@ async fn a_seller_lost_and_claimed_again_runs_exactly_one_set_of_loops() {
             std::thread::sleep(StdDuration::from_millis(20));
         }
     };
-    let log = wait_for("user u1: lanes claimed", 1);
+    wait_for("user u1: lanes claimed", 1);
     wait_for("pass over 5 SKUs", 1);
 
     // A second process on the same state file is refused, with the reason.
@@ -160,11 +162,17 @@ async fn a_seller_lost_and_claimed_again_runs_exactly_one_set_of_loops() {
     // Another process takes the seller's lanes; this worker loses them, then (one process on
     // SQLite) takes them back.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let mut intruder = lab.store();
+    // The seller meets a price-update ban another worker recorded (this one's engine does not
+    // know it): whoever serves the seller next starts with it in place.
+    intruder.set_cooldown(rotor_engine::UserId(1), Endpoint::CabinetPriceUpdate, now + 600_000).unwrap();
     let stolen =
-        lab.store().claim_user("intruder", rotor_engine::UserId(1), now + 60_000, now, true, now).unwrap();
+        intruder.claim_user("intruder", rotor_engine::UserId(1), now + 60_000, now, true, now).unwrap();
     assert!(stolen.is_some());
     wait_for("lane lease lost", 1);
     wait_for("user u1: lanes claimed", 2);
+    // (30 s at most, then the test fails showing the log.)
+    let log = wait_for("recovery: user u1 may not call price_update before", 1);
     let addr =
         log.split("status on http://").nth(1).unwrap().split([',', ' ', '\n']).next().unwrap().to_owned();
     rotor_live::transport::init_tls();

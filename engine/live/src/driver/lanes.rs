@@ -12,6 +12,17 @@ use super::{Driver, lock};
 use crate::clock;
 use crate::store::{Fence, StoreError};
 
+/// Why a seller's lanes could not be served here.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The engine refused the allocation.
+    #[error("{0}")]
+    Alloc(#[from] rotor_engine::AllocError),
+    /// The store could not say what the seller's lanes and account owe.
+    #[error("its circuits, slowdowns and account cooldowns cannot be read, so it is not served yet: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// The sellers whose lanes this worker holds: their fences, and the local instant by which it
 /// must stop sending unless the lease is renewed.
 #[derive(Default)]
@@ -157,15 +168,21 @@ impl Driver {
         })
     }
 
-    /// Gives `user`'s lanes exactly these proxies in the engine, with the circuits and
-    /// slowdowns the store holds for them (another worker, or this one before a restart, may
-    /// have opened them). Locks: `store` (released), then `engine`.
-    pub fn serve(&self, user: UserId, modules: [Vec<ProxyId>; 4]) -> Result<(), rotor_engine::AllocError> {
+    /// Gives `user`'s lanes exactly these proxies in the engine, with the circuits, slowdowns
+    /// and account cooldowns the store holds for them (another worker, or this one before a
+    /// restart, may have started them) in place before its first request. A store that cannot
+    /// say what they are serves nothing: the claim is tried again. Locks: `store` (released),
+    /// then `engine`.
+    pub fn serve(&self, user: UserId, modules: [Vec<ProxyId>; 4]) -> Result<(), ServeError> {
         let now = clock::now();
-        let holds = lock(&self.store).lane_holds(user, now.as_millis());
+        let (holds, cooldowns) = {
+            let mut store = lock(&self.store);
+            (store.lane_holds(user, now.as_millis())?, store.cooldowns(now.as_millis())?)
+        };
+        let cooldowns: Vec<_> = cooldowns.into_iter().filter(|c| c.0 == user).collect();
         self.on_engine(|e| {
             e.allocate_exact(user, modules)?;
-            for h in holds.iter().flatten() {
+            for h in &holds {
                 if h.circuit_until_ms > now.as_millis() {
                     e.restore_circuit(h.lane, rotor_engine::Instant::from_millis(h.circuit_until_ms));
                 }
@@ -177,12 +194,15 @@ impl Driver {
                     );
                 }
             }
-            Ok(())
+            for &(_, endpoint, until) in &cooldowns {
+                e.restore_account_cooldown(user, endpoint, rotor_engine::Instant::from_millis(until));
+            }
+            Ok::<(), rotor_engine::AllocError>(())
         })?;
-        if let Err(e) = &holds {
-            tracing::error!("cannot read the holds of user {user}: {e}");
+        for &(_, endpoint, until) in &cooldowns {
+            tracing::warn!("recovery: user {user} may not call {endpoint} before {}", crate::log::utc(until));
         }
-        for h in holds.iter().flatten() {
+        for h in &holds {
             tracing::warn!(
                 "recovery: lane {} keeps its circuit open until {} and its slowdown until {}",
                 h.lane,
