@@ -68,6 +68,9 @@ fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
         assert_eq!(s.schema_version().unwrap(), 9);
+        // An id of its own, drawn once, the same on every connection.
+        let id = s.store_id().unwrap();
+        assert!(id > 0 && id == b.open().store_id().unwrap());
         add_proxies(&mut s, 3);
         add_proxies(&mut s, 3); // the same URLs again keep their ids
         let all = s.proxies().unwrap();

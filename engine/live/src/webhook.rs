@@ -1,5 +1,6 @@
 //! The orders webhook: every order event, in log order, posted as one JSON object (the export's
-//! line) with `Idempotency-Key: rotor-order-event-<seq>`. An event that fails (no answer, or
+//! line) with `Idempotency-Key: rotor-<store id>-order-event-<seq>-<digest>` (see
+//! [`idempotency_key`]). An event that fails (no answer, or
 //! any status but 2xx) is tried again with backoff, for as long as it takes; the next waits for
 //! it. The store's cursor moves after each accepted event, so a restart resends at most the one
 //! event whose answer was lost, under the same key. With several workers, one delivers at a
@@ -23,9 +24,17 @@ const BACKOFF_LONGEST: std::time::Duration = std::time::Duration::from_secs(300)
 /// How often the log is looked at when it has nothing new, or when another worker delivers.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The idempotency key of the event `seq`: the same on every attempt, in every process.
-pub fn idempotency_key(seq: u64) -> String {
-    format!("rotor-order-event-{seq}")
+/// The idempotency key of the event `seq` of the store `store_id`, about order `order_id` at
+/// `at_ms`: the same on every attempt, in every process. The store's id keeps two stores' keys
+/// apart, and the event's own order and time keep a store restored from a backup (same id,
+/// numbers counted again from the backup's) from reusing a key for another event.
+pub fn idempotency_key(store_id: u64, seq: u64, order_id: &str, at_ms: u64) -> String {
+    // FNV-1a of what the event is about.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in order_id.bytes().chain(at_ms.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("rotor-{store_id:016x}-order-event-{seq}-{h:016x}")
 }
 
 /// Delivers order events until shutdown.
@@ -38,10 +47,24 @@ pub async fn run(driver: Arc<Driver>, hook: Webhook, token: Option<Secret>, mut 
         Ok(c) => c,
         Err(e) => return tracing::error!("orders webhook: cannot build its client: {e}"),
     };
+    let mut known_id = None;
     loop {
         if *stop.borrow() {
             return;
         }
+        let store_id = match known_id {
+            Some(id) => id,
+            None => match driver.store_call(crate::store::Store::store_id) {
+                Ok(id) => *known_id.insert(id),
+                Err(e) => {
+                    tracing::error!("orders webhook: cannot read the store's id: {e}");
+                    tokio::select! {
+                        () = tokio::time::sleep(IDLE) => continue,
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            },
+        };
         let batch = driver.store_call(|s| {
             if !s.hold_outbox()? {
                 return Ok(Vec::new());
@@ -63,7 +86,10 @@ pub async fn run(driver: Arc<Driver>, hook: Webhook, token: Option<Secret>, mut 
             }
         }
         for e in events {
-            if !deliver(&driver, &client, &hook, token.as_ref(), e.seq, &order_line(&e), &mut stop).await {
+            let key = idempotency_key(store_id, e.seq, &e.order.id, e.at_ms);
+            if !deliver(&driver, &client, &hook, token.as_ref(), (e.seq, &key), &order_line(&e), &mut stop)
+                .await
+            {
                 return;
             }
             if let Err(err) = driver.store_call(|s| s.set_outbox_cursor(CURSOR, e.seq)) {
@@ -80,7 +106,7 @@ async fn deliver(
     client: &reqwest::Client,
     hook: &Webhook,
     token: Option<&Secret>,
-    seq: u64,
+    (seq, key): (u64, &str),
     line: &serde_json::Value,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
@@ -88,7 +114,7 @@ async fn deliver(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let mut request = client.post(&hook.url).header("Idempotency-Key", idempotency_key(seq)).json(line);
+        let mut request = client.post(&hook.url).header("Idempotency-Key", key).json(line);
         if let Some(t) = token {
             request = request.bearer_auth(t.expose());
         }
@@ -118,5 +144,21 @@ async fn deliver(
             _ = stop.wait_for(|s| *s) => return false,
         }
         wait = (wait * 2).min(BACKOFF_LONGEST);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idempotency_key;
+
+    #[test]
+    fn a_key_names_the_store_the_number_and_what_the_event_is_about() {
+        let key = idempotency_key(0xabc, 7, "o1", 1_000);
+        assert!(key.starts_with("rotor-0000000000000abc-order-event-7-"), "{key}");
+        assert_eq!(key, idempotency_key(0xabc, 7, "o1", 1_000), "the same on every attempt");
+        // Another store, or a restored backup numbering another event 7: another key.
+        assert_ne!(key, idempotency_key(0xabd, 7, "o1", 1_000));
+        assert_ne!(key, idempotency_key(0xabc, 7, "o2", 1_000));
+        assert_ne!(key, idempotency_key(0xabc, 7, "o1", 1_001));
     }
 }

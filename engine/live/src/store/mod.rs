@@ -310,6 +310,11 @@ impl Store {
                          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                         &[Value::from(MIGRATIONS.len() as u64)],
                     )?;
+                    // The store's own id, drawn once: what it hands on carries it.
+                    c.exec(
+                        "INSERT INTO rotor_meta (key, value) VALUES ('store_id', $1) ON CONFLICT (key) DO NOTHING",
+                        &[Value::from(random_id())],
+                    )?;
                     Ok(())
                 })
             });
@@ -336,6 +341,15 @@ impl Store {
             .map_err(|e| e.during("reach the database"))
     }
 
+    /// The store's id: drawn when the store was created, the same for every worker on it.
+    pub fn store_id(&mut self) -> Result<u64, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT value FROM rotor_meta WHERE key = 'store_id'", &[])
+            .map_err(ctx("read the store's id"))?;
+        Ok(rows.first().map_or(0, |r| uint(r, 0)))
+    }
+
     /// The schema version after migrations.
     pub fn schema_version(&mut self) -> Result<u32, StoreError> {
         let rows = self
@@ -344,6 +358,18 @@ impl Store {
             .map_err(ctx("read schema version"))?;
         Ok(rows.first().map_or(0, |r| uint(r, 0)) as u32)
     }
+}
+
+/// A random id below 2^63 (it is stored as a signed BIGINT): the process's randomly keyed
+/// hasher, fed the clock, so no random-number crate is needed for one draw.
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish() >> 1
 }
 
 /// Runs `f` in one transaction on `conn`: committed if it succeeds, rolled back if it fails,
