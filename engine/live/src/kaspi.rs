@@ -418,7 +418,8 @@ mod tests {
             secs(60)
         );
         assert_eq!(
-            super::login_block(&reply(r#"{"data": {"breakTimeSeconds": 0.5}}"#)).map(|d| d.as_millis()),
+            super::login_block(&reply(r#"{"data": {"breakTimeSeconds": 0.5}}"#))
+                .map(rotor_engine::Duration::as_millis),
             Some(500)
         );
         for none in
