@@ -2,6 +2,7 @@
 
 mod pool;
 mod requests;
+mod settle;
 
 use std::collections::VecDeque;
 
