@@ -74,7 +74,7 @@ pub async fn probe(config: &LiveConfig, include_resting: bool) -> Result<Vec<Pro
         .map(|s| s.product_id.clone())
         .ok_or_else(|| LiveError::Config("the first user's SKU file is empty".into()))?;
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
-    let (mut store, _) = super::run::open_state(config, super::run::Opener::Tool)?;
+    let (mut store, _, ids) = super::run::open_state(config, super::run::Opener::Tool)?;
     let now = super::clock::now();
     let stored = store.proxies()?;
     // What a running worker holds is never probed: a seller's lane, or a lease still open.
@@ -87,15 +87,13 @@ pub async fn probe(config: &LiveConfig, include_resting: bool) -> Result<Vec<Pro
     let until = (now + config.engine.policy.longest_rest()).as_millis();
     let mut rows = Vec::new();
     let mut probed = 0;
-    for (i, p) in config.proxies.iter().enumerate() {
+    for ((i, p), id) in config.proxies.iter().enumerate().zip(ids) {
         let name = match &p.user {
             Some(u) => format!("{u}@{}:{}", p.host, p.port),
             None => format!("{}:{}", p.host, p.port),
         };
         let egress = p.egress_ip.to_string();
-        // A proxy is known by its egress IP (its URL may have changed).
-        let record =
-            stored.iter().filter(|s| s.egress_ip == p.egress_ip).min_by_key(|s| (s.dead, u32::MAX - s.id.0));
+        let record = stored.iter().find(|s| s.id == id);
         let in_service = record.and_then(|s| match held.get(&s.id) {
             Some(lane) => {
                 Some(format!("held by lane {lane} of a running worker; take it out of service first"))

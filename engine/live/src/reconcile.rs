@@ -55,15 +55,16 @@ pub(super) fn reconcile_proxies(
 }
 
 /// Records the config's proxies in the store (each under its identity, see
-/// `Store::upsert_proxy`) and returns their rows.
-pub(super) fn record(store: &mut Store, config: &LiveConfig) -> Result<BTreeSet<ProxyId>, LiveError> {
+/// `Store::upsert_proxy`) and returns their rows, in the config's order: the one answer to
+/// "which row is this `[[proxy]]`" that the worker, the probe and the calibration all use.
+pub(super) fn record(store: &mut Store, config: &LiveConfig) -> Result<Vec<ProxyId>, LiveError> {
     let passwords = super::run::proxy_passwords(config)?;
     let now = clock::now().as_millis();
-    let mut listed = BTreeSet::new();
+    let mut rows = Vec::with_capacity(config.proxies.len());
     for (p, password) in config.proxies.iter().zip(&passwords) {
-        listed.insert(store.upsert_proxy(&super::run::config_proxy(p, password.as_ref()), now)?);
+        rows.push(store.upsert_proxy(&super::run::config_proxy(p, password.as_ref()), now)?);
     }
-    Ok(listed)
+    Ok(rows)
 }
 
 /// Re-reads the config at `path` and applies it (SIGHUP). A config or secret that cannot be

@@ -39,6 +39,10 @@ pub struct RunSummary {
     pub calls: u64,
 }
 
+/// The opened store, the leases found open at start (treated as spent), and each
+/// `[[proxy]]`'s row in the config's order.
+pub(crate) type State = (Store, u32, Vec<rotor_engine::ProxyId>);
+
 /// Who opens the state: a worker reconciles the store's proxies with its config; a tool
 /// (`rotor probe`, `rotor calibrate`) only records what its config lists, and never retires or
 /// revives a proxy a worker's config owns.
@@ -53,16 +57,16 @@ pub(crate) enum Opener {
 /// Opens the store, records the configured proxies (a worker also reconciles them: see
 /// `reconcile::reconcile_proxies`), and treats every lease the last run left open as spent
 /// (docs/decisions/live-durability.md). Returns the store and how many leases.
-pub(crate) fn open_state(config: &LiveConfig, opener: Opener) -> Result<(Store, u32), LiveError> {
+pub(crate) fn open_state(config: &LiveConfig, opener: Opener) -> Result<State, LiveError> {
     let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
     let cipher = Cipher::from_key_text(&key)
         .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;
     let mut store = Store::open(&config.store_url, &config.base_dir, cipher)?;
     anchor_clock(&mut store)?;
     let now = clock::now();
-    let listed = super::reconcile::record(&mut store, config)?;
+    let rows = super::reconcile::record(&mut store, config)?;
     if opener == Opener::Worker {
-        super::reconcile::reconcile_proxies(&mut store, &listed)?;
+        super::reconcile::reconcile_proxies(&mut store, &rows.iter().copied().collect())?;
     }
     let rest_until = now + config.engine.policy.longest_rest();
     let recovered = store.spend_unowned_leases(rest_until.as_millis(), now.as_millis())?;
@@ -72,7 +76,7 @@ pub(crate) fn open_state(config: &LiveConfig, opener: Opener) -> Result<(Store, 
             log::utc(rest_until.as_millis())
         );
     }
-    Ok((store, recovered))
+    Ok((store, recovered, rows))
 }
 
 /// Sets this process's clock from the store's anchor for this boot (or records one): a wall
@@ -257,7 +261,7 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
     // Held until the run ends: a second process on the same SQLite file is refused at start.
     let _state_lock = crate::store::StateLock::take(&config.store_url, &config.base_dir)?;
-    let (mut store, recovered) = open_state(&config, Opener::Worker)?;
+    let (mut store, recovered, _) = open_state(&config, Opener::Worker)?;
     let now = clock::now();
     let (engine, clients, books, stored) = rebuild(&config, &mut store, now, timeouts)?;
     let mut sellers = load_sellers(&config, &mut store)?;

@@ -131,12 +131,11 @@ pub async fn calibrate(
         &ProxyEndpoint { url: &entry.url, username: entry.user.as_deref(), password: password.as_ref() },
         timeouts,
     )?;
-    let (mut store, _) = crate::run::open_state(config, crate::run::Opener::Tool)?;
-    let id = store
-        .proxies()?
-        .iter()
-        .find(|p| p.url == entry.url)
-        .map(|p| p.id)
+    let (mut store, _, ids) = crate::run::open_state(config, crate::run::Opener::Tool)?;
+    // `proxy_entry` checked the index: the row is the one recorded for that entry.
+    let id = ids
+        .get(target.proxy - 1)
+        .copied()
         .ok_or_else(|| LiveError::Config(format!("proxy {name} is not in the store")))?;
     let started = clock::now();
     let mut cal = Calibrator::new(target.settings, started).map_err(LiveError::Config)?;

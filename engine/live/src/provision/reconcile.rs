@@ -83,9 +83,15 @@ pub(super) async fn reconcile(
     for p in &stored {
         match listed.iter().find(|(b, _)| b.id == p.proxy6_id) {
             Some((b, _)) if p.dead && p.dead_reason.as_deref() == Some(GONE) => {
-                if driver.store_call(|s| s.revive_proxy(p.id, now_ms, now_ms)).unwrap_or(false) {
-                    tracing::warn!("{} is listed at Proxy6 again; it comes back after its rest", p.id);
-                    driver.apply_commands();
+                match driver.store_call(|s| s.revive_proxy(p.id, now_ms, now_ms)) {
+                    Ok(true) => {
+                        tracing::warn!("{} is listed at Proxy6 again; it comes back after its rest", p.id);
+                        driver.apply_commands();
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!("{} is listed at Proxy6 again but cannot be revived: {e}", p.id);
+                    }
                 }
                 if b.expires_ms > 0 && b.expires_ms != p.expires_ms {
                     let _ = driver.store_call(|s| s.p6_set_expiry(p.id, b.expires_ms));
@@ -107,9 +113,13 @@ pub(super) async fn reconcile(
                     continue;
                 }
                 suspects.remove(&p.proxy6_id);
-                if driver.store_call(|s| s.retire_proxy(p.id, GONE, now_ms)).unwrap_or(false) {
-                    tracing::warn!("{} is no longer listed at Proxy6 in two answers; it is dead", p.id);
-                    driver.apply_commands();
+                match driver.store_call(|s| s.retire_proxy(p.id, GONE, now_ms)) {
+                    Ok(true) => {
+                        tracing::warn!("{} is no longer listed at Proxy6 in two answers; it is dead", p.id);
+                        driver.apply_commands();
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!("{} is gone from Proxy6 but cannot be retired: {e}", p.id),
                 }
             }
         }
