@@ -606,6 +606,25 @@ fn a_postgres_restart_is_survived_by_reconnecting() {
     assert_eq!(open().allocations().unwrap().len(), 2);
 }
 
+/// The PostgreSQL password comes from the config's secret source, never from the URL: a role
+/// that must give one connects with it and is refused without it, and the refusal does not
+/// echo it.
+#[test]
+fn a_postgres_password_is_given_apart_from_the_url() {
+    let db = pg::TestDb::own_server("password");
+    db.admin(&format!("CREATE ROLE {} LOGIN SUPERUSER PASSWORD 'pg-s3cret'", pg::PASSWORD_ROLE));
+    let url = db.url.replacen("postgres@", &format!("{}@", pg::PASSWORD_ROLE), 1);
+    let dir = std::env::temp_dir();
+    let cipher = || Cipher::from_key_text(&Secret::new(KEY)).unwrap();
+    let refused = Store::open(&url, &dir, cipher()).unwrap_err().to_string();
+    assert!(refused.contains("password"), "{refused}");
+    let wrong = Store::open_with(&url, &dir, cipher(), Some(&Secret::new("nope"))).unwrap_err().to_string();
+    assert!(!wrong.contains("nope"), "{wrong}");
+    let mut s = Store::open_with(&url, &dir, cipher(), Some(&Secret::new("pg-s3cret"))).unwrap();
+    add_proxies(&mut s, 1);
+    assert_eq!(s.proxies().unwrap().len(), 1);
+}
+
 /// A lock held past the lock timeout fails the write as unavailable, quickly, instead of
 /// blocking the worker.
 #[test]

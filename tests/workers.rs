@@ -36,6 +36,9 @@ struct Cluster {
     _proxies: Vec<ForwardProxy>,
     dir: PathBuf,
     db: pg::TestDb,
+    /// The config's `[status] listen`, held: every worker on this host takes its own address
+    /// with `--status-listen`, as docs/deploy.md says, or it would not start.
+    _taken: std::net::TcpListener,
 }
 
 impl Cluster {
@@ -67,16 +70,18 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let db = pg::TestDb::new("workers");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let uri = kaspi.uri();
         let mut text = format!(
-            "[store]\nurl = \"{}\"\n\n[status]\nlisten = \"127.0.0.1:0\"\n\n[workers]\nlease_ttl = \"{TTL_MS}ms\"\n\n\
+            "[store]\nurl = \"{}\"\n\n[status]\nlisten = \"{}\"\n\n[workers]\nlease_ttl = \"{TTL_MS}ms\"\n\n\
              [kaspi]\nstorefront = \"{uri}\"\ncabinet = \"{uri}\"\nshop_api = \"{uri}/shop/api/v2\"\n\
              timeout = \"1s\"\nconnect_timeout = \"1s\"\n\n\
              [engine]\nbudget = {BUDGET}\nrest = \"4s\"\npenalty_rest = \"4s\"\nbackoff_base = \"50ms\"\n\
              backoff_cap = \"400ms\"\nprice_updates_per_second = 1000\n\n\
              [split]\ndemper = 50\norders = 25\ncatalog = 25\n\n[demper]\ninterval = \"0s\"\nconcurrency = 2\n\n\
              [orders]\ninterval = \"1s\"\n\n",
-            db.url
+            db.url,
+            taken.local_addr().unwrap()
         );
         let mut proxies = Vec::new();
         for i in 0..USERS * PER_USER {
@@ -98,12 +103,13 @@ impl Cluster {
             );
         }
         std::fs::write(dir.join("live.toml"), text).unwrap();
-        Cluster { kaspi, _proxies: proxies, dir, db }
+        Cluster { kaspi, _proxies: proxies, dir, db, _taken: taken }
     }
 
     fn worker(&self, name: &str) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
-        cmd.args(["live", "--dry-run", "--worker-id", name, "--config"]).arg(self.dir.join("live.toml"));
+        cmd.args(["live", "--dry-run", "--status-listen", "127.0.0.1:0", "--worker-id", name, "--config"])
+            .arg(self.dir.join("live.toml"));
         cmd.env("ROTOR_STORE_KEY", KEY);
         for u in 1..=USERS {
             cmd.env(format!("T{u}"), format!("token-{u}")).env(format!("S{u}"), format!("session-{u}"));

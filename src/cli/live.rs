@@ -123,6 +123,11 @@ pub(crate) struct LiveArgs {
     /// (default: `[workers] id`, else host name and process id).
     #[arg(long, value_name = "NAME")]
     pub(crate) worker_id: Option<String>,
+
+    /// The status endpoint's address for this worker (overrides `[status] listen`), so several
+    /// workers on one host each take their own; port 0 takes a free port, which the log names.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) status_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -36,6 +36,7 @@ pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
         once: args.once,
         run_for,
         worker_id: args.worker_id.clone(),
+        status_listen: args.status_listen,
         config_path: Some(args.config.clone()),
     };
     match runtime()?.block_on(live::run::run(config, options)) {

@@ -5,6 +5,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// On a server of our own, the role that must give a password (`scram-sha-256`).
+#[allow(dead_code)]
+pub(crate) const PASSWORD_ROLE: &str = "rotor_pw";
+
 /// A database that exists while this value lives.
 pub(crate) struct TestDb {
     /// Its URL.
@@ -71,6 +75,12 @@ impl TestDb {
         Self::create(name, None)
     }
 
+    /// Runs `sql` on the database as its administrator.
+    #[allow(dead_code)]
+    pub(crate) fn admin(&self, sql: &str) {
+        admin(&self.url, sql).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Stops its server at once (as a crash or a failover would).
     #[allow(dead_code)]
     pub(crate) fn stop(&self) {
@@ -111,6 +121,12 @@ impl TestDb {
         let d = dir.to_str().unwrap();
         let init = pg("initdb", &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
         assert!(init.status.success(), "initdb failed: {}", String::from_utf8_lossy(&init.stderr));
+        // The role `rotor_pw` must give its password (the others are trusted): what a test of
+        // the store's password needs.
+        let hba = dir.join("pg_hba.conf");
+        let trusted = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(&hba, format!("host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n{trusted}"))
+            .unwrap();
         let port = free_port();
         let opts = format!("-h 127.0.0.1 -p {port} -k {d} -c fsync=off -c max_connections=60");
         let log = format!("{d}/server.log");

@@ -254,6 +254,64 @@ async fn a_postgres_restart_mid_run_is_reported_and_survived() {
     assert_safe(&lab);
 }
 
+/// A store that stops answering (another process holds SQLite's write lock) never stalls the
+/// status endpoint: `/health` answers 503 naming the store, `/metrics` says `rotor_store_up 0`
+/// and `/health/proxies` answers from the engine, each within 2 s; once the lock goes, the
+/// worker is healthy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_leaves_the_status_endpoint_answering() {
+    let lab = Lab::start("stalled", 3, 5).await;
+    lab.configure(3, "demper = 34\norders = 33\ncatalog = 33", "", &lab.wide_skus(5), "interval = \"300ms\"");
+    rotor_live::transport::init_tls();
+    let client = reqwest::Client::builder().timeout(StdDuration::from_secs(2)).build().unwrap();
+    let get = |path: &'static str| {
+        let url = status_url(&lab, "run.log", path);
+        let client = client.clone();
+        async move {
+            let r =
+                client.get(url).send().await.unwrap_or_else(|e| panic!("{path} did not answer in 2 s: {e}"));
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let mut child = lab.spawn(&["--dry-run"], "run.log");
+    lab.wait_for("run.log", "pass over 5 SKUs", 1);
+    assert_eq!(get("/health").await.0, 200);
+
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let db = lab.dir.join("state.db");
+    let holder = std::thread::spawn(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(StdDuration::from_secs(60));
+        c.execute_batch("ROLLBACK").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    for _ in 0..2 {
+        let (code, body) = get("/health").await;
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("store unreachable") && body.contains("has not answered"), "{body}");
+    }
+    let (code, metrics) = get("/metrics").await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("rotor_store_up 0"), "{metrics}");
+    let (code, proxies) = get("/health/proxies").await;
+    assert_eq!(code, 200);
+    assert!(proxies.contains("\"store\": \"unreachable"), "{proxies}");
+
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let start = StdInstant::now();
+    while get("/health").await.0 != 200 {
+        assert!(start.elapsed() < StdDuration::from_secs(30), "{}", lab.log("run.log"));
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_safe(&lab);
+}
+
 /// An order list whose entries link points at another host is refused before anything is sent:
 /// the Shop API token goes only to the configured Kaspi host, and no order is stored half-read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

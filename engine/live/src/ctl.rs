@@ -57,7 +57,13 @@ pub fn open(config: &LiveConfig) -> Result<Store, LiveError> {
     let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
     let cipher = Cipher::from_key_text(&key)
         .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;
-    Ok(Store::open(&config.store_url, &config.base_dir, cipher)?)
+    let password = match &config.store_password {
+        Some(source) => {
+            Some(source.resolve().map_err(LiveError::secret(format!("store password ({source})")))?)
+        }
+        None => None,
+    };
+    Ok(Store::open_with(&config.store_url, &config.base_dir, cipher, password.as_ref())?)
 }
 
 /// Does `action` on the store `config` names; returns what to print.

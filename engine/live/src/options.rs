@@ -16,6 +16,8 @@ pub struct RunOptions {
     pub run_for: Option<Duration>,
     /// This worker's name in lane leases (overrides `[workers] id`).
     pub worker_id: Option<String>,
+    /// The status endpoint's address (overrides `[status] listen`).
+    pub status_listen: Option<std::net::SocketAddr>,
     /// The config file, read again on SIGHUP (`None`: SIGHUP is ignored).
     pub config_path: Option<std::path::PathBuf>,
 }

@@ -203,7 +203,12 @@ fn loop_settings_changed(old: &LiveConfig, new: &LiveConfig) -> Vec<&'static str
 /// process's store, listeners, engine, clients, provider and webhook are built once at start.
 fn restart_settings_changed(old: &LiveConfig, new: &LiveConfig) -> Vec<&'static str> {
     let checks: [(&'static str, bool); 8] = [
-        ("[store]", old.store_url != new.store_url || old.store_key != new.store_key),
+        (
+            "[store]",
+            old.store_url != new.store_url
+                || old.store_key != new.store_key
+                || old.store_password != new.store_password,
+        ),
         ("[status] listen", old.status_listen != new.status_listen),
         ("[workers]", old.worker_id != new.worker_id || old.lease_ttl != new.lease_ttl),
         (

@@ -18,7 +18,6 @@ use super::kaspi::Account;
 use super::log::{self, Level};
 pub use super::options::RunOptions;
 use super::provision::{self, Proxy6Client};
-use super::secrets::Cipher;
 use super::status;
 use super::store::{LeaseUsage, NewProxy, Store, StoreError, StoredProxy};
 use super::transport::{self, ProxyEndpoint, Timeouts};
@@ -58,10 +57,7 @@ pub(crate) enum Opener {
 /// `reconcile::reconcile_proxies`), and treats every lease the last run left open as spent
 /// (docs/decisions/live-durability.md). Returns the store and how many leases.
 pub(crate) fn open_state(config: &LiveConfig, opener: Opener) -> Result<State, LiveError> {
-    let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
-    let cipher = Cipher::from_key_text(&key)
-        .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;
-    let mut store = Store::open(&config.store_url, &config.base_dir, cipher)?;
+    let mut store = crate::ctl::open(config)?;
     anchor_clock(&mut store)?;
     let now = clock::now();
     let rows = super::reconcile::record(&mut store, config)?;
@@ -267,8 +263,11 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let mut sellers = load_sellers(&config, &mut store)?;
     let claims = Claims::new(&config, &options, store.dialect());
 
-    let listener = tokio::net::TcpListener::bind(config.status_listen).await.map_err(|e| {
-        LiveError::Runtime(format!("status endpoint {}: cannot listen: {e}", config.status_listen))
+    let listen = options.status_listen.unwrap_or(config.status_listen);
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        LiveError::Runtime(format!(
+            "status endpoint {listen}: cannot listen: {e}; another worker on this host takes its own with --status-listen (port 0: any free port)"
+        ))
     })?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let driver = Arc::new(
@@ -280,7 +279,7 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         claims.worker,
         stored.len(),
         sellers.len(),
-        listener.local_addr().map_or(config.status_listen, |a| a),
+        listener.local_addr().map_or(listen, |a| a),
         if options.dry_run { ", DRY RUN: no price is pushed" } else { "" }
     );
     driver.commands_seen()?;

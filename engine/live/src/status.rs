@@ -222,6 +222,10 @@ pub fn proxy_rows(
         .collect()
 }
 
+/// How long `/health`, `/health/proxies` and `/metrics` wait for the store before they answer
+/// without it (a store that slow is reported unreachable).
+const STORE_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Serves until shutdown.
 pub async fn serve(
     listener: TcpListener,
@@ -242,7 +246,7 @@ pub async fn serve(
     }
 }
 
-async fn answer(mut stream: TcpStream, driver: &Driver, rules: &HealthRules) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, driver: &Arc<Driver>, rules: &HealthRules) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let read = async {
@@ -261,34 +265,33 @@ async fn answer(mut stream: TcpStream, driver: &Driver, rules: &HealthRules) -> 
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, body) = match (method, path) {
         ("GET", "/health") => {
-            // Store calls block: off the runtime's workers.
-            let found = crate::driver::blocking(|| {
-                let store = driver.store_reachable(std::time::Duration::from_secs(2));
-                let mut found = problems(
-                    store,
-                    &driver.metrics.refused(),
-                    &driver.metrics.progress(),
-                    rules,
-                    clock::now(),
-                );
-                found.extend(
-                    driver
-                        .metrics
-                        .holds()
-                        .into_iter()
-                        .map(|((user, module), why)| format!("lane {user}/{module}: {why}")),
-                );
-                found
-            });
+            let store = driver.store_reachable(STORE_PATIENCE).await;
+            let mut found =
+                problems(store, &driver.metrics.refused(), &driver.metrics.progress(), rules, clock::now());
+            found.extend(
+                driver
+                    .metrics
+                    .holds()
+                    .into_iter()
+                    .map(|((user, module), why)| format!("lane {user}/{module}: {why}")),
+            );
             let doc = json!({ "healthy": found.is_empty(), "problems": found });
             let status = if found.is_empty() { "200 OK" } else { "503 Service Unavailable" };
             (status, "application/json", format!("{doc:#}\n"))
         }
         ("GET", "/health/proxies") => {
-            let stored = crate::driver::blocking(|| driver.stored_view());
+            let stored = driver
+                .store_within(STORE_PATIENCE, |s| Ok((s.proxies(), s.lease_counts())))
+                .await
+                .and_then(|(p, l)| Ok((p.map_err(|e| e.to_string())?, l.map_err(|e| e.to_string())?)));
             let mut doc = driver.view(health);
-            if let Ok((stored, leases)) = stored {
-                doc["proxies"] = driver.view(|e| proxy_rows(e, &stored, &leases)).into();
+            match stored {
+                Ok((stored, leases)) => {
+                    doc["proxies"] = driver.view(|e| proxy_rows(e, &stored, &leases)).into();
+                }
+                Err(e) => {
+                    doc["store"] = json!(format!("unreachable: {e}"));
+                }
             }
             ("200 OK", "application/json", format!("{doc:#}\n"))
         }
@@ -298,13 +301,17 @@ async fn answer(mut stream: TcpStream, driver: &Driver, rules: &HealthRules) -> 
                 now.stalled[module.index()] += 1;
             }
             let since = clock::now().as_millis().saturating_sub(30 * 86_400_000);
-            // Store calls block: off the runtime's workers.
-            crate::driver::blocking(|| {
-                now.store_up = driver.store_reachable(std::time::Duration::from_secs(2)).is_ok();
-                if now.store_up {
-                    now.spent_30d = driver.store_call(|s| s.p6_spent_since(since)).ok();
-                }
-            });
+            let read = driver
+                .store_within(STORE_PATIENCE, move |s| {
+                    s.ping().map_err(|e| e.to_string())?;
+                    Ok(s.p6_spent_since(since).ok())
+                })
+                .await;
+            now.store_up = read.is_ok();
+            match read {
+                Ok(spent) => now.spent_30d = spent,
+                Err(_) => driver.metrics.store_error(),
+            }
             ("200 OK", crate::metrics::CONTENT_TYPE, driver.metrics.render(&now))
         }
         ("GET", _) => (

@@ -114,6 +114,9 @@ pub struct LiveConfig {
     /// `sqlite://path`, or `postgres://user@host:port/db` for several workers. Defaults to
     /// `rotor-state.db`.
     pub store_url: String,
+    /// Where the PostgreSQL password comes from (`[store] password_file` / `password_env`); a
+    /// password inside `store_url` is refused at load.
+    pub store_password: Option<SecretSource>,
     /// How long price decisions are kept as history; older ones are pruned hourly (each SKU's
     /// current price is kept apart). Defaults to 30 days.
     pub decisions_retention: Duration,
@@ -421,6 +424,25 @@ mod tests {
             assert!(e.message.contains("password_file") && e.message.contains("`user`"), "{}", e.message);
             assert!(!e.to_string().contains("hunter2"), "{e}");
         }
+        // The store's password: never in the URL (either form), from a file or a variable.
+        for url in ["postgres://rotor:hunter2@db/rotor", "postgres://rotor@db/rotor?password=hunter2"] {
+            let e = cfg(&format!("[store]\nurl = \"{url}\"\n")).unwrap_err();
+            assert!(e.message.contains("password_file") && e.message.contains("[store]"), "{}", e.message);
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        let e = cfg("[store]\nurl = \"mysql://u:hunter2@db/x\"\n").unwrap_err();
+        assert!(e.message.contains("`mysql://`") && e.message.contains("valid: a path"), "{}", e.message);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let c = cfg("[store]\nurl = \"postgres://rotor@db/rotor\"\npassword_file = \"pg.pass\"\n").unwrap();
+        assert_eq!(c.store_password, Some(SecretSource::File(PathBuf::from("pg.pass"))));
+        assert_eq!(cfg("").unwrap().store_password, None);
+        let e = cfg("[store]\npath = \"s.db\"\npassword_env = \"PG\"\n").unwrap_err();
+        assert!(e.message.contains("only a PostgreSQL store has a password"), "{}", e.message);
+        let e = cfg(
+            "[store]\nurl = \"postgres://rotor@db/rotor\"\npassword_env = \"PG\"\npassword_file = \"f\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("not both"), "{}", e.message);
         let e = cfg("[kaspi]\nstorefront = \"kaspi.kz\"\n").unwrap_err();
         assert!(e.message.contains("valid: an https:// URL"), "{}", e.message);
         // The token and cookies travel to these hosts: plain http only to a loopback fake.

@@ -86,6 +86,8 @@ pub(super) struct RawStore {
     pub(super) url: Option<String>,
     pub(super) key_env: Option<String>,
     pub(super) key_file: Option<PathBuf>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<PathBuf>,
     pub(super) decisions_retention: Option<Span>,
 }
 

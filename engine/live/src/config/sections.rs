@@ -97,7 +97,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
             decisions_retention.as_millis()
         )));
     }
-    let (store_url, store_key) = store_section(&cx, raw.store)?;
+    let (store_url, store_key, store_password) = store_section(&cx, raw.store)?;
     let (kaspi, timeout, connect_timeout) = kaspi_section(&cx, raw.kaspi)?;
     let lease_ttl = raw.workers.lease_ttl.map_or(default::LEASE_TTL, |s| s.0);
     if lease_ttl.as_millis() < 2 * timeout.as_millis().max(200) {
@@ -147,6 +147,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
     let split_percent = split_section(&cx, raw.split)?;
     Ok(LiveConfig {
         store_url,
+        store_password,
         decisions_retention,
         worker_id: raw.workers.id,
         lease_ttl,
@@ -243,27 +244,53 @@ fn answer_rows(cx: &Ctx<'_>, rows: &[toml::Spanned<RawAnswer>]) -> Result<Answer
     Ok(AnswerTable::with_overrides(built))
 }
 
-/// `[store]`: where state lives and where its key comes from.
-fn store_section(cx: &Ctx<'_>, st: RawStore) -> Result<(String, SecretSource), ConfigError> {
+/// `[store]`: where state lives, where its key comes from and, for PostgreSQL, where its
+/// password comes from. A URL is never echoed in a message (it may carry a password).
+fn store_section(
+    cx: &Ctx<'_>,
+    st: RawStore,
+) -> Result<(String, SecretSource, Option<SecretSource>), ConfigError> {
     let key = cx.secret_or("[store]", st.key_env, st.key_file, default::STORE_KEY_ENV)?;
+    let postgres = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
     let url = match (st.path, st.url) {
         (Some(_), Some(_)) => return Err(cx.whole("[store] give `path` or `url`, not both".into())),
         (Some(p), None) => p.to_string_lossy().into_owned(),
         (None, Some(u)) => {
-            if u.contains("://")
-                && !(u.starts_with("sqlite://")
-                    || u.starts_with("postgres://")
-                    || u.starts_with("postgresql://"))
-            {
+            if u.contains("://") && !(u.starts_with("sqlite://") || postgres(&u)) {
+                let scheme = u.split("://").next().unwrap_or_default();
                 return Err(cx.whole(format!(
-                    "[store] url = \"{u}\"; valid: a path, sqlite://path or postgres://user@host:port/db"
+                    "[store] url: the scheme `{scheme}://` is not a store; valid: a path, sqlite://path or postgres://user@host:port/db"
                 )));
+            }
+            if postgres(&u) {
+                let parsed =
+                    crate::store::sql::pg_config(&u).map_err(|e| cx.whole(format!("[store] url: {e}")))?;
+                if parsed.get_password().is_some() {
+                    return Err(cx.whole(
+                        "[store] url carries a password, which would be shown wherever the config is; \
+                         write url = \"postgres://user@host:port/db\" and the password in `password_file` or \
+                         `password_env` under [store]"
+                            .into(),
+                    ));
+                }
             }
             u
         }
         (None, None) => default::STORE_PATH.into(),
     };
-    Ok((url, key))
+    let password = match (st.password_env, st.password_file) {
+        (None, None) => None,
+        (env, file) if postgres(&url) => Some(
+            cx.secret("password", env, file, None).map_err(|e| cx.whole(format!("[store] {}", e.message)))?,
+        ),
+        _ => {
+            return Err(cx.whole(
+                "[store] password_env / password_file: only a PostgreSQL store has a password; an SQLite file is guarded by its permissions"
+                    .into(),
+            ));
+        }
+    };
+    Ok((url, key, password))
 }
 
 /// `[kaspi]`: the hosts (each an http(s) URL) and the timeouts.

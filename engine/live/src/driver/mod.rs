@@ -117,6 +117,8 @@ pub struct Driver {
     /// before the engine hears the refusal; the alert says it).
     refusals: Mutex<HashMap<rotor_engine::UserId, String>>,
     next_call: AtomicU64,
+    /// Store calls of the status endpoint still running (`pool.rs`, `store_within`).
+    status_calls: std::sync::atomic::AtomicU32,
     /// The newest operator command applied to this engine (`rotor ctl revive|retire`).
     last_command: AtomicU64,
     /// The counters `/metrics` shows.
@@ -135,6 +137,9 @@ pub struct Driver {
     /// What Kaspi's answers mean.
     answers: rotor_engine::AnswerTable,
 }
+
+/// How many store calls of the status endpoint may be outstanding at once.
+const STATUS_STORE_CALLS: u32 = 4;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -177,6 +182,7 @@ impl Driver {
             refusals: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(0),
             last_command: AtomicU64::new(0),
+            status_calls: std::sync::atomic::AtomicU32::new(0),
             metrics: Metrics::default(),
             completions: Notify::new(),
             pool_low: Notify::new(),

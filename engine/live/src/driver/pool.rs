@@ -1,11 +1,12 @@
 //! The pool and the records: proxies joining this worker's engine, read-only views for the
 //! status endpoint, and the business records (prices, orders, catalogue) the workers keep.
 
-use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use rotor_engine::{Engine, PoolError, ProxyId, ProxySpec, UserId};
 
-use super::{Driver, lock};
+use super::{Driver, STATUS_STORE_CALLS, lock};
 use crate::clock;
 use crate::store::{NewOrder, NewProxy, PriceDecision, StoreError, StoredProxy};
 
@@ -42,29 +43,47 @@ impl Driver {
         joined
     }
 
-    /// Whether the store answers now (`store`); a failure counts as a store error. The store's
-    /// lock is awaited for at most `patience`: a write that holds it longer is a store that does
-    /// not answer, whatever the ping would say.
-    pub fn store_reachable(&self, patience: std::time::Duration) -> Result<(), String> {
-        let deadline = std::time::Instant::now() + patience;
-        let result = loop {
-            match self.store.try_lock() {
-                Ok(mut store) => break store.ping().map_err(|e| e.to_string()),
-                Err(std::sync::TryLockError::Poisoned(p)) => {
-                    break p.into_inner().ping().map_err(|e| e.to_string());
-                }
-                Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    break Err(format!("a store call has been running for over {} ms", patience.as_millis()));
-                }
-            }
-        };
+    /// Whether the store answers now (`store`), within `patience`; a failure or a wait past
+    /// it counts as a store error. See [`Driver::store_within`].
+    pub async fn store_reachable(self: &Arc<Self>, patience: std::time::Duration) -> Result<(), String> {
+        let result = self.store_within(patience, |s| s.ping().map_err(|e| e.to_string())).await;
         if result.is_err() {
             self.metrics.store_error();
         }
         result
+    }
+
+    /// Runs `f` on the store on a blocking thread and waits for it at most `patience`, so that
+    /// the status endpoint answers even while a store call hangs (a paused PostgreSQL, a
+    /// locked SQLite file): past it, the answer is an error that says so, and `f` finishes on
+    /// its own thread. At most [`STATUS_STORE_CALLS`] such calls are outstanding; more are
+    /// refused at once rather than piling threads onto a hung store.
+    pub async fn store_within<R: Send + 'static>(
+        self: &Arc<Self>,
+        patience: std::time::Duration,
+        f: impl FnOnce(&mut crate::store::Store) -> Result<R, String> + Send + 'static,
+    ) -> Result<R, String> {
+        let outstanding = self.status_calls.fetch_add(1, Ordering::AcqRel);
+        if outstanding >= STATUS_STORE_CALLS {
+            self.status_calls.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!(
+                "{outstanding} earlier store calls of the status endpoint have not returned"
+            ));
+        }
+        let me = Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || {
+            let r = f(&mut lock(&me.store));
+            me.status_calls.fetch_sub(1, Ordering::AcqRel);
+            r
+        });
+        match tokio::time::timeout(patience, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(format!("the store call failed: {e}")),
+            Err(_) => Err(format!(
+                "the store has not answered in {} ms (a write holds it, or the database hangs)",
+                patience.as_millis()
+            )),
+        }
     }
 
     /// The store's proxy rows and lease counts, for `/health/proxies` (`store`).

@@ -255,9 +255,20 @@ impl Store {
     /// Opens the store named by `location`: `postgres://…` for PostgreSQL, else an SQLite path
     /// (optionally `sqlite://path`), relative to `base`. Runs pending migrations.
     pub fn open(location: &str, base: &Path, cipher: Cipher) -> Result<Self, StoreError> {
+        Self::open_with(location, base, cipher, None)
+    }
+
+    /// [`Store::open`], with the PostgreSQL password kept out of the URL (`[store]
+    /// password_file` / `password_env`).
+    pub fn open_with(
+        location: &str,
+        base: &Path,
+        cipher: Cipher,
+        password: Option<&Secret>,
+    ) -> Result<Self, StoreError> {
         let conn: Box<dyn Conn> =
             if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-                Box::new(sql::Postgres::connect(location).map_err(ctx("connect to PostgreSQL"))?)
+                Box::new(sql::Postgres::connect(location, password).map_err(ctx("connect to PostgreSQL"))?)
             } else {
                 let path = location.strip_prefix("sqlite://").unwrap_or(location);
                 Box::new(sql::Sqlite::open(&base.join(path)).map_err(ctx("open the SQLite file"))?)

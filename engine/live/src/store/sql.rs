@@ -283,6 +283,8 @@ pub struct Postgres {
 /// otherwise: a worker whose store hangs must fail its writes (and send nothing), not block.
 const STATEMENT_TIMEOUT: &str = "10s";
 const LOCK_TIMEOUT: &str = "5s";
+/// How long sent data may stay unacknowledged before the connection is dropped.
+const TCP_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a connection attempt may take unless the URL's `connect_timeout` says otherwise.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Reconnection backoff: from the first to the longest wait between attempts.
@@ -294,8 +296,11 @@ impl Postgres {
     /// platform's roots) when `sslmode=require`, and with connect, statement
     /// and lock timeouts unless the URL sets its own. A lost connection is made again, with
     /// backoff, at the next statement outside a transaction (docs/decisions/store-reconnect.md).
-    pub fn connect(url: &str) -> Result<Self, DbError> {
-        let config = pg_config(url)?;
+    pub fn connect(url: &str, password: Option<&rotor_engine::Secret>) -> Result<Self, DbError> {
+        let mut config = pg_config(url)?;
+        if let Some(p) = password {
+            config.password(p.expose());
+        }
         let (jobs, rx) = mpsc::channel::<(Job, mpsc::SyncSender<Reply>)>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         std::thread::Builder::new()
@@ -346,7 +351,15 @@ pub(crate) fn pg_config(url: &str) -> Result<postgres::Config, DbError> {
         }
     }
     config.options(&options);
-    config.keepalives(true).keepalives_idle(std::time::Duration::from_secs(30));
+    // A server that stops answering (paused, a dropped route) fails the call within about
+    // 30 s instead of after the kernel's default of 15 minutes of retransmissions: keepalives
+    // probe an idle connection, and the TCP user timeout bounds unacknowledged data.
+    config
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(30))
+        .keepalives_interval(std::time::Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(TCP_USER_TIMEOUT);
     Ok(config)
 }
 
@@ -454,23 +467,27 @@ impl Session {
 }
 
 fn pg_error(e: &postgres::Error) -> DbError {
-    match e.as_db_error() {
-        Some(db) => {
-            let code = db.code().code();
-            // SQLSTATE classes: 23505 unique, 40001 serialisation, 40P01 deadlock; 08 connection,
-            // 53 resources, 57P0x shutdown, 57014 a statement timed out, 55P03 a lock timed out.
-            let fault = match code {
-                "23505" | "40001" | "40P01" => Fault::Conflict,
-                "57014" | "55P03" => Fault::Unavailable,
-                c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P0") => {
-                    Fault::Unavailable
-                }
-                _ => Fault::Refused,
-            };
-            DbError::new(fault, format!("{code}: {}", db.message()))
-        }
-        None => DbError::new(Fault::Unavailable, e.to_string()),
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        // SQLSTATE classes: 23505 unique, 40001 serialisation, 40P01 deadlock; 08 connection,
+        // 53 resources, 57P0x shutdown, 57014 a statement timed out, 55P03 a lock timed out.
+        let fault = match code {
+            "23505" | "40001" | "40P01" => Fault::Conflict,
+            "57014" | "55P03" => Fault::Unavailable,
+            c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P0") => Fault::Unavailable,
+            _ => Fault::Refused,
+        };
+        return DbError::new(fault, format!("{code}: {}", db.message()));
     }
+    // The client's own errors keep their detail in the source ("invalid configuration" alone
+    // does not say that the server asked for a password).
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        message = format!("{message}: {c}");
+        cause = c.source();
+    }
+    DbError::new(Fault::Unavailable, message)
 }
 
 fn run(client: &mut postgres::Client, job: Job) -> Reply {
@@ -556,6 +573,8 @@ mod tests {
         let c = pg_config("postgres://rotor@db.internal:5432/rotor").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
         assert_eq!(c.get_options(), Some("-c statement_timeout=10s -c lock_timeout=5s"));
+        assert_eq!(c.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert_eq!(c.get_keepalives_retries(), Some(3));
         let own =
             "postgres://rotor@db/rotor?connect_timeout=2&options=-c%20lock_timeout%3D200&sslmode=require";
         let c = pg_config(own).unwrap_or_else(|e| panic!("{e}"));
