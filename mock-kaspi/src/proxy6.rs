@@ -75,6 +75,12 @@ struct State {
     buy_delay: std::time::Duration,
     /// Sold proxies `getproxy` leaves out (a short answer from the provider).
     hidden: std::collections::BTreeSet<u64>,
+    /// The most `getproxy` lists per page.
+    page_size: u64,
+    /// `getproxy` answers page 1 whatever page is asked.
+    ignore_page: bool,
+    /// `list_count` counts the page's proxies, not every match.
+    count_per_page: bool,
 }
 
 /// A running fake Proxy6 and its stock of loopback proxies.
@@ -247,8 +253,16 @@ fn getproxy(st: &mut State, q: &BTreeMap<String, String>, nokey: bool) -> Respon
         .filter(|s| q.get("descr").is_none_or(|d| &s.descr == d))
         .filter(|s| !st.hidden.contains(&s.id))
         .collect();
-    let list = st.list(&items, nokey);
-    ok(st, &json!({ "list_count": items.len(), "list": list }))
+    // Pages as the documented clients read them: `page` from 1, `limit` up to 1000, and never
+    // more than this fake's page size (a provider may answer fewer than asked). `list_count`
+    // counts every match, or only the page's with `count_per_page`.
+    let limit = num(q, "limit").filter(|l| *l > 0).unwrap_or(1000).min(1000).min(st.page_size) as usize;
+    let page = if st.ignore_page { 1 } else { num(q, "page").filter(|p| *p > 0).unwrap_or(1) as usize };
+    let shown: Vec<&Sold> =
+        items.iter().copied().skip((page - 1).saturating_mul(limit)).take(limit).collect();
+    let count = if st.count_per_page { shown.len() } else { items.len() };
+    let list = st.list(&shown, nokey);
+    ok(st, &json!({ "list_count": count, "list": list }))
 }
 
 fn prolong(st: &mut State, q: &BTreeMap<String, String>) -> ResponseTemplate {
@@ -463,6 +477,9 @@ impl Proxy6Mock {
             recent: VecDeque::new(),
             buy_delay: std::time::Duration::ZERO,
             hidden: std::collections::BTreeSet::new(),
+            page_size: 1000,
+            ignore_page: false,
+            count_per_page: false,
             config,
         };
         let state = Arc::new(Mutex::new(state));
@@ -513,6 +530,16 @@ impl Proxy6Mock {
     /// lists everything again.
     pub fn hide_from_list(&self, ids: &[u64]) {
         self.state().hidden = ids.iter().copied().collect();
+    }
+
+    /// Makes `getproxy` list at most `size` proxies per page (at least 1), whatever `limit`
+    /// asks; `ignore_page` makes it answer the first page to every `page`, and `count_per_page`
+    /// makes `list_count` the page's count.
+    pub fn set_paging(&self, size: u64, ignore_page: bool, count_per_page: bool) {
+        let mut st = self.state();
+        st.page_size = size.max(1);
+        st.ignore_page = ignore_page;
+        st.count_per_page = count_per_page;
     }
 
     /// The proxy behind a sold proxy's port, to switch its mode.

@@ -179,4 +179,25 @@ async fn a_short_proxy6_list_never_mass_kills_and_a_proxy_listed_again_comes_bac
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("is listed at Proxy6 again; it comes back after its rest"), "{log}");
     assert_eq!(dead(), 0, "{log}");
+
+    // A list served one proxy per page is read page by page: nobody is missed.
+    p6.set_paging(1, false, true);
+    let (code, log) = run("paged.log");
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("missing from Proxy6's list") && !log.contains("implausible"), "{log}");
+    assert_eq!(dead(), 0, "{log}");
+
+    // A provider that answers the first page to every page, and counts more than it shows: an
+    // incomplete list, alerted, on which nothing is marked gone and nothing bought.
+    p6.set_paging(1, true, false);
+    let before = p6.sold().len();
+    configure(before as u32 + 2);
+    let (code, log) = run("incomplete.log");
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("ALERT Proxy6's proxy list is implausible: getproxy's pages gave 1 proxies"),
+        "{log}"
+    );
+    assert_eq!(dead(), 0, "{log}");
+    assert_eq!(p6.sold().len(), before, "bought on an incomplete list:\n{log}");
 }

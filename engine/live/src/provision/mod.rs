@@ -156,10 +156,28 @@ impl Proxy6Client {
         Ok(number(&v["price"]))
     }
 
-    /// Every proxy of the account, with its `descr`.
+    /// Every proxy of the account, with its `descr`: `getproxy` read page by page until a page
+    /// brings nothing new (see [`Pages`]). A list that ends short of what Proxy6's own
+    /// `list_count` says is [`Proxy6Error::Implausible`], never taken as the pool.
     pub async fn list(&self) -> Result<Vec<(Bought, String)>, Proxy6Error> {
-        let v = self.call("getproxy", &[("state", "all".into()), ("nokey", String::new())]).await?;
-        parse_list(&v["list"], "getproxy")
+        let mut pages = Pages::default();
+        for page in 1..=MAX_PAGES {
+            let params = [
+                ("state", "all".to_owned()),
+                ("nokey", String::new()),
+                ("page", page.to_string()),
+                ("limit", PAGE_LIMIT.to_string()),
+            ];
+            let v = self.call("getproxy", &params).await?;
+            let count =
+                v["list_count"].as_u64().or_else(|| v["list_count"].as_str().and_then(|c| c.parse().ok()));
+            if pages.add(parse_list(&v["list"], "getproxy")?, count) {
+                return pages.finish();
+            }
+        }
+        Err(Proxy6Error::Implausible(format!(
+            "getproxy still listed new proxies after {MAX_PAGES} pages of {PAGE_LIMIT}"
+        )))
     }
 
     /// Renews `ids` (Proxy6's) for the configured period: the price and each new expiry (ms).
@@ -181,6 +199,50 @@ impl Proxy6Client {
             _ => Vec::new(),
         };
         Ok((number(&v["price"]), ends))
+    }
+}
+
+/// `getproxy`'s page size: the documented most.
+const PAGE_LIMIT: u32 = 1000;
+/// Pages read before the list is taken as endless.
+const MAX_PAGES: u32 = 100;
+
+/// The pages of one `getproxy` read. Whether `list_count` counts the page or the account is not
+/// documented, and a provider may answer fewer than `limit` per page or ignore `page`, so the
+/// list is complete only when a page brings no proxy not seen before (an empty page, or the
+/// first page again), and then only if no answer's `list_count` claims more than were seen.
+#[derive(Debug, Default)]
+struct Pages {
+    items: Vec<(Bought, String)>,
+    seen: std::collections::BTreeSet<String>,
+    /// The largest `list_count` any page gave.
+    claimed: u64,
+}
+
+impl Pages {
+    /// Takes one page's proxies and `list_count`; true when the list has ended.
+    fn add(&mut self, page: Vec<(Bought, String)>, count: Option<u64>) -> bool {
+        self.claimed = self.claimed.max(count.unwrap_or(0));
+        let mut new = false;
+        for (b, descr) in page {
+            if self.seen.insert(b.id.clone()) {
+                new = true;
+                self.items.push((b, descr));
+            }
+        }
+        !new
+    }
+
+    /// The whole list, unless Proxy6 said it holds more than the pages gave.
+    fn finish(self) -> Result<Vec<(Bought, String)>, Proxy6Error> {
+        if self.claimed > self.items.len() as u64 {
+            return Err(Proxy6Error::Implausible(format!(
+                "getproxy's pages gave {} proxies while its list_count says {}; the list is incomplete",
+                self.items.len(),
+                self.claimed
+            )));
+        }
+        Ok(self.items)
     }
 }
 
@@ -541,5 +603,62 @@ async fn renew(driver: &Driver, client: &Proxy6Client, capped: &mut bool) -> Res
             tracing::warn!("Proxy6 renewal {tag}: {e}; reconciling");
             Err(Step::Lost)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bought, Pages, Proxy6Error};
+
+    fn page(ids: &[u32]) -> Vec<(Bought, String)> {
+        ids.iter()
+            .map(|i| {
+                let b = Bought {
+                    id: i.to_string(),
+                    host: "10.0.0.1".into(),
+                    egress: None,
+                    port: 8000,
+                    user: "u".into(),
+                    password: rotor_engine::Secret::new("p"),
+                    expires_ms: 0,
+                };
+                (b, String::new())
+            })
+            .collect()
+    }
+
+    fn ids(p: Pages) -> Result<Vec<String>, Proxy6Error> {
+        p.finish().map(|l| l.into_iter().map(|(b, _)| b.id).collect())
+    }
+
+    #[test]
+    fn a_list_ends_only_on_a_page_with_nothing_new_and_never_short_of_its_count() {
+        // Short pages (a provider answering fewer than `limit`), a total count: read to the end.
+        let mut p = Pages::default();
+        assert!(!p.add(page(&[1, 2]), Some(5)));
+        assert!(!p.add(page(&[3, 4]), Some(5)));
+        assert!(!p.add(page(&[5]), Some(5)));
+        assert!(p.add(page(&[]), Some(5)));
+        assert_eq!(ids(p).unwrap(), ["1", "2", "3", "4", "5"]);
+        // A count per page: the same list.
+        let mut p = Pages::default();
+        assert!(!p.add(page(&[1, 2]), Some(2)));
+        assert!(!p.add(page(&[3]), Some(1)));
+        assert!(p.add(page(&[]), Some(0)));
+        assert_eq!(ids(p).unwrap().len(), 3);
+        // A provider that ignores `page`: the first page again ends the read, and a count
+        // above what was seen makes the list incomplete, not the pool.
+        let mut p = Pages::default();
+        assert!(!p.add(page(&[1, 2]), Some(5)));
+        assert!(p.add(page(&[1, 2]), Some(5)));
+        let e = ids(p).unwrap_err();
+        assert!(
+            matches!(&e, Proxy6Error::Implausible(m) if m.contains("gave 2 proxies while its list_count says 5")),
+            "{e}"
+        );
+        // An empty account is complete.
+        let mut p = Pages::default();
+        assert!(p.add(page(&[]), Some(0)));
+        assert!(ids(p).unwrap().is_empty());
     }
 }
