@@ -111,6 +111,8 @@ fn the_alert_rules_pass_promtool_and_name_each_state() {
         "RotorPoolBelowMinimum",
         "RotorProviderOutOfMoney",
         "RotorProviderListImplausible",
+        "RotorWebhookDeadLetters",
+        "RotorWebhookStalled",
     ] {
         assert!(rules.contains(&format!("alert: {alert}\n")), "{alert}");
     }

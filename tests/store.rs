@@ -606,6 +606,54 @@ fn a_postgres_restart_is_survived_by_reconnecting() {
     assert_eq!(open().allocations().unwrap().len(), 2);
 }
 
+#[test]
+fn a_dead_letter_moves_the_cursor_is_listed_retried_and_dropped() {
+    both("dead_letters", |b| {
+        let mut s = b.open();
+        let order = NewOrder {
+            id: "o1".into(),
+            code: "528000001".into(),
+            state: Some("NEW".into()),
+            status: None,
+            total_price: None,
+            creation_ms: 42,
+            delivery_mode: None,
+            pickup_point: None,
+            planned_delivery_ms: None,
+            entries: Vec::new(),
+        };
+        s.write_order(UserId(1), &order, 50).unwrap();
+        s.write_order(UserId(1), &NewOrder { state: Some("ARCHIVE".into()), ..order.clone() }, 60).unwrap();
+        let events = s.order_events(0, 0, 10).unwrap();
+        // A dead letter moves the cursor with it (never back), is listed with its order, asked
+        // again, set aside again with its tries added, and dropped once delivered.
+        s.set_outbox_cursor("orders_webhook", 0).unwrap();
+        s.dead_letter("orders_webhook", events[0].seq, (422, "unknown pickup point"), 5, 75).unwrap();
+        assert_eq!(s.outbox_cursor("orders_webhook").unwrap(), events[0].seq);
+        s.set_outbox_cursor("orders_webhook", events[1].seq).unwrap();
+        s.dead_letter("orders_webhook", events[0].seq, (422, "again"), 5, 76).unwrap();
+        assert_eq!(
+            s.outbox_cursor("orders_webhook").unwrap(),
+            events[1].seq,
+            "a retry's refusal moves no cursor back"
+        );
+        let dead = b.open().dead_letters().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            (dead[0].order_code.as_deref(), dead[0].status, dead[0].tries),
+            (Some("528000001"), 422, 10)
+        );
+        assert_eq!((dead[0].message.as_str(), dead[0].retry_asked), ("again", false));
+        assert_eq!(s.dead_letter_count().unwrap(), 1);
+        assert_eq!(s.ask_retry(Some(&[events[1].seq])).unwrap(), 0, "not a dead letter: nothing asked");
+        assert!(s.retries_asked().unwrap().is_empty());
+        assert_eq!(s.ask_retry(None).unwrap(), 1);
+        assert_eq!(s.retries_asked().unwrap(), vec![events[0].seq]);
+        s.dead_letter_delivered(events[0].seq).unwrap();
+        assert_eq!(s.dead_letter_count().unwrap(), 0);
+    });
+}
+
 /// The PostgreSQL password comes from the config's secret source, never from the URL: a role
 /// that must give one connects with it and is refused without it, and the refusal does not
 /// echo it.

@@ -11,6 +11,35 @@ pub(crate) enum ExportAction {
     Export(ExportArgs),
 }
 
+/// What `rotor orders` does.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum OrdersAction {
+    /// Write the log as JSON Lines, to standard output or appended to --out.
+    Export(ExportArgs),
+    /// List the order events the webhook's receiver refused for good (set aside so later events
+    /// flow), or ask for some to be delivered again once the receiver is fixed.
+    ///
+    /// Examples:
+    ///   rotor orders dead-letters --config live.toml
+    ///   rotor orders dead-letters --config live.toml --retry 412 --retry 413
+    ///   rotor orders dead-letters --config live.toml --retry-all
+    #[command(verbatim_doc_comment)]
+    DeadLetters(DeadLetterArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DeadLetterArgs {
+    /// The live config (the store and its key are read from it).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+    /// Ask for this dead letter (its seq) to be delivered again; repeatable.
+    #[arg(long, value_name = "SEQ", conflicts_with = "retry_all")]
+    pub(crate) retry: Vec<u64>,
+    /// Ask for every dead letter to be delivered again.
+    #[arg(long)]
+    pub(crate) retry_all: bool,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ExportArgs {
     /// The live config (the store and its key are read from it).

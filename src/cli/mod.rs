@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub(crate) use live::{CalibrateArgs, CtlAction, ExportAction, ExportArgs, LiveArgs, MockArgs};
+pub(crate) use live::{
+    CalibrateArgs, CtlAction, DeadLetterArgs, ExportAction, ExportArgs, LiveArgs, MockArgs, OrdersAction,
+};
 pub(crate) use sim::{DiffArgs, DiffFormat, LoadArgs, PlanArgs, PolicyArg, SimArgs, SweepArgs, TestArgs};
 
 /// rotor: proxy rotation for Kaspi.kz seller tools.
@@ -257,11 +259,12 @@ pub(crate) enum Command {
     /// Examples:
     ///   rotor orders export --config live.toml --since 24h
     ///   rotor orders export --config live.toml --out orders.jsonl
+    ///   rotor orders dead-letters --config live.toml
     #[command(verbatim_doc_comment)]
     Orders {
         /// What to do.
         #[command(subcommand)]
-        action: ExportAction,
+        action: OrdersAction,
     },
     /// Hand on the price decisions of a live deployment as JSON Lines, as `orders export` does.
     ///

@@ -65,6 +65,20 @@ pub(crate) fn ctl(path: &Path, action: &live::ctl::Action) -> Result<u8, CliErro
     Ok(exit::OK)
 }
 
+pub(crate) fn dead_letters(args: &crate::cli::DeadLetterArgs) -> Result<u8, CliError> {
+    use live::webhook::Retry;
+    let config = live::config::load(&args.config).map_err(CliError::bad_input)?;
+    let mut store = live::ctl::open(&config).map_err(|e| exit_for(&e))?;
+    let retry = match (args.retry_all, args.retry.as_slice()) {
+        (true, _) => Some(Retry::All),
+        (false, []) => None,
+        (false, seqs) => Some(Retry::These(seqs.to_vec())),
+    };
+    let out = live::webhook::dead_letters(&mut store, retry).map_err(|e| exit_for(&e))?;
+    print!("{out}");
+    Ok(exit::OK)
+}
+
 /// Which log an export hands on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Log {

@@ -62,9 +62,10 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Probe { config, include_resting } => live::probe(&config, include_resting),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Ctl { config, action } => live::ctl(&config, &action.to_live()),
-        Command::Orders { action: crate::cli::ExportAction::Export(args) } => {
+        Command::Orders { action: crate::cli::OrdersAction::Export(args) } => {
             live::export(&args, live::Log::Orders)
         }
+        Command::Orders { action: crate::cli::OrdersAction::DeadLetters(args) } => live::dead_letters(&args),
         Command::Decisions { action: crate::cli::ExportAction::Export(args) } => {
             live::export(&args, live::Log::Decisions)
         }

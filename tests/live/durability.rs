@@ -129,6 +129,98 @@ async fn orders_are_stored_exactly_once_across_polls_and_a_restart() {
     assert_eq!(String::from_utf8_lossy(&recent.stdout).lines().count(), 1);
 }
 
+/// An order event the webhook's receiver refuses for good (a 422) is tried a few times, set
+/// aside as a dead letter with an alert, and the events after it flow; `rotor orders
+/// dead-letters` lists it, `/metrics` counts it, and `--retry` delivers it once the receiver is
+/// fixed, under its own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_refused_for_good_becomes_a_dead_letter_and_the_rest_flow() {
+    use wiremock::matchers::{body_string_contains, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    rotor_live::transport::init_tls();
+    let lab = Lab::start("deadletter", 3, 3).await;
+    lab.configure(3, "demper = 34\norders = 33\ncatalog = 33", "", &lab.wide_skus(3), "interval = \"1s\"");
+    let mut orders = lab.kaspi.orders();
+    orders.sort_by_key(|o| o.creation_ms);
+    let victim = orders[10].id.clone();
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains(format!("\"id\":\"{victim}\"")))
+        .respond_with(ResponseTemplate::new(422).set_body_string("unknown pickup point"))
+        .with_priority(1)
+        .mount(&hook)
+        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).with_priority(2).mount(&hook).await;
+    let path = lab.dir.join("live.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[orders]\ninterval = \"1s\"\n",
+        &format!("[orders]\ninterval = \"1s\"\nwebhook = \"{}/orders\"\n", hook.uri()),
+    );
+    std::fs::write(&path, text).unwrap();
+    let dead_letters = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .args(["orders", "dead-letters", "--config"])
+            .arg(&path)
+            .args(args)
+            .env("ROTOR_STORE_KEY", KEY)
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    };
+    let mut child = lab.spawn(&["--dry-run"], "run.log");
+    let log = lab.wait_for("run.log", "set aside as a dead letter", 1);
+    assert!(log.contains("ALERT orders webhook: the receiver refused event"), "{log}");
+    assert!(log.contains("HTTP 422 after 5 attempts (HTTP 422 unknown pickup point)"), "{log}");
+    let total = lab.store().order_events(0, 0, 10_000).unwrap().len();
+    let start = StdInstant::now();
+    let keys = || async {
+        let got = hook.received_requests().await.unwrap();
+        got.iter().map(|r| r.headers["idempotency-key"].to_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    while keys().await.len() < total - 1 + 5 {
+        assert!(start.elapsed() < StdDuration::from_secs(30), "{}", lab.log("run.log"));
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let sent = keys().await;
+    let refused = sent.iter().filter(|k| sent.iter().filter(|o| o == k).count() == 5).count();
+    assert_eq!(refused, 5, "the refused event was tried 5 times");
+    let mut distinct = sent.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), total, "every event went, the refused one included, each once in order");
+
+    let (code, table, err) = dead_letters(&[]);
+    assert_eq!(code, 0, "{err}");
+    let row = table.lines().nth(1).unwrap_or_default().to_owned();
+    assert!(
+        row.contains(" 422 ") && row.contains("unknown pickup point") && table.lines().count() == 2,
+        "{table}"
+    );
+    let seq = row.split_whitespace().next().unwrap().to_owned();
+    let metrics = reqwest::get(status_url(&lab, "run.log", "/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("rotor_webhook_dead_letters 1"), "{metrics}");
+
+    // Asking for a number that is no dead letter is bad input, naming the ones there are.
+    let (code, _, err) = dead_letters(&["--retry", "999999"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("999999") && err.contains(&seq), "{err}");
+    // The receiver fixed, the retry is delivered under the event's own key.
+    hook.reset().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&hook).await;
+    let (code, out, err) = dead_letters(&["--retry", &seq]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("asked 1 dead letters"), "{out}");
+    lab.wait_for("run.log", "delivered on retry", 1);
+    let again = hook.received_requests().await.unwrap();
+    let victim_key = sent.iter().find(|k| sent.iter().filter(|o| o == k).count() == 5).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].headers["idempotency-key"].to_str().unwrap(), victim_key);
+    let (_, table, _) = dead_letters(&[]);
+    assert!(table.starts_with("no dead letters"), "{table}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
+
 /// A seller whose lanes another process takes (its fencing token moves on) stops its workers,
 /// and when this worker claims the seller back, exactly one set of loops runs: the old set ended
 /// with its tenure. Two concurrent SQLite processes on one file are refused at start.

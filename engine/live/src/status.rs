@@ -304,14 +304,15 @@ async fn answer(mut stream: TcpStream, driver: &Arc<Driver>, rules: &HealthRules
             let read = driver
                 .store_within(STORE_PATIENCE, move |s| {
                     s.ping().map_err(|e| e.to_string())?;
-                    Ok(s.p6_spent_since(since).ok())
+                    Ok((s.p6_spent_since(since).ok(), s.dead_letter_count().ok()))
                 })
                 .await;
             now.store_up = read.is_ok();
             match read {
-                Ok(spent) => now.spent_30d = spent,
+                Ok((spent, dead)) => (now.spent_30d, now.dead_letters) = (spent, dead),
                 Err(_) => driver.metrics.store_error(),
             }
+            now.webhook_backlog_s = driver.metrics.webhook_backlog_s(clock::now().as_millis());
             ("200 OK", crate::metrics::CONTENT_TYPE, driver.metrics.render(&now))
         }
         ("GET", _) => (

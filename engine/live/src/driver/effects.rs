@@ -187,7 +187,7 @@ impl Driver {
     /// Logs and journals an operator alert (`store`).
     pub fn alert(&self, message: &str) {
         tracing::warn!("ALERT {message}");
-        let _ = lock(&self.store).journal("alert", message, clock::now().as_millis());
+        let _ = super::blocking(|| lock(&self.store).journal("alert", message, clock::now().as_millis()));
     }
 
     /// At shutdown: records every request still in flight and the usage of open leases.

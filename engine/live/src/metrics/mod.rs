@@ -111,6 +111,10 @@ pub struct Snapshot {
     pub store_up: bool,
     /// Worker loops `/health` calls stalled now, by module.
     pub stalled: [u32; 4],
+    /// Order events the webhook's receiver refused for good (`None`: the store did not answer).
+    pub dead_letters: Option<u64>,
+    /// How long the oldest order event this worker is delivering has waited, in seconds.
+    pub webhook_backlog_s: f64,
 }
 
 /// What the configuration promises, exposed so that alerts compare against it rather than
@@ -145,6 +149,10 @@ pub struct Metrics {
     store_errors: Counter,
     webhook_deliveries: Counter,
     webhook_failures: Counter,
+    webhook_dead_letters: Gauge,
+    webhook_backlog: Gauge<f64, AtomicU64>,
+    /// When the order event the webhook is delivering was logged (epoch ms; 0: none waiting).
+    webhook_pending_ms: AtomicU64,
     last_success: Family<SellerModule, Gauge<f64, AtomicU64>>,
     proxies: Family<StateLabel, Gauge>,
     cooldowns: Family<EndpointLabel, Gauge>,
@@ -230,6 +238,9 @@ impl Metrics {
             store_errors: Counter::default(),
             webhook_deliveries: Counter::default(),
             webhook_failures: Counter::default(),
+            webhook_dead_letters: Gauge::default(),
+            webhook_backlog: Gauge::default(),
+            webhook_pending_ms: AtomicU64::new(0),
             last_success: Family::default(),
             proxies: Family::default(),
             cooldowns: Family::default(),
@@ -456,6 +467,19 @@ impl Metrics {
         if ok { &self.webhook_deliveries } else { &self.webhook_failures }.inc();
     }
 
+    /// The webhook is delivering an event logged at `at_ms`, or has nothing waiting (`None`).
+    pub fn webhook_pending(&self, at_ms: Option<u64>) {
+        self.webhook_pending_ms.store(at_ms.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long the event the webhook is delivering has waited at `now_ms`, in seconds.
+    pub fn webhook_backlog_s(&self, now_ms: u64) -> f64 {
+        match self.webhook_pending_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => 0.0,
+            at => now_ms.saturating_sub(at) as f64 / 1000.0,
+        }
+    }
+
     /// The provider stopped buying for `reason` (one of [`PROVIDER_BLOCKS`]), or started again.
     pub fn provider_blocked(&self, reason: &'static str, blocked: bool) {
         self.provider_blocked.get_or_create(&ReasonLabel { reason }).set(i64::from(blocked));
@@ -498,6 +522,10 @@ impl Metrics {
         }
         self.provider_spent.set(now.spent_30d.unwrap_or(0.0));
         self.store_up.set(i64::from(now.store_up));
+        if let Some(n) = now.dead_letters {
+            self.webhook_dead_letters.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.webhook_backlog.set(now.webhook_backlog_s);
         for m in Module::ALL {
             self.stalled.get_or_create(&module(m)).set(i64::from(now.stalled[m.index()]));
         }

@@ -76,6 +76,16 @@ impl Metrics {
             self.webhook_failures.clone(),
         );
         r.register(
+            "rotor_webhook_dead_letters",
+            "Order events the webhook's receiver refused for good, set aside (rotor orders dead-letters)",
+            self.webhook_dead_letters.clone(),
+        );
+        r.register(
+            "rotor_webhook_backlog_seconds",
+            "How long the oldest order event not yet delivered has waited (0: none waiting)",
+            self.webhook_backlog.clone(),
+        );
+        r.register(
             "rotor_last_success_timestamp_seconds",
             "When each seller's worker last finished a cycle (a demper pass, an orders poll, a catalogue sync), as a Unix time",
             self.last_success.clone(),

@@ -9,6 +9,8 @@ fn snapshot() -> Snapshot {
         spent_30d: Some(2.5),
         store_up: true,
         stalled: [1, 0, 0, 0],
+        dead_letters: Some(2),
+        webhook_backlog_s: 12.5,
     }
 }
 
@@ -70,8 +72,15 @@ fn a_400_or_404_is_a_client_error_and_progress_is_per_seller() {
         stall_after_s: [Some(2940.0), Some(4200.0), None, None],
         min_pool: 3,
     });
-    let text = m.render(&Snapshot::default());
+    m.webhook_pending(Some(10_000));
+    let text = m.render(&Snapshot {
+        dead_letters: Some(2),
+        webhook_backlog_s: m.webhook_backlog_s(70_000),
+        ..Snapshot::default()
+    });
     for line in [
+        "rotor_webhook_dead_letters 2\n",
+        "rotor_webhook_backlog_seconds 60.0\n",
         "rotor_calls_total{endpoint=\"offers\",result=\"ok\"} 1\n",
         "rotor_calls_total{endpoint=\"offers\",result=\"client_error\"} 1\n",
         "rotor_calls_total{endpoint=\"price_update\",result=\"client_error\"} 1\n",

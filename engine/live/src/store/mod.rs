@@ -9,6 +9,7 @@
 
 mod allocations;
 mod calibration;
+mod dead_letters;
 mod error;
 mod events;
 mod holds;
@@ -26,6 +27,7 @@ use rotor_engine::{Module, ProxyId, Secret, UserId};
 
 use super::secrets::Cipher;
 pub use calibration::NotSpare;
+pub use dead_letters::DeadLetter;
 pub use error::StoreError;
 use error::{Abort, ctx};
 pub use events::{OrderEvent, OrderWrite};
@@ -36,7 +38,7 @@ pub use records::{CatalogRows, Listing};
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_account_cooldowns.sql"),
     include_str!("schema/003_current_prices.sql"),
@@ -46,6 +48,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("schema/007_proxy6_orders.sql"),
     include_str!("schema/008_calibration_hold.sql"),
     include_str!("schema/009_listings.sql"),
+    include_str!("schema/010_dead_letters.sql"),
 ];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.
