@@ -37,8 +37,8 @@ fn exposition() -> String {
         stall_after_s: [Some(2940.0), Some(4200.0), Some(13200.0), None],
         min_pool: 2,
     });
-    m.loop_started(UserId(1), Module::Demper, 1_000);
-    m.cycle_done(UserId(1), Module::Demper, 2_000);
+    let run = m.loop_started(UserId(1), Module::Demper, 1_000);
+    m.cycle_done(UserId(1), Module::Demper, run, 2_000);
     m.render(&Snapshot { store_up: true, ..Snapshot::default() })
 }
 

@@ -327,6 +327,15 @@ async fn sighup_rotates_secrets_retires_removed_proxies_and_resizes_lanes() {
     assert!(log_after.contains("resized from 1 to 2 proxies"), "{log_after}");
     let health = client.get(status_url(&lab, "run.log", "/health")).send().await.unwrap();
     assert_eq!(health.status(), 200, "{}", health.text().await.unwrap());
+    // The restarted loops are watched: the old loops' ends left the new ones' records.
+    let polls = lab.log("run.log").matches("poll stored").count();
+    lab.wait_for("run.log", "poll stored", polls + 1);
+    let metrics =
+        client.get(status_url(&lab, "run.log", "/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("rotor_last_success_timestamp_seconds{seller=\"u1\",module=\"orders\"}"),
+        "{metrics}"
+    );
     let (_, table, _) = lab.ctl(&["proxies"]);
     assert!(table.contains("removed from the config"), "{table}");
     assert_eq!(table.lines().filter(|l| l.contains("u1/")).count(), 4, "{table}");
@@ -337,4 +346,57 @@ async fn sighup_rotates_secrets_retires_removed_proxies_and_resizes_lanes() {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     assert!(!log.contains("panicked"));
+}
+
+/// `/health` names a demper whose every push fails (prices decided, none changed) until a pass
+/// gets one through, and a configured seller no worker serves (here: too few free proxies).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_names_failing_pushes_and_a_seller_nobody_serves() {
+    let lab = Lab::start("unserved", 3, 3).await;
+    for p in lab.kaspi.products() {
+        lab.kaspi.set_competitor_price(&p, "11111111", "Cheap Rival", 1000.0);
+        lab.kaspi.set_own_offer(UID, &p, OwnOffer { price: Some(1100.0), available: true });
+    }
+    lab.configure(3, "demper = 34\norders = 33\ncatalog = 33", "", &lab.wide_skus(3), "interval = \"500ms\"");
+    let path = lab.dir.join("live.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        "\n[[user]]\nid = 2\nmerchant_uid = \"30067229\"\nproxies = 3\ntoken_env = \"KASPI_TOKEN\"\n\
+         session_env = \"KASPI_SESSION\"\nskus = \"skus.csv\"\n\n[workers]\nlease_ttl = \"3s\"\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    lab.kaspi.set_faults(Faults { refuse_price_updates: true, ..Faults::default() });
+    rotor_live::transport::init_tls();
+    let client = reqwest::Client::builder().timeout(StdDuration::from_secs(5)).build().unwrap();
+    let problems = || async {
+        let r = client.get(status_url(&lab, "run.log", "/health")).send().await.unwrap();
+        let doc: serde_json::Value = r.json().await.unwrap();
+        doc["problems"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let mut child = lab.spawn(&[], "run.log");
+    lab.wait_for("run.log", "pass over 3 SKUs", 1);
+    let start = StdInstant::now();
+    let found = loop {
+        let found = problems().await;
+        if found.iter().any(|p| p.starts_with("user u2:")) {
+            break found;
+        }
+        assert!(start.elapsed() < StdDuration::from_secs(30), "{found:?}\n{}", lab.log("run.log"));
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+    };
+    let pushes =
+        found.iter().find(|p| p.starts_with("lane u1/demper: every price push of its last pass failed"));
+    assert!(pushes.is_some_and(|p| p.contains("(3 of 3;") && p.contains("HTTP 400")), "{found:?}");
+    let unserved = found.iter().find(|p| p.starts_with("user u2:")).unwrap();
+    assert!(unserved.contains("no worker serves it (too few free proxies to give it its 3)"), "{found:?}");
+
+    // Kaspi takes prices again: the next pass clears the demper's problem.
+    lab.kaspi.set_faults(Faults::default());
+    let passes = lab.log("run.log").matches("pass over 3 SKUs").count();
+    lab.wait_for("run.log", "pass over 3 SKUs", passes + 2);
+    let found = problems().await;
+    assert!(!found.iter().any(|p| p.contains("price push")), "{found:?}");
+    assert!(found.iter().any(|p| p.starts_with("user u2:")), "{found:?}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use rotor_engine::{Duration, Instant, Module, ProxyId};
+use rotor_engine::{Duration, Instant, Module, ProxyId, UserId};
 use tokio::task::JoinSet;
 
 use super::clock;
@@ -28,6 +28,8 @@ pub(super) struct Seller {
     pub(super) waiting: bool,
     /// Ends the tenure of the seller's workers (`workers::Tenure`) when its lanes go.
     pub(super) tenure: Arc<std::sync::atomic::AtomicU64>,
+    /// Since when no worker serves it (while it should be served).
+    pub(super) unserved_since: Option<std::time::Instant>,
 }
 
 /// Where a seller stands with this worker.
@@ -154,6 +156,44 @@ impl Claims {
                 owned += 1;
             }
         }
+        self.report_unserved(driver, sellers, &drained, now);
+    }
+
+    /// Reports on `/health` each seller that should be served and that no worker has served
+    /// for two lease lengths (a seller moving between workers is unserved for up to one).
+    fn report_unserved(
+        &self,
+        driver: &Driver,
+        sellers: &mut [Seller],
+        drained: &BTreeSet<UserId>,
+        now: Instant,
+    ) {
+        // A store that does not answer is reported on its own.
+        let Ok(owners) = driver.lane_owners() else { return };
+        let grace = std::time::Duration::from_millis(2 * self.ttl.as_millis());
+        let mut unserved = std::collections::BTreeMap::new();
+        for s in sellers.iter_mut() {
+            let user = s.config.id;
+            let active =
+                s.config.subscribed_until_ms.is_none_or(|t| t > now.as_millis()) && !drained.contains(&user);
+            let served = matches!(s.phase, Phase::Serving | Phase::HandingOver)
+                || owners.iter().any(|o| o.0 == user && !o.1.is_empty() && o.2 >= now.as_millis());
+            if !active || served {
+                s.unserved_since = None;
+                continue;
+            }
+            let since = *s.unserved_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= grace {
+                let why = if s.waiting {
+                    format!("too few free proxies to give it its {}", s.config.proxies)
+                } else {
+                    "no live worker holds its lanes".to_owned()
+                };
+                unserved
+                    .insert(user, format!("no worker serves it ({why}) for {} s", since.elapsed().as_secs()));
+            }
+        }
+        driver.metrics.set_unserved(unserved);
     }
 
     /// Renews a seller's lease; a seller being handed over is released once its requests ended.
@@ -334,6 +374,7 @@ pub(super) fn start_workers(
         drop_window: config.demper_drop_window,
         catalog: catalog_rx,
         reported: std::sync::Mutex::default(),
+        pushes: std::sync::Mutex::default(),
         tenure: tenure.clone(),
     });
     // Each loop runs in its lane's span: one seller's story can be filtered out of a busy log.

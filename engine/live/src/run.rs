@@ -247,6 +247,7 @@ fn load_sellers(config: &LiveConfig, store: &mut Store) -> Result<Vec<Seller>, L
             phase: if freed { Phase::Freed } else { Phase::Idle },
             waiting: false,
             tenure: Arc::default(),
+            unserved_since: None,
         });
     }
     Ok(sellers)
@@ -330,7 +331,10 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
                 tracing::warn!("SIGHUP: no config file to read again; ignored");
             },
             () = sleep_deadline => { tracing::info!("run time over: shutting down"); break; }
-            Some(_) = workers.join_next(), if !workers.is_empty() => {}
+            Some(joined) = workers.join_next(), if !workers.is_empty() => if joined.as_ref().is_err_and(tokio::task::JoinError::is_panic) {
+                // The panic itself is on stderr; `/health` names the lane until it runs again.
+                driver.alert("a worker loop ended by a panic; GET /health names its lane, which is not served until rotor restarts");
+            },
             _ = tick.tick() => {}
         }
     }

@@ -268,12 +268,10 @@ async fn answer(mut stream: TcpStream, driver: &Arc<Driver>, rules: &HealthRules
             let store = driver.store_reachable(STORE_PATIENCE).await;
             let mut found =
                 problems(store, &driver.metrics.refused(), &driver.metrics.progress(), rules, clock::now());
+            let lanes = driver.metrics.holds().into_iter().chain(driver.metrics.failures());
+            found.extend(lanes.map(|((user, module), why)| format!("lane {user}/{module}: {why}")));
             found.extend(
-                driver
-                    .metrics
-                    .holds()
-                    .into_iter()
-                    .map(|((user, module), why)| format!("lane {user}/{module}: {why}")),
+                driver.metrics.unserved().into_iter().map(|(user, why)| format!("user {user}: {why}")),
             );
             let doc = json!({ "healthy": found.is_empty(), "problems": found });
             let status = if found.is_empty() { "200 OK" } else { "503 Service Unavailable" };
@@ -344,8 +342,11 @@ mod tests {
         };
         let start = 1_795_488_600_000;
         let mut progress = BTreeMap::new();
-        progress.insert((UserId(1), Module::Demper), Progress { since_ms: start, last_ok_ms: Some(start) });
-        progress.insert((UserId(1), Module::Catalog), Progress { since_ms: start, last_ok_ms: None });
+        progress.insert(
+            (UserId(1), Module::Demper),
+            Progress { since_ms: start, last_ok_ms: Some(start), run: 1 },
+        );
+        progress.insert((UserId(1), Module::Catalog), Progress { since_ms: start, last_ok_ms: None, run: 1 });
         let refused = BTreeMap::new();
         // 3 x 3 min + 40 min = 49 min allowed.
         let promised = rules.promises(2);
@@ -358,7 +359,7 @@ mod tests {
             found,
             vec!["lane u1/demper: last finished a cycle at 2026-11-24T02:50:00.000Z, over 2940 s ago"]
         );
-        progress.insert((UserId(2), Module::Orders), Progress { since_ms: start, last_ok_ms: None });
+        progress.insert((UserId(2), Module::Orders), Progress { since_ms: start, last_ok_ms: None, run: 1 });
         let found = problems(Ok(()), &refused, &progress, &rules, at(71));
         assert!(found[1].starts_with("lane u2/orders: started and finished no cycle"), "{found:?}");
         let refused: BTreeMap<UserId, String> =

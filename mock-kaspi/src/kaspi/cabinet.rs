@@ -123,6 +123,9 @@ pub(crate) fn price_update(st: &mut State, req: &Request, ip: &str) -> (u16, Rep
         return (403, error(403, "merchantUid does not match the session"));
     }
     let Some(price) = body["price"].as_f64() else { return (400, error(400, "price must be a number")) };
+    if st.faults.refuse_price_updates {
+        return (400, error(400, "the price is outside the range allowed for this product"));
+    }
     let sku = body["sku"].as_str().unwrap_or_default().to_owned();
     st.price_updates.push(PriceUpdate { merchant_uid: uid, sku, price, body });
     let id = format!("job-{}", st.price_updates.len());

@@ -114,6 +114,9 @@ pub struct Faults {
     /// The Shop API's order list links each order's entries on this origin
     /// (`scheme://host:port`) instead of its own: an answer that would lead the token elsewhere.
     pub entries_origin: Option<String>,
+    /// Every well-formed price update is refused with a 400 (Kaspi's validation refusing the
+    /// price): what a demper pushing into a wall sees.
+    pub refuse_price_updates: bool,
 }
 
 /// A cabinet offer list that answers 200 with a list that cannot be trusted: what a partial

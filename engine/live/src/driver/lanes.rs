@@ -238,6 +238,11 @@ impl Driver {
         lock(&self.store).drained().unwrap_or_default()
     }
 
+    /// Each seller's lane owner and its lease's end (epoch ms), as the store holds them.
+    pub fn lane_owners(&self) -> Result<Vec<(UserId, String, u64)>, StoreError> {
+        lock(&self.store).lane_owners()
+    }
+
     /// Starts applying operator commands after the newest one in the store: the state this
     /// engine was built from already holds their effect.
     pub fn commands_seen(&self) -> Result<(), StoreError> {

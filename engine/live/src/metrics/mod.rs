@@ -165,6 +165,13 @@ pub struct Metrics {
     stall_after: Family<ModuleLabel, Gauge<f64, AtomicU64>>,
     min_pool: Gauge,
     progress: Mutex<BTreeMap<(UserId, Module), Progress>>,
+    /// The last run number handed out.
+    runs: AtomicU64,
+    /// Lanes whose work fails as a whole (every push of a pass refused, a loop ended by a
+    /// panic), with why: what `/health` reports.
+    failing: Mutex<BTreeMap<(UserId, Module), String>>,
+    /// Configured sellers no worker serves, with why.
+    unserved: Mutex<BTreeMap<UserId, String>>,
     refused: Mutex<BTreeMap<UserId, String>>,
     catalogs_refused: Family<ReasonLabel, Counter>,
     not_priced: Family<SellerLabel, Gauge>,
@@ -186,6 +193,9 @@ pub struct Progress {
     pub since_ms: u64,
     /// When its last cycle (a pass, a poll, a sync) ended (epoch ms).
     pub last_ok_ms: Option<u64>,
+    /// Which run of the lane's loop this is ([`Metrics::loop_started`]): a loop that ends
+    /// after a newer one started (a SIGHUP restart, a re-claim) leaves the newer one's record.
+    pub run: u64,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -253,6 +263,9 @@ impl Metrics {
             stall_after: Family::default(),
             min_pool: Gauge::default(),
             progress: Mutex::default(),
+            runs: AtomicU64::new(0),
+            failing: Mutex::default(),
+            unserved: Mutex::default(),
             refused: Mutex::default(),
             catalogs_refused: Family::default(),
             not_priced: Family::default(),
@@ -347,26 +360,74 @@ impl Metrics {
         self.died.get_or_create(&module(m)).inc();
     }
 
-    /// A worker loop of `user`'s `module` started at `now_ms`.
-    pub fn loop_started(&self, user: UserId, m: Module, now_ms: u64) {
+    /// A worker loop of `user`'s `module` started at `now_ms`: its run number, which the loop
+    /// gives back to [`Metrics::cycle_done`] and [`Metrics::loop_ended`].
+    pub fn loop_started(&self, user: UserId, m: Module, now_ms: u64) -> u64 {
+        let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         self.loops.get_or_create(&module(m)).inc();
-        locked(&self.progress).insert((user, m), Progress { since_ms: now_ms, last_ok_ms: None });
+        locked(&self.progress).insert((user, m), Progress { since_ms: now_ms, last_ok_ms: None, run });
+        locked(&self.failing).remove(&(user, m));
+        run
     }
 
-    /// A worker loop of `user`'s `module` ended.
-    pub fn loop_ended(&self, user: UserId, m: Module) {
+    /// Run `run` of `user`'s `module` ended; `panic` says so if a panic ended it (the lane then
+    /// stays reported until a new loop starts). A newer run's record is left alone.
+    pub fn loop_ended(&self, user: UserId, m: Module, run: u64, panic: Option<u64>) {
         self.loops.get_or_create(&module(m)).dec();
-        locked(&self.progress).remove(&(user, m));
+        let mut progress = locked(&self.progress);
+        if progress.get(&(user, m)).is_none_or(|p| p.run != run) {
+            return;
+        }
+        progress.remove(&(user, m));
         self.last_success.remove(&SellerModule { seller: user.to_string(), module: m.name() });
+        let mut failing = locked(&self.failing);
+        match panic {
+            Some(at_ms) => {
+                failing.insert(
+                    (user, m),
+                    format!(
+                        "its loop ended by a panic at {}; the seller's {m} is not served until rotor restarts (the journal has the panic)",
+                        crate::log::utc(at_ms)
+                    ),
+                );
+            }
+            None => {
+                failing.remove(&(user, m));
+            }
+        }
     }
 
-    /// A cycle of `user`'s `module` ended at `now_ms`: its lane made progress.
-    pub fn cycle_done(&self, user: UserId, m: Module, now_ms: u64) {
-        if let Some(p) = locked(&self.progress).get_mut(&(user, m)) {
+    /// A cycle of run `run` of `user`'s `module` ended at `now_ms`: its lane made progress.
+    pub fn cycle_done(&self, user: UserId, m: Module, run: u64, now_ms: u64) {
+        if let Some(p) = locked(&self.progress).get_mut(&(user, m)).filter(|p| p.run == run) {
             p.last_ok_ms = Some(now_ms);
             let labels = SellerModule { seller: user.to_string(), module: m.name() };
             self.last_success.get_or_create(&labels).set(now_ms as f64 / 1000.0);
         }
+    }
+
+    /// `user`'s `module` fails as a whole (`Some(why)`), or works again.
+    pub fn failing(&self, user: UserId, m: Module, why: Option<String>) {
+        let mut failing = locked(&self.failing);
+        match why {
+            Some(why) => failing.insert((user, m), why),
+            None => failing.remove(&(user, m)),
+        };
+    }
+
+    /// Lanes whose work fails as a whole, with why.
+    pub fn failures(&self) -> BTreeMap<(UserId, Module), String> {
+        locked(&self.failing).clone()
+    }
+
+    /// The configured sellers no worker serves now, with why (set by the claims loop).
+    pub fn set_unserved(&self, unserved: BTreeMap<UserId, String>) {
+        *locked(&self.unserved) = unserved;
+    }
+
+    /// See [`Metrics::set_unserved`].
+    pub fn unserved(&self) -> BTreeMap<UserId, String> {
+        locked(&self.unserved).clone()
     }
 
     /// The progress of every running worker loop.

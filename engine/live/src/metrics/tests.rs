@@ -62,8 +62,8 @@ fn a_400_or_404_is_a_client_error_and_progress_is_per_seller() {
     m.call(Endpoint::CabinetPriceUpdate, Some(502));
     m.call(Endpoint::CabinetPriceUpdate, None);
     assert_eq!(m.calls_ok_and_total(), (1, 5));
-    m.loop_started(UserId(3), Module::Orders, 1_000);
-    m.cycle_done(UserId(3), Module::Orders, 2_500);
+    let run = m.loop_started(UserId(3), Module::Orders, 1_000);
+    m.cycle_done(UserId(3), Module::Orders, run, 2_500);
     m.order_stored();
     m.provider_blocked("capped", true);
     m.credentials_refused(UserId(5), "on orders: HTTP 401".into());
@@ -100,7 +100,7 @@ fn a_400_or_404_is_a_client_error_and_progress_is_per_seller() {
     ] {
         assert!(text.contains(line), "{line} missing:\n{text}");
     }
-    m.loop_ended(UserId(3), Module::Orders);
+    m.loop_ended(UserId(3), Module::Orders, run, None);
     assert!(m.progress().is_empty());
     let text = m.render(&Snapshot::default());
     assert!(!text.contains("seller=\"u3\""), "an ended loop's seller leaves the exposition:\n{text}");
@@ -110,8 +110,8 @@ fn a_400_or_404_is_a_client_error_and_progress_is_per_seller() {
 #[test]
 fn the_exposition_parses_as_openmetrics_and_a_damaged_one_does_not() {
     let m = Metrics::default();
-    m.loop_started(UserId(1), Module::Demper, 1_000);
-    m.cycle_done(UserId(1), Module::Demper, 2_000);
+    let run = m.loop_started(UserId(1), Module::Demper, 1_000);
+    m.cycle_done(UserId(1), Module::Demper, run, 2_000);
     m.cycle(Module::Demper, 12.0);
     m.attempt(Endpoint::StorefrontOffers, 0.3);
     let text = m.render(&snapshot());

@@ -212,6 +212,8 @@ pub struct Demper {
     pub catalog: watch::Receiver<CatalogState>,
     /// SKUs already reported as not priced in this tenure (each is logged once).
     pub reported: Mutex<BTreeSet<String>>,
+    /// This pass's price pushes: how many were sent, how many failed, and the last failure.
+    pub pushes: Mutex<(u32, u32, Option<String>)>,
     /// The stint of serving this seller the worker belongs to.
     pub tenure: super::Tenure,
 }
@@ -245,12 +247,14 @@ impl Demper {
                 }
             }
             let start = clock::now();
+            *crate::driver::lock(&self.pushes) = (0, 0, None);
             let (stop, read) = self.pass(start).await;
             let seconds = clock::now().saturating_since(start).as_millis() as f64 / 1000.0;
             if stop {
                 return;
             }
             running.cycle(seconds, read > 0 || self.skus.is_empty());
+            self.judge_pushes();
             tracing::info!("user {user}/demper: pass over {} SKUs took {seconds:.1} s", self.skus.len());
             done += 1;
             // Spread passes keep their rhythm (one interval from start to start, or at once if
@@ -260,6 +264,31 @@ impl Demper {
                 return;
             }
         }
+    }
+
+    /// Pushes `price` for `sku` (the catalogue's `model`), counted in this pass's tally.
+    async fn push(&self, sku: &str, model: &str, price: f64) -> Result<(), kaspi::ApiError> {
+        let result = kaspi::push_price(&self.driver, &self.urls, &self.account, sku, model, price).await;
+        let mut tally = crate::driver::lock(&self.pushes);
+        tally.0 += 1;
+        if let Err(e) = &result {
+            tally.1 += 1;
+            tally.2 = Some(e.to_string());
+        }
+        result
+    }
+
+    /// After a pass: a demper whose every push failed (prices decided, none changed) is
+    /// reported on `/health` until a pass gets one through.
+    fn judge_pushes(&self) {
+        let (sent, failed, last) = crate::driver::lock(&self.pushes).clone();
+        let why = (sent > 0 && failed == sent).then(|| {
+            format!(
+                "every price push of its last pass failed ({failed} of {sent}; the last: {}); no price changes",
+                last.unwrap_or_default()
+            )
+        });
+        self.driver.metrics.failing(self.account.user, Module::Demper, why);
     }
 
     /// Waits until the seller's catalogue may be priced from: logged once, and named on
@@ -449,7 +478,7 @@ impl Demper {
         } else if let (true, false, Some(price), Some(model)) =
             (r.push, self.dry_run, r.price, &listing.model)
         {
-            match kaspi::push_price(&self.driver, &self.urls, &self.account, &sku.sku, model, price).await {
+            match self.push(&sku.sku, model, price).await {
                 Ok(()) => {
                     pushed = true;
                     self.driver.metrics.pushed();

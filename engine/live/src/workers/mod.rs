@@ -41,11 +41,14 @@ impl Tenure {
 }
 
 /// Counts a running worker loop in the driver's metrics for as long as it lives, and records
-/// each cycle that made progress (what `/health` reads to tell a stalled lane).
+/// each cycle that made progress (what `/health` reads to tell a stalled lane). Each loop is a
+/// run of its own, so one that ends after its successor started leaves the successor's record;
+/// one that ends by a panic leaves its lane reported.
 pub(crate) struct Running<'a> {
     metrics: &'a crate::metrics::Metrics,
     user: rotor_engine::UserId,
     module: Module,
+    run: u64,
 }
 
 impl<'a> Running<'a> {
@@ -54,8 +57,8 @@ impl<'a> Running<'a> {
         user: rotor_engine::UserId,
         module: Module,
     ) -> Self {
-        metrics.loop_started(user, module, crate::clock::now().as_millis());
-        Running { metrics, user, module }
+        let run = metrics.loop_started(user, module, crate::clock::now().as_millis());
+        Running { metrics, user, module, run }
     }
 
     /// A cycle that took `seconds` ended; `progressed` if it got work through (not every
@@ -63,14 +66,15 @@ impl<'a> Running<'a> {
     pub(crate) fn cycle(&self, seconds: f64, progressed: bool) {
         self.metrics.cycle(self.module, seconds);
         if progressed {
-            self.metrics.cycle_done(self.user, self.module, crate::clock::now().as_millis());
+            self.metrics.cycle_done(self.user, self.module, self.run, crate::clock::now().as_millis());
         }
     }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.metrics.loop_ended(self.user, self.module);
+        let panic = std::thread::panicking().then(|| crate::clock::now().as_millis());
+        self.metrics.loop_ended(self.user, self.module, self.run, panic);
     }
 }
 
@@ -120,6 +124,33 @@ mod tests {
         assert!(matches!(next(&failed(FailReason::NotAllocated)), Next::Stop));
         assert!(matches!(next(&ApiError::Call(CallError::LaneLost)), Next::Stop));
         assert!(matches!(next(&failed(FailReason::NoLiveProxies)), Next::Continue));
+    }
+
+    #[test]
+    fn an_old_loop_ending_leaves_the_new_ones_record_and_a_panic_leaves_its_lane_reported() {
+        let metrics = crate::metrics::Metrics::default();
+        let user = rotor_engine::UserId(1);
+        let old = Running::new(&metrics, user, Module::Demper);
+        let new = Running::new(&metrics, user, Module::Demper);
+        drop(old);
+        new.cycle(1.0, true);
+        let progress = metrics.progress();
+        assert!(progress[&(user, Module::Demper)].last_ok_ms.is_some(), "the new loop's record stays");
+        assert_eq!(metrics.loops(Module::Demper), 1);
+        drop(new);
+        assert!(metrics.progress().is_empty() && metrics.failures().is_empty());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _running = Running::new(&metrics, user, Module::Orders);
+            panic!("a bug");
+        }));
+        assert!(panicked.is_err());
+        let failing = metrics.failures();
+        assert!(failing[&(user, Module::Orders)].contains("ended by a panic"), "{failing:?}");
+        assert_eq!(metrics.loops(Module::Orders), 0);
+        // A new loop for the lane clears it.
+        let again = Running::new(&metrics, user, Module::Orders);
+        assert!(metrics.failures().is_empty());
+        drop(again);
     }
 
     #[test]
