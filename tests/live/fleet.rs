@@ -71,3 +71,33 @@ async fn a_probe_retires_nothing_and_a_proxy_listed_again_comes_back() {
     assert!(log.contains("is listed again; it comes back after its rest"), "{log}");
     assert!(lab.store().proxies().unwrap().iter().all(|p| !p.dead));
 }
+
+/// Several workers, one store: a worker whose config carries an older `[workers]
+/// config_version` than one already applied is refused at start (exit 2, naming both versions)
+/// and retires nothing the newer list added; the newer list, applied, retires what it dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_config_cannot_retire_what_a_newer_one_added() {
+    let lab = Lab::start("version", 4, 5).await;
+    lab.configure(3, "demper = 67\norders = 0\ncatalog = 33", "", &lab.wide_skus(5), "");
+    let path = lab.dir.join("live.toml");
+    let full = std::fs::read_to_string(&path).unwrap();
+    let versioned = |text: &str, v: u64| format!("[workers]\nconfig_version = {v}\n\n{text}");
+    // Version 2 lists four proxies.
+    std::fs::write(&path, versioned(&full, 2)).unwrap();
+    let (code, log) = lab.run(&["--once", "--dry-run"], StdDuration::from_secs(30), "new.log").await;
+    assert_eq!(code, 0, "{log}");
+    // A worker still holding version 1, which lacked the fourth proxy.
+    let older = full.replace(&proxy_block(&full, 3), "");
+    std::fs::write(&path, versioned(&older, 1)).unwrap();
+    let (code, log) = lab.run(&["--once", "--dry-run"], StdDuration::from_secs(30), "old.log").await;
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("config_version is 1") && log.contains("version 2"), "{log}");
+    assert!(lab.store().proxies().unwrap().iter().all(|p| !p.dead), "the older list retired a proxy");
+    // Version 3 drops the fourth proxy on purpose: it is retired.
+    std::fs::write(&path, versioned(&older, 3)).unwrap();
+    let (code, log) = lab.run(&["--once", "--dry-run"], StdDuration::from_secs(30), "newer.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("is no longer listed; it is retired"), "{log}");
+    assert_eq!(lab.store().proxies().unwrap().iter().filter(|p| p.dead).count(), 1);
+    assert_eq!(lab.store().proxy_list_version().unwrap(), 3);
+}

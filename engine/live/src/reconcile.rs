@@ -54,10 +54,40 @@ pub(super) fn reconcile_proxies(
     Ok((retired, revived))
 }
 
+/// Checks that `config`'s proxy list is not older than one a worker already applied
+/// (`[workers] config_version`), before anything of it is written: an older list would bring
+/// back old URLs and retire what the newer one added. A worker's check also records its version
+/// as applied; a tool's (`rotor probe`, `rotor calibrate`) only compares.
+pub(super) fn check_version(
+    store: &mut Store,
+    config: &LiveConfig,
+    opener: super::run::Opener,
+) -> Result<(), LiveError> {
+    let mine = config.config_version;
+    let applied = match opener {
+        super::run::Opener::Worker => store.raise_proxy_list_version(mine)?,
+        super::run::Opener::Tool => store.proxy_list_version()?,
+    };
+    if applied > mine {
+        return Err(LiveError::Config(format!(
+            "[workers] config_version is {mine}, but a worker on this store already applied the proxy list of \
+             version {applied}: this config is older, and acting on it would undo the newer list's changes. \
+             Install the newer config here, or, if this one is the newest, raise config_version above {applied}"
+        )));
+    }
+    Ok(())
+}
+
 /// Records the config's proxies in the store (each under its identity, see
 /// `Store::upsert_proxy`) and returns their rows, in the config's order: the one answer to
 /// "which row is this `[[proxy]]`" that the worker, the probe and the calibration all use.
-pub(super) fn record(store: &mut Store, config: &LiveConfig) -> Result<Vec<ProxyId>, LiveError> {
+/// The config's version is checked first ([`check_version`]).
+pub(super) fn record(
+    store: &mut Store,
+    config: &LiveConfig,
+    opener: super::run::Opener,
+) -> Result<Vec<ProxyId>, LiveError> {
+    check_version(store, config, opener)?;
     let passwords = super::run::proxy_passwords(config)?;
     let now = clock::now().as_millis();
     let mut rows = Vec::with_capacity(config.proxies.len());

@@ -60,7 +60,7 @@ pub(crate) fn open_state(config: &LiveConfig, opener: Opener) -> Result<State, L
     let mut store = crate::ctl::open(config)?;
     anchor_clock(&mut store)?;
     let now = clock::now();
-    let rows = super::reconcile::record(&mut store, config)?;
+    let rows = super::reconcile::record(&mut store, config, opener)?;
     if opener == Opener::Worker {
         super::reconcile::reconcile_proxies(&mut store, &rows.iter().copied().collect())?;
     }
@@ -140,6 +140,7 @@ pub(super) fn record_proxies(
     driver: &Driver,
 ) -> Result<(Vec<rotor_engine::ProxyId>, std::collections::BTreeSet<rotor_engine::ProxyId>), LiveError> {
     let timeouts = Timeouts { request: config.timeout, connect: config.connect_timeout };
+    driver.store_call(|s| super::reconcile::check_version(s, config, Opener::Worker))?;
     let resolved = proxy_passwords(config)?;
     let before = driver.store_call(Store::proxies)?;
     let known = driver.proxy_count();

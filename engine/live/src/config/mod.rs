@@ -125,6 +125,11 @@ pub struct LiveConfig {
     /// How long a lane lease lasts unless renewed; a dead worker's lanes move after it.
     /// Defaults to 60 s.
     pub lease_ttl: Duration,
+    /// The version of this config's proxy list (`[workers] config_version`, default 0): raised
+    /// with each edit of the `[[proxy]]` entries when several workers share a store, so that a
+    /// worker still holding an older file never retires what a newer one added (it is refused
+    /// instead). See docs/deploy.md.
+    pub config_version: u64,
     /// Where the store's encryption key comes from (32 bytes, hex or base64). Defaults to
     /// `$ROTOR_STORE_KEY`.
     pub store_key: SecretSource,

@@ -96,6 +96,7 @@ pub(super) struct RawStore {
 pub(super) struct RawWorkers {
     pub(super) id: Option<String>,
     pub(super) lease_ttl: Option<Span>,
+    pub(super) config_version: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

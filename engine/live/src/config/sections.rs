@@ -151,6 +151,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         decisions_retention,
         worker_id: raw.workers.id,
         lease_ttl,
+        config_version: raw.workers.config_version.unwrap_or(0),
         store_key,
         status_listen: raw.status.listen.unwrap_or(default::STATUS_LISTEN),
         stall_intervals: raw.status.stall_intervals.map_or(3, std::num::NonZeroU32::get),

@@ -10,6 +10,30 @@ use super::sql::{Dialect, Value};
 use super::{NewProxy, Store, StoreError, StoredProxy, int, opt_uint, text, uint};
 
 impl Store {
+    /// The highest `[workers] config_version` whose proxy list a worker applied (0: none).
+    pub fn proxy_list_version(&mut self) -> Result<u64, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT value FROM rotor_meta WHERE key = 'proxy_list_version'", &[])
+            .map_err(ctx("read the proxy list's version"))?;
+        Ok(rows.first().map_or(0, |r| uint(r, 0)))
+    }
+
+    /// Records that a worker applies the proxy list of `version`, unless a higher one was
+    /// applied; returns the highest applied, after this call.
+    pub fn raise_proxy_list_version(&mut self, version: u64) -> Result<u64, StoreError> {
+        self.tx(|c| {
+            c.exec(
+                "INSERT INTO rotor_meta (key, value) VALUES ('proxy_list_version', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE rotor_meta.value < excluded.value",
+                &[version.into()],
+            )?;
+            let rows = c.query("SELECT value FROM rotor_meta WHERE key = 'proxy_list_version'", &[])?;
+            Ok(rows.first().map_or(0, |r| uint(r, 0)))
+        })
+        .map_err(ctx("record the proxy list's version"))
+    }
+
     /// Records a proxy (from the config or a purchase) and returns its id. A proxy is known by
     /// its identity, not its URL: Proxy6's id for a bought one, the egress IP for a configured
     /// one. A known proxy keeps its id, state, rests and budget, and takes the new URL and login
