@@ -129,6 +129,50 @@ async fn orders_are_stored_exactly_once_across_polls_and_a_restart() {
     assert_eq!(String::from_utf8_lossy(&recent.stdout).lines().count(), 1);
 }
 
+/// An order created before the poll's window that is not final yet is followed by itself
+/// (`[orders] follow_per_poll` a poll, least recently looked at first) until it is: a change
+/// Kaspi makes to it reaches the store and the order log, which the window alone never sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_order_older_than_the_window_is_followed_until_it_is_final() {
+    let lab = Lab::start("follow", 3, 3).await;
+    lab.configure(3, "demper = 0\norders = 100\ncatalog = 0", "", "sku,product_id,floor,ceiling\n", "");
+    let path = lab.dir.join("live.toml");
+    let base = std::fs::read_to_string(&path).unwrap();
+    let with = |follow: u32| {
+        let orders = format!("[orders]\ninterval = \"1s\"\nrecheck = \"1h\"\nfollow_per_poll = {follow}\n");
+        std::fs::write(&path, base.replace("[orders]\ninterval = \"1s\"\n", &orders)).unwrap();
+    };
+    with(5);
+    let (code, log) = lab.run(&["--once"], StdDuration::from_secs(60), "first.log").await;
+    assert_eq!(code, 0, "{log}");
+    let mut orders = lab.kaspi.orders();
+    orders.sort_by_key(|o| o.creation_ms);
+    let oldest = &orders[0];
+    assert!(
+        oldest.creation_ms + 3_600_000 < orders.last().unwrap().creation_ms,
+        "the fake's orders span an hour"
+    );
+    assert!(lab.kaspi.set_order_status(&oldest.id, "COMPLETED", Some("ARCHIVE")));
+    let changed = |log: &str| log.contains(&format!("order {} is now COMPLETED", oldest.code));
+    // Not followed: the window (the last hour) never sees the change.
+    with(0);
+    let (code, log) = lab.run(&["--once"], StdDuration::from_secs(60), "blind.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(!changed(&log), "{log}");
+    // Followed: the least recently looked at open orders, the oldest first, one request each.
+    with(5);
+    let (code, log) = lab.run(&["--once"], StdDuration::from_secs(60), "follow.log").await;
+    assert_eq!(code, 0, "{log}");
+    assert!(changed(&log), "{log}");
+    let events = lab.store().order_events(0, 0, 10_000).unwrap();
+    let last = events.last().unwrap();
+    assert_eq!((last.kind.as_str(), last.order.id.as_str()), ("changed", oldest.id.as_str()));
+    // Final now: it is followed no more.
+    let open = lab.store().open_orders(rotor_engine::UserId(1), u64::MAX, 10_000).unwrap();
+    assert!(!open.contains(&oldest.id) && open.len() == orders.len() - 1, "{}", open.len());
+    assert_safe(&lab);
+}
+
 /// An order event the webhook's receiver refuses for good (a 422) is tried a few times, set
 /// aside as a dead letter with an alert, and the events after it flow; `rotor orders
 /// dead-letters` lists it, `/metrics` counts it, and `--retry` delivers it once the receiver is

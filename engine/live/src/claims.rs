@@ -401,6 +401,7 @@ pub(super) fn start_workers(
                 interval: config.orders_interval,
                 lookback: config.orders_lookback,
                 recheck: config.orders_recheck,
+                follow: config.orders_follow_per_poll,
                 polls: once,
                 tenure: tenure.clone(),
             }

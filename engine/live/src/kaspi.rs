@@ -291,50 +291,70 @@ pub async fn orders_page(
     let reply = driver.call(spec, |c| shop(c.get(&url).query(&query), account)).await?;
     let v = ok_json(&reply, "orders")?;
     let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("orders: no `data` array".into()))?;
-    let mut out = Vec::new();
-    for o in data {
-        let (Some(id), Some(a)) = (o["id"].as_str(), o.get("attributes")) else {
-            return Err(ApiError::Answer("orders: an order without `id` or `attributes`".into()));
-        };
-        let related = o["relationships"]["entries"]["links"]["related"].as_str();
-        let entries_url = match related {
-            Some(u) if u.contains("://") => {
-                // The token goes with this call: only to the Shop API's own scheme, host and port.
-                if origin(u) != origin(&urls.shop_api) {
-                    return Err(ApiError::Answer(format!(
-                        "orders: order {id}'s entries link points to {}, not the Shop API ({}); \
-                         refused, the token goes only to Kaspi",
-                        origin(u),
-                        origin(&urls.shop_api)
-                    )));
-                }
-                u.to_owned()
-            }
-            Some(u) if u.starts_with('/') => format!("{}{}", origin(&urls.shop_api), u),
-            Some(u) => {
+    let out = data.iter().map(|o| listed_order(o, urls)).collect::<Result<Vec<_>, _>>()?;
+    Ok((out, v["meta"]["pageCount"].as_u64().unwrap_or(1)))
+}
+
+/// An order of the Shop API as it stands now (`GET /v2/orders/{id}`): what a poll uses to
+/// follow an order created before its window until the order is final.
+pub async fn order_by_id(
+    driver: &Driver,
+    urls: &KaspiUrls,
+    account: &Account,
+    id: &str,
+) -> Result<ListedOrder, ApiError> {
+    let url = format!("{}/orders/{id}", urls.shop_api);
+    let spec = RequestSpec::new(account.user, Module::Orders, Endpoint::ShopOrders);
+    let reply = driver.call(spec, |c| shop(c.get(&url), account)).await?;
+    let v = ok_json(&reply, "order")?;
+    let order = listed_order(&v["data"], urls)?;
+    if order.order.id != id {
+        return Err(ApiError::Answer(format!("order {id}: the answer is about order {}", order.order.id)));
+    }
+    Ok(order)
+}
+
+/// One order resource of a Shop API answer. Its entries link must stay on the Shop API's own
+/// origin: the token goes with that call.
+fn listed_order(o: &Value, urls: &KaspiUrls) -> Result<ListedOrder, ApiError> {
+    let (Some(id), Some(a)) = (o["id"].as_str(), o.get("attributes")) else {
+        return Err(ApiError::Answer("orders: an order without `id` or `attributes`".into()));
+    };
+    let related = o["relationships"]["entries"]["links"]["related"].as_str();
+    let entries_url = match related {
+        Some(u) if u.contains("://") => {
+            // The token goes with this call: only to the Shop API's own scheme, host and port.
+            if origin(u) != origin(&urls.shop_api) {
                 return Err(ApiError::Answer(format!(
-                    "orders: order {id}'s entries link `{u}` is not a URL"
+                    "orders: order {id}'s entries link points to {}, not the Shop API ({}); \
+                     refused, the token goes only to Kaspi",
+                    origin(u),
+                    origin(&urls.shop_api)
                 )));
             }
-            None => format!("{}/orders/{id}/entries", urls.shop_api),
-        };
-        out.push(ListedOrder {
-            order: NewOrder {
-                id: id.to_owned(),
-                code: a["code"].as_str().map_or_else(|| a["code"].to_string(), str::to_owned),
-                state: a["state"].as_str().map(str::to_owned),
-                status: a["status"].as_str().map(str::to_owned),
-                total_price: a["totalPrice"].as_f64(),
-                creation_ms: a["creationDate"].as_u64().unwrap_or(0),
-                delivery_mode: a["deliveryMode"].as_str().map(str::to_owned),
-                pickup_point: a["pickupPointId"].as_str().map(str::to_owned),
-                planned_delivery_ms: a["plannedDeliveryDate"].as_u64(),
-                entries: Vec::new(),
-            },
-            entries_url,
-        });
-    }
-    Ok((out, v["meta"]["pageCount"].as_u64().unwrap_or(1)))
+            u.to_owned()
+        }
+        Some(u) if u.starts_with('/') => format!("{}{}", origin(&urls.shop_api), u),
+        Some(u) => {
+            return Err(ApiError::Answer(format!("orders: order {id}'s entries link `{u}` is not a URL")));
+        }
+        None => format!("{}/orders/{id}/entries", urls.shop_api),
+    };
+    Ok(ListedOrder {
+        order: NewOrder {
+            id: id.to_owned(),
+            code: a["code"].as_str().map_or_else(|| a["code"].to_string(), str::to_owned),
+            state: a["state"].as_str().map(str::to_owned),
+            status: a["status"].as_str().map(str::to_owned),
+            total_price: a["totalPrice"].as_f64(),
+            creation_ms: a["creationDate"].as_u64().unwrap_or(0),
+            delivery_mode: a["deliveryMode"].as_str().map(str::to_owned),
+            pickup_point: a["pickupPointId"].as_str().map(str::to_owned),
+            planned_delivery_ms: a["plannedDeliveryDate"].as_u64(),
+            entries: Vec::new(),
+        },
+        entries_url,
+    })
 }
 
 /// Whether `url` (`scheme://host[:port]/...`) names a loopback host: 127.0.0.0/8, `[::1]` or

@@ -218,9 +218,9 @@ fn loop_settings_changed(old: &LiveConfig, new: &LiveConfig) -> Vec<&'static str
         ("[demper] max_drop_percent", old.demper_max_drop_percent != new.demper_max_drop_percent),
         ("[demper] drop_window", old.demper_drop_window != new.demper_drop_window),
         (
-            "[orders] interval, lookback or recheck",
-            (old.orders_interval, old.orders_lookback, old.orders_recheck)
-                != (new.orders_interval, new.orders_lookback, new.orders_recheck),
+            "[orders] interval, lookback, recheck or follow_per_poll",
+            (old.orders_interval, old.orders_lookback, old.orders_recheck, old.orders_follow_per_poll)
+                != (new.orders_interval, new.orders_lookback, new.orders_recheck, new.orders_follow_per_poll),
         ),
         ("[catalog] interval", old.catalog_interval != new.catalog_interval),
         ("[catalog] max_shrink_percent", old.catalog_max_shrink_percent != new.catalog_max_shrink_percent),

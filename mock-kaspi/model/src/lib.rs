@@ -28,6 +28,7 @@
 //! - `limiter`: one hypothesis at work, counters per key and bans ([`Limiter`], [`key`]).
 //! - `instants`: the instants inside a trailing window, stored compactly ([`Instants`]).
 //! - `latency`: response-time distributions ([`Latency`]) and their seeded draws ([`Sampler`]).
+//! - `orders`: the order lifecycle's final statuses ([`ORDER_FINAL_STATUSES`]).
 //! - `refusals`: answers outside the limits: a blocked IP's 405 ([`blocked_ip`]) and an
 //!   expired cabinet session ([`ExpiredSession`]).
 
@@ -35,6 +36,7 @@ mod hypothesis;
 mod instants;
 mod latency;
 mod limiter;
+mod orders;
 mod refusals;
 
 pub use hypothesis::{
@@ -44,6 +46,7 @@ pub use hypothesis::{
 pub use instants::{Instants, LONGEST_WINDOW_MS};
 pub use latency::{Latency, Sampler};
 pub use limiter::{Limiter, Limits, Refused, key};
+pub use orders::{ORDER_FINAL_STATUSES, order_is_open};
 pub use refusals::{
     BLOCKED_IP_CAUSE, BLOCKED_IP_STATUS, EXPIRED_SESSION_CAUSE, ExpiredSession, LOGIN_LOCATION, blocked_ip,
 };

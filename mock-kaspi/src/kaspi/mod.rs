@@ -108,6 +108,8 @@ fn route(st: &mut State, req: &Request, ip: &str, path: &str) -> (Option<Endpoin
         path.strip_prefix("/shop/api/v2/orders/").and_then(|r| r.strip_suffix("/entries"))
     {
         (Some(Endpoint::ShopOrderEntries), shop::entries(st, req, ip, id))
+    } else if let Some(id) = path.strip_prefix("/shop/api/v2/orders/").filter(|id| !id.contains('/')) {
+        (Some(Endpoint::ShopOrders), shop::order(st, req, ip, id))
     } else {
         (None, (404, error(404, "Not Found")))
     };

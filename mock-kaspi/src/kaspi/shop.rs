@@ -81,37 +81,58 @@ pub(crate) fn orders(st: &mut State, req: &Request, ip: &str) -> (u16, Reply) {
         .iter()
         .skip((page * size) as usize)
         .take(size as usize)
-        .map(|o| {
-            serde_json::json!({
-                "type": "orders",
-                "id": o.id,
-                "attributes": {
-                    "code": o.code,
-                    "totalPrice": o.total_price,
-                    "paymentMode": "PAY_WITH_CREDIT",
-                    "creationDate": o.creation_ms,
-                    "deliveryCostForSeller": 0,
-                    "isKaspiDelivery": o.state == "KASPI_DELIVERY",
-                    "deliveryMode": "DELIVERY_PICKUP",
-                    "signatureRequired": o.state == "SIGN_REQUIRED",
-                    "preOrder": false,
-                    "state": o.state,
-                    "status": o.status,
-                    "pickupPointId": o.pickup_point_id,
-                    "plannedDeliveryDate": o.planned_delivery_ms,
-                    "customer": { "id": "c1", "name": "Customer", "firstName": "A", "lastName": "B" },
-                    "deliveryCost": 0
-                },
-                "relationships": { "entries": { "links": {
-                    "self": format!("{base}/shop/api/v2/orders/{}/relationships/entries", o.id),
-                    "related": format!("{entries_base}/shop/api/v2/orders/{}/entries", o.id)
-                } } },
-                "links": { "self": format!("{base}/shop/api/v2/orders/{}", o.id) }
-            })
-        })
+        .map(|o| resource(o, &base, &entries_base))
         .collect();
     let body = serde_json::json!({ "data": data, "meta": { "pageCount": total.div_ceil(size), "totalCount": total } });
     (200, json_api(200, &body))
+}
+
+/// One order as a JSON:API resource, its entries linked on `entries_base`.
+fn resource(o: &super::state::Order, base: &str, entries_base: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "orders",
+        "id": o.id,
+        "attributes": {
+            "code": o.code,
+            "totalPrice": o.total_price,
+            "paymentMode": "PAY_WITH_CREDIT",
+            "creationDate": o.creation_ms,
+            "deliveryCostForSeller": 0,
+            "isKaspiDelivery": o.state == "KASPI_DELIVERY",
+            "deliveryMode": "DELIVERY_PICKUP",
+            "signatureRequired": o.state == "SIGN_REQUIRED",
+            "preOrder": false,
+            "state": o.state,
+            "status": o.status,
+            "pickupPointId": o.pickup_point_id,
+            "plannedDeliveryDate": o.planned_delivery_ms,
+            "customer": { "id": "c1", "name": "Customer", "firstName": "A", "lastName": "B" },
+            "deliveryCost": 0
+        },
+        "relationships": { "entries": { "links": {
+            "self": format!("{base}/shop/api/v2/orders/{}/relationships/entries", o.id),
+            "related": format!("{entries_base}/shop/api/v2/orders/{}/entries", o.id)
+        } } },
+        "links": { "self": format!("{base}/shop/api/v2/orders/{}", o.id) }
+    })
+}
+
+/// `GET /v2/orders/{id}`: one order of the token's merchant, as the list shows it.
+pub(crate) fn order(st: &mut State, req: &Request, ip: &str, id: &str) -> (u16, Reply) {
+    if req.method.as_str() != "GET" {
+        return (405, error(405, "Method Not Allowed"));
+    }
+    let Some(account) = token(st, req) else { return (401, error(401, "Unauthorized")) };
+    if let Some(refused) = st.gate(ip, Some(account), Endpoint::ShopOrders) {
+        return super::refusal(refused);
+    }
+    let uid = st.config.merchants[account].uid.clone();
+    let Some(o) = st.orders.iter().find(|o| o.id == id && o.merchant == uid) else {
+        return (404, error(404, "Not Found"));
+    };
+    let base = base(req);
+    let entries_base = st.faults.entries_origin.clone().unwrap_or_else(|| base.clone());
+    (200, json_api(200, &serde_json::json!({ "data": resource(o, &base, &entries_base) })))
 }
 
 pub(crate) fn entries(st: &mut State, req: &Request, ip: &str, id: &str) -> (u16, Reply) {

@@ -177,6 +177,10 @@ pub struct LiveConfig {
     /// Orders created this recently are looked at again each poll, for a change of state or
     /// status. Defaults to 3 days (at most the lookback).
     pub orders_recheck: Duration,
+    /// Open orders created before a poll's window looked at one by one (`GET /v2/orders/{id}`)
+    /// per poll, least recently looked at first, until each is final. Defaults to 20; 0 stops
+    /// following them.
+    pub orders_follow_per_poll: u32,
     /// Where each order event is posted, if anywhere.
     pub orders_webhook: Option<Webhook>,
     /// Catalog sync interval; `None` ("0s" in the file): only at start, when the store holds no
@@ -448,6 +452,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("not both"), "{}", e.message);
+        assert_eq!(cfg("").unwrap().orders_follow_per_poll, 20);
+        let e = cfg("[orders]\nfollow_per_poll = 101\n").unwrap_err();
+        assert!(e.message.contains("[orders] follow_per_poll is 101; valid: 0 to 100"), "{}", e.message);
         let e = cfg("[kaspi]\nstorefront = \"kaspi.kz\"\n").unwrap_err();
         assert!(e.message.contains("valid: an https:// URL"), "{}", e.message);
         // The token and cookies travel to these hosts: plain http only to a loopback fake.

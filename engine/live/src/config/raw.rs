@@ -174,6 +174,7 @@ pub(super) struct RawOrders {
     pub(super) interval: Option<Span>,
     pub(super) lookback: Option<Span>,
     pub(super) recheck: Option<Span>,
+    pub(super) follow_per_poll: Option<u32>,
     pub(super) webhook: Option<String>,
     pub(super) webhook_token_env: Option<String>,
     pub(super) webhook_token_file: Option<PathBuf>,

@@ -108,36 +108,7 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
             timeout.as_millis()
         )));
     }
-    let orders_lookback = raw.orders.lookback.map_or(default::ORDERS_LOOKBACK, |s| s.0);
-    if orders_lookback > default::ORDERS_LOOKBACK || orders_lookback == Duration::ZERO {
-        return Err(cx.whole(format!(
-            "[orders] lookback is {} ms; valid: above 0 and at most 14d (Kaspi refuses longer windows)",
-            orders_lookback.as_millis()
-        )));
-    }
-    let orders_recheck =
-        raw.orders.recheck.map_or(Duration::from_mins(3 * 24 * 60).min(orders_lookback), |s| s.0);
-    if orders_recheck > orders_lookback {
-        return Err(cx.whole(format!(
-            "[orders] recheck is {} ms; valid: at most the lookback ({} ms)",
-            orders_recheck.as_millis(),
-            orders_lookback.as_millis()
-        )));
-    }
-    let orders_webhook = match raw.orders.webhook {
-        None => None,
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(super::Webhook {
-            url,
-            token: match (raw.orders.webhook_token_env, raw.orders.webhook_token_file) {
-                (None, None) => None,
-                (env, file) => Some(cx.secret("webhook_token", env, file, None)?),
-            },
-            timeout: raw.orders.webhook_timeout.map_or(Duration::from_secs(10), |s| s.0),
-        }),
-        Some(url) => {
-            return Err(cx.whole(format!("[orders] webhook is `{url}`; valid: an http:// or https:// URL")));
-        }
-    };
+    let orders = orders_section(&cx, raw.orders)?;
     let demper_step = raw.demper.step.unwrap_or(default::DEMPER_STEP);
     if !(demper_step.is_finite() && demper_step >= 0.0) {
         return Err(cx.whole(format!("[demper] step is {demper_step}; valid: 0 or more tenge")));
@@ -171,10 +142,11 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         demper_spread: raw.demper.spread.unwrap_or(true),
         demper_max_drop_percent,
         demper_drop_window,
-        orders_interval: raw.orders.interval.map_or(default::ORDERS_INTERVAL, |s| s.0),
-        orders_lookback,
-        orders_recheck,
-        orders_webhook,
+        orders_interval: orders.interval,
+        orders_lookback: orders.lookback,
+        orders_recheck: orders.recheck,
+        orders_follow_per_poll: orders.follow_per_poll,
+        orders_webhook: orders.webhook,
         // On a schedule by default, so that a price changed in the cabinet is seen within the
         // hour (the newer of it and our last push is the current price); "0s" turns it off.
         catalog_interval: match raw.catalog.interval {
@@ -192,6 +164,60 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
 
 /// The listing guards: `[demper] max_drop_percent` and `drop_window`, `[catalog]
 /// max_shrink_percent`.
+/// `[orders]`: the window, the recheck span, the open orders followed per poll, the webhook.
+struct OrdersSection {
+    interval: Duration,
+    lookback: Duration,
+    recheck: Duration,
+    follow_per_poll: u32,
+    webhook: Option<super::Webhook>,
+}
+
+fn orders_section(cx: &Ctx<'_>, o: super::raw::RawOrders) -> Result<OrdersSection, ConfigError> {
+    let orders_lookback = o.lookback.map_or(default::ORDERS_LOOKBACK, |s| s.0);
+    if orders_lookback > default::ORDERS_LOOKBACK || orders_lookback == Duration::ZERO {
+        return Err(cx.whole(format!(
+            "[orders] lookback is {} ms; valid: above 0 and at most 14d (Kaspi refuses longer windows)",
+            orders_lookback.as_millis()
+        )));
+    }
+    let orders_recheck = o.recheck.map_or(Duration::from_mins(3 * 24 * 60).min(orders_lookback), |s| s.0);
+    if orders_recheck > orders_lookback {
+        return Err(cx.whole(format!(
+            "[orders] recheck is {} ms; valid: at most the lookback ({} ms)",
+            orders_recheck.as_millis(),
+            orders_lookback.as_millis()
+        )));
+    }
+    let orders_follow_per_poll = o.follow_per_poll.unwrap_or(default::ORDERS_FOLLOW_PER_POLL);
+    if orders_follow_per_poll > 100 {
+        return Err(cx.whole(format!(
+            "[orders] follow_per_poll is {orders_follow_per_poll}; valid: 0 to 100 (each is one request per poll)"
+        )));
+    }
+    let webhook = match o.webhook {
+        None => None,
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(super::Webhook {
+            url,
+            token: match (o.webhook_token_env, o.webhook_token_file) {
+                (None, None) => None,
+                (env, file) => Some(cx.secret("webhook_token", env, file, None)?),
+            },
+            timeout: o.webhook_timeout.map_or(Duration::from_secs(10), |s| s.0),
+        }),
+        Some(url) => {
+            return Err(cx.whole(format!("[orders] webhook is `{url}`; valid: an http:// or https:// URL")));
+        }
+    };
+    Ok(OrdersSection {
+        interval: o.interval.map_or(default::ORDERS_INTERVAL, |s| s.0),
+        lookback: orders_lookback,
+        recheck: orders_recheck,
+        follow_per_poll: orders_follow_per_poll,
+        webhook,
+    })
+}
+
 fn guards(
     cx: &Ctx<'_>,
     demper: &RawDemper,

@@ -191,6 +191,17 @@ impl Records<'_> {
         self.counted(|| self.store().write_order(user, order, clock::now().as_millis()))
     }
 
+    /// Up to `limit` of `user`'s open orders created before `before_ms`, least recently
+    /// looked at first.
+    pub fn open_orders(&self, user: UserId, before_ms: u64, limit: u64) -> Result<Vec<String>, StoreError> {
+        self.counted(|| self.store().open_orders(user, before_ms, limit))
+    }
+
+    /// Records that order `id` was looked at by itself now.
+    pub fn order_checked(&self, id: &str) -> Result<(), StoreError> {
+        self.counted(|| self.store().order_checked(id, clock::now().as_millis()))
+    }
+
     /// Up to when `user`'s orders are known complete.
     pub fn orders_synced(&self, user: UserId) -> Result<Option<u64>, StoreError> {
         self.counted(|| self.store().orders_synced(user))

@@ -177,6 +177,36 @@ impl Store {
             .collect())
     }
 
+    /// Up to `limit` of `user`'s orders created before `before_ms` whose status is not final
+    /// (`rotor_kaspi_model::ORDER_FINAL_STATUSES`), least recently looked at first: the ones a
+    /// poll follows by id. Their ids.
+    pub fn open_orders(
+        &mut self,
+        user: UserId,
+        before_ms: u64,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let [a, b, c] = rotor_kaspi_model::ORDER_FINAL_STATUSES;
+        let rows = self
+            .conn
+            .query(
+                "SELECT id FROM orders WHERE user_id = $1 AND creation_ms < $2
+                 AND (status IS NULL OR status NOT IN ($3, $4, $5))
+                 ORDER BY COALESCE(checked_ms, 0), creation_ms, id LIMIT $6",
+                &[user.0.into(), before_ms.into(), a.into(), b.into(), c.into(), limit.into()],
+            )
+            .map_err(ctx("read open orders"))?;
+        Ok(rows.iter().filter_map(|r| text(r, 0)).collect())
+    }
+
+    /// Records that order `id` was looked at by itself at `now_ms`.
+    pub fn order_checked(&mut self, id: &str, now_ms: u64) -> Result<(), StoreError> {
+        self.conn
+            .exec("UPDATE orders SET checked_ms = $1 WHERE id = $2", &[now_ms.into(), id.into()])
+            .map(|_| ())
+            .map_err(ctx("record an order's check"))
+    }
+
     /// Whether this connection may deliver the order log now: on PostgreSQL one worker at a
     /// time holds a session lock for it (freed with its connection, so another takes over);
     /// SQLite has one process.

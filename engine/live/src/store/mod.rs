@@ -38,7 +38,7 @@ pub use records::{CatalogRows, Listing};
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_account_cooldowns.sql"),
     include_str!("schema/003_current_prices.sql"),
@@ -49,6 +49,7 @@ const MIGRATIONS: [&str; 10] = [
     include_str!("schema/008_calibration_hold.sql"),
     include_str!("schema/009_listings.sql"),
     include_str!("schema/010_dead_letters.sql"),
+    include_str!("schema/011_open_orders.sql"),
 ];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.

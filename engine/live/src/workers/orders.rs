@@ -5,7 +5,10 @@
 //! (its id is the key). The window reaches back to the earlier of just before the end of the
 //! last poll that went through every page (so a poll cut short by a crash or a lost lane is
 //! simply done again: a restart or a failover loses none and duplicates none) and the recheck
-//! window, within which every order is looked at again for changes.
+//! window, within which every order is looked at again for changes. An order created before
+//! the window that is not final yet (completed, cancelled, returned) is followed by itself
+//! (`GET /v2/orders/{id}`), at most `follow` per poll, least recently looked at first, so every
+//! order reaches its final state in the store at a bounded cost.
 
 use std::sync::Arc;
 
@@ -35,6 +38,8 @@ pub struct Orders {
     pub lookback: Duration,
     /// Orders created this recently are looked at again, each poll, for changes.
     pub recheck: Duration,
+    /// Open orders created before the window looked at by themselves per poll.
+    pub follow: u32,
     /// Stop after this many polls (`None`: until shutdown).
     pub polls: Option<u32>,
     /// The stint of serving this seller the worker belongs to.
@@ -142,9 +147,54 @@ impl Orders {
                     complete = false;
                     tracing::error!("cannot record the orders watermark: {e}");
                 }
-                return Poll { stored, stop: false, complete };
+                let stop = self.follow_open(ge).await;
+                return Poll { stored, stop, complete };
             }
         }
+    }
+
+    /// Looks at up to `follow` of the seller's orders created before `ge` (the poll's window)
+    /// that are not final, one request each; a change is stored with its event. True if the
+    /// worker must stop.
+    async fn follow_open(&self, ge: u64) -> bool {
+        let user = self.account.user;
+        if self.follow == 0 {
+            return false;
+        }
+        let open = match self.driver.records().open_orders(user, ge, u64::from(self.follow)) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!("user {user}/orders: cannot read the open orders: {e}");
+                return false;
+            }
+        };
+        for id in open {
+            if !self.tenure.holds() {
+                return true;
+            }
+            match kaspi::order_by_id(&self.driver, &self.urls, &self.account, &id).await {
+                Ok(listed) => {
+                    let order = listed.order;
+                    if let Ok(OrderWrite::Changed) = self.driver.records().order(user, &order) {
+                        tracing::info!(
+                            "user {user}/orders: order {} is now {} ({})",
+                            order.code,
+                            order.status.as_deref().unwrap_or("-"),
+                            order.state.as_deref().unwrap_or("-")
+                        );
+                    }
+                    if let Err(e) = self.driver.records().order_checked(&id) {
+                        tracing::error!("cannot record the check of order {}: {e}", order.code);
+                    }
+                }
+                Err(e) => {
+                    if let Next::Stop = triage(user, Module::Orders, &format!("order {id}"), &e) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 }
 
