@@ -152,6 +152,8 @@ fn plan_prints_three_answers_and_rejects_bad_flags() {
     for word in ["seed's arithmetic", "steady state", "simulated", "demper", "orders", "catalog", "total"] {
         assert!(stdout.contains(word), "plan output lacks {word}:\n{stdout}");
     }
+    // The orders' load counts the open orders live mode follows by id: 500 orders, 5 pages, 20.
+    assert!(stdout.contains("525 req / 10m") && stdout.contains("up to 20 open orders"), "{stdout}");
     let out = rotor(&["plan", "--skus", "100", "--interval", "3 minutes"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--interval: invalid duration"));

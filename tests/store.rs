@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 9);
+        assert_eq!(s.schema_version().unwrap(), 11);
         // An id of its own, drawn once, the same on every connection.
         let id = s.store_id().unwrap();
         assert!(id > 0 && id == b.open().store_id().unwrap());
@@ -464,7 +464,7 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
     use rotor_engine::Endpoint;
     both("cooldowns", |b| {
         let mut st = b.open();
-        assert_eq!(st.schema_version().unwrap(), 9);
+        assert_eq!(st.schema_version().unwrap(), 11);
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
         st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();

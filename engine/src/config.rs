@@ -6,6 +6,11 @@ use std::num::NonZeroU32;
 use crate::ids::{Endpoint, Module};
 use crate::time::Duration;
 
+/// How many open orders created before a poll's window the orders worker follows by id per
+/// poll, by default: live mode's `[orders] follow_per_poll` and the simulator's orders workload
+/// (so a plan counts what live mode sends) both start from it.
+pub const ORDERS_FOLLOW_PER_POLL: u32 = 20;
+
 /// Everything the engine can be told. Build with `EngineConfig::default()` and change fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {

@@ -78,8 +78,8 @@ pub mod time;
 
 pub use answers::{AnswerError, AnswerRule, AnswerTable, Body, Meaning, RawAnswerRule, Reply, StatusMatch};
 pub use config::{
-    AccountThrottle, Backoff, BorrowRule, Circuit, ConfigError, DeadRule, EngineConfig, Policy, RatePolicy,
-    RestPolicy, Slowdown, WindowPolicy,
+    AccountThrottle, Backoff, BorrowRule, Circuit, ConfigError, DeadRule, EngineConfig,
+    ORDERS_FOLLOW_PER_POLL, Policy, RatePolicy, RestPolicy, Slowdown, WindowPolicy,
 };
 pub use decision::{Completion, Decision, FailReason, RequestSpec, Ticket, WaitReason};
 pub use engine::{Allocation, Engine, LaneView, ProxyView, Restored};

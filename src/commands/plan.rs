@@ -266,6 +266,13 @@ pub(crate) fn table(p: &Plan) {
         if complete { format!("{} (${:.2})", total[2], cost(p, total[2])) } else { "none".to_owned() }
     );
     println!("(costs per seller per 30 days at ${:.2} per 100 proxies)", p.price_per_100_usd);
+    if p.modules.iter().any(|m| m.module == rotor_engine::Module::Orders) {
+        println!(
+            "(orders' load: the list pages, one entries request per new order, and up to {} open orders \
+             older than the recheck window followed by id, live mode's [orders] follow_per_poll)",
+            rotor_engine::ORDERS_FOLLOW_PER_POLL
+        );
+    }
     for m in &p.modules {
         let note = account_note(m);
         if !note.is_empty() {

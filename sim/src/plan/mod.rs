@@ -208,7 +208,8 @@ pub(crate) fn plan_under(input: &PlanInput, hypotheses: Option<Vec<Hypothesis>>)
     }
     if let Some(o) = sc.orders {
         let n = u64::from(o.orders_per_poll.hi);
-        let requests = n.div_ceil(u64::from(o.page_size)).max(1) + n;
+        // The list's pages, each new order's entries, and the open orders followed by id.
+        let requests = n.div_ceil(u64::from(o.page_size)).max(1) + n + u64::from(o.follow_per_poll);
         // The seed counts "500 orders × 2 requests".
         let seed_requests = n * 2;
         let active = f64::from(budget) * mean_latency_ms / f64::from(o.concurrency);

@@ -147,11 +147,12 @@ fn world_rows(sc: &Scenario, out: &mut Vec<(String, String)>) {
             || "off".into(),
             |w| {
                 format!(
-                    "every {}, {} orders per poll, pages of {}, {} entries at once",
+                    "every {}, {} orders per poll, pages of {}, {} entries at once, {} open orders followed",
                     d(w.interval),
                     w.orders_per_poll,
                     w.page_size,
-                    w.concurrency
+                    w.concurrency,
+                    w.follow_per_poll
                 )
             },
         ),

@@ -244,11 +244,15 @@ impl Sim<'_, '_> {
             Err(reason) => self.obs.metrics.accounting.fail(reason),
         }
         if req.step == Step::OrdersPage
-            && result.is_ok()
             && let Some(c) = self.works[req.work as usize].cycle.as_mut()
         {
-            // Only a list page that came back names its orders' entries.
-            c.unlocked += req.entries;
+            if result.is_ok() {
+                // Only a list page that came back names its orders' entries.
+                c.unlocked += req.entries;
+            } else {
+                // As live mode: only a poll whose pages all came back follows open orders.
+                c.follow = 0;
+            }
         }
         if req.step == Step::Offers
             && req.then_update

@@ -73,6 +73,9 @@ pub(super) enum Step {
     PriceUpdate,
     OrdersPage,
     OrderEntries,
+    /// An open order created before the poll's window, looked at by itself (`GET
+    /// /v2/orders/{id}`, the orders list's endpoint class).
+    OrderLookup,
     CatalogPage,
 }
 
@@ -81,7 +84,7 @@ impl Step {
         match self {
             Step::Offers => Endpoint::StorefrontOffers,
             Step::PriceUpdate => Endpoint::CabinetPriceUpdate,
-            Step::OrdersPage => Endpoint::ShopOrders,
+            Step::OrdersPage | Step::OrderLookup => Endpoint::ShopOrders,
             Step::OrderEntries => Endpoint::ShopOrderEntries,
             Step::CatalogPage => Endpoint::CabinetOfferList,
         }
@@ -127,6 +130,9 @@ pub(super) struct Cycle {
     pub(super) queued: u32,
     /// Order entries whose list page succeeded, to fetch once the pages are done.
     pub(super) unlocked: u32,
+    /// Open orders the poll follows by id once the pages are done (after the entries); none
+    /// once a page failed, as in live mode.
+    pub(super) follow: u32,
     pub(super) running: u32,
     pub(super) phase: Phase,
     pub(super) requests: u32,

@@ -51,8 +51,20 @@ impl Sim<'_, '_> {
             (Phase::Skus, _) => work.skus,
             _ => 0,
         };
-        work.cycle =
-            Some(Cycle { scheduled, started: self.now, queued, unlocked: 0, running: 0, phase, requests: 0 });
+        let follow = match work.lane.module {
+            Module::Orders => sc.orders.map_or(0, |o| o.follow_per_poll),
+            _ => 0,
+        };
+        work.cycle = Some(Cycle {
+            scheduled,
+            started: self.now,
+            queued,
+            unlocked: 0,
+            follow,
+            running: 0,
+            phase,
+            requests: 0,
+        });
         self.pump(w);
     }
 
@@ -79,7 +91,7 @@ impl Sim<'_, '_> {
                     }
                     if left == 0 {
                         cycle.phase = Phase::Entries;
-                        cycle.queued = cycle.unlocked;
+                        cycle.queued = cycle.unlocked + cycle.follow;
                         continue;
                     }
                     let page = total - left;
@@ -105,7 +117,12 @@ impl Sim<'_, '_> {
                         break;
                     }
                     cycle.queued -= 1;
-                    if cycle.phase == Phase::Skus { Step::Offers } else { Step::OrderEntries }
+                    match cycle.phase {
+                        Phase::Skus => Step::Offers,
+                        // The entries first, then the orders followed by id.
+                        _ if cycle.queued >= cycle.follow => Step::OrderEntries,
+                        _ => Step::OrderLookup,
+                    }
                 }
             };
             cycle.running += 1;

@@ -35,6 +35,11 @@ pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: &RawScenario) -> Result<Scena
         interval: raw.workload.orders.interval.map_or(Duration::from_mins(10), |s| s.0),
         orders_per_poll: raw.workload.orders.orders_per_poll.map_or(CountRange { lo: 200, hi: 500 }, |o| o.0),
         page_size: raw.workload.orders.page_size.map_or(100, |p| p.0),
+        follow_per_poll: raw
+            .workload
+            .orders
+            .follow_per_poll
+            .map_or(rotor_engine::ORDERS_FOLLOW_PER_POLL, |f| f.0),
         concurrency: raw.workload.orders.concurrency.map_or(4, |c| c.0),
     });
     let catalog = (raw.workload.catalog.enabled != Some(false)).then(|| CatalogSpec {

@@ -229,6 +229,10 @@ pub struct OrdersSpec {
     pub orders_per_poll: CountRange,
     /// Orders per list page. Defaults to 100.
     pub page_size: u32,
+    /// Open orders created before the poll's window looked at by themselves each poll, one
+    /// request each to the orders endpoint, after the entries: live mode's `[orders]
+    /// follow_per_poll`, at its bound. Defaults to 20, as there.
+    pub follow_per_poll: u32,
     /// Entries requests at once. Defaults to 4.
     pub concurrency: u32,
 }

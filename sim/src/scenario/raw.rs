@@ -353,6 +353,7 @@ pub(crate) struct RawOrders {
     pub(crate) interval: Option<Span>,
     pub(crate) orders_per_poll: Option<CountsUpTo<MAX_PER_CYCLE>>,
     pub(crate) page_size: Option<Up<1, MAX_PER_CYCLE>>,
+    pub(crate) follow_per_poll: Option<Up<0, 100>>,
     pub(crate) concurrency: Option<Up<1, 10_000>>,
 }
 

@@ -53,7 +53,7 @@ pub const ORDERS_INTERVAL: Duration = Duration::from_mins(10);
 /// The orders window, and its longest: Kaspi refuses windows over 14 days.
 pub const ORDERS_LOOKBACK: Duration = Duration::from_mins(14 * 24 * 60);
 /// Open orders created before a poll's window followed by id per poll.
-pub const ORDERS_FOLLOW_PER_POLL: u32 = 20;
+pub use rotor_engine::ORDERS_FOLLOW_PER_POLL;
 /// Price updates per second per account.
 pub const PRICE_UPDATES_PER_SECOND: f64 = 1.5;
 /// How long an account's price updates pause after a 429.
