@@ -56,7 +56,7 @@ impl Driver {
     /// Runs `f` on the store on a blocking thread and waits for it at most `patience`, so that
     /// the status endpoint answers even while a store call hangs (a paused PostgreSQL, a
     /// locked SQLite file): past it, the answer is an error that says so, and `f` finishes on
-    /// its own thread. At most [`STATUS_STORE_CALLS`] such calls are outstanding; more are
+    /// its own thread. At most `STATUS_STORE_CALLS` such calls are outstanding; more are
     /// refused at once rather than piling threads onto a hung store.
     pub async fn store_within<R: Send + 'static>(
         self: &Arc<Self>,

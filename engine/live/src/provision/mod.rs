@@ -157,7 +157,7 @@ impl Proxy6Client {
     }
 
     /// Every proxy of the account, with its `descr`: `getproxy` read page by page until a page
-    /// brings nothing new (see [`Pages`]). A list that ends short of what Proxy6's own
+    /// brings nothing new (see `Pages`). A list that ends short of what Proxy6's own
     /// `list_count` says is [`Proxy6Error::Implausible`], never taken as the pool.
     pub async fn list(&self) -> Result<Vec<(Bought, String)>, Proxy6Error> {
         let mut pages = Pages::default();
