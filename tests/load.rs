@@ -102,6 +102,7 @@ interval = "10m"
 orders_per_poll = [1, 1]
 page_size = 100
 concurrency = 1
+follow_per_poll = 0
 [kaspi]
 latency = { kind = "lognormal", median = "150ms", p99 = "800ms" }
 "#;

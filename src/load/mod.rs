@@ -213,7 +213,7 @@ fn context(
         t0,
         duration_ms: sc.duration.as_millis(),
         price_change_share: sc.demper.map_or(1.0, |d| d.price_change_share),
-        orders: sc.orders.map(|o| (o.orders_per_poll.lo, o.orders_per_poll.hi, o.page_size.max(1))),
+        orders: sc.orders,
         catalog_pages: sc.catalog.map_or(1, |c| c.pages),
     }
 }
@@ -464,8 +464,11 @@ fn expected_intervals(sc: &Scenario, skus: &[(UserId, u32)], k: f64) -> [u64; 4]
     }
     if let Some(o) = sc.orders {
         let n = f64::from(o.orders_per_poll.lo + o.orders_per_poll.hi) / 2.0;
-        out[Module::Orders.index()] =
-            per(o.interval, n + (n / f64::from(o.page_size.max(1))).ceil(), o.concurrency);
+        out[Module::Orders.index()] = per(
+            o.interval,
+            n + (n / f64::from(o.page_size.max(1))).ceil() + f64::from(o.follow_per_poll),
+            o.concurrency,
+        );
     }
     if let Some(c) = sc.catalog {
         out[Module::Catalog.index()] = per(c.interval, f64::from(c.pages), 1);

@@ -31,8 +31,8 @@ pub(crate) struct Ctx {
     pub(crate) duration_ms: u64,
     /// The share of SKUs whose price changes per cycle.
     pub(crate) price_change_share: f64,
-    /// New orders per poll (lowest, highest) and the page size.
-    pub(crate) orders: Option<(u32, u32, u32)>,
+    /// The orders workload: new orders per poll, page size, open orders followed.
+    pub(crate) orders: Option<rotor_sim::scenario::OrdersSpec>,
     /// Pages per catalogue sync.
     pub(crate) catalog_pages: u32,
 }
@@ -190,16 +190,19 @@ async fn demper_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
 }
 
 /// The drawn number of new orders: their pages one by one, then the entries of the orders whose
-/// page came back (as the simulator does).
+/// page came back, then `follow_per_poll` orders looked at by id when every page came back (as
+/// the simulator does).
 async fn orders_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
-    let (n, pages, page_size) = match ctx.orders {
-        Some((lo, hi, page_size)) => {
-            let n = work.rng.random_range(lo..=hi);
-            (n, n.div_ceil(page_size).max(1), page_size)
+    let (n, pages, page_size, follow) = match ctx.orders {
+        Some(o) => {
+            let page_size = o.page_size.max(1);
+            let n = work.rng.random_range(o.orders_per_poll.lo..=o.orders_per_poll.hi);
+            (n, n.div_ceil(page_size).max(1), page_size, o.follow_per_poll)
         }
-        None => (0, 1, 1),
+        None => (0, 1, 1, 0),
     };
     let mut unlocked = 0u32;
+    let mut every_page = true;
     let now_epoch = clock::now().as_millis();
     let ge = now_epoch.saturating_sub(14 * 86_400_000);
     let mut listed: Vec<ListedOrder> = Vec::new();
@@ -218,21 +221,31 @@ async fn orders_cycle(ctx: &Arc<Ctx>, work: &mut Work) -> u32 {
         if let Some((orders, _)) = got {
             listed.extend(orders);
             unlocked += n.saturating_sub(page * page_size).min(page_size);
+        } else {
+            every_page = false;
         }
     }
-    if listed.is_empty() || unlocked == 0 {
+    let follow = if every_page { follow } else { 0 };
+    if listed.is_empty() || unlocked + follow == 0 {
         return sent;
     }
     let listed = Arc::new(listed);
     let account = work.account.clone();
-    sent + fan_out(ctx, work.concurrency, unlocked, move |ctx, i| {
+    sent + fan_out(ctx, work.concurrency, unlocked + follow, move |ctx, i| {
         let (listed, account) = (Arc::clone(&listed), account.clone());
         async move {
             let order = &listed[i as usize % listed.len()];
-            ctx.request(Module::Orders, Endpoint::ShopOrderEntries, async {
-                kaspi::order_entries(&ctx.driver, &account, order).await.map(|_| ())
-            })
-            .await;
+            if i < unlocked {
+                ctx.request(Module::Orders, Endpoint::ShopOrderEntries, async {
+                    kaspi::order_entries(&ctx.driver, &account, order).await.map(|_| ())
+                })
+                .await;
+            } else {
+                ctx.request(Module::Orders, Endpoint::ShopOrders, async {
+                    kaspi::order_by_id(&ctx.driver, &ctx.urls, &account, &order.order.id).await.map(|_| ())
+                })
+                .await;
+            }
             1
         }
     })
