@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use rotor_engine::{Module, ProxyId, Secret, Split, UserId};
 use rotor_live::secrets::Cipher;
-use rotor_live::store::{LeaseUsage, NewOrder, NewProxy, OrderWrite, Store, StoreError};
+use rotor_live::store::{History, LeaseUsage, NewOrder, NewProxy, OrderWrite, Store, StoreError};
 
 const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -67,7 +67,7 @@ fn add_proxies(store: &mut Store, n: u32) {
 fn proxies_get_dense_ids_and_sealed_passwords() {
     both("proxies", |b| {
         let mut s = b.open();
-        assert_eq!(s.schema_version().unwrap(), 11);
+        assert_eq!(s.schema_version().unwrap(), 12);
         // An id of its own, drawn once, the same on every connection.
         let id = s.store_id().unwrap();
         assert!(id > 0 && id == b.open().store_id().unwrap());
@@ -338,10 +338,10 @@ fn orders_are_stored_once_and_decisions_and_journal_round_trip() {
             "a newer cabinet price wins"
         );
         // Pruning the history keeps the current price.
-        assert_eq!(s.prune_decisions(76).unwrap(), 1);
+        assert_eq!(s.prune_batch(History::Decisions, 76, 1_000).unwrap(), 1);
         assert_eq!(s.decisions().unwrap().len(), 1);
         s.record_decision(&decision(78, 1_190.0, true)).unwrap();
-        assert_eq!(s.prune_decisions(1_000).unwrap(), 2);
+        assert_eq!(s.prune_batch(History::Decisions, 1_000, 1_000).unwrap(), 2);
         assert_eq!(s.listing(UserId(1), "SKU-1", 0).unwrap().price, Some(1_190.0));
         s.journal("alert", "no money", 80).unwrap();
         assert_eq!(s.journal_entries("alert").unwrap(), vec!["no money".to_owned()]);
@@ -398,7 +398,7 @@ fn the_drop_guard_measures_from_the_highest_price_in_its_window() {
         push(&mut s, 63, 400.0);
         assert_eq!(s.listing(user, "A", 0).unwrap().reference, Some(400.0));
         // Marks outside every window go.
-        assert!(s.prune_marks(63).unwrap() >= 5);
+        assert!(s.prune_batch(History::Marks, 63, 1_000).unwrap() >= 5);
         assert_eq!(s.listing(user, "A", 0).unwrap().reference, Some(400.0));
     });
 }
@@ -464,7 +464,7 @@ fn account_cooldowns_round_trip_and_only_lengthen() {
     use rotor_engine::Endpoint;
     both("cooldowns", |b| {
         let mut st = b.open();
-        assert_eq!(st.schema_version().unwrap(), 11);
+        assert_eq!(st.schema_version().unwrap(), 12);
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 5_000).unwrap();
         st.set_cooldown(UserId(3), Endpoint::CabinetPriceUpdate, 4_000).unwrap();
         st.set_cooldown(UserId(4), Endpoint::CabinetPriceUpdate, 1_000).unwrap();
@@ -852,4 +852,84 @@ fn order_events_become_visible_in_number_order_with_a_writer_held_open() {
     writer.join().unwrap();
     let seen: Vec<u64> = b.open().order_events(0, 0, 100).unwrap().iter().map(|e| e.seq).collect();
     assert_eq!(seen, vec![1, 2, 3]);
+}
+
+/// Every kind of history goes once older than the cut, batch by batch, and what is still needed
+/// stays: an open lease, an order event not yet handed on or set aside as a dead letter, an
+/// order that is not final or still has events, a pending Proxy6 order.
+#[test]
+fn history_is_pruned_by_age_in_batches_and_what_is_still_needed_stays() {
+    both("prune", |b| {
+        let mut s = b.open();
+        // Orders: o1 ends COMPLETED, o2 stays open, o3 is final but its event is not handed on.
+        let order = |id: &str, status: &str| NewOrder {
+            id: id.into(),
+            code: format!("code-{id}"),
+            state: None,
+            status: Some(status.into()),
+            total_price: None,
+            creation_ms: 1,
+            delivery_mode: None,
+            pickup_point: None,
+            planned_delivery_ms: None,
+            entries: vec![(Some("SKU-1".into()), None, Some(1), Some(10.0))],
+        };
+        s.write_order(UserId(1), &order("o1", "ACCEPTED_BY_MERCHANT"), 50).unwrap();
+        s.write_order(UserId(1), &order("o1", "COMPLETED"), 60).unwrap();
+        s.write_order(UserId(1), &order("o2", "ACCEPTED_BY_MERCHANT"), 61).unwrap();
+        s.write_order(UserId(1), &order("o3", "CANCELLED"), 62).unwrap();
+        let seqs: Vec<u64> = s.order_events(0, 0, 10).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs.len(), 4);
+        s.set_outbox_cursor("orders_webhook", seqs[2]).unwrap();
+        // o1's completion was refused for good: a dead letter, kept while it is one.
+        s.dead_letter("orders_webhook", seqs[1], (422, "refused"), 5, 70).unwrap();
+        assert_eq!(s.prune_batch(History::OrderEvents, 1_000, 100).unwrap(), 2, "o1's first, o2's");
+        assert_eq!(s.prune_batch(History::Orders, 1_000, 100).unwrap(), 0, "o1 has its dead letter");
+        s.dead_letter_delivered(seqs[1]).unwrap();
+        assert_eq!(s.prune_batch(History::OrderEvents, 50, 100).unwrap(), 0, "younger than the cut");
+        assert_eq!(s.prune_batch(History::OrderEvents, 1_000, 100).unwrap(), 1);
+        assert_eq!(s.prune_batch(History::Orders, 1_000, 100).unwrap(), 1);
+        let left: Vec<String> = s.orders().unwrap().into_iter().map(|o| o.0).collect();
+        assert_eq!(left, vec!["o2".to_owned(), "o3".to_owned()]);
+        assert_eq!(
+            s.order_events(0, 0, 10).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![seqs[3]]
+        );
+        // Leases: the finished one goes, the open one stays, and the lease count is kept.
+        add_proxies(&mut s, 2);
+        s.allocate(UserId(1), Split::new(2, 0, 0, 0), 0).unwrap().unwrap();
+        let (fences, _) = s.claim_user("A", UserId(1), 10_000, 0, false, 0).unwrap().unwrap();
+        s.open_lease(&fences[0], ProxyId(0), 1, 16, 10).unwrap();
+        s.open_lease(&fences[0], ProxyId(1), 1, 16, 10).unwrap();
+        s.start_rest(Some(&fences[0]), ProxyId(0), 1, 5_000, LeaseUsage::default(), 20).unwrap();
+        assert_eq!(s.prune_batch(History::Leases, 1_000, 100).unwrap(), 1);
+        let leases = s.leases().unwrap();
+        assert_eq!((leases.len(), leases[0].0, leases[0].5), (1, ProxyId(1), None), "the open lease");
+        assert_eq!(s.lease_counts().unwrap().get(&ProxyId(0)), Some(&1));
+        // Journal entries go in batches: 5 old ones in batches of 2.
+        for at in 1..=5 {
+            s.journal("alert", &format!("old {at}"), at).unwrap();
+        }
+        s.journal("alert", "new", 2_000).unwrap();
+        let batches: Vec<u64> = (0..4).map(|_| s.prune_batch(History::Journal, 1_000, 2).unwrap()).collect();
+        assert_eq!(batches, vec![2, 2, 1, 0]);
+        assert_eq!(s.journal_entries("alert").unwrap(), vec!["new".to_owned()]);
+        // Operator commands, settled Proxy6 orders, ended workers.
+        assert!(s.retire_proxy(ProxyId(1), "test", 90).unwrap());
+        assert_eq!(s.prune_batch(History::Commands, 1_000, 100).unwrap(), 1);
+        assert!(s.commands_after(0).unwrap().is_empty());
+        s.p6_begin("rotor-1", "buy", 1, 0.1, 100).unwrap();
+        s.p6_begin("rotor-2", "buy", 1, 0.1, 100).unwrap();
+        s.p6_settle("rotor-1", true, 0.1).unwrap();
+        assert_eq!(s.prune_batch(History::Proxy6Orders, 1_000, 100).unwrap(), 1);
+        assert_eq!(s.p6_pending().unwrap().len(), 1, "the pending order stays");
+        s.heartbeat("W", 500, 0).unwrap();
+        s.heartbeat("V", 5_000, 0).unwrap();
+        assert_eq!(s.prune_batch(History::Workers, 1_000, 100).unwrap(), 1);
+        assert_eq!(s.workers().unwrap(), vec![("V".to_owned(), 5_000)]);
+        // Every kind answers, nothing older being left.
+        for what in History::ALL {
+            assert_eq!(s.prune_batch(what, 1_000, 100).unwrap(), 0, "{}", what.name());
+        }
+    });
 }

@@ -1,7 +1,9 @@
 //! Several `rotor live` workers on one PostgreSQL store: 3 workers serve 10 sellers against the
 //! fake Kaspi, one is killed with kill -9 mid-run, and its sellers resume on the others within
 //! the lease expiry plus one claim cycle. Across the whole run the fake Kaspi's per-IP log shows
-//! no proxy over its budget or inside its rest, and every order is stored exactly once.
+//! no proxy over its budget or inside its rest, and every order is stored exactly once. The
+//! orders webhook, delivered by one worker at a time, receives every order event in number
+//! order, also while a writer's transaction is held open and across the kill.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure report
 
 #[path = "common/pg.rs"]
@@ -33,6 +35,8 @@ fn uid(u: u32) -> String {
 
 struct Cluster {
     kaspi: KaspiMock,
+    /// The orders webhook's receiver.
+    hook: wiremock::MockServer,
     _proxies: Vec<ForwardProxy>,
     dir: PathBuf,
     db: pg::TestDb,
@@ -70,6 +74,11 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let db = pg::TestDb::new("workers");
+        let hook = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(200))
+            .mount(&hook)
+            .await;
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let uri = kaspi.uri();
         let mut text = format!(
@@ -79,9 +88,10 @@ impl Cluster {
              [engine]\nbudget = {BUDGET}\nrest = \"4s\"\npenalty_rest = \"4s\"\nbackoff_base = \"50ms\"\n\
              backoff_cap = \"400ms\"\nprice_updates_per_second = 1000\n\n\
              [split]\ndemper = 50\norders = 25\ncatalog = 25\n\n[demper]\ninterval = \"0s\"\nconcurrency = 2\n\n\
-             [orders]\ninterval = \"1s\"\n\n",
+             [orders]\ninterval = \"1s\"\nwebhook = \"{}/orders\"\n\n",
             db.url,
-            taken.local_addr().unwrap()
+            taken.local_addr().unwrap(),
+            hook.uri()
         );
         let mut proxies = Vec::new();
         for i in 0..USERS * PER_USER {
@@ -103,7 +113,7 @@ impl Cluster {
             );
         }
         std::fs::write(dir.join("live.toml"), text).unwrap();
-        Cluster { kaspi, _proxies: proxies, dir, db, _taken: taken }
+        Cluster { kaspi, hook, _proxies: proxies, dir, db, _taken: taken }
     }
 
     fn worker(&self, name: &str) -> Child {
@@ -183,6 +193,14 @@ async fn three_workers_survive_a_kill_9_without_breaking_a_budget_or_losing_an_o
     }
     tokio::time::sleep(StdDuration::from_secs(3)).await;
 
+    // A writer of the order log holds its transaction open (another worker mid-write) while new
+    // orders arrive: the others' events wait for it and none is seen out of number order.
+    let held = hold_the_order_log(&c.db.url, StdDuration::from_secs(3)).await;
+    for u in 1..=USERS {
+        c.kaspi.add_orders(&uid(u), 2);
+    }
+    held.await.unwrap();
+
     // Kill the busiest worker without warning.
     let owners = c.owners();
     let victim =
@@ -236,8 +254,76 @@ async fn three_workers_survive_a_kill_9_without_breaking_a_budget_or_losing_an_o
     let mut fake: Vec<(String, u32)> =
         c.kaspi.orders().iter().map(|o| (o.id.clone(), o.entries.len() as u32)).collect();
     fake.sort();
-    assert_eq!(c.store().orders().unwrap(), fake);
+    let logs = || ["w1", "w2", "w3"].map(|w| format!("== {w}\n{}", c.log(w))).join("\n");
+    assert_eq!(c.store().orders().unwrap(), fake, "{}", logs());
+    assert_webhook_got_every_event_in_order(&c).await;
     for w in ["w1", "w2", "w3"] {
         assert!(!c.log(w).contains("ERROR"), "{w}:\n{}", c.log(w));
     }
+}
+
+/// Another writer of the order log, its transaction held open for `hold` with the lock every
+/// event writer takes (docs/decisions/event-order.md), then committed. Returns once the lock is
+/// taken; the holder runs on a blocking thread, so the fakes on this runtime keep answering.
+async fn hold_the_order_log(url: &str, hold: StdDuration) -> tokio::task::JoinHandle<()> {
+    let url = url.to_owned();
+    let (taken_tx, taken_rx) = tokio::sync::oneshot::channel();
+    let holder = tokio::task::spawn_blocking(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let mut tx = db.transaction().unwrap();
+        tx.batch_execute("LOCK TABLE order_events IN SHARE ROW EXCLUSIVE MODE").unwrap();
+        taken_tx.send(()).unwrap();
+        std::thread::sleep(hold);
+        tx.commit().unwrap();
+    });
+    taken_rx.await.unwrap();
+    holder
+}
+
+/// The webhook's deliveries, once the log is quiet: in number order (a worker killed before
+/// its cursor moved resends only what it last sent, under the same key), and every event of the
+/// store among them.
+async fn assert_webhook_got_every_event_in_order(c: &Cluster) {
+    let events = c.store().order_events(0, 0, 100_000).unwrap();
+    assert!(!events.is_empty());
+    let last = events.last().unwrap().seq;
+    // The survivors were stopped; one more worker delivers what is left, then stops.
+    let mut flusher = c.worker("flush");
+    let delivered = |requests: Vec<wiremock::Request>| -> Vec<(u64, String)> {
+        requests
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+                let key = r.headers.get("idempotency-key").unwrap().to_str().unwrap().to_owned();
+                (v["seq"].as_u64().unwrap(), key)
+            })
+            .collect()
+    };
+    let start = StdInstant::now();
+    loop {
+        let got = delivered(c.hook.received_requests().await.unwrap_or_default());
+        if got.iter().any(|(seq, _)| *seq == last) {
+            break;
+        }
+        assert!(start.elapsed() < StdDuration::from_secs(30), "the webhook never reached event {last}");
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    terminate(&mut flusher);
+    let got = delivered(c.hook.received_requests().await.unwrap_or_default());
+    let mut highest = 0;
+    for (seq, _) in &got {
+        // A resend repeats the last event at most; nothing older comes after a newer one.
+        assert!(*seq >= highest, "event {seq} came after {highest}: {got:?}");
+        highest = highest.max(*seq);
+    }
+    let mut keys: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
+    // The flusher may have logged events of its own after `last`: not this check's.
+    for (seq, key) in got.into_iter().filter(|(seq, _)| *seq <= last) {
+        keys.entry(seq).or_default().insert(key);
+    }
+    for e in &events {
+        let k = keys.get(&e.seq).unwrap_or_else(|| panic!("event {} never delivered", e.seq));
+        assert_eq!(k.len(), 1, "event {} under two keys: {k:?}", e.seq);
+    }
+    assert_eq!(keys.len(), events.len(), "a delivered event the store does not hold");
 }

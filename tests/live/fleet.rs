@@ -4,21 +4,10 @@
 use super::*;
 
 /// The `[[proxy]]` blocks of a config written by [`Lab::configure`], by index, and the rest.
-fn proxy_block(text: &str, i: usize) -> String {
+pub(crate) fn proxy_block(text: &str, i: usize) -> String {
     let start = text.match_indices("[[proxy]]").nth(i).unwrap().0;
     let end = text[start + 1..].find("[[").map_or(text.len(), |e| start + 1 + e);
     text[start..end].to_owned()
-}
-
-async fn probe(lab: &Lab, config: &str, log: &str) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
-    cmd.arg("probe").arg("--config").arg(lab.dir.join(config));
-    cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
-    for i in 0..lab.proxies.len() {
-        cmd.env(format!("PX{i}_PASSWORD"), password(i));
-    }
-    cmd.stdout(std::fs::File::create(lab.dir.join(log)).unwrap()).stderr(Stdio::null());
-    lab.finish(cmd.spawn().unwrap(), StdDuration::from_secs(30), log).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,7 +44,7 @@ async fn a_probe_retires_nothing_and_a_proxy_listed_again_comes_back() {
     let head = &full[..full.find("[[proxy]]").unwrap()];
     let user = &full[full.find("[[user]]").unwrap()..];
     std::fs::write(lab.dir.join("subset.toml"), format!("{head}{spare}{user}")).unwrap();
-    let (code, table) = probe(&lab, "subset.toml", "probe.txt").await;
+    let (code, table) = lab.probe("subset.toml", "probe.txt").await;
     assert_eq!(code, 0, "{table}");
     let rows = lab.store().proxies().unwrap();
     assert!(rows.iter().all(|p| !p.dead), "a probe retired proxies: {rows:?}");

@@ -178,6 +178,18 @@ impl Lab {
         (status.code().unwrap_or(-1), self.log(log))
     }
 
+    /// Runs `rotor probe` with `config` (a file in the lab), its table written to `log`.
+    async fn probe(&self, config: &str, log: &str) -> (i32, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
+        cmd.arg("probe").arg("--config").arg(self.dir.join(config));
+        cmd.env("ROTOR_STORE_KEY", KEY).env("KASPI_TOKEN", TOKEN).env("KASPI_SESSION", SESSION);
+        for i in 0..self.proxies.len() {
+            cmd.env(format!("PX{i}_PASSWORD"), password(i));
+        }
+        cmd.stdout(std::fs::File::create(self.dir.join(log)).unwrap()).stderr(Stdio::null());
+        self.finish(cmd.spawn().unwrap(), StdDuration::from_secs(30), log).await
+    }
+
     /// Runs `rotor ctl` on this lab's config: (exit code, stdout, stderr).
     fn ctl(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_rotor"))

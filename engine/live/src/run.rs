@@ -299,15 +299,16 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let mut tick = tokio::time::interval(claims.tick);
     let mut any_started = false;
     let mut pruned_at: Option<std::time::Instant> = None;
+    let mut pruning = false;
     loop {
         // The tick's store calls run off the runtime's core, so a slow database holds up this
         // loop only, never `/health` or the sends of the sellers already served.
         crate::driver::blocking(|| {
             refresh_pool(&driver, &config, timeouts);
             driver.apply_commands();
-            if pruned_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3_600)) {
+            if pruning || pruned_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3_600)) {
                 pruned_at = Some(std::time::Instant::now());
-                prune(&driver, &config);
+                pruning = !prune(&driver, &config);
             }
             claims.step(&driver, &config, &options, &mut sellers, &mut workers);
         });
@@ -391,22 +392,42 @@ fn start_services(
     Ok(services)
 }
 
-/// Deletes price decisions older than the retention; each SKU's current price stays.
-fn prune(driver: &Driver, config: &LiveConfig) {
-    let before = clock::now().as_millis().saturating_sub(config.decisions_retention.as_millis());
-    let message = match driver.records().prune_decisions(before) {
-        Ok(0) => None,
-        Ok(n) => Some((Level::Info, format!("store: pruned {n} price decisions older than the retention"))),
-        Err(e) => Some((Level::Error, format!("cannot prune price decisions: {e}"))),
-    };
-    if let Some((level, text)) = message {
-        log::line(level, &text);
+/// Batches of history one tick may prune: a store with a year of history is worked through a
+/// few ticks at a time, so that the tick still renews its lane leases on time.
+const PRUNE_BATCHES_PER_TICK: u32 = 20;
+
+/// Deletes history older than its retention (see `store::History`); each SKU's current price,
+/// open leases, undelivered order events and open orders stay. Returns whether all of it is
+/// done; if not, the next tick goes on.
+fn prune(driver: &Driver, config: &LiveConfig) -> bool {
+    use crate::store::History;
+    let now = clock::now().as_millis();
+    let mut budget = PRUNE_BATCHES_PER_TICK;
+    for what in History::ALL {
+        let kept = match what {
+            History::Decisions => config.decisions_retention,
+            // Price marks outside the drop guard's window count for nothing.
+            History::Marks => config.demper_drop_window,
+            // A worker whose heartbeat ended a day ago is gone.
+            History::Workers => rotor_engine::Duration::from_mins(24 * 60),
+            _ => config.history_retention,
+        };
+        match driver.records().prune(what, now.saturating_sub(kept.as_millis()), &mut budget) {
+            Ok((n, finished)) => {
+                if n > 0 {
+                    log::line(
+                        Level::Info,
+                        &format!("store: pruned {n} {} older than their retention", what.name()),
+                    );
+                }
+                if !finished {
+                    return false;
+                }
+            }
+            Err(e) => log::line(Level::Error, &format!("cannot prune {}: {e}", what.name())),
+        }
     }
-    // Price marks outside the drop guard's window count for nothing.
-    let outside = clock::now().as_millis().saturating_sub(config.demper_drop_window.as_millis());
-    if let Err(e) = driver.records().prune_marks(outside) {
-        log::line(Level::Error, &format!("cannot prune price marks: {e}"));
-    }
+    true
 }
 
 /// Adds proxies another worker (or the provisioner) recorded since this engine was built.

@@ -71,3 +71,5 @@ pub const PROXY6_CHECK_EVERY: Duration = Duration::from_mins(5);
 
 /// `[store] decisions_retention`.
 pub const DECISIONS_RETENTION: Duration = Duration::from_mins(30 * 24 * 60);
+/// `[store] history_retention`.
+pub const HISTORY_RETENTION: Duration = Duration::from_mins(90 * 24 * 60);

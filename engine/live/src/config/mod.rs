@@ -120,6 +120,10 @@ pub struct LiveConfig {
     /// How long price decisions are kept as history; older ones are pruned hourly (each SKU's
     /// current price is kept apart). Defaults to 30 days.
     pub decisions_retention: Duration,
+    /// How long the rest of the history is kept (finished leases, the journal, operator
+    /// commands, settled Proxy6 orders, delivered order events and final orders); pruned
+    /// hourly in batches. Defaults to 90 days; at least 31.
+    pub history_retention: Duration,
     /// This worker's name in lane leases. Defaults to the host name and process id.
     pub worker_id: Option<String>,
     /// How long a lane lease lasts unless renewed; a dead worker's lanes move after it.
@@ -315,6 +319,11 @@ mod tests {
         assert_eq!(c.decisions_retention, Duration::from_mins(7 * 24 * 60));
         let e = cfg("[store]\ndecisions_retention = \"10m\"\n").unwrap_err();
         assert!(e.message.contains("at least 1h"), "{e}");
+        assert_eq!(c.history_retention, Duration::from_mins(90 * 24 * 60));
+        let c = cfg("[store]\nhistory_retention = \"400d\"\n").unwrap();
+        assert_eq!(c.history_retention, Duration::from_mins(400 * 24 * 60));
+        let e = cfg("[store]\nhistory_retention = \"30d\"\n").unwrap_err();
+        assert!(e.message.contains("[store] history_retention") && e.message.contains("at least 31d"), "{e}");
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub(super) struct RawStore {
     pub(super) password_env: Option<String>,
     pub(super) password_file: Option<PathBuf>,
     pub(super) decisions_retention: Option<Span>,
+    pub(super) history_retention: Option<Span>,
 }
 
 #[derive(Debug, Deserialize, Default)]

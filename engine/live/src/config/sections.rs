@@ -90,14 +90,7 @@ impl Ctx<'_> {
 pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
     let cx = Ctx { text, path, base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default() };
     let raw: RawFile = toml::from_str(text).map_err(|e| cx.at(e.span(), e.message().to_owned()))?;
-    let decisions_retention = raw.store.decisions_retention.map_or(default::DECISIONS_RETENTION, |s| s.0);
-    if decisions_retention < Duration::from_mins(60) {
-        return Err(cx.whole(format!(
-            "[store] decisions_retention is {} ms; valid: at least 1h (the current prices are kept apart and never pruned)",
-            decisions_retention.as_millis()
-        )));
-    }
-    let (store_url, store_key, store_password) = store_section(&cx, raw.store)?;
+    let store = store_section(&cx, raw.store)?;
     let (kaspi, timeout, connect_timeout) = kaspi_section(&cx, raw.kaspi)?;
     let lease_ttl = raw.workers.lease_ttl.map_or(default::LEASE_TTL, |s| s.0);
     if lease_ttl.as_millis() < 2 * timeout.as_millis().max(200) {
@@ -117,13 +110,14 @@ pub fn parse(text: &str, path: &Path) -> Result<LiveConfig, ConfigError> {
         guards(&cx, &raw.demper, &raw.catalog)?;
     let split_percent = split_section(&cx, raw.split)?;
     Ok(LiveConfig {
-        store_url,
-        store_password,
-        decisions_retention,
+        store_url: store.url,
+        store_password: store.password,
+        decisions_retention: store.decisions_retention,
+        history_retention: store.history_retention,
         worker_id: raw.workers.id,
         lease_ttl,
         config_version: raw.workers.config_version.unwrap_or(0),
-        store_key,
+        store_key: store.key,
         status_listen: raw.status.listen.unwrap_or(default::STATUS_LISTEN),
         stall_intervals: raw.status.stall_intervals.map_or(3, std::num::NonZeroU32::get),
         kaspi,
@@ -271,12 +265,33 @@ fn answer_rows(cx: &Ctx<'_>, rows: &[toml::Spanned<RawAnswer>]) -> Result<Answer
     Ok(AnswerTable::with_overrides(built))
 }
 
+/// `[store]`, read.
+struct StoreSection {
+    url: String,
+    key: SecretSource,
+    password: Option<SecretSource>,
+    decisions_retention: Duration,
+    history_retention: Duration,
+}
+
 /// `[store]`: where state lives, where its key comes from and, for PostgreSQL, where its
-/// password comes from. A URL is never echoed in a message (it may carry a password).
-fn store_section(
-    cx: &Ctx<'_>,
-    st: RawStore,
-) -> Result<(String, SecretSource, Option<SecretSource>), ConfigError> {
+/// password comes from, and how long history is kept. A URL is never echoed in a message (it
+/// may carry a password).
+fn store_section(cx: &Ctx<'_>, st: RawStore) -> Result<StoreSection, ConfigError> {
+    let decisions_retention = st.decisions_retention.map_or(default::DECISIONS_RETENTION, |s| s.0);
+    if decisions_retention < Duration::from_mins(60) {
+        return Err(cx.whole(format!(
+            "[store] decisions_retention is {} ms; valid: at least 1h (the current prices are kept apart and never pruned)",
+            decisions_retention.as_millis()
+        )));
+    }
+    let history_retention = st.history_retention.map_or(default::HISTORY_RETENTION, |s| s.0);
+    if history_retention < Duration::from_mins(31 * 24 * 60) {
+        return Err(cx.whole(format!(
+            "[store] history_retention is {} ms; valid: at least 31d (the Proxy6 spending caps look back 30 days)",
+            history_retention.as_millis()
+        )));
+    }
     let key = cx.secret_or("[store]", st.key_env, st.key_file, default::STORE_KEY_ENV)?;
     let postgres = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
     let url = match (st.path, st.url) {
@@ -317,7 +332,7 @@ fn store_section(
             ));
         }
     };
-    Ok((url, key, password))
+    Ok(StoreSection { url, key, password, decisions_retention, history_retention })
 }
 
 /// `[kaspi]`: the hosts (each an http(s) URL) and the timeouts.

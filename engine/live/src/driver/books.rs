@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rotor_engine::{LaneKey, ProxyId, ProxyState};
 
-use super::{CallError, Driver, lock};
+use super::{CallError, Driver, lock, lock_store};
 use crate::log::{self, Level};
 use crate::store::{LeaseUsage, StoreError};
 
@@ -73,11 +73,13 @@ impl Driver {
         }
         let reserved =
             (lease_requests - 1 + self.books.reserve_block).min(self.books.budget.max(lease_requests));
-        super::blocking(|| lock(&self.store).reserve(&fence, proxy, book.lease_no, reserved, book.usage))
-            .map_err(|e| match e {
-                StoreError::Fenced { .. } => CallError::LaneLost,
-                other => CallError::Store(other),
-            })?;
+        super::blocking(|| {
+            lock_store(&self.store).reserve(&fence, proxy, book.lease_no, reserved, book.usage)
+        })
+        .map_err(|e| match e {
+            StoreError::Fenced { .. } => CallError::LaneLost,
+            other => CallError::Store(other),
+        })?;
         book.reserved = reserved;
         Ok(())
     }
@@ -94,7 +96,7 @@ impl Driver {
         book.usage = LeaseUsage::default();
         book.reserved = self.books.reserve_block.min(self.books.budget);
         let r = match fence {
-            Some(fence) => lock(&self.store).open_lease(&fence, to, book.lease_no, book.reserved, now),
+            Some(fence) => lock_store(&self.store).open_lease(&fence, to, book.lease_no, book.reserved, now),
             None => Err(StoreError::Fenced { user: lane.user, module: lane.module }),
         };
         if let Err(e) = r {
@@ -119,7 +121,7 @@ impl Driver {
     ) {
         let fence = lane.and_then(|l| self.fence(l));
         let book = self.books.lock()[proxy.0 as usize];
-        if let Err(e) = lock(&self.store).start_rest(
+        if let Err(e) = lock_store(&self.store).start_rest(
             fence.as_ref(),
             proxy,
             book.lease_no,
@@ -152,7 +154,7 @@ impl Driver {
                 })
                 .collect()
         };
-        let mut store = lock(&self.store);
+        let mut store = lock_store(&self.store);
         for (id, lane, book) in open {
             if let Some(fence) = fences.get(&lane.user).map(|f| f[lane.module.index()]) {
                 let _ = store.reserve(&fence, id, book.lease_no, book.reserved, book.usage);

@@ -5,9 +5,13 @@ use std::sync::atomic::Ordering;
 
 use rotor_engine::{Completion, Decision, FailReason, Module, Outcome, RequestSpec};
 
+use super::lanes::LaneState;
 use super::{CallError, Driver, InFlight, Sent, lock};
 use crate::clock;
 use crate::transport::{self, Reply};
+
+/// How often a call on a lapsed lane looks again whether its lease was renewed or lost.
+const LAPSE_POLL: rotor_engine::Duration = rotor_engine::Duration::from_millis(100);
 
 impl Driver {
     /// Sends one request of `spec`'s lane through whichever proxy the engine picks, retrying
@@ -44,8 +48,17 @@ impl Driver {
             if self.stopping() {
                 return Err(CallError::Stopped);
             }
-            if self.fence(spec.lane()).is_none() {
-                return Err(CallError::LaneLost);
+            match self.lane_state(spec.lane()) {
+                LaneState::Sending(_) => {}
+                // The claim loop renews the lease or gives the lane up; either way this call
+                // learns it here, and sends nothing meanwhile.
+                LaneState::Lapsed => {
+                    if !self.sleep_until(clock::now() + LAPSE_POLL).await {
+                        return Err(CallError::Stopped);
+                    }
+                    continue;
+                }
+                LaneState::Lost => return Err(CallError::LaneLost),
             }
             let notified = self.completions.notified();
             tokio::pin!(notified);
@@ -64,8 +77,15 @@ impl Driver {
             match decision {
                 Decision::Send(ticket) => {
                     lock(&self.waits).end(spec.lane());
-                    let (result, completion) =
-                        self.send(ticket, lease_requests, spec.module, &build, (now, decided)).await?;
+                    let sent = self.send(ticket, lease_requests, spec.module, &build, (now, decided)).await;
+                    let (result, completion) = match sent {
+                        // The lease ran out while the charge was written: the ticket went back
+                        // unsent, and the loop above waits for the renewal.
+                        Err(CallError::LaneLost) if self.lane_state(spec.lane()) == LaneState::Lapsed => {
+                            continue;
+                        }
+                        other => other?,
+                    };
                     last_status = result.as_ref().ok().map(|r| r.status);
                     match completion {
                         Completion::Done => {

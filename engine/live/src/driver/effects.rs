@@ -3,7 +3,7 @@
 
 use rotor_engine::{Engine, Event, FailReason, LaneKey, ProxyId};
 
-use super::{Driver, InFlight, lock};
+use super::{Driver, InFlight, lock, lock_store};
 use crate::clock;
 use crate::log;
 
@@ -60,7 +60,7 @@ impl Driver {
                 } else {
                     format!("{failures} failures in its last {considered} requests")
                 };
-                if let Err(e) = lock(&self.store).mark_dead(proxy, &reason) {
+                if let Err(e) = lock_store(&self.store).mark_dead(proxy, &reason) {
                     tracing::error!("cannot record {proxy} as dead: {e}");
                 }
                 tracing::warn!("lane {lane}: {proxy} is dead ({reason})");
@@ -71,7 +71,7 @@ impl Driver {
             }
             Event::CircuitOpened { lane, until } => {
                 // Kept across a restart or a failover, as account cooldowns are.
-                if let Err(e) = lock(&self.store).set_circuit(lane, until.as_millis()) {
+                if let Err(e) = lock_store(&self.store).set_circuit(lane, until.as_millis()) {
                     tracing::error!("cannot record lane {lane}'s open circuit: {e}");
                 }
                 tracing::warn!("lane {lane}: circuit open until {}", log::utc(until.as_millis()));
@@ -81,7 +81,7 @@ impl Driver {
             }
             Event::LaneSlowed { lane, min_interval, until } => {
                 if let Err(e) =
-                    lock(&self.store).set_slowdown(lane, min_interval.as_millis(), until.as_millis())
+                    lock_store(&self.store).set_slowdown(lane, min_interval.as_millis(), until.as_millis())
                 {
                     tracing::error!("cannot record lane {lane}'s slowdown: {e}");
                 }
@@ -93,7 +93,7 @@ impl Driver {
             }
             Event::AccountCooldown { user, endpoint, until } => {
                 // Kept across a restart: the account stays quiet until Kaspi's ban is over.
-                if let Err(e) = lock(&self.store).set_cooldown(user, endpoint, until.as_millis()) {
+                if let Err(e) = lock_store(&self.store).set_cooldown(user, endpoint, until.as_millis()) {
                     tracing::error!("cannot record the cooldown of user {user}: {e}");
                 }
                 tracing::warn!("user {user}: {endpoint} cooling down until {}", log::utc(until.as_millis()));
@@ -138,7 +138,7 @@ impl Driver {
     fn replace_dead(&self, lane: LaneKey) {
         let dead: Vec<ProxyId> = self.lane_proxies(lane).into_iter().filter(|&p| self.is_dead(p)).collect();
         let now = clock::now();
-        let picked = lock(&self.store).replace(lane.user, lane.module, &dead, now.as_millis());
+        let picked = lock_store(&self.store).replace(lane.user, lane.module, &dead, now.as_millis());
         let fresh = match picked {
             Ok(Some(fresh)) => fresh,
             Ok(None) => {
@@ -162,7 +162,7 @@ impl Driver {
     /// used them since this engine last saw them). Locks: `store` (released), then `engine` →
     /// `books`.
     pub fn refresh(&self, ids: &[ProxyId], now: rotor_engine::Instant) {
-        let stored = match lock(&self.store).proxies() {
+        let stored = match lock_store(&self.store).proxies() {
             Ok(p) => p,
             Err(e) => return tracing::error!("cannot read proxy states: {e}"),
         };
@@ -187,7 +187,8 @@ impl Driver {
     /// Logs and journals an operator alert (`store`).
     pub fn alert(&self, message: &str) {
         tracing::warn!("ALERT {message}");
-        let _ = super::blocking(|| lock(&self.store).journal("alert", message, clock::now().as_millis()));
+        let _ =
+            super::blocking(|| lock_store(&self.store).journal("alert", message, clock::now().as_millis()));
     }
 
     /// At shutdown: records every request still in flight and the usage of open leases.
@@ -197,7 +198,7 @@ impl Driver {
         let now = clock::now().as_millis();
         let unfinished: Vec<InFlight> = lock(&self.in_flight).drain().map(|(_, v)| v).collect();
         {
-            let mut store = lock(&self.store);
+            let mut store = lock_store(&self.store);
             for f in &unfinished {
                 let detail = format!(
                     "lane {} {} via {} sent at {}; its lease stays open, so a restart rests the proxy",

@@ -8,7 +8,7 @@ use std::time::Instant as Local;
 
 use rotor_engine::{LaneKey, Module, ProxyId, ProxyState, Split, UserId};
 
-use super::{Driver, lock};
+use super::{Driver, lock, lock_store};
 use crate::clock;
 use crate::store::{Fence, StoreError};
 
@@ -26,14 +26,37 @@ pub enum ServeError {
 /// The sellers whose lanes this worker holds: their fences, and the local instant by which it
 /// must stop sending unless the lease is renewed.
 #[derive(Default)]
-pub(super) struct Ownership(Mutex<HashMap<UserId, ([Fence; 4], Local)>>);
+pub(super) struct Ownership(Mutex<HashMap<UserId, Owned>>);
+
+/// One seller's lanes held here.
+struct Owned {
+    fences: [Fence; 4],
+    /// No send starts at or after this instant unless a renewal moves it.
+    deadline: Local,
+    /// Sending was stopped on purpose (a loss, a hand-over): the deadline will not move again.
+    halted: bool,
+    /// The log has said that the deadline passed before a renewal.
+    told: bool,
+}
 
 impl Ownership {
     /// The fences of every seller this worker may still send for.
     pub(super) fn sending_fences(&self) -> HashMap<UserId, [Fence; 4]> {
         let now = Local::now();
-        lock(&self.0).iter().filter(|(_, (_, d))| *d > now).map(|(u, (f, _))| (*u, *f)).collect()
+        lock(&self.0).iter().filter(|(_, o)| o.deadline > now).map(|(u, o)| (*u, o.fences)).collect()
     }
+}
+
+/// Whether a lane may send now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneState {
+    /// Within this worker's lease: its fence.
+    Sending(Fence),
+    /// Held, but the lease ran out before the claim loop renewed it (a slow store): nothing is
+    /// sent until the renewal, or until the loss that stops the lane for good.
+    Lapsed,
+    /// Not this worker's to send on.
+    Lost,
 }
 
 /// What a claim of a seller's lanes found.
@@ -44,20 +67,21 @@ impl Driver {
 
     /// Records that this worker owns `user`'s lanes with `fences` until `deadline` (local time).
     pub fn own(&self, user: UserId, fences: [Fence; 4], deadline: Local) {
-        lock(&self.owned.0).insert(user, (fences, deadline));
+        lock(&self.owned.0).insert(user, Owned { fences, deadline, halted: false, told: false });
     }
 
     /// Stops sending for `user` at once (its deadline passes now), keeping its fences so that
     /// the lease can still be renewed while its last requests end.
     pub fn stop_sending(&self, user: UserId) {
         if let Some(entry) = lock(&self.owned.0).get_mut(&user) {
-            entry.1 = Local::now();
+            entry.deadline = Local::now();
+            entry.halted = true;
         }
     }
 
     /// Keeps `user`'s fences (after a renewal) without letting it send again.
     pub fn keep(&self, user: UserId, fences: [Fence; 4]) {
-        lock(&self.owned.0).insert(user, (fences, Local::now()));
+        lock(&self.owned.0).insert(user, Owned { fences, deadline: Local::now(), halted: true, told: false });
     }
 
     /// Forgets `user`'s lanes altogether.
@@ -77,21 +101,44 @@ impl Driver {
 
     /// The fences of `user`'s lanes, if this worker holds them (even past the deadline).
     pub fn fence_set(&self, user: UserId) -> Option<[Fence; 4]> {
-        lock(&self.owned.0).get(&user).map(|(f, _)| *f)
+        lock(&self.owned.0).get(&user).map(|o| o.fences)
     }
 
     /// The fence of `lane`, while this worker's lease on it has not run out.
     pub fn fence(&self, lane: LaneKey) -> Option<Fence> {
-        let owned = lock(&self.owned.0);
-        let (fences, deadline) = owned.get(&lane.user)?;
-        (Local::now() < *deadline).then(|| fences[lane.module.index()])
+        match self.lane_state(lane) {
+            LaneState::Sending(fence) => Some(fence),
+            LaneState::Lapsed | LaneState::Lost => None,
+        }
+    }
+
+    /// Whether `lane` may send now, has lapsed awaiting its renewal, or is lost here. The first
+    /// caller to see a lapse logs it, once per lapse.
+    pub fn lane_state(&self, lane: LaneKey) -> LaneState {
+        let mut owned = lock(&self.owned.0);
+        let Some(o) = owned.get_mut(&lane.user) else { return LaneState::Lost };
+        if Local::now() < o.deadline {
+            LaneState::Sending(o.fences[lane.module.index()])
+        } else if o.halted {
+            LaneState::Lost
+        } else {
+            if !o.told {
+                o.told = true;
+                tracing::warn!(
+                    "user {}: this worker's lane lease ran out before the claim loop renewed it (a slow store?); \
+                     nothing is sent until it is renewed or lost",
+                    lane.user
+                );
+            }
+            LaneState::Lapsed
+        }
     }
 
     // ---- lane leases in the store (`store`) -----------------------------------------------
 
     /// Records that `worker` is alive until `expires_ms`; returns how many workers are alive.
     pub fn heartbeat(&self, worker: &str, expires_ms: u64) -> Result<u32, StoreError> {
-        lock(&self.store).heartbeat(worker, expires_ms, clock::now().as_millis())
+        lock_store(&self.store).heartbeat(worker, expires_ms, clock::now().as_millis())
     }
 
     /// Claims `user`'s lanes for `worker` (see [`crate::store::Store::claim_user`]).
@@ -104,7 +151,7 @@ impl Driver {
         rest_until_ms: u64,
     ) -> Result<Claimed, StoreError> {
         let now = clock::now().as_millis();
-        lock(&self.store).claim_user(worker, user, expires_ms, now, steal, rest_until_ms)
+        lock_store(&self.store).claim_user(worker, user, expires_ms, now, steal, rest_until_ms)
     }
 
     /// Extends `worker`'s lease on `user`'s lanes; false if it lost them.
@@ -115,29 +162,29 @@ impl Driver {
         fences: &[Fence; 4],
         expires_ms: u64,
     ) -> Result<bool, StoreError> {
-        lock(&self.store).renew_user(worker, user, fences, expires_ms)
+        lock_store(&self.store).renew_user(worker, user, fences, expires_ms)
     }
 
     /// Gives up `user`'s lanes in the store, so that another worker need not wait.
     pub fn release_lanes(&self, worker: &str, user: UserId) -> Result<(), StoreError> {
-        lock(&self.store).release_user(worker, user)
+        lock_store(&self.store).release_user(worker, user)
     }
 
     /// Removes `worker`'s heartbeat (a clean stop).
     pub fn retire(&self, worker: &str) -> Result<(), StoreError> {
-        lock(&self.store).retire(worker)
+        lock_store(&self.store).retire(worker)
     }
 
     // ---- allocations (`store`, then `engine`) -----------------------------------------------
 
     /// `user`'s allocation as the store holds it, per module.
     pub fn stored_allocation(&self, user: UserId) -> Result<[Vec<ProxyId>; 4], StoreError> {
-        lock(&self.store).allocation_of(user)
+        lock_store(&self.store).allocation_of(user)
     }
 
     /// Live, unexpired proxies no seller holds, across every worker.
     pub fn free_in_store(&self) -> Result<u32, StoreError> {
-        lock(&self.store).free_count(clock::now().as_millis())
+        lock_store(&self.store).free_count(clock::now().as_millis())
     }
 
     /// Allocates `split` of free proxies to `user` in the store, all or nothing.
@@ -146,13 +193,13 @@ impl Driver {
         user: UserId,
         split: Split,
     ) -> Result<Option<[Vec<ProxyId>; 4]>, StoreError> {
-        lock(&self.store).allocate(user, split, clock::now().as_millis())
+        lock_store(&self.store).allocate(user, split, clock::now().as_millis())
     }
 
     /// Frees `user`'s proxies in the store and records that its subscription ended; a lease
     /// still open is spent, its proxy resting until at least `rest_until`.
     pub fn free_user(&self, user: UserId, rest_until: rotor_engine::Instant) -> Result<(), StoreError> {
-        lock(&self.store).free_user(user, clock::now().as_millis(), rest_until.as_millis())
+        lock_store(&self.store).free_user(user, clock::now().as_millis(), rest_until.as_millis())
     }
 
     /// Whether the engine holds `proxy` dead.
@@ -176,7 +223,7 @@ impl Driver {
     pub fn serve(&self, user: UserId, modules: [Vec<ProxyId>; 4]) -> Result<(), ServeError> {
         let now = clock::now();
         let (holds, cooldowns) = {
-            let mut store = lock(&self.store);
+            let mut store = lock_store(&self.store);
             (store.lane_holds(user, now.as_millis())?, store.cooldowns(now.as_millis())?)
         };
         let cooldowns: Vec<_> = cooldowns.into_iter().filter(|c| c.0 == user).collect();
@@ -228,25 +275,25 @@ impl Driver {
     pub fn persist_allocation(&self, user: UserId) {
         let by_module: Vec<(Module, Vec<ProxyId>)> =
             Module::ALL.iter().map(|&m| (m, self.lane_proxies(LaneKey::new(user, m)))).collect();
-        if let Err(e) = lock(&self.store).set_allocation(user, &by_module, clock::now().as_millis()) {
+        if let Err(e) = lock_store(&self.store).set_allocation(user, &by_module, clock::now().as_millis()) {
             tracing::error!("cannot record the allocation of user {user}: {e}");
         }
     }
 
     /// The sellers an operator drained (`rotor ctl drain`); empty if the store cannot say.
     pub fn drained(&self) -> std::collections::BTreeSet<UserId> {
-        lock(&self.store).drained().unwrap_or_default()
+        lock_store(&self.store).drained().unwrap_or_default()
     }
 
     /// Each seller's lane owner and its lease's end (epoch ms), as the store holds them.
     pub fn lane_owners(&self) -> Result<Vec<(UserId, String, u64)>, StoreError> {
-        lock(&self.store).lane_owners()
+        lock_store(&self.store).lane_owners()
     }
 
     /// Starts applying operator commands after the newest one in the store: the state this
     /// engine was built from already holds their effect.
     pub fn commands_seen(&self) -> Result<(), StoreError> {
-        let last = lock(&self.store).last_command()?;
+        let last = lock_store(&self.store).last_command()?;
         self.last_command.store(last, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
@@ -255,7 +302,7 @@ impl Driver {
     /// `store` (released), then `engine`, then the event effects'.
     pub fn apply_commands(&self) {
         let after = self.last_command.load(std::sync::atomic::Ordering::Relaxed);
-        let commands = match lock(&self.store).commands_after(after) {
+        let commands = match lock_store(&self.store).commands_after(after) {
             Ok(c) => c,
             Err(e) => {
                 return tracing::error!("cannot read operator commands: {e}");
@@ -291,7 +338,8 @@ impl Driver {
     /// [`Driver::refresh`]'s, then `engine`).
     pub fn grow_lane(&self, user: UserId, module: Module, n: u32) -> Result<(), String> {
         let now = clock::now();
-        let picked = super::blocking(|| lock(&self.store).grow(user, module, u64::from(n), now.as_millis()));
+        let picked =
+            super::blocking(|| lock_store(&self.store).grow(user, module, u64::from(n), now.as_millis()));
         let fresh = match picked {
             Ok(Some(ids)) => ids,
             Ok(None) => return Err(format!("fewer than {n} proxies are free")),
@@ -301,7 +349,7 @@ impl Driver {
         let joined = self.on_engine(|e| e.resize_lane(user, module, &fresh, 0));
         if let Err(e) = joined {
             // Give them back in the store, so that another lane can have them.
-            let _ = super::blocking(|| lock(&self.store).shrink(user, &fresh, now.as_millis(), 0));
+            let _ = super::blocking(|| lock_store(&self.store).shrink(user, &fresh, now.as_millis(), 0));
             return Err(e.to_string());
         }
         Ok(())
@@ -318,7 +366,9 @@ impl Driver {
     ) -> Result<(), String> {
         let now = clock::now();
         let left = self.on_engine(|e| e.resize_lane(user, module, &[], n)).map_err(|e| e.to_string())?;
-        super::blocking(|| lock(&self.store).shrink(user, &left, now.as_millis(), (now + rest).as_millis()))
-            .map_err(|e| e.to_string())
+        super::blocking(|| {
+            lock_store(&self.store).shrink(user, &left, now.as_millis(), (now + rest).as_millis())
+        })
+        .map_err(|e| e.to_string())
     }
 }

@@ -109,7 +109,7 @@ pub struct Driver {
     engine: Mutex<Engine>,
     clients: RwLock<Vec<reqwest::Client>>,
     books: Books,
-    store: Mutex<Store>,
+    store: parking_lot::FairMutex<Store>,
     in_flight: Mutex<HashMap<u64, InFlight>>,
     /// The waits the log has told, per lane (`waits.rs`).
     waits: Mutex<waits::WaitLog>,
@@ -140,6 +140,12 @@ pub struct Driver {
 
 /// How many store calls of the status endpoint may be outstanding at once.
 const STATUS_STORE_CALLS: u32 = 4;
+
+/// The store, taken in the order asked (`store`): a FIFO hand-over, so that a lane renewal or
+/// an orders poll never starves behind a hot demper's writes (docs/decisions/store-fairness.md).
+pub(crate) fn lock_store(m: &parking_lot::FairMutex<Store>) -> parking_lot::FairMutexGuard<'_, Store> {
+    m.lock()
+}
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -176,7 +182,7 @@ impl Driver {
             engine: Mutex::new(engine),
             clients: RwLock::new(clients),
             books: Books::new(books, reserve_block, budget),
-            store: Mutex::new(store),
+            store: parking_lot::FairMutex::new(store),
             in_flight: Mutex::new(HashMap::new()),
             waits: Mutex::new(waits::WaitLog::default()),
             refusals: Mutex::new(HashMap::new()),

@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError};
 
 use rotor_engine::{Engine, PoolError, ProxyId, ProxySpec, UserId};
 
-use super::{Driver, STATUS_STORE_CALLS, lock};
+use super::{Driver, STATUS_STORE_CALLS, lock, lock_store};
 use crate::clock;
 use crate::store::{NewOrder, NewProxy, PriceDecision, StoreError, StoredProxy};
 
@@ -19,12 +19,12 @@ impl Driver {
     /// Proxies the store holds with ids from `from` on (another worker or the provisioner
     /// recorded them).
     pub fn stored_proxies_from(&self, from: u32) -> Result<Vec<StoredProxy>, StoreError> {
-        lock(&self.store).proxies_from(from)
+        lock_store(&self.store).proxies_from(from)
     }
 
     /// Records a proxy in the store and returns its id (`store`).
     pub fn record_proxy(&self, proxy: &NewProxy<'_>) -> Result<ProxyId, StoreError> {
-        lock(&self.store).upsert_proxy(proxy, clock::now().as_millis())
+        lock_store(&self.store).upsert_proxy(proxy, clock::now().as_millis())
     }
 
     /// Adds a proxy to the engine with the client that connects through it, so that the
@@ -72,7 +72,7 @@ impl Driver {
         }
         let me = Arc::clone(self);
         let task = tokio::task::spawn_blocking(move || {
-            let r = f(&mut lock(&me.store));
+            let r = f(&mut lock_store(&me.store));
             me.status_calls.fetch_sub(1, Ordering::AcqRel);
             r
         });
@@ -90,14 +90,14 @@ impl Driver {
     pub fn stored_view(
         &self,
     ) -> Result<(Vec<StoredProxy>, std::collections::BTreeMap<ProxyId, u64>), StoreError> {
-        let mut store = lock(&self.store);
+        let mut store = lock_store(&self.store);
         Ok((store.proxies()?, store.lease_counts()?))
     }
 
     /// Runs `f` on the store, off the runtime's core (`store`): for services with their own
     /// records, such as the webhook's cursor.
     pub fn store_call<R>(&self, f: impl FnOnce(&mut crate::store::Store) -> R) -> R {
-        super::blocking(|| f(&mut lock(&self.store)))
+        super::blocking(|| f(&mut lock_store(&self.store)))
     }
 
     /// Swaps the client of proxy `id` for one built with its new credentials (`clients`).
@@ -123,8 +123,8 @@ impl Driver {
 pub struct Records<'a>(&'a Driver);
 
 impl Records<'_> {
-    fn store(&self) -> std::sync::MutexGuard<'_, crate::store::Store> {
-        lock(&self.0.store)
+    fn store(&self) -> parking_lot::FairMutexGuard<'_, crate::store::Store> {
+        lock_store(&self.0.store)
     }
 
     /// Runs a read or write off the runtime's core ([`super::blocking`]) and counts a failure
@@ -160,11 +160,6 @@ impl Records<'_> {
         self.counted(|| self.store().catalog_synced(user))
     }
 
-    /// Deletes price marks older than `before_ms`.
-    pub fn prune_marks(&self, before_ms: u64) -> Result<u64, StoreError> {
-        self.counted(|| self.store().prune_marks(before_ms))
-    }
-
     /// The gate before a drop larger than the configured share (see [`crate::store::DropGate`]).
     pub fn drop_gate(
         &self,
@@ -175,9 +170,27 @@ impl Records<'_> {
         self.counted(|| self.store().drop_confirmed(user, sku, from_to, clock::now().as_millis()))
     }
 
-    /// Deletes decisions older than `before_ms`; current prices stay.
-    pub fn prune_decisions(&self, before_ms: u64) -> Result<u64, StoreError> {
-        self.counted(|| self.store().prune_decisions(before_ms))
+    /// Prunes `what` older than `before_ms`, batches of a few thousand rows while `batches`
+    /// lasts (each batch spends one), each a short transaction with the store free between
+    /// them (other writes run in between); returns how many rows went and whether nothing
+    /// older is left.
+    pub fn prune(
+        &self,
+        what: crate::store::History,
+        before_ms: u64,
+        batches: &mut u32,
+    ) -> Result<(u64, bool), StoreError> {
+        const BATCH: u64 = 5_000;
+        let mut total = 0;
+        while *batches > 0 {
+            *batches -= 1;
+            let n = self.counted(|| self.store().prune_batch(what, before_ms, BATCH))?;
+            total += n;
+            if n < BATCH {
+                return Ok((total, true));
+            }
+        }
+        Ok((total, false))
     }
 
     /// Whether an order is stored.

@@ -17,6 +17,7 @@ mod lanes;
 mod operator;
 mod proxies;
 mod proxy6;
+mod prune;
 mod records;
 pub mod sql;
 
@@ -34,11 +35,12 @@ pub use events::{OrderEvent, OrderWrite};
 pub use holds::LaneHolds;
 pub use operator::{Command, ConfigRow, Confirm, DropGate, HeldDrop, held_version};
 pub use proxy6::{Proxy6Order, Proxy6Proxy};
+pub use prune::History;
 pub use records::{CatalogRows, Listing};
 use sql::{Conn, Dialect, Row, Value};
 
 /// The schema, in order; `rotor_meta.schema` records how many ran.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     include_str!("schema/001_init.sql"),
     include_str!("schema/002_account_cooldowns.sql"),
     include_str!("schema/003_current_prices.sql"),
@@ -50,6 +52,7 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("schema/009_listings.sql"),
     include_str!("schema/010_dead_letters.sql"),
     include_str!("schema/011_open_orders.sql"),
+    include_str!("schema/012_history.sql"),
 ];
 
 /// The right to write for a lane: its user, module and the fencing token of the claim.

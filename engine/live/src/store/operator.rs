@@ -324,7 +324,9 @@ impl Store {
     pub fn lease_counts(&mut self) -> Result<std::collections::BTreeMap<ProxyId, u64>, StoreError> {
         let rows = self
             .conn
-            .query("SELECT proxy_id, COUNT(*) FROM leases GROUP BY proxy_id", &[])
+            // A proxy's leases are numbered from 1: the last one's number is the count, kept
+            // with its state (the usage log itself is pruned, and too long to count).
+            .query("SELECT proxy_id, lease_no FROM proxy_state", &[])
             .map_err(ctx("count leases"))?;
         Ok(rows.iter().map(|r| (ProxyId(uint(r, 0) as u32), uint(r, 1))).collect())
     }

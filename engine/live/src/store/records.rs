@@ -82,14 +82,6 @@ impl Store {
         .map_err(ctx("record a price decision"))
     }
 
-    /// Deletes decisions older than `before_ms` (the history; current prices stay). Returns how
-    /// many went.
-    pub fn prune_decisions(&mut self, before_ms: u64) -> Result<u64, StoreError> {
-        self.conn
-            .exec("DELETE FROM price_decisions WHERE at_ms < $1", &[before_ms.into()])
-            .map_err(ctx("prune price decisions"))
-    }
-
     /// Every decision, oldest first.
     pub fn decisions(&mut self) -> Result<Vec<PriceDecision>, StoreError> {
         Ok(self.decisions_after(0, 0, u64::MAX >> 1)?.into_iter().map(|(_, d)| d).collect())
@@ -178,13 +170,6 @@ impl Store {
             model: row.and_then(|r| text(r, 2)),
             reference,
         })
-    }
-
-    /// Deletes price marks older than `before_ms` (outside every drop window).
-    pub fn prune_marks(&mut self, before_ms: u64) -> Result<u64, StoreError> {
-        self.conn
-            .exec("DELETE FROM price_marks WHERE at_ms < $1", &[before_ms.into()])
-            .map_err(ctx("prune price marks"))
     }
 
     /// Whether an order is stored.
