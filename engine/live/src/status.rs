@@ -76,6 +76,21 @@ pub fn stalled<'a>(
     })
 }
 
+/// What the operator does about a store error: nothing is sent meanwhile, and writes resume
+/// by themselves once the cause is gone (a failed commit was rolled back).
+fn store_advice(error: &str) -> &'static str {
+    let e = error.to_ascii_lowercase();
+    if e.contains("full") || e.contains("no space") {
+        "free disk space where the store lives (or raise the database's quota); writes resume by themselves"
+    } else if e.contains("i/o") || e.contains("readonly") || e.contains("read-only") {
+        "check the disk and the file's permissions (the service user writes it); writes resume by themselves"
+    } else if e.contains("locked") || e.contains("busy") || e.contains("lock") {
+        "another process holds the store (a backup, a second rotor); end it, and writes resume"
+    } else {
+        "start PostgreSQL or fix [store] url (or the network to it); rotor reconnects by itself"
+    }
+}
+
 /// What `/health` found wrong; empty when healthy.
 pub fn problems(
     store: Result<(), String>,
@@ -86,7 +101,7 @@ pub fn problems(
 ) -> Vec<String> {
     let mut out = Vec::new();
     if let Err(e) = store {
-        out.push(format!("store unreachable: {e}"));
+        out.push(format!("store unreachable: {e}; {}", store_advice(&e)));
     }
     for (user, detail) in refused {
         out.push(format!(
@@ -366,7 +381,15 @@ mod tests {
             [(UserId(4), "on price_update: the cabinet answered HTTP 302".to_owned())].into();
         let found = problems(Err("connection refused".into()), &refused, &BTreeMap::new(), &rules, at(0));
         assert_eq!(found.len(), 2);
-        assert!(found[0].contains("store unreachable: connection refused"));
+        assert!(found[0].contains("store unreachable: connection refused; start PostgreSQL"), "{found:?}");
+        let full = problems(
+            Err("database or disk is full".into()),
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &rules,
+            at(0),
+        );
+        assert!(full[0].contains("free disk space where the store lives"), "{full:?}");
         assert!(
             found[1].contains("user u4: Kaspi refused the seller's credentials on price_update: the cabinet")
         );
