@@ -9,29 +9,12 @@ use std::num::NonZeroU32;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rotor_engine::{
-    Decision, Duration, Endpoint, Engine, EngineConfig, Instant, Module, Outcome, Policy, ProxySpec,
-    RatePolicy, RequestSpec, Split, UserId, WindowPolicy,
+    Duration, Endpoint, Instant, Module, Policy, RatePolicy, RequestSpec, UserId, WindowPolicy,
 };
 
-fn engine(proxies: u32, policy: Policy) -> Engine {
-    let mut e =
-        Engine::new(EngineConfig { policy, pool_min_available: 0, ..EngineConfig::default() }).unwrap();
-    for i in 0..proxies {
-        let [_, a, b, c] = i.to_be_bytes();
-        e.add_proxy(ProxySpec {
-            host: format!("p{i}"),
-            port: 8080,
-            credentials: None,
-            egress_ip: std::net::IpAddr::from([10, a, b, c]),
-            subnet: format!("10.{a}.{b}.0/24"),
-        })
-        .unwrap();
-    }
-    e.allocate(UserId(1), proxies, Split::new(proxies, 0, 0, 0)).unwrap();
-    e
-}
+mod pairs;
 
-fn pairs(c: &mut Criterion) {
+fn all_policies(c: &mut Criterion) {
     let req = RequestSpec::new(UserId(1), Module::Demper, Endpoint::StorefrontOffers);
     let window = Policy::Window(WindowPolicy {
         limit: NonZeroU32::new(249).unwrap(),
@@ -43,32 +26,14 @@ fn pairs(c: &mut Criterion) {
     for (name, policy) in [("rest", Policy::default()), ("window", window), ("rate", rate)] {
         for proxies in [100u32, 10_000] {
             group.bench_function(BenchmarkId::new(name, proxies), |b| {
-                let mut e = engine(proxies, policy);
-                // 100 ms of virtual time per request: 100 proxies × 249 requests span more than
-                // the 40-minute rest, so the lane recycles rested proxies instead of waiting.
-                let step = Duration::from_millis(100);
+                let mut e = pairs::engine(proxies, policy);
                 let mut now = Instant::ZERO;
-                b.iter(|| {
-                    now = now + step;
-                    let ticket = match e.acquire(black_box(&req), now) {
-                        Decision::Send(t) => t,
-                        Decision::Wait { until, .. } => {
-                            now = until;
-                            match e.acquire(&req, now) {
-                                Decision::Send(t) => t,
-                                other => panic!("no send at the wait's end: {other:?}"),
-                            }
-                        }
-                        other => panic!("unexpected {other:?}"),
-                    };
-                    black_box(e.complete(ticket, Outcome::Ok, now));
-                    while e.poll_event().is_some() {}
-                });
+                b.iter(|| pairs::pair(&mut e, black_box(&req), &mut now));
             });
         }
     }
     group.finish();
 }
 
-criterion_group!(benches, pairs);
+criterion_group!(benches, all_policies);
 criterion_main!(benches);
