@@ -337,3 +337,45 @@ fn rotor_test_shrinks_each_failed_file_beside_its_reports() {
         "the orders workload plays no part in a demper figure"
     );
 }
+
+/// Two files that share a stem in two folders are two cases of a result and of a diff, keyed by
+/// their path under the searched folder; a diff gates safety figures on their worst seed.
+#[test]
+fn cases_sharing_a_stem_stay_apart_and_safety_is_gated_on_the_worst_seed() {
+    let dir = scratch("stems");
+    write(&dir, "suite/a/lane.toml", SMALL);
+    write(&dir, "suite/b/lane.toml", &SMALL.replace("count = 2", "count = 1"));
+    let json = dir.join("result.json");
+    let out = rotor(&[
+        "test",
+        dir.join("suite").to_str().unwrap(),
+        "--seeds",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mut keys: Vec<&str> =
+        result["cases"].as_array().unwrap().iter().map(|c| c["case"].as_str().unwrap()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["a/lane.toml", "b/lane.toml"]);
+    let diff = rotor(&[
+        "diff",
+        json.to_str().unwrap(),
+        json.to_str().unwrap(),
+        "--format",
+        "json",
+        "--fail-if",
+        "safety.* > 0",
+    ]);
+    assert_eq!(diff.status.code(), Some(0), "{}", text(&diff.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    let rows = d["rows"].as_array().unwrap();
+    let cases: std::collections::BTreeSet<&str> = rows.iter().map(|r| r["case"].as_str().unwrap()).collect();
+    assert_eq!(cases.len(), 2, "two cases, not one merged: {cases:?}");
+    assert!(d["unmatched_cases"].as_array().unwrap().is_empty());
+    let lease = rows.iter().find(|r| r["key"] == "safety.largest_lease").unwrap();
+    assert_eq!(lease["statistic"], "worst");
+    assert_eq!(lease["significant"], serde_json::Value::Null);
+}

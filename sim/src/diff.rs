@@ -1,9 +1,10 @@
 //! `rotor diff`: two runs' figures side by side. An input is a `summary.json` (one run), an
 //! output directory holding one, or a multi-seed result from `rotor test --json` (every file,
-//! each figure a distribution). Figures are matched by file and key; each gets its delta and
-//! percentage, safety figures first; keys on one side only are listed. With seeds on both sides
-//! a difference inside the spread is not significant (Welch's t at 95%). `--fail-if` thresholds
-//! on the change set the exit code.
+//! each figure a distribution). Cases are matched by their key, figures by key; each gets its
+//! delta and percentage, safety figures first; a key on one side only is listed and compared as
+//! 0 there. Safety figures compare their worst seed; the others their mean, where a difference
+//! inside the spread is not significant (Welch's t at 95%). `--fail-if` thresholds on the
+//! change set the exit code.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -58,7 +59,13 @@ pub fn read_side(path: &Path) -> Result<Side, String> {
     if doc.get("schema").and_then(serde_json::Value::as_str) == Some("rotor-test-result") {
         let result: SuiteResult = serde_json::from_value(doc)
             .map_err(|e| format!("{source}: not a rotor test result of a version this rotor reads: {e}"))?;
-        let cases = result.cases.into_iter().map(|c| (c.scenario, c.figures)).collect();
+        // Cases by their key (their path under the suite's root): two files that share a stem
+        // are two cases. Results from before keys existed fall back to the file.
+        let cases = result
+            .cases
+            .into_iter()
+            .map(|c| (if c.case.is_empty() { c.file } else { c.case }, c.figures))
+            .collect();
         return Ok(Side { source, cases });
     }
     if doc.get("safety").is_some() && doc.get("accounting").is_some() {
@@ -81,9 +88,12 @@ pub struct Row {
     pub key: String,
     /// Whether it is a safety figure (`safety.*`, `accounting.*`, `limits.*`).
     pub safety: bool,
-    /// The base's value (its mean over seeds).
+    /// Which value of each side's seeds is compared: `worst` for safety figures (any seed
+    /// above a threshold crosses it), `mean` for the others.
+    pub statistic: String,
+    /// The base's value: its worst seed for a safety figure, its mean over seeds otherwise.
     pub base: f64,
-    /// The new value (its mean over seeds).
+    /// The new value, read the same way.
     pub new: f64,
     /// `new - base`.
     pub delta: f64,
@@ -91,7 +101,8 @@ pub struct Row {
     pub percent: Option<f64>,
     /// Seeds on each side.
     pub seeds: (u32, u32),
-    /// Whether the change is beyond the seeds' spread; `None` without seeds on both sides.
+    /// Whether the change is beyond the seeds' spread; `None` without seeds on both sides, and
+    /// for safety figures (their worst seed is judged as it is, never tested away).
     pub significant: Option<bool>,
 }
 
@@ -149,6 +160,12 @@ fn is_safety(key: &str) -> bool {
     ["safety.", "accounting.", "limits."].iter().any(|p| key.starts_with(p))
 }
 
+/// A safety figure's worst seed: the smallest where a smaller value is the worse one (the
+/// shortest rest, the requests that succeeded), the largest otherwise.
+fn worst(key: &str, d: &Distribution) -> f64 {
+    if matches!(key, "safety.shortest_rest_ms" | "accounting.succeeded") { d.min } else { d.max }
+}
+
 /// Compares `base` with `new`. When each side holds one case they are compared whatever their
 /// names; otherwise cases are matched by name.
 pub fn compare(base: &Side, new: &Side) -> Diff {
@@ -169,22 +186,36 @@ pub fn compare(base: &Side, new: &Side) -> Diff {
     unmatched_cases.dedup();
     let (mut rows, mut added, mut missing) = (Vec::new(), Vec::new(), Vec::new());
     for (case, b, n) in pairs {
-        for (key, bd) in b {
-            let Some(nd) = n.get(key) else {
-                missing.push(Lone { case: case.clone(), key: key.clone() });
+        // A figure one side's summaries never had (no 429 of that cause, say) was 0 there: it
+        // is compared as 0 over that side's seeds, and listed as added or missing too.
+        let seeds = |f: &Figures| f.values().map(|d| d.n).max().unwrap_or(1) as usize;
+        let (zero_b, zero_n) =
+            (Distribution::of(&vec![0.0; seeds(b)]), Distribution::of(&vec![0.0; seeds(n)]));
+        let keys: std::collections::BTreeSet<&String> = b.keys().chain(n.keys()).collect();
+        for key in keys {
+            let (Some(bd), Some(nd)) = (b.get(key).or(zero_b.as_ref()), n.get(key).or(zero_n.as_ref()))
+            else {
                 continue;
             };
-            let delta = nd.mean - bd.mean;
+            if !n.contains_key(key) {
+                missing.push(Lone { case: case.clone(), key: key.clone() });
+            }
+            // A safety figure is judged by its worst seed, with no significance test: a rule
+            // broken in one seed of ten is a broken rule, not noise (docs/ci.md).
+            let safety = is_safety(key);
+            let (b, n_) = if safety { (worst(key, bd), worst(key, nd)) } else { (bd.mean, nd.mean) };
+            let delta = n_ - b;
             rows.push(Row {
                 case: case.clone(),
                 key: key.clone(),
-                safety: is_safety(key),
-                base: bd.mean,
-                new: nd.mean,
+                safety,
+                statistic: if safety { "worst" } else { "mean" }.to_owned(),
+                base: b,
+                new: n_,
                 delta,
-                percent: (bd.mean != 0.0).then(|| delta / bd.mean.abs() * 100.0),
+                percent: (b != 0.0).then(|| delta / b.abs() * 100.0),
                 seeds: (bd.n, nd.n),
-                significant: (bd.n > 1 && nd.n > 1).then(|| bd.differs_from(nd)),
+                significant: (!safety && bd.n > 1 && nd.n > 1).then(|| bd.differs_from(nd)),
             });
         }
         added.extend(
@@ -370,6 +401,7 @@ fn significance(r: &Row) -> &'static str {
     match r.significant {
         Some(true) => "significant",
         Some(false) => "not significant",
+        None if r.statistic == "worst" && r.seeds.0.max(r.seeds.1) > 1 => "worst seed",
         None => "",
     }
 }
@@ -557,5 +589,42 @@ mod tests {
         assert_eq!(d.rows[0].significant, Some(false));
         apply(&mut d, &[t]).unwrap();
         assert!(d.passed, "a +10% mean change inside the spread does not fail");
+    }
+
+    #[test]
+    fn a_safety_break_in_one_seed_of_ten_crosses_the_gate() {
+        let clean = side(
+            "a",
+            &[("safety.isolation_violations", &[0.0; 10]), ("safety.shortest_rest_ms", &[2.4e6; 10])],
+        );
+        let mut one = [0.0; 10];
+        one[7] = 1.0;
+        let mut short = [2.4e6; 10];
+        short[3] = 1.0e6;
+        let broken = side("b", &[("safety.isolation_violations", &one), ("safety.shortest_rest_ms", &short)]);
+        let mut d = compare(&clean, &broken);
+        let row = |key: &str| d.rows.iter().find(|r| r.key == key).unwrap().clone();
+        let violations = row("safety.isolation_violations");
+        assert_eq!(
+            (violations.statistic.as_str(), violations.new, violations.significant),
+            ("worst", 1.0, None)
+        );
+        assert!(
+            (row("safety.shortest_rest_ms").new - 1.0e6).abs() < 1.0,
+            "the shortest rest's worst seed is its smallest"
+        );
+        apply(
+            &mut d,
+            &[
+                parse_threshold("safety.* > 0").unwrap(),
+                parse_threshold("safety.shortest_rest_ms < 0").unwrap(),
+            ],
+        )
+        .unwrap();
+        assert!(!d.passed);
+        assert_eq!(d.thresholds.iter().map(|t| t.crossed.len()).collect::<Vec<_>>(), vec![1, 1]);
+        let mut same = compare(&clean, &clean);
+        apply(&mut same, &[parse_threshold("safety.* > 0").unwrap()]).unwrap();
+        assert!(same.passed);
     }
 }

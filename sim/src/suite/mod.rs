@@ -95,13 +95,18 @@ impl Seeds {
 pub struct Case {
     /// The path as found (relative to where `rotor test` ran, when given so).
     pub path: PathBuf,
+    /// What names it in results and diffs: its path relative to the directory it was found
+    /// under (its file name when given as a file), so `a/lane.toml` and `b/lane.toml` stay two
+    /// cases and a checkout's location does not matter.
+    pub key: String,
     /// The scenario it holds.
     pub scenario: Scenario,
 }
 
 /// Every `.toml` file under `paths` (a file is taken as it is; a directory is searched
-/// recursively), sorted, without repeats; an error names a path that does not exist.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+/// recursively), sorted, without repeats, each with its key (see [`Case::key`]); an error names
+/// a path that does not exist.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
         let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
         for entry in entries {
@@ -114,18 +119,29 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         }
         Ok(())
     }
+    let key = |path: &Path, root: Option<&Path>| {
+        let rel = root.and_then(|r| path.strip_prefix(r).ok()).or_else(|| path.file_name().map(Path::new));
+        let parts: Vec<String> =
+            rel.unwrap_or(path).components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        parts.join("/")
+    };
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut out)?;
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            out.extend(found.into_iter().map(|f| {
+                let k = key(&f, Some(p));
+                (f, k)
+            }));
         } else if p.is_file() {
-            out.push(p.clone());
+            out.push((p.clone(), key(p, None)));
         } else {
             return Err(format!("{}: no such file or directory", p.display()));
         }
     }
     out.sort();
-    out.dedup();
+    out.dedup_by(|a, b| a.0 == b.0);
     if out.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(format!("no scenario files (*.toml) under {}", shown.join(", ")));
@@ -134,12 +150,12 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Loads every file; every file that does not load is reported, each with its place.
-pub fn load(files: &[PathBuf]) -> Result<Vec<Case>, Vec<String>> {
+pub fn load(files: &[(PathBuf, String)]) -> Result<Vec<Case>, Vec<String>> {
     let mut cases = Vec::new();
     let mut errors = Vec::new();
-    for path in files {
+    for (path, key) in files {
         match Scenario::load(path) {
-            Ok(scenario) => cases.push(Case { path: path.clone(), scenario }),
+            Ok(scenario) => cases.push(Case { path: path.clone(), key: key.clone(), scenario }),
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -287,6 +303,10 @@ pub struct CheckResult {
 pub struct CaseResult {
     /// The file.
     pub file: String,
+    /// Its key: the path relative to the directory it was found under ([`Case::key`]); what
+    /// `rotor diff` matches cases by. Results written before it existed read as empty.
+    #[serde(default)]
+    pub case: String,
     /// The scenario's name.
     pub scenario: String,
     /// The seeds it ran under.
@@ -416,6 +436,11 @@ pub fn aggregate(case: &Case, runs: &[SeedRun]) -> CaseResult {
             keyed.entry(k.as_str()).or_default().push(*v);
         }
     }
+    // A figure a seed's summary leaves out (no 429 of that cause, say) was 0 in that seed: every
+    // distribution covers every seed, so one 429 in ten seeds reads as a mean of 0.1, not 1.
+    for values in keyed.values_mut() {
+        values.resize(ok.len(), 0.0);
+    }
     let figures =
         keyed.into_iter().filter_map(|(k, vs)| Distribution::of(&vs).map(|d| (k.to_owned(), d))).collect();
     let errors: BTreeMap<u64, String> =
@@ -432,6 +457,7 @@ pub fn aggregate(case: &Case, runs: &[SeedRun]) -> CaseResult {
     let requests: u64 = runs.iter().map(|r| r.requests).sum();
     CaseResult {
         file,
+        case: case.key.clone(),
         scenario: case.scenario.name.clone(),
         seeds: runs.iter().map(|r| r.seed).collect(),
         passed,
@@ -505,6 +531,46 @@ fn cost(sc: &Scenario) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_figure_absent_from_a_seed_counts_as_zero_there() {
+        let sc = Scenario::parse("s", "s.toml", "seed = 1\nduration = \"1m\"\n").unwrap();
+        let case = Case { path: PathBuf::from("x/s.toml"), key: "s.toml".into(), scenario: sc };
+        let run = |seed, figures: &[(&str, f64)]| SeedRun {
+            seed,
+            verdicts: Vec::new(),
+            figures: figures.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            error: None,
+            wall_s: 0.1,
+            simulated_ms: 60_000,
+            requests: 1,
+        };
+        let mut runs: Vec<SeedRun> = (0..9).map(|s| run(s, &[("outcomes.ok", 5.0)])).collect();
+        runs.push(run(9, &[("outcomes.ok", 5.0), ("status_429_by_cause.storm", 1.0)]));
+        let result = aggregate(&case, &runs);
+        let storm = &result.figures["status_429_by_cause.storm"];
+        assert_eq!(storm.n, 10, "every seed counts");
+        assert!(
+            (storm.mean - 0.1).abs() < 1e-9 && storm.min.abs() < 1e-9 && (storm.max - 1.0).abs() < 1e-9,
+            "{storm:?}"
+        );
+        assert_eq!(result.case, "s.toml");
+    }
+
+    #[test]
+    fn cases_are_keyed_by_their_path_under_the_root() {
+        let root = std::env::temp_dir().join(format!("rotor-discover-{}", std::process::id()));
+        for dir in ["a", "b"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            std::fs::write(root.join(dir).join("lane.toml"), "").unwrap();
+        }
+        let found = discover(std::slice::from_ref(&root)).unwrap();
+        let keys: Vec<&str> = found.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(keys, ["a/lane.toml", "b/lane.toml"]);
+        let single = discover(&[root.join("b/lane.toml")]).unwrap();
+        assert_eq!(single[0].1, "lane.toml", "a file given by itself is keyed by its name");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn seeds_parse_as_counts_and_ranges() {
