@@ -406,3 +406,28 @@ fn a_budget_over_the_hypothesis_limit_exits_3_naming_the_limit() {
     let line = stdout.lines().find(|l| l.contains("(seed-250-per-30m-per-ip)")).unwrap_or_default();
     assert!(line.starts_with("FAIL") && line.contains("<= 249"), "{stdout}");
 }
+
+/// `max_403` counts Kaspi's 403 answers, whatever the engine made of them: a 403 the answer
+/// table reads as refused credentials still counts, and fails `max_403 = 0`.
+#[test]
+fn max_403_counts_what_kaspi_answered_not_what_the_engine_made_of_it() {
+    let dir = scratch("max403");
+    let body = format!(
+        "{SMALL}[[kaspi.limiter]]\nname = \"tight\"\nscope = \"ip\"\nkind = \"sliding_window\"\nlimit = 20\nwindow = \"30m\"\n\
+         endpoints = \"all\"\npenalty = {{ status = 403 }}\n\n[[answers]]\nstatus = 403\nanswer = \"credentials\"\n\n[expect]\nmax_403 = 0\n"
+    );
+    let file = write(&dir, "creds.toml", &body);
+    let out_dir = dir.join("out");
+    let out = rotor(&["sim", &file, "--out", out_dir.to_str().unwrap(), "-q"]);
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.lines().any(|l| l.starts_with("FAIL") && l.contains("max_403")), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["status_403_by_cause"]["tight"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(
+        summary["outcomes"]["forbidden"].as_u64().unwrap_or(0),
+        0,
+        "read as credentials, not forbidden"
+    );
+}

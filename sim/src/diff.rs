@@ -240,8 +240,9 @@ pub fn compare(base: &Side, new: &Side) -> Diff {
 /// The summary key an `[expect]` metric reads.
 pub fn metric_key(m: Metric) -> &'static str {
     match m {
-        Metric::Max429 => "outcomes.rate_limited",
-        Metric::Max403 => "outcomes.forbidden",
+        // Kaspi's answers by status, every cause (a prefix: any cause's change counts).
+        Metric::Max429 => "status_429_by_cause.*",
+        Metric::Max403 => "status_403_by_cause.*",
         Metric::MaxRequestsPerIpInWindow => "safety.max_requests_per_ip_in_window",
         Metric::LargestLease => "safety.largest_lease",
         Metric::ShortestRest => "safety.shortest_rest_ms",

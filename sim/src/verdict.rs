@@ -102,8 +102,10 @@ pub fn fmt_ms(ms: u64) -> String {
 pub fn metric_value(s: &Summary, metric: Metric) -> f64 {
     let cycle = |m: &str, f: fn(&crate::observe::CycleFigures) -> u64| s.cycles.get(m).map_or(0, f) as f64;
     match metric {
-        Metric::Max429 => s.outcomes.get("rate_limited").copied().unwrap_or(0) as f64,
-        Metric::Max403 => s.outcomes.get("forbidden").copied().unwrap_or(0) as f64,
+        // What Kaspi answered, by status, whatever the engine made of it (a 403 read as refused
+        // credentials is still a 403); the engine's outcomes are `outcomes.*`.
+        Metric::Max429 => s.status_429_by_cause.values().sum::<u64>() as f64,
+        Metric::Max403 => s.status_403_by_cause.values().sum::<u64>() as f64,
         Metric::MaxRequestsPerIpInWindow => f64::from(s.safety.max_requests_per_ip_in_window),
         Metric::LargestLease => f64::from(s.safety.largest_lease),
         Metric::ShortestRest => s.safety.shortest_rest_ms.map_or(f64::INFINITY, |r| r as f64),
