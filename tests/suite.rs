@@ -134,6 +134,29 @@ fn bad_input_exits_2_and_names_the_valid_choices() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("event.toml:2:1") && stderr.contains("unknown event `circuit_open`"), "{stderr}");
     assert!(stderr.contains("circuit_opened") && stderr.contains("fault:storm_429"), "{stderr}");
+    let tiny = write(
+        &dir,
+        "tiny.toml",
+        "[[engine.account_throttle]]\nendpoint = \"price_update\"\nrate_per_s = 1e-9\n",
+    );
+    let out = rotor(&["test", &tiny]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("tiny.toml:1:1") && stderr.contains("valid: 0.001 to 1000"), "{stderr}");
+    let never = write(
+        &dir,
+        "never.toml",
+        "[expect.events]
+circuit_opened = 0
+",
+    );
+    let out = rotor(&["test", &never]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("never.toml:2:1") && stderr.contains("at least 0 times, which always holds"),
+        "{stderr}"
+    );
 
     let metric = write(&dir, "metric.toml", "[expect]\nmax_430 = 0\n");
     let stderr = text(&rotor(&["test", &metric]).stderr);
@@ -169,7 +192,7 @@ fn bad_input_exits_2_and_names_the_valid_choices() {
     let out = rotor(&["test", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("4 of 5 scenario files do not load"), "{stderr}");
+    assert!(stderr.contains("6 of 7 scenario files do not load"), "{stderr}");
 }
 
 #[test]

@@ -275,9 +275,10 @@ pub struct AccountThrottle {
 
 impl AccountThrottle {
     /// A throttle of `per_second` requests per second, rounded down to a whole-millisecond gap
-    /// that is never shorter than the rate allows. `per_second` must be positive and finite.
+    /// that is never shorter than the rate allows. `per_second` must be within 0.001 to 1000 (a
+    /// gap of 1 ms to 1000 s): a tinier rate would put the next send past any run's end.
     pub fn per_second(endpoint: Endpoint, per_second: f64, cooldown: Duration) -> Option<Self> {
-        if !(per_second.is_finite() && per_second > 0.0) {
+        if !(per_second.is_finite() && (0.001..=1000.0).contains(&per_second)) {
             return None;
         }
         let gap_ms = (1000.0 / per_second).ceil().max(1.0) as u64;

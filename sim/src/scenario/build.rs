@@ -173,6 +173,16 @@ fn expectations(
                 format!("unknown event `{name}`; valid: {}", crate::events::catalogue().join(", ")),
             ));
         }
+        if e.at_least == 0 {
+            // "At least 0 times" holds whatever happens: a line that can never fail.
+            return Err(cx.err(
+                key.span(),
+                format!(
+                    "`{name}` must happen at least 0 times, which always holds; valid: a count of 1 or more \
+                     (that it happened), or an [expect] threshold for \"must not happen\""
+                ),
+            ));
+        }
         events.push(EventExpectation { name: name.clone(), at_least: e.at_least, seeds: e.seeds });
     }
     Ok((expect, events))
@@ -323,8 +333,10 @@ pub(super) fn engine_config(
         let t_raw = t.get_ref();
         let endpoint = parse_endpoint(cx, &t_raw.endpoint)?;
         let cooldown = t_raw.cooldown.map_or(Duration::from_mins(30), |s| s.0);
-        let throttle = AccountThrottle::per_second(endpoint, t_raw.rate_per_s.0, cooldown)
-            .ok_or_else(|| cx.err(t.span(), "rate_per_s must be above 0"))?;
+        let throttle =
+            AccountThrottle::per_second(endpoint, t_raw.rate_per_s.0, cooldown).ok_or_else(|| {
+                cx.err(t.span(), format!("rate_per_s is {}; valid: 0.001 to 1000", t_raw.rate_per_s.0))
+            })?;
         account_throttles.push(throttle);
     }
     let borrow = match &e.borrow {

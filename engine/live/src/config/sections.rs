@@ -406,9 +406,7 @@ fn engine_section(cx: &Ctx<'_>, e: &RawEngine) -> Result<EngineConfig, ConfigErr
     let cooldown = e.price_update_cooldown.map_or(default::PRICE_UPDATE_COOLDOWN, |s| s.0);
     let throttle =
         AccountThrottle::per_second(Endpoint::CabinetPriceUpdate, per_s, cooldown).ok_or_else(|| {
-            cx.whole(format!(
-                "[engine] price_updates_per_second is {per_s}; valid: a number above 0 and at most 1000"
-            ))
+            cx.whole(format!("[engine] price_updates_per_second is {per_s}; valid: 0.001 to 1000"))
         })?;
     let engine = EngineConfig {
         policy,
