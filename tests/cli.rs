@@ -154,6 +154,12 @@ fn plan_prints_three_answers_and_rejects_bad_flags() {
     }
     // The orders' load counts the open orders live mode follows by id: 500 orders, 5 pages, 20.
     assert!(stdout.contains("525 req / 10m") && stdout.contains("up to 20 open orders"), "{stdout}");
+    // The demper's load follows the share of prices that change: offers for every SKU, an
+    // update for the changed share (100 + 30), not the seed's "SKUs × 2".
+    let out = rotor(&["plan", "--skus", "100", "--duration", "2h", "--price-change-share", "0.3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.lines().any(|l| l.starts_with("demper") && l.contains("130 req / 3m")), "{stdout}");
     let out = rotor(&["plan", "--skus", "100", "--interval", "3 minutes"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--interval: invalid duration"));

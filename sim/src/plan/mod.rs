@@ -193,14 +193,18 @@ pub(crate) fn plan_under(input: &PlanInput, hypotheses: Option<Vec<Hypothesis>>)
     let mut modules = Vec::new();
     let mut floors = Vec::new();
     if let Some(d) = sc.demper {
-        let requests = u64::from(input.skus) * 2;
+        // Every SKU's offers, then an update for the share whose price changes (what the
+        // simulator sends); the seed counts "SKUs × 2" whatever the share.
+        let skus = u64::from(input.skus);
+        let requests = skus + (skus as f64 * input.price_change_share).ceil() as u64;
+        let seed_requests = skus * 2;
         let active = f64::from(budget) * mean_latency_ms / f64::from(d.concurrency);
-        let seed = seed_arithmetic(requests, seed_budget, seed_rest, d.interval);
+        let seed = seed_arithmetic(seed_requests, seed_budget, seed_rest, d.interval);
         floors.push((requests as f64 * mean_latency_ms / f64::from(d.concurrency)) as u64);
         modules.push((
             Module::Demper,
             requests,
-            requests,
+            seed_requests,
             d.interval,
             seed,
             steady_state(requests, d.interval, &policy, active),
