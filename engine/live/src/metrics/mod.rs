@@ -13,13 +13,17 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rotor_engine::{Endpoint, Module, OutcomeKind, UserId, WaitReason};
+
+use labels::{
+    EndpointLabel, EndpointResult, ModuleLabel, ModuleOutcome, ModuleReason, ReasonLabel, SellerLabel,
+    SellerModule, StateLabel, endpoint, module, outcome_label,
+};
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -42,50 +46,6 @@ pub const PROXY_STATES: [&str; 4] = ["available", "allocated", "resting", "dead"
 
 /// Why the provider is not buying, as `rotor_provider_blocked` reports it.
 pub const PROVIDER_BLOCKS: [&str; 3] = ["refused", "capped", "implausible_list"];
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ModuleLabel {
-    module: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ModuleOutcome {
-    module: &'static str,
-    outcome: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ModuleReason {
-    module: &'static str,
-    reason: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct EndpointLabel {
-    endpoint: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct EndpointResult {
-    endpoint: &'static str,
-    result: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct SellerModule {
-    seller: String,
-    module: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct StateLabel {
-    state: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ReasonLabel {
-    reason: &'static str,
-}
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -178,11 +138,6 @@ pub struct Metrics {
     holds: Mutex<BTreeMap<(UserId, Module), String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct SellerLabel {
-    seller: String,
-}
-
 /// Why a catalogue answer was not stored, as `rotor_catalog_refused_total` counts it.
 pub const CATALOG_REFUSALS: [&str; 4] = ["no_total", "count_mismatch", "empty", "shrunk"];
 
@@ -200,23 +155,6 @@ pub struct Progress {
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn module(m: Module) -> ModuleLabel {
-    ModuleLabel { module: m.name() }
-}
-
-fn endpoint(e: Endpoint) -> EndpointLabel {
-    EndpointLabel { endpoint: e.name() }
-}
-
-/// The label of a request's outcome: an `ok` that was a 4xx (a 400 or 404: the request was
-/// wrong, not served) is a `client_error`.
-fn outcome_label(kind: OutcomeKind, status: Option<u16>) -> &'static str {
-    match (kind, status) {
-        (OutcomeKind::Ok, Some(400..=499)) => "client_error",
-        _ => kind.name(),
-    }
 }
 
 impl Default for Metrics {
@@ -598,6 +536,7 @@ impl Metrics {
     }
 }
 
+mod labels;
 mod register;
 #[cfg(test)]
 mod tests;
