@@ -97,3 +97,25 @@ fn spreading_checks_over_the_interval_stops_the_stampede() {
         spread.minutes.iter().filter(|m| m.minute == 0).map(|m| m.outcomes.iter().sum::<u64>()).sum();
     assert!((3_000..=5_500).contains(&first_minute), "{first_minute}");
 }
+
+/// A seller who comes back with more SKUs spreads them all: the busiest minute after the
+/// return is about that of the same seller starting fresh at that size, not a stampede of every
+/// SKU beyond the old count.
+#[test]
+fn a_seller_who_rejoins_larger_spreads_every_sku() {
+    let spread = ONE_USER.replace("[workload.orders]", "[workload.demper]\nspread = true\n[workload.orders]");
+    let busiest_after = |r: &RunReport, from_minute: u32| {
+        r.minutes
+            .iter()
+            .filter(|m| m.module == Module::Demper && m.minute >= from_minute)
+            .map(|m| m.outcomes.iter().sum::<u64>())
+            .max()
+            .unwrap()
+    };
+    let rejoined = sim(&format!(
+        "{spread}[[subscription]]\nat = \"10m\"\nevent = \"expire\"\nuser = 1\n[[subscription]]\nat = \"20m\"\nevent = \"join\"\nuser = 1\nskus = 1000\n"
+    ));
+    let fresh = sim(&spread.replace("skus = 20", "skus = 1000"));
+    let (r, f) = (busiest_after(&rejoined, 21), busiest_after(&fresh, 1));
+    assert!(f > 0 && r <= f + f / 4, "after re-joining: {r} in the busiest minute; fresh: {f}");
+}

@@ -136,6 +136,8 @@ pub(super) struct Cycle {
     pub(super) running: u32,
     pub(super) phase: Phase,
     pub(super) requests: u32,
+    /// The seller's SKU count when the cycle started: its checks and their slots.
+    pub(super) skus: u32,
 }
 
 pub(super) struct Work {

@@ -64,6 +64,7 @@ impl Sim<'_, '_> {
             running: 0,
             phase,
             requests: 0,
+            skus: work.skus,
         });
         self.pump(w);
     }
@@ -104,7 +105,7 @@ impl Sim<'_, '_> {
                         break;
                     }
                     // A spread cycle's next check waits for its slot.
-                    let next = work.skus.saturating_sub(cycle.queued) as usize;
+                    let next = cycle.skus.saturating_sub(cycle.queued) as usize;
                     if cycle.phase == Phase::Skus
                         && let Some(&slot) = work.slots.get(next)
                         && cycle.scheduled + slot > self.now

@@ -16,7 +16,12 @@ impl Sim<'_, '_> {
         state.expired = false;
         if state.allocated {
             for &w in &state.works.clone() {
-                self.works[w as usize].skus = skus;
+                // The spread follows the SKUs the seller has now (a cycle under way keeps the
+                // count it started with).
+                let work = &mut self.works[w as usize];
+                let interval = Duration::from_millis(work.interval);
+                work.slots = spread_slots(self.sc, user, work.lane.module, skus, interval);
+                work.skus = skus;
                 self.start_work(w);
             }
             return;
