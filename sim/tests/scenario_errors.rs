@@ -54,6 +54,13 @@ fn bad_values_point_at_the_value() {
 
     let e = err("[users]\nsplit = { demper = 70, orders = 25 }\n");
     assert!(e.message.contains("catalog"), "{e}");
+
+    // The pool's money points at its line too.
+    let e = err("[pool]\nsubnet_size = 8\nbalance_usd = -5.0\n");
+    assert_eq!(e.line, Some(3), "{e}");
+    assert!(e.message.contains("balance_usd") && e.message.contains("0 or more"), "{e}");
+    let e = err("[pool]\nprice_per_100_usd = nan\n");
+    assert_eq!(e.line, Some(2), "{e}");
 }
 
 #[test]

@@ -478,12 +478,12 @@ pub(super) fn pool_spec(
         Some(s) => *s.get_ref(),
         None => 64,
     };
-    for (value, key) in [(p.balance_usd, "pool.balance_usd"), (p.price_per_100_usd, "pool.price_per_100_usd")]
+    for (value, key) in [(&p.balance_usd, "pool.balance_usd"), (&p.price_per_100_usd, "pool.price_per_100_usd")]
     {
         if let Some(v) = value
-            && !(v.is_finite() && v >= 0.0)
+            && !(v.get_ref().is_finite() && *v.get_ref() >= 0.0)
         {
-            return Err(ScenarioError::whole_file(cx.file, format!("`{key}` is {v}; valid: 0 or more")));
+            return Err(cx.err(v.span(), format!("`{key}` is {}; valid: 0 or more", v.get_ref())));
         }
     }
     let initial = match p.initial {
@@ -517,8 +517,8 @@ pub(super) fn pool_spec(
         purchase_batch: p.purchase_batch.map_or(100, |b| b.0),
         purchase_delay: p.purchase_delay.map_or(Duration::from_mins(5), |s| s.0),
         provider_stock,
-        balance_usd: p.balance_usd.unwrap_or(1_000.0),
-        price_per_100_usd: p.price_per_100_usd.unwrap_or(11.0),
+        balance_usd: p.balance_usd.as_ref().map_or(1_000.0, |v| *v.get_ref()),
+        price_per_100_usd: p.price_per_100_usd.as_ref().map_or(11.0, |v| *v.get_ref()),
         subnet_size,
         kz_share: p.kz_share.map_or(0.0, |s| s.0),
     })

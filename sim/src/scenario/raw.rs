@@ -274,8 +274,8 @@ pub(crate) struct RawPool {
     pub(crate) purchase_batch: Option<Up<1, MAX_POOL>>,
     pub(crate) purchase_delay: Option<Span>,
     pub(crate) provider_stock: Option<Up<0, MAX_POOL>>,
-    pub(crate) balance_usd: Option<f64>,
-    pub(crate) price_per_100_usd: Option<f64>,
+    pub(crate) balance_usd: Option<Spanned<f64>>,
+    pub(crate) price_per_100_usd: Option<Spanned<f64>>,
     pub(crate) subnet_size: Option<Spanned<u32>>,
     pub(crate) kz_share: Option<Share>,
 }
