@@ -84,7 +84,9 @@ pub struct Limits {
     /// The window of the "most requests per IP" figure (ms).
     pub ip_window_ms: u64,
     /// The most requests one IP may carry in that window, when a rule sets it: `[invariants]
-    /// ip_limit`, or one under the tightest per-IP sliding-window hypothesis of that window.
+    /// ip_limit`, or one under the tightest hypothesis that counts what the figure counts (every
+    /// endpoint per IP, in a sliding window of that length). A limit on some endpoints only is
+    /// judged against its own figure in `safety.limits`, never drawn beside this one.
     pub ip_limit: Option<u32>,
 }
 
@@ -243,9 +245,9 @@ fn limits(rules: &SafetyRules) -> Limits {
     let from_hypotheses = rules
         .limits
         .iter()
-        .filter(|l| l.per_ip())
+        .filter(|l| l.bounds_ip_figure(rules.ip_window_ms))
         .filter_map(|l| match l.kind {
-            LimitKind::Sliding { limit, window_ms } if window_ms == rules.ip_window_ms => Some(limit - 1),
+            LimitKind::Sliding { limit, .. } => Some(limit - 1),
             _ => None,
         })
         .min();

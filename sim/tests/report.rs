@@ -101,3 +101,22 @@ fn csv_headers_are_the_documented_ones() {
     }
     assert!(documented(&TRACE_HEADER), "docs/reports.md does not document the trace header");
 }
+
+/// The per-IP figure counts every request of an IP; only a limit that counts the same (every
+/// endpoint, per IP, a sliding window of the figure's length) is its limit line. A limit on the
+/// offers alone, per IP or per IP and endpoint, is judged against its own figure instead.
+#[test]
+fn the_ip_limit_line_comes_only_from_a_limit_on_the_figure_it_bounds() {
+    let limit = |scope: &str, endpoints: &str| {
+        let text = format!(
+            "seed = 1\nduration = \"20m\"\n[users]\ncount = 1\nskus = 50\n[[kaspi.limiter]]\nname = \"x\"\nscope = \"{scope}\"\nkind = \"sliding_window\"\nlimit = 120\nwindow = \"30m\"\nendpoints = {endpoints}\npenalty = {{ status = 429 }}\n"
+        );
+        let sc = Scenario::parse("l", "l.toml", &text).unwrap();
+        let r = run(&sc, RunOptions::default()).unwrap();
+        let own = r.summary.safety.limits.iter().find(|l| l.name == "x").map(|l| l.allowed);
+        (r.summary.limits.ip_limit, own)
+    };
+    assert_eq!(limit("ip", "\"all\""), (Some(119), Some(119)));
+    assert_eq!(limit("ip", "[\"offers\"]"), (None, Some(119)), "offers only: not the all-endpoint figure's");
+    assert_eq!(limit("ip_endpoint", "\"all\""), (None, Some(119)), "per endpoint: not the figure's");
+}

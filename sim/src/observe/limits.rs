@@ -70,9 +70,7 @@ impl LimitBook {
     /// counts (every arrival per IP in a sliding window of that length), so that figure's count
     /// can stand for its own (see [`LimitBook::arrived_in_ip_window`]).
     pub(crate) fn is_ip_window(&self, ip_window_ms: u64) -> bool {
-        self.rule.scope == Scope::Ip
-            && self.rule.endpoints.iter().all(|&e| e)
-            && matches!(self.rule.kind, LimitKind::Sliding { window_ms, .. } if window_ms == ip_window_ms)
+        self.rule.bounds_ip_figure(ip_window_ms)
     }
 
     /// Counts an arrival its IP's window already counted: `in_window` requests there now.

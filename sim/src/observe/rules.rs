@@ -89,6 +89,15 @@ impl LimitRule {
     pub fn per_ip(&self) -> bool {
         matches!(self.scope, Scope::Ip | Scope::IpEndpoint)
     }
+
+    /// Whether it counts exactly what the per-IP figure of window `ip_window_ms` counts: every
+    /// request of an IP, whatever its endpoint, in a sliding window of that length. Only such a
+    /// limit bounds that figure; a per-endpoint one bounds its own count.
+    pub fn bounds_ip_figure(&self, ip_window_ms: u64) -> bool {
+        self.scope == Scope::Ip
+            && self.endpoints.iter().all(|&e| e)
+            && matches!(self.kind, LimitKind::Sliding { window_ms, .. } if window_ms == ip_window_ms)
+    }
 }
 
 /// Everything the checker judges a run against.
