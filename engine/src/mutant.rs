@@ -15,12 +15,20 @@ pub enum Mutant {
     LendProxy,
     /// Rule 6: the thousandth request is parked on a lane that never completes anything.
     DropRequest,
+    /// Rule 1: the per-IP rate kept beside the rest or window policy is not applied.
+    IgnoreIpRate,
 }
 
 impl Mutant {
     /// Every mutant.
-    pub const ALL: [Mutant; 5] =
-        [Mutant::OverBudget, Mutant::ShortRest, Mutant::ReuseDead, Mutant::LendProxy, Mutant::DropRequest];
+    pub const ALL: [Mutant; 6] = [
+        Mutant::OverBudget,
+        Mutant::ShortRest,
+        Mutant::ReuseDead,
+        Mutant::LendProxy,
+        Mutant::DropRequest,
+        Mutant::IgnoreIpRate,
+    ];
 }
 
 /// The mutant an engine carries, if any, with its request count.

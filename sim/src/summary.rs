@@ -81,6 +81,9 @@ pub struct Limits {
     /// The rate policy's spacing and burst, under the rate policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_rate: Option<ProxyRate>,
+    /// A per-IP rate kept beside the rest or window policy, if any: its spacing and burst.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_rate: Option<ProxyRate>,
     /// The window of the "most requests per IP" figure (ms).
     pub ip_window_ms: u64,
     /// The most requests one IP may carry in that window, when a rule sets it: `[invariants]
@@ -257,6 +260,7 @@ fn limits(rules: &SafetyRules) -> Limits {
         proxy_window_limit,
         proxy_window_ms,
         proxy_rate,
+        ip_rate: rules.ip_rate.map(|r| ProxyRate { interval_ms: r.interval_ms, burst: r.burst }),
         ip_window_ms: rules.ip_window_ms,
         ip_limit: rules.ip_ceiling.or(from_hypotheses),
     }

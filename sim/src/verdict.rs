@@ -173,6 +173,36 @@ fn lease_verdict(s: &Summary) -> (String, String, String, Option<bool>) {
     }
 }
 
+/// The verdict on a per-IP rate kept beside the rest or window policy, if one is: its name, the
+/// largest burst through one proxy at that rate, and the burst allowed.
+fn ip_rate_verdict(s: &Summary) -> Option<(String, u32, u32)> {
+    let (r, burst) = (s.limits.ip_rate?, s.safety.largest_ip_rate_burst?);
+    let per_s = 1_000.0 / r.interval_ms.max(1) as f64;
+    Some((format!("largest burst through one proxy at the per-IP rate ({per_s} rps)"), burst, r.burst))
+}
+
+/// The verdict on rule 2 (the shortest rest between leases): its figure, value, requirement
+/// and result (none where the policy has no rest).
+fn rest_verdict(s: &Summary) -> (String, Option<f64>, String, Option<bool>) {
+    let f = &s.safety;
+    let value = f.shortest_rest_ms.map(|r| r as f64);
+    match (s.limits.rest_ms, f.shortest_rest_ms) {
+        (Some(min), Some(r)) => (fmt_ms(r), value, format!(">= {}", fmt_ms(min)), Some(r >= min)),
+        (Some(min), None) => ("no proxy reused".into(), None, format!(">= {}", fmt_ms(min)), Some(true)),
+        (None, r) => (
+            r.map_or_else(|| "no proxy reused".into(), fmt_ms),
+            value,
+            if s.limits.proxy_rate.is_some() {
+                "n/a under the rate policy"
+            } else {
+                "n/a under the window policy"
+            }
+            .into(),
+            None,
+        ),
+    }
+}
+
 /// Every verdict for a run of `scenario` that produced `s`.
 pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
     let mut out = Vec::new();
@@ -194,32 +224,18 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
     let l = &s.limits;
     let (name, figure, requirement, pass) = lease_verdict(s);
     add("rule1".into(), &name, figure, Some(f64::from(f.largest_lease)), requirement, pass);
-    let rest_value = f.shortest_rest_ms.map(|r| r as f64);
-    let rest = "shortest rest between leases";
-    match (s.limits.rest_ms, f.shortest_rest_ms) {
-        (Some(min), Some(r)) => {
-            add("rule2".into(), rest, fmt_ms(r), rest_value, format!(">= {}", fmt_ms(min)), Some(r >= min));
-        }
-        (Some(min), None) => {
-            add(
-                "rule2".into(),
-                rest,
-                "no proxy reused".into(),
-                None,
-                format!(">= {}", fmt_ms(min)),
-                Some(true),
-            );
-        }
-        (None, r) => add(
-            "rule2".into(),
-            rest,
-            r.map_or_else(|| "no proxy reused".into(), fmt_ms),
-            rest_value,
-            if l.proxy_rate.is_some() { "n/a under the rate policy" } else { "n/a under the window policy" }
-                .into(),
-            None,
-        ),
+    if let Some((name, burst, allowed)) = ip_rate_verdict(s) {
+        add(
+            "rule1:ip_rate".into(),
+            &name,
+            burst.to_string(),
+            Some(f64::from(burst)),
+            format!("<= {allowed}"),
+            Some(burst <= allowed),
+        );
     }
+    let (figure, value, requirement, pass) = rest_verdict(s);
+    add("rule2".into(), "shortest rest between leases", figure, value, requirement, pass);
     for limit in &f.limits {
         add(
             format!("rule3:{}", limit.name),

@@ -113,3 +113,28 @@ fn a_reserve_workload_borrows_from_catalog_only_while_it_has_no_live_proxy() {
     assert_eq!(report.summary.safety.isolation_violations, 0);
     assert!(report.summary.accounting.failed >= 30, "{:?}", report.summary.accounting);
 }
+
+/// A per-IP rate kept beside the rest policy is judged on its own line, named by a check id that
+/// `must_fail` accepts, and it holds when the engine keeps it.
+#[test]
+fn a_per_ip_rate_beside_the_rest_policy_is_judged() {
+    let text = format!(
+        "{SMALL}[engine]\npolicy = \"rest\"\nrate_per_s = 5.0\nburst = 2\nip_endpoints = [\"offers\"]\n[kaspi]\npreset = \"measured\"\n"
+    );
+    let (v, s) = judge(&text);
+    let rate = verdict(&v, "largest burst through one proxy at the per-IP rate");
+    assert_eq!(
+        (rate.id.as_str(), rate.requirement.as_str(), rate.pass),
+        ("rule1:ip_rate", "<= 2", Some(true))
+    );
+    assert!(s.safety.largest_ip_rate_burst.is_some_and(|b| (1..=2).contains(&b)), "{:?}", s.safety);
+    let sc = Scenario::parse("checker", "checker.toml", &text).unwrap();
+    let ids = sc.check_ids();
+    assert!(v.iter().filter(|x| x.invariant).all(|x| ids.contains(&x.id)), "{ids:?}");
+    // Without the rate there is no such check, and naming it is refused.
+    let (v, _) = judge(SMALL);
+    assert!(v.iter().all(|x| x.id != "rule1:ip_rate"));
+    let e = Scenario::parse("c", "c.toml", &format!("{SMALL}[expect]\nmust_fail = [\"rule1:ip_rate\"]\n"))
+        .unwrap_err();
+    assert!(e.message.contains("rule1"), "{e}");
+}

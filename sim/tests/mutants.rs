@@ -36,6 +36,28 @@ fn scenario_for(m: Mutant) -> Scenario {
         Mutant::ShortRest => shipped("seed-1000", 3),
         Mutant::ReuseDead => shipped("dead-proxies", 3),
         Mutant::OverBudget | Mutant::LendProxy | Mutant::DropRequest => shipped("seed-500", 2),
+        // The rest policy with a per-IP rate on the offers beside it, under the measured limits
+        // that call for one.
+        Mutant::IgnoreIpRate => Scenario::parse(
+            "ip-rate",
+            "ip-rate.toml",
+            r#"
+seed = 5
+duration = "1h"
+[engine]
+policy = "rest"
+rate_per_s = 5.0
+burst = 2
+ip_endpoints = ["offers"]
+account_throttle = [{ endpoint = "price_update", rate_per_s = 2.0, cooldown = "30m" }]
+[users]
+count = 2
+skus = 300
+[kaspi]
+preset = "measured"
+"#,
+        )
+        .unwrap(),
     }
 }
 
@@ -52,6 +74,7 @@ fn every_mutant_fails_the_rule_it_breaks() {
             Mutant::ReuseDead => &["uses of dead proxies"],
             Mutant::LendProxy => &["isolation violations"],
             Mutant::DropRequest => &["issued = succeeded + failed"],
+            Mutant::IgnoreIpRate => &["largest burst through one proxy at the per-IP rate"],
         };
         for e in expected {
             assert!(

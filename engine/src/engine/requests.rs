@@ -116,6 +116,10 @@ impl Engine {
         let over_budget = self.mutant.is(crate::mutant::Mutant::OverBudget);
         #[cfg(not(feature = "mutants"))]
         let over_budget = false;
+        #[cfg(feature = "mutants")]
+        let ip_rate = self.config.ip_rate.filter(|_| !self.mutant.is(crate::mutant::Mutant::IgnoreIpRate));
+        #[cfg(not(feature = "mutants"))]
+        let ip_rate = self.config.ip_rate;
         let Some(refs) = self.users.get(&req.user).copied() else {
             return self.fail(req.lane(), req.endpoint, FailReason::NotAllocated, now);
         };
@@ -187,7 +191,7 @@ impl Engine {
             &mut self.pool,
             lane,
             &mut self.events,
-            (self.config.policy, self.config.ip_rate),
+            (self.config.policy, ip_rate),
             pick,
             now,
             over_budget,

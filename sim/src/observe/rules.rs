@@ -32,6 +32,16 @@ pub enum LeaseRule {
     },
 }
 
+/// A per-IP send rate kept beside the rest or window policy: at most one send per `interval_ms`
+/// through one proxy to the counted endpoints, with bursts of `burst` (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateRule {
+    /// The spacing at the sustained rate (ms).
+    pub interval_ms: u64,
+    /// Sends allowed back to back.
+    pub burst: u32,
+}
+
 /// How a limit of a hypothesis counts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LimitKind {
@@ -117,6 +127,9 @@ pub struct SafetyRules {
     pub ip_window_ms: u64,
     /// A stricter per-IP ceiling from `[invariants] ip_limit`, checked as well, if set.
     pub ip_ceiling: Option<u32>,
+    /// Rule 1 as well: the per-IP rate the plan keeps beside its rest or window policy (under
+    /// the rate policy it is part of [`LeaseRule::Rate`]).
+    pub ip_rate: Option<RateRule>,
 }
 
 impl SafetyRules {
@@ -142,6 +155,13 @@ impl SafetyRules {
             borrow: sc.engine.borrow.iter().map(|b| (b.borrower, b.lender)).collect(),
             ip_window_ms: sc.invariants.ip_window.as_millis(),
             ip_ceiling: sc.invariants.ip_limit,
+            ip_rate: match sc.engine.policy {
+                Policy::Rate(_) => None,
+                _ => sc
+                    .engine
+                    .ip_rate
+                    .map(|r| RateRule { interval_ms: r.interval.as_millis(), burst: r.burst.get() }),
+            },
         }
     }
 }

@@ -33,6 +33,8 @@ struct ProxyObs {
     largest_lease: u32,
     /// The rate rule's theoretical arrival time (ms).
     tat: u64,
+    /// The per-IP rate's theoretical arrival time (ms), when one is kept beside the policy.
+    ip_rate_tat: u64,
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +59,10 @@ pub struct SafetyFigures {
     pub isolation_violations: u64,
     /// Sends through a proxy already declared dead.
     pub dead_proxy_uses: u64,
+    /// Under a per-IP rate kept beside the rest or window policy: the largest burst through one
+    /// proxy at that rate (the sends "owed" to its bucket, each send included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub largest_ip_rate_burst: Option<u32>,
 }
 
 /// Watches every allocation, send, completion, arrival and death.
@@ -77,14 +83,15 @@ impl Safety {
     pub fn new(rules: SafetyRules) -> Self {
         let books: Vec<LimitBook> = rules.limits.iter().cloned().map(LimitBook::new).collect();
         let ip_window_books = books.iter().map(|b| b.is_ip_window(rules.ip_window_ms)).collect();
+        let largest_ip_rate_burst = rules.ip_rate.map(|_| 0);
         Safety {
             rules,
             proxies: Vec::new(),
             members: FxHashMap::default(),
             ips: FxHashMap::default(),
             books,
+            figures: SafetyFigures { largest_ip_rate_burst, ..SafetyFigures::default() },
             ip_window_books,
-            figures: SafetyFigures::default(),
         }
     }
 
@@ -145,7 +152,7 @@ impl Safety {
     /// `serving`.
     pub fn sent(&mut self, p: ProxyId, origin: LaneKey, serving: LaneKey, endpoint: Endpoint, t: u64) {
         let allowed = self.may_serve(origin, serving);
-        let lease = self.rules.lease;
+        let (lease, ip_rate) = (self.rules.lease, self.rules.ip_rate);
         let counted = self.rules.counted[endpoint.index()];
         let o = self.obs(p);
         let violation = o.holder != Some(serving) || !allowed;
@@ -186,6 +193,10 @@ impl Safety {
                 o.lease_sends = (o.tat - t).div_ceil(interval_ms.max(1)) as u32;
             }
         }
+        let ip_rate_burst = ip_rate.map(|r| {
+            o.ip_rate_tat = o.ip_rate_tat.max(t) + r.interval_ms;
+            (o.ip_rate_tat - t).div_ceil(r.interval_ms.max(1)) as u32
+        });
         o.in_flight += 1;
         o.largest_lease = o.largest_lease.max(o.lease_sends);
         if let Some(r) = rest {
@@ -199,6 +210,9 @@ impl Safety {
         }
         f.isolation_violations += u64::from(violation);
         f.dead_proxy_uses += u64::from(dead);
+        if let (Some(b), Some(largest)) = (ip_rate_burst, f.largest_ip_rate_burst.as_mut()) {
+            *largest = (*largest).max(b);
+        }
     }
 
     /// A request through `p` to `endpoint` ended at `t`.
@@ -273,6 +287,7 @@ mod tests {
             borrow: vec![(Module::Reserve, Module::Catalog)],
             ip_window_ms: 1_800_000,
             ip_ceiling: None,
+            ip_rate: None,
         }
     }
 

@@ -478,7 +478,8 @@ pub(super) fn pool_spec(
         Some(s) => *s.get_ref(),
         None => 64,
     };
-    for (value, key) in [(&p.balance_usd, "pool.balance_usd"), (&p.price_per_100_usd, "pool.price_per_100_usd")]
+    for (value, key) in
+        [(&p.balance_usd, "pool.balance_usd"), (&p.price_per_100_usd, "pool.price_per_100_usd")]
     {
         if let Some(v) = value
             && !(v.get_ref().is_finite() && *v.get_ref() >= 0.0)

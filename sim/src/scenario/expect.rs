@@ -18,12 +18,17 @@ pub struct Expectation {
 
 impl Scenario {
     /// The id of every check a run of this scenario gets, as `must_fail` and `rotor test`'s
-    /// output name them: `rule1` (the plan's per-proxy rule), `rule2` (rest), `rule3:NAME` per
+    /// output name them: `rule1` (the plan's per-proxy rule), `rule1:ip_rate` (a per-IP rate kept
+    /// beside the rest or window policy), `rule2` (rest), `rule3:NAME` per
     /// limit hypothesis, `ip_limit` (`[invariants] ip_limit`), `rule4` (isolation), `rule5`
     /// (dead proxies), `rule6` (accounting), each `[expect]` metric, and `event:NAME` per
     /// `[expect.events]` line.
     pub fn check_ids(&self) -> Vec<String> {
-        let mut ids = vec!["rule1".to_owned(), "rule2".to_owned()];
+        let mut ids = vec!["rule1".to_owned()];
+        if crate::observe::SafetyRules::from_scenario(self).ip_rate.is_some() {
+            ids.push("rule1:ip_rate".to_owned());
+        }
+        ids.push("rule2".to_owned());
         ids.extend(
             self.kaspi
                 .hypotheses
