@@ -106,6 +106,7 @@ async fn a_rate_limit_and_its_ban_are_recovered_and_the_proxy_is_held_then_reste
         rule: Rule::Rate { per_s: 12.0, burst: 12 },
         endpoints: [true; Endpoint::ALL.len()],
         penalty: Penalty::answer(PenaltyStatus::Forbidden).banning(Duration::from_secs(10)),
+        observed: None,
     };
     let k = 20.0;
     let lab = Lab::start("rate", truth, k, 41).await;

@@ -173,6 +173,11 @@ fn plan_prints_three_answers_and_rejects_bad_flags() {
     assert!(text(&out.stderr).contains("valid: a share from 0 to 1"), "{}", text(&out.stderr));
     let out = rotor(&["plan", "--skus", "10", "--compare-hypotheses", "--hypothesis", "seed"]);
     assert_eq!(out.status.code(), Some(2), "the two flags conflict");
+    for margin in ["0", "3", "nan"] {
+        let out = rotor(&["plan", "--skus", "10", "--margin", margin]);
+        assert_eq!(out.status.code(), Some(2), "--margin {margin}");
+        assert!(text(&out.stderr).contains("valid: 0.1 to 2.0"), "{}", text(&out.stderr));
+    }
 }
 
 /// `rotor plan --robust`: the cheapest pool under every hypothesis at once, checked under each
@@ -200,7 +205,7 @@ fn plan_robust_prices_not_knowing_and_says_when_nothing_holds() {
     assert!(stdout.contains("No policy asked for is safe and on time under all of them at once"), "{stdout}");
     assert!(stdout.contains("price-update rate binds"), "{stdout}");
     assert!(
-        stdout.contains("demper: the merchant account allows at most 450 price updates per 3m"),
+        stdout.contains("demper: the merchant account allows at most 360 price updates per 3m"),
         "{stdout}"
     );
     assert!(stdout.contains("no robust plan"), "{stdout}");
@@ -243,13 +248,14 @@ fn plan_json_names_the_binding_constraint_per_hypothesis_and_policy() {
     assert_eq!(seed["binding_constraint"], "ip_budget");
     assert!(seed["proxies"].as_u64().unwrap() > 1);
     assert!(seed["account_ceiling_updates_per_cycle"].is_null());
-    // Measured, every price changing: 500 updates at 2.5/s take 200 s, past the 3-minute cycle;
-    // the account binds under either policy, and says so.
+    // Measured, every price changing: 500 updates at 2/s (the rate seen safe, not the modelled
+    // 2.5) take 250 s, past the 3-minute cycle; the account binds under either policy, and says so.
     for policy in ["rest", "rate"] {
         let d = &find("measured", policy)["modules"]["demper"];
         assert_eq!(d["binding_constraint"], "account_rate", "{policy}: {d}");
-        assert_eq!(d["account_ceiling_updates_per_cycle"], 450);
-        assert_eq!(d["shortest_cycle_ms"], 200_000);
+        assert_eq!(d["account_ceiling_updates_per_cycle"], 360);
+        assert_eq!(d["shortest_cycle_ms"], 250_000);
+        assert_eq!(d["account_rate_per_s"], 2.0);
     }
     // Measured, rate policy: one IP at 8 per second carries the orders module.
     assert_eq!(find("measured", "rate")["modules"]["orders"]["proxies"], 1);

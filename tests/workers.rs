@@ -53,6 +53,7 @@ impl Cluster {
             rule: Rule::SlidingWindow { limit: 250, window: Duration::from_secs(3) },
             endpoints: [true; Endpoint::ALL.len()],
             penalty: Penalty::answer(PenaltyStatus::TooManyRequests),
+            observed: None,
         };
         let merchants = (1..=USERS)
             .map(|u| Merchant {

@@ -466,6 +466,7 @@ pub fn hypothesis_rows() -> Result<Vec<HypothesisRow>, String> {
                         duration: rotor_engine::Duration::from_mins(6 * 60),
                         seed: 1,
                         price_change_share: share,
+                        margin: 1.0,
                     };
                     let p = plan(&input).map_err(|e| e.to_string())?;
                     let Some(demper) = p.modules.into_iter().find(|m| m.module == Module::Demper) else {

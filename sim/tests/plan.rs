@@ -31,6 +31,7 @@ fn plan_agrees_with_a_full_simulation_within_one_proxy() {
         duration: Duration::from_mins(6 * 60),
         seed: 1,
         price_change_share: 1.0,
+        margin: 1.0,
     };
     let p = plan(&input).unwrap();
     let demper = p.modules.iter().find(|m| m.module == Module::Demper).unwrap();
@@ -62,6 +63,7 @@ fn the_binding_constraint_follows_the_hypothesis() {
         duration: Duration::from_mins(2 * 60),
         seed: 1,
         price_change_share: share,
+        margin: 1.0,
     };
     let demper =
         |p: rotor_sim::plan::Plan| p.modules.into_iter().find(|m| m.module == Module::Demper).unwrap();
@@ -72,4 +74,42 @@ fn the_binding_constraint_follows_the_hypothesis() {
     assert_eq!(measured.binding, rotor_sim::plan::Binding::AccountRate);
     let full = demper(plan(&input(HypothesisChoice::Measured, 1.0)).unwrap());
     assert_eq!((full.simulated, full.binding), (None, rotor_sim::plan::Binding::AccountRate));
+}
+
+/// Measured limits put the price-update ban between 2 rps (seen safe) and 3 (seen banned), and
+/// the model bans at 2.5; the plan keeps to the safe rate times the margin, never the modelled
+/// threshold: 1000 updates at 2 rps need at least 500 s, at 0.8 of it 625 s.
+#[test]
+fn a_plan_keeps_below_the_rate_observed_safe_by_its_margin() {
+    let input = |margin| PlanInput {
+        skus: 1000,
+        interval: Duration::from_mins(3),
+        policy: PolicyChoice::Rest,
+        hypothesis: HypothesisChoice::Measured,
+        duration: Duration::from_mins(60),
+        seed: 1,
+        price_change_share: 1.0,
+        margin,
+    };
+    let demper =
+        |p: &rotor_sim::plan::Plan| p.modules.iter().find(|m| m.module == Module::Demper).cloned().unwrap();
+    let p = plan(&input(1.0)).unwrap();
+    let d = demper(&p);
+    assert_eq!(d.binding, rotor_sim::plan::Binding::AccountRate);
+    assert_eq!(d.account_rate_per_s, Some(2.0));
+    assert!(d.shortest_cycle_ms.is_some_and(|s| s >= 500_000), "{:?}", d.shortest_cycle_ms);
+    assert!(d.binding_figure().contains("2 rps per account"), "{}", d.binding_figure());
+    let account = p.rates.iter().find(|r| r.scope == "account").unwrap();
+    assert_eq!(
+        (account.safe_per_s, account.banned_per_s, account.modelled_per_s),
+        (Some(2.0), Some(3.0), 2.5)
+    );
+    assert!((account.planned_per_s - 2.0).abs() < 1e-9);
+
+    let careful = demper(&plan(&input(0.8)).unwrap());
+    assert!(careful.shortest_cycle_ms.is_some_and(|s| s >= 625_000), "{:?}", careful.shortest_cycle_ms);
+    // The rate policy's per-IP rate stays under the offers' safe rate times the margin too.
+    let rate = plan(&PlanInput { policy: PolicyChoice::Rate, ..input(0.5) }).unwrap();
+    let offers = rate.rates.iter().find(|r| r.scope == "ip").unwrap();
+    assert!((offers.planned_per_s - 5.0).abs() < 1e-9, "{offers:?}");
 }

@@ -20,6 +20,7 @@ fn load(skus: u32, price_change_share: f64) -> PlanInput {
         duration: Duration::from_mins(3 * 60),
         seed: 1,
         price_change_share,
+        margin: 1.0,
     }
 }
 

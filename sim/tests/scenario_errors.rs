@@ -64,6 +64,27 @@ fn bad_values_point_at_the_value() {
 }
 
 #[test]
+fn a_measured_rate_states_both_figures_around_its_threshold() {
+    let limiter = |extra: &str| {
+        format!(
+            "[[kaspi.limiter]]\nname = \"x\"\nscope = \"account\"\nkind = \"rate\"\nrate_per_s = 2.5\n{extra}\npenalty = {{ status = 429 }}\n"
+        )
+    };
+    let sc = Scenario::parse("k", "k.toml", &limiter("safe_per_s = 2.0\nbanned_per_s = 3.0")).unwrap();
+    let o = sc.kaspi.hypotheses[0].observed.unwrap();
+    assert!((o.safe_per_s - 2.0).abs() < 1e-9 && (o.banned_per_s - 3.0).abs() < 1e-9);
+    let e = err(&limiter("safe_per_s = 2.0"));
+    assert_eq!(e.line, Some(6), "{e}");
+    assert!(e.message.contains("both"), "{e}");
+    let e = err(&limiter("safe_per_s = 3.0\nbanned_per_s = 4.0"));
+    assert!(e.message.contains("safe_per_s <= rate_per_s <= banned_per_s"), "{e}");
+    let e = err(
+        "[[kaspi.limiter]]\nname = \"w\"\nkind = \"sliding_window\"\nlimit = 5\nwindow = \"1m\"\nsafe_per_s = 1.0\nbanned_per_s = 2.0\npenalty = { status = 429 }\n",
+    );
+    assert!(e.message.contains("kind rate"), "{e}");
+}
+
+#[test]
 fn limiters_are_checked_by_kind() {
     let e = err(
         "[[kaspi.limiter]]\nname = \"x\"\nkind = \"sliding_window\"\nwindow = \"30m\"\npenalty = { status = 429 }\n",

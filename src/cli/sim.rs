@@ -45,6 +45,12 @@ pub(crate) struct PlanArgs {
     #[arg(long, default_value_t = 1.0, value_name = "SHARE")]
     pub(crate) price_change_share: f64,
 
+    /// How much of each measured rate limit's safe rate the plan counts on (1.0: the rate
+    /// observed safe, never the modelled threshold above it; 0.8: four fifths of it). Above 1.0
+    /// only if you accept planning past what was seen safe.
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    pub(crate) margin: f64,
+
     /// Print the plan as JSON (docs/plan-json.md) instead of tables.
     #[arg(long)]
     pub(crate) json: bool,

@@ -163,6 +163,7 @@ fn implied_plan(file: &Path, skus: u32, f: &Findings) -> Result<(), CliError> {
         duration: Duration::from_mins(360),
         seed: 1,
         price_change_share: 1.0,
+        margin: 1.0,
     };
     tracing::info!(
         "rotor calibrate: planning {skus} SKUs under the measured limits ({} policy)",

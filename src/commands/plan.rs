@@ -67,6 +67,12 @@ fn inputs(a: &PlanArgs) -> Result<Vec<PlanInput>, CliError> {
             a.price_change_share
         )));
     }
+    if !(a.margin.is_finite() && (0.1..=2.0).contains(&a.margin)) {
+        return Err(CliError::bad_input(format!(
+            "--margin is {}; valid: 0.1 to 2.0 (1.0 plans at the rate observed safe, 0.8 at four fifths of it)",
+            a.margin
+        )));
+    }
     let mut out = Vec::new();
     for hypothesis in hypotheses(a) {
         for policy in policies(&a.policy, &[PolicyChoice::Rest]) {
@@ -78,6 +84,7 @@ fn inputs(a: &PlanArgs) -> Result<Vec<PlanInput>, CliError> {
                 duration,
                 seed: a.seed,
                 price_change_share: a.price_change_share,
+                margin: a.margin,
             });
         }
     }
@@ -163,6 +170,15 @@ fn json(i: &PlanInput, p: &Plan) -> serde_json::Value {
         "interval_ms": i.interval.as_millis(),
         "price_change_share": i.price_change_share,
         "price_per_100_usd": p.price_per_100_usd,
+        "margin": p.margin,
+        "rates": p.rates.iter().map(|r| serde_json::json!({
+            "hypothesis": r.hypothesis,
+            "scope": r.scope,
+            "modelled_per_s": r.modelled_per_s,
+            "safe_per_s": r.safe_per_s,
+            "banned_per_s": r.banned_per_s,
+            "planned_per_s": r.planned_per_s,
+        })).collect::<Vec<_>>(),
         "modules": modules_json(p),
     })
 }
@@ -183,8 +199,10 @@ fn modules_json(p: &Plan) -> serde_json::Value {
                 "steady_state": m.steady_state,
                 "searched_up_to": m.searched_up_to,
                 "concurrency_floor_ms": m.concurrency_floor_ms,
+                "binding_figure": m.binding_figure(),
             });
             if m.module == rotor_engine::Module::Demper {
+                v["account_rate_per_s"] = serde_json::json!(m.account_rate_per_s);
                 v["account_ceiling_updates_per_cycle"] =
                     serde_json::json!(m.account_ceiling_updates_per_cycle);
                 v["shortest_cycle_ms"] = serde_json::json!(m.shortest_cycle_ms);
@@ -278,7 +296,9 @@ pub(crate) fn table(p: &Plan) {
         if !note.is_empty() {
             println!("{}: the merchant account allows {note}", m.module);
         }
+        println!("{} binds on {}: {}", m.module, m.binding.name(), m.binding_figure());
     }
+    rates_note(p);
     let notes: Vec<String> = p.modules.iter().flat_map(ModulePlan::disagreements).collect();
     if notes.is_empty() {
         println!("\nThe three answers agree within one proxy.");
@@ -287,5 +307,30 @@ pub(crate) fn table(p: &Plan) {
         for n in notes {
             println!("- {n}");
         }
+    }
+}
+
+/// The rates the plan keeps to, below each measured limit, and the margin.
+fn rates_note(p: &Plan) {
+    if p.rates.is_empty() {
+        return;
+    }
+    println!(
+        "Rates planned at margin {} of each rate observed safe (never the modelled threshold):",
+        p.margin
+    );
+    for r in &p.rates {
+        let seen = match (r.safe_per_s, r.banned_per_s) {
+            (Some(safe), Some(banned)) => {
+                format!("seen safe at {safe}, refused at {banned}, modelled at {}", r.modelled_per_s)
+            }
+            _ => format!("modelled at {}, not measured", r.modelled_per_s),
+        };
+        println!(
+            "- {} (per {}): {} rps planned; {seen}",
+            r.hypothesis,
+            r.scope,
+            (r.planned_per_s * 100.0).round() / 100.0
+        );
     }
 }

@@ -73,6 +73,7 @@ impl Lab {
             rule: Rule::SlidingWindow { limit: 250, window: Duration::from_secs(3) },
             endpoints: [true; Endpoint::ALL.len()],
             penalty: Penalty::answer(PenaltyStatus::TooManyRequests),
+            observed: None,
         };
         let kaspi = KaspiMock::start(KaspiConfig {
             products,

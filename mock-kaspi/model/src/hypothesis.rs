@@ -15,6 +15,29 @@ pub struct Hypothesis {
     pub endpoints: [bool; Endpoint::ALL.len()],
     /// What a caller gets when over the limit.
     pub penalty: Penalty,
+    /// For a rate measured against Kaspi: the highest rate seen safe and the lowest seen refused.
+    /// The model refuses at the rule's rate, somewhere between; a plan keeps to the safe one.
+    pub observed: Option<Observed>,
+}
+
+/// What a measurement saw of a rate limit: its threshold lies between the two.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observed {
+    /// The highest rate held without a refusal (requests per second).
+    pub safe_per_s: f64,
+    /// The lowest rate refused (requests per second).
+    pub banned_per_s: f64,
+}
+
+impl Hypothesis {
+    /// The highest rate a plan may count on under this rate limit, with `margin` (1.0: exactly
+    /// the rate observed safe; below 1.0, that much under it): the observed safe rate times the
+    /// margin where there is one, else the rule's own rate times the margin. `None` for a rule
+    /// that is not a rate.
+    pub fn planned_rate(&self, margin: f64) -> Option<f64> {
+        let Rule::Rate { per_s, .. } = self.rule else { return None };
+        Some(self.observed.map_or(per_s, |o| o.safe_per_s) * margin)
+    }
 }
 
 /// What a limiter keeps a counter per.
@@ -188,6 +211,7 @@ pub fn community_hypotheses() -> Vec<Hypothesis> {
             rule: Rule::Rate { per_s: 8.0, burst: 8 },
             endpoints: all(&[Endpoint::StorefrontOffers]),
             penalty: Penalty::answer(PenaltyStatus::Forbidden).banning(Duration::from_mins(10)),
+            observed: None,
         },
         Hypothesis {
             name: "price-update-1.5rps-per-account".into(),
@@ -195,6 +219,7 @@ pub fn community_hypotheses() -> Vec<Hypothesis> {
             rule: Rule::Rate { per_s: 1.5, burst: 1 },
             endpoints: all(&[Endpoint::CabinetPriceUpdate]),
             penalty: Penalty::answer(PenaltyStatus::TooManyRequests).banning(Duration::from_mins(30)),
+            observed: None,
         },
         Hypothesis {
             name: "shop-api-kz-only".into(),
@@ -202,6 +227,7 @@ pub fn community_hypotheses() -> Vec<Hypothesis> {
             rule: Rule::Geo { allow: vec!["kz".into()] },
             endpoints: all(&[Endpoint::ShopOrders, Endpoint::ShopOrderEntries]),
             penalty: Penalty::answer(PenaltyStatus::Timeout),
+            observed: None,
         },
     ]
 }
@@ -233,6 +259,7 @@ pub fn measured_hypotheses() -> Vec<Hypothesis> {
                 extend: true,
                 ..Penalty::answer(PenaltyStatus::Forbidden).banning(Duration::from_secs(10))
             },
+            observed: Some(Observed { safe_per_s: 10.0, banned_per_s: 15.0 }),
         },
         Hypothesis {
             name: "measured-price-update-2.5rps-per-account".into(),
@@ -240,6 +267,7 @@ pub fn measured_hypotheses() -> Vec<Hypothesis> {
             rule: Rule::Rate { per_s: 2.5, burst: 2 },
             endpoints: only(Endpoint::CabinetPriceUpdate),
             penalty: Penalty::answer(PenaltyStatus::TooManyRequests).banning(Duration::from_mins(30)),
+            observed: Some(Observed { safe_per_s: 2.0, banned_per_s: 3.0 }),
         },
     ]
 }
@@ -265,5 +293,6 @@ pub fn seed_hypothesis() -> Hypothesis {
         rule: Rule::SlidingWindow { limit: 250, window: Duration::from_mins(30) },
         endpoints: [true; Endpoint::ALL.len()],
         penalty: Penalty::answer(PenaltyStatus::TooManyRequests),
+        observed: None,
     }
 }

@@ -40,7 +40,7 @@ mod orders;
 mod refusals;
 
 pub use hypothesis::{
-    BANNED_IP_BODY, Hypothesis, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope,
+    BANNED_IP_BODY, Hypothesis, Observed, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope,
     community_hypotheses, measured_hypotheses, preset, seed_hypothesis,
 };
 pub use instants::{Instants, LONGEST_WINDOW_MS};

@@ -235,6 +235,7 @@ mod tests {
             rule: Rule::Rate { per_s: 8.0, burst: 8 },
             endpoints: [true; Endpoint::ALL.len()],
             penalty: Penalty::answer(PenaltyStatus::Forbidden).banning(Duration::from_mins(10)),
+            observed: None,
         };
         let mut l = Limiter::new(h);
         for _ in 0..8 {

@@ -186,6 +186,7 @@ pub fn price_update_limit(per_s: f64, cooldown: rotor_engine::Duration) -> Hypot
         rule: Rule::Rate { per_s, burst: 1 },
         endpoints,
         penalty: Penalty::answer(PenaltyStatus::TooManyRequests).banning(cooldown),
+        observed: None,
     }
 }
 

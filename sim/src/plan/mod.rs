@@ -42,6 +42,27 @@ pub struct PlanInput {
     pub seed: u64,
     /// The share of SKUs whose price changes per demper cycle (the seed: all of them).
     pub price_change_share: f64,
+    /// How far below a measured limit the plan stays: it counts on at most the rate observed
+    /// safe times this (1.0: exactly the safe rate; a hypothesis with no observed figures gives
+    /// its own rate times this). Above 1.0 only when the user asks for it.
+    pub margin: f64,
+}
+
+/// A rate limit of the hypotheses in force, and the rate the plan keeps to under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRate {
+    /// The hypothesis.
+    pub hypothesis: String,
+    /// `ip`, `ip_endpoint` or `account`.
+    pub scope: &'static str,
+    /// The rate the model refuses above.
+    pub modelled_per_s: f64,
+    /// The highest rate a measurement saw safe, if measured.
+    pub safe_per_s: Option<f64>,
+    /// The lowest rate a measurement saw refused, if measured.
+    pub banned_per_s: Option<f64>,
+    /// What the plan counts on: the safe rate (or the modelled one) times the margin.
+    pub planned_per_s: f64,
 }
 
 /// What sets a module's answer.
@@ -105,6 +126,8 @@ pub struct ModulePlan {
     pub shortest_cycle_ms: Option<u64>,
     /// The shortest cycle latency × concurrency allows (ms).
     pub concurrency_floor_ms: u64,
+    /// Demper: the price-update rate per account the plan counts on, if the account is limited.
+    pub account_rate_per_s: Option<f64>,
 }
 
 /// The whole plan.
@@ -114,6 +137,10 @@ pub struct Plan {
     pub modules: Vec<ModulePlan>,
     /// Price of 100 proxies per 30 days.
     pub price_per_100_usd: f64,
+    /// The margin kept below each measured rate.
+    pub margin: f64,
+    /// Every rate limit in force, with the rate the plan keeps to.
+    pub rates: Vec<PlannedRate>,
 }
 
 impl Plan {
@@ -271,9 +298,33 @@ pub(crate) fn plan_under(input: &PlanInput, hypotheses: Option<Vec<Hypothesis>>)
             account_ceiling_updates_per_cycle: ceiling,
             shortest_cycle_ms: shortest,
             concurrency_floor_ms: floor,
+            account_rate_per_s: if module == Module::Demper { account } else { None },
         });
     }
-    Ok(Plan { modules: out, price_per_100_usd: sc.pool.price_per_100_usd })
+    let rates = planned_rates(&sc.kaspi.hypotheses, input.margin);
+    Ok(Plan { modules: out, price_per_100_usd: sc.pool.price_per_100_usd, margin: input.margin, rates })
+}
+
+/// Each rate limit among `hypotheses`, with what a plan with `margin` counts on under it.
+fn planned_rates(hypotheses: &[Hypothesis], margin: f64) -> Vec<PlannedRate> {
+    hypotheses
+        .iter()
+        .filter_map(|h| {
+            let crate::scenario::Rule::Rate { per_s, .. } = h.rule else { return None };
+            Some(PlannedRate {
+                hypothesis: h.name.clone(),
+                scope: match h.scope {
+                    crate::scenario::Scope::Ip => "ip",
+                    crate::scenario::Scope::IpEndpoint => "ip_endpoint",
+                    crate::scenario::Scope::Account => "account",
+                },
+                modelled_per_s: per_s,
+                safe_per_s: h.observed.map(|o| o.safe_per_s),
+                banned_per_s: h.observed.map(|o| o.banned_per_s),
+                planned_per_s: h.planned_rate(margin)?,
+            })
+        })
+        .collect()
 }
 
 /// The one-proxy-per-module grid point of `input`.
@@ -332,10 +383,7 @@ fn tune(sc: &mut Scenario, input: &PlanInput) {
         .filter(|h| {
             h.scope == crate::scenario::Scope::Account && h.endpoints[Endpoint::CabinetPriceUpdate.index()]
         })
-        .filter_map(|h| match h.rule {
-            crate::scenario::Rule::Rate { per_s, .. } => Some(per_s),
-            _ => None,
-        })
+        .filter_map(|h| h.planned_rate(input.margin))
         .reduce(f64::min);
     if let Some(per_s) = allowed
         && let Some(t) =
@@ -343,6 +391,23 @@ fn tune(sc: &mut Scenario, input: &PlanInput) {
     {
         sc.engine.account_throttles.retain(|t| t.endpoint != Endpoint::CabinetPriceUpdate);
         sc.engine.account_throttles.push(t);
+    }
+    // The rate policy sends no faster per IP than the slowest per-IP rate limit lets it, with
+    // the margin (its default already sits below the measured offers' safe rate).
+    let ip_rate = hypotheses
+        .iter()
+        .filter(|h| matches!(h.scope, crate::scenario::Scope::Ip | crate::scenario::Scope::IpEndpoint))
+        .filter_map(|h| h.planned_rate(input.margin))
+        .reduce(f64::min);
+    if input.policy == PolicyChoice::Rate
+        && let Some(per_s) = ip_rate
+    {
+        let base = sc.engine.ip_rate.unwrap_or_default();
+        if per_s < base.per_s()
+            && let Some(r) = rotor_engine::RatePolicy::per_second(per_s, base.burst.get())
+        {
+            sc.engine.ip_rate = Some(r);
+        }
     }
 }
 
@@ -464,6 +529,35 @@ fn smallest(base: &Scenario, probe: GridPoint, module: Module, bound: u32) -> Re
 }
 
 impl ModulePlan {
+    /// The figure behind [`ModulePlan::binding`], for people: what sets the answer, in numbers.
+    pub fn binding_figure(&self) -> String {
+        let fmt = crate::verdict::fmt_ms;
+        let cycle = fmt(self.cycle.as_millis());
+        match self.binding {
+            Binding::AccountRate => match (self.account_rate_per_s, self.shortest_cycle_ms) {
+                (Some(rate), Some(shortest)) => format!(
+                    "price updates at {} rps per account: the shortest cycle is {} (every {cycle} asked)",
+                    round2(rate),
+                    fmt(shortest)
+                ),
+                _ => "the merchant account's rate".to_owned(),
+            },
+            Binding::Concurrency => format!(
+                "latency x concurrency: the shortest cycle is {} (every {cycle} asked)",
+                fmt(self.concurrency_floor_ms)
+            ),
+            Binding::Interval => format!("{} requests every {cycle} fit one proxy", self.requests_per_cycle),
+            Binding::IpBudget => format!(
+                "{} requests every {cycle} within each IP's count (a lease and its rest, or a window)",
+                self.requests_per_cycle
+            ),
+            Binding::IpRate => {
+                format!("{} requests every {cycle} within each IP's rate", self.requests_per_cycle)
+            }
+            Binding::None => format!("no pool up to {} proxies is safe and on time", self.searched_up_to),
+        }
+    }
+
     /// The answer a buyer should use: the simulated one when there is one.
     pub fn answer(&self) -> Option<u32> {
         self.simulated
@@ -512,6 +606,11 @@ impl ModulePlan {
         }
         out
     }
+}
+
+/// `x` to two decimals, for people (2.0 stays 2).
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 #[cfg(test)]

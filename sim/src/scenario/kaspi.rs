@@ -10,7 +10,7 @@ use super::raw::{
     RawBody, RawEndpoints, RawLatency, RawLimiter, RawLimiterKind, RawScenario, RawScope, RawStatus,
 };
 use rotor_kaspi_model::{
-    Hypothesis, Latency, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope, seed_hypothesis,
+    Hypothesis, Latency, Observed, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope, seed_hypothesis,
 };
 
 use super::{Ctx, KaspiSpec};
@@ -62,6 +62,7 @@ pub(super) fn hypothesis(cx: &Ctx<'_>, l: &toml::Spanned<RawLimiter>) -> Result<
     let r = l.get_ref();
     let span = l.span();
     let needs = |what: &str| cx.err(span.clone(), format!("limiter `{}` of kind {what}", r.name));
+    let observed = observed(cx, r)?;
     let rule = match r.kind {
         RawLimiterKind::SlidingWindow | RawLimiterKind::FixedWindow => {
             let limit = r.limit.ok_or_else(|| needs("sliding_window/fixed_window needs `limit`"))?.get();
@@ -80,6 +81,7 @@ pub(super) fn hypothesis(cx: &Ctx<'_>, l: &toml::Spanned<RawLimiter>) -> Result<
             let burst = r.burst.map_or_else(|| (per_s.ceil() as u32).max(1), std::num::NonZeroU32::get);
             Rule::Rate { per_s, burst }
         }
+
         RawLimiterKind::Geo => {
             let allow = r.allow_countries.clone().ok_or_else(|| needs("geo needs `allow_countries`"))?;
             Rule::Geo { allow: allow.into_iter().map(|c| c.to_lowercase()).collect() }
@@ -142,5 +144,38 @@ pub(super) fn hypothesis(cx: &Ctx<'_>, l: &toml::Spanned<RawLimiter>) -> Result<
                 None | Some(RawBody::Json) => PenaltyBody::Json,
             },
         },
+        observed,
     })
+}
+
+/// A rate limiter's observed figures: both or neither, the safe one below the refused one, and
+/// the modelled rate between them.
+fn observed(cx: &Ctx<'_>, r: &RawLimiter) -> Result<Option<Observed>, ScenarioError> {
+    let (safe, banned) = match (&r.safe_per_s, &r.banned_per_s) {
+        (None, None) => return Ok(None),
+        (Some(s), Some(b)) => (s, b),
+        (Some(one), None) | (None, Some(one)) => {
+            return Err(cx.err(
+                one.span(),
+                format!("limiter `{}`: give both `safe_per_s` and `banned_per_s` (what a measurement saw), or neither", r.name),
+            ));
+        }
+    };
+    let (s, b) = (safe.get_ref().0, banned.get_ref().0);
+    let Some(per_s) = r.rate_per_s.filter(|_| r.kind == RawLimiterKind::Rate).map(|x| x.0) else {
+        return Err(cx.err(
+            safe.span(),
+            format!("limiter `{}`: `safe_per_s` and `banned_per_s` belong to a limiter of kind rate", r.name),
+        ));
+    };
+    if !(s <= per_s && per_s <= b && s < b) {
+        return Err(cx.err(
+            safe.span(),
+            format!(
+                "limiter `{}`: safe_per_s {s}, rate_per_s {per_s}, banned_per_s {b}; valid: safe_per_s <= rate_per_s <= banned_per_s, safe below banned",
+                r.name
+            ),
+        ));
+    }
+    Ok(Some(Observed { safe_per_s: s, banned_per_s: b }))
 }

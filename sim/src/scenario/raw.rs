@@ -498,6 +498,9 @@ pub(crate) struct RawLimiter {
     pub(crate) window: Option<Span>,
     pub(crate) rate_per_s: Option<Rate>,
     pub(crate) burst: Option<NonZeroU32>,
+    /// A measured rate: the highest seen safe and the lowest seen refused.
+    pub(crate) safe_per_s: Option<Spanned<Rate>>,
+    pub(crate) banned_per_s: Option<Spanned<Rate>>,
     pub(crate) allow_countries: Option<Vec<String>>,
     pub(crate) endpoints: Option<Spanned<RawEndpoints>>,
     pub(crate) penalty: RawPenalty,

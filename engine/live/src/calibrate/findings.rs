@@ -272,6 +272,17 @@ impl Findings {
             );
         };
         match &self.rate {
+            Some(RateFinding::Refused { clean, refused }) if *clean > 0.0 && refused > clean => {
+                // Kaspi's threshold lies between the two; the model refuses halfway, and a plan
+                // keeps to the rate seen safe (times its margin).
+                // Rounded outwards to hundredths, so the safe figure stays below the refused one.
+                let (safe, banned) = (round2(*clean), (refused * 100.0).ceil() / 100.0);
+                let body = format!(
+                    "kind = \"rate\"\nrate_per_s = {}\nsafe_per_s = {safe}\nbanned_per_s = {banned}\n",
+                    ((safe + banned) * 50.0).round() / 100.0
+                );
+                limiter(&mut out, "rate", &body);
+            }
             Some(RateFinding::Refused { clean, .. }) if *clean > 0.0 => {
                 limiter(&mut out, "rate", &format!("kind = \"rate\"\nrate_per_s = {}\n", round2(*clean)));
             }

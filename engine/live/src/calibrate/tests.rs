@@ -19,6 +19,7 @@ fn limiter(rule: Rule, penalty: Penalty) -> Hypothesis {
         rule,
         endpoints: [true; Endpoint::ALL.len()],
         penalty,
+        observed: None,
     }
 }
 
@@ -114,6 +115,12 @@ fn twelve_per_second_with_a_403_and_a_10s_ban_is_recovered() {
     let parsed: toml::Value = toml::from_str(&toml).unwrap();
     let limiter = &parsed["kaspi"]["limiter"][0];
     assert!(within(limiter["rate_per_s"].as_float().unwrap(), 12.0, 0.10), "{toml}");
+    // The two rates the measurement saw travel with the limit, so a plan keeps to the safe one.
+    let (safe, banned) =
+        (limiter["safe_per_s"].as_float().unwrap(), limiter["banned_per_s"].as_float().unwrap());
+    let (down, up) = ((clean * 100.0).floor() / 100.0, (refused * 100.0).ceil() / 100.0);
+    assert!((safe - down).abs() < 1e-9 && (banned - up).abs() < 1e-9, "{toml}");
+    assert!(safe <= limiter["rate_per_s"].as_float().unwrap() && safe < banned, "{toml}");
 }
 
 #[test]
