@@ -271,6 +271,9 @@ pub struct AccountThrottle {
     pub min_interval: Duration,
     /// After a 429 on this endpoint the account waits this long. The community reports 30 minutes.
     pub cooldown: Duration,
+    /// Other endpoints that share this throttle, indexed by [`Endpoint::index`]: one limit per
+    /// account that covers several endpoints is one spacing and one cooldown for all of them.
+    pub shared: [bool; Endpoint::ALL.len()],
 }
 
 impl AccountThrottle {
@@ -282,7 +285,26 @@ impl AccountThrottle {
             return None;
         }
         let gap_ms = (1000.0 / per_second).ceil().max(1.0) as u64;
-        Some(AccountThrottle { endpoint, min_interval: Duration::from_millis(gap_ms), cooldown })
+        Some(AccountThrottle {
+            endpoint,
+            min_interval: Duration::from_millis(gap_ms),
+            cooldown,
+            shared: [false; Endpoint::ALL.len()],
+        })
+    }
+
+    /// The same throttle, shared with `others` as well.
+    #[must_use]
+    pub fn sharing(mut self, others: &[Endpoint]) -> Self {
+        for e in others {
+            self.shared[e.index()] = *e != self.endpoint;
+        }
+        self
+    }
+
+    /// Every endpoint it covers: its own and those sharing it.
+    pub fn covers(&self) -> impl Iterator<Item = Endpoint> + '_ {
+        Endpoint::ALL.into_iter().filter(|e| *e == self.endpoint || self.shared[e.index()])
     }
 }
 
@@ -383,8 +405,10 @@ impl EngineConfig {
             if t.min_interval == Duration::ZERO {
                 return Err(ConfigError::ZeroThrottle(t.endpoint));
             }
-            if self.account_throttles[..i].iter().any(|o| o.endpoint == t.endpoint) {
-                return Err(ConfigError::DuplicateThrottle(t.endpoint));
+            if let Some(e) =
+                t.covers().find(|e| self.account_throttles[..i].iter().any(|o| o.covers().any(|c| c == *e)))
+            {
+                return Err(ConfigError::DuplicateThrottle(e));
             }
         }
         for (i, b) in self.borrow.iter().enumerate() {
@@ -474,6 +498,7 @@ mod tests {
             endpoint: Endpoint::CabinetPriceUpdate,
             min_interval: Duration::ZERO,
             cooldown: Duration::ZERO,
+            shared: [false; Endpoint::ALL.len()],
         }];
         assert_eq!(c.validate(), Err(ConfigError::ZeroThrottle(Endpoint::CabinetPriceUpdate)));
 

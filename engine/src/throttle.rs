@@ -52,9 +52,10 @@ pub(crate) struct AccountState {
 }
 
 impl AccountState {
-    /// What the account lets a request to `endpoint` do at `now`.
-    pub(crate) fn gate(&self, endpoint: Endpoint, now: Instant) -> AccountGate {
-        let i = endpoint.index();
+    /// What the account lets a request to `endpoint` do at `now`; `key` is the endpoint whose
+    /// throttle it shares (itself if none).
+    pub(crate) fn gate(&self, endpoint: Endpoint, key: Endpoint, now: Instant) -> AccountGate {
+        let i = key.index();
         let (cooldown, spacing) = (self.cooldown_until[i], self.next_send[i]);
         if endpoint.host() == Host::Cabinet && self.login_block_until > now {
             return AccountGate::Wait(self.login_block_until, WaitReason::LoginBlock);
@@ -169,6 +170,7 @@ mod tests {
             endpoint: Endpoint::CabinetPriceUpdate,
             min_interval: Duration::from_millis(667),
             cooldown: Duration::from_mins(30),
+            shared: [false; Endpoint::ALL.len()],
         }
     }
 
@@ -179,13 +181,16 @@ mod tests {
         let mut a = AccountState::default();
         let t0 = Instant::from_millis(10_000);
         let update = Endpoint::CabinetPriceUpdate;
-        assert_eq!(a.gate(update, t0), AccountGate::Pass { probe: false });
+        assert_eq!(a.gate(update, update, t0), AccountGate::Pass { probe: false });
         a.on_send(update, Some(&rule()), None, t0);
         let next = t0 + Duration::from_millis(667);
-        assert_eq!(a.gate(update, t0), AccountGate::Wait(next, WaitReason::AccountThrottle));
-        assert_eq!(a.gate(update, next), AccountGate::Pass { probe: false });
+        assert_eq!(a.gate(update, update, t0), AccountGate::Wait(next, WaitReason::AccountThrottle));
+        assert_eq!(a.gate(update, update, next), AccountGate::Pass { probe: false });
         // Other endpoints are untouched.
-        assert_eq!(a.gate(Endpoint::StorefrontOffers, t0), AccountGate::Pass { probe: false });
+        assert_eq!(
+            a.gate(Endpoint::StorefrontOffers, Endpoint::StorefrontOffers, t0),
+            AccountGate::Pass { probe: false }
+        );
     }
 
     #[test]
@@ -197,18 +202,22 @@ mod tests {
         assert_eq!(end, t0 + Duration::from_mins(30));
         // The cooldown holds until its last millisecond, and not at its end.
         let before = Instant::from_millis(end.as_millis() - 1);
-        assert_eq!(a.gate(update, before), AccountGate::Cooling(end));
+        assert_eq!(a.gate(update, update, before), AccountGate::Cooling(end));
         assert!(a.keep_retry(update) && a.keep_retry(update));
         assert!(!a.keep_retry(update), "a third retry is not kept");
         // At its end one request goes alone; the others park on its lane until it is back.
-        assert_eq!(a.gate(update, end), AccountGate::Pass { probe: true });
+        assert_eq!(a.gate(update, update, end), AccountGate::Pass { probe: true });
         a.on_send(update, None, Some(LANE), end);
-        assert_eq!(a.gate(update, end), AccountGate::Park(LANE));
+        assert_eq!(a.gate(update, update, end), AccountGate::Park(LANE));
         a.probe_back(update, false);
-        assert_eq!(a.gate(update, end), AccountGate::Pass { probe: true }, "a proxy failure proves nothing");
+        assert_eq!(
+            a.gate(update, update, end),
+            AccountGate::Pass { probe: true },
+            "a proxy failure proves nothing"
+        );
         a.on_send(update, None, Some(LANE), end);
         a.probe_back(update, true);
-        assert_eq!(a.gate(update, end), AccountGate::Pass { probe: false });
+        assert_eq!(a.gate(update, update, end), AccountGate::Pass { probe: false });
         // A longer ban extends it; a new cooldown keeps two retries again.
         let end2 = a.on_429(update, Duration::from_mins(45), end);
         assert_eq!(end2, end + Duration::from_mins(45));

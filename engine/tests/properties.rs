@@ -160,6 +160,7 @@ fn config() -> impl Strategy<Value = EngineConfig> {
                         endpoint: Endpoint::CabinetPriceUpdate,
                         min_interval: Duration::from_millis(667),
                         cooldown: Duration::from_millis(5_000),
+                        shared: [false; Endpoint::ALL.len()],
                     }]
                 } else {
                     vec![]

@@ -184,6 +184,7 @@ fn account_cooldowns_survive_a_restart() {
         endpoint: Endpoint::CabinetPriceUpdate,
         min_interval: Duration::from_millis(500),
         cooldown: Duration::from_mins(30),
+        shared: [false; Endpoint::ALL.len()],
     };
     let config = EngineConfig { account_throttles: vec![throttle], ..quiet() };
     let update = common::req(1, Module::Demper, Endpoint::CabinetPriceUpdate);
@@ -309,4 +310,36 @@ fn a_resized_lane_gives_back_its_idlest_proxies_and_keeps_the_running_lease() {
     assert_eq!(e.resize_lane(UserId(2), Module::Demper, &[], 1), Err(AllocError::NotAllocated(UserId(2))));
     e.complete(t, rotor_engine::Outcome::Ok, at(30));
     e.complete(next, rotor_engine::Outcome::Ok, at(31));
+}
+
+/// One per-account limit over two endpoints is one throttle: a price update spaces the next
+/// offer-list request as it spaces the next update, and one cooldown holds both. Two throttles
+/// covering one endpoint are refused.
+#[test]
+fn a_shared_throttle_spaces_and_cools_its_endpoints_together() {
+    use rotor_engine::{AccountThrottle, Duration, Endpoint, EngineConfig, FailReason, LimitScope, Outcome};
+    let throttle = AccountThrottle::per_second(Endpoint::CabinetPriceUpdate, 2.0, Duration::from_mins(30))
+        .unwrap()
+        .sharing(&[Endpoint::CabinetOfferList]);
+    let config = EngineConfig { account_throttles: vec![throttle], ..quiet() };
+    let update = common::req(1, Module::Demper, Endpoint::CabinetPriceUpdate);
+    let list = common::req(1, Module::Demper, Endpoint::CabinetOfferList);
+    let mut e = Engine::new(config.clone()).unwrap();
+    e.add_proxy(spec(0)).unwrap();
+    e.allocate(UserId(1), 1, rotor_engine::Split::new(1, 0, 0, 0)).unwrap();
+    let t = send(&mut e, &update, at(1_000));
+    e.complete(t, Outcome::Ok, at(1_050));
+    assert_eq!(
+        e.acquire(&list, at(1_100)),
+        Decision::Wait { until: at(1_500), reason: WaitReason::AccountThrottle },
+        "the offer list waits for the update's spacing"
+    );
+    let t = send(&mut e, &list, at(1_500));
+    e.complete(t, Outcome::RateLimited { retry_after: None, scope: LimitScope::Account }, at(1_600));
+    assert_eq!(e.acquire(&update, at(2_500)), Decision::Fail(FailReason::AccountCoolingDown));
+
+    let overlapping =
+        AccountThrottle::per_second(Endpoint::CabinetOfferList, 1.0, Duration::from_mins(1)).unwrap();
+    let bad = EngineConfig { account_throttles: vec![throttle, overlapping], ..config };
+    assert!(Engine::new(bad).is_err(), "two throttles over the offer list");
 }

@@ -113,3 +113,47 @@ fn a_plan_keeps_below_the_rate_observed_safe_by_its_margin() {
     let offers = rate.rates.iter().find(|r| r.scope == "ip").unwrap();
     assert!((offers.planned_per_s - 5.0).abs() < 1e-9, "{offers:?}");
 }
+
+/// A per-account limit that the demper's price updates and the catalogue's offer list share is
+/// one throttle for both, and the answer is run as deployed: every module at once, every
+/// hypothesis in force, three seeds. Where no pool holds, the plan says so and why.
+#[test]
+fn a_plan_is_verified_with_every_module_at_once() {
+    let limits = r#"
+[[kaspi.limiter]]
+name = "seed-250-per-30m-per-ip"
+scope = "ip"
+kind = "sliding_window"
+limit = 250
+window = "30m"
+penalty = { status = 429 }
+
+[[kaspi.limiter]]
+name = "cabinet-2rps-per-account"
+scope = "account"
+kind = "rate"
+rate_per_s = 2.0
+burst = 1
+endpoints = ["price_update", "offer_list"]
+penalty = { status = 429, ban = "30m" }
+"#;
+    let hypotheses = Scenario::parse("l", "l.toml", limits).unwrap().kaspi.hypotheses;
+    let input = |share| PlanInput {
+        skus: 500,
+        interval: Duration::from_mins(3),
+        policy: PolicyChoice::Rest,
+        hypothesis: HypothesisChoice::File,
+        duration: Duration::from_mins(2 * 60),
+        seed: 7,
+        price_change_share: share,
+        margin: 1.0,
+    };
+    let p = rotor_sim::plan::plan_with(&input(0.3), hypotheses.clone()).unwrap();
+    assert!(p.verified.holds, "{:?}", p.verified);
+    assert_eq!(p.verified.seeds, vec![7, 8, 9]);
+    assert_eq!(p.verified.hypotheses, vec!["seed-250-per-30m-per-ip", "cabinet-2rps-per-account"]);
+    assert!(p.modules.iter().all(|m| m.simulated.is_some()), "{:?}", p.modules);
+    // Every price changing: 500 updates at 2 rps take 250 s of a 180 s cycle; no pool holds.
+    let p = rotor_sim::plan::plan_with(&input(1.0), hypotheses).unwrap();
+    assert!(!p.verified.holds && !p.verified.failures.is_empty(), "{:?}", p.verified);
+}

@@ -179,6 +179,13 @@ fn json(i: &PlanInput, p: &Plan) -> serde_json::Value {
             "banned_per_s": r.banned_per_s,
             "planned_per_s": r.planned_per_s,
         })).collect::<Vec<_>>(),
+        "verified": {
+            "seeds": p.verified.seeds,
+            "hypotheses": p.verified.hypotheses,
+            "holds": p.verified.holds,
+            "raised_from": p.verified.raised_from,
+            "failures": p.verified.failures,
+        },
         "modules": modules_json(p),
     })
 }
@@ -299,6 +306,7 @@ pub(crate) fn table(p: &Plan) {
         println!("{} binds on {}: {}", m.module, m.binding.name(), m.binding_figure());
     }
     rates_note(p);
+    verified_note(p);
     let notes: Vec<String> = p.modules.iter().flat_map(ModulePlan::disagreements).collect();
     if notes.is_empty() {
         println!("\nThe three answers agree within one proxy.");
@@ -332,5 +340,26 @@ fn rates_note(p: &Plan) {
             r.scope,
             (r.planned_per_s * 100.0).round() / 100.0
         );
+    }
+}
+
+/// Whether the whole answer held as deployed, and under what.
+fn verified_note(p: &Plan) {
+    let v = &p.verified;
+    let seeds: Vec<String> = v.seeds.iter().map(u64::to_string).collect();
+    let under =
+        format!("every module at once, seeds {}, under {}", seeds.join(", "), v.hypotheses.join(" + "));
+    if v.holds {
+        match v.raised_from {
+            Some([d, o, c]) => println!(
+                "Verified as deployed ({under}): the modules' own answers ({d}/{o}/{c}) failed together; the pools above held"
+            ),
+            None => println!("Verified as deployed ({under}): safe and on time."),
+        }
+    } else {
+        println!("Not verified as deployed ({under}): no pool up to the search bounds holds.");
+        for f in &v.failures {
+            println!("- {f}");
+        }
     }
 }

@@ -41,6 +41,9 @@ pub struct Engine {
     generation: u32,
     users: FxHashMap<UserId, [LaneRef; 4]>,
     throttles: [Option<AccountThrottle>; Endpoint::ALL.len()],
+    /// Per endpoint: the endpoint whose account state it shares (its throttle's own endpoint, or
+    /// itself).
+    throttle_key: [Endpoint; Endpoint::ALL.len()],
     borrow_from: [Option<Module>; 4],
     accounts: FxHashMap<UserId, AccountState>,
     events: VecDeque<Event>,
@@ -120,8 +123,12 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         let mut throttles = [None; Endpoint::ALL.len()];
+        let mut throttle_key = Endpoint::ALL;
         for t in &config.account_throttles {
-            throttles[t.endpoint.index()] = Some(*t);
+            for e in t.covers() {
+                throttles[e.index()] = Some(*t);
+                throttle_key[e.index()] = t.endpoint;
+            }
         }
         let mut borrow_from = [None; 4];
         for b in &config.borrow {
@@ -135,6 +142,7 @@ impl Engine {
             generation: 0,
             users: FxHashMap::default(),
             throttles,
+            throttle_key,
             borrow_from,
             accounts: FxHashMap::default(),
             events: VecDeque::new(),

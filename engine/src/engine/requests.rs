@@ -132,7 +132,7 @@ impl Engine {
             if account.refused {
                 return self.fail(req.lane(), req.endpoint, FailReason::Unauthorized, now);
             }
-            match account.gate(req.endpoint, now) {
+            match account.gate(req.endpoint, self.throttle_key[req.endpoint.index()], now) {
                 AccountGate::Pass { probe } => account_probe = probe,
                 AccountGate::Wait(until, reason) => gate.wait(until, reason),
                 AccountGate::Park(lane) => gate.park(lane, WaitReason::AccountProbe),
@@ -224,7 +224,8 @@ impl Engine {
         let throttle = self.throttles[req.endpoint.index()];
         if throttle.is_some() || account_probe {
             let probe = account_probe.then_some(serving_key);
-            self.accounts.entry(req.user).or_default().on_send(req.endpoint, throttle.as_ref(), probe, now);
+            let key = self.throttle_key[req.endpoint.index()];
+            self.accounts.entry(req.user).or_default().on_send(key, throttle.as_ref(), probe, now);
         }
         Ticket {
             proxy: id,
@@ -282,7 +283,8 @@ impl Engine {
     /// probe, and refused credentials (alerted once).
     fn settle_account(&mut self, ticket: &Ticket, outcome: Outcome, now: Instant) {
         let user = ticket.origin.user;
-        let endpoint = ticket.endpoint;
+        // The account's state for this endpoint: its own, or the throttle it shares.
+        let endpoint = self.throttle_key[ticket.endpoint.index()];
         if ticket.account_probe {
             let lifted = !matches!(
                 outcome,
@@ -301,7 +303,11 @@ impl Engine {
                 let account = self.accounts.entry(user).or_default();
                 if !account.refused {
                     account.refused = true;
-                    self.events.push_back(Event::CredentialsRefused { user, endpoint, at: now });
+                    self.events.push_back(Event::CredentialsRefused {
+                        user,
+                        endpoint: ticket.endpoint,
+                        at: now,
+                    });
                 }
             }
             _ => {}
@@ -320,11 +326,9 @@ impl Engine {
                     return self.failed(ticket, reason, now);
                 }
                 let account = self.accounts.entry(ticket.origin.user).or_default();
-                if account.keep_retry(ticket.endpoint) {
-                    Completion::Retry {
-                        not_before: account.cooldown_end(ticket.endpoint).max(now),
-                        attempt: next,
-                    }
+                let key = self.throttle_key[ticket.endpoint.index()];
+                if account.keep_retry(key) {
+                    Completion::Retry { not_before: account.cooldown_end(key).max(now), attempt: next }
                 } else {
                     self.failed(ticket, FailReason::AccountCoolingDown, now)
                 }

@@ -141,7 +141,30 @@ pub struct Plan {
     pub margin: f64,
     /// Every rate limit in force, with the rate the plan keeps to.
     pub rates: Vec<PlannedRate>,
+    /// The whole answer run as deployed: every module at once, every hypothesis in force.
+    pub verified: Verification,
 }
+
+/// The whole answer run as deployed: one seller with every module's pool at once, under every
+/// hypothesis in force together, over several seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    /// The seeds it ran under.
+    pub seeds: Vec<u64>,
+    /// The hypotheses in force in those runs.
+    pub hypotheses: Vec<String>,
+    /// Whether every run was safe and on time with no failed request; `false` when some module
+    /// has no pool to verify.
+    pub holds: bool,
+    /// The pools the modules' answers were raised from, when the modules' answers alone failed
+    /// together and a larger pool held (demper, orders, catalog).
+    pub raised_from: Option<[u32; 3]>,
+    /// Why it does not hold, if it does not: the checks that failed, with the seed.
+    pub failures: Vec<String>,
+}
+
+/// Seeds each plan is verified under, from the plan's own.
+const VERIFY_SEEDS: u64 = 3;
 
 impl Plan {
     /// Proxies one seller needs in all, if every module has a simulated answer.
@@ -276,14 +299,7 @@ pub(crate) fn plan_under(input: &PlanInput, hypotheses: Option<Vec<Hypothesis>>)
     {
         let bound = (seed_estimate.max(steady) * 3).max(20);
         let simulated = smallest(&base, probe, module, bound)?;
-        let updates = (f64::from(input.skus) * input.price_change_share).ceil() as u64;
-        let (ceiling, shortest) = match (module, account) {
-            (Module::Demper, Some(per_s)) => (
-                Some((per_s * cycle.as_millis() as f64 / 1_000.0).floor() as u64),
-                Some((updates as f64 / per_s * 1_000.0).ceil() as u64),
-            ),
-            _ => (None, None),
-        };
+        let (ceiling, shortest) = account_figures(module, account, cycle, input);
         let limits = Limits { cycle: cycle.as_millis(), account: shortest, floor };
         out.push(ModulePlan {
             module,
@@ -302,7 +318,113 @@ pub(crate) fn plan_under(input: &PlanInput, hypotheses: Option<Vec<Hypothesis>>)
         });
     }
     let rates = planned_rates(&sc.kaspi.hypotheses, input.margin);
-    Ok(Plan { modules: out, price_per_100_usd: sc.pool.price_per_100_usd, margin: input.margin, rates })
+    let verified = verify(&base, probe, &mut out)?;
+    Ok(Plan {
+        modules: out,
+        price_per_100_usd: sc.pool.price_per_100_usd,
+        margin: input.margin,
+        rates,
+        verified,
+    })
+}
+
+/// Runs the modules' answers together, as deployed, under [`VERIFY_SEEDS`] seeds. When they fail
+/// together, raises every module's pool by a quarter (at least one) up to its search bound and
+/// tries again; the modules' answers become the pools that held, or the verification says why
+/// none did.
+fn verify(base: &Scenario, probe: GridPoint, modules: &mut [ModulePlan]) -> Result<Verification, SimError> {
+    let seeds: Vec<u64> = (0..VERIFY_SEEDS).map(|i| base.seed.wrapping_add(i)).collect();
+    let mut v = Verification {
+        seeds: seeds.clone(),
+        hypotheses: probe.apply(base).kaspi.hypotheses.iter().map(|h| h.name.clone()).collect(),
+        holds: false,
+        raised_from: None,
+        failures: Vec::new(),
+    };
+    let count = |m: Module| modules.iter().find(|p| p.module == m).map_or(Some(1), |p| p.simulated);
+    let (Some(d), Some(o), Some(c)) = (count(Module::Demper), count(Module::Orders), count(Module::Catalog))
+    else {
+        v.failures.push("a module has no pool up to its search bound, so the whole was not run".to_owned());
+        return Ok(v);
+    };
+    let bound = |m: Module| modules.iter().find(|p| p.module == m).map_or(1, |p| p.searched_up_to);
+    let bounds = [bound(Module::Demper), bound(Module::Orders), bound(Module::Catalog)];
+    let mut pools = [d, o, c];
+    loop {
+        let failures = run_together(base, probe, pools, &seeds)?;
+        if failures.is_empty() {
+            v.holds = true;
+            if pools != [d, o, c] {
+                v.raised_from = Some([d, o, c]);
+                for m in modules.iter_mut() {
+                    let i = match m.module {
+                        Module::Demper => 0,
+                        Module::Orders => 1,
+                        Module::Catalog | Module::Reserve => 2,
+                    };
+                    m.simulated = Some(pools[i]);
+                }
+            }
+            return Ok(v);
+        }
+        let raised: Vec<u32> =
+            pools.iter().zip(bounds).map(|(&n, b)| (n + (n / 4).max(1)).min(b.max(n))).collect();
+        if raised == pools {
+            v.failures = failures;
+            return Ok(v);
+        }
+        pools = [raised[0], raised[1], raised[2]];
+    }
+}
+
+/// The checks that failed with `pools` (demper, orders, catalog) working at once, per seed.
+fn run_together(
+    base: &Scenario,
+    probe: GridPoint,
+    pools: [u32; 3],
+    seeds: &[u64],
+) -> Result<Vec<String>, SimError> {
+    let mut sc = GridPoint { demper: pools[0], orders: pools[1], catalog: pools[2], ..probe }.apply(base);
+    let mut failures = Vec::new();
+    for &seed in seeds {
+        sc.seed = seed;
+        let report =
+            run(&sc, RunOptions { max_steps: 200_000_000, timeline_user: None, ..RunOptions::default() })?;
+        if fitness(&sc, &report.summary).good() {
+            continue;
+        }
+        let failed: Vec<String> = crate::verdict::verdicts(&sc, &report.summary)
+            .into_iter()
+            .filter(|x| x.pass == Some(false))
+            .map(|x| format!("{} {}", x.name, x.figure))
+            .collect();
+        let a = &report.summary.accounting;
+        let what = if failed.is_empty() {
+            format!("{} of {} requests failed or a cycle was late", a.failed, a.issued)
+        } else {
+            failed.join("; ")
+        };
+        failures.push(format!("seed {seed}: {what}"));
+    }
+    Ok(failures)
+}
+
+/// Demper under an account's price-update rate `account` (per second): the most updates a
+/// `cycle` lets through, and the shortest cycle the planned share's updates need (ms).
+fn account_figures(
+    module: Module,
+    account: Option<f64>,
+    cycle: Duration,
+    input: &PlanInput,
+) -> (Option<u64>, Option<u64>) {
+    let updates = (f64::from(input.skus) * input.price_change_share).ceil() as u64;
+    match (module, account) {
+        (Module::Demper, Some(per_s)) => (
+            Some((per_s * cycle.as_millis() as f64 / 1_000.0).floor() as u64),
+            Some((updates as f64 / per_s * 1_000.0).ceil() as u64),
+        ),
+        _ => (None, None),
+    }
 }
 
 /// Each rate limit among `hypotheses`, with what a plan with `margin` counts on under it.
@@ -378,19 +500,34 @@ fn tune(sc: &mut Scenario, input: &PlanInput) {
     {
         sc.pool.kz_share = 1.0;
     }
-    let allowed = hypotheses
-        .iter()
-        .filter(|h| {
-            h.scope == crate::scenario::Scope::Account && h.endpoints[Endpoint::CabinetPriceUpdate.index()]
-        })
-        .filter_map(|h| h.planned_rate(input.margin))
-        .reduce(f64::min);
-    if let Some(per_s) = allowed
-        && let Some(t) =
-            AccountThrottle::per_second(Endpoint::CabinetPriceUpdate, per_s, Duration::from_mins(30))
-    {
-        sc.engine.account_throttles.retain(|t| t.endpoint != Endpoint::CabinetPriceUpdate);
-        sc.engine.account_throttles.push(t);
+    // Each per-account rate limit becomes one account throttle at its planned rate, shared by
+    // every endpoint the limit covers (the demper's price updates and the catalogue's offer
+    // list, say), so the modules together never pass it; limits that overlap merge into one.
+    let mut shared: Vec<(f64, [bool; Endpoint::ALL.len()])> = Vec::new();
+    for h in hypotheses.iter().filter(|h| h.scope == crate::scenario::Scope::Account) {
+        let Some(per_s) = h.planned_rate(input.margin) else { continue };
+        let mut merged = (per_s, h.endpoints);
+        shared.retain(|&(rate, covers)| {
+            let overlaps = covers.iter().zip(merged.1).any(|(&a, b)| a && b);
+            if overlaps {
+                merged.0 = merged.0.min(rate);
+                merged.1.iter_mut().zip(covers).for_each(|(m, c)| *m |= c);
+            }
+            !overlaps
+        });
+        shared.push(merged);
+    }
+    for (per_s, covers) in shared {
+        let endpoints: Vec<Endpoint> = Endpoint::ALL.into_iter().filter(|e| covers[e.index()]).collect();
+        let first = if covers[Endpoint::CabinetPriceUpdate.index()] {
+            Endpoint::CabinetPriceUpdate
+        } else {
+            endpoints[0]
+        };
+        if let Some(t) = AccountThrottle::per_second(first, per_s, Duration::from_mins(30)) {
+            sc.engine.account_throttles.retain(|t| t.covers().all(|e| !covers[e.index()]));
+            sc.engine.account_throttles.push(t.sharing(&endpoints));
+        }
     }
     // The rate policy sends no faster per IP than the slowest per-IP rate limit lets it, with
     // the margin (its default already sits below the measured offers' safe rate).
