@@ -462,12 +462,18 @@ fn probe_of(input: &PlanInput) -> GridPoint {
     }
 }
 
-/// Whether `module`'s workload on `n` proxies stays safe and on time under `input`'s policy and
-/// hypothesis, as [`plan`] judges each pool it tries.
-pub fn holds(input: &PlanInput, module: Module, n: u32) -> Result<bool, SimError> {
+/// Whether `plan`'s whole pool, every module at once, stays safe and on time under `input`'s
+/// policy and hypothesis, over the seeds a plan is verified under.
+pub fn holds(input: &PlanInput, plan: &Plan) -> Result<bool, SimError> {
     let mut base = base_scenario(input);
     tune(&mut base, input);
-    good_with(&base, probe_of(input), module, n)
+    let count = |m: Module| plan.modules.iter().find(|p| p.module == m).map_or(Some(1), |p| p.simulated);
+    let (Some(d), Some(o), Some(c)) = (count(Module::Demper), count(Module::Orders), count(Module::Catalog))
+    else {
+        return Ok(false);
+    };
+    let seeds: Vec<u64> = (0..VERIFY_SEEDS).map(|i| base.seed.wrapping_add(i)).collect();
+    Ok(run_together(&base, probe_of(input), [d, o, c], &seeds)?.is_empty())
 }
 
 /// The planned share of price changes; the per-IP policy counting only the endpoints an IP

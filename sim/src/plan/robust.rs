@@ -70,6 +70,7 @@ pub struct RobustPlan {
 fn cheapest(plans: &[Costed]) -> Option<&Costed> {
     plans
         .iter()
+        .filter(|c| c.plan.verified.holds)
         .filter_map(|c| c.monthly_cost_usd().map(|usd| (usd, c)))
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
@@ -128,13 +129,7 @@ pub fn robust_plan(input: &RobustInput, mut progress: impl FnMut(&str)) -> Resul
         for &hypothesis in &answer.hypotheses {
             progress(&format!("robust pool again under {} alone", hypothesis.name()));
             let load = PlanInput { policy: best.policy, hypothesis, ..input.load.clone() };
-            let mut ok = true;
-            for m in &best.plan.modules {
-                if let Some(n) = m.simulated {
-                    ok &= holds(&load, m.module, n)?;
-                }
-            }
-            answer.checked.push((hypothesis, ok));
+            answer.checked.push((hypothesis, holds(&load, &best.plan)?));
         }
     }
     Ok(answer)
