@@ -179,14 +179,20 @@ fn json(i: &PlanInput, p: &Plan) -> serde_json::Value {
             "banned_per_s": r.banned_per_s,
             "planned_per_s": r.planned_per_s,
         })).collect::<Vec<_>>(),
-        "verified": {
-            "seeds": p.verified.seeds,
-            "hypotheses": p.verified.hypotheses,
-            "holds": p.verified.holds,
-            "raised_from": p.verified.raised_from,
-            "failures": p.verified.failures,
-        },
+        "verified": verified_json(p),
         "modules": modules_json(p),
+    })
+}
+
+/// How a plan was verified as deployed, as `rotor plan --json` writes it.
+fn verified_json(p: &Plan) -> serde_json::Value {
+    let v = &p.verified;
+    serde_json::json!({
+        "seeds": v.seeds,
+        "hypotheses": v.hypotheses,
+        "holds": v.holds,
+        "raised_from": v.raised_from,
+        "failures": v.failures,
     })
 }
 

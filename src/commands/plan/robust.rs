@@ -4,7 +4,7 @@
 
 use rotor_sim::plan::robust::{Costed, RobustInput, RobustPlan, robust_plan};
 
-use super::{PLAN_SCHEMA_VERSION, account_note, modules_json};
+use super::{PLAN_SCHEMA_VERSION, account_note, modules_json, verified_json};
 use crate::cli::PlanArgs;
 use crate::commands::CliError;
 use crate::exit;
@@ -160,6 +160,7 @@ fn json(input: &RobustInput, a: &RobustPlan) -> serde_json::Value {
             "policy": c.policy.name(),
             "proxies": c.total(),
             "monthly_cost_usd": c.monthly_cost_usd().map(round_cents),
+            "verified": verified_json(&c.plan),
             "modules": modules_json(&c.plan),
         })).collect::<Vec<_>>(),
         "cheapest": costed_json(a.cheapest()),
