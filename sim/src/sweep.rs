@@ -55,6 +55,10 @@ pub struct PointResult {
     pub max_requests_per_ip_in_window: u32,
     /// Requests that failed for good.
     pub failed: u64,
+    /// Whether the point was also safe and on time under the other seeds a frontier answer is
+    /// verified under ([`verify_frontier`]); `None` where not tried (only frontier candidates
+    /// are).
+    pub other_seeds_hold: Option<bool>,
     /// Proxies per user at this point.
     pub proxies_per_user: u32,
     /// What one user's proxies cost per 30 days (USD).
@@ -143,6 +147,7 @@ pub fn run_point(base: &Scenario, point: GridPoint, max_steps: u64) -> Result<Po
         count_403: count("forbidden"),
         max_requests_per_ip_in_window: s.safety.max_requests_per_ip_in_window,
         failed: s.accounting.failed,
+        other_seeds_hold: None,
         proxies_per_user,
         cost_per_user_usd: f64::from(proxies_per_user) / 100.0 * sc.pool.price_per_100_usd,
     })
@@ -186,6 +191,42 @@ pub struct FrontierRow {
     /// What that pool costs per user per 30 days (USD): the modules whose workload runs, plus
     /// the reserve; `None` when no point was good.
     pub cost_per_user_usd: Option<f64>,
+    /// The point picked, if any.
+    pub point: Option<GridPoint>,
+    /// The seeds it held under: the scenario's, and after [`verify_frontier`] the others.
+    pub seeds: Vec<u64>,
+}
+
+/// Seeds a frontier answer is verified under: the scenario's and the next ones.
+pub const FRONTIER_SEEDS: u64 = 3;
+
+/// Runs each frontier answer of `results` again under the other [`FRONTIER_SEEDS`] seeds, as
+/// deployed (every module at once, the hypotheses in force); an answer that fails under one is
+/// dropped and the next cheapest point of its load is tried, until every answer held under
+/// every seed or its load has none.
+pub fn verify_frontier(results: &mut [PointResult], base: &Scenario, max_steps: u64) -> Result<(), SimError> {
+    loop {
+        let mut tried = false;
+        for row in frontier(results, base) {
+            let Some(point) = row.point else { continue };
+            let Some(r) = results.iter_mut().find(|r| r.point == point) else { continue };
+            if r.other_seeds_hold.is_some() {
+                continue;
+            }
+            let mut holds = true;
+            for i in 1..FRONTIER_SEEDS {
+                let mut sc = base.clone();
+                sc.seed = base.seed.wrapping_add(i);
+                let again = run_point(&sc, point, max_steps)?;
+                holds &= again.safe && again.on_time;
+            }
+            r.other_seeds_hold = Some(holds);
+            tried = true;
+        }
+        if !tried {
+            return Ok(());
+        }
+    }
 }
 
 /// The frontier of `results` for sweeps of `base`, one row per load (SKUs, interval, policy,
@@ -211,7 +252,7 @@ pub fn frontier(results: &[PointResult], base: &Scenario) -> Vec<FrontierRow> {
         .map(|((skus, interval, policy, hypothesis), rs)| {
             let best = rs
                 .iter()
-                .filter(|r| r.safe && r.on_time)
+                .filter(|r| r.safe && r.on_time && r.other_seeds_hold != Some(false))
                 .min_by_key(|r| (priced(&r.point), r.point.demper, r.point.orders, r.point.catalog));
             let pick = |i: usize, n: fn(&GridPoint) -> u32| best.filter(|_| on[i]).map(|r| n(&r.point));
             FrontierRow {
@@ -223,6 +264,14 @@ pub fn frontier(results: &[PointResult], base: &Scenario) -> Vec<FrontierRow> {
                 orders: pick(1, |p| p.orders),
                 catalog: pick(2, |p| p.catalog),
                 cost_per_user_usd: best.map(|r| f64::from(priced(&r.point)) / 100.0 * price),
+                point: best.map(|r| r.point),
+                seeds: match best {
+                    Some(r) if r.other_seeds_hold == Some(true) => {
+                        (0..FRONTIER_SEEDS).map(|i| base.seed.wrapping_add(i)).collect()
+                    }
+                    Some(_) => vec![base.seed],
+                    None => Vec::new(),
+                },
             }
         })
         .collect()

@@ -131,6 +131,7 @@ fn the_frontier_takes_one_point_good_for_every_module_and_prices_only_running_wo
         count_403: 0,
         max_requests_per_ip_in_window: 0,
         failed: 0,
+        other_seeds_hold: None,
         proxies_per_user: demper + orders + 5,
         cost_per_user_usd: 0.0,
     };
@@ -150,4 +151,33 @@ fn the_frontier_takes_one_point_good_for_every_module_and_prices_only_running_wo
     let front = frontier(&results, &no_orders);
     assert_eq!((front[0].demper, front[0].orders), (Some(10), None));
     assert!((front[0].cost_per_user_usd.unwrap() - 15.0 / 100.0 * 11.0).abs() < 1e-9);
+}
+
+/// Each frontier answer is run again under the next two seeds before it is reported: a point
+/// picked on one seed's luck is dropped for the next cheapest that holds under all three.
+#[test]
+fn the_frontier_is_verified_under_more_seeds() {
+    let text =
+        "seed = 4\nduration = \"2h\"\n[users]\ncount = 1\n[sweep]\nskus = [300]\ndemper = [5, 12, 20, 40]\n";
+    let sc = Scenario::parse("small", "small.toml", text).unwrap();
+    let mut results = run_all(&sc, sc.sweep.as_ref().unwrap(), 50_000_000, &|| {}).unwrap();
+    let unverified = frontier(&results, &sc);
+    assert_eq!(unverified[0].seeds, vec![4]);
+    rotor_sim::sweep::verify_frontier(&mut results, &sc, 50_000_000).unwrap();
+    let front = frontier(&results, &sc);
+    let row = &front[0];
+    assert_eq!(row.seeds, vec![4, 5, 6], "{row:?}");
+    let picked = results.iter().find(|r| Some(r.point) == row.point).unwrap();
+    assert_eq!(picked.other_seeds_hold, Some(true));
+    // Every point the verification dropped failed under another seed, and was cheaper.
+    for r in results.iter().filter(|r| r.other_seeds_hold == Some(false)) {
+        assert!(r.point.demper < picked.point.demper, "{r:?}");
+    }
+    // A point marked as failing another seed is never picked.
+    for r in &mut results {
+        if Some(r.point) == row.point {
+            r.other_seeds_hold = Some(false);
+        }
+    }
+    assert_ne!(frontier(&results, &sc)[0].point, row.point);
 }

@@ -49,7 +49,11 @@ pub(crate) fn run(args: &SweepArgs) -> Result<u8, CliError> {
         );
     }
     let started = WallClock::now();
-    let results = run_all(&sc, &spec, args.max_steps, &|| bar.inc(1))
+    let mut results = run_all(&sc, &spec, args.max_steps, &|| bar.inc(1))
+        .map_err(|e| CliError::internal(format!("{e} (seed={})", sc.seed)))?;
+    // Each frontier answer again under the next seeds, every module at once, before it is
+    // reported.
+    rotor_sim::sweep::verify_frontier(&mut results, &sc, args.max_steps)
         .map_err(|e| CliError::internal(format!("{e} (seed={})", sc.seed)))?;
     bar.finish_and_clear();
     let front = rotor_sim::report::sweep::write(&sc, &results, &args.out)

@@ -168,7 +168,7 @@ pub fn write(base: &Scenario, results: &[PointResult], dir: &Path) -> Result<Vec
 }
 
 /// `frontier.csv` columns.
-pub const FRONTIER_HEADER: [&str; 10] = [
+pub const FRONTIER_HEADER: [&str; 11] = [
     "skus",
     "interval_ms",
     "policy",
@@ -179,6 +179,7 @@ pub const FRONTIER_HEADER: [&str; 10] = [
     "cost_per_user_usd",
     "users",
     "monthly_cost_all_users_usd",
+    "verified_seeds",
 ];
 
 fn write_frontier_csv(front: &[FrontierRow], base: &Scenario, path: &Path) -> std::io::Result<()> {
@@ -199,6 +200,7 @@ fn write_frontier_csv(front: &[FrontierRow], base: &Scenario, path: &Path) -> st
             f.cost_per_user_usd
                 .map(|c| format!("{:.2}", c * f64::from(base.users.count)))
                 .unwrap_or_default(),
+            f.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(" "),
         ])?;
     }
     w.flush()
