@@ -10,15 +10,28 @@
 //!
 //! Each module's answer names what binds it ([`Binding`]): the policy's per-IP count or rate,
 //! the merchant account's price-update rate (with the most updates a cycle allows and the
-//! shortest cycle the account allows), latency × concurrency, or the interval. The plan keeps
-//! price updates to the hypothesis' per-account rate, as live mode's throttle would.
+//! shortest cycle the account allows), latency × concurrency, or the interval.
+//!
+//! - `assumptions.rs`: what a plan assumes of the world: the share of price changes, the
+//!   endpoints the per-IP policy counts, and the rates it keeps to (the rate observed safe times
+//!   `--margin`, one account throttle per per-account limit, shared by the endpoints it covers).
+//! - `deployed.rs`: the whole answer verified as deployed, every module at once over several
+//!   seeds, raised when the modules fail together.
 //!
 //! [`robust`] plans for several hypotheses at once: the cheapest policy and pool that are safe
 //! and on time whichever of them Kaspi applies.
 
+mod assumptions;
+mod deployed;
 pub mod robust;
 
-use rotor_engine::{AccountThrottle, Duration, Endpoint, Module, Policy};
+pub use assumptions::PlannedRate;
+pub use deployed::{Verification, holds};
+
+use assumptions::{planned_rates, tune};
+use deployed::verify;
+
+use rotor_engine::{Duration, Endpoint, Module, Policy};
 
 use crate::run::{RunOptions, SimError, run};
 use crate::scenario::{Hypothesis, HypothesisChoice, PolicyChoice, Scenario};
@@ -46,23 +59,6 @@ pub struct PlanInput {
     /// safe times this (1.0: exactly the safe rate; a hypothesis with no observed figures gives
     /// its own rate times this). Above 1.0 only when the user asks for it.
     pub margin: f64,
-}
-
-/// A rate limit of the hypotheses in force, and the rate the plan keeps to under it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlannedRate {
-    /// The hypothesis.
-    pub hypothesis: String,
-    /// `ip`, `ip_endpoint` or `account`.
-    pub scope: &'static str,
-    /// The rate the model refuses above.
-    pub modelled_per_s: f64,
-    /// The highest rate a measurement saw safe, if measured.
-    pub safe_per_s: Option<f64>,
-    /// The lowest rate a measurement saw refused, if measured.
-    pub banned_per_s: Option<f64>,
-    /// What the plan counts on: the safe rate (or the modelled one) times the margin.
-    pub planned_per_s: f64,
 }
 
 /// What sets a module's answer.
@@ -144,27 +140,6 @@ pub struct Plan {
     /// The whole answer run as deployed: every module at once, every hypothesis in force.
     pub verified: Verification,
 }
-
-/// The whole answer run as deployed: one seller with every module's pool at once, under every
-/// hypothesis in force together, over several seeds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verification {
-    /// The seeds it ran under.
-    pub seeds: Vec<u64>,
-    /// The hypotheses in force in those runs.
-    pub hypotheses: Vec<String>,
-    /// Whether every run was safe and on time with no failed request; `false` when some module
-    /// has no pool to verify.
-    pub holds: bool,
-    /// The pools the modules' answers were raised from, when the modules' answers alone failed
-    /// together and a larger pool held (demper, orders, catalog).
-    pub raised_from: Option<[u32; 3]>,
-    /// Why it does not hold, if it does not: the checks that failed, with the seed.
-    pub failures: Vec<String>,
-}
-
-/// Seeds each plan is verified under, from the plan's own.
-const VERIFY_SEEDS: u64 = 3;
 
 impl Plan {
     /// Proxies one seller needs in all, if every module has a simulated answer.
@@ -328,87 +303,6 @@ pub(crate) fn plan_under(input: &PlanInput, hypotheses: Option<Vec<Hypothesis>>)
     })
 }
 
-/// Runs the modules' answers together, as deployed, under [`VERIFY_SEEDS`] seeds. When they fail
-/// together, raises every module's pool by a quarter (at least one) up to its search bound and
-/// tries again; the modules' answers become the pools that held, or the verification says why
-/// none did.
-fn verify(base: &Scenario, probe: GridPoint, modules: &mut [ModulePlan]) -> Result<Verification, SimError> {
-    let seeds: Vec<u64> = (0..VERIFY_SEEDS).map(|i| base.seed.wrapping_add(i)).collect();
-    let mut v = Verification {
-        seeds: seeds.clone(),
-        hypotheses: probe.apply(base).kaspi.hypotheses.iter().map(|h| h.name.clone()).collect(),
-        holds: false,
-        raised_from: None,
-        failures: Vec::new(),
-    };
-    let count = |m: Module| modules.iter().find(|p| p.module == m).map_or(Some(1), |p| p.simulated);
-    let (Some(d), Some(o), Some(c)) = (count(Module::Demper), count(Module::Orders), count(Module::Catalog))
-    else {
-        v.failures.push("a module has no pool up to its search bound, so the whole was not run".to_owned());
-        return Ok(v);
-    };
-    let bound = |m: Module| modules.iter().find(|p| p.module == m).map_or(1, |p| p.searched_up_to);
-    let bounds = [bound(Module::Demper), bound(Module::Orders), bound(Module::Catalog)];
-    let mut pools = [d, o, c];
-    loop {
-        let failures = run_together(base, probe, pools, &seeds)?;
-        if failures.is_empty() {
-            v.holds = true;
-            if pools != [d, o, c] {
-                v.raised_from = Some([d, o, c]);
-                for m in modules.iter_mut() {
-                    let i = match m.module {
-                        Module::Demper => 0,
-                        Module::Orders => 1,
-                        Module::Catalog | Module::Reserve => 2,
-                    };
-                    m.simulated = Some(pools[i]);
-                }
-            }
-            return Ok(v);
-        }
-        let raised: Vec<u32> =
-            pools.iter().zip(bounds).map(|(&n, b)| (n + (n / 4).max(1)).min(b.max(n))).collect();
-        if raised == pools {
-            v.failures = failures;
-            return Ok(v);
-        }
-        pools = [raised[0], raised[1], raised[2]];
-    }
-}
-
-/// The checks that failed with `pools` (demper, orders, catalog) working at once, per seed.
-fn run_together(
-    base: &Scenario,
-    probe: GridPoint,
-    pools: [u32; 3],
-    seeds: &[u64],
-) -> Result<Vec<String>, SimError> {
-    let mut sc = GridPoint { demper: pools[0], orders: pools[1], catalog: pools[2], ..probe }.apply(base);
-    let mut failures = Vec::new();
-    for &seed in seeds {
-        sc.seed = seed;
-        let report =
-            run(&sc, RunOptions { max_steps: 200_000_000, timeline_user: None, ..RunOptions::default() })?;
-        if fitness(&sc, &report.summary).good() {
-            continue;
-        }
-        let failed: Vec<String> = crate::verdict::verdicts(&sc, &report.summary)
-            .into_iter()
-            .filter(|x| x.pass == Some(false))
-            .map(|x| format!("{} {}", x.name, x.figure))
-            .collect();
-        let a = &report.summary.accounting;
-        let what = if failed.is_empty() {
-            format!("{} of {} requests failed or a cycle was late", a.failed, a.issued)
-        } else {
-            failed.join("; ")
-        };
-        failures.push(format!("seed {seed}: {what}"));
-    }
-    Ok(failures)
-}
-
 /// Demper under an account's price-update rate `account` (per second): the most updates a
 /// `cycle` lets through, and the shortest cycle the planned share's updates need (ms).
 fn account_figures(
@@ -427,28 +321,6 @@ fn account_figures(
     }
 }
 
-/// Each rate limit among `hypotheses`, with what a plan with `margin` counts on under it.
-fn planned_rates(hypotheses: &[Hypothesis], margin: f64) -> Vec<PlannedRate> {
-    hypotheses
-        .iter()
-        .filter_map(|h| {
-            let crate::scenario::Rule::Rate { per_s, .. } = h.rule else { return None };
-            Some(PlannedRate {
-                hypothesis: h.name.clone(),
-                scope: match h.scope {
-                    crate::scenario::Scope::Ip => "ip",
-                    crate::scenario::Scope::IpEndpoint => "ip_endpoint",
-                    crate::scenario::Scope::Account => "account",
-                },
-                modelled_per_s: per_s,
-                safe_per_s: h.observed.map(|o| o.safe_per_s),
-                banned_per_s: h.observed.map(|o| o.banned_per_s),
-                planned_per_s: h.planned_rate(margin)?,
-            })
-        })
-        .collect()
-}
-
 /// The one-proxy-per-module grid point of `input`.
 fn probe_of(input: &PlanInput) -> GridPoint {
     GridPoint {
@@ -459,98 +331,6 @@ fn probe_of(input: &PlanInput) -> GridPoint {
         demper: 1,
         orders: 1,
         catalog: 1,
-    }
-}
-
-/// Whether `plan`'s whole pool, every module at once, stays safe and on time under `input`'s
-/// policy and hypothesis, over the seeds a plan is verified under.
-pub fn holds(input: &PlanInput, plan: &Plan) -> Result<bool, SimError> {
-    let mut base = base_scenario(input);
-    tune(&mut base, input);
-    let count = |m: Module| plan.modules.iter().find(|p| p.module == m).map_or(Some(1), |p| p.simulated);
-    let (Some(d), Some(o), Some(c)) = (count(Module::Demper), count(Module::Orders), count(Module::Catalog))
-    else {
-        return Ok(false);
-    };
-    let seeds: Vec<u64> = (0..VERIFY_SEEDS).map(|i| base.seed.wrapping_add(i)).collect();
-    Ok(run_together(&base, probe_of(input), [d, o, c], &seeds)?.is_empty())
-}
-
-/// The planned share of price changes; the per-IP policy counting only the endpoints an IP
-/// limit of the hypothesis covers (all of them if it has none); Kazakh proxies when a hypothesis
-/// admits only Kazakh IPs; and an account throttle for
-/// price updates at the rate the hypothesis allows per account, so the plan never counts on the
-/// account going faster.
-fn tune(sc: &mut Scenario, input: &PlanInput) {
-    if let Some(d) = sc.demper.as_mut() {
-        d.price_change_share = input.price_change_share;
-    }
-    let hypotheses = input.hypothesis.hypotheses().unwrap_or_else(|| sc.kaspi.hypotheses.clone());
-    let mut ip_limited = [false; Endpoint::ALL.len()];
-    for h in &hypotheses {
-        let counts = !matches!(h.rule, crate::scenario::Rule::Geo { .. });
-        if counts && matches!(h.scope, crate::scenario::Scope::Ip | crate::scenario::Scope::IpEndpoint) {
-            for (on, covered) in ip_limited.iter_mut().zip(h.endpoints) {
-                *on |= covered;
-            }
-        }
-    }
-    if ip_limited.contains(&true) {
-        sc.engine.ip_endpoints = ip_limited;
-    }
-    // A hypothesis that lets only Kazakh IPs through (the community's Shop API rule) is planned
-    // with Kazakh proxies: a pool that cannot reach the endpoint at all has no size.
-    if hypotheses
-        .iter()
-        .any(|h| matches!(&h.rule, crate::scenario::Rule::Geo { allow } if allow.iter().any(|c| c == "kz")))
-    {
-        sc.pool.kz_share = 1.0;
-    }
-    // Each per-account rate limit becomes one account throttle at its planned rate, shared by
-    // every endpoint the limit covers (the demper's price updates and the catalogue's offer
-    // list, say), so the modules together never pass it; limits that overlap merge into one.
-    let mut shared: Vec<(f64, [bool; Endpoint::ALL.len()])> = Vec::new();
-    for h in hypotheses.iter().filter(|h| h.scope == crate::scenario::Scope::Account) {
-        let Some(per_s) = h.planned_rate(input.margin) else { continue };
-        let mut merged = (per_s, h.endpoints);
-        shared.retain(|&(rate, covers)| {
-            let overlaps = covers.iter().zip(merged.1).any(|(&a, b)| a && b);
-            if overlaps {
-                merged.0 = merged.0.min(rate);
-                merged.1.iter_mut().zip(covers).for_each(|(m, c)| *m |= c);
-            }
-            !overlaps
-        });
-        shared.push(merged);
-    }
-    for (per_s, covers) in shared {
-        let endpoints: Vec<Endpoint> = Endpoint::ALL.into_iter().filter(|e| covers[e.index()]).collect();
-        let first = if covers[Endpoint::CabinetPriceUpdate.index()] {
-            Endpoint::CabinetPriceUpdate
-        } else {
-            endpoints[0]
-        };
-        if let Some(t) = AccountThrottle::per_second(first, per_s, Duration::from_mins(30)) {
-            sc.engine.account_throttles.retain(|t| t.covers().all(|e| !covers[e.index()]));
-            sc.engine.account_throttles.push(t.sharing(&endpoints));
-        }
-    }
-    // The rate policy sends no faster per IP than the slowest per-IP rate limit lets it, with
-    // the margin (its default already sits below the measured offers' safe rate).
-    let ip_rate = hypotheses
-        .iter()
-        .filter(|h| matches!(h.scope, crate::scenario::Scope::Ip | crate::scenario::Scope::IpEndpoint))
-        .filter_map(|h| h.planned_rate(input.margin))
-        .reduce(f64::min);
-    if input.policy == PolicyChoice::Rate
-        && let Some(per_s) = ip_rate
-    {
-        let base = sc.engine.ip_rate.unwrap_or_default();
-        if per_s < base.per_s()
-            && let Some(r) = rotor_engine::RatePolicy::per_second(per_s, base.burst.get())
-        {
-            sc.engine.ip_rate = Some(r);
-        }
     }
 }
 
