@@ -76,6 +76,27 @@ fn an_hour_of_two_sellers_at_k200_agrees_with_the_simulator() {
 /// orders sends 2 (a page and one order's entries); the orders cycle ends within its own
 /// budget, 2 requests at the latency p99 plus the loopback allowance, and never waits for the
 /// demper.
+/// A load that stretches the gap between the engine's grant and the send (K = 3000: a
+/// millisecond of real time is three seconds of schedule) sends nothing through a proxy the
+/// engine declared dead: the driver's second look hands such a ticket back
+/// (docs/decisions/unsent-tickets.md). Before it, this run found 47 such uses. The storm's
+/// expected events need the real pace and are not judged here.
+#[test]
+fn nothing_leaves_through_a_dead_proxy_at_a_high_time_scale() {
+    let dir = scratch("dead-k3000");
+    let out_dir = dir.to_string_lossy().into_owned();
+    let file = scenario("storm-429.toml");
+    let out = rotor(&["load", &file, "--time-scale", "3000", "--quiet", "--out", &out_dir]);
+    let stdout = text(&out.stdout);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{stdout}\n{}", text(&out.stderr));
+    let summary = json(&dir.join("summary.json"));
+    let safety = &summary["safety"];
+    assert_eq!(safety["dead_proxy_uses"], 0, "{stdout}");
+    assert_eq!(safety["isolation_violations"], 0, "{stdout}");
+    assert!(safety["largest_lease"].as_u64().unwrap() <= 249, "{stdout}");
+    assert!(summary["accounting"]["issued"].as_u64().unwrap() > 1_000, "the run did work: {stdout}");
+}
+
 #[test]
 fn orders_never_queue_behind_the_demper() {
     let dir = scratch("modules");

@@ -65,6 +65,13 @@ impl CircuitState {
         *self = CircuitState::HalfOpen { probe_in_flight: true };
     }
 
+    /// The probe went back unsent: the next request may probe.
+    pub(crate) fn probe_unsent(&mut self) {
+        if *self == (CircuitState::HalfOpen { probe_in_flight: true }) {
+            *self = CircuitState::HalfOpen { probe_in_flight: false };
+        }
+    }
+
     /// Reacts to a completion: `ip_429` is a 429 that a proxy's IP drew (not an account limit).
     pub(crate) fn on_completion(
         &mut self,

@@ -82,7 +82,7 @@ pub use config::{
     ORDERS_FOLLOW_PER_POLL, Policy, RatePolicy, RestPolicy, Slowdown, WindowPolicy,
 };
 pub use decision::{Completion, Decision, FailReason, RequestSpec, Ticket, WaitReason};
-pub use engine::{Allocation, Engine, LaneView, ProxyView, Restored};
+pub use engine::{Allocation, Engine, LaneView, ProxyView, Restored, Revoked};
 pub use error::{AllocError, PoolError, ReviveError, Shortage};
 pub use event::Event;
 pub use ids::{Endpoint, Host, LaneKey, Module, ProxyId, UnknownName, UserId};

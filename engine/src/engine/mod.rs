@@ -3,6 +3,7 @@
 mod pool;
 mod requests;
 mod settle;
+mod unsent;
 
 use std::collections::VecDeque;
 
@@ -17,6 +18,8 @@ use crate::pool::{Pool, ProxyState};
 use crate::proxy::ProxySpec;
 use crate::throttle::AccountState;
 use crate::time::Instant;
+
+pub use unsent::Revoked;
 
 /// The rotation engine: a global proxy pool, per-(user, module) lanes, and every safety rule.
 ///

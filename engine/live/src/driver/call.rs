@@ -10,6 +10,14 @@ use super::{CallError, Driver, InFlight, Sent, lock};
 use crate::clock;
 use crate::transport::{self, Reply};
 
+/// Why a granted ticket went back to the engine unsent.
+enum Unsent {
+    /// The call ends (or, on a lapsed lane, waits for the renewal).
+    Call(CallError),
+    /// The engine learnt something since the grant; the call asks again.
+    Revoked(rotor_engine::Revoked),
+}
+
 /// How often a call on a lapsed lane looks again whether its lease was renewed or lost.
 const LAPSE_POLL: rotor_engine::Duration = rotor_engine::Duration::from_millis(100);
 
@@ -79,12 +87,20 @@ impl Driver {
                     lock(&self.waits).end(spec.lane());
                     let sent = self.send(ticket, lease_requests, spec.module, &build, (now, decided)).await;
                     let (result, completion) = match sent {
+                        Ok(sent) => sent,
                         // The lease ran out while the charge was written: the ticket went back
                         // unsent, and the loop above waits for the renewal.
-                        Err(CallError::LaneLost) if self.lane_state(spec.lane()) == LaneState::Lapsed => {
+                        Err(Unsent::Call(CallError::LaneLost))
+                            if self.lane_state(spec.lane()) == LaneState::Lapsed =>
+                        {
                             continue;
                         }
-                        other => other?,
+                        // The engine revoked the ticket before it went out: ask again.
+                        Err(Unsent::Revoked(why)) => {
+                            self.metrics.revoked(why);
+                            continue;
+                        }
+                        Err(Unsent::Call(e)) => return Err(e),
                     };
                     last_status = result.as_ref().ok().map(|r| r.status);
                     match completion {
@@ -154,10 +170,10 @@ impl Driver {
         }
     }
 
-    /// Hands a ticket that was never sent back to the engine as a failure of ours, so nothing
-    /// leaks (`engine`).
+    /// Hands a ticket that was never sent back to the engine, so nothing leaks and nothing
+    /// counts for or against its proxy (`engine`).
     fn unsent(&self, ticket: rotor_engine::Ticket) {
-        lock(&self.engine).complete(ticket, Outcome::ServerError { status: 599 }, clock::now());
+        lock(&self.engine).return_unsent(ticket, clock::now());
         self.absorb_events();
         self.completions.notify_waiters();
     }
@@ -172,37 +188,55 @@ impl Driver {
         module: Module,
         build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
         (now, decided): (rotor_engine::Instant, std::time::Instant),
-    ) -> Result<(Result<Reply, rotor_engine::ProxyFailure>, Completion), CallError> {
+    ) -> Result<(Result<Reply, rotor_engine::ProxyFailure>, Completion), Unsent> {
         let proxy = ticket.proxy();
         if let Err(e) = self.charge(ticket.serving_lane(), proxy, lease_requests) {
             self.unsent(ticket);
-            return Err(e);
+            return Err(Unsent::Call(e));
         }
         // The lease is checked again just before the exchange: the store write above can take a
         // while, and a worker must not start a send after its deadline (docs/scaling.md).
         if self.fence(ticket.serving_lane()).is_none() {
             self.unsent(ticket);
-            return Err(CallError::LaneLost);
+            return Err(Unsent::Call(CallError::LaneLost));
         }
+        // The engine's second look, and the tap's record of the send, under one engine lock: a
+        // death, penalty, open circuit or cooldown the engine learnt since the grant sends the
+        // ticket back, and one it learns later is tapped after this send
+        // (docs/decisions/unsent-tickets.md).
+        let sent = self.timed(|engine| {
+            let at = clock::now();
+            if let Some(why) = engine.revoked(&ticket, at) {
+                return Err(why);
+            }
+            let sent = Sent {
+                proxy,
+                lane: ticket.lane(),
+                serving: ticket.serving_lane(),
+                endpoint: ticket.endpoint(),
+                at,
+            };
+            if let Some(tap) = self.tap.get() {
+                tap.sent(&sent, at);
+            }
+            Ok(sent)
+        });
+        let sent = match sent {
+            Ok(sent) => sent,
+            Err(why) => {
+                self.unsent(ticket);
+                return Err(Unsent::Revoked(why));
+            }
+        };
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let flight =
             InFlight { lane: ticket.lane(), endpoint: ticket.endpoint(), proxy, sent_ms: now.as_millis() };
         lock(&self.in_flight).insert(call_id, flight);
         let client = self.clients.read().unwrap_or_else(PoisonError::into_inner)[proxy.0 as usize].clone();
-        let sent = Sent {
-            proxy,
-            lane: ticket.lane(),
-            serving: ticket.serving_lane(),
-            endpoint: ticket.endpoint(),
-            at: clock::now(),
-        };
         let mut request = build(&client);
         if self.stamp.get().is_some() {
             let decided_ns = clock::unix_nanos().saturating_sub(decided.elapsed().as_nanos());
             request = request.header("x-rotor-decided-ns", decided_ns.to_string());
-        }
-        if let Some(tap) = self.tap.get() {
-            tap.sent(&sent, sent.at);
         }
         let started = std::time::Instant::now();
         let result = transport::exchange(request).await;

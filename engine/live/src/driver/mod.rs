@@ -72,7 +72,9 @@ struct InFlight {
 }
 
 /// What an observer of a driver sees (the load harness measures through it; live mode sets
-/// none). Calls are made outside the engine lock, in the order things happened per proxy.
+/// none). Calls are made in the order things happened per proxy: `sent` under the engine lock,
+/// right after the engine's last look at the ticket, so an event the engine raises later is
+/// tapped after the send; the others outside it.
 pub trait Tap: Send + Sync {
     /// An engine event, as the driver absorbs it.
     fn event(&self, event: &Event, now: rotor_engine::Instant);

@@ -134,6 +134,7 @@ pub struct Metrics {
     unserved: Mutex<BTreeMap<UserId, String>>,
     refused: Mutex<BTreeMap<UserId, String>>,
     catalogs_refused: Family<ReasonLabel, Counter>,
+    revoked: Family<ReasonLabel, Counter>,
     not_priced: Family<SellerLabel, Gauge>,
     holds: Mutex<BTreeMap<(UserId, Module), String>>,
 }
@@ -206,6 +207,7 @@ impl Metrics {
             unserved: Mutex::default(),
             refused: Mutex::default(),
             catalogs_refused: Family::default(),
+            revoked: Family::default(),
             not_priced: Family::default(),
             holds: Mutex::default(),
         };
@@ -239,6 +241,9 @@ impl Metrics {
         }
         for reason in CATALOG_REFUSALS {
             let _ = m.catalogs_refused.get_or_create(&ReasonLabel { reason });
+        }
+        for why in rotor_engine::Revoked::ALL {
+            let _ = m.revoked.get_or_create(&ReasonLabel { reason: why.name() });
         }
         m.register()
     }
@@ -418,6 +423,11 @@ impl Metrics {
     /// A catalogue answer was not stored, for `reason` (one of [`CATALOG_REFUSALS`]).
     pub fn catalog_refused(&self, reason: &'static str) {
         self.catalogs_refused.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// A granted ticket went back unsent: the engine learnt `why` between the grant and the send.
+    pub fn revoked(&self, why: rotor_engine::Revoked) {
+        self.revoked.get_or_create(&ReasonLabel { reason: why.name() }).inc();
     }
 
     /// Catalogue answers refused so far, for `reason`.

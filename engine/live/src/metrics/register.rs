@@ -12,6 +12,11 @@ impl Metrics {
         r.register("rotor_rotations", "Leases started on a new proxy, by module", self.rotations.clone());
         r.register("rotor_proxies_died", "Proxies the dead rule retired, by module", self.died.clone());
         r.register(
+            "rotor_tickets_revoked",
+            "Sends the engine called off between its grant and the wire (the proxy died or was penalised, the circuit opened, the account began a cooldown), by reason; each request asked again",
+            self.revoked.clone(),
+        );
+        r.register(
             "rotor_worker_loops",
             "Worker loops running now, by module (one per served seller)",
             self.loops.clone(),
