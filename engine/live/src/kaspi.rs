@@ -68,6 +68,70 @@ fn ok_json(reply: &Reply, what: &str) -> Result<Value, ApiError> {
 /// A competitor offer: (merchant id, price).
 pub type OfferRow = (String, f64);
 
+/// The storefront's offers request for `product`'s page `page` on `client`: the XHR the public
+/// product page makes. The demper sends it, and `rotor probe` and `rotor calibrate` send the
+/// same request, so a calibration measures what the demper will send.
+pub fn offers_request(
+    client: &reqwest::Client,
+    urls: &KaspiUrls,
+    product: &str,
+    page: u64,
+) -> reqwest::RequestBuilder {
+    let body = json!({
+        "cityId": urls.city_id, "id": product, "merchantUID": [], "limit": OFFERS_PAGE, "page": page,
+        "sortOption": "PRICE", "highRating": null, "searchText": null, "isExcellentMerchant": false,
+        "installationId": "-1"
+    });
+    client
+        .post(format!("{}/yml/offer-view/offers/{product}", urls.storefront))
+        .header("Accept", "application/json, text/*")
+        .header("Content-Type", "application/json; charset=UTF-8")
+        .header("Origin", "https://kaspi.kz")
+        .header("Referer", format!("https://kaspi.kz/shop/p/-{product}/?c={}", urls.city_id))
+        .header("X-KS-City", &urls.city_id)
+        .header("Cookie", format!("kaspi.city={}", urls.city_id))
+        .json(&body)
+}
+
+/// The cabinet's offer-list request: page `page` of `limit` rows, on sale or removed from sale.
+pub fn offer_list_request(
+    client: &reqwest::Client,
+    urls: &KaspiUrls,
+    account: &Account,
+    (page, limit): (u64, u64),
+    on_sale: bool,
+) -> reqwest::RequestBuilder {
+    let query = [
+        ("m", account.merchant_uid.clone()),
+        ("p", page.to_string()),
+        ("l", limit.to_string()),
+        ("a", on_sale.to_string()),
+    ];
+    cabinet(client.get(format!("{}/bff/offer-view/list", urls.cabinet)).query(&query), account)
+}
+
+/// The Shop API's orders request: page `page` of `size` orders created in `[ge_ms, le_ms]`.
+pub fn orders_request(
+    client: &reqwest::Client,
+    urls: &KaspiUrls,
+    account: &Account,
+    (ge_ms, le_ms): (u64, u64),
+    (page, size): (u64, u64),
+) -> reqwest::RequestBuilder {
+    let query = [
+        ("page[number]", page.to_string()),
+        ("page[size]", size.to_string()),
+        ("filter[orders][creationDate][$ge]", ge_ms.to_string()),
+        ("filter[orders][creationDate][$le]", le_ms.to_string()),
+    ];
+    shop(client.get(format!("{}/orders", urls.shop_api)).query(&query), account)
+}
+
+/// The price feed's URL, where the demper posts a price.
+pub fn pricefeed_url(urls: &KaspiUrls) -> String {
+    format!("{}/pricefeed/upload/merchant/process", urls.cabinet)
+}
+
 /// One storefront page of offers for `product`; returns the rows and the total.
 pub async fn offers_page(
     driver: &Driver,
@@ -76,26 +140,8 @@ pub async fn offers_page(
     product: &str,
     page: u64,
 ) -> Result<(Vec<OfferRow>, u64), ApiError> {
-    let url = format!("{}/yml/offer-view/offers/{product}", urls.storefront);
-    let body = json!({
-        "cityId": urls.city_id, "id": product, "merchantUID": [], "limit": OFFERS_PAGE, "page": page,
-        "sortOption": "PRICE", "highRating": null, "searchText": null, "isExcellentMerchant": false,
-        "installationId": "-1"
-    });
-    let referer = format!("https://kaspi.kz/shop/p/-{product}/?c={}", urls.city_id);
     let spec = RequestSpec::new(user, Module::Demper, Endpoint::StorefrontOffers);
-    let reply = driver
-        .call(spec, |c| {
-            c.post(&url)
-                .header("Accept", "application/json, text/*")
-                .header("Content-Type", "application/json; charset=UTF-8")
-                .header("Origin", "https://kaspi.kz")
-                .header("Referer", &referer)
-                .header("X-KS-City", &urls.city_id)
-                .header("Cookie", format!("kaspi.city={}", urls.city_id))
-                .json(&body)
-        })
-        .await?;
+    let reply = driver.call(spec, |c| offers_request(c, urls, product, page)).await?;
     let v = ok_json(&reply, "offers")?;
     let rows = v["offers"]
         .as_array()
@@ -142,7 +188,7 @@ pub async fn push_price(
     model: &str,
     price: f64,
 ) -> Result<(), ApiError> {
-    let url = format!("{}/pricefeed/upload/merchant/process", urls.cabinet);
+    let url = pricefeed_url(urls);
     let tenge = price.floor() as i64;
     let body = json!({
         "merchantUid": account.merchant_uid, "sku": sku, "model": model, "price": tenge,
@@ -153,7 +199,8 @@ pub async fn push_price(
     ok_json(&reply, "price update").map(|_| ())
 }
 
-fn cabinet(r: reqwest::RequestBuilder, account: &Account) -> reqwest::RequestBuilder {
+/// A cabinet request with the seller's session.
+pub fn cabinet(r: reqwest::RequestBuilder, account: &Account) -> reqwest::RequestBuilder {
     r.header("x-auth-version", "3")
         .header("Origin", "https://kaspi.kz")
         .header("Referer", "https://kaspi.kz/")
@@ -161,7 +208,8 @@ fn cabinet(r: reqwest::RequestBuilder, account: &Account) -> reqwest::RequestBui
         .header("Cookie", format!("mc-session={}", account.session.expose()))
 }
 
-fn shop(r: reqwest::RequestBuilder, account: &Account) -> reqwest::RequestBuilder {
+/// A Shop API request with the seller's token.
+pub fn shop(r: reqwest::RequestBuilder, account: &Account) -> reqwest::RequestBuilder {
     r.header("X-Auth-Token", account.token.expose())
         .header("Accept", "application/vnd.api+json")
         .header("Content-Type", "application/vnd.api+json")
@@ -234,15 +282,9 @@ pub async fn catalog_page(
     page: u64,
     on_sale: bool,
 ) -> Result<(Vec<CatalogRow>, Option<u64>), ApiError> {
-    let url = format!("{}/bff/offer-view/list", urls.cabinet);
-    let query = [
-        ("m", account.merchant_uid.clone()),
-        ("p", page.to_string()),
-        ("l", CATALOG_PAGE.to_string()),
-        ("a", on_sale.to_string()),
-    ];
     let spec = RequestSpec::new(account.user, Module::Catalog, Endpoint::CabinetOfferList);
-    let reply = driver.call(spec, |c| cabinet(c.get(&url).query(&query), account)).await?;
+    let reply =
+        driver.call(spec, |c| offer_list_request(c, urls, account, (page, CATALOG_PAGE), on_sale)).await?;
     let v = ok_json(&reply, "offer list")?;
     let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("offer list: no `data` array".into()))?;
     let rows = data
@@ -280,15 +322,9 @@ pub async fn orders_page(
     le_ms: u64,
     page: u64,
 ) -> Result<(Vec<ListedOrder>, u64), ApiError> {
-    let url = format!("{}/orders", urls.shop_api);
-    let query = [
-        ("page[number]", page.to_string()),
-        ("page[size]", ORDERS_PAGE.to_string()),
-        ("filter[orders][creationDate][$ge]", ge_ms.to_string()),
-        ("filter[orders][creationDate][$le]", le_ms.to_string()),
-    ];
     let spec = RequestSpec::new(account.user, Module::Orders, Endpoint::ShopOrders);
-    let reply = driver.call(spec, |c| shop(c.get(&url).query(&query), account)).await?;
+    let reply =
+        driver.call(spec, |c| orders_request(c, urls, account, (ge_ms, le_ms), (page, ORDERS_PAGE))).await?;
     let v = ok_json(&reply, "orders")?;
     let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("orders: no `data` array".into()))?;
     let out = data.iter().map(|o| listed_order(o, urls)).collect::<Result<Vec<_>, _>>()?;

@@ -10,11 +10,10 @@
 use std::fmt::Write as _;
 
 use rotor_engine::{AnswerTable, Endpoint, Outcome, UserId};
-use serde_json::json;
 
 use super::config::LiveConfig;
 use super::error::LiveError;
-use super::kaspi::Account;
+use super::kaspi::{self, Account};
 use super::transport::{self, ProxyEndpoint, Reply, Timeouts};
 use super::workers::demper::load_skus;
 
@@ -147,17 +146,22 @@ pub async fn probe(config: &LiveConfig, include_resting: bool) -> Result<Vec<Pro
     Ok(rows)
 }
 
-/// The storefront's offers of `product`: public, limited per IP, no merchant credentials.
-pub(crate) fn offers_request(
+/// The four checks' requests, in table order, each the request its module sends (built in
+/// `kaspi`), asking for as little as each allows. The price feed is asked with a GET:
+/// reachability only, a GET changes no price.
+fn requests(
     client: &reqwest::Client,
     urls: &crate::config::KaspiUrls,
+    account: &Account,
     product: &str,
-) -> reqwest::RequestBuilder {
-    client
-        .post(format!("{}/yml/offer-view/offers/{product}", urls.storefront))
-        .header("Origin", "https://kaspi.kz")
-        .header("X-KS-City", &urls.city_id)
-        .json(&json!({ "cityId": urls.city_id, "id": product, "limit": 64, "page": 0 }))
+) -> [reqwest::RequestBuilder; 4] {
+    let now = super::clock::now().as_millis();
+    [
+        kaspi::offers_request(client, urls, product, 0),
+        kaspi::offer_list_request(client, urls, account, (0, 1), true),
+        kaspi::orders_request(client, urls, account, (now.saturating_sub(86_400_000), now), (0, 1)),
+        kaspi::cabinet(client.get(kaspi::pricefeed_url(urls)), account),
+    ]
 }
 
 /// The four checks through one proxy, one after another.
@@ -167,29 +171,6 @@ async fn check(
     account: &Account,
     product: &str,
 ) -> [String; 4] {
-    let urls = &config.kaspi;
-    let now = super::clock::now().as_millis();
-    let offers = offers_request(client, urls, product);
-    let cabinet = client
-        .get(format!("{}/bff/offer-view/list", urls.cabinet))
-        .query(&[("m", account.merchant_uid.as_str()), ("p", "0"), ("l", "1"), ("a", "true")])
-        .header("x-auth-version", "3")
-        .header("Cookie", format!("mc-session={}", account.session.expose()));
-    let orders = client
-        .get(format!("{}/orders", urls.shop_api))
-        .query(&[
-            ("page[number]", "0".to_owned()),
-            ("page[size]", "1".to_owned()),
-            ("filter[orders][creationDate][$ge]", now.saturating_sub(86_400_000).to_string()),
-            ("filter[orders][creationDate][$le]", now.to_string()),
-        ])
-        .header("X-Auth-Token", account.token.expose())
-        .header("Accept", "application/vnd.api+json");
-    // Reachability only: a GET changes no price; any answer that is not a block counts.
-    let pricefeed = client
-        .get(format!("{}/pricefeed/upload/merchant/process", urls.cabinet))
-        .header("x-auth-version", "3")
-        .header("Cookie", format!("mc-session={}", account.session.expose()));
     let endpoints = [
         Endpoint::StorefrontOffers,
         Endpoint::CabinetOfferList,
@@ -197,7 +178,7 @@ async fn check(
         Endpoint::CabinetPriceUpdate,
     ];
     let mut results: [String; 4] = Default::default();
-    for (k, request) in [offers, cabinet, orders, pricefeed].into_iter().enumerate() {
+    for (k, request) in requests(client, &config.kaspi, account, product).into_iter().enumerate() {
         let result = transport::exchange(request).await;
         results[k] = verdict(&config.answers, endpoints[k], &result, k == 3);
     }
@@ -251,4 +232,57 @@ pub fn render(rows: &[ProbeRow]) -> (String, f64) {
         );
     }
     (out, share)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KaspiUrls;
+    use rotor_engine::Secret;
+
+    fn built(b: reqwest::RequestBuilder) -> (String, String, Vec<(String, String)>, Vec<u8>) {
+        let r = b.build().expect("a valid request");
+        let mut headers: Vec<_> = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        headers.sort();
+        let body = r.body().and_then(reqwest::Body::as_bytes).unwrap_or_default().to_vec();
+        (r.method().to_string(), r.url().path().to_owned(), headers, body)
+    }
+
+    /// The probe asks each endpoint with the request its module sends: the storefront with the
+    /// demper's first page exactly (so a probe or a calibration measures what the demper sends),
+    /// the others with the same path and headers and the smallest page.
+    #[test]
+    fn each_check_sends_its_modules_request() {
+        transport::init_tls();
+        let client = reqwest::Client::new();
+        let urls = KaspiUrls {
+            storefront: "http://127.0.0.1:9/shop".into(),
+            cabinet: "http://127.0.0.1:9/mc".into(),
+            shop_api: "http://127.0.0.1:9/shop/api/v2".into(),
+            city_id: "750000000".into(),
+        };
+        let account = Account {
+            user: UserId(1),
+            merchant_uid: "M1".into(),
+            token: Secret::new("tok"),
+            session: Secret::new("sess"),
+        };
+        let [offers, list, orders, pricefeed] = requests(&client, &urls, &account, "102298404");
+        assert_eq!(built(offers), built(kaspi::offers_request(&client, &urls, "102298404", 0)));
+        let headers = |b| {
+            let (method, path, headers, _) = built(b);
+            (method, path, headers.into_iter().map(|(k, _)| k).collect::<Vec<_>>())
+        };
+        let catalog = kaspi::offer_list_request(&client, &urls, &account, (3, kaspi::CATALOG_PAGE), false);
+        assert_eq!(headers(list), headers(catalog));
+        let poll = kaspi::orders_request(&client, &urls, &account, (1, 2), (0, kaspi::ORDERS_PAGE));
+        assert_eq!(headers(orders), headers(poll));
+        let (method, path, names) = headers(pricefeed);
+        assert_eq!((method.as_str(), path.as_str()), ("GET", "/mc/pricefeed/upload/merchant/process"));
+        assert!(names.contains(&"cookie".to_owned()) && names.contains(&"x-auth-version".to_owned()));
+    }
 }

@@ -170,7 +170,7 @@ pub async fn calibrate(
             Step::Done => break,
             Step::Send(request) => {
                 let tx = tx.clone();
-                let builder = crate::probe::offers_request(&client, &config.kaspi, &product);
+                let builder = crate::kaspi::offers_request(&client, &config.kaspi, &product, 0);
                 tokio::spawn(async move {
                     let result = transport::exchange(builder).await;
                     let _ = tx.send((request, classify(&result)));
