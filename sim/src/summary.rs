@@ -277,15 +277,10 @@ fn busiest_minute(rows: &[MinuteRow]) -> u64 {
 
 /// Builds a run's report from what `obs` saw; `end_ms` is when the run ended (scenario time),
 /// `steps` how many events it handled.
-pub fn build_report(
-    sc: &Scenario,
-    end_ms: u64,
-    steps: u64,
-    obs: Observer,
-    proxies: Vec<ProxyRecord>,
-    pool: PoolFigures,
-) -> RunReport {
-    let Observer { safety, metrics, timeline } = obs;
+pub fn build_report(sc: &Scenario, end_ms: u64, steps: u64, obs: Observer, pool: PoolFigures) -> RunReport {
+    // Replacements are the observer's count, whatever the world's pool says.
+    let pool = PoolFigures { replaced: obs.replaced(), ..pool };
+    let (safety, metrics, timeline, proxies) = obs.finish(end_ms);
     let events = crate::events::count(&metrics, &pool);
     let limits = limits(safety.rules());
     let safety = safety.figures();

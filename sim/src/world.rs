@@ -17,11 +17,6 @@ pub(crate) struct SimProxy {
     pub(crate) dead: Option<DeathMode>,
     pub(crate) flaky: f64,
     pub(crate) slow_ms: u64,
-    pub(crate) died_at: Option<u64>,
-    pub(crate) requests: u64,
-    pub(crate) leases: u64,
-    pub(crate) r429: u64,
-    pub(crate) r403: u64,
 }
 
 /// Builds the `index`-th proxy: its spec for the engine and its world state.
@@ -41,19 +36,8 @@ pub(crate) fn make_proxy(index: u32, pool: &PoolSpec) -> (ProxySpec, SimProxy) {
         egress_ip: std::net::Ipv4Addr::from(ip).into(),
         subnet: subnet_label(index, pool.subnet_size),
     };
-    let world = SimProxy {
-        ip,
-        subnet: s,
-        country: if kz { "kz" } else { "nl" },
-        dead: None,
-        flaky: 0.0,
-        slow_ms: 0,
-        died_at: None,
-        requests: 0,
-        leases: 0,
-        r429: 0,
-        r403: 0,
-    };
+    let world =
+        SimProxy { ip, subnet: s, country: if kz { "kz" } else { "nl" }, dead: None, flaky: 0.0, slow_ms: 0 };
     (spec, world)
 }
 
@@ -71,8 +55,6 @@ pub(crate) struct Provider {
     pub(crate) spent_usd: f64,
     /// Whether a fault emptied the account.
     pub(crate) money_fault: bool,
-    /// Proxies handed to lanes in place of dead ones.
-    pub(crate) replaced: u32,
 }
 
 /// Why the provider refused a purchase.
@@ -101,7 +83,8 @@ impl Provider {
             refused_purchases: self.refused.values().sum(),
             refused_by_reason: self.refused.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
             spent_usd: self.spent_usd,
-            replaced: self.replaced,
+            // The observer counts replacements (`Observation::Replaced`).
+            replaced: 0,
             peak_owned,
             monthly_cost_usd: f64::from(peak_owned) / 100.0 * sc.pool.price_per_100_usd,
             users_waiting,
@@ -119,7 +102,6 @@ impl Provider {
             refused: BTreeMap::new(),
             spent_usd: 0.0,
             money_fault: false,
-            replaced: 0,
         }
     }
 

@@ -111,6 +111,13 @@ fn limiters_are_checked_by_kind() {
     let e = err(&format!("{two}{two}"));
     assert!(e.message.contains("two limiters are named `x`"), "{e}");
 
+    // A limiter may not take a name Kaspi's own refusals are counted under.
+    let e = err(
+        "[[kaspi.limiter]]\nname = \"storm\"\nkind = \"rate\"\nrate_per_s = 1.0\npenalty = { status = 429 }\n",
+    );
+    assert!(e.key.as_deref().is_some_and(|k| k.starts_with("kaspi.limiter")), "{e}");
+    assert!(e.message.contains("`storm`") && e.message.contains("subnet_ban"), "{e}");
+
     let e = err(
         "[[kaspi.limiter]]\nname = \"slow\"\nkind = \"sliding_window\"\nlimit = 9\nwindow = \"31d\"\npenalty = { status = 429 }\n",
     );

@@ -226,6 +226,11 @@ pub(crate) struct LoadArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
 
+    /// Play only the scenario's first SPAN (for example 2h30m): the run, the faults and, with
+    /// --compare, the simulator's run all end there. At most the scenario's own duration.
+    #[arg(long, value_name = "SPAN")]
+    pub(crate) duration: Option<String>,
+
     /// Override the scenario's seed.
     #[arg(long)]
     pub(crate) seed: Option<u64>,

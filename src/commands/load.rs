@@ -19,6 +19,18 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
         sc.seed = seed;
         sc.engine.seed = seed;
     }
+    if let Some(text) = &args.duration {
+        let span = rotor_sim::scenario::value::parse_duration(text)
+            .ok()
+            .filter(|d| *d > rotor_engine::Duration::ZERO && *d <= sc.duration)
+            .ok_or_else(|| {
+                CliError::bad_input(format!(
+                    "--duration {text}: valid: a span such as 2h30m, more than 0 and at most the scenario's {}",
+                    sc.duration
+                ))
+            })?;
+        sc.duration = span;
+    }
     if args.max_requests == Some(0) {
         return Err(CliError::bad_input("--max-requests must be at least 1"));
     }

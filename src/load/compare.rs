@@ -2,7 +2,7 @@
 //!
 //! Safety figures must agree exactly: the largest lease, the most requests per IP in any window,
 //! isolation violations and dead-proxy uses; both shortest rests must be at least the configured
-//! rest. Count-based figures get a tolerance, because real timers jitter and the simulator draws
+//! rest, and each `[expect.events]` line must hold in both runs. Count-based figures get a tolerance, because real timers jitter and the simulator draws
 //! latency from the same per-lane streams as the workload (docs/performance.md, "Tolerances"):
 //!
 //! - counts (rotations, dead proxies, 429s, 403s): within 10% of the simulator's, or 2;
@@ -136,6 +136,16 @@ pub fn compare(sc: &Scenario, sim: &RunReport, load: &RunReport, k: f64, path: &
         let a = s.outcomes.get(status).copied().unwrap_or(0) as f64;
         let b = l.outcomes.get(status).copied().unwrap_or(0) as f64;
         rows.push(Row::new(figure, a, b, Rule::Within(count_tolerance(a))));
+    }
+    // What the scenario says must have happened must have happened in both worlds.
+    for e in &sc.expect_events {
+        let count = |x: &Summary| x.events.get(&e.name).copied().unwrap_or(0) as f64;
+        rows.push(Row::new(
+            format!("event {}", e.name),
+            count(s),
+            count(l),
+            Rule::AtLeast(e.at_least as f64),
+        ));
     }
     for (module, fs) in &s.cycles {
         let Some(fl) = l.cycles.get(module) else { continue };

@@ -21,11 +21,13 @@ pub mod world;
 
 use std::sync::Arc;
 
+use rotor_engine::ProxyId;
 use rotor_engine::{Duration, Engine, Instant, Module, ProxySpec, UserId};
-use rotor_sim::observe::Observer;
+use rotor_kaspi_model::Cause;
+use rotor_sim::observe::Observation;
 use rotor_sim::scenario::FaultKind;
 use rotor_sim::scenario::Scenario;
-use rotor_sim::summary::{PoolFigures, ProxyRecord, RunReport, build_report};
+use rotor_sim::summary::{PoolFigures, RunReport, build_report};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -135,11 +137,14 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     let expected_us = expected_intervals(sc, &skus, k);
     let recorder = Arc::new(Recorder::new(
         t0,
-        desc.proxies.len(),
         rotor_sim::observe::SafetyRules::from_scenario(sc),
         opts.timeline_user,
         expected_us,
+        sc.faults.iter().any(|f| f.kind() == FaultKind::ProxyDeath),
     ));
+    for i in 0..desc.proxies.len() as u32 {
+        recorder.observe(0, Observation::ProxyJoined { proxy: ProxyId(i), ip: world::egress(i) });
+    }
     driver.set_tap(Arc::clone(&recorder) as Arc<dyn Tap>);
 
     // Allocation: each user claims its lanes (one worker, leases that outlast the run) and the
@@ -187,7 +192,7 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     let inner = recorder.take();
 
     let perf = Perf::build(&inner, &sampler, &perf_inputs, k);
-    let report = finish(sc, &driver, inner, &arrivals, desc.proxies.len(), waiting, end_ms);
+    let report = finish(sc, inner, &arrivals, desc.proxies.len(), waiting, end_ms)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(LoadOutcome { report, perf })
 }
@@ -240,7 +245,7 @@ async fn wait_for_end(
             done = tasks.join_next() => if done.is_none() { break },
             _ = tick.tick() => {
                 sampler.sample();
-                let attempts = recorder.lock().obs.metrics.attempts;
+                let attempts = recorder.lock().obs.attempts();
                 if opts.progress {
                     let t = clock::now().saturating_since(t0).as_millis();
                     eprint!("\r  scenario time {:>6.1}% of {}  ({attempts} requests)   ",
@@ -298,86 +303,46 @@ fn build_pool(
     Ok((engine, clients))
 }
 
-/// Adds Kaspi's side (arrivals per IP, refusals by cause) to what the tap recorded, and builds
-/// the simulator's report from it.
+/// Adds Kaspi's side (arrivals per IP, refusals by cause) and the proxies' (the attempts the
+/// faults decided) to what the tap recorded, each as an [`Observation`], and builds the
+/// simulator's report from it.
 fn finish(
     sc: &Scenario,
-    driver: &Driver,
     mut inner: recorder::Inner,
     arrivals: &world::Arrivals,
     proxy_count: usize,
     waiting: u32,
     end_ms: u64,
-) -> RunReport {
-    // Kaspi's side: arrivals per IP in its window, and the refusals by cause.
+) -> Result<RunReport, LoadError> {
+    let obs = &mut inner.obs;
     let by_ip: std::collections::HashMap<String, u32> =
         (0..proxy_count as u32).map(|i| (world::egress(i).to_string(), i)).collect();
+    let hypotheses: Vec<&str> = sc.kaspi.hypotheses.iter().map(|h| h.name.as_str()).collect();
     for s in &arrivals.seen {
         let Some(&p) = by_ip.get(&s.ip) else { continue };
         let Some(endpoint) = s.endpoint.as_deref().and_then(|e| e.parse::<rotor_engine::Endpoint>().ok())
         else {
             continue;
         };
+        let proxy = ProxyId(p);
         // The fake Kaspi does not log the merchant, so account-scoped limits are not judged here.
-        let in_window = inner.obs.safety.arrived(world::egress(p).into(), None, endpoint, s.t_ms);
-        inner.obs.timeline.ip_window(s.t_ms, in_window);
-        let cause = s.cause.clone().unwrap_or_else(|| "unknown".into());
-        match cause.as_str() {
-            "storm" => inner.obs.metrics.fault_hit(FaultKind::Storm429),
-            "subnet_ban" => inner.obs.metrics.fault_hit(FaultKind::SubnetBan),
-            rotor_kaspi_model::BLOCKED_IP_CAUSE => inner.obs.metrics.fault_hit(FaultKind::BlockedIp),
-            rotor_kaspi_model::EXPIRED_SESSION_CAUSE => {
-                inner.obs.metrics.fault_hit(FaultKind::ExpiredSession);
-            }
-            _ => {}
-        }
-        let count = &mut inner.proxies[p as usize];
-        match s.status {
-            429 => {
-                count.r429 += 1;
-                *inner.obs.metrics.status_429_by_cause.entry(cause).or_default() += 1;
-            }
-            403 => {
-                count.r403 += 1;
-                *inner.obs.metrics.status_403_by_cause.entry(cause).or_default() += 1;
-            }
-            _ => {}
-        }
+        obs.observe(s.t_ms, Observation::Arrived { proxy, account: None, endpoint });
+        let Some(name) = s.cause.as_deref() else { continue };
+        let cause = Cause::parse(name, &hypotheses).ok_or_else(|| {
+            LoadError::Internal(format!(
+                "the fake Kaspi refused a request for a cause no world of this scenario gives: {name}"
+            ))
+        })?;
+        let status = (s.status != 0).then_some(s.status);
+        obs.observe(
+            s.t_ms,
+            Observation::Refused { proxy, status, cause, cause_name: name, ban_started: false },
+        );
     }
-    // On loopback a proxy fails only when a fault killed it (flaky proxies are not played here),
-    // so its failed attempts are what the death faults decided. The slowed ones are what the
-    // proxies counted holding requests back.
-    if sc.faults.iter().any(|f| f.kind() == FaultKind::ProxyDeath) {
-        inner.obs.metrics.fault_hits[FaultKind::ProxyDeath as usize] =
-            inner.obs.metrics.outcomes[rotor_engine::OutcomeKind::ProxyFailure as usize];
+    // The requests the proxies held back for a `slow` fault, as they counted them.
+    for _ in 0..arrivals.slowed {
+        obs.observe(end_ms, Observation::FaultHit(FaultKind::Slow));
     }
-    inner.obs.metrics.fault_hits[FaultKind::Slow as usize] = arrivals.slowed;
-    let acc = &mut inner.obs.metrics.accounting;
-    acc.unfinished = acc.issued.saturating_sub(acc.succeeded + acc.failed);
-    let proxies: Vec<ProxyRecord> = inner
-        .proxies
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let id = rotor_engine::ProxyId(i as u32);
-            let (largest_lease, shortest_rest_ms) = inner.obs.safety.per_proxy(id);
-            let max_in_window = inner.obs.safety.per_ip(world::egress(i as u32).into());
-            ProxyRecord {
-                proxy: i as u32,
-                ip: world::egress(i as u32).to_string(),
-                lane: driver.view(|e| e.proxy(id).and_then(|v| v.lane)).map(|l| l.to_string()),
-                leases: c.leases,
-                requests: c.requests,
-                largest_lease,
-                max_in_window,
-                shortest_rest_ms,
-                r429: c.r429,
-                r403: c.r403,
-                dead: c.dead,
-                died_at_ms: None,
-            }
-        })
-        .collect();
     let n = sc.pool.initial;
     let pool = PoolFigures {
         initial: n,
@@ -391,11 +356,8 @@ fn finish(
         monthly_cost_usd: f64::from(n) / 100.0 * sc.pool.price_per_100_usd,
         users_waiting: waiting,
     };
-    let steps = inner.obs.metrics.attempts;
-    let obs: Observer = inner.obs;
-    let mut obs = obs;
-    obs.timeline.finish(end_ms);
-    build_report(sc, end_ms, steps, obs, proxies, pool)
+    let steps = inner.obs.attempts();
+    Ok(build_report(sc, end_ms, steps, inner.obs, pool))
 }
 
 /// An attached world must be the one this run needs, and unused.

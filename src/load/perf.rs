@@ -213,7 +213,7 @@ impl Perf {
     pub(crate) fn build(inner: &Inner, s: &Sampler, i: &Inputs, k: f64) -> Self {
         let wall_s = i.wall.as_secs_f64();
         let cpu_s = (s.cpu_now - s.cpu_start).max(0.0);
-        let attempts = inner.obs.metrics.attempts;
+        let attempts = inner.obs.attempts();
         Perf {
             time_scale: k,
             wall_s,

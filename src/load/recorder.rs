@@ -6,30 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
-use rotor_engine::{Endpoint, Event, FailReason, Instant, Module, Outcome, ProxyId};
-use rotor_sim::observe::metrics::Metrics;
-use rotor_sim::observe::{Observer, SafetyRules};
+use rotor_engine::{Endpoint, Event, Instant, Module, Outcome, ProxyId};
+use rotor_sim::observe::{Failure, Observation, Observer, SafetyRules};
+use rotor_sim::scenario::FaultKind;
 
 use rotor_live::driver::{Sent, Tap};
-
-/// Why a load request failed for good.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Failure {
-    /// The engine gave up on it.
-    Engine(FailReason),
-    /// The harness's side: `store` (the charge was not written) or `bad_answer`.
-    Other(&'static str),
-}
-
-/// Per-proxy counts for `proxies.csv`.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ProxyCount {
-    pub(crate) requests: u64,
-    pub(crate) leases: u64,
-    pub(crate) r429: u64,
-    pub(crate) r403: u64,
-    pub(crate) dead: bool,
-}
 
 /// Latency histograms in microseconds of real time.
 pub(crate) struct Latencies {
@@ -56,7 +37,6 @@ impl Latencies {
 
 pub(crate) struct Inner {
     pub(crate) obs: Observer,
-    pub(crate) proxies: Vec<ProxyCount>,
     /// Send to answer, per attempt, corrected for coordinated omission.
     pub(crate) attempt: Latencies,
     /// Intended start (when the workload issued it) to the end, per request, waits included.
@@ -77,22 +57,26 @@ pub(crate) struct Recorder {
     /// Per module: the real time (µs) between two sends of one workload slot, if the schedule
     /// were kept; longer answers get the omitted samples added.
     expected_us: [u64; 4],
+    /// Whether the scenario kills proxies: on loopback a proxy fails only when a fault killed
+    /// it (flaky proxies are not played), so each proxy failure is that fault's hit.
+    deaths: bool,
 }
 
 impl Recorder {
     pub(crate) fn new(
         t0: Instant,
-        proxies: usize,
         rules: SafetyRules,
         timeline_user: Option<u32>,
         expected_us: [u64; 4],
+        deaths: bool,
     ) -> Self {
         Recorder {
-            inner: Mutex::new(Inner::new(proxies, rules.clone(), timeline_user)),
+            inner: Mutex::new(Inner::new(rules.clone(), timeline_user)),
             t0: t0.as_millis(),
             real0: std::time::Instant::now(),
             rules,
             expected_us,
+            deaths,
         }
     }
 
@@ -105,9 +89,14 @@ impl Recorder {
         at.as_millis().saturating_sub(self.t0)
     }
 
+    /// Hands the observer what the world saw at `t` (scenario ms).
+    pub(crate) fn observe(&self, t: u64, observation: Observation<'_>) {
+        self.lock().obs.observe(t, observation);
+    }
+
     /// A request the workload issued.
     pub(crate) fn issued(&self) {
-        self.lock().obs.metrics.accounting.issued += 1;
+        self.observe(0, Observation::Issued);
     }
 
     /// A request ended: `Ok`, failed (for an engine reason, or another named one), or
@@ -123,45 +112,29 @@ impl Recorder {
         let mut g = self.lock();
         g.request.endpoint[endpoint.index()].saturating_record(us);
         g.request.module[module.index()].saturating_record(us);
-        let acc = &mut g.obs.metrics.accounting;
-        match result {
-            Some(Ok(())) => acc.succeeded += 1,
-            Some(Err(Failure::Engine(reason))) => acc.fail(reason),
-            Some(Err(Failure::Other(key))) => {
-                acc.failed += 1;
-                *acc.failed_by_reason.entry(key.to_owned()).or_default() += 1;
-            }
-            None => {}
+        if let Some(result) = result {
+            g.obs.observe(0, Observation::Finished(result));
         }
     }
 
     /// Takes what was recorded, leaving an empty record behind (the driver still holds the tap).
     pub(crate) fn take(&self) -> Inner {
         let mut g = self.lock();
-        let empty = Inner::new(0, self.rules.clone(), None);
+        let empty = Inner::new(self.rules.clone(), None);
         std::mem::replace(&mut *g, empty)
     }
 }
 
 impl Inner {
-    fn new(proxies: usize, rules: SafetyRules, timeline_user: Option<u32>) -> Self {
+    fn new(rules: SafetyRules, timeline_user: Option<u32>) -> Self {
         Inner {
             obs: Observer::new(rules, timeline_user),
-            proxies: vec![ProxyCount::default(); proxies],
             attempt: Latencies::new(),
             request: Latencies::new(),
             rotations_at: Vec::new(),
             in_flight: HashMap::new(),
             max_in_flight: 0,
         }
-    }
-
-    fn proxy(&mut self, p: ProxyId) -> &mut ProxyCount {
-        let i = p.0 as usize;
-        if self.proxies.len() <= i {
-            self.proxies.resize(i + 1, ProxyCount::default());
-        }
-        &mut self.proxies[i]
     }
 }
 
@@ -171,23 +144,23 @@ impl Tap for Recorder {
         let mut g = self.lock();
         // The engine stamps its own events; those instants are scenario time too.
         let event = shift(event, self.t0);
-        g.obs.event(&event, t);
-        match event {
-            Event::Rotated { to, .. } => {
-                g.proxy(to).leases += 1;
-                let at = self.real0.elapsed();
-                g.rotations_at.push(at);
-            }
-            Event::ProxyDead { proxy, .. } => g.proxy(proxy).dead = true,
-            _ => {}
+        g.obs.observe(t, Observation::Engine(&event));
+        if let Event::Rotated { .. } = event {
+            let at = self.real0.elapsed();
+            g.rotations_at.push(at);
         }
     }
 
     fn sent(&self, sent: &Sent, _now: Instant) {
         let mut g = self.lock();
         let t = self.rel(sent.at);
-        g.obs.safety.sent(sent.proxy, sent.lane, sent.serving, sent.endpoint, t);
-        g.proxy(sent.proxy).requests += 1;
+        let observed = Observation::Sent {
+            proxy: sent.proxy,
+            origin: sent.lane,
+            serving: sent.serving,
+            endpoint: sent.endpoint,
+        };
+        g.obs.observe(t, observed);
         let n = g.in_flight.entry(sent.proxy).or_default();
         *n += 1;
         let n = *n;
@@ -202,10 +175,17 @@ impl Tap for Recorder {
         let module = sent.lane.module;
         let expected = self.expected_us[module.index()];
         let mut g = self.lock();
-        g.obs.safety.completed(sent.proxy, sent.endpoint, t_done);
-        g.obs.metrics.attempts += 1;
-        g.obs.metrics.outcomes[outcome.kind() as usize] += 1;
-        g.obs.timeline.attempt(t_sent, module, outcome.kind() as usize, t_done - t_sent.min(t_done));
+        g.obs.observe(t_done, Observation::Completed { proxy: sent.proxy, endpoint: sent.endpoint });
+        let answered = Observation::Answered {
+            module,
+            outcome: outcome.kind(),
+            sent_at: t_sent,
+            latency_ms: t_done - t_sent.min(t_done),
+        };
+        g.obs.observe(t_done, answered);
+        if self.deaths && outcome.kind() == rotor_engine::OutcomeKind::ProxyFailure {
+            g.obs.observe(t_done, Observation::FaultHit(FaultKind::ProxyDeath));
+        }
         let record = |h: &mut Histogram<u64>| {
             let _ = h.record_correct(real_us.min(600_000_000), expected);
         };
@@ -216,8 +196,12 @@ impl Tap for Recorder {
         }
     }
 
+    fn replaced(&self, lane: rotor_engine::LaneKey, fresh: &[ProxyId], now: Instant) {
+        self.observe(self.rel(now), Observation::Replaced { lane, count: fresh.len() as u32 });
+    }
+
     fn waited(&self, reason: rotor_engine::WaitReason, ms: u64) {
-        Metrics::count(&mut self.lock().obs.metrics.waits_ms, reason.name(), ms);
+        self.observe(0, Observation::Waited { reason, ms });
     }
 }
 

@@ -13,11 +13,12 @@ use rotor_sim::observe::CycleRecord;
 use rotor_sim::scenario::Scenario;
 use tokio::task::JoinSet;
 
-use super::recorder::{Failure, Recorder};
+use super::recorder::Recorder;
 use rotor_live::clock;
 use rotor_live::config::KaspiUrls;
 use rotor_live::driver::{CallError, Driver};
 use rotor_live::kaspi::{self, Account, ApiError, ListedOrder};
+use rotor_sim::observe::{Failure, Observation};
 
 /// What every workload task shares.
 pub(crate) struct Ctx {
@@ -99,7 +100,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut work: Work) {
             Module::Reserve => 0,
         };
         let ended = ctx.now_ms();
-        ctx.recorder.lock().obs.metrics.cycle_done(CycleRecord {
+        let record = CycleRecord {
             module: lane.module,
             user: lane.user,
             scheduled_ms: due,
@@ -108,7 +109,8 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut work: Work) {
             lag_ms: started - due,
             requests,
             missed: ended > due + work.interval_ms,
-        });
+        };
+        ctx.recorder.observe(ended, Observation::CycleEnded(record));
         // The simulator's rule: the latest tick that fell due during the cycle starts at once;
         // any earlier ones are skipped.
         let next = due + work.interval_ms;
@@ -117,7 +119,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut work: Work) {
             let latest = due + passed * work.interval_ms;
             let skipped = passed.saturating_sub(1);
             for _ in 0..skipped {
-                ctx.recorder.lock().obs.metrics.cycle_skipped(lane.module);
+                ctx.recorder.observe(ended, Observation::CycleSkipped(lane.module));
             }
             due = latest;
         } else {

@@ -29,9 +29,11 @@
 //! - `instants`: the instants inside a trailing window, stored compactly ([`Instants`]).
 //! - `latency`: response-time distributions ([`Latency`]) and their seeded draws ([`Sampler`]).
 //! - `orders`: the order lifecycle's final statuses ([`ORDER_FINAL_STATUSES`]).
+//! - `cause`: why a request was refused ([`Cause`]), one name per cause for every world.
 //! - `refusals`: answers outside the limits: a blocked IP's 405 ([`blocked_ip`]) and an
 //!   expired cabinet session ([`ExpiredSession`]).
 
+mod cause;
 mod hypothesis;
 mod instants;
 mod latency;
@@ -39,6 +41,7 @@ mod limiter;
 mod orders;
 mod refusals;
 
+pub use cause::Cause;
 pub use hypothesis::{
     BANNED_IP_BODY, Hypothesis, Observed, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope,
     community_hypotheses, measured_hypotheses, preset, seed_hypothesis,

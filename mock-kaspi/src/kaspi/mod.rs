@@ -46,7 +46,7 @@ fn respond(state: &Mutex<State>, req: &Request) -> Reply {
     let t_ms = st.now_ms();
     st.cause = None;
     let (endpoint, status, response) = route(&mut st, req, &ip, &path);
-    let cause = st.cause.take();
+    let cause = st.cause.take().map(|c| c.name(|i| st.limits.name(i)).to_owned());
     st.seen.push(Seen { t_ms, ip, endpoint, status, cause });
     st.served += 1;
     // Drawn latency is in the fake's scaled time; the wire gets it divided by the scale.

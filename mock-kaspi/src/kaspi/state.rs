@@ -8,7 +8,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Endpoint, Secret};
-use rotor_kaspi_model::ExpiredSession;
+use rotor_kaspi_model::{Cause, ExpiredSession};
 use rotor_kaspi_model::{Hypothesis, Limits, Penalty, PenaltyStatus, Rule, Scope};
 
 /// A merchant account: its cabinet session and Shop API token.
@@ -83,8 +83,8 @@ pub struct Seen {
     pub endpoint: Option<Endpoint>,
     /// The status answered.
     pub status: u16,
-    /// Why it was refused, if it was: a hypothesis's name, `storm`, `banned`, `blocked_ip`,
-    /// `expired_session` or `server_error`.
+    /// Why it was refused, if it was: a cause's name ([`Cause::name`]), a limiter's being its
+    /// hypothesis's.
     pub cause: Option<String>,
 }
 
@@ -224,7 +224,7 @@ pub(crate) struct State {
     pub(crate) limits: Limits,
     pub(crate) rng: ChaCha8Rng,
     /// Why the gate refused the request being answered (read and cleared by the router).
-    pub(crate) cause: Option<String>,
+    pub(crate) cause: Option<Cause>,
     /// The answer-latency sampler, if any.
     pub(crate) latency: Option<rotor_kaspi_model::Sampler>,
     /// Requests answered since the start.
@@ -322,7 +322,7 @@ impl State {
     /// Faults and limits, before any endpoint logic: `Some` when the request is refused.
     pub(crate) fn gate(&mut self, ip: &str, account: Option<usize>, endpoint: Endpoint) -> Option<Refusal> {
         if self.faults.banned(ip) {
-            self.cause = Some("banned".into());
+            self.cause = Some(Cause::SubnetBan);
             // A banned IP meets a firewall page, whatever the endpoint: the answer table reads
             // it as an IP ban, never as the seller's credentials.
             return Some(Refusal { body: rotor_kaspi_model::BANNED_IP_BODY, ..Refusal::status(403) });
@@ -330,7 +330,7 @@ impl State {
         if let Some(blocked) = rotor_kaspi_model::blocked_ip(endpoint)
             && ip.parse::<Ipv4Addr>().is_ok_and(|ip| self.faults.blocked_ips.contains(&ip))
         {
-            self.cause = Some(rotor_kaspi_model::BLOCKED_IP_CAUSE.into());
+            self.cause = Some(Cause::BlockedIp);
             return Some(Refusal::reply(blocked));
         }
         let uid = account.map(|a| self.config.merchants[a].uid.as_str());
@@ -338,15 +338,15 @@ impl State {
             self.faults.expired_sessions.iter().find(|(m, _)| Some(m.as_str()) == uid).map(|e| e.1)
             && let Some(answer) = way.reply(endpoint)
         {
-            self.cause = Some(rotor_kaspi_model::EXPIRED_SESSION_CAUSE.into());
+            self.cause = Some(Cause::ExpiredSession);
             return Some(Refusal::reply(answer));
         }
         if self.faults.storm_share > 0.0 && self.rng.random::<f64>() < self.faults.storm_share {
-            self.cause = Some("storm".into());
+            self.cause = Some(Cause::Storm);
             return Some(Refusal::status(429));
         }
         if self.faults.server_error_share > 0.0 && self.rng.random::<f64>() < self.faults.server_error_share {
-            self.cause = Some("server_error".into());
+            self.cause = Some(Cause::ServerError);
             return Some(Refusal::status(503));
         }
         let t = self.now_ms();
@@ -355,7 +355,7 @@ impl State {
         match self.limits.admit(ip_num, user, endpoint, t, "kz") {
             Ok(()) => None,
             Err(r) => {
-                self.cause = Some(self.limits.name(r.limiter).to_owned());
+                self.cause = Some(Cause::Limiter(r.limiter));
                 let (status, timeout) = match r.penalty.status {
                     PenaltyStatus::TooManyRequests => (429, false),
                     PenaltyStatus::Forbidden => (403, false),

@@ -14,25 +14,11 @@ use std::net::Ipv4Addr;
 
 use rotor_engine::{Body, Duration, Endpoint, Reply};
 
+pub(crate) use rotor_kaspi_model::Cause;
 use rotor_kaspi_model::ExpiredSession;
 pub use rotor_kaspi_model::{Limiter, Limits, PRESETS, Refused, Sampler, key, preset};
 
 use crate::scenario::{Fault, PenaltyStatus, Scenario};
-
-/// Why Kaspi refused a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Cause {
-    /// A Kaspi-wide 429 storm.
-    Storm,
-    /// The IP's subnet is banned.
-    SubnetBan,
-    /// The IP is blocked outright on the storefront.
-    BlockedIp,
-    /// The seller's cabinet session has expired.
-    ExpiredSession,
-    /// The limit hypothesis with this index.
-    Limiter(usize),
-}
 
 /// Kaspi's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -129,6 +129,11 @@ impl Safety {
         }
     }
 
+    /// The lane holding `p` now, as the membership events said.
+    pub fn holder(&self, p: ProxyId) -> Option<LaneKey> {
+        self.proxies.get(p.0 as usize).and_then(|o| o.holder)
+    }
+
     /// `p` was declared dead (or revived, with `false`).
     pub fn set_dead(&mut self, p: ProxyId, dead: bool) {
         self.obs(p).dead = dead;

@@ -7,8 +7,8 @@ use rotor_engine::{
     Ticket,
 };
 
-use crate::kaspi::{Answer, Arrival, Cause};
-use crate::observe::metrics::Metrics;
+use crate::kaspi::{Answer, Arrival};
+use crate::observe::{Failure, Observation};
 use crate::scenario::{DeathMode, FaultKind};
 use crate::trace::Row;
 
@@ -38,7 +38,7 @@ impl Sim<'_, '_> {
         if let Some(c) = self.works[w as usize].cycle.as_mut() {
             c.requests += 1;
         }
-        self.obs.metrics.accounting.issued += 1;
+        self.obs.observe(self.now, Observation::Issued);
         self.acquire(id);
     }
 
@@ -48,8 +48,7 @@ impl Sim<'_, '_> {
         if let Some((since, reason)) = req.waiting.take() {
             let waited = self.now - since;
             req.waited_ms += waited;
-            Metrics::count(&mut self.obs.metrics.waits_ms, reason.name(), waited);
-            Metrics::count(&mut self.obs.metrics.waits, reason.name(), 1);
+            self.obs.observe(self.now, Observation::Waited { reason, ms: waited });
         }
         let spec = RequestSpec {
             user: work.lane.user,
@@ -79,17 +78,16 @@ impl Sim<'_, '_> {
         let p = ticket.proxy();
         let origin = ticket.lane();
         let serving = ticket.serving_lane();
-        self.obs.safety.sent(p, origin, serving, ticket.endpoint(), self.now);
-        self.proxies[p.0 as usize].requests += 1;
-        let pending = self.answer(p, work, origin.user.0, ticket.endpoint());
-        self.obs.metrics.attempts += 1;
-        self.obs.metrics.outcomes[pending.outcome.kind() as usize] += 1;
-        self.obs.timeline.attempt(
-            self.now,
-            origin.module,
-            pending.outcome.kind() as usize,
-            pending.latency_ms,
-        );
+        let endpoint = ticket.endpoint();
+        self.obs.observe(self.now, Observation::Sent { proxy: p, origin, serving, endpoint });
+        let pending = self.answer(p, work, origin.user.0, endpoint);
+        let answered = Observation::Answered {
+            module: origin.module,
+            outcome: pending.outcome.kind(),
+            sent_at: self.now,
+            latency_ms: pending.latency_ms,
+        };
+        self.obs.observe(self.now, answered);
         if let Some(w) = self.trace.as_mut() {
             let row = Row {
                 t_ms: self.now,
@@ -126,7 +124,7 @@ impl Sim<'_, '_> {
         let failure =
             |f, status, latency_ms| Pending { outcome: Outcome::ProxyFailure(f), status, latency_ms };
         if let Some(mode) = proxy.dead {
-            self.obs.metrics.fault_hit(FaultKind::ProxyDeath);
+            self.obs.observe(self.now, Observation::FaultHit(FaultKind::ProxyDeath));
             return match mode {
                 DeathMode::Refused => failure(ProxyFailure::Refused, "refused", path),
                 DeathMode::Timeout => failure(ProxyFailure::Timeout, "timeout", timeout),
@@ -134,11 +132,11 @@ impl Sim<'_, '_> {
             };
         }
         if proxy.flaky > 0.0 && rng.random::<f64>() < proxy.flaky {
-            self.obs.metrics.fault_hit(FaultKind::Flaky);
+            self.obs.observe(self.now, Observation::FaultHit(FaultKind::Flaky));
             return failure(ProxyFailure::BadGateway, "502", 2 * path);
         }
         if proxy.slow_ms > 0 {
-            self.obs.metrics.fault_hit(FaultKind::Slow);
+            self.obs.observe(self.now, Observation::FaultHit(FaultKind::Slow));
         }
         let latency = self.latency.sample(rng) + proxy.slow_ms;
         let arrival = Arrival {
@@ -149,57 +147,45 @@ impl Sim<'_, '_> {
             user,
             endpoint,
         };
-        let in_window = self.obs.safety.arrived(
-            std::net::Ipv4Addr::from(arrival.ip).into(),
-            Some(user),
-            endpoint,
-            arrival.t,
-        );
-        self.obs.timeline.ip_window(arrival.t, in_window);
-        let (status, body, cause, retry_after) = match self.kaspi.answer(&arrival, rng) {
+        self.obs.observe(arrival.t, Observation::Arrived { proxy: p, account: Some(user), endpoint });
+        let answer = self.kaspi.answer(&arrival, rng);
+        let (outcome, status) = match answer {
             Answer::Ok if latency > timeout => return failure(ProxyFailure::Timeout, "timeout", timeout),
             Answer::Ok => return Pending { outcome: Outcome::Ok, status: "200", latency_ms: latency },
+            // Outside the limits: neither a 403 nor a 429, counted as its fault's hits.
             Answer::Refusal { reply, cause } => {
-                // Outside the limits: neither a 403 nor a 429, counted as its fault's hits.
-                let kind =
-                    if cause == Cause::BlockedIp { FaultKind::BlockedIp } else { FaultKind::ExpiredSession };
-                self.obs.metrics.fault_hit(kind);
-                let outcome = sc.answers.classify(endpoint, &reply);
-                return Pending { outcome, status: status_label(reply.status), latency_ms: latency };
+                let refused = Observation::Refused {
+                    proxy: p,
+                    status: Some(reply.status),
+                    cause,
+                    cause_name: "",
+                    ban_started: false,
+                };
+                self.obs.observe(self.now, refused);
+                return Pending {
+                    outcome: sc.answers.classify(endpoint, &reply),
+                    status: status_label(reply.status),
+                    latency_ms: latency,
+                };
             }
             Answer::Refused { status, body, cause, retry_after, ban_started } => {
-                if ban_started {
-                    self.obs.timeline.ban(self.now);
-                }
-                (status, body, cause, retry_after)
+                let kaspi = &self.kaspi;
+                let refused = Observation::Refused {
+                    proxy: p,
+                    status: status.code(),
+                    cause,
+                    cause_name: cause.name(|i| kaspi.hypothesis_name(i)),
+                    ban_started,
+                };
+                self.obs.observe(self.now, refused);
+                let Some(code) = status.code() else {
+                    return failure(ProxyFailure::Timeout, "timeout", timeout);
+                };
+                // The answer table reads the model's answer as live mode reads Kaspi's.
+                (sc.answers.classify(endpoint, &Reply { status: code, body, retry_after }), code)
             }
         };
-        let cause = match cause {
-            Cause::Storm => {
-                self.obs.metrics.fault_hit(FaultKind::Storm429);
-                "storm".to_owned()
-            }
-            Cause::SubnetBan => {
-                self.obs.metrics.fault_hit(FaultKind::SubnetBan);
-                "subnet_ban".to_owned()
-            }
-            Cause::Limiter(i) => self.kaspi.hypothesis_name(i).to_owned(),
-            Cause::BlockedIp => rotor_kaspi_model::BLOCKED_IP_CAUSE.to_owned(),
-            Cause::ExpiredSession => rotor_kaspi_model::EXPIRED_SESSION_CAUSE.to_owned(),
-        };
-        let Some(code) = status.code() else {
-            return failure(ProxyFailure::Timeout, "timeout", timeout);
-        };
-        // The answer table reads the model's answer as live mode reads Kaspi's.
-        let outcome = sc.answers.classify(endpoint, &Reply { status: code, body, retry_after });
-        let (by_cause, label) = if code == 429 {
-            proxy.r429 += 1;
-            (&mut self.obs.metrics.status_429_by_cause, "429")
-        } else {
-            proxy.r403 += 1;
-            (&mut self.obs.metrics.status_403_by_cause, "403")
-        };
-        *by_cause.entry(cause).or_default() += 1;
+        let label = if status == 429 { "429" } else { "403" };
         Pending { outcome, status: label, latency_ms: latency }
     }
 
@@ -210,7 +196,7 @@ impl Sim<'_, '_> {
         let serving = ticket.serving_lane();
         let endpoint = ticket.endpoint();
         let completion = self.engine.complete(ticket, pending.outcome, Instant::from_millis(self.now));
-        self.obs.safety.completed(p, endpoint, self.now);
+        self.obs.observe(self.now, Observation::Completed { proxy: p, endpoint });
         // What the completion changed (a death, a replacement) is seen before anything it leads
         // to is sent, so the checker sees events in the order they happened.
         self.absorb_events();
@@ -239,10 +225,7 @@ impl Sim<'_, '_> {
     pub(super) fn finish(&mut self, id: u32, result: Result<(), FailReason>) {
         let Some(req) = self.reqs[id as usize].take() else { return };
         self.free_reqs.push(id);
-        match result {
-            Ok(()) => self.obs.metrics.accounting.succeeded += 1,
-            Err(reason) => self.obs.metrics.accounting.fail(reason),
-        }
+        self.obs.observe(self.now, Observation::Finished(result.map_err(Failure::Engine)));
         if req.step == Step::OrdersPage
             && let Some(c) = self.works[req.work as usize].cycle.as_mut()
         {

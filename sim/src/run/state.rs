@@ -11,11 +11,11 @@ use rotor_engine::{Endpoint, Engine, Event, LaneKey, Outcome, ProxyId, Ticket, W
 use rustc_hash::FxHashMap;
 
 use crate::kaspi::{Kaspi, Sampler};
-use crate::observe::{Observer, SafetyRules};
+use crate::observe::{Observation, Observer, SafetyRules};
 use crate::queue::Queue;
 use crate::rng::{Stream, stream};
 use crate::scenario::{Fault, Scenario};
-use crate::summary::{ProxyRecord, RunReport, build_report};
+use crate::summary::{RunReport, build_report};
 use crate::trace::TraceWriter;
 use crate::world::{Provider, SimProxy, make_proxy};
 
@@ -278,6 +278,8 @@ impl<'s, 'o> Sim<'s, 'o> {
                     return;
                 }
             }
+            let ip = std::net::Ipv4Addr::from(world.ip);
+            self.obs.observe(self.now, Observation::ProxyJoined { proxy: ProxyId(index), ip });
             self.proxies.push(world);
             self.dead.push(false);
         }
@@ -292,7 +294,7 @@ impl<'s, 'o> Sim<'s, 'o> {
     pub(super) fn take_events(&mut self) {
         while let Some(ev) = self.engine.poll_event() {
             if matches!(ev, Event::LaneMembers { .. }) {
-                self.obs.event(&ev, self.now);
+                self.obs.observe(self.now, Observation::Engine(&ev));
             } else {
                 self.pending_events.push_back(ev);
             }
@@ -301,9 +303,8 @@ impl<'s, 'o> Sim<'s, 'o> {
 
     pub(super) fn absorb_events(&mut self) {
         while let Some(ev) = self.pending_events.pop_front().or_else(|| self.engine.poll_event()) {
-            self.obs.event(&ev, self.now);
+            self.obs.observe(self.now, Observation::Engine(&ev));
             match ev {
-                Event::Rotated { to, .. } => self.proxies[to.0 as usize].leases += 1,
                 Event::ProxyDead { proxy, .. } => self.dead[proxy.0 as usize] = true,
                 Event::LaneNeedsReplacements { lane, .. } => self.replace(lane),
                 Event::PoolLow { .. } => self.check_pool_level(),
@@ -312,38 +313,10 @@ impl<'s, 'o> Sim<'s, 'o> {
         }
     }
 
-    pub(super) fn into_report(mut self) -> RunReport {
-        let acc = &mut self.obs.metrics.accounting;
-        acc.unfinished = acc.issued - acc.succeeded - acc.failed;
-        let proxies: Vec<ProxyRecord> = self
-            .proxies
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let id = ProxyId(i as u32);
-                let (largest_lease, shortest_rest_ms) = self.obs.safety.per_proxy(id);
-                let max_in_window = self.obs.safety.per_ip(std::net::Ipv4Addr::from(w.ip).into());
-                let lane = self.engine.proxy(id).and_then(|v| v.lane);
-                ProxyRecord {
-                    proxy: i as u32,
-                    ip: std::net::Ipv4Addr::from(w.ip).to_string(),
-                    lane: lane.map(|l| l.to_string()),
-                    leases: w.leases,
-                    requests: w.requests,
-                    largest_lease,
-                    max_in_window,
-                    shortest_rest_ms,
-                    r429: w.r429,
-                    r403: w.r403,
-                    dead: self.dead[i],
-                    died_at_ms: w.died_at,
-                }
-            })
-            .collect();
+    pub(super) fn into_report(self) -> RunReport {
         let users_waiting = self.users.values().filter(|s| s.waiting).count() as u32;
-        self.obs.timeline.finish(self.now);
         let pool = self.provider.figures(self.sc, self.peak_owned, users_waiting);
-        build_report(self.sc, self.now, self.steps, self.obs, proxies, pool)
+        build_report(self.sc, self.now, self.steps, self.obs, pool)
     }
 }
 

@@ -4,6 +4,7 @@
 use rand::Rng;
 use rotor_engine::Module;
 
+use crate::observe::Observation;
 use crate::observe::metrics::CycleRecord;
 
 use super::state::{Cycle, Ev, Phase, Sim, Step};
@@ -21,7 +22,7 @@ impl Sim<'_, '_> {
         }
         if work.cycle.is_some() {
             if work.overdue.is_some() {
-                self.obs.metrics.cycle_skipped(work.lane.module);
+                self.obs.observe(self.now, Observation::CycleSkipped(work.lane.module));
             }
             work.overdue = Some(self.now);
             return;
@@ -156,7 +157,7 @@ impl Sim<'_, '_> {
         work.cycle = None;
         let overdue = work.overdue.take();
         let active = work.active;
-        self.obs.metrics.cycle_done(rec);
+        self.obs.observe(self.now, Observation::CycleEnded(rec));
         if let Some(scheduled) = overdue
             && active
             && self.now < self.sc.duration.as_millis()

@@ -3,6 +3,7 @@
 
 use rotor_engine::{Duration, LaneKey, Module, ProxyId, UserId};
 
+use crate::observe::Observation;
 use crate::rng::{Stream, stream};
 use crate::scenario::{Fault, FaultKind, SubscriptionKind, Target};
 use crate::world::Refusal;
@@ -162,10 +163,10 @@ impl Sim<'_, '_> {
                     .push(self.now + self.sc.pool.purchase_delay.as_millis(), Ev::PurchaseArrives(count));
             }
             Err(Refusal::OutOfStock) if self.now < self.provider.out_of_stock_until => {
-                self.obs.metrics.fault_hit(FaultKind::ProviderOutOfStock);
+                self.obs.observe(self.now, Observation::FaultHit(FaultKind::ProviderOutOfStock));
             }
             Err(Refusal::OutOfMoney) if self.provider.money_fault => {
-                self.obs.metrics.fault_hit(FaultKind::ProviderOutOfMoney);
+                self.obs.observe(self.now, Observation::FaultHit(FaultKind::ProviderOutOfMoney));
             }
             Err(_) => {}
         }
@@ -195,7 +196,7 @@ impl Sim<'_, '_> {
                 let dead = &self.dead;
                 members.retain(|&p| !dead[p.0 as usize]);
                 members.extend_from_slice(&fresh);
-                self.provider.replaced += fresh.len() as u32;
+                self.obs.observe(self.now, Observation::Replaced { lane, count: fresh.len() as u32 });
             }
             Err(rotor_engine::AllocError::Shortage(s)) => {
                 if !self.replace_wanted.contains(&lane) {
@@ -214,9 +215,8 @@ impl Sim<'_, '_> {
         match fault {
             Fault::ProxyDeath { mode, target, .. } => {
                 for p in self.targets(target) {
-                    let w = &mut self.proxies[p.0 as usize];
-                    w.dead = Some(mode);
-                    w.died_at.get_or_insert(self.now);
+                    self.proxies[p.0 as usize].dead = Some(mode);
+                    self.obs.observe(self.now, Observation::ProxyBroken { proxy: p });
                 }
             }
             Fault::Flaky { error_rate, target, .. } => {

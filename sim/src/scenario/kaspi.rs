@@ -48,6 +48,17 @@ pub(super) fn kaspi_spec(cx: &Ctx<'_>, raw: &RawScenario) -> Result<KaspiSpec, S
         if !names.insert(h.name.clone()) {
             return Err(cx.err(l.span(), format!("two limiters are named `{}`; names must differ", h.name)));
         }
+        if rotor_kaspi_model::Cause::is_reserved(&h.name) {
+            let reserved: Vec<_> = rotor_kaspi_model::Cause::FIXED.iter().map(|c| c.name(|_| "")).collect();
+            return Err(cx.err(
+                l.span(),
+                format!(
+                    "limiter `{}`: that name is a refusal cause of Kaspi's own; valid: any other name (taken: {})",
+                    h.name,
+                    reserved.join(", ")
+                ),
+            ));
+        }
         hypotheses.push(h);
     }
     Ok(KaspiSpec {

@@ -152,6 +152,9 @@ impl Driver {
         self.refresh(&fresh, now);
         match lock(&self.engine).replace_dead_with(lane.user, lane.module, &fresh) {
             Ok(_) => {
+                if let Some(tap) = self.tap.get() {
+                    tap.replaced(lane, &fresh, now);
+                }
                 tracing::info!("lane {lane}: {} dead proxies replaced", fresh.len());
             }
             Err(e) => tracing::error!("lane {lane}: replacements could not join: {e}"),

@@ -84,6 +84,8 @@ pub trait Tap: Send + Sync {
     fn completed(&self, sent: &Sent, outcome: Outcome, status: Option<u16>, now: rotor_engine::Instant);
     /// A request waited `ms` for `reason`.
     fn waited(&self, reason: rotor_engine::WaitReason, ms: u64);
+    /// `lane`'s dead proxies were replaced by `fresh` from the pool.
+    fn replaced(&self, lane: LaneKey, fresh: &[ProxyId], now: rotor_engine::Instant);
 }
 
 /// One send, as a [`Tap`] sees it.
