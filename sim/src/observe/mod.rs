@@ -21,7 +21,7 @@ pub use rules::{LeaseRule, LimitKind, LimitRule, SafetyRules};
 pub use safety::{Safety, SafetyFigures};
 pub use timeline::{MinuteEvents, MinuteRow, ProxySpan, SpanKind, Timeline};
 
-/// The names [`Observer::event`] counts engine events under (membership changes are not
+/// The names the observer counts engine events under ([`Observation::Engine`]) (membership changes are not
 /// counted).
 pub const ENGINE_EVENTS: [&str; 12] = [
     "rotated",
