@@ -28,10 +28,10 @@
 //! - [`kaspi`]: Kaspi as the simulator asks it: `rotor-kaspi-model`'s limiters and latency
 //!   (shared with `rotor-mock-kaspi`), plus storms and subnet bans.
 //! - `world`: proxies with their egress and faults, and the provider.
-//! - [`observe`]: the safety invariants and the other figures; [`events`]: the named events
-//!   `[expect.events]` requires.
-//! - [`summary`], [`verdict`], [`output`], [`trace`]: what a run reports and writes;
-//!   [`report`]: its charts, HTML and Markdown.
+//! - [`observe`], [`events`]: the checker (`rotor-check`, re-exported), which the request path
+//!   feeds with `Observation`s; [`summary`], [`verdict`]: its figures and verdicts for a
+//!   scenario's run (the scenario states what the checker judges by).
+//! - [`output`], [`trace`]: what a run writes; [`report`]: its charts, HTML and Markdown.
 //! - [`claims`]: the seed plan's numeric claims against the simulator.
 //! - [`sweep`]: a scenario over a grid, in parallel, and the frontier; [`plan`]: one seller's
 //!   pool three ways (the seed's arithmetic, steady state, simulation), and `plan::robust`:
@@ -42,8 +42,6 @@
 
 pub mod claims;
 pub mod diff;
-pub mod events;
-pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod report;
@@ -55,6 +53,9 @@ pub mod summary;
 pub mod sweep;
 pub mod trace;
 pub mod verdict;
+
+/// The checker's books and event names (`rotor-check`), as the simulator feeds them.
+pub use rotor_check::{events, observe};
 
 pub mod kaspi;
 mod queue;

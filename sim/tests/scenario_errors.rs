@@ -200,7 +200,7 @@ fn defaults_fill_an_empty_file() {
     // not from the engine's budget.
     assert_eq!(sc.invariants.ip_limit, None);
     assert_eq!(sc.invariants.ip_window.as_millis(), 1_800_000);
-    let rules = rotor_sim::observe::SafetyRules::from_scenario(&sc);
+    let rules = sc.safety_rules();
     assert_eq!(
         rules.limits[0].kind,
         rotor_sim::observe::LimitKind::Sliding { limit: 250, window_ms: 1_800_000 }

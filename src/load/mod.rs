@@ -137,7 +137,7 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     let expected_us = expected_intervals(sc, &skus, k);
     let recorder = Arc::new(Recorder::new(
         t0,
-        rotor_sim::observe::SafetyRules::from_scenario(sc),
+        sc.safety_rules(),
         opts.timeline_user,
         expected_us,
         sc.faults.iter().any(|f| f.kind() == FaultKind::ProxyDeath),

@@ -11,7 +11,7 @@ use rotor_engine::{Endpoint, Engine, Event, LaneKey, Outcome, ProxyId, Ticket, W
 use rustc_hash::FxHashMap;
 
 use crate::kaspi::{Kaspi, Sampler};
-use crate::observe::{Observation, Observer, SafetyRules};
+use crate::observe::{Observation, Observer};
 use crate::queue::Queue;
 use crate::rng::{Stream, stream};
 use crate::scenario::{Fault, Scenario};
@@ -226,7 +226,7 @@ impl<'s, 'o> Sim<'s, 'o> {
             latency: Sampler::new(&sc.kaspi.latency),
             provider: Provider::new(&sc.pool),
             fault_rng: stream(sc.seed, Stream::Faults),
-            obs: Observer::new(SafetyRules::from_scenario(sc), timeline_user),
+            obs: Observer::new(sc.safety_rules(), timeline_user),
             peak_owned: 0,
             trace,
             trace_error: None,

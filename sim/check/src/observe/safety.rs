@@ -272,8 +272,8 @@ impl Safety {
 mod tests {
     use super::*;
     use crate::observe::rules::{LimitKind, LimitRule};
-    use crate::scenario::Scope;
     use rotor_engine::{Module, UserId};
+    use rotor_kaspi_model::Scope;
 
     const LANE: LaneKey = LaneKey::new(UserId(1), Module::Demper);
     const OFFERS: Endpoint = Endpoint::StorefrontOffers;

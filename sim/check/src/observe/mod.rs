@@ -12,12 +12,11 @@ use std::net::Ipv4Addr;
 use rotor_engine::{Endpoint, Event, FailReason, LaneKey, Module, OutcomeKind, ProxyId, WaitReason};
 use rotor_kaspi_model::Cause;
 
-use crate::scenario::FaultKind;
-use crate::summary::ProxyRecord;
+use crate::fault::FaultKind;
 
 pub use limits::LimitFigure;
 pub use metrics::{Accounting, CycleFigures, CycleRecord, Metrics};
-pub use rules::{LeaseRule, LimitKind, LimitRule, SafetyRules};
+pub use rules::{LeaseRule, LimitKind, LimitRule, RateRule, SafetyRules};
 pub use safety::{Safety, SafetyFigures};
 pub use timeline::{MinuteEvents, MinuteRow, ProxySpan, SpanKind, Timeline};
 
@@ -37,6 +36,35 @@ pub const ENGINE_EVENTS: [&str; 12] = [
     "allocation_failed",
     "request_failed",
 ];
+
+/// One proxy's row of `proxies.csv`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProxyRecord {
+    /// Its id.
+    pub proxy: u32,
+    /// Its egress IP.
+    pub ip: String,
+    /// The lane holding it at the end.
+    pub lane: Option<String>,
+    /// Leases it served.
+    pub leases: u64,
+    /// Requests it carried.
+    pub requests: u64,
+    /// Its largest lease.
+    pub largest_lease: u32,
+    /// Most requests in any invariant window.
+    pub max_in_window: u32,
+    /// Shortest rest between two of its leases (ms).
+    pub shortest_rest_ms: Option<u64>,
+    /// 429 answers it drew.
+    pub r429: u64,
+    /// 403 answers it drew.
+    pub r403: u64,
+    /// Whether the engine declared it dead.
+    pub dead: bool,
+    /// When a fault killed it (ms).
+    pub died_at_ms: Option<u64>,
+}
 
 /// What a world saw, in the order it happened: the one input of the [`Observer`]. The simulator
 /// emits these from its request path and the load harness translates what live mode's driver,
@@ -315,6 +343,11 @@ impl Observer {
             Event::RequestFailed { .. } => "request_failed",
         };
         Metrics::count(&mut self.metrics.events, name, 1);
+    }
+
+    /// The safety figures so far.
+    pub fn safety_figures(&self) -> SafetyFigures {
+        self.safety.figures()
     }
 
     /// Attempts answered so far.

@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 
 use rotor_engine::WaitReason;
 
+use crate::fault::FaultKind;
 use crate::observe::ENGINE_EVENTS;
 use crate::observe::metrics::{Metrics, OUTCOME_KINDS};
-use crate::scenario::FaultKind;
-use crate::summary::PoolFigures;
+use crate::pool::PoolFigures;
 
 /// Every event name, sorted.
 pub fn catalogue() -> Vec<String> {

@@ -1,10 +1,10 @@
-//! What the safety checker judges a run against, taken from the scenario and never from the
-//! engine: the plan's lease rule (SPEC.md rules 1 and 2), every count or rate limit of the
+//! What the safety checker judges a run against, which the scenario states (it is built from the
+//! scenario, never from the engine): the plan's lease rule (SPEC.md rules 1 and 2), every count or rate limit of the
 //! limit hypotheses in force (rule 3), and the borrow rules (rule 4).
 
-use rotor_engine::{Endpoint, Module, Policy};
+use rotor_engine::{Endpoint, Module};
 
-use crate::scenario::{Hypothesis, Rule, Scenario, Scope};
+use rotor_kaspi_model::{Hypothesis, Rule, Scope};
 
 /// The plan's rule for one proxy's use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,38 +130,4 @@ pub struct SafetyRules {
     /// Rule 1 as well: the per-IP rate the plan keeps beside its rest or window policy (under
     /// the rate policy it is part of [`LeaseRule::Rate`]).
     pub ip_rate: Option<RateRule>,
-}
-
-impl SafetyRules {
-    /// The rules a scenario states: its `[engine]` lease policy as the plan, its `[kaspi]`
-    /// hypotheses as the limits, its borrow rules, its `[invariants]`.
-    pub fn from_scenario(sc: &Scenario) -> Self {
-        let lease = match sc.engine.policy {
-            Policy::Rest(r) => LeaseRule::Rest { budget: r.budget.get(), rest_ms: r.rest.as_millis() },
-            Policy::Window(w) => LeaseRule::Window { limit: w.limit.get(), window_ms: w.window.as_millis() },
-            Policy::Rate(r) => {
-                // Kept with an extra per-IP rate, the stricter of the two is the plan.
-                let (interval, burst) = sc
-                    .engine
-                    .ip_rate
-                    .map_or((r.interval, r.burst), |x| (r.interval.max(x.interval), r.burst.min(x.burst)));
-                LeaseRule::Rate { interval_ms: interval.as_millis(), burst: burst.get() }
-            }
-        };
-        SafetyRules {
-            lease,
-            counted: sc.engine.ip_endpoints,
-            limits: sc.kaspi.hypotheses.iter().filter_map(LimitRule::from_hypothesis).collect(),
-            borrow: sc.engine.borrow.iter().map(|b| (b.borrower, b.lender)).collect(),
-            ip_window_ms: sc.invariants.ip_window.as_millis(),
-            ip_ceiling: sc.invariants.ip_limit,
-            ip_rate: match sc.engine.policy {
-                Policy::Rate(_) => None,
-                _ => sc
-                    .engine
-                    .ip_rate
-                    .map(|r| RateRule { interval_ms: r.interval.as_millis(), burst: r.burst.get() }),
-            },
-        }
-    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use rotor_engine::{FailReason, Module, OutcomeKind, UserId};
 
-use crate::scenario::FaultKind;
+use crate::fault::FaultKind;
 
 /// Every outcome kind, in declaration order.
 pub const OUTCOME_KINDS: [OutcomeKind; 7] = OutcomeKind::ALL;

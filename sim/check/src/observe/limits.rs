@@ -10,7 +10,7 @@ use rotor_kaspi_model::Instants;
 use rustc_hash::FxHashMap;
 
 use super::rules::{LimitKind, LimitRule};
-use crate::scenario::Scope;
+use rotor_kaspi_model::Scope;
 
 /// What one limit measured over the run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -126,7 +126,7 @@ impl LimitBook {
             Scope::IpEndpoint => ("ip+endpoint", "IP and endpoint"),
             Scope::Account => ("account", "account"),
         };
-        let fmt = crate::verdict::fmt_ms;
+        let fmt = crate::units::fmt_ms;
         let (measure, allowed) = match self.rule.kind {
             LimitKind::Sliding { limit, window_ms } => {
                 (format!("most requests per {per} in any {}", fmt(window_ms)), u64::from(limit) - 1)
