@@ -12,7 +12,6 @@ use crate::summary::PoolFigures;
 #[derive(Debug, Clone)]
 pub(crate) struct SimProxy {
     pub(crate) ip: u32,
-    pub(crate) subnet: u32,
     pub(crate) country: &'static str,
     pub(crate) dead: Option<DeathMode>,
     pub(crate) flaky: f64,
@@ -36,8 +35,7 @@ pub(crate) fn make_proxy(index: u32, pool: &PoolSpec) -> (ProxySpec, SimProxy) {
         egress_ip: std::net::Ipv4Addr::from(ip).into(),
         subnet: subnet_label(index, pool.subnet_size),
     };
-    let world =
-        SimProxy { ip, subnet: s, country: if kz { "kz" } else { "nl" }, dead: None, flaky: 0.0, slow_ms: 0 };
+    let world = SimProxy { ip, country: if kz { "kz" } else { "nl" }, dead: None, flaky: 0.0, slow_ms: 0 };
     (spec, world)
 }
 

@@ -50,10 +50,10 @@ impl Cause {
         Cause::FIXED.into_iter().any(|c| c.name(|_| "") == name)
     }
 
-    /// Whether the refusal lies outside the limits: a blocked IP or an expired session is
-    /// neither a 403 nor a 429 of a limit, and counts only as its fault's hits.
+    /// Whether the refusal lies outside the limits: a blocked IP, an expired session or a
+    /// server error is neither a 403 nor a 429 of a limit, and counts only as its fault's hits.
     pub fn outside_limits(self) -> bool {
-        matches!(self, Cause::BlockedIp | Cause::ExpiredSession)
+        matches!(self, Cause::BlockedIp | Cause::ExpiredSession | Cause::ServerError)
     }
 }
 

@@ -29,11 +29,14 @@
 //! - `instants`: the instants inside a trailing window, stored compactly ([`Instants`]).
 //! - `latency`: response-time distributions ([`Latency`]) and their seeded draws ([`Sampler`]).
 //! - `orders`: the order lifecycle's final statuses ([`ORDER_FINAL_STATUSES`]).
+//! - `gate`: everything in front of the endpoints, in Kaspi's order: bans, blocked IPs,
+//!   expired sessions, storms, server errors, then the limiters ([`Gate`]).
 //! - `cause`: why a request was refused ([`Cause`]), one name per cause for every world.
 //! - `refusals`: answers outside the limits: a blocked IP's 405 ([`blocked_ip`]) and an
 //!   expired cabinet session ([`ExpiredSession`]).
 
 mod cause;
+mod gate;
 mod hypothesis;
 mod instants;
 mod latency;
@@ -42,6 +45,7 @@ mod orders;
 mod refusals;
 
 pub use cause::Cause;
+pub use gate::{Answer, Arrival, FOREVER, Gate, Net, SERVER_ERROR_STATUS};
 pub use hypothesis::{
     BANNED_IP_BODY, Hypothesis, Observed, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope,
     community_hypotheses, measured_hypotheses, preset, seed_hypothesis,

@@ -46,7 +46,7 @@ fn respond(state: &Mutex<State>, req: &Request) -> Reply {
     let t_ms = st.now_ms();
     st.cause = None;
     let (endpoint, status, response) = route(&mut st, req, &ip, &path);
-    let cause = st.cause.take().map(|c| c.name(|i| st.limits.name(i)).to_owned());
+    let cause = st.cause.take().map(|c| st.gate.cause_name(c).to_owned());
     st.seen.push(Seen { t_ms, ip, endpoint, status, cause });
     st.served += 1;
     // Drawn latency is in the fake's scaled time; the wire gets it divided by the scale.
@@ -139,20 +139,25 @@ impl KaspiMock {
 
     /// Replaces the faults.
     pub fn set_faults(&self, faults: Faults) {
-        self.state().faults = faults;
+        self.state().set_faults(faults);
     }
 
     /// Bans one IP (every request from it gets 403): a proxy's "banned" mode.
     pub fn ban_ip(&self, ip: std::net::Ipv4Addr) {
         let mut st = self.state();
         if !st.faults.banned_ips.contains(&ip) {
-            st.faults.banned_ips.push(ip);
+            let mut faults = st.faults.clone();
+            faults.banned_ips.push(ip);
+            st.set_faults(faults);
         }
     }
 
     /// Lifts a ban set by [`KaspiMock::ban_ip`].
     pub fn unban_ip(&self, ip: std::net::Ipv4Addr) {
-        self.state().faults.banned_ips.retain(|b| *b != ip);
+        let mut st = self.state();
+        let mut faults = st.faults.clone();
+        faults.banned_ips.retain(|b| *b != ip);
+        st.set_faults(faults);
     }
 
     /// Sets (or adds) a competitor's price for a product, so repricing can be tested.

@@ -8,8 +8,8 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Endpoint, Secret};
-use rotor_kaspi_model::{Cause, ExpiredSession};
-use rotor_kaspi_model::{Hypothesis, Limits, Penalty, PenaltyStatus, Rule, Scope};
+use rotor_kaspi_model::{Answer, Arrival, Cause, ExpiredSession, FOREVER, Gate, Net};
+use rotor_kaspi_model::{Hypothesis, Penalty, PenaltyStatus, Rule, Scope};
 
 /// A merchant account: its cabinet session and Shop API token.
 #[derive(Debug, Clone)]
@@ -143,17 +143,6 @@ pub struct OwnOffer {
     pub available: bool,
 }
 
-impl Faults {
-    fn banned(&self, ip: &str) -> bool {
-        let Ok(ip) = ip.parse::<Ipv4Addr>() else { return false };
-        self.banned_ips.contains(&ip)
-            || self.banned_subnets.iter().any(|&(net, len)| {
-                let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) };
-                u32::from(ip) & mask == u32::from(net) & mask
-            })
-    }
-}
-
 /// The fake's configuration.
 #[derive(Debug, Clone)]
 pub struct KaspiConfig {
@@ -221,7 +210,8 @@ pub(crate) struct State {
     pub(crate) price_updates: Vec<PriceUpdate>,
     pub(crate) faults: Faults,
     pub(crate) seen: Vec<Seen>,
-    pub(crate) limits: Limits,
+    /// Kaspi's gate (`rotor_kaspi_model::Gate`), with `faults` in force.
+    pub(crate) gate: Gate,
     pub(crate) rng: ChaCha8Rng,
     /// Why the gate refused the request being answered (read and cleared by the router).
     pub(crate) cause: Option<Cause>,
@@ -255,7 +245,7 @@ impl State {
             catalogue.insert(id, offers);
         }
         let mut state = State {
-            limits: Limits::new(config.hypotheses.iter().cloned()),
+            gate: Gate::new(config.hypotheses.iter().cloned()),
             config,
             started: Instant::now(),
             epoch_ms_at_start,
@@ -319,49 +309,59 @@ impl State {
         self.config.merchants.iter().enumerate().find(|(_, m)| m.token.expose() == token)
     }
 
-    /// Faults and limits, before any endpoint logic: `Some` when the request is refused.
+    /// Replaces the faults in force, and the gate's with them.
+    pub(crate) fn set_faults(&mut self, faults: Faults) {
+        self.faults = faults;
+        let f = &self.faults;
+        let gate = &mut self.gate;
+        gate.clear_faults();
+        for &ip in &f.banned_ips {
+            gate.ban(Net::ip(u32::from(ip)), 0, FOREVER);
+        }
+        for &(net, prefix) in &f.banned_subnets {
+            gate.ban(Net { base: u32::from(net), prefix }, 0, FOREVER);
+        }
+        for &ip in &f.blocked_ips {
+            gate.block_ip(u32::from(ip), 0);
+        }
+        for (uid, how) in &f.expired_sessions {
+            if let Some(user) = self.config.merchants.iter().position(|m| &m.uid == uid) {
+                gate.expire_session(user as u32, 0, *how);
+            }
+        }
+        if f.storm_share > 0.0 {
+            gate.storm(0, FOREVER, f.storm_share);
+        }
+        if f.server_error_share > 0.0 {
+            gate.server_errors(0, FOREVER, f.server_error_share);
+        }
+    }
+
+    /// Kaspi's gate, before any endpoint logic: `Some` when the request is refused, with why
+    /// kept in `cause`.
     pub(crate) fn gate(&mut self, ip: &str, account: Option<usize>, endpoint: Endpoint) -> Option<Refusal> {
-        if self.faults.banned(ip) {
-            self.cause = Some(Cause::SubnetBan);
-            // A banned IP meets a firewall page, whatever the endpoint: the answer table reads
-            // it as an IP ban, never as the seller's credentials.
-            return Some(Refusal { body: rotor_kaspi_model::BANNED_IP_BODY, ..Refusal::status(403) });
-        }
-        if let Some(blocked) = rotor_kaspi_model::blocked_ip(endpoint)
-            && ip.parse::<Ipv4Addr>().is_ok_and(|ip| self.faults.blocked_ips.contains(&ip))
-        {
-            self.cause = Some(Cause::BlockedIp);
-            return Some(Refusal::reply(blocked));
-        }
-        let uid = account.map(|a| self.config.merchants[a].uid.as_str());
-        if let Some(way) =
-            self.faults.expired_sessions.iter().find(|(m, _)| Some(m.as_str()) == uid).map(|e| e.1)
-            && let Some(answer) = way.reply(endpoint)
-        {
-            self.cause = Some(Cause::ExpiredSession);
-            return Some(Refusal::reply(answer));
-        }
-        if self.faults.storm_share > 0.0 && self.rng.random::<f64>() < self.faults.storm_share {
-            self.cause = Some(Cause::Storm);
-            return Some(Refusal::status(429));
-        }
-        if self.faults.server_error_share > 0.0 && self.rng.random::<f64>() < self.faults.server_error_share {
-            self.cause = Some(Cause::ServerError);
-            return Some(Refusal::status(503));
-        }
-        let t = self.now_ms();
-        let ip_num = ip.parse::<Ipv4Addr>().map_or(0, u32::from);
-        let user = account.map_or(u32::MAX, |a| a as u32);
-        match self.limits.admit(ip_num, user, endpoint, t, "kz") {
-            Ok(()) => None,
-            Err(r) => {
-                self.cause = Some(Cause::Limiter(r.limiter));
-                let (status, timeout) = match r.penalty.status {
+        let arrival = Arrival {
+            t: self.now_ms(),
+            ip: ip.parse::<Ipv4Addr>().map_or(0, u32::from),
+            country: "kz",
+            user: account.map_or(u32::MAX, |a| a as u32),
+            endpoint,
+        };
+        let rng = &mut self.rng;
+        match self.gate.answer(&arrival, || rng.random::<f64>()) {
+            Answer::Ok => None,
+            Answer::Refusal { reply, cause } => {
+                self.cause = Some(cause);
+                Some(Refusal::reply(reply))
+            }
+            Answer::Refused { status, body, cause, retry_after, .. } => {
+                self.cause = Some(cause);
+                let (status, timeout) = match status {
                     PenaltyStatus::TooManyRequests => (429, false),
                     PenaltyStatus::Forbidden => (403, false),
                     PenaltyStatus::Timeout => (0, true),
                 };
-                Some(Refusal { status, timeout, retry_after: r.penalty.retry_after, body: r.penalty.body })
+                Some(Refusal { status, timeout, retry_after, body })
             }
         }
     }
@@ -378,10 +378,6 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
-    fn status(status: u16) -> Self {
-        Refusal { status, timeout: false, retry_after: None, body: rotor_kaspi_model::PenaltyBody::Json }
-    }
-
     /// The refusal that gives `reply` (a refusal of `rotor_kaspi_model`'s).
     fn reply(reply: rotor_engine::Reply) -> Self {
         use rotor_kaspi_model::PenaltyBody;

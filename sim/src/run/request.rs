@@ -139,16 +139,9 @@ impl Sim<'_, '_> {
             self.obs.observe(self.now, Observation::FaultHit(FaultKind::Slow));
         }
         let latency = self.latency.sample(rng) + proxy.slow_ms;
-        let arrival = Arrival {
-            t: self.now + path,
-            ip: proxy.ip,
-            subnet: proxy.subnet,
-            country: proxy.country,
-            user,
-            endpoint,
-        };
+        let arrival = Arrival { t: self.now + path, ip: proxy.ip, country: proxy.country, user, endpoint };
         self.obs.observe(arrival.t, Observation::Arrived { proxy: p, account: Some(user), endpoint });
-        let answer = self.kaspi.answer(&arrival, rng);
+        let answer = self.kaspi.answer(&arrival, || rng.random::<f64>());
         let (outcome, status) = match answer {
             Answer::Ok if latency > timeout => return failure(ProxyFailure::Timeout, "timeout", timeout),
             Answer::Ok => return Pending { outcome: Outcome::Ok, status: "200", latency_ms: latency },
@@ -169,12 +162,11 @@ impl Sim<'_, '_> {
                 };
             }
             Answer::Refused { status, body, cause, retry_after, ban_started } => {
-                let kaspi = &self.kaspi;
                 let refused = Observation::Refused {
                     proxy: p,
                     status: status.code(),
                     cause,
-                    cause_name: cause.name(|i| kaspi.hypothesis_name(i)),
+                    cause_name: self.kaspi.cause_name(cause),
                     ban_started,
                 };
                 self.obs.observe(self.now, refused);
@@ -182,7 +174,10 @@ impl Sim<'_, '_> {
                     return failure(ProxyFailure::Timeout, "timeout", timeout);
                 };
                 // The answer table reads the model's answer as live mode reads Kaspi's.
-                (sc.answers.classify(endpoint, &Reply { status: code, body, retry_after }), code)
+                (
+                    sc.answers.classify(endpoint, &Reply { status: code, body: body.shape(), retry_after }),
+                    code,
+                )
             }
         };
         let label = if status == 429 { "429" } else { "403" };

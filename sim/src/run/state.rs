@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rotor_engine::{Endpoint, Engine, Event, LaneKey, Outcome, ProxyId, Ticket, WaitReason};
 use rustc_hash::FxHashMap;
 
-use crate::kaspi::{Kaspi, Sampler};
+use crate::kaspi::{Gate, Sampler};
 use crate::observe::{Observation, Observer};
 use crate::queue::Queue;
 use crate::rng::{Stream, stream};
@@ -182,7 +182,7 @@ pub(super) struct Sim<'s, 'o> {
     pub(super) dead: Vec<bool>,
     pub(super) replace_wanted: Vec<LaneKey>,
     pub(super) waiting_users: VecDeque<u32>,
-    pub(super) kaspi: Kaspi,
+    pub(super) kaspi: Gate,
     pub(super) latency: Sampler,
     pub(super) provider: Provider,
     pub(super) fault_rng: ChaCha8Rng,
@@ -199,11 +199,7 @@ impl<'s, 'o> Sim<'s, 'o> {
         timeline_user: Option<u32>,
     ) -> Result<Self, SimError> {
         let engine = Engine::new(sc.engine.clone())?;
-        let subnet_size = sc.pool.subnet_size;
-        let kaspi = Kaspi::new(sc, |label| {
-            (0..sc.pool.initial.div_ceil(subnet_size))
-                .find(|&s| crate::scenario::subnet_label(s * subnet_size, subnet_size) == label)
-        });
+        let kaspi = crate::kaspi::gate(sc);
         let trace = trace.map(TraceWriter::new);
         Ok(Sim {
             sc,
