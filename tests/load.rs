@@ -220,16 +220,39 @@ latency = { kind = "lognormal", median = "150ms", p99 = "800ms" }
 #[test]
 fn unplayable_scenarios_and_flags_are_refused_with_exit_2() {
     let dir = scratch("bad");
-    let flaky = dir.join("flaky.toml");
+    let broke = dir.join("broke.toml");
     std::fs::write(
-        &flaky,
-        "seed = 1\nduration = \"10m\"\n[users]\ncount = 1\nskus = 10\n[[fault]]\nkind = \"flaky\"\nat = \"1m\"\nerror_rate = 0.5\ncount = 1\n",
+        &broke,
+        "seed = 1\nduration = \"10m\"\n[users]\ncount = 1\nskus = 10\n[[fault]]\nkind = \"provider_out_of_money\"\nat = \"1m\"\n",
     )
     .unwrap();
-    let out = rotor(&["load", &flaky.to_string_lossy(), "--time-scale", "200"]);
+    let out = rotor(&["load", &broke.to_string_lossy(), "--time-scale", "200"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("fault `flaky` is not played by rotor load; valid: storm_429"), "{err}");
+    assert!(
+        err.contains("fault `provider_out_of_money` is not played by rotor load; valid: storm_429"),
+        "{err}"
+    );
+    // A shipped scenario that cannot run over sockets says why in its file, and that is the
+    // message; every other shipped scenario is accepted.
+    let out = rotor(&["load", &scenario("churn.toml"), "--time-scale", "200"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("rotor load does not play this scenario: users join and expire"));
+    let mut unplayable = Vec::new();
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let sc = rotor_sim::scenario::Scenario::parse(&name, &path.to_string_lossy(), &text).unwrap();
+        match rotor::load::world::check_supported(&sc) {
+            Ok(()) => assert!(sc.load_unplayable.is_none()),
+            Err(e) => {
+                assert!(sc.load_unplayable.is_some(), "{name}: refused without a reason in the file: {e}");
+                unplayable.push(name);
+            }
+        }
+    }
+    assert_eq!(unplayable, ["churn"], "the list of scenarios rotor load cannot play stays short");
     let out = rotor(&["load", &scenario("load-small.toml"), "--time-scale", "0.5"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--time-scale 0.5: valid: a number from 1 to 100000"));
@@ -237,17 +260,19 @@ fn unplayable_scenarios_and_flags_are_refused_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// A `slow` fault played over loopback is counted (`fault:slow`) from what the proxies held back,
-/// so a scenario that requires it passes under `rotor load` as under `rotor sim`.
+/// A `slow` and a `flaky` fault played over loopback are counted (`fault:slow`, `fault:flaky`)
+/// from what the proxies held back or failed, so a scenario that requires them passes under
+/// `rotor load` as under `rotor sim`.
 #[test]
-fn slowed_proxies_are_counted_as_the_fault_did() {
+fn slowed_and_flaky_proxies_are_counted_as_the_faults_did() {
     let dir = scratch("slow");
     let base = std::fs::read_to_string(scenario("load-small.toml")).unwrap();
     let cut = base.find("[[fault]]").unwrap();
     let file = dir.join("slow.toml");
     let text_of = format!(
         "{}[[fault]]\nkind = \"slow\"\nat = \"5m\"\nextra_latency = \"1s\"\ncount = 24\n\n\
-         [expect.events]\n\"fault:slow\" = 1\n",
+         [[fault]]\nkind = \"flaky\"\nat = \"5m\"\nerror_rate = 0.1\ncount = 6\n\n\
+         [expect.events]\n\"fault:slow\" = 1\n\"fault:flaky\" = 1\n",
         base[..cut].replace("duration = \"1h\"", "duration = \"15m\"")
     );
     std::fs::write(&file, text_of).unwrap();
@@ -260,6 +285,10 @@ fn slowed_proxies_are_counted_as_the_fault_did() {
     let attempts = summary["attempts"].as_u64().unwrap();
     // Every proxy is slowed from 5 minutes of 15 on: most attempts, never more than all of them.
     assert!(slowed * 2 > attempts && slowed <= attempts, "{slowed} slowed of {attempts}");
+    // A tenth of six proxies' requests fail with a 502: each such answer is a proxy failure.
+    let flaky = summary["events"]["fault:flaky"].as_u64().unwrap();
+    let failures = summary["outcomes"]["proxy_failure"].as_u64().unwrap_or(0);
+    assert!(flaky > 0 && flaky <= failures && flaky * 5 < attempts, "{flaky} flaky, {failures} failures");
 }
 
 /// --max-requests ends a run early; what was cut off is counted as unfinished, not lost.

@@ -32,6 +32,9 @@ pub enum ProxyMode {
     AuthRequired,
     /// Forwards after this added delay.
     Slow(Duration),
+    /// Answers 502 Bad Gateway to this many requests in a million, on a draw of its own
+    /// (seeded by its egress address), and forwards the rest.
+    Flaky(u32),
 }
 
 /// A running loopback forward proxy. Dropping it stops it.
@@ -42,6 +45,7 @@ pub struct ForwardProxy {
     task: JoinHandle<()>,
     login: Login,
     slowed: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
 }
 
 /// The credentials a proxy demands, shared with whoever may change them (the Proxy6 fake sets
@@ -58,6 +62,10 @@ struct Config {
     hook: Option<HeadHook>,
     /// Requests held back by [`ProxyMode::Slow`].
     slowed: Arc<AtomicU64>,
+    /// Requests answered 502 by [`ProxyMode::Flaky`].
+    failed: Arc<AtomicU64>,
+    /// Requests read, numbering the flaky draws.
+    seen: AtomicU64,
 }
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -86,15 +94,18 @@ impl ForwardProxy {
         let addr = listener.local_addr()?;
         let (tx, rx) = watch::channel(ProxyMode::Alive);
         let slowed = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
         let config = Arc::new(Config {
             egress,
             login: Arc::new(std::sync::Mutex::new(login)),
             hook,
             slowed: Arc::clone(&slowed),
+            failed: Arc::clone(&failed),
+            seen: AtomicU64::new(0),
         });
         let login = Arc::clone(&config.login);
         let task = tokio::spawn(accept_loop(listener, addr, rx, config));
-        Ok(ForwardProxy { addr, egress, mode: tx, task, login, slowed })
+        Ok(ForwardProxy { addr, egress, mode: tx, task, login, slowed, failed })
     }
 
     /// The proxy's URL, such as `http://127.0.0.1:40123`.
@@ -115,6 +126,11 @@ impl ForwardProxy {
     /// How many requests it has held back in [`ProxyMode::Slow`] (what a `slow` fault did).
     pub fn slowed(&self) -> u64 {
         self.slowed.load(Ordering::Relaxed)
+    }
+
+    /// How many requests it has answered 502 in [`ProxyMode::Flaky`] (what a `flaky` fault did).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
     }
 
     /// The port it listens on.
@@ -188,6 +204,52 @@ async fn respond(stream: &mut TcpStream, status: &str, extra: &str) {
     );
     let _ = stream.write_all(msg.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+/// What the proxy's `mode` does to a request before it is forwarded: false when the fault
+/// answered it or dropped the connection (nothing is forwarded), true when it goes on.
+async fn fault(client: &mut TcpStream, mode: ProxyMode, config: &Config) -> bool {
+    match mode {
+        ProxyMode::AuthRequired => {
+            respond(
+                client,
+                "407 Proxy Authentication Required",
+                "Proxy-Authenticate: Basic realm=\"rotor-mock\"\r\n",
+            )
+            .await;
+            false
+        }
+        ProxyMode::Timeout => {
+            tokio::time::sleep(HOLD).await;
+            false
+        }
+        // The port closed after this connection opened: the connection goes too.
+        ProxyMode::Refused => false,
+        ProxyMode::Slow(d) => {
+            config.slowed.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(d).await;
+            true
+        }
+        ProxyMode::Flaky(per_million) => {
+            let n = config.seen.fetch_add(1, Ordering::Relaxed);
+            if draw_per_million(config.egress, n) < per_million {
+                config.failed.fetch_add(1, Ordering::Relaxed);
+                respond(client, "502 Bad Gateway", "").await;
+                return false;
+            }
+            true
+        }
+        ProxyMode::Alive => true,
+    }
+}
+
+/// The `n`-th draw of the proxy egressing from `egress`, uniform in 0..1,000,000 (SplitMix64):
+/// the same proxy fails the same requests run after run.
+fn draw_per_million(egress: Ipv4Addr, n: u64) -> u32 {
+    let mut z = (u64::from(u32::from(egress)) << 32 ^ n).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((z ^ (z >> 31)) % 1_000_000) as u32
 }
 
 /// Reads up to the end of a message head from `stream`, starting with the bytes already in
@@ -306,26 +368,8 @@ async fn serve(mut client: TcpStream, mode: watch::Receiver<ProxyMode>, config: 
             hook(&headers);
         }
         let current = *mode.borrow();
-        match current {
-            ProxyMode::AuthRequired => {
-                return respond(
-                    &mut client,
-                    "407 Proxy Authentication Required",
-                    "Proxy-Authenticate: Basic realm=\"rotor-mock\"\r\n",
-                )
-                .await;
-            }
-            ProxyMode::Timeout => {
-                tokio::time::sleep(HOLD).await;
-                return;
-            }
-            // The port closed after this connection opened: the connection goes too.
-            ProxyMode::Refused => return,
-            ProxyMode::Slow(d) => {
-                config.slowed.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(d).await;
-            }
-            ProxyMode::Alive => {}
+        if !fault(&mut client, current, &config).await {
+            return;
         }
         let login = config.login.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         if !authorized(&headers, login.as_ref()) {

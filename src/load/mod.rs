@@ -339,9 +339,12 @@ fn finish(
             Observation::Refused { proxy, status, cause, cause_name: name, ban_started: false },
         );
     }
-    // The requests the proxies held back for a `slow` fault, as they counted them.
-    for _ in 0..arrivals.slowed {
-        obs.observe(end_ms, Observation::FaultHit(FaultKind::Slow));
+    // The requests the proxies held back for a `slow` fault, or failed for a `flaky` one, as
+    // they counted them.
+    for (kind, n) in [(FaultKind::Slow, arrivals.slowed), (FaultKind::Flaky, arrivals.failed)] {
+        for _ in 0..n {
+            obs.observe(end_ms, Observation::FaultHit(kind));
+        }
     }
     let n = sc.pool.initial;
     let pool = PoolFigures {

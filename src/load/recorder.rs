@@ -183,7 +183,9 @@ impl Tap for Recorder {
             latency_ms: t_done - t_sent.min(t_done),
         };
         g.obs.observe(t_done, answered);
-        if self.deaths && outcome.kind() == rotor_engine::OutcomeKind::ProxyFailure {
+        // A flaky proxy's 502 is counted by the proxies themselves (`Arrivals::failed`).
+        let died = matches!(outcome, Outcome::ProxyFailure(f) if f != rotor_engine::ProxyFailure::BadGateway);
+        if self.deaths && died {
             g.obs.observe(t_done, Observation::FaultHit(FaultKind::ProxyDeath));
         }
         let record = |h: &mut Histogram<u64>| {

@@ -43,17 +43,18 @@ pub(crate) fn login(index: u32) -> (String, Secret) {
 
 /// Which scenario features a load run plays; the rest are refused with this list.
 pub fn check_supported(sc: &Scenario) -> Result<(), LoadError> {
+    if let Some(why) = &sc.load_unplayable {
+        return Err(LoadError::Input(format!("{}: rotor load does not play this scenario: {why}", sc.name)));
+    }
     for f in &sc.faults {
         let name = match f {
-            Fault::Flaky { .. } => "flaky",
             Fault::ProviderOutOfStock { .. } => "provider_out_of_stock",
             Fault::ProviderOutOfMoney { .. } => "provider_out_of_money",
             _ => continue,
         };
         return Err(LoadError::Input(format!(
-            "{}: fault `{name}` is not played by rotor load; valid: storm_429, proxy_death, slow, subnet_ban, \
-             blocked_ip, expired_session \
-             (the loopback proxies cannot fail a share of requests, and no provider is faked)",
+            "{}: fault `{name}` is not played by rotor load; valid: storm_429, proxy_death, flaky, slow, \
+             subnet_ban, blocked_ip, expired_session (no provider is faked)",
             sc.name
         )));
     }
@@ -121,6 +122,8 @@ pub enum ModeDesc {
     Auth,
     /// Forwards after this many real milliseconds.
     Slow(f64),
+    /// Answers 502 to this many requests in a million.
+    Flaky(u32),
 }
 
 /// A change the harness makes to the world while it plays the scenario's faults.
@@ -164,6 +167,9 @@ pub struct Arrivals {
     /// Requests the proxies held back for a `slow` fault (`fault:slow`).
     #[serde(default)]
     pub slowed: u64,
+    /// Requests the proxies answered 502 for a `flaky` fault (`fault:flaky`).
+    #[serde(default)]
+    pub failed: u64,
 }
 
 /// The fake Kaspi and the proxies, in this process.
@@ -249,6 +255,7 @@ impl World {
                     ModeDesc::Timeout => ProxyMode::Timeout,
                     ModeDesc::Auth => ProxyMode::AuthRequired,
                     ModeDesc::Slow(ms) => ProxyMode::Slow(std::time::Duration::from_secs_f64(ms / 1_000.0)),
+                    ModeDesc::Flaky(per_million) => ProxyMode::Flaky(per_million),
                 });
             }
         }
@@ -269,7 +276,8 @@ impl World {
             })
             .collect();
         let slowed = self.proxies.iter().map(ForwardProxy::slowed).sum();
-        Arrivals { seen, wire_us: self.timer.quantiles_us(), slowed }
+        let failed = self.proxies.iter().map(ForwardProxy::failed).sum();
+        Arrivals { seen, wire_us: self.timer.quantiles_us(), slowed, failed }
     }
 }
 
@@ -380,6 +388,7 @@ pub(crate) async fn play_faults(
                 }
             }
             Fault::ProxyDeath { at, .. }
+            | Fault::Flaky { at, .. }
             | Fault::Slow { at, .. }
             | Fault::BlockedIp { at, .. }
             | Fault::ExpiredSession { at, .. } => steps.push((at.as_millis(), i, false)),
@@ -410,6 +419,12 @@ pub(crate) async fn play_faults(
                 };
                 for p in targets(&driver, *target, sc.pool.initial, &mut rng) {
                     ops.push(FaultOp::Mode(p.0, mode));
+                }
+            }
+            Fault::Flaky { error_rate, target, .. } => {
+                let per_million = (error_rate * 1_000_000.0).round() as u32;
+                for p in targets(&driver, *target, sc.pool.initial, &mut rng) {
+                    ops.push(FaultOp::Mode(p.0, ModeDesc::Flaky(per_million)));
                 }
             }
             Fault::Slow { extra, target, .. } => {

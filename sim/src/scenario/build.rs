@@ -104,6 +104,7 @@ pub(super) fn build(cx: &Ctx<'_>, name: &str, raw: &RawScenario) -> Result<Scena
         expect_events,
         must_fail: Vec::new(),
         sweep,
+        load_unplayable: raw.load.as_ref().map(|l| l.unplayable.clone()),
     };
     scenario.must_fail = stated_failures(cx, &raw.expect.must_fail, &scenario.check_ids())?;
     Ok(scenario)

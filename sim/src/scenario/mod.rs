@@ -74,6 +74,9 @@ pub struct Scenario {
     pub must_fail: Vec<String>,
     /// The grid `rotor sweep` runs, if the file has a `[sweep]` table.
     pub sweep: Option<SweepSpec>,
+    /// `[load] unplayable`: why `rotor load` cannot play this scenario over sockets, if it
+    /// cannot (it says so and exits 2).
+    pub load_unplayable: Option<String>,
 }
 
 /// A `[sweep]` table: each list is one axis of the grid; an absent axis keeps the scenario's value.

@@ -84,6 +84,14 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub(crate) expect: RawExpect,
     pub(crate) sweep: Option<Spanned<RawSweep>>,
+    pub(crate) load: Option<RawLoad>,
+}
+
+/// The `[load]` table: why `rotor load` cannot play the scenario, when it cannot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLoad {
+    pub(crate) unplayable: String,
 }
 
 /// The `[expect]` table: `metric = threshold` lines, besides an `events` table of things that
