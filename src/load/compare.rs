@@ -17,8 +17,8 @@
 //!   16 s of scenario time at K = 200, in every module at once.
 
 use super::perf::Quantiles;
+use rotor_check::summary::{RunReport, Summary};
 use rotor_sim::scenario::Scenario;
-use rotor_sim::summary::{RunReport, Summary};
 use std::fmt::Write as _;
 
 /// How a figure is judged.

@@ -21,13 +21,13 @@ pub mod world;
 
 use std::sync::Arc;
 
+use rotor_check::fault::FaultKind;
+use rotor_check::observe::Observation;
+use rotor_check::summary::{PoolFigures, RunReport, build_report};
 use rotor_engine::ProxyId;
 use rotor_engine::{Duration, Engine, Instant, Module, ProxySpec, UserId};
 use rotor_kaspi_model::Cause;
-use rotor_sim::observe::Observation;
-use rotor_sim::scenario::FaultKind;
 use rotor_sim::scenario::Scenario;
-use rotor_sim::summary::{PoolFigures, RunReport, build_report};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -360,7 +360,7 @@ fn finish(
         users_waiting: waiting,
     };
     let steps = inner.obs.attempts();
-    Ok(build_report(sc, end_ms, steps, inner.obs, pool))
+    Ok(build_report(sc.run_info(), end_ms, steps, inner.obs, pool))
 }
 
 /// An attached world must be the one this run needs, and unused.

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
+use rotor_check::fault::FaultKind;
+use rotor_check::observe::{Failure, Observation, Observer, SafetyRules};
 use rotor_engine::{Endpoint, Event, Instant, Module, Outcome, ProxyId};
-use rotor_sim::observe::{Failure, Observation, Observer, SafetyRules};
-use rotor_sim::scenario::FaultKind;
 
 use rotor_live::driver::{Sent, Tap};
 

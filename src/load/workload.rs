@@ -8,17 +8,17 @@ use std::sync::Arc;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rotor_check::observe::CycleRecord;
 use rotor_engine::{Endpoint, LaneKey, Module};
-use rotor_sim::observe::CycleRecord;
 use rotor_sim::scenario::Scenario;
 use tokio::task::JoinSet;
 
 use super::recorder::Recorder;
+use rotor_check::observe::{Failure, Observation};
 use rotor_live::clock;
 use rotor_live::config::KaspiUrls;
 use rotor_live::driver::{CallError, Driver};
 use rotor_live::kaspi::{self, Account, ApiError, ListedOrder};
-use rotor_sim::observe::{Failure, Observation};
 
 /// What every workload task shares.
 pub(crate) struct Ctx {
