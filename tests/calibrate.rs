@@ -93,8 +93,9 @@ fn within(x: f64, truth: f64, share: f64) -> bool {
     (x - truth).abs() <= share * truth
 }
 
+/// A written duration (`"10s"`, `"30m"`) in seconds.
 fn seconds(s: &str) -> f64 {
-    s.trim_end_matches('s').parse().unwrap()
+    s.parse::<Duration>().unwrap().as_millis() as f64 / 1000.0
 }
 
 /// 12 requests per second per IP, then a 403 and a 10 s ban; no count limit. At K = 20.

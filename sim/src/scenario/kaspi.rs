@@ -3,15 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use rotor_engine::{Duration, Endpoint};
+use rotor_engine::Duration;
 
 use super::ScenarioError;
-use super::raw::{
-    RawBody, RawEndpoints, RawLatency, RawLimiter, RawLimiterKind, RawScenario, RawScope, RawStatus,
-};
-use rotor_kaspi_model::{
-    Hypothesis, Latency, Observed, PRESETS, Penalty, PenaltyBody, PenaltyStatus, Rule, Scope, seed_hypothesis,
-};
+use super::raw::{LimiterTable, RawLatency, RawScenario};
+use rotor_kaspi_model::{Hypothesis, Latency, PRESETS, seed_hypothesis};
 
 use super::{Ctx, KaspiSpec};
 
@@ -69,124 +65,7 @@ pub(super) fn kaspi_spec(cx: &Ctx<'_>, raw: &RawScenario) -> Result<KaspiSpec, S
     })
 }
 
-pub(super) fn hypothesis(cx: &Ctx<'_>, l: &toml::Spanned<RawLimiter>) -> Result<Hypothesis, ScenarioError> {
-    let r = l.get_ref();
-    let span = l.span();
-    let needs = |what: &str| cx.err(span.clone(), format!("limiter `{}` of kind {what}", r.name));
-    let observed = observed(cx, r)?;
-    let rule = match r.kind {
-        RawLimiterKind::SlidingWindow | RawLimiterKind::FixedWindow => {
-            let limit = r.limit.ok_or_else(|| needs("sliding_window/fixed_window needs `limit`"))?.get();
-            let window = r.window.ok_or_else(|| needs("sliding_window/fixed_window needs `window`"))?.0;
-            if window == Duration::ZERO {
-                return Err(needs("sliding_window/fixed_window needs a `window` longer than 0 ms"));
-            }
-            if r.kind == RawLimiterKind::SlidingWindow {
-                Rule::SlidingWindow { limit, window }
-            } else {
-                Rule::FixedWindow { limit, window }
-            }
-        }
-        RawLimiterKind::Rate => {
-            let per_s = r.rate_per_s.ok_or_else(|| needs("rate needs `rate_per_s`"))?.0;
-            let burst = r.burst.map_or_else(|| (per_s.ceil() as u32).max(1), std::num::NonZeroU32::get);
-            Rule::Rate { per_s, burst }
-        }
-
-        RawLimiterKind::Geo => {
-            let allow = r.allow_countries.clone().ok_or_else(|| needs("geo needs `allow_countries`"))?;
-            Rule::Geo { allow: allow.into_iter().map(|c| c.to_lowercase()).collect() }
-        }
-    };
-    let mut endpoints = [false; Endpoint::ALL.len()];
-    match &r.endpoints {
-        None => endpoints = [true; Endpoint::ALL.len()],
-        Some(list) => {
-            let RawEndpoints(names) = list.get_ref();
-            if names.is_empty() {
-                return Err(
-                    cx.err(list.span(), "the list of endpoints is empty; give \"all\" or at least one name")
-                );
-            }
-            for name in names {
-                if name == "all" {
-                    endpoints = [true; Endpoint::ALL.len()];
-                } else {
-                    let e = name
-                        .parse::<Endpoint>()
-                        .map_err(|e| cx.err(list.span(), format!("{e}, or \"all\"")))?;
-                    endpoints[e.index()] = true;
-                }
-            }
-        }
-    }
-    let status = match r.penalty.status.get_ref() {
-        RawStatus::Code(429) => PenaltyStatus::TooManyRequests,
-        RawStatus::Code(403) => PenaltyStatus::Forbidden,
-        RawStatus::Word(w) if w == "timeout" => PenaltyStatus::Timeout,
-        other => {
-            let shown = match other {
-                RawStatus::Code(c) => c.to_string(),
-                RawStatus::Word(w) => format!("\"{w}\""),
-            };
-            return Err(cx.err(
-                r.penalty.status.span(),
-                format!("penalty status {shown} is not modelled; valid: 429, 403, \"timeout\""),
-            ));
-        }
-    };
-    Ok(Hypothesis {
-        name: r.name.clone(),
-        scope: r.scope.map_or(Scope::Ip, |s| match s {
-            RawScope::Ip => Scope::Ip,
-            RawScope::Account => Scope::Account,
-            RawScope::IpEndpoint => Scope::IpEndpoint,
-        }),
-        rule,
-        endpoints,
-        penalty: Penalty {
-            status,
-            ban: r.penalty.ban.map(|s| s.0),
-            extend: r.penalty.extend,
-            retry_after: r.penalty.retry_after.map(|s| s.0),
-            body: match r.penalty.body {
-                Some(RawBody::Empty) => PenaltyBody::Empty,
-                Some(RawBody::Html) => PenaltyBody::Html,
-                None | Some(RawBody::Json) => PenaltyBody::Json,
-            },
-        },
-        observed,
-    })
-}
-
-/// A rate limiter's observed figures: both or neither, the safe one below the refused one, and
-/// the modelled rate between them.
-fn observed(cx: &Ctx<'_>, r: &RawLimiter) -> Result<Option<Observed>, ScenarioError> {
-    let (safe, banned) = match (&r.safe_per_s, &r.banned_per_s) {
-        (None, None) => return Ok(None),
-        (Some(s), Some(b)) => (s, b),
-        (Some(one), None) | (None, Some(one)) => {
-            return Err(cx.err(
-                one.span(),
-                format!("limiter `{}`: give both `safe_per_s` and `banned_per_s` (what a measurement saw), or neither", r.name),
-            ));
-        }
-    };
-    let (s, b) = (safe.get_ref().0, banned.get_ref().0);
-    let Some(per_s) = r.rate_per_s.filter(|_| r.kind == RawLimiterKind::Rate).map(|x| x.0) else {
-        return Err(cx.err(
-            safe.span(),
-            format!("limiter `{}`: `safe_per_s` and `banned_per_s` belong to a limiter of kind rate", r.name),
-        ));
-    };
-    if !(s <= per_s && per_s <= b && s < b) {
-        return Err(cx.err(
-            safe.span(),
-            format!(
-                "limiter `{}`: safe_per_s {s}, rate_per_s {per_s}, banned_per_s {b}; valid: safe_per_s <= rate_per_s <= banned_per_s, safe below banned",
-                r.name
-            ),
-        ));
-    }
-    Ok(Some(Observed { safe_per_s: s, banned_per_s: b }))
+/// The table's hypothesis; a fault is placed at the offending value, or at the table.
+pub(super) fn hypothesis(cx: &Ctx<'_>, l: &toml::Spanned<LimiterTable>) -> Result<Hypothesis, ScenarioError> {
+    l.get_ref().hypothesis().map_err(|e| cx.err(e.at.unwrap_or_else(|| l.span()), e.message))
 }

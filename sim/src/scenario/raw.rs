@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, de};
 use toml::Spanned;
 
 use super::value::{CountsUpTo, Span, Threshold, Up};
+pub(crate) use rotor_kaspi_model::file::{LimiterTable, Rate};
 
 /// The most SKUs per user, orders per poll or pages per sync a scenario may ask for.
 pub(crate) const MAX_PER_CYCLE: u32 = 100_000;
@@ -40,21 +41,6 @@ impl<'de> Deserialize<'de> for Share {
             Ok(Share(x))
         } else {
             Err(de::Error::custom(format!("{x} is not a share; valid: 0.0 to 1.0")))
-        }
-    }
-}
-
-/// A positive, finite rate.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Rate(pub(crate) f64);
-
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let x = f64::deserialize(d)?;
-        if x.is_finite() && x > 0.0 {
-            Ok(Rate(x))
-        } else {
-            Err(de::Error::custom(format!("{x} is not a rate; valid: a number above 0")))
         }
     }
 }
@@ -382,7 +368,7 @@ pub(crate) struct RawKaspi {
     pub(crate) timeout: Option<Span>,
     pub(crate) preset: Option<Spanned<String>>,
     #[serde(default)]
-    pub(crate) limiter: Vec<Spanned<RawLimiter>>,
+    pub(crate) limiter: Vec<Spanned<LimiterTable>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -391,50 +377,6 @@ pub(crate) enum RawLatency {
     Fixed { value: Span },
     Uniform { min: Span, max: Span },
     Lognormal { median: Span, p99: Span },
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum RawScope {
-    Ip,
-    Account,
-    IpEndpoint,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum RawLimiterKind {
-    SlidingWindow,
-    FixedWindow,
-    Rate,
-    Geo,
-}
-
-/// `"all"`, one endpoint name, or a list of names.
-#[derive(Debug)]
-pub(crate) struct RawEndpoints(pub(crate) Vec<String>);
-
-impl<'de> Deserialize<'de> for RawEndpoints {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = RawEndpoints;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("\"all\", an endpoint name, or a list of endpoint names")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEndpoints, E> {
-                Ok(RawEndpoints(vec![v.to_owned()]))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawEndpoints, A::Error> {
-                let mut out = Vec::new();
-                while let Some(name) = seq.next_element::<String>()? {
-                    out.push(name);
-                }
-                Ok(RawEndpoints(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -475,43 +417,6 @@ impl OneOrMany {
             OneOrMany::Many(v) => v.clone(),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawPenalty {
-    pub(crate) status: Spanned<RawStatus>,
-    pub(crate) ban: Option<Span>,
-    #[serde(default)]
-    pub(crate) extend: bool,
-    pub(crate) retry_after: Option<Span>,
-    pub(crate) body: Option<RawBody>,
-}
-
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum RawBody {
-    Empty,
-    Html,
-    Json,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawLimiter {
-    pub(crate) name: String,
-    pub(crate) scope: Option<RawScope>,
-    pub(crate) kind: RawLimiterKind,
-    pub(crate) limit: Option<NonZeroU32>,
-    pub(crate) window: Option<Span>,
-    pub(crate) rate_per_s: Option<Rate>,
-    pub(crate) burst: Option<NonZeroU32>,
-    /// A measured rate: the highest seen safe and the lowest seen refused.
-    pub(crate) safe_per_s: Option<Spanned<Rate>>,
-    pub(crate) banned_per_s: Option<Spanned<Rate>>,
-    pub(crate) allow_countries: Option<Vec<String>>,
-    pub(crate) endpoints: Option<Spanned<RawEndpoints>>,
-    pub(crate) penalty: RawPenalty,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,11 @@
 
 use std::fmt::Write as _;
 
-use rotor_engine::{Duration, Instant};
+use std::num::NonZeroU32;
+
+use rotor_engine::{Duration, Endpoint, Instant};
+use rotor_kaspi_model::file::{self, LimiterTable};
+use rotor_kaspi_model::{Penalty, PenaltyStatus};
 
 use super::core::{Answer, Settings};
 
@@ -243,69 +247,60 @@ impl Findings {
     /// The hypothesis file: `[[kaspi.limiter]]` entries for `endpoint`, conservative where the
     /// measurement leaves a range (the clean rate, the longer ban, the longer window). A run with
     /// no refusal up to the ceiling writes the ceiling as the limit, and says so.
-    pub fn hypothesis_toml(&self, endpoint: &str, header: &str) -> String {
+    pub fn hypothesis_toml(&self, endpoint: Endpoint, header: &str) -> String {
         let mut out = String::new();
         for line in header.lines() {
             let _ = writeln!(out, "# {line}");
         }
         let _ = writeln!(out, "#\n# {}", self.text().trim_end().replace('\n', "\n# "));
-        out.push_str("\n[kaspi]\n");
-        let status = self.refusal.as_ref().map_or(429, |r| r.status);
-        let (status, note) = match status {
-            429 | 403 => (status.to_string(), String::new()),
-            other => (
-                "429".to_owned(),
-                format!("# the refusal was a {other}; rotor models 429, 403 or \"timeout\"\n"),
-            ),
-        };
-        let ban = self.ban().map(|b| b.hi.unwrap_or(b.lo));
-        let penalty = match ban {
-            Some(ban) => {
-                format!("penalty = {{ status = {status}, ban = \"{}s\" }}", ban.as_millis().div_ceil(1000))
+        let status = match self.refusal.as_ref().map_or(429, |r| r.status) {
+            403 => PenaltyStatus::Forbidden,
+            429 => PenaltyStatus::TooManyRequests,
+            other => {
+                let _ = writeln!(
+                    out,
+                    "#\n# The refusal was a {other}; rotor models 429, 403 or \"timeout\", so 429 here."
+                );
+                PenaltyStatus::TooManyRequests
             }
-            None => format!("penalty = {{ status = {status} }}"),
         };
-        let limiter = |out: &mut String, name: &str, body: &str| {
-            let _ = write!(
-                out,
-                "\n[[kaspi.limiter]]\nname = \"calibrated-{endpoint}-{name}\"\nscope = \"ip\"\n{body}endpoints = [\"{endpoint}\"]\n{note}{penalty}\n"
-            );
-        };
+        let mut penalty = Penalty::answer(status);
+        if let Some(ban) = self.ban().map(|b| b.hi.unwrap_or(b.lo)) {
+            penalty = penalty.banning(Duration::from_secs(ban.as_millis().div_ceil(1000)));
+        }
+        let name = |what: &str| format!("calibrated-{endpoint}-{what}");
+        let mut tables = Vec::new();
         match &self.rate {
             Some(RateFinding::Refused { clean, refused }) if *clean > 0.0 && refused > clean => {
                 // Kaspi's threshold lies between the two; the model refuses halfway, and a plan
                 // keeps to the rate seen safe (times its margin).
                 // Rounded outwards to hundredths, so the safe figure stays below the refused one.
                 let (safe, banned) = (round2(*clean), (refused * 100.0).ceil() / 100.0);
-                let body = format!(
-                    "kind = \"rate\"\nrate_per_s = {}\nsafe_per_s = {safe}\nbanned_per_s = {banned}\n",
-                    ((safe + banned) * 50.0).round() / 100.0
+                let rate = ((safe + banned) * 50.0).round() / 100.0;
+                tables.push(
+                    LimiterTable::rate(&name("rate"), rate, &[endpoint], &penalty).observed(safe, banned),
                 );
-                limiter(&mut out, "rate", &body);
             }
             Some(RateFinding::Refused { clean, .. }) if *clean > 0.0 => {
-                limiter(&mut out, "rate", &format!("kind = \"rate\"\nrate_per_s = {}\n", round2(*clean)));
+                tables.push(LimiterTable::rate(&name("rate"), round2(*clean), &[endpoint], &penalty));
             }
             Some(RateFinding::NoneUpTo { ceiling }) => {
-                out.push_str("\n# No refusal up to the ceiling: this is the ceiling, not a measured limit.");
-                limiter(
-                    &mut out,
-                    "ceiling",
-                    &format!("kind = \"rate\"\nrate_per_s = {}\n", round2(*ceiling)),
+                out.push_str(
+                    "#\n# No refusal up to the ceiling: its rate is the ceiling, not a measured limit.\n",
                 );
+                tables.push(LimiterTable::rate(&name("ceiling"), round2(*ceiling), &[endpoint], &penalty));
             }
             _ => {}
         }
         if let Some(CountFinding::Limit { accepted, window, .. }) = &self.count
-            && *accepted > 0
+            && let Some(limit) = NonZeroU32::new(*accepted)
         {
             let w = window.map_or(Duration::from_mins(30), |b| b.hi.unwrap_or(b.lo));
-            let body = format!(
-                "kind = \"sliding_window\"\nlimit = {accepted}\nwindow = \"{}s\"\n",
-                w.as_millis().div_ceil(1000)
-            );
-            limiter(&mut out, "count", &body);
+            let w = Duration::from_secs(w.as_millis().div_ceil(1000));
+            tables.push(LimiterTable::sliding_window(&name("count"), limit, w, &[endpoint], &penalty));
         }
+        out.push('\n');
+        out.push_str(&file::to_toml(&tables));
         out
     }
 }

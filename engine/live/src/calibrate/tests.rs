@@ -23,6 +23,20 @@ fn limiter(rule: Rule, penalty: Penalty) -> Hypothesis {
     }
 }
 
+/// The hypotheses a written file states, read as a scenario reads them.
+fn read_back(toml: &str) -> Vec<Hypothesis> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        kaspi: Kaspi,
+    }
+    #[derive(serde::Deserialize)]
+    struct Kaspi {
+        limiter: Vec<rotor_kaspi_model::file::LimiterTable>,
+    }
+    let file: File = toml::from_str(toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    file.kaspi.limiter.iter().map(|t| t.hypothesis().unwrap_or_else(|e| panic!("{e:?}\n{toml}"))).collect()
+}
+
 fn rate(per_s: f64, penalty: Penalty) -> Hypothesis {
     limiter(Rule::Rate { per_s, burst: per_s.ceil() as u32 }, penalty)
 }
@@ -109,18 +123,21 @@ fn twelve_per_second_with_a_403_and_a_10s_ban_is_recovered() {
     assert!(matches!(f.count, Some(CountFinding::NoneUpTo { requests: 300, .. })), "{}", f.text());
     let plan = schedule(&settings);
     assert!(f.sent <= plan.requests && took <= plan.duration, "{} / {took} vs {plan:?}", f.sent);
-    let toml = f.hypothesis_toml("offers", "test");
-    assert!(toml.contains("kind = \"rate\"\nrate_per_s = "), "{toml}");
-    assert!(toml.contains("penalty = { status = 403, ban = \""), "{toml}");
-    let parsed: toml::Value = toml::from_str(&toml).unwrap();
-    let limiter = &parsed["kaspi"]["limiter"][0];
-    assert!(within(limiter["rate_per_s"].as_float().unwrap(), 12.0, 0.10), "{toml}");
+    let toml = f.hypothesis_toml(Endpoint::StorefrontOffers, "test");
+    let [limiter] = &read_back(&toml)[..] else { panic!("one limiter: {toml}") };
+    let Rule::Rate { per_s, .. } = limiter.rule else { panic!("{toml}") };
+    assert!(within(per_s, 12.0, 0.10), "{toml}");
+    assert_eq!(limiter.penalty.status, PenaltyStatus::Forbidden, "{toml}");
+    assert!(limiter.penalty.ban.is_some_and(|b| within(secs(b), 10.0, 0.2)), "{toml}");
+    assert!(
+        limiter.endpoints[Endpoint::StorefrontOffers.index()]
+            && limiter.endpoints.iter().filter(|&&e| e).count() == 1
+    );
     // The two rates the measurement saw travel with the limit, so a plan keeps to the safe one.
-    let (safe, banned) =
-        (limiter["safe_per_s"].as_float().unwrap(), limiter["banned_per_s"].as_float().unwrap());
+    let seen = limiter.observed.expect("the measured rates");
     let (down, up) = ((clean * 100.0).floor() / 100.0, (refused * 100.0).ceil() / 100.0);
-    assert!((safe - down).abs() < 1e-9 && (banned - up).abs() < 1e-9, "{toml}");
-    assert!(safe <= limiter["rate_per_s"].as_float().unwrap() && safe < banned, "{toml}");
+    assert!((seen.safe_per_s - down).abs() < 1e-9 && (seen.banned_per_s - up).abs() < 1e-9, "{toml}");
+    assert!(seen.safe_per_s <= per_s && seen.safe_per_s < seen.banned_per_s, "{toml}");
 }
 
 #[test]
@@ -134,8 +151,12 @@ fn the_seeds_250_per_30_minutes_with_429_is_a_count_limit_not_a_rate() {
     assert!(within(lo, 30.0, 0.2) && within(hi, 30.0, 0.2), "window {lo:.1}-{hi:.1} min: {}", f.text());
     assert!(matches!(f.rate, Some(RateFinding::NotMeasured(_))), "{}", f.text());
     assert_eq!(f.refusal.as_ref().unwrap().status, 429);
-    let toml = f.hypothesis_toml("offers", "test");
-    assert!(toml.contains(&format!("kind = \"sliding_window\"\nlimit = {truth}\n")), "{toml}");
+    let toml = f.hypothesis_toml(Endpoint::StorefrontOffers, "test");
+    let [limiter] = &read_back(&toml)[..] else { panic!("one limiter: {toml}") };
+    let Rule::SlidingWindow { limit, window } = limiter.rule else { panic!("{toml}") };
+    assert_eq!(limit, truth, "{toml}");
+    assert!(within(secs(window) / 60.0, 30.0, 0.2), "{toml}");
+    assert_eq!(limiter.penalty.status, PenaltyStatus::TooManyRequests, "{toml}");
 }
 
 #[test]
@@ -143,9 +164,11 @@ fn no_limit_up_to_the_ceiling_writes_the_ceiling_and_says_so() {
     let (f, _) = run(Vec::new(), fast(), 150);
     assert_eq!(f.rate, Some(RateFinding::NoneUpTo { ceiling: 20.0 }), "{}", f.text());
     assert!(f.refusal.is_none() && f.bans.is_empty());
-    let toml = f.hypothesis_toml("offers", "test");
-    assert!(toml.contains("this is the ceiling, not a measured limit"), "{toml}");
-    assert!(toml.contains("rate_per_s = 20"), "{toml}");
+    let toml = f.hypothesis_toml(Endpoint::StorefrontOffers, "test");
+    assert!(toml.contains("the ceiling, not a measured limit"), "{toml}");
+    let [limiter] = &read_back(&toml)[..] else { panic!("one limiter: {toml}") };
+    assert!(matches!(limiter.rule, Rule::Rate { per_s, .. } if (per_s - 20.0).abs() < 1e-9), "{toml}");
+    assert!(limiter.name.contains("ceiling"), "{toml}");
     let l = f.latency().unwrap();
     assert_eq!((l.p50, l.p50_interval, l.p99), (150, (150, 150), 150));
 }
