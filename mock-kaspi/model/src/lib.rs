@@ -31,7 +31,7 @@
 //! - `orders`: the order lifecycle's final statuses ([`ORDER_FINAL_STATUSES`]).
 //! - `gate`: everything in front of the endpoints, in Kaspi's order: bans, blocked IPs,
 //!   expired sessions, storms, server errors, then the limiters ([`Gate`]).
-//! - [`file`]: the `[[kaspi.limiter]]` table as scenario files and `rotor calibrate` write it
+//! - [`mod@file`]: the `[[kaspi.limiter]]` table as scenario files and `rotor calibrate` write it
 //!   ([`file::LimiterTable`]), and its one reading into a [`Hypothesis`].
 //! - `cause`: why a request was refused ([`Cause`]), one name per cause for every world.
 //! - `refusals`: answers outside the limits: a blocked IP's 405 ([`blocked_ip`]) and an
