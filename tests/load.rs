@@ -70,6 +70,25 @@ fn an_hour_of_two_sellers_at_k200_agrees_with_the_simulator() {
     for file in ["cycles.csv", "proxies.csv", "minutes.csv", "report.html", "compare.txt"] {
         assert!(dir.join(file).exists(), "{file} written");
     }
+    // The proxy the fault killed is the simulator's, and its record says when it died.
+    let died = deaths(&dir.join("proxies.csv"));
+    let sim = rotor(&["sim", &file, "--quiet", "--out", &dir.join("sim").to_string_lossy()]);
+    assert_eq!(sim.status.code(), Some(0), "{}", text(&sim.stderr));
+    assert_eq!(died, deaths(&dir.join("sim/proxies.csv")));
+    assert!(matches!(&died[..], [(_, at)] if at == "1200000"), "{died:?}");
+}
+
+/// The proxies a run's `proxies.csv` records as dead, with when they died (scenario ms).
+fn deaths(csv: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = header.iter().position(|&h| h == "died_at_ms").expect("a died_at_ms column");
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| !f[at].is_empty())
+        .map(|f| (f[0].to_owned(), f[at].to_owned()))
+        .collect()
 }
 
 /// The seed's concurrent-modules check over real sockets: demper sends 650 requests while

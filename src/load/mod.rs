@@ -167,8 +167,13 @@ pub async fn run(sc: &Scenario, opts: &LoadOptions) -> Result<LoadOutcome, LoadE
     for work in workload::works(sc, &accounts) {
         tasks.spawn(workload::run(Arc::clone(&ctx), work));
     }
-    let faults =
-        tokio::spawn(world::play_faults(Arc::new(sc.clone()), Arc::clone(&world), Arc::clone(&driver), t0));
+    let faults = tokio::spawn(world::play_faults(
+        Arc::new(sc.clone()),
+        Arc::clone(&world),
+        Arc::clone(&driver),
+        Arc::clone(&recorder),
+        t0,
+    ));
 
     wait_for_end(sc, opts, &mut tasks, &mut sampler, &recorder, &stop_tx, t0, started).await;
     let _ = stop_tx.send(true);

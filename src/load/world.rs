@@ -18,6 +18,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::LoadError;
 use super::perf::{DecisionTimer, Quantiles};
+use super::recorder::Recorder;
+use rotor_check::observe::Observation;
 use rotor_live::clock;
 use rotor_live::driver::Driver;
 
@@ -371,6 +373,7 @@ pub(crate) async fn play_faults(
     sc: Arc<Scenario>,
     world: Arc<Handle>,
     driver: Arc<Driver>,
+    recorder: Arc<Recorder>,
     t0: rotor_engine::Instant,
 ) {
     // Timed steps: (scenario ms, fault index, whether it is the end of a span).
@@ -418,6 +421,7 @@ pub(crate) async fn play_faults(
                     DeathMode::Auth => ModeDesc::Auth,
                 };
                 for p in targets(&driver, *target, sc.pool.initial, &mut rng) {
+                    recorder.observe(at, Observation::ProxyBroken { proxy: p });
                     ops.push(FaultOp::Mode(p.0, mode));
                 }
             }
