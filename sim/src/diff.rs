@@ -364,13 +364,13 @@ pub fn apply(diff: &mut Diff, thresholds: &[Threshold]) -> Result<(), String> {
         let matching: Vec<&Row> = diff.rows.iter().filter(|r| t.matches(&r.key)).collect();
         if matching.is_empty() {
             let mut keys: Vec<&str> = diff.rows.iter().map(|r| r.key.as_str()).collect();
+            keys.extend(Metric::ALL.iter().map(|m| m.name()));
+            keys.sort_unstable();
             keys.dedup();
+            let unknown = rotor_check::names::unknown("figure", &t.pattern, keys);
             return Err(format!(
-                "--fail-if `{}`: no figure `{}` on both sides; figures: {}; or an [expect] metric: {}",
-                t.expr,
-                t.pattern,
-                keys.join(", "),
-                Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+                "--fail-if `{}`: no figure `{}` on both sides; {unknown}",
+                t.expr, t.pattern
             ));
         }
         let crossed = matching

@@ -192,10 +192,7 @@ fn write(dir: &Path, c: &Calibration) -> std::io::Result<()> {
         c.egress,
         c.product
     );
-    std::fs::write(
-        dir.join("hypothesis.toml"),
-        f.hypothesis_toml(Endpoint::StorefrontOffers, &header),
-    )?;
+    std::fs::write(dir.join("hypothesis.toml"), f.hypothesis_toml(Endpoint::StorefrontOffers, &header))?;
     let md = format!(
         "# Calibration\n\n{}\n\n```text\n{}```\n\n## The count run and the rates held\n\n{}\n",
         header.replace('\n', "  \n"),

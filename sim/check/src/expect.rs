@@ -101,12 +101,11 @@ metrics! {
 impl FromStr for Metric {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Metric::ALL.iter().copied().find(|m| m.name() == s).ok_or_else(|| {
-            format!(
-                "unknown metric `{s}`; valid: {}",
-                Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
-            )
-        })
+        Metric::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| crate::names::unknown("metric", s, Metric::ALL.iter().map(|m| m.name())))
     }
 }
 

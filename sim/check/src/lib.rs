@@ -13,7 +13,8 @@
 //! - [`verdict`]: each check's stable id, figure, requirement and pass.
 //! - The vocabulary of checks a scenario can state: [`expect`] (`[expect]` metrics and
 //!   `[expect.events]` lines), [`threshold`] (`"<= 3m"`), [`fault`] (fault names) and
-//!   [`events`] (every event name `[expect.events]` may require).
+//!   [`events`] (every event name `[expect.events]` may require); [`names`]: an unknown name
+//!   answered with the closest valid ones.
 //!
 //! # Example
 //!
@@ -47,6 +48,7 @@
 pub mod events;
 pub mod expect;
 pub mod fault;
+pub mod names;
 pub mod observe;
 pub mod pool;
 pub mod summary;

@@ -171,7 +171,11 @@ fn expectations(
         if !crate::events::is_known(name) {
             return Err(cx.err(
                 key.span(),
-                format!("unknown event `{name}`; valid: {}", crate::events::catalogue().join(", ")),
+                rotor_check::names::unknown(
+                    "event",
+                    name,
+                    crate::events::catalogue().iter().map(String::as_str),
+                ),
             ));
         }
         if e.at_least == 0 {
