@@ -140,6 +140,19 @@ fn help_teaches_the_commands() {
     for word in ["Exit codes", "--seed", "--out", "--trace", "--max-steps", "Examples"] {
         assert!(help.contains(word), "help lacks {word}:\n{help}");
     }
+    // Every file --out writes is named in the help.
+    let dir = scratch("help-out");
+    let file = write(&dir, "small.toml", "seed = 1\nduration = \"10m\"\n[users]\ncount = 1\nskus = 20\n");
+    let out = rotor(&["sim", &file, "-q", "--out", &dir.join("out").to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let written: Vec<_> = std::fs::read_dir(dir.join("out")).unwrap().map(Result::unwrap).collect();
+    assert!(written.len() >= 6, "{written:?}");
+    for entry in written {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let named = if name == "charts" { "charts/*.svg".to_owned() } else { name };
+        assert!(help.contains(&named), "--out writes {named}, which the help does not name:\n{help}");
+    }
     let out = rotor(&["scenarios"]);
     assert!(text(&out.stdout).contains("seed-500"));
 }

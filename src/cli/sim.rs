@@ -260,7 +260,11 @@ pub(crate) struct SimArgs {
     #[arg(long)]
     pub(crate) seed: Option<u64>,
 
-    /// Write summary.json, cycles.csv and proxies.csv into this directory.
+    /// Write the run's reports into this directory (created if missing): report.html (one
+    /// self-contained page with every chart), summary.md (verdicts and key figures, to paste),
+    /// summary.json (every figure; `rotor diff` reads it), cycles.csv (one row per
+    /// cycle), proxies.csv (one row per proxy), minutes.csv (the per-minute timeline) and
+    /// charts/*.svg and *.png.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
 
