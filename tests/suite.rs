@@ -217,7 +217,8 @@ fn a_range_of_seeds_is_the_same_for_every_file() {
 fn every_shipped_fault_scenario_states_what_its_faults_cause() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let files = rotor_sim::suite::discover(&[dir]).unwrap();
-    let cases = rotor_sim::suite::load(&files).unwrap();
+    let (cases, failed) = rotor_sim::suite::load(&files);
+    assert!(failed.is_empty(), "{failed:?}");
     let mut faulty = 0;
     for case in &cases {
         let sc = &case.scenario;
@@ -405,4 +406,47 @@ fn cases_sharing_a_stem_stay_apart_and_safety_is_gated_on_the_worst_seed() {
     let lease = rows.iter().find(|r| r["key"] == "safety.largest_lease").unwrap();
     assert_eq!(lease["statistic"], "worst");
     assert_eq!(lease["significant"], serde_json::Value::Null);
+}
+
+/// A file that does not load is a case in error in both reports, with its place; the other
+/// files still run, and the exit code is 2 (bad input) after the reports are written.
+#[test]
+fn a_file_that_does_not_load_is_a_case_in_error_and_the_rest_still_run() {
+    let dir = scratch("unloaded");
+    write(&dir, "cases/good.toml", &format!("{SMALL}[expect]\nmax_429 = 0\n"));
+    write(&dir, "cases/bad.toml", "seed = 1\n[users]\ncount = \"ten\"\n");
+    let (junit, json) = (dir.join("out/junit.xml"), dir.join("out/result.json"));
+    let out = rotor(&[
+        "test",
+        dir.join("cases").to_str().unwrap(),
+        "--seeds",
+        "2",
+        "--junit",
+        junit.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:3:9") && stderr.contains("1 of 2 scenario files do not load"),
+        "{stderr}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("name=\"load\"><error message=\"") && xml.contains("bad.toml:3:9"), "{xml}");
+    assert!(xml.contains("<testsuites name=\"rotor test\"") && xml.contains("errors=\"1\""), "{xml}");
+    assert!(xml.contains("good.toml") && xml.contains("max_429"), "the good file ran: {xml}");
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(result["passed"], false);
+    let cases = result["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2, "{result}");
+    let bad = cases.iter().find(|c| c["file"].as_str().unwrap().ends_with("bad.toml")).unwrap();
+    assert!(bad["load_error"].as_str().unwrap().contains("bad.toml:3:9"), "{bad}");
+    let good = cases.iter().find(|c| c["file"].as_str().unwrap().ends_with("good.toml")).unwrap();
+    assert_eq!(good["passed"], true, "{good}");
+    assert!(good.get("load_error").is_none(), "{good}");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas/test-result.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    assert!(v.is_valid(&result), "{:?}", v.iter_errors(&result).map(|e| e.to_string()).collect::<Vec<_>>());
 }

@@ -18,14 +18,11 @@ pub(crate) fn run(args: &TestArgs) -> Result<u8, CliError> {
         return Err(CliError::bad_input("--max-steps must be at least 1"));
     }
     let files = suite::discover(&args.paths).map_err(CliError::bad_input)?;
-    let cases = suite::load(&files).map_err(|errors| {
-        CliError::bad_input(format!(
-            "{} of {} scenario files do not load:\n{}",
-            errors.len(),
-            files.len(),
-            errors.join("\n")
-        ))
-    })?;
+    // A file that does not load is reported, and written as a case in error; the rest run.
+    let (cases, unloaded) = suite::load(&files);
+    for case in &unloaded {
+        tracing::error!("{}", case.load_error.as_deref().unwrap_or_default());
+    }
     let runs: u64 = cases.iter().map(|c| seeds.for_file(c.scenario.seed).len() as u64).sum();
     if !args.quiet {
         tracing::info!(
@@ -45,8 +42,10 @@ pub(crate) fn run(args: &TestArgs) -> Result<u8, CliError> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} runs, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let result = suite::run_suite(&cases, seeds, args.max_steps, &|_| bar.inc(1));
+    let mut result = suite::run_suite(&cases, seeds, args.max_steps, &|_| bar.inc(1));
     bar.finish_and_clear();
+    let not_loaded = unloaded.len();
+    result.add_unloaded(unloaded);
     print!("{}", text(&result, args.figures));
     if args.shrink {
         shrink_failures(args, &cases, &result)?;
@@ -58,6 +57,12 @@ pub(crate) fn run(args: &TestArgs) -> Result<u8, CliError> {
         let json = serde_json::to_string_pretty(&result)
             .map_err(|e| CliError::internal(format!("cannot serialise the result: {e}")))?;
         write(path, &(json + "\n"))?;
+    }
+    if not_loaded > 0 {
+        return Err(CliError::bad_input(format!(
+            "{not_loaded} of {} scenario files do not load (each is above, and a case in error in the reports)",
+            files.len()
+        )));
     }
     Ok(if result.passed { exit::OK } else { exit::FAILED_CHECK })
 }

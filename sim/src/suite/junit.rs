@@ -51,10 +51,11 @@ pub fn failure_message(case: &CaseResult, check: &CheckResult) -> String {
 /// The whole suite as a JUnit XML document.
 pub fn render(result: &SuiteResult) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let tests: usize = result.cases.iter().map(|c| c.checks.len() + usize::from(!c.errors.is_empty())).sum();
+    let in_error = |c: &CaseResult| usize::from(!c.errors.is_empty()) + usize::from(c.load_error.is_some());
+    let tests: usize = result.cases.iter().map(|c| c.checks.len() + in_error(c)).sum();
     let failures: usize =
         result.cases.iter().map(|c| c.checks.iter().filter(|k| k.status.failed()).count()).sum();
-    let errors: usize = result.cases.iter().filter(|c| !c.errors.is_empty()).count();
+    let errors: usize = result.cases.iter().map(in_error).sum();
     let _ = writeln!(
         out,
         "<testsuites name=\"rotor test\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">",
@@ -67,8 +68,8 @@ pub fn render(result: &SuiteResult) -> String {
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"{}\" skipped=\"{skipped}\" time=\"{:.3}\">",
             escape(&case.file),
-            case.checks.len() + usize::from(!case.errors.is_empty()),
-            usize::from(!case.errors.is_empty()),
+            case.checks.len() + in_error(case),
+            in_error(case),
             case.wall_s
         );
         let _ = writeln!(
@@ -77,6 +78,14 @@ pub fn render(result: &SuiteResult) -> String {
             escape(&case.scenario),
             escape(&case.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
         );
+        if let Some(error) = &case.load_error {
+            let _ = writeln!(
+                out,
+                "    <testcase classname=\"{f}\" name=\"load\"><error message=\"{m}\" type=\"load\">{m}</error></testcase>",
+                f = escape(&case.file),
+                m = escape(error)
+            );
+        }
         if !case.errors.is_empty() {
             let text: Vec<String> = case.errors.iter().map(|(s, e)| format!("seed {s}: {e}")).collect();
             let _ = writeln!(

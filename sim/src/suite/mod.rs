@@ -149,17 +149,52 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String> {
     Ok(out)
 }
 
-/// Loads every file; every file that does not load is reported, each with its place.
-pub fn load(files: &[(PathBuf, String)]) -> Result<Vec<Case>, Vec<String>> {
+/// Loads every file: the scenarios that load, and a [`CaseResult::not_loaded`] for each that
+/// does not, with its place.
+pub fn load(files: &[(PathBuf, String)]) -> (Vec<Case>, Vec<CaseResult>) {
     let mut cases = Vec::new();
-    let mut errors = Vec::new();
+    let mut failed = Vec::new();
     for (path, key) in files {
         match Scenario::load(path) {
             Ok(scenario) => cases.push(Case { path: path.clone(), key: key.clone(), scenario }),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => failed.push(CaseResult::not_loaded(path, key, e.to_string())),
         }
     }
-    if errors.is_empty() { Ok(cases) } else { Err(errors) }
+    (cases, failed)
+}
+
+impl CaseResult {
+    /// A file that did not load: an error case, so the reports still name it.
+    pub fn not_loaded(path: &Path, key: &str, error: String) -> Self {
+        CaseResult {
+            file: path.display().to_string(),
+            case: key.to_owned(),
+            scenario: String::new(),
+            seeds: Vec::new(),
+            passed: false,
+            errors: BTreeMap::new(),
+            load_error: Some(error),
+            checks: Vec::new(),
+            figures: BTreeMap::new(),
+            wall_s: 0.0,
+            simulated_s_per_wall_s: 0.0,
+            requests_per_s: 0.0,
+            requests: 0,
+            replay: None,
+        }
+    }
+}
+
+impl SuiteResult {
+    /// Adds files that did not load, in path order with the rest; the suite fails.
+    pub fn add_unloaded(&mut self, failed: Vec<CaseResult>) {
+        if failed.is_empty() {
+            return;
+        }
+        self.cases.extend(failed);
+        self.cases.sort_by(|a, b| a.file.cmp(&b.file));
+        self.passed = false;
+    }
 }
 
 /// One run of one file under one seed.
@@ -315,6 +350,9 @@ pub struct CaseResult {
     pub passed: bool,
     /// Runs that could not finish, by seed.
     pub errors: BTreeMap<u64, String>,
+    /// Why the file did not load (it then has no seeds, checks or figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_error: Option<String>,
     /// Every check.
     pub checks: Vec<CheckResult>,
     /// Every figure of its summaries, over the seeds ([`crate::summary::flatten`]'s keys).
@@ -460,6 +498,7 @@ pub fn aggregate(case: &Case, runs: &[SeedRun]) -> CaseResult {
         case: case.key.clone(),
         scenario: case.scenario.name.clone(),
         seeds: runs.iter().map(|r| r.seed).collect(),
+        load_error: None,
         passed,
         errors,
         checks,
