@@ -23,6 +23,16 @@ pub(crate) mod exit {
     pub(crate) const BAD_INPUT: u8 = 2;
     /// The run finished but an invariant or an expectation failed.
     pub(crate) const FAILED_CHECK: u8 = 3;
+    /// A batch run (`rotor test`, `sweep`, `load`, `calibrate`, `live --once`) stopped by
+    /// SIGINT (Ctrl-C): 128 + 2, the shell's convention. A service stopped by a signal exits 0.
+    pub(crate) const INTERRUPTED: u8 = 130;
+    /// A batch run stopped by SIGTERM: 128 + 15.
+    pub(crate) const TERMINATED: u8 = 143;
+
+    /// The exit code of a batch run stopped by `signal`.
+    pub(crate) fn for_signal(signal: i32) -> u8 {
+        if signal == 15 { TERMINATED } else { INTERRUPTED }
+    }
 }
 
 fn main() -> ExitCode {

@@ -450,3 +450,34 @@ fn a_file_that_does_not_load_is_a_case_in_error_and_the_rest_still_run() {
     let v = jsonschema::validator_for(&schema).unwrap();
     assert!(v.is_valid(&result), "{:?}", v.iter_errors(&result).map(|e| e.to_string()).collect::<Vec<_>>());
 }
+
+/// An interrupted suite exits 130 on SIGINT and 143 on SIGTERM, saying so, rather than dying
+/// by the signal (which a CI system reads as a crash).
+#[test]
+fn a_suite_stopped_by_a_signal_exits_130_or_143() {
+    let dir = scratch("signal");
+    // A day of ten sellers over 20 seeds: far longer than the test waits.
+    let file = write(&dir, "long.toml", "seed = 1\nduration = \"24h\"\n[users]\ncount = 10\nskus = 1000\n");
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rotor"))
+            .args(["test", &file, "--seeds", "20", "-q"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = std::process::Command::new("kill").args([signal, &child.id().to_string()]).status();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("rotor test did not stop on {signal}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{signal}: {stderr}");
+        assert!(stderr.contains("rotor test: stopped by SIG"), "{stderr}");
+    }
+}

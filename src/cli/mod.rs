@@ -75,7 +75,8 @@ pub(crate) enum Command {
     /// requirement and the command that replays it, then one line per file.
     ///
     /// Exit codes: 0 when every file passes, 3 when a check fails (or a run cannot finish),
-    /// 2 for bad input (every file that does not load is listed with its place).
+    /// 2 for bad input (every file that does not load is listed with its place), 130 or 143
+    /// when stopped by SIGINT (Ctrl-C) or SIGTERM.
     ///
     /// Examples:
     ///   rotor test                                   # every file under scenarios/

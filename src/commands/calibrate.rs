@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use rotor_engine::{Duration, Endpoint};
 use rotor_live::calibrate::{self, Calibration, Findings, Settings, Target};
@@ -104,12 +106,19 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<u8, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(format!("cannot start the runtime: {e}")))?;
+    let signalled = Arc::new(AtomicI32::new(0));
     let done = runtime.block_on(async {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let signalled = Arc::clone(&signalled);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| rotor_live::error::LiveError::Runtime(format!("cannot watch SIGTERM: {e}")))?;
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = stop_tx.send(true);
-            }
+            let signal = tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_ok() { 2 } else { return },
+                _ = term.recv() => 15,
+            };
+            signalled.store(signal, Ordering::Relaxed);
+            let _ = stop_tx.send(true);
         });
         let mut progress =
             |c: &calibrate::Calibrator| eprint!("\r  calibrate: {:<70} {:>6} sent ", c.progress(), c.sent());
@@ -133,7 +142,12 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<u8, CliError> {
     if let Some(skus) = args.skus {
         implied_plan(&args.out.join("hypothesis.toml"), skus, f)?;
     }
+    let signal = signalled.load(Ordering::Relaxed);
     match &f.stopped {
+        Some(why) if signal != 0 => Err(CliError::stopped(
+            signal,
+            format!("stopped early: {why}; what was learned is in {}", args.out.display()),
+        )),
         None => Ok(exit::OK),
         Some(why) => Err(CliError::failed_check(format!(
             "stopped early: {why}; what was learned is in {}",

@@ -40,6 +40,11 @@ pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
         config_path: Some(args.config.clone()),
     };
     match runtime()?.block_on(live::run::run(config, options)) {
+        // A check by hand that was stopped did not finish its batch; a service stopped is done.
+        Ok(s) if args.once && s.signal.is_some() => Err(CliError::stopped(
+            s.signal.unwrap_or(2),
+            "stopped by a signal before the batch finished; what was sent is recorded",
+        )),
         // A check by hand (`--once`) that got nothing through must not look like success.
         Ok(s) if args.once && s.calls > 0 && s.calls_ok == 0 => Err(CliError::failed_check(format!(
             "every call failed ({} calls, none answered 2xx); the log says why",

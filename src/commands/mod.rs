@@ -37,6 +37,11 @@ impl CliError {
         CliError { code: exit::FAILED_CHECK, message: message.to_string() }
     }
 
+    /// A batch run stopped by `signal` (2: SIGINT, 15: SIGTERM): exit 130 or 143.
+    pub(crate) fn stopped(signal: i32, message: impl fmt::Display) -> Self {
+        CliError { code: exit::for_signal(signal), message: message.to_string() }
+    }
+
     pub(crate) fn exit_code(&self) -> u8 {
         self.code
     }
@@ -49,16 +54,43 @@ impl fmt::Display for CliError {
 }
 
 /// Runs the parsed command line.
+/// For a batch run with nothing to clean up (`rotor test`, `sweep`, `load`): SIGINT or SIGTERM
+/// ends the process at once with 130 or 143, saying so, instead of a death by the signal that a
+/// caller reads as a crash. The handlers are in place when this returns.
+pub(crate) fn exit_on_signal(what: &'static str) -> Result<(), CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let cannot = |e: std::io::Error| CliError::internal(format!("cannot watch signals: {e}"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(cannot)?;
+    let (mut int, mut term) = {
+        let _in = rt.enter();
+        (signal(SignalKind::interrupt()).map_err(cannot)?, signal(SignalKind::terminate()).map_err(cannot)?)
+    };
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let signal = rt.block_on(async {
+                tokio::select! {
+                    _ = int.recv() => 2,
+                    _ = term.recv() => 15,
+                }
+            });
+            eprintln!("rotor {what}: stopped by {}", if signal == 15 { "SIGTERM" } else { "SIGINT" });
+            std::process::exit(i32::from(exit::for_signal(signal)));
+        })
+        .map_err(cannot)?;
+    Ok(())
+}
+
 pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Sim(args) => sim::run(&sim::SimConfig::try_from(args)?),
-        Command::Sweep(args) => sweep::run(&args),
-        Command::Test(args) => test::run(&args),
+        Command::Sweep(args) => exit_on_signal("sweep").and_then(|()| sweep::run(&args)),
+        Command::Test(args) => exit_on_signal("test").and_then(|()| test::run(&args)),
         Command::Diff(args) => diff::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Mock(args) => mock::run(&args),
         Command::Live(args) => live::run(&args),
-        Command::Load(args) => load::run(&args),
+        Command::Load(args) => exit_on_signal("load").and_then(|()| load::run(&args)),
         Command::Probe { config, include_resting } => live::probe(&config, include_resting),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Ctl { config, action } => live::ctl(&config, &action.to_live()),

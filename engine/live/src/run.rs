@@ -23,6 +23,17 @@ use super::store::{LeaseUsage, NewProxy, Store, StoreError, StoredProxy};
 use super::transport::{self, ProxyEndpoint, Timeouts};
 use super::workers::demper::load_skus;
 
+/// Flushes the books and hands this worker's lanes and its registration back to the store;
+/// returns the requests still unfinished.
+fn hand_back(driver: &Driver, worker: &str) -> u32 {
+    let unfinished = driver.flush();
+    for user in driver.held_users() {
+        let _ = driver.release_lanes(worker, user);
+    }
+    let _ = driver.retire(worker);
+    unfinished
+}
+
 /// What a finished run reports.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
@@ -36,6 +47,9 @@ pub struct RunSummary {
     pub calls_ok: u64,
     /// All calls.
     pub calls: u64,
+    /// The signal that stopped the run (`libc`'s number: 2 for SIGINT, 15 for SIGTERM), if one
+    /// did.
+    pub signal: Option<i32>,
 }
 
 /// The opened store, the leases found open at start (treated as spent), and each
@@ -300,6 +314,7 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     let mut any_started = false;
     let mut pruned_at: Option<std::time::Instant> = None;
     let mut pruning = false;
+    let mut signal = None;
     loop {
         // The tick's store calls run off the runtime's core, so a slow database holds up this
         // loop only, never `/health` or the sends of the sellers already served.
@@ -323,8 +338,8 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); signal = Some(2); break; }
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); signal = Some(15); break; }
             _ = sighup.recv() => if let Some(path) = &options.config_path {
                 crate::driver::blocking(|| {
                     super::reconcile::reload(path, &mut config, &driver, &mut sellers, &options, &mut workers);
@@ -351,17 +366,13 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
     }
     services.abort_all();
     while services.join_next().await.is_some() {}
-    let unfinished = driver.flush();
-    for user in driver.held_users() {
-        let _ = driver.release_lanes(&claims.worker, user);
-    }
-    let _ = driver.retire(&claims.worker);
+    let unfinished = hand_back(&driver, &claims.worker);
     let rotations = driver.metrics.rotations();
     tracing::info!(
         "stopped: {rotations} rotations; {unfinished} requests unfinished (recorded); state flushed"
     );
     let (calls_ok, calls) = driver.metrics.calls_ok_and_total();
-    Ok(RunSummary { recovered_leases: recovered, unfinished, rotations, calls_ok, calls })
+    Ok(RunSummary { recovered_leases: recovered, unfinished, rotations, calls_ok, calls, signal })
 }
 
 /// The status endpoint and, when configured, the provisioner (`[proxy6] min_pool`) and the

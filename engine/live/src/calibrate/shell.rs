@@ -160,7 +160,7 @@ pub async fn calibrate(
             renew_at = now + RENEW;
         }
         if *stop.borrow() {
-            cal.stop("stopped by Ctrl-C");
+            cal.stop("stopped by a signal (Ctrl-C or SIGTERM)");
         }
         if shown.elapsed() >= std::time::Duration::from_secs(1) {
             progress(&cal);
