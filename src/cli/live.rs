@@ -148,6 +148,12 @@ pub(crate) struct LiveArgs {
     #[arg(long, value_name = "DURATION")]
     pub(crate) run_for: Option<String>,
 
+    /// With --once: a call that would wait longer than this (a proxy's rest, an account's
+    /// cooldown) is skipped, and the run ends by listing what it skipped and until when the
+    /// lane waits, with exit 3. Default 30s.
+    #[arg(long, value_name = "DURATION", requires = "once")]
+    pub(crate) max_wait: Option<String>,
+
     /// This worker's name in lane leases, when several share one PostgreSQL store
     /// (default: `[workers] id`, else host name and process id).
     #[arg(long, value_name = "NAME")]

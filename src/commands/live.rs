@@ -30,11 +30,17 @@ pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
         ),
         None => None,
     };
+    let max_wait = match &args.max_wait {
+        Some(text) => rotor_sim::scenario::value::parse_duration(text)
+            .map_err(|e| CliError::bad_input(format!("--max-wait: {e}")))?,
+        None => rotor_engine::Duration::from_secs(30),
+    };
     let options = RunOptions {
         dry_run: args.dry_run,
         sync_catalog: args.sync_catalog,
         once: args.once,
         run_for,
+        max_wait: args.once.then_some(max_wait),
         worker_id: args.worker_id.clone(),
         status_listen: args.status_listen,
         config_path: Some(args.config.clone()),
@@ -45,6 +51,15 @@ pub(crate) fn run(args: &LiveArgs) -> Result<u8, CliError> {
             s.signal.unwrap_or(2),
             "stopped by a signal before the batch finished; what was sent is recorded",
         )),
+        // A batch that skipped calls rather than idle past --max-wait did not do its work.
+        Ok(s) if args.once && !s.skipped.is_empty() => {
+            let calls: u64 = s.skipped.iter().map(|k| k.calls).sum();
+            let lanes: Vec<String> = s.skipped.iter().map(ToString::to_string).collect();
+            Err(CliError::failed_check(format!(
+                "{calls} calls skipped rather than wait past --max-wait {max_wait}:\n  {}",
+                lanes.join("\n  ")
+            )))
+        }
         // A check by hand (`--once`) that got nothing through must not look like success.
         Ok(s) if args.once && s.calls > 0 && s.calls_ok == 0 => Err(CliError::failed_check(format!(
             "every call failed ({} calls, none answered 2xx); the log says why",

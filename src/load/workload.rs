@@ -55,6 +55,8 @@ fn verdict(r: &Result<(), ApiError>) -> Option<Result<(), Failure>> {
         Err(ApiError::Call(CallError::Stopped | CallError::LaneLost)) => None,
         Err(ApiError::Call(CallError::Failed(reason, _))) => Some(Err(Failure::Engine(*reason))),
         Err(ApiError::Call(CallError::Store(_))) => Some(Err(Failure::Other("store"))),
+        // A load run bounds no wait; counted, should one ever come.
+        Err(ApiError::Call(CallError::WaitTooLong { .. })) => Some(Err(Failure::Other("skipped"))),
         Err(ApiError::Answer(_) | ApiError::Untrusted(..)) => Some(Err(Failure::Other("bad_answer"))),
     }
 }

@@ -401,27 +401,33 @@ async fn health_names_failing_pushes_and_a_seller_nobody_serves() {
     let _ = child.wait();
 }
 
-/// A `--once` batch stopped by a signal did not finish: exit 130 on SIGINT (143 on SIGTERM,
-/// the same code path), while a service stopped by a signal exits 0 (the test above). Here the
-/// batch is cut while its one demper proxy rests after its 249-request lease.
+/// A `--once` batch never idles on a long wait: its one demper proxy rests 10 minutes after its
+/// 249-request lease, so the other 51 SKUs are skipped past `--max-wait` (30 s by default) and
+/// listed, with exit 3. With a longer bound it waits, saying until when; stopped then by a
+/// signal it did not finish: exit 130 on SIGINT (143 on SIGTERM, the same path), while a
+/// service stopped by a signal exits 0 (the test above).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_once_batch_stopped_by_sigint_exits_130() {
-    let lab = Lab::start("once-sigint", 2, 300).await;
+async fn a_once_batch_skips_past_its_max_wait_and_exits_130_when_interrupted() {
+    let lab = Lab::start("once-bounded", 2, 300).await;
     lab.configure(2, "demper = 50\norders = 0\ncatalog = 50", "", &lab.wide_skus(300), "");
     let path = lab.dir.join("live.toml");
     let text = std::fs::read_to_string(&path).unwrap().replace("rest = \"4s\"", "rest = \"10m\"");
     std::fs::write(&path, text).unwrap();
-    let child = lab.spawn(&["--dry-run", "--once"], "once.log");
+    let (code, log) = lab.run(&["--dry-run", "--once"], StdDuration::from_secs(60), "bounded.log").await;
+    assert_eq!(code, 3, "{log}");
+    assert!(log.contains("51 calls skipped rather than wait past --max-wait 30s"), "{log}");
+    assert!(log.contains("lane u1/demper: 51 calls skipped; it waits until "), "{log}");
+
+    let child = lab.spawn(&["--dry-run", "--once", "--max-wait", "1h"], "once.log");
     let start = StdInstant::now();
-    // 300 SKUs on one proxy: the lease runs out at 249 and the batch waits for the rest.
-    while lab.store().leases().unwrap().iter().all(|l| l.6.requests < 249) {
+    while !lab.log("once.log").contains("lane u1/demper waits until ") {
         assert!(start.elapsed() < StdDuration::from_secs(30), "{}", lab.log("once.log"));
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
     let log = lab.log("once.log");
-    assert_eq!(out.status.code(), Some(130), "{log}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{log}");
     assert!(log.contains("SIGINT: shutting down"), "{log}");
     assert!(log.contains("stopped by a signal before the batch finished"), "{log}");
 }

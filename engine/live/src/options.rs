@@ -14,6 +14,9 @@ pub struct RunOptions {
     pub once: bool,
     /// Stop after this long.
     pub run_for: Option<Duration>,
+    /// With `once`: a call that would wait longer than this is skipped and reported, so a
+    /// batch never idles on a rest (`None`: wait as long as it takes).
+    pub max_wait: Option<Duration>,
     /// This worker's name in lane leases (overrides `[workers] id`).
     pub worker_id: Option<String>,
     /// The status endpoint's address (overrides `[status] listen`).

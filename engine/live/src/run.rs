@@ -23,15 +23,34 @@ use super::store::{LeaseUsage, NewProxy, Store, StoreError, StoredProxy};
 use super::transport::{self, ProxyEndpoint, Timeouts};
 use super::workers::demper::load_skus;
 
+/// Lets the workers finish within `grace` (then aborts them), and stops the services.
+async fn drain<W: 'static, S: 'static>(
+    workers: &mut JoinSet<W>,
+    services: &mut JoinSet<S>,
+    grace: std::time::Duration,
+) {
+    let drained = tokio::time::timeout(grace, async { while workers.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+    }
+    services.abort_all();
+    while services.join_next().await.is_some() {}
+}
+
 /// Flushes the books and hands this worker's lanes and its registration back to the store;
-/// returns the requests still unfinished.
-fn hand_back(driver: &Driver, worker: &str) -> u32 {
+/// returns the requests still unfinished and the rotations of the run.
+fn hand_back(driver: &Driver, worker: &str) -> (u32, u64) {
     let unfinished = driver.flush();
     for user in driver.held_users() {
         let _ = driver.release_lanes(worker, user);
     }
     let _ = driver.retire(worker);
-    unfinished
+    let rotations = driver.metrics.rotations();
+    tracing::info!(
+        "stopped: {rotations} rotations; {unfinished} requests unfinished (recorded); state flushed"
+    );
+    (unfinished, rotations)
 }
 
 /// What a finished run reports.
@@ -47,6 +66,8 @@ pub struct RunSummary {
     pub calls_ok: u64,
     /// All calls.
     pub calls: u64,
+    /// Calls a bounded batch skipped rather than wait past `--max-wait`, by lane.
+    pub skipped: Vec<crate::driver::Skipped>,
     /// The signal that stopped the run (`libc`'s number: 2 for SIGINT, 15 for SIGTERM), if one
     /// did.
     pub signal: Option<i32>,
@@ -299,6 +320,9 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
         if options.dry_run { ", DRY RUN: no price is pushed" } else { "" }
     );
     driver.commands_seen()?;
+    if let Some(max) = options.max_wait.filter(|_| options.once) {
+        driver.bound_waits(max);
+    }
     let mut services = start_services(&config, &driver, listener, &stop_rx, timeouts)?;
 
     let mut workers = JoinSet::new();
@@ -358,21 +382,19 @@ pub async fn run(config: LiveConfig, options: RunOptions) -> Result<RunSummary, 
 
     // Shutdown: no new sends; in-flight requests get the request timeout to finish.
     let _ = stop_tx.send(true);
-    let grace = std::time::Duration::from_millis(config.timeout.as_millis() + 2_000);
-    let drained = tokio::time::timeout(grace, async { while workers.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        workers.abort_all();
-        while workers.join_next().await.is_some() {}
-    }
-    services.abort_all();
-    while services.join_next().await.is_some() {}
-    let unfinished = hand_back(&driver, &claims.worker);
-    let rotations = driver.metrics.rotations();
-    tracing::info!(
-        "stopped: {rotations} rotations; {unfinished} requests unfinished (recorded); state flushed"
-    );
+    drain(&mut workers, &mut services, std::time::Duration::from_millis(config.timeout.as_millis() + 2_000))
+        .await;
+    let (unfinished, rotations) = hand_back(&driver, &claims.worker);
     let (calls_ok, calls) = driver.metrics.calls_ok_and_total();
-    Ok(RunSummary { recovered_leases: recovered, unfinished, rotations, calls_ok, calls, signal })
+    Ok(RunSummary {
+        recovered_leases: recovered,
+        unfinished,
+        rotations,
+        calls_ok,
+        calls,
+        skipped: driver.skipped(),
+        signal,
+    })
 }
 
 /// The status endpoint and, when configured, the provisioner (`[proxy6] min_pool`) and the

@@ -40,7 +40,7 @@ impl Driver {
                 self.metrics.store_error();
                 self.metrics.call(endpoint, None);
             }
-            Err(CallError::Stopped | CallError::LaneLost) => {}
+            Err(CallError::Stopped | CallError::LaneLost | CallError::WaitTooLong { .. }) => {}
         }
         result
     }
@@ -120,6 +120,9 @@ impl Driver {
                     }
                 }
                 Decision::Wait { until, reason } => {
+                    if lock(&self.skips).skip(spec.lane(), reason, until, now) {
+                        return Err(CallError::WaitTooLong { reason, until });
+                    }
                     self.metrics.wait(spec.module, reason);
                     self.tell_wait(spec.lane(), reason, Some(until), now);
                     let mut stop = self.stop.clone();
@@ -148,6 +151,17 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Bounds every later wait to `max`: a call that would wait longer is skipped and counted
+    /// (`rotor live --once --max-wait`).
+    pub fn bound_waits(&self, max: rotor_engine::Duration) {
+        lock(&self.skips).bound(max);
+    }
+
+    /// The calls skipped under [`Driver::bound_waits`], by lane.
+    pub fn skipped(&self) -> Vec<super::Skipped> {
+        lock(&self.skips).all()
     }
 
     /// Logs a wait once (`waits`).

@@ -44,6 +44,7 @@ use books::Books;
 pub use lanes::Claimed;
 use lanes::Ownership;
 pub use pool::Records;
+pub use waits::Skipped;
 
 /// Why a call produced no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +61,14 @@ pub enum CallError {
     /// This worker no longer owns the lane (its lease lapsed or another worker took it).
     #[error("the lane is owned by another worker now")]
     LaneLost,
+    /// A batch run (`--once`) does not wait this long: the call is skipped and counted.
+    #[error("skipped: it would wait until {} ({}), past the batch's --max-wait", crate::log::utc(.until.as_millis()), .reason.name())]
+    WaitTooLong {
+        /// Why it would wait.
+        reason: rotor_engine::WaitReason,
+        /// Until when.
+        until: rotor_engine::Instant,
+    },
 }
 
 /// A request on the wire, kept so that a shutdown can record what never finished.
@@ -117,6 +126,8 @@ pub struct Driver {
     in_flight: Mutex<HashMap<u64, InFlight>>,
     /// The waits the log has told, per lane (`waits.rs`).
     waits: Mutex<waits::WaitLog>,
+    /// A batch run's bound on waits, and what it skipped.
+    skips: Mutex<waits::Skips>,
     /// What the last answer that refused each seller's credentials showed (`call.rs` writes it
     /// before the engine hears the refusal; the alert says it).
     refusals: Mutex<HashMap<rotor_engine::UserId, String>>,
@@ -189,6 +200,7 @@ impl Driver {
             store: parking_lot::FairMutex::new(store),
             in_flight: Mutex::new(HashMap::new()),
             waits: Mutex::new(waits::WaitLog::default()),
+            skips: Mutex::new(waits::Skips::default()),
             refusals: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(0),
             last_command: AtomicU64::new(0),

@@ -101,8 +101,11 @@ pub(crate) fn triage(user: rotor_engine::UserId, module: Module, what: &str, e: 
             Next::Stop
         }
         // The ban was logged once when it started (with its end); each update it fails is in
-        // the decisions table, not one warning per SKU per pass.
-        ApiError::Call(CallError::Failed(FailReason::AccountCoolingDown, _)) => Next::Continue,
+        // the decisions table, not one warning per SKU per pass. A call skipped past a batch's
+        // --max-wait is counted by the driver and reported once at the end of the batch.
+        ApiError::Call(
+            CallError::Failed(FailReason::AccountCoolingDown, _) | CallError::WaitTooLong { .. },
+        ) => Next::Continue,
         other => {
             tracing::warn!("user {user}/{module}: {what}: {other}");
             Next::Continue
