@@ -355,6 +355,41 @@ fn mock_serves_until_interrupted_and_keeps_secrets_off_stdout() {
     let _ = lines;
 }
 
+/// The README's trial, as written: `rotor mock --trial DIR` in the background, wait for
+/// DIR/ready, source the credentials, one dry `--once` run: it finishes in seconds with exit 0,
+/// having priced the trial's SKUs and stored the fake's orders.
+#[test]
+fn the_trial_directory_runs_a_dry_once_pass_as_the_readme_says() {
+    let dir = scratch("trial");
+    let trial = dir.join("trial");
+    let rotor_bin = env!("CARGO_BIN_EXE_rotor");
+    let script = format!(
+        "set -e\n\
+         {rotor_bin} mock --trial {t} > {d}/mock.out 2>&1 &\n\
+         mock=$!\n\
+         trap 'kill -INT $mock 2>/dev/null || true' EXIT\n\
+         for _ in $(seq 200); do [ -e {t}/ready ] && break; sleep 0.1; done\n\
+         . {t}/credentials.env\n\
+         timeout 60 {rotor_bin} live --config {t}/live.toml --dry-run --once\n",
+        t = trial.display(),
+        d = dir.display()
+    );
+    let out = Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("pass over 20 SKUs"), "{stderr}");
+    assert!(stderr.contains("new orders"), "{stderr}");
+    let skus = std::fs::read_to_string(trial.join("skus.csv")).unwrap();
+    assert_eq!(skus.lines().count(), 21, "{skus}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(trial.join("credentials.env")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let config = std::fs::read_to_string(trial.join("live.toml")).unwrap();
+    assert!(!config.contains("mock-1-0"), "no secret in live.toml");
+}
+
 #[test]
 fn mock_rejects_bad_sizes_and_configs() {
     assert_eq!(rotor(&["mock", "--proxies", "0"]).status.code(), Some(2));

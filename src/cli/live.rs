@@ -183,6 +183,12 @@ pub(crate) struct MockArgs {
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
 
+    /// Also write a ready trial into this directory: live.toml, skus.csv (20 of the fake's
+    /// products) and credentials.env (readable only by you), then an empty `ready` file last.
+    /// Then: `. DIR/credentials.env && rotor live --config DIR/live.toml --dry-run --once`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) trial: Option<PathBuf>,
+
     /// Where to write the credentials (created readable only by you). Defaults to a file in
     /// the system's temporary directory.
     #[arg(long, value_name = "FILE")]

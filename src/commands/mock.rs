@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::net::Ipv4Addr;
 
 use rotor_engine::Secret;
-use rotor_mock_kaspi::{ForwardProxy, KaspiConfig, KaspiMock, Proxy6Config, Proxy6Mock};
+use rotor_mock_kaspi::{ForwardProxy, KaspiConfig, KaspiMock, Merchant, Proxy6Config, Proxy6Mock};
 
 use super::CliError;
 use crate::cli::MockArgs;
@@ -28,6 +28,7 @@ pub(crate) fn run(flags: &MockArgs) -> Result<u8, CliError> {
         config: None,
         env_file: flags.env_file.clone(),
         scenario: None,
+        trial: flags.trial.clone(),
         proxies: flags.proxies,
         stock: flags.stock,
         seed: flags.seed,
@@ -130,44 +131,99 @@ async fn serve(args: &MockArgs) -> Result<u8, CliError> {
     println!("fake Kaspi      {}", kaspi.uri());
     println!("fake Proxy6 API {}  (key in $ROTOR_PROXY6_KEY)", proxy6.api_base());
     println!("credentials     source {}\n", env_path.display());
-    println!("# A live config for these fakes (docs/live.md); save it as live.toml, put a");
-    println!("# skus.csv beside it (sku,product_id,floor,ceiling), and source the credentials file.");
-    println!("[store]\npath = \"rotor-mock-state.db\"\n");
-    println!("[status]\nlisten = \"{}\"\n", rotor_live::config::defaults::STATUS_LISTEN);
-    println!(
-        "[kaspi]\nstorefront = \"{0}\"\ncabinet = \"{0}\"\nshop_api = \"{0}/shop/api/v2\"\n",
-        kaspi.uri()
-    );
-    println!("[proxy6]\napi = \"{}\"\nkey_env = \"ROTOR_PROXY6_KEY\"\nmin_pool = 0\n", proxy6.api_base());
-    // The default split needs 3 proxies (one per module); fewer get a split that still works.
-    match proxies.len() {
-        1 => println!(
-            "# One proxy: too few for the demper and its catalogue; orders only.\n[split]\ndemper = 0\norders = 100\ncatalog = 0\n"
-        ),
-        2 => println!(
-            "# Two proxies: the demper and its catalogue; orders are off.\n[split]\ndemper = 50\norders = 0\ncatalog = 50\n"
-        ),
-        _ => {}
-    }
-    for (i, p) in proxies.iter().enumerate() {
+    let config = live_toml(&kaspi, &proxy6, &proxies, &merchant);
+    if let Some(dir) = &args.trial {
+        write_trial(dir, &config, &kaspi.products(), &env)
+            .map_err(|e| CliError::internal(format!("cannot write the trial into {}: {e}", dir.display())))?;
+        println!("trial           {}: live.toml, skus.csv, credentials.env", dir.display());
         println!(
-            "[[proxy]]\nurl = \"{}\"\nuser = \"px{i}\"\npassword_env = \"ROTOR_PROXY_{i}_PASSWORD\"\negress_ip = \"{}\"\n",
-            p.url(),
-            p.egress()
+            "  . {0}/credentials.env && rotor live --config {0}/live.toml --dry-run --once\n",
+            dir.display()
         );
     }
-    println!(
-        "[[user]]\nid = 1\nmerchant_uid = \"{}\"\nproxies = {}\ntoken_env = \"ROTOR_KASPI_TOKEN\"\nsession_env = \"ROTOR_KASPI_SESSION\"\nskus = \"skus.csv\"\n",
-        merchant.uid,
-        proxies.len()
-    );
+    println!("# A live config for these fakes (docs/live.md); save it as live.toml, put a");
+    println!("# skus.csv beside it (sku,product_id,floor,ceiling), and source the credentials file.");
+    print!("{config}");
+    if let Some(dir) = &args.trial {
+        // Last: a script waiting for the trial starts once every file is in place.
+        std::fs::write(dir.join("ready"), "")
+            .map_err(|e| CliError::internal(format!("cannot write {}: {e}", dir.join("ready").display())))?;
+    }
     println!("ready");
     let _ = std::io::stdout().flush();
     tokio::signal::ctrl_c().await.map_err(|e| CliError::internal(format!("cannot wait for Ctrl-C: {e}")))?;
     drop(proxies);
     let _ = std::fs::remove_file(&env_path);
+    if let Some(dir) = &args.trial {
+        let _ = std::fs::remove_file(dir.join("ready"));
+    }
     tracing::info!("rotor mock: stopped");
     Ok(exit::OK)
+}
+
+/// A live config for the fakes: the store beside it, one `[[proxy]]` per loopback proxy, one
+/// seller with every proxy and `skus.csv` beside it.
+fn live_toml(
+    kaspi: &KaspiMock,
+    proxy6: &Proxy6Mock,
+    proxies: &[ForwardProxy],
+    merchant: &Merchant,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "[store]\npath = \"rotor-mock-state.db\"\n");
+    let _ = writeln!(out, "[status]\nlisten = \"{}\"\n", rotor_live::config::defaults::STATUS_LISTEN);
+    let _ = writeln!(
+        out,
+        "[kaspi]\nstorefront = \"{0}\"\ncabinet = \"{0}\"\nshop_api = \"{0}/shop/api/v2\"\n",
+        kaspi.uri()
+    );
+    let _ = writeln!(
+        out,
+        "[proxy6]\napi = \"{}\"\nkey_env = \"ROTOR_PROXY6_KEY\"\nmin_pool = 0\n",
+        proxy6.api_base()
+    );
+    // The default split needs 3 proxies (one per module); fewer get a split that still works.
+    match proxies.len() {
+        1 => out.push_str(
+            "# One proxy: too few for the demper and its catalogue; orders only.\n[split]\ndemper = 0\norders = 100\ncatalog = 0\n\n",
+        ),
+        2 => out.push_str(
+            "# Two proxies: the demper and its catalogue; orders are off.\n[split]\ndemper = 50\norders = 0\ncatalog = 50\n\n",
+        ),
+        _ => {}
+    }
+    for (i, p) in proxies.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "[[proxy]]\nurl = \"{}\"\nuser = \"px{i}\"\npassword_env = \"ROTOR_PROXY_{i}_PASSWORD\"\negress_ip = \"{}\"\n",
+            p.url(),
+            p.egress()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "[[user]]\nid = 1\nmerchant_uid = \"{}\"\nproxies = {}\ntoken_env = \"ROTOR_KASPI_TOKEN\"\nsession_env = \"ROTOR_KASPI_SESSION\"\nskus = \"skus.csv\"\n",
+        merchant.uid,
+        proxies.len()
+    );
+    out
+}
+
+/// How many of the fake's products a trial's skus.csv lists.
+const TRIAL_SKUS: usize = 20;
+
+/// A ready trial directory: live.toml, a skus.csv of the fake's first products (floor 1,
+/// ceiling 10 million, so every decision is the demper's own) and the credentials.
+fn write_trial(dir: &std::path::Path, config: &str, products: &[String], env: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let _ = std::fs::remove_file(dir.join("ready"));
+    std::fs::write(dir.join("live.toml"), config)?;
+    let mut skus = String::from("sku,product_id,floor,ceiling\n");
+    for p in products.iter().take(TRIAL_SKUS) {
+        let _ = writeln!(skus, "{p},{p},1,10000000");
+    }
+    std::fs::write(dir.join("skus.csv"), skus)?;
+    write_private(&dir.join("credentials.env"), env)
 }
 
 /// Writes `text` to `path`, readable and writable by the owner only.
