@@ -98,6 +98,24 @@ fn seconds(s: &str) -> f64 {
     s.parse::<Duration>().unwrap().as_millis() as f64 / 1000.0
 }
 
+/// The dry run checks what the run checks (here: the proxy is spare), prints the schedule, and
+/// holds and sends nothing.
+fn dry_run_checks_and_holds_nothing(lab: &Lab, k: f64) {
+    let dry = tokio::task::block_in_place(|| lab.calibrate(k, &["--dry-run"]));
+    let plan = text(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0), "{plan}\n{}", text(&dry.stderr));
+    for line in [
+        "nothing is sent",
+        "count run  300 requests at 1 per second",
+        "ramp       1.00, 1.50",
+        "worst ban  2h",
+    ] {
+        assert!(plan.contains(line), "{line}: {plan}");
+    }
+    assert!(plan.contains("spare now"), "{plan}");
+    assert!(lab.store().journal_entries("calibrate").unwrap().is_empty(), "a dry run holds nothing");
+}
+
 /// 12 requests per second per IP, then a 403 and a 10 s ban; no count limit. At K = 20.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_and_its_ban_are_recovered_and_the_proxy_is_held_then_rested() {
@@ -125,6 +143,7 @@ async fn a_rate_limit_and_its_ban_are_recovered_and_the_proxy_is_held_then_reste
         "--skus",
         "100",
     ];
+    dry_run_checks_and_holds_nothing(&lab, k);
     let out = tokio::task::block_in_place(|| lab.calibrate(k, &flags));
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
@@ -188,6 +207,11 @@ async fn a_rate_limit_and_its_ban_are_recovered_and_the_proxy_is_held_then_reste
     let again = tokio::task::block_in_place(|| lab.calibrate(k, &flags));
     let err = text(&again.stderr);
     assert_eq!(again.status.code(), Some(2), "{err}");
+    assert!(err.contains("is resting until") && err.contains("needs a spare proxy"), "{err}");
+    // And so is its dry run.
+    let dry = tokio::task::block_in_place(|| lab.calibrate(k, &["--dry-run"]));
+    let err = text(&dry.stderr);
+    assert_eq!(dry.status.code(), Some(2), "{err}");
     assert!(err.contains("is resting until") && err.contains("needs a spare proxy"), "{err}");
 }
 
@@ -260,15 +284,8 @@ fn bad_flags_and_account_endpoints_are_refused_before_anything_is_sent() {
     let out = rotor(&["--config", "none.toml", "--proxy", "1", "--ceiling-rps", "0", "--dry-run"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--ceiling-rps is 0; valid"), "{}", text(&out.stderr));
+    // A dry run refuses what the run refuses: here, a config that is not there.
     let out = rotor(&["--config", "none.toml", "--proxy", "1", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0));
-    let plan = text(&out.stdout);
-    for line in [
-        "nothing is sent",
-        "count run  300 requests at 1 per second",
-        "ramp       1.00, 1.50",
-        "worst ban  2h",
-    ] {
-        assert!(plan.contains(line), "{line}: {plan}");
-    }
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("none.toml"), "{}", text(&out.stderr));
 }

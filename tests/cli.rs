@@ -491,3 +491,21 @@ fn max_403_counts_what_kaspi_answered_not_what_the_engine_made_of_it() {
         "read as credentials, not forbidden"
     );
 }
+
+/// `rotor ctl` takes --config before or after its action, and says so when it is missing.
+#[test]
+fn ctl_takes_its_config_on_either_side_of_the_action() {
+    let out = rotor(&["ctl", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("rotor ctl needs --config FILE"), "{}", text(&out.stderr));
+    for args in [
+        ["ctl", "status", "--config", "/nonexistent-dir/live.toml"],
+        ["ctl", "--config", "/nonexistent-dir/live.toml", "status"],
+    ] {
+        let out = rotor(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("/nonexistent-dir/live.toml"), "{args:?}: the config is read: {stderr}");
+        assert!(!stderr.contains("unexpected argument"), "{args:?}: {stderr}");
+    }
+}

@@ -242,9 +242,10 @@ pub(crate) enum Command {
     ///   rotor ctl --config live.toml confirm 3 SKU-100
     #[command(verbatim_doc_comment)]
     Ctl {
-        /// The live config (the store and its key are read from it).
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        /// The live config (the store and its key are read from it). Required; accepted before
+        /// or after the action (`rotor ctl status --config live.toml`).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
         /// What to do.
         #[command(subcommand)]
         action: CtlAction,

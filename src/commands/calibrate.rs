@@ -93,11 +93,17 @@ pub(crate) fn run(args: &CalibrateArgs) -> Result<u8, CliError> {
             args.time_scale
         )));
     }
+    let config = rotor_live::config::load(&args.config).map_err(CliError::bad_input)?;
     if args.dry_run {
+        // Everything the run would refuse is refused here too; nothing is held or sent.
+        let target = Target { proxy: args.proxy, product: args.product.clone(), settings: s };
+        let name = calibrate::preflight(&config, &target).map_err(|e| {
+            if e.is_input() { CliError::bad_input(e.to_string()) } else { CliError::internal(e.to_string()) }
+        })?;
         print!("{}", schedule_text(args, &s));
+        println!("proxy      {name}: spare now (checked in the store; not held by a dry run)");
         return Ok(exit::OK);
     }
-    let config = rotor_live::config::load(&args.config).map_err(CliError::bad_input)?;
     if (args.time_scale - 1.0).abs() > f64::EPSILON {
         rotor_live::clock::set_scale(args.time_scale);
     }

@@ -93,7 +93,14 @@ pub(crate) fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Load(args) => exit_on_signal("load").and_then(|()| load::run(&args)),
         Command::Probe { config, include_resting } => live::probe(&config, include_resting),
         Command::Calibrate(args) => calibrate::run(&args),
-        Command::Ctl { config, action } => live::ctl(&config, &action.to_live()),
+        Command::Ctl { config, action } => {
+            let config = config.ok_or_else(|| {
+                CliError::bad_input(
+                    "rotor ctl needs --config FILE, the live config (before or after the action)",
+                )
+            })?;
+            live::ctl(&config, &action.to_live())
+        }
         Command::Orders { action: crate::cli::OrdersAction::Export(args) } => {
             live::export(&args, live::Log::Orders)
         }

@@ -10,7 +10,7 @@ pub mod shell;
 
 pub use core::{Answer, Calibrator, Settings, Step};
 pub use findings::{Bracket, CountFinding, Findings, RateFinding};
-pub use shell::{Calibration, Target, calibrate};
+pub use shell::{Calibration, Target, calibrate, preflight};
 
 use rotor_engine::Duration;
 

@@ -103,14 +103,19 @@ fn refusal(name: &str, why: &NotSpare) -> String {
     )
 }
 
-/// Runs the calibration of `target` until it finishes, the budget is spent or `stop` turns
-/// true; `progress` is called about once a second.
-pub async fn calibrate(
-    config: &LiveConfig,
-    target: &Target,
-    mut stop: watch::Receiver<bool>,
-    progress: &mut (dyn FnMut(&Calibrator) + Send),
-) -> Result<Calibration, LiveError> {
+/// What a calibration needs before its first request, each piece checked.
+struct Prepared<'a> {
+    entry: &'a crate::config::ProxyConfig,
+    name: String,
+    product: String,
+    client: reqwest::Client,
+    store: crate::store::Store,
+    id: ProxyId,
+}
+
+/// Checks everything a calibration of `target` needs and opens the store: the proxy entry, the
+/// product, the proxy's password, its client, and its row in the store.
+fn prepare<'a>(config: &'a LiveConfig, target: &Target) -> Result<Prepared<'a>, LiveError> {
     let entry = proxy_entry(config, target.proxy)?;
     let name = match &entry.user {
         Some(u) => format!("{u}@{}:{}", entry.host, entry.port),
@@ -131,12 +136,35 @@ pub async fn calibrate(
         &ProxyEndpoint { url: &entry.url, username: entry.user.as_deref(), password: password.as_ref() },
         timeouts,
     )?;
-    let (mut store, _, ids) = crate::run::open_state(config, crate::run::Opener::Tool)?;
+    let (store, _, ids) = crate::run::open_state(config, crate::run::Opener::Tool)?;
     // `proxy_entry` checked the index: the row is the one recorded for that entry.
     let id = ids
         .get(target.proxy - 1)
         .copied()
         .ok_or_else(|| LiveError::Config(format!("proxy {name} is not in the store")))?;
+    Ok(Prepared { entry, name, product, client, store, id })
+}
+
+/// What `rotor calibrate --dry-run` checks: everything the run refuses before its first
+/// request (the proxy entry, the product, the secrets, the store and its key, the proxy being
+/// spare now), holding nothing and sending nothing. Returns the proxy's name.
+pub fn preflight(config: &LiveConfig, target: &Target) -> Result<String, LiveError> {
+    let Prepared { name, mut store, id, .. } = prepare(config, target)?;
+    match store.spare_for_calibration(id, clock::now().as_millis())? {
+        Ok(()) => Ok(name),
+        Err(why) => Err(LiveError::Config(refusal(&name, &why))),
+    }
+}
+
+/// Runs the calibration of `target` until it finishes, the budget is spent or `stop` turns
+/// true; `progress` is called about once a second.
+pub async fn calibrate(
+    config: &LiveConfig,
+    target: &Target,
+    mut stop: watch::Receiver<bool>,
+    progress: &mut (dyn FnMut(&Calibrator) + Send),
+) -> Result<Calibration, LiveError> {
+    let Prepared { entry, name, product, client, mut store, id } = prepare(config, target)?;
     let started = clock::now();
     let mut cal = Calibrator::new(target.settings, started).map_err(LiveError::Config)?;
     let max_ban = target.settings.max_ban;

@@ -5,6 +5,7 @@
 use rotor_engine::ProxyId;
 
 use super::error::{Abort, ctx};
+use super::sql::Conn;
 use super::{Store, StoreError, int, text, uint};
 
 /// Why a proxy cannot be held.
@@ -24,7 +25,43 @@ pub enum NotSpare {
     Unknown,
 }
 
+/// Why `id` is not spare at `now_ms`, if it is not: the one reading of the rule, for the hold
+/// and for a dry run alike.
+fn not_spare(c: &mut dyn Conn, id: ProxyId, now_ms: u64) -> Result<Option<NotSpare>, Abort> {
+    let rows = c.query(
+        "SELECT p.dead, s.lease_open, s.rest_until_ms, s.held_until_ms FROM proxies p
+         JOIN proxy_state s ON s.proxy_id = p.id WHERE p.id = $1",
+        &[id.0.into()],
+    )?;
+    let Some(row) = rows.first() else { return Ok(Some(NotSpare::Unknown)) };
+    let allocated = c.query("SELECT user_id, module FROM allocations WHERE proxy_id = $1", &[id.0.into()])?;
+    Ok(if int(row, 0) != 0 {
+        Some(NotSpare::Dead)
+    } else if let Some(a) = allocated.first() {
+        Some(NotSpare::Allocated(uint(a, 0) as u32, text(a, 1).unwrap_or_default()))
+    } else if int(row, 1) != 0 {
+        Some(NotSpare::LeaseOpen)
+    } else if uint(row, 3) > now_ms {
+        Some(NotSpare::Held(uint(row, 3)))
+    } else if uint(row, 2) > now_ms {
+        Some(NotSpare::Resting(uint(row, 2)))
+    } else {
+        None
+    })
+}
+
 impl Store {
+    /// Whether proxy `id` is spare at `now_ms` (a calibration could hold it), changing nothing:
+    /// what `rotor calibrate --dry-run` checks.
+    pub fn spare_for_calibration(
+        &mut self,
+        id: ProxyId,
+        now_ms: u64,
+    ) -> Result<Result<(), NotSpare>, StoreError> {
+        self.tx(|c| Ok(not_spare(c, id, now_ms)?.map_or(Ok(()), Err)))
+            .map_err(ctx("check a proxy for calibration"))
+    }
+
     /// Holds proxy `id` for a calibration until `until_ms`, resting it until at least
     /// `rest_until_ms`, in one transaction with the checks that it is spare at `now_ms`.
     pub fn hold_for_calibration(
@@ -35,30 +72,7 @@ impl Store {
         rest_until_ms: u64,
     ) -> Result<Result<(), NotSpare>, StoreError> {
         self.tx(|c| {
-            let rows = c.query(
-                "SELECT p.dead, s.lease_open, s.rest_until_ms, s.held_until_ms FROM proxies p
-                 JOIN proxy_state s ON s.proxy_id = p.id WHERE p.id = $1",
-                &[id.0.into()],
-            )?;
-            let Some(row) = rows.first() else { return Ok(Err(NotSpare::Unknown)) };
-            let allocated = c.query(
-                "SELECT user_id, module FROM allocations WHERE proxy_id = $1",
-                &[id.0.into()],
-            )?;
-            let refusal = if int(row, 0) != 0 {
-                Some(NotSpare::Dead)
-            } else if let Some(a) = allocated.first() {
-                Some(NotSpare::Allocated(uint(a, 0) as u32, text(a, 1).unwrap_or_default()))
-            } else if int(row, 1) != 0 {
-                Some(NotSpare::LeaseOpen)
-            } else if uint(row, 3) > now_ms {
-                Some(NotSpare::Held(uint(row, 3)))
-            } else if uint(row, 2) > now_ms {
-                Some(NotSpare::Resting(uint(row, 2)))
-            } else {
-                None
-            };
-            if let Some(r) = refusal {
+            if let Some(r) = not_spare(c, id, now_ms)? {
                 return Ok(Err(r));
             }
             c.exec(
