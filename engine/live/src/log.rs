@@ -100,13 +100,16 @@ pub fn init(format: Format) -> Result<(), BadFilter> {
             && meta.is_event()
             && meta.target().starts_with("rotor_live"))
     });
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Under systemd each line carries its priority; no colours go to the journal.
+    let journald = stderr_is_journal();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !journald;
+    let writer = Prioritised { journald, inner: std::io::stderr };
     let registry = tracing_subscriber::registry().with(filter).with(quiet);
     let _ = match format {
         Format::Text => registry
             .with(
                 tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
+                    .with_writer(writer)
                     .with_timer(Clock)
                     .with_target(false)
                     .with_ansi(ansi),
@@ -116,7 +119,7 @@ pub fn init(format: Format) -> Result<(), BadFilter> {
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
-                    .with_writer(std::io::stderr)
+                    .with_writer(writer)
                     .with_timer(Clock)
                     .with_current_span(true)
                     .with_span_list(true),
@@ -124,6 +127,79 @@ pub fn init(format: Format) -> Result<(), BadFilter> {
             .try_init(),
     };
     Ok(())
+}
+
+/// Under journald (`JOURNAL_STREAM` set, as systemd sets it for a service's stderr), each event
+/// starts with its syslog priority, `<3>` error, `<4>` warning, `<6>` info, `<7>` debug and
+/// trace, which journald reads as the entry's priority and strips (sd-daemon(3)); otherwise
+/// lines are written as they are.
+#[derive(Debug, Clone, Copy)]
+struct Prioritised<M> {
+    journald: bool,
+    inner: M,
+}
+
+/// Whether stderr is the journal's stream: `JOURNAL_STREAM` names its device and inode
+/// (systemd.exec(5)), and a child whose stderr was redirected elsewhere does not match.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let stream = std::env::var("JOURNAL_STREAM").ok();
+    let stderr = std::fs::metadata("/proc/self/fd/2").ok().map(|m| (m.dev(), m.ino()));
+    names_stream(stream.as_deref(), stderr)
+}
+
+/// Whether `JOURNAL_STREAM`'s `device:inode` is the stream `fd` (device, inode).
+fn names_stream(journal_stream: Option<&str>, fd: Option<(u64, u64)>) -> bool {
+    let parsed = journal_stream
+        .and_then(|v| v.split_once(':'))
+        .and_then(|(dev, ino)| Some((dev.parse::<u64>().ok()?, ino.parse::<u64>().ok()?)));
+    parsed.is_some() && parsed == fd
+}
+
+/// The sd-daemon prefix of `level`.
+fn priority(level: tracing::Level) -> &'static str {
+    match level {
+        tracing::Level::ERROR => "<3>",
+        tracing::Level::WARN => "<4>",
+        tracing::Level::INFO => "<6>",
+        tracing::Level::DEBUG | tracing::Level::TRACE => "<7>",
+    }
+}
+
+impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for Prioritised<M>
+{
+    type Writer = Prefixed<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Prefixed { prefix: None, inner: self.inner.make_writer() }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        Prefixed {
+            prefix: self.journald.then(|| priority(*meta.level())),
+            inner: self.inner.make_writer_for(meta),
+        }
+    }
+}
+
+/// A writer that puts `prefix` before the first bytes written (one event is one write).
+struct Prefixed<W> {
+    prefix: Option<&'static str>,
+    inner: W,
+}
+
+impl<W: std::io::Write> std::io::Write for Prefixed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(p) = self.prefix.take() {
+            self.inner.write_all(p.as_bytes())?;
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// `ms` since the epoch as RFC 3339 UTC with milliseconds.
@@ -146,6 +222,76 @@ pub fn parse_utc(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+
+    /// A shared buffer to write into.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    fn logged(journald: bool) -> String {
+        let buffer = Buffer::default();
+        let layer = tracing_subscriber::fmt()
+            .with_writer(super::Prioritised { journald, inner: buffer.clone() })
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish();
+        tracing::subscriber::with_default(layer, || {
+            tracing::error!("store lost");
+            tracing::warn!("a proxy died");
+            tracing::info!("pass over");
+            tracing::debug!("detail");
+        });
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn only_the_stream_journal_stream_names_is_the_journal() {
+        assert!(super::names_stream(Some("8:1234"), Some((8, 1234))));
+        assert!(!super::names_stream(Some("8:1234"), Some((8, 99))), "stderr redirected elsewhere");
+        assert!(!super::names_stream(None, Some((8, 1234))), "not under systemd");
+        assert!(!super::names_stream(Some("nonsense"), Some((8, 1234))));
+        assert!(!super::names_stream(Some("8:1234"), None));
+    }
+
+    #[test]
+    fn under_journald_each_line_starts_with_its_priority_and_elsewhere_with_nothing() {
+        let journal = logged(true);
+        let lines: Vec<&str> = journal.lines().collect();
+        assert_eq!(lines.len(), 4, "{journal}");
+        for (line, (prefix, text)) in lines.iter().zip([
+            ("<3>", "store lost"),
+            ("<4>", "a proxy died"),
+            ("<6>", "pass over"),
+            ("<7>", "detail"),
+        ]) {
+            assert!(line.starts_with(prefix) && line.ends_with(text), "{line}");
+        }
+        let plain = logged(false);
+        assert!(plain.lines().all(|l| !l.starts_with('<')), "{plain}");
+        assert_eq!(plain.lines().count(), 4);
+    }
+
     #[test]
     fn rust_log_unset_or_empty_is_the_default_and_a_bad_one_names_the_valid_forms() {
         for unset in [None, Some(""), Some("  ")] {
