@@ -69,3 +69,9 @@ pub(super) fn outcome_label(kind: OutcomeKind, status: Option<u16>) -> &'static 
         _ => kind.name(),
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(super) struct BuildLabels {
+    pub(super) version: &'static str,
+    pub(super) commit: &'static str,
+}

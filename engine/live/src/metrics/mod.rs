@@ -119,6 +119,8 @@ pub struct Metrics {
     provider_blocked: Family<ReasonLabel, Gauge>,
     provider_spent: Gauge<f64, AtomicU64>,
     store_up: Gauge,
+    /// Always 1, labelled with the version and commit this binary was built from.
+    build_info: Family<labels::BuildLabels, Gauge>,
     stalled: Family<ModuleLabel, Gauge>,
     sellers_refused: Gauge,
     intervals: Family<ModuleLabel, Gauge<f64, AtomicU64>>,
@@ -196,6 +198,7 @@ impl Metrics {
             provider_blocked: Family::default(),
             provider_spent: Gauge::default(),
             store_up: Gauge::default(),
+            build_info: Family::default(),
             stalled: Family::default(),
             sellers_refused: Gauge::default(),
             intervals: Family::default(),
@@ -211,6 +214,7 @@ impl Metrics {
             not_priced: Family::default(),
             holds: Mutex::default(),
         };
+        m.build_info.get_or_create(&BUILD).set(1);
         for mo in Module::ALL {
             for kind in OutcomeKind::ALL {
                 let _ = m.requests.get_or_create(&ModuleOutcome { module: mo.name(), outcome: kind.name() });
@@ -545,6 +549,10 @@ impl Metrics {
         out
     }
 }
+
+/// What `rotor_build_info` says: the package version and the commit (`build.rs`).
+const BUILD: labels::BuildLabels =
+    labels::BuildLabels { version: env!("CARGO_PKG_VERSION"), commit: env!("ROTOR_COMMIT") };
 
 mod labels;
 mod register;

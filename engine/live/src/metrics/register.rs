@@ -6,6 +6,11 @@ impl Metrics {
     /// The request flow: requests, waits, rotations, loops, durations, calls.
     pub(super) fn register(mut self) -> Self {
         let r = &mut self.registry;
+        r.register(
+            "rotor_build_info",
+            "Always 1: the version and commit this rotor was built from",
+            self.build_info.clone(),
+        );
         r.register("rotor_requests", "Attempts sent, by module and outcome", self.requests.clone());
         r.register("rotor_requests_failed", "Requests that failed for good, by module", self.failed.clone());
         r.register("rotor_waits", "Requests told to wait, by module and reason", self.waits.clone());

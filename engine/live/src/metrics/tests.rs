@@ -125,3 +125,14 @@ fn the_exposition_parses_as_openmetrics_and_a_damaged_one_does_not() {
     let no_eof = text.replace("# EOF\n", "");
     assert!(openmetrics_parser::openmetrics::parse_openmetrics(&no_eof).is_err());
 }
+
+#[test]
+fn build_info_names_the_version_and_a_commit() {
+    let text = Metrics::default().render(&snapshot());
+    let line = text.lines().find(|l| l.starts_with("rotor_build_info{")).expect("rotor_build_info");
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(line.contains(&version) && line.ends_with("} 1"), "{line}");
+    let commit = line.split("commit=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
+    assert!(!commit.is_empty(), "{line}");
+    assert!(commit == "unknown" || commit.chars().all(|c| c.is_ascii_hexdigit()), "{line}");
+}
