@@ -3,9 +3,13 @@
 
 fn main() {
     println!("cargo:rerun-if-env-changed=ROTOR_COMMIT");
-    // The checkout's HEAD and the ref it names: a new commit rebuilds only this crate's build info.
-    println!("cargo:rerun-if-changed=../../.git/HEAD");
-    println!("cargo:rerun-if-changed=../../.git/refs/heads");
+    // The checkout's HEAD and its branches: a new commit renews the build info. Named only when
+    // they exist: a path that does not would rerun this script, and rebuild the crate, every time.
+    for path in ["../../.git/HEAD", "../../.git/refs/heads"] {
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
     let commit = std::env::var("ROTOR_COMMIT").ok().filter(|c| !c.is_empty()).or_else(|| {
         let out =
             std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
