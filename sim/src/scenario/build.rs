@@ -9,6 +9,7 @@ use rotor_engine::{
 use super::ScenarioError;
 use super::raw::{PolicyName, RawScenario, SubscriptionEvent};
 use super::value::CountRange;
+use rotor_check::names::unknown;
 use rotor_kaspi_model::{Rule, Scope};
 
 use super::{
@@ -169,14 +170,8 @@ fn expectations(
     for (key, e) in &raw.events {
         let name = key.get_ref();
         if !crate::events::is_known(name) {
-            return Err(cx.err(
-                key.span(),
-                rotor_check::names::unknown(
-                    "event",
-                    name,
-                    crate::events::catalogue().iter().map(String::as_str),
-                ),
-            ));
+            let known = crate::events::catalogue();
+            return Err(cx.err(key.span(), unknown("event", name, known.iter().map(String::as_str))));
         }
         if e.at_least == 0 {
             // "At least 0 times" holds whatever happens: a line that can never fail.
