@@ -96,7 +96,14 @@ fn the_dashboard_imports_and_has_a_row_per_module_with_every_panel() {
         }
     }
     let all: Vec<&String> = rows.iter().flat_map(|(_, inside)| inside).collect();
-    for panel in ["account cooldowns", "pool by state", "pool cost"] {
+    for panel in [
+        "account cooldowns",
+        "pool by state",
+        "pool cost",
+        "price drops held",
+        "orders webhook",
+        "catalogue answers refused",
+    ] {
         assert!(all.iter().any(|t| t.contains(panel)), "no {panel} panel: {all:?}");
     }
 }
@@ -113,6 +120,8 @@ fn the_alert_rules_pass_promtool_and_name_each_state() {
         "RotorProviderListImplausible",
         "RotorWebhookDeadLetters",
         "RotorWebhookStalled",
+        "RotorCatalogRefused",
+        "RotorPriceDropsWaiting",
     ] {
         assert!(rules.contains(&format!("alert: {alert}\n")), "{alert}");
     }
@@ -164,4 +173,37 @@ fn the_systemd_unit_verifies_and_its_command_line_is_rotors() {
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
     let out = verify(&unit.replace("Restart=on-failure", "Restart=on-failure\nRestartt=always"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Restartt"), "a damaged unit passes");
+}
+
+/// `systemd-analyze security` scores exposure 0 (perfect) to 10; "OK" is 4.9 or less. The unit
+/// stays there, and the check fails for a unit without the sandboxing lines.
+#[test]
+fn the_systemd_unit_scores_ok_or_better_in_systemd_analyze_security() {
+    if !tool("systemd-analyze") {
+        eprintln!("systemd-analyze is not installed: the unit's exposure was not scored");
+        return;
+    }
+    let unit = read("deploy/systemd/rotor.service");
+    let dir = scratch("security");
+    let score = |text: &str| {
+        let file = dir.join("rotor.service");
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=49"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let level = said.lines().find(|l| l.contains("Overall exposure level")).unwrap_or("").to_owned();
+        (out.status.success(), level)
+    };
+    let (ok, level) = score(&unit);
+    assert!(ok, "the unit's exposure is above OK: {level}");
+    let loose: String = unit
+        .lines()
+        .filter(|l| !l.starts_with("SystemCall") && !l.starts_with("CapabilityBoundingSet"))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let (ok, level) = score(&loose);
+    assert!(!ok, "a unit without its sandbox scores OK: {level}");
 }

@@ -532,6 +532,8 @@ fn operator_decisions_are_kept_for_every_worker() {
         assert_eq!(s.confirm_drops(user, Confirm::Skus(&u_only), 56).unwrap().unwrap().len(), 1);
         let held = s.held_drops().unwrap();
         assert_eq!((held.len(), held[0].to_price, held[0].confirmed_ms), (2, 500.0, None));
+        // A waits again (asked lower), U was confirmed: one waits for the operator.
+        assert_eq!(s.held_drops_waiting().unwrap(), 1);
         // A push ends the hold.
         s.record_decision(&rotor_live::store::PriceDecision {
             at_ms: 60,

@@ -75,6 +75,9 @@ pub struct Snapshot {
     pub dead_letters: Option<u64>,
     /// How long the oldest order event this worker is delivering has waited, in seconds.
     pub webhook_backlog_s: f64,
+    /// Price drops held for an operator's confirmation and not yet confirmed (`None`: the
+    /// store did not answer).
+    pub drops_waiting: Option<u64>,
 }
 
 /// What the configuration promises, exposed so that alerts compare against it rather than
@@ -110,6 +113,7 @@ pub struct Metrics {
     webhook_deliveries: Counter,
     webhook_failures: Counter,
     webhook_dead_letters: Gauge,
+    drops_waiting: Gauge,
     webhook_backlog: Gauge<f64, AtomicU64>,
     /// When the order event the webhook is delivering was logged (epoch ms; 0: none waiting).
     webhook_pending_ms: AtomicU64,
@@ -190,6 +194,7 @@ impl Metrics {
             webhook_deliveries: Counter::default(),
             webhook_failures: Counter::default(),
             webhook_dead_letters: Gauge::default(),
+            drops_waiting: Gauge::default(),
             webhook_backlog: Gauge::default(),
             webhook_pending_ms: AtomicU64::new(0),
             last_success: Family::default(),
@@ -537,6 +542,9 @@ impl Metrics {
         self.store_up.set(i64::from(now.store_up));
         if let Some(n) = now.dead_letters {
             self.webhook_dead_letters.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        if let Some(n) = now.drops_waiting {
+            self.drops_waiting.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         self.webhook_backlog.set(now.webhook_backlog_s);
         for m in Module::ALL {

@@ -49,7 +49,7 @@ impl Metrics {
         self.register_business()
     }
 
-    /// The business outcomes, the provider, the store and what the configuration promises.
+    /// The business outcomes: prices, orders, catalogues, the store's errors, the webhook.
     fn register_business(mut self) -> Self {
         let r = &mut self.registry;
         r.register("rotor_price_pushes", "Prices pushed to the cabinet", self.pushes.clone());
@@ -62,6 +62,11 @@ impl Metrics {
             "rotor_price_drops_held",
             "Large drops held for an operator's confirmation",
             self.drops_held.clone(),
+        );
+        r.register(
+            "rotor_price_drops_waiting",
+            "Large drops held now, waiting for an operator's confirmation (rotor ctl confirm)",
+            self.drops_waiting.clone(),
         );
         r.register("rotor_orders_stored", "New orders stored", self.orders_stored.clone());
         r.register(
@@ -95,6 +100,13 @@ impl Metrics {
             "How long the oldest order event not yet delivered has waited (0: none waiting)",
             self.webhook_backlog.clone(),
         );
+        self.register_state()
+    }
+
+    /// What the scrape reads now: progress, the pool, the provider, the store, and what the
+    /// configuration promises.
+    fn register_state(mut self) -> Self {
+        let r = &mut self.registry;
         r.register(
             "rotor_last_success_timestamp_seconds",
             "When each seller's worker last finished a cycle (a demper pass, an orders poll, a catalogue sync), as a Unix time",

@@ -11,6 +11,7 @@ fn snapshot() -> Snapshot {
         stalled: [1, 0, 0, 0],
         dead_letters: Some(2),
         webhook_backlog_s: 12.5,
+        drops_waiting: Some(3),
     }
 }
 
@@ -37,6 +38,7 @@ fn render_counts_by_module_and_outcome_and_buckets_cycles() {
         "rotor_account_cooldowns{endpoint=\"price_update\"} 1\n",
         "rotor_account_cooldowns{endpoint=\"offers\"} 0\n",
         "rotor_provider_spent_30d 2.5\n",
+        "rotor_price_drops_waiting 3\n",
         "rotor_stalled_loops{module=\"demper\"} 1\n",
         "rotor_stalled_loops{module=\"orders\"} 0\n",
         "rotor_waits_total{module=\"orders\",reason=\"proxies_resting\"} 1\n",

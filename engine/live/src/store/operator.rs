@@ -189,6 +189,15 @@ impl Store {
             .collect())
     }
 
+    /// How many held drops wait for an operator's confirmation.
+    pub fn held_drops_waiting(&mut self) -> Result<u64, StoreError> {
+        let rows = self
+            .conn
+            .query("SELECT COUNT(*) FROM held_drops WHERE confirmed_ms IS NULL", &[])
+            .map_err(ctx("count held drops"))?;
+        Ok(rows.first().map_or(0, |r| uint(r, 0)))
+    }
+
     /// Every held drop, by seller and SKU.
     pub fn held_drops(&mut self) -> Result<Vec<HeldDrop>, StoreError> {
         let rows = self

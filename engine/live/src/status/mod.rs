@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use hyper::StatusCode;
 use rotor_engine::{Duration, Engine, Instant, LaneKey, Module, ProxyId, ProxyState, UserId};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::clock;
@@ -241,107 +241,83 @@ pub fn proxy_rows(
 /// without it (a store that slow is reported unreachable).
 const STORE_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
 
+/// The status endpoint's paths.
+const PATHS: &[&str] = &["/health", "/health/proxies", "/metrics"];
+
 /// Serves until shutdown.
 pub async fn serve(
     listener: TcpListener,
     driver: Arc<Driver>,
     rules: HealthRules,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    let driver = Arc::clone(&driver);
-                    tokio::spawn(async move { let _ = answer(stream, &driver, &rules).await; });
-                }
-            }
-            _ = stop.wait_for(|s| *s) => return,
-        }
+    let page = move |path: &'static str| {
+        let driver = Arc::clone(&driver);
+        async move { page(path, &driver, &rules).await }
+    };
+    http::serve(listener, PATHS, http::Limits::STATUS, page, stop).await;
+}
+
+/// What `path` (one of [`PATHS`]) says now.
+async fn page(path: &str, driver: &Arc<Driver>, rules: &HealthRules) -> http::Page {
+    match path {
+        "/health" => health_page(driver, rules).await,
+        "/health/proxies" => proxies_page(driver).await,
+        _ => metrics_page(driver, rules).await,
     }
 }
 
-async fn answer(mut stream: TcpStream, driver: &Arc<Driver>, rules: &HealthRules) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let read = async {
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(())
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(5), read).await.map_err(std::io::Error::other)??;
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, content_type, body) = match (method, path) {
-        ("GET", "/health") => {
-            let store = driver.store_reachable(STORE_PATIENCE).await;
-            let mut found =
-                problems(store, &driver.metrics.refused(), &driver.metrics.progress(), rules, clock::now());
-            let lanes = driver.metrics.holds().into_iter().chain(driver.metrics.failures());
-            found.extend(lanes.map(|((user, module), why)| format!("lane {user}/{module}: {why}")));
-            found.extend(
-                driver.metrics.unserved().into_iter().map(|(user, why)| format!("user {user}: {why}")),
-            );
-            let doc = json!({ "healthy": found.is_empty(), "problems": found });
-            let status = if found.is_empty() { "200 OK" } else { "503 Service Unavailable" };
-            (status, "application/json", format!("{doc:#}\n"))
-        }
-        ("GET", "/health/proxies") => {
-            let stored = driver
-                .store_within(STORE_PATIENCE, |s| Ok((s.proxies(), s.lease_counts())))
-                .await
-                .and_then(|(p, l)| Ok((p.map_err(|e| e.to_string())?, l.map_err(|e| e.to_string())?)));
-            let mut doc = driver.view(health);
-            match stored {
-                Ok((stored, leases)) => {
-                    doc["proxies"] = driver.view(|e| proxy_rows(e, &stored, &leases)).into();
-                }
-                Err(e) => {
-                    doc["store"] = json!(format!("unreachable: {e}"));
-                }
-            }
-            ("200 OK", "application/json", format!("{doc:#}\n"))
-        }
-        ("GET", "/metrics") => {
-            let mut now = driver.view(|e| snapshot(e, clock::now()));
-            for (_, module, _, _) in stalled(&driver.metrics.progress(), rules, clock::now()) {
-                now.stalled[module.index()] += 1;
-            }
-            let since = clock::now().as_millis().saturating_sub(30 * 86_400_000);
-            let read = driver
-                .store_within(STORE_PATIENCE, move |s| {
-                    s.ping().map_err(|e| e.to_string())?;
-                    Ok((s.p6_spent_since(since).ok(), s.dead_letter_count().ok()))
-                })
-                .await;
-            now.store_up = read.is_ok();
-            match read {
-                Ok((spent, dead)) => (now.spent_30d, now.dead_letters) = (spent, dead),
-                Err(_) => driver.metrics.store_error(),
-            }
-            now.webhook_backlog_s = driver.metrics.webhook_backlog_s(clock::now().as_millis());
-            ("200 OK", crate::metrics::CONTENT_TYPE, driver.metrics.render(&now))
-        }
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "not found; try /health, /health/proxies or /metrics\n".to_owned(),
-        ),
-        _ => ("405 Method Not Allowed", "text/plain", "only GET\n".to_owned()),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+async fn health_page(driver: &Arc<Driver>, rules: &HealthRules) -> http::Page {
+    let store = driver.store_reachable(STORE_PATIENCE).await;
+    let mut found =
+        problems(store, &driver.metrics.refused(), &driver.metrics.progress(), rules, clock::now());
+    let lanes = driver.metrics.holds().into_iter().chain(driver.metrics.failures());
+    found.extend(lanes.map(|((user, module), why)| format!("lane {user}/{module}: {why}")));
+    found.extend(driver.metrics.unserved().into_iter().map(|(user, why)| format!("user {user}: {why}")));
+    let doc = json!({ "healthy": found.is_empty(), "problems": found });
+    let status = if found.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, "application/json", format!("{doc:#}\n"))
 }
+
+async fn proxies_page(driver: &Arc<Driver>) -> http::Page {
+    let stored = driver
+        .store_within(STORE_PATIENCE, |s| Ok((s.proxies(), s.lease_counts())))
+        .await
+        .and_then(|(p, l)| Ok((p.map_err(|e| e.to_string())?, l.map_err(|e| e.to_string())?)));
+    let mut doc = driver.view(health);
+    match stored {
+        Ok((stored, leases)) => {
+            doc["proxies"] = driver.view(|e| proxy_rows(e, &stored, &leases)).into();
+        }
+        Err(e) => {
+            doc["store"] = json!(format!("unreachable: {e}"));
+        }
+    }
+    (StatusCode::OK, "application/json", format!("{doc:#}\n"))
+}
+
+async fn metrics_page(driver: &Arc<Driver>, rules: &HealthRules) -> http::Page {
+    let mut now = driver.view(|e| snapshot(e, clock::now()));
+    for (_, module, _, _) in stalled(&driver.metrics.progress(), rules, clock::now()) {
+        now.stalled[module.index()] += 1;
+    }
+    let since = clock::now().as_millis().saturating_sub(30 * 86_400_000);
+    let read = driver
+        .store_within(STORE_PATIENCE, move |s| {
+            s.ping().map_err(|e| e.to_string())?;
+            Ok((s.p6_spent_since(since).ok(), s.dead_letter_count().ok(), s.held_drops_waiting().ok()))
+        })
+        .await;
+    now.store_up = read.is_ok();
+    match read {
+        Ok((spent, dead, held)) => (now.spent_30d, now.dead_letters, now.drops_waiting) = (spent, dead, held),
+        Err(_) => driver.metrics.store_error(),
+    }
+    now.webhook_backlog_s = driver.metrics.webhook_backlog_s(clock::now().as_millis());
+    (StatusCode::OK, crate::metrics::CONTENT_TYPE, driver.metrics.render(&now))
+}
+
+mod http;
 
 #[cfg(test)]
 mod tests {
