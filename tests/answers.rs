@@ -37,6 +37,8 @@ fn request(kaspi: &KaspiMock, product: &str, (ip, endpoint): Step) -> reqwest::R
     let req = match endpoint {
         Endpoint::StorefrontOffers => c
             .post(format!("{base}/yml/offer-view/offers/{product}"))
+            .header("User-Agent", transport::USER_AGENT)
+            .header("Referer", "https://kaspi.kz/")
             .json(&json!({ "cityId": "750000000", "id": product, "limit": 64, "page": 0 })),
         Endpoint::CabinetPriceUpdate => cabinet(c.post(format!("{base}/pricefeed/upload/merchant/process"))).json(
             &json!({"merchantUid": "30067228", "sku": "1", "model": "m", "price": 1, "cityPrices": [], "availabilities": []}),

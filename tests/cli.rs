@@ -334,6 +334,7 @@ fn mock_serves_until_interrupted_and_keeps_secrets_off_stdout() {
     let uri = out.lines().find_map(|l| l.strip_prefix("fake Kaspi      ")).unwrap().to_owned();
     let status = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--max-time", "5"])
+        .args(["-A", "Mozilla/5.0", "-e", "https://kaspi.kz/"])
         .arg(format!("{uri}/yml/offer-view/offers/100000001"))
         .output();
     if let Ok(s) = status {

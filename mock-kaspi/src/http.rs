@@ -50,6 +50,16 @@ impl Reply {
         self.set_body_raw(bytes, "application/json")
     }
 
+    /// The JSON body changed by `f` (a body that is not JSON is left as it is).
+    #[must_use]
+    pub(crate) fn map_json(mut self, f: impl FnOnce(&mut serde_json::Value)) -> Self {
+        if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&self.body) {
+            f(&mut v);
+            self.body = serde_json::to_vec(&v).unwrap_or_default();
+        }
+        self
+    }
+
     /// A body with its media type.
     #[must_use]
     pub(crate) fn set_body_raw(mut self, body: impl Into<Vec<u8>>, mime: &str) -> Self {

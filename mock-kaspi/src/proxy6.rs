@@ -59,6 +59,10 @@ struct Sold {
     descr: String,
     bought_unix: u64,
     end_unix: u64,
+    /// `4`, `3` or `6` (IPv4, shared IPv4, IPv6), as bought.
+    version: String,
+    /// When the proxy was last changed (bought, renewed, retyped, described).
+    modified_unix: u64,
 }
 
 struct State {
@@ -105,9 +109,14 @@ fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Moscow's offset from UTC (no daylight saving since 2014), in seconds.
+const MOSCOW: u64 = 3 * 3600;
+
 fn date(unix: u64) -> String {
-    // "YYYY-MM-DD HH:MM:SS", as Proxy6 writes dates.
-    let ts = i64::try_from(unix).ok().and_then(|s| jiff::Timestamp::from_second(s).ok());
+    // "YYYY-MM-DD HH:MM:SS" in Moscow time, as Proxy6 writes dates (its `unixtime*` fields
+    // are the same instants in UTC seconds).
+    let moscow = unix.saturating_add(MOSCOW);
+    let ts = i64::try_from(moscow).ok().and_then(|s| jiff::Timestamp::from_second(s).ok());
     ts.unwrap_or(jiff::Timestamp::MAX).strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
@@ -140,6 +149,8 @@ impl State {
             "date_end": date(s.end_unix),
             "unixtime": s.bought_unix,
             "unixtime_end": s.end_unix,
+            "date_mod": date(s.modified_unix),
+            "version": s.version,
             "descr": s.descr,
             "active": "1",
         })
@@ -282,6 +293,7 @@ fn prolong(st: &mut State, q: &BTreeMap<String, String>) -> ResponseTemplate {
     for i in &ids {
         if let Some(s) = st.sold.get_mut(i) {
             s.end_unix += period * 86_400;
+            s.modified_unix = now_unix();
             list.insert(
                 i.to_string(),
                 json!({ "id": i.to_string(), "date_end": date(s.end_unix), "unixtime_end": s.end_unix }),
@@ -292,7 +304,14 @@ fn prolong(st: &mut State, q: &BTreeMap<String, String>) -> ResponseTemplate {
     let order = st.next_order;
     ok(
         st,
-        &json!({ "order_id": order, "price": (price * 100.0).round() / 100.0, "period": period, "count": ids.len(), "list": list }),
+        &json!({
+            "order_id": order,
+            "price": (price * 100.0).round() / 100.0,
+            "price_single": (price / ids.len().max(1) as f64 * 100.0).round() / 100.0,
+            "period": period,
+            "count": ids.len(),
+            "list": list,
+        }),
     )
 }
 
@@ -329,7 +348,8 @@ fn check(st: &mut State, q: &BTreeMap<String, String>) -> ResponseTemplate {
         return api_error(230, "Error ids");
     };
     match found {
-        Some(s) => ok(st, &json!({ "proxy_id": s.id.to_string(), "proxy_status": true })),
+        // `proxy_time`: how long the check took, in seconds.
+        Some(s) => ok(st, &json!({ "proxy_id": s.id.to_string(), "proxy_status": true, "proxy_time": 0.21 })),
         None => api_error(404, "Error not found"),
     }
 }
@@ -347,6 +367,7 @@ fn setdescr(st: &mut State, q: &BTreeMap<String, String>) -> ResponseTemplate {
     for i in targets {
         if let Some(s) = st.sold.get_mut(&i) {
             s.descr.clone_from(new);
+            s.modified_unix = now_unix();
             count += 1;
         }
     }
@@ -366,6 +387,7 @@ fn settype(st: &mut State, q: &BTreeMap<String, String>) -> ResponseTemplate {
     for i in changing {
         if let Some(s) = st.sold.get_mut(&i) {
             s.kind.clone_from(kind);
+            s.modified_unix = now_unix();
         }
     }
     ok(st, &json!({}))
@@ -377,7 +399,9 @@ fn buy(st: &mut State, q: &BTreeMap<String, String>, nokey: bool) -> ResponseTem
     let Some(country) = q.get("country").filter(|c| COUNTRIES.contains(&c.as_str())).cloned() else {
         return api_error(220, "Error country");
     };
-    if q.get("version").is_some_and(|v| !["3", "4", "6"].contains(&v.as_str())) {
+    // IPv6 when `version` is not given, as the real API.
+    let version = q.get("version").cloned().unwrap_or_else(|| "6".into());
+    if !["3", "4", "6"].contains(&version.as_str()) {
         return api_error(240, "Error version");
     }
     let kind = q.get("type").cloned().unwrap_or_else(|| "http".into());
@@ -416,6 +440,8 @@ fn buy(st: &mut State, q: &BTreeMap<String, String>, nokey: bool) -> ResponseTem
             descr: descr.clone(),
             bought_unix: now,
             end_unix: now + period * 86_400,
+            version: version.clone(),
+            modified_unix: now,
         };
         set_login(st, proxy, (sold.user.clone(), sold.pass.clone()));
         st.sold.insert(id, sold);
@@ -552,8 +578,9 @@ impl Proxy6Mock {
 mod tests {
     #[test]
     fn dates_are_written_as_proxy6_writes_them() {
-        assert_eq!(super::date(0), "1970-01-01 00:00:00");
-        assert_eq!(super::date(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(super::date(1_795_488_600), "2026-11-24 02:50:00");
+        assert_eq!(super::date(0), "1970-01-01 03:00:00");
+        assert_eq!(super::date(951_771_600), "2000-02-29 00:00:00");
+        assert_eq!(super::date(1_795_488_600), "2026-11-24 05:50:00", "Moscow is UTC+3");
+        assert_eq!(super::date(1_795_478_400), "2026-11-24 03:00:00");
     }
 }

@@ -47,8 +47,18 @@ fn same_shape(reference: &Value, actual: &Value, at: &str) {
     }
 }
 
+/// The headers the storefront's bot filter asks for, as a browser sends them.
+fn browser(r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    r.header(
+        "User-Agent",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+    )
+    .header("Referer", "https://kaspi.kz/shop/p/-100000001/?c=750000000")
+}
+
 async fn offers(kaspi: &KaspiMock, product: &str, body: Value, ip: Option<&str>) -> reqwest::Response {
-    let mut req = client().post(format!("{}/yml/offer-view/offers/{product}", kaspi.uri())).json(&body);
+    let mut req =
+        browser(client().post(format!("{}/yml/offer-view/offers/{product}", kaspi.uri()))).json(&body);
     if let Some(ip) = ip {
         req = req.header("X-Forwarded-For", ip);
     }
@@ -68,7 +78,26 @@ async fn storefront_offers_match_the_reference_and_refuse_bad_requests() {
         body["offers"].as_array().unwrap().iter().map(|o| o["price"].as_f64().unwrap()).collect();
     assert!(prices.windows(2).all(|w| w[0] <= w[1]), "cheapest first");
 
-    let r = client().get(format!("{}/yml/offer-view/offers/{product}", kaspi.uri())).send().await.unwrap();
+    // Without a browser's User-Agent, or without a Referer on kaspi.kz, the storefront refuses
+    // with 403 as the real one does.
+    let url = format!("{}/yml/offer-view/offers/{product}", kaspi.uri());
+    let bare = client().post(&url).json(&json!({})).send().await.unwrap();
+    assert_eq!(bare.status(), 403);
+    assert!(bare.text().await.unwrap().contains("no browser User-Agent"));
+    let no_referer =
+        client().post(&url).header("User-Agent", "Mozilla/5.0").json(&json!({})).send().await.unwrap();
+    assert_eq!(no_referer.status(), 403);
+    assert!(no_referer.text().await.unwrap().contains("no Referer on kaspi.kz"));
+    let script = client()
+        .post(&url)
+        .header("User-Agent", "python-httpx/0.28.1")
+        .header("Referer", "https://kaspi.kz/")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 403, "a library's own User-Agent is not a browser's");
+    let r = browser(client().get(&url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     let r = offers(&kaspi, &product, json!({"cityId": "750000000", "limit": 100}), None).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);

@@ -26,6 +26,8 @@ async fn offers(client: &reqwest::Client, kaspi: &KaspiMock) -> reqwest::Result<
     client
         .post(format!("{}/yml/offer-view/offers/{product}", kaspi.uri()))
         .header("X-Forwarded-For", "203.0.113.66")
+        .header("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
+        .header("Referer", "https://kaspi.kz/")
         .json(&json!({"cityId": "750000000"}))
         .send()
         .await

@@ -55,6 +55,15 @@ async fn envelopes_lists_and_buying() {
     assert_eq!(item["id"].as_str(), Some(id.as_str()));
     assert!(item["port"].is_string() && item["id"].is_string() && item["active"] == "1");
     assert!(item.get("country").is_none() && item.get("descr").is_none(), "buy items omit them");
+    assert_eq!((item["version"].as_str(), bought["price_single"].as_f64()), (Some("4"), Some(0.11)));
+    // Dates are Moscow time (UTC+3), the unixtime fields the same instants.
+    let moscow = |unix: &Value| {
+        let at = jiff::Timestamp::from_second(unix.as_i64().unwrap() + 3 * 3600).unwrap();
+        at.strftime("%Y-%m-%d %H:%M:%S").to_string()
+    };
+    assert_eq!(item["date"].as_str().unwrap(), moscow(&item["unixtime"]));
+    assert_eq!(item["date_end"].as_str().unwrap(), moscow(&item["unixtime_end"]));
+    assert_eq!(item["date_mod"], item["date"], "modified when bought");
     assert!((p6.balance() - (100.0 - 2.0 * 0.11)).abs() < 1e-6, "the purchase is debited");
 
     let arr = call(&p6, "test-key", "getproxy/?state=active&nokey").await;
@@ -63,8 +72,10 @@ async fn envelopes_lists_and_buying() {
     assert_eq!(arr["list"][0]["descr"], "rotor");
     let checked = call(&p6, "test-key", &format!("check/?ids={id}")).await;
     assert_eq!(checked["proxy_status"], true);
+    assert!(checked["proxy_time"].is_f64());
     let prolong = call(&p6, "test-key", &format!("prolong/?period=7&ids={id}")).await;
     assert!(prolong["list"][id.as_str()]["unixtime_end"].is_u64());
+    assert!(prolong["price_single"].as_f64().is_some_and(|p| p > 0.0));
     assert_eq!(call(&p6, "test-key", &format!("setdescr/?new=renamed&ids={id}")).await["count"], 1);
     assert_eq!(call(&p6, "test-key", &format!("settype/?ids={id}&type=socks")).await["status"], "yes");
     assert_eq!(error_id(&call(&p6, "test-key", &format!("settype/?ids={id}&type=socks")).await), 30);
@@ -125,7 +136,17 @@ async fn a_bought_proxy_really_carries_requests_with_its_credentials_only() {
     let with = |user: &str, pass: &str| {
         let proxy = reqwest::Proxy::http(&url).unwrap().basic_auth(user, pass);
         tls();
-        reqwest::Client::builder().proxy(proxy).timeout(Duration::from_secs(5)).build().unwrap()
+        let browser: reqwest::header::HeaderMap =
+            [(reqwest::header::REFERER, reqwest::header::HeaderValue::from_static("https://kaspi.kz/"))]
+                .into_iter()
+                .collect();
+        reqwest::Client::builder()
+            .proxy(proxy)
+            .user_agent("Mozilla/5.0 (X11; Linux x86_64)")
+            .default_headers(browser)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
     };
     let good = with(item["user"].as_str().unwrap(), item["pass"].as_str().unwrap());
     assert_eq!(good.post(&offers).json(&serde_json::json!({})).send().await.unwrap().status(), 200);

@@ -62,3 +62,33 @@ async fn a_blocked_ips_405_rests_that_proxy_while_the_others_serve() {
     assert!(decisions.iter().all(|d| d.competitor_min.is_some()), "{log}");
     assert!(!log.contains("credentials"), "{log}");
 }
+
+/// Kaspi's answers are read into typed structs: an answer that lacks a field live mode relies on
+/// is an error naming the endpoint and the field, and nothing is acted on. Offers without
+/// `total` would otherwise pass a first page for every offer; orders without `meta.pageCount`
+/// would stop after one page; an order without `creationDate` would be stored at 1970.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_without_a_field_rotor_reads_is_named_and_not_acted_on() {
+    let lab = Lab::start("missing-field", 4, 5).await;
+    lab.kaspi.set_faults(Faults {
+        omit_fields: vec![
+            (Endpoint::StorefrontOffers, "total".into()),
+            (Endpoint::ShopOrders, "data.*.attributes.creationDate".into()),
+        ],
+        ..Faults::default()
+    });
+    lab.configure(4, "demper = 50\norders = 25\ncatalog = 25", "", &lab.wide_skus(5), "");
+    let (_, log) = lab.run(&["--once"], StdDuration::from_secs(60), "run.log").await;
+    assert!(log.contains("offers: missing field `total`"), "{log}");
+    assert!(log.contains("orders: data[0].attributes: missing field `creationDate`"), "{log}");
+    assert!(lab.kaspi.price_updates().is_empty(), "a price pushed from an unread answer:\n{log}");
+    assert!(lab.store().orders().unwrap().is_empty(), "orders stored from an unread answer:\n{log}");
+
+    lab.kaspi.set_faults(Faults {
+        omit_fields: vec![(Endpoint::ShopOrders, "meta.pageCount".into())],
+        ..Faults::default()
+    });
+    let (_, log) = lab.run(&["--once"], StdDuration::from_secs(60), "run2.log").await;
+    assert!(log.contains("orders: meta: missing field `pageCount`"), "{log}");
+    assert!(lab.store().orders().unwrap().is_empty(), "orders stored from an unread answer:\n{log}");
+}

@@ -40,6 +40,7 @@
 //! assert_eq!(config.split_for(100), rotor_engine::Split::new(70, 25, 5, 0));
 //! ```
 
+pub mod answer;
 pub mod calibrate;
 mod claims;
 pub mod clock;

@@ -113,7 +113,34 @@ fn route(st: &mut State, req: &Request, ip: &str, path: &str) -> (Option<Endpoin
     } else {
         (None, (404, error(404, "Not Found")))
     };
+    let omitted = st.faults.omit_fields.iter().filter(|(e, _)| Some(*e) == endpoint);
+    let resp =
+        omitted.fold(
+            resp,
+            |r, (_, path)| {
+                if (200..300).contains(&status) { r.map_json(|v| omit(v, path)) } else { r }
+            },
+        );
     (endpoint, status, resp)
+}
+
+/// Removes the field at the dotted `path` (`*`: each element of an array) from `v`.
+fn omit(v: &mut serde_json::Value, path: &str) {
+    let Some((head, rest)) = path.split_once('.') else {
+        if let serde_json::Value::Object(m) = v {
+            m.remove(path);
+        }
+        return;
+    };
+    match (head, v) {
+        ("*", serde_json::Value::Array(items)) => items.iter_mut().for_each(|i| omit(i, rest)),
+        (key, serde_json::Value::Object(m)) => {
+            if let Some(inner) = m.get_mut(key) {
+                omit(inner, rest);
+            }
+        }
+        _ => {}
+    }
 }
 
 impl KaspiMock {

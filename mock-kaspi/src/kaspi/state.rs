@@ -117,6 +117,10 @@ pub struct Faults {
     /// Every well-formed price update is refused with a 400 (Kaspi's validation refusing the
     /// price): what a demper pushing into a wall sees.
     pub refuse_price_updates: bool,
+    /// Fields left out of an endpoint's successful answers: a dotted path in the JSON, `*`
+    /// for every element of an array (`total`, `meta.pageCount`,
+    /// `data.*.attributes.creationDate`). What a changed or broken Kaspi answer looks like.
+    pub omit_fields: Vec<(Endpoint, String)>,
 }
 
 /// A cabinet offer list that answers 200 with a list that cannot be trusted: what a partial

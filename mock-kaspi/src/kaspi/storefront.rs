@@ -9,9 +9,26 @@ use rotor_engine::Endpoint;
 /// The anti-bot interstitial some IPs get instead of JSON, with status 200.
 const ANTI_BOT: &str = "<!DOCTYPE html><html><head><title>Проверка</title></head><body><div id=\"captcha\">Подтвердите, что вы не робот</div></body></html>";
 
+/// What the storefront's bot filter misses in `req`, as the real site refuses it with 403: a
+/// browser's `User-Agent` (`Mozilla/…`) and a `Referer` on kaspi.kz (`shared/kaspi-api.md`:
+/// "без него бывает 403"; the clients built against it send both).
+fn not_a_browser(req: &Request) -> Option<&'static str> {
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !header("user-agent").starts_with("Mozilla/") {
+        Some("no browser User-Agent")
+    } else if !header("referer").starts_with("https://kaspi.kz/") {
+        Some("no Referer on kaspi.kz")
+    } else {
+        None
+    }
+}
+
 pub(crate) fn offers(st: &mut State, req: &Request, ip: &str, product: &str) -> (u16, Reply) {
     if req.method.as_str() != "POST" {
         return (405, error(405, "Method Not Allowed").insert_header("Allow", "POST"));
+    }
+    if let Some(missing) = not_a_browser(req) {
+        return (403, error(403, &format!("Forbidden: {missing}")));
     }
     if let Some(refused) = st.gate(ip, None, Endpoint::StorefrontOffers) {
         return super::refusal(refused);

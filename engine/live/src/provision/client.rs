@@ -2,8 +2,11 @@
 //! by page until the list is complete. Its errors never carry the API key.
 
 use rotor_engine::Secret;
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
+
+use crate::answer::{List, Num, Text};
 
 use crate::config::Proxy6Settings;
 use crate::transport::{self, ClientError};
@@ -19,9 +22,13 @@ pub enum Proxy6Error {
         /// `error`.
         message: String,
     },
-    /// The API could not be reached or answered nonsense.
-    #[error("Proxy6 unreachable or malformed answer: {0}")]
+    /// The API could not be reached.
+    #[error("Proxy6 unreachable: {0}")]
     Transport(String),
+    /// The API answered, but a field rotor reads is missing or of another type: the method and
+    /// the field. Nothing is acted on.
+    #[error("Proxy6's answer lacks what rotor reads: {0}")]
+    Malformed(String),
     /// The proxy list cannot be the pool's (empty, or lacking most of what rotor bought): a
     /// provider fault, on which nothing is marked gone and nothing is bought.
     #[error("Proxy6's proxy list is implausible: {0}")]
@@ -69,8 +76,12 @@ impl Proxy6Client {
         Ok(Proxy6Client { http, settings, key, next_slot: Mutex::new(tokio::time::Instant::now()) })
     }
 
-    /// Calls `method` with `params`; returns the JSON on `status: "yes"`.
-    pub async fn call(&self, method: &str, params: &[(&str, String)]) -> Result<Value, Proxy6Error> {
+    /// Calls `method` with `params`; reads the answer as `T` on `status: "yes"`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &[(&str, String)],
+    ) -> Result<T, Proxy6Error> {
         let url = format!("{}/{}/{method}/", self.settings.api, self.key.expose());
         for attempt in 0..4u32 {
             {
@@ -90,15 +101,14 @@ impl Proxy6Client {
                 tokio::time::sleep(std::time::Duration::from_secs(1 << attempt)).await;
                 continue;
             }
-            let v: Value =
-                response.json().await.map_err(|e| Proxy6Error::Transport(e.without_url().to_string()))?;
-            return match v["status"].as_str() {
-                Some("yes") => Ok(v),
-                _ => Err(Proxy6Error::Api {
-                    id: v["error_id"].as_u64().unwrap_or(0),
-                    message: v["error"].as_str().unwrap_or("unknown").to_owned(),
-                }),
-            };
+            let body =
+                response.bytes().await.map_err(|e| Proxy6Error::Transport(e.without_url().to_string()))?;
+            let envelope: Envelope = crate::answer::read(&body, method).map_err(Proxy6Error::Malformed)?;
+            if envelope.status == "yes" {
+                return crate::answer::read(&body, method).map_err(Proxy6Error::Malformed);
+            }
+            let no: Refusal = crate::answer::read(&body, method).map_err(Proxy6Error::Malformed)?;
+            return Err(Proxy6Error::Api { id: no.error_id.whole(), message: no.error });
         }
         Err(Proxy6Error::Transport("rate limited (429/503) four times in a row".into()))
     }
@@ -106,7 +116,7 @@ impl Proxy6Client {
     /// Buys `count` proxies with the configured version, country and period, tagged `tag`.
     pub async fn buy(&self, count: u32, tag: &str) -> Result<(Vec<Bought>, f64), Proxy6Error> {
         let s = &self.settings;
-        let v = self
+        let v: BuyAnswer = self
             .call(
                 "buy",
                 &[
@@ -120,13 +130,13 @@ impl Proxy6Client {
                 ],
             )
             .await?;
-        Ok((parse_list(&v["list"], "buy")?.into_iter().map(|(b, _)| b).collect(), number(&v["price"])))
+        Ok((bought(v.list, "buy")?.into_iter().map(|(b, _)| b).collect(), v.price.0))
     }
 
     /// What `count` proxies for the configured period cost.
     pub async fn price(&self, count: u32) -> Result<f64, Proxy6Error> {
         let s = &self.settings;
-        let v = self
+        let v: PriceAnswer = self
             .call(
                 "getprice",
                 &[
@@ -136,7 +146,7 @@ impl Proxy6Client {
                 ],
             )
             .await?;
-        Ok(number(&v["price"]))
+        Ok(v.price.0)
     }
 
     /// Every proxy of the account, with its `descr`: `getproxy` read page by page until a page
@@ -151,10 +161,8 @@ impl Proxy6Client {
                 ("page", page.to_string()),
                 ("limit", PAGE_LIMIT.to_string()),
             ];
-            let v = self.call("getproxy", &params).await?;
-            let count =
-                v["list_count"].as_u64().or_else(|| v["list_count"].as_str().and_then(|c| c.parse().ok()));
-            if pages.add(parse_list(&v["list"], "getproxy")?, count) {
+            let v: ProxyListAnswer = self.call("getproxy", &params).await?;
+            if pages.add(bought(v.list, "getproxy")?, Some(v.list_count.whole())) {
                 return pages.finish();
             }
         }
@@ -165,23 +173,11 @@ impl Proxy6Client {
 
     /// Renews `ids` (Proxy6's) for the configured period: the price and each new expiry (ms).
     pub async fn prolong(&self, ids: &[String]) -> Result<(f64, Vec<(String, u64)>), Proxy6Error> {
-        let v = self
+        let v: ProlongAnswer = self
             .call("prolong", &[("period", self.settings.period_days.to_string()), ("ids", ids.join(","))])
             .await?;
-        let ends = match &v["list"] {
-            Value::Object(o) => o
-                .values()
-                .filter_map(|p| {
-                    let id = p["id"]
-                        .as_str()
-                        .map(str::to_owned)
-                        .or_else(|| p["id"].as_u64().map(|n| n.to_string()))?;
-                    Some((id, (number(&p["unixtime_end"]) as u64) * 1000))
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        Ok((number(&v["price"]), ends))
+        let ends = v.list.0.into_iter().map(|p| (p.id.0, p.unixtime_end.whole() * 1000)).collect();
+        Ok((v.price.0, ends))
     }
 }
 
@@ -229,44 +225,94 @@ impl Pages {
     }
 }
 
-/// A number Proxy6 may send as a string.
-fn number(v: &Value) -> f64 {
-    v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0.0)
+/// Every answer's `status`: `yes`, or `no` with a [`Refusal`].
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    status: String,
 }
 
-/// The proxies of a `list` (an array with `nokey`, an object keyed by id without), each with its
-/// `descr` (empty when absent, as in `buy`'s answer).
-fn parse_list(list: &Value, method: &str) -> Result<Vec<(Bought, String)>, Proxy6Error> {
-    let items: Vec<&Value> = match list {
-        Value::Array(a) => a.iter().collect(),
-        Value::Object(o) => o.values().collect(),
-        _ => return Err(Proxy6Error::Transport(format!("{method}: no `list`"))),
-    };
-    items
+/// `status: "no"`: the error's id and text.
+#[derive(Debug, Deserialize)]
+struct Refusal {
+    error_id: Num,
+    error: String,
+}
+
+/// `buy`: what was paid and what was bought.
+#[derive(Debug, Deserialize)]
+struct BuyAnswer {
+    price: Num,
+    list: List<ProxyItem>,
+}
+
+/// `getprice`.
+#[derive(Debug, Deserialize)]
+struct PriceAnswer {
+    price: Num,
+}
+
+/// `getproxy`: one page, and how many Proxy6 says there are.
+#[derive(Debug, Deserialize)]
+struct ProxyListAnswer {
+    list_count: Num,
+    list: List<ProxyItem>,
+}
+
+/// `prolong`: what was paid and each proxy's new end.
+#[derive(Debug, Deserialize)]
+struct ProlongAnswer {
+    price: Num,
+    list: List<ProlongItem>,
+}
+
+/// A renewed proxy.
+#[derive(Debug, Deserialize)]
+struct ProlongItem {
+    id: Text,
+    unixtime_end: Num,
+}
+
+/// A proxy of `buy` or `getproxy`. `ip` is the egress address (absent for some IPv4 proxies,
+/// where it is `host`); `descr` is absent from `buy`'s items.
+#[derive(Debug, Deserialize)]
+struct ProxyItem {
+    id: Text,
+    host: String,
+    ip: Option<String>,
+    port: Text,
+    user: Text,
+    #[serde(deserialize_with = "secret")]
+    pass: Secret,
+    unixtime_end: Num,
+    descr: Option<String>,
+}
+
+/// A password, string or number, straight into a [`Secret`]: no error or `Debug` shows it.
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+    Text::deserialize(d).map(|t| Secret::new(t.0))
+}
+
+/// The proxies of a `list`, each with its `descr` (empty when absent, as in `buy`'s answer).
+fn bought(list: List<ProxyItem>, method: &str) -> Result<Vec<(Bought, String)>, Proxy6Error> {
+    list.0
         .into_iter()
         .map(|p| {
-            let text =
-                |k: &str| p[k].as_str().map(str::to_owned).or_else(|| p[k].as_u64().map(|n| n.to_string()));
-            let port = text("port").and_then(|s| s.parse().ok());
-            match (text("id"), text("host"), port, text("user"), text("pass")) {
-                (Some(id), Some(host), Some(port), Some(user), Some(pass)) => Ok((
-                    Bought {
-                        id,
-                        host,
-                        egress: text("ip"),
-                        port,
-                        user,
-                        password: Secret::new(pass),
-                        expires_ms: text("unixtime_end")
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .map_or(0, |s| s * 1000),
-                    },
-                    text("descr").unwrap_or_default(),
-                )),
-                _ => Err(Proxy6Error::Transport(format!(
-                    "{method}: a proxy lacks id, host, port, user or pass"
-                ))),
-            }
+            let port = p.port.0.parse().map_err(|_| {
+                Proxy6Error::Malformed(format!(
+                    "{method}: proxy {}: port `{}` is not a port",
+                    p.id.0, p.port.0
+                ))
+            })?;
+            let bought = Bought {
+                id: p.id.0,
+                host: p.host,
+                egress: p.ip,
+                port,
+                user: p.user.0,
+                password: p.pass,
+                expires_ms: p.unixtime_end.whole() * 1000,
+            };
+            Ok((bought, p.descr.unwrap_or_default()))
         })
         .collect()
 }

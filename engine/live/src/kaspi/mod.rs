@@ -58,11 +58,13 @@ pub struct Account {
     pub session: Secret,
 }
 
-fn ok_json(reply: &Reply, what: &str) -> Result<Value, ApiError> {
+/// A 2xx answer read as `T` (`answers`); another status, or a field missing or mistyped, is
+/// [`ApiError::Answer`] naming `what` and the field.
+fn ok_answer<T: serde::de::DeserializeOwned>(reply: &Reply, what: &str) -> Result<T, ApiError> {
     if !(200..300).contains(&reply.status) {
         return Err(ApiError::Answer(format!("{what}: HTTP {}", reply.status)));
     }
-    reply.json().map_err(|e| ApiError::Answer(format!("{what}: {e}")))
+    crate::answer::read(&reply.body, what).map_err(ApiError::Answer)
 }
 
 /// A competitor offer: (merchant id, price).
@@ -142,20 +144,8 @@ pub async fn offers_page(
 ) -> Result<(Vec<OfferRow>, u64), ApiError> {
     let spec = RequestSpec::new(user, Module::Demper, Endpoint::StorefrontOffers);
     let reply = driver.call(spec, |c| offers_request(c, urls, product, page)).await?;
-    let v = ok_json(&reply, "offers")?;
-    let rows = v["offers"]
-        .as_array()
-        .ok_or_else(|| ApiError::Answer("offers: no `offers` array".into()))?
-        .iter()
-        .filter_map(|o| {
-            let merchant = o["merchantId"]
-                .as_str()
-                .map(str::to_owned)
-                .or_else(|| o["merchantId"].as_u64().map(|n| n.to_string()))?;
-            Some((merchant, o["price"].as_f64()?))
-        })
-        .collect();
-    Ok((rows, v["total"].as_u64().unwrap_or(0)))
+    let page: answers::Offers = ok_answer(&reply, "offers")?;
+    Ok((page.offers.into_iter().map(|o| (o.merchant_id.0, o.price)).collect(), page.total))
 }
 
 /// Every offer of `product`, page by page.
@@ -196,7 +186,7 @@ pub async fn push_price(
     });
     let spec = RequestSpec::new(account.user, Module::Demper, Endpoint::CabinetPriceUpdate);
     let reply = driver.call(spec, |c| cabinet(c.post(&url), account).json(&body)).await?;
-    ok_json(&reply, "price update").map(|_| ())
+    ok_answer::<serde::de::IgnoredAny>(&reply, "price update").map(|_| ())
 }
 
 /// A cabinet request with the seller's session.
@@ -285,23 +275,20 @@ pub async fn catalog_page(
     let spec = RequestSpec::new(account.user, Module::Catalog, Endpoint::CabinetOfferList);
     let reply =
         driver.call(spec, |c| offer_list_request(c, urls, account, (page, CATALOG_PAGE), on_sale)).await?;
-    let v = ok_json(&reply, "offer list")?;
-    let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("offer list: no `data` array".into()))?;
-    let rows = data
-        .iter()
+    let list: answers::OfferList = ok_answer(&reply, "offer list")?;
+    let rows = list
+        .data
+        .into_iter()
         .map(|o| {
-            let sku = o["sku"]
-                .as_str()
-                .ok_or_else(|| ApiError::Answer("offer list: an offer without `sku`".into()))?;
-            Ok((
-                sku.to_owned(),
-                o["model"].as_str().filter(|m| !m.trim().is_empty()).map(str::to_owned),
-                o["price"].as_f64().filter(|p| p.is_finite() && *p > 0.0),
+            (
+                o.sku,
+                o.model.filter(|m| !m.trim().is_empty()),
+                o.price.filter(|p| p.is_finite() && *p > 0.0),
                 on_sale,
-            ))
+            )
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok((rows, v["total"].as_u64()))
+        .collect();
+    Ok((rows, list.total))
 }
 
 /// An order as listed: its JSON:API id, attributes, and where its entries are.
@@ -325,10 +312,9 @@ pub async fn orders_page(
     let spec = RequestSpec::new(account.user, Module::Orders, Endpoint::ShopOrders);
     let reply =
         driver.call(spec, |c| orders_request(c, urls, account, (ge_ms, le_ms), (page, ORDERS_PAGE))).await?;
-    let v = ok_json(&reply, "orders")?;
-    let data = v["data"].as_array().ok_or_else(|| ApiError::Answer("orders: no `data` array".into()))?;
-    let out = data.iter().map(|o| listed_order(o, urls)).collect::<Result<Vec<_>, _>>()?;
-    Ok((out, v["meta"]["pageCount"].as_u64().unwrap_or(1)))
+    let page: answers::Orders = ok_answer(&reply, "orders")?;
+    let out = page.data.into_iter().map(|o| listed_order(o, urls)).collect::<Result<Vec<_>, _>>()?;
+    Ok((out, page.meta.page_count))
 }
 
 /// An order of the Shop API as it stands now (`GET /v2/orders/{id}`): what a poll uses to
@@ -342,8 +328,8 @@ pub async fn order_by_id(
     let url = format!("{}/orders/{id}", urls.shop_api);
     let spec = RequestSpec::new(account.user, Module::Orders, Endpoint::ShopOrders);
     let reply = driver.call(spec, |c| shop(c.get(&url), account)).await?;
-    let v = ok_json(&reply, "order")?;
-    let order = listed_order(&v["data"], urls)?;
+    let answer: answers::OneOrder = ok_answer(&reply, "order")?;
+    let order = listed_order(answer.data, urls)?;
     if order.order.id != id {
         return Err(ApiError::Answer(format!("order {id}: the answer is about order {}", order.order.id)));
     }
@@ -352,11 +338,10 @@ pub async fn order_by_id(
 
 /// One order resource of a Shop API answer. Its entries link must stay on the Shop API's own
 /// origin: the token goes with that call.
-fn listed_order(o: &Value, urls: &KaspiUrls) -> Result<ListedOrder, ApiError> {
-    let (Some(id), Some(a)) = (o["id"].as_str(), o.get("attributes")) else {
-        return Err(ApiError::Answer("orders: an order without `id` or `attributes`".into()));
-    };
-    let related = o["relationships"]["entries"]["links"]["related"].as_str();
+fn listed_order(o: answers::Order, urls: &KaspiUrls) -> Result<ListedOrder, ApiError> {
+    let id = o.id.as_str();
+    let related = o.relationships.and_then(|r| r.entries?.links?.related);
+    let related = related.as_deref();
     let entries_url = match related {
         Some(u) if u.contains("://") => {
             // The token goes with this call: only to the Shop API's own scheme, host and port.
@@ -376,17 +361,18 @@ fn listed_order(o: &Value, urls: &KaspiUrls) -> Result<ListedOrder, ApiError> {
         }
         None => format!("{}/orders/{id}/entries", urls.shop_api),
     };
+    let a = o.attributes;
     Ok(ListedOrder {
         order: NewOrder {
-            id: id.to_owned(),
-            code: a["code"].as_str().map_or_else(|| a["code"].to_string(), str::to_owned),
-            state: a["state"].as_str().map(str::to_owned),
-            status: a["status"].as_str().map(str::to_owned),
-            total_price: a["totalPrice"].as_f64(),
-            creation_ms: a["creationDate"].as_u64().unwrap_or(0),
-            delivery_mode: a["deliveryMode"].as_str().map(str::to_owned),
-            pickup_point: a["pickupPointId"].as_str().map(str::to_owned),
-            planned_delivery_ms: a["plannedDeliveryDate"].as_u64(),
+            id: o.id,
+            code: a.code.0,
+            state: a.state,
+            status: a.status,
+            total_price: a.total_price,
+            creation_ms: a.creation_date,
+            delivery_mode: a.delivery_mode,
+            pickup_point: a.pickup_point_id,
+            planned_delivery_ms: a.planned_delivery_date,
             entries: Vec::new(),
         },
         entries_url,
@@ -422,20 +408,15 @@ pub async fn order_entries(
 ) -> Result<NewOrder, ApiError> {
     let spec = RequestSpec::new(account.user, Module::Orders, Endpoint::ShopOrderEntries);
     let reply = driver.call(spec, |c| shop(c.get(&listed.entries_url), account)).await?;
-    let v = ok_json(&reply, "order entries")?;
-    let data =
-        v["data"].as_array().ok_or_else(|| ApiError::Answer("order entries: no `data` array".into()))?;
+    let answer: answers::Entries = ok_answer(&reply, "order entries")?;
     let mut order = listed.order.clone();
-    order.entries = data
-        .iter()
+    order.entries = answer
+        .data
+        .into_iter()
         .map(|e| {
-            let a = &e["attributes"];
-            (
-                a["offer"]["code"].as_str().map(str::to_owned),
-                a["offer"]["name"].as_str().map(str::to_owned),
-                a["quantity"].as_i64(),
-                a["basePrice"].as_f64(),
-            )
+            let a = e.attributes;
+            let (code, name) = a.offer.map_or((None, None), |o| (o.code, o.name));
+            (code, name, a.quantity, a.base_price)
         })
         .collect();
     Ok(order)
@@ -453,6 +434,8 @@ pub fn login_block(reply: &Reply) -> Option<rotor_engine::Duration> {
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(|s| rotor_engine::Duration::from_millis((s * 1_000.0).ceil().min(u64::MAX as f64) as u64))
 }
+
+mod answers;
 
 #[cfg(test)]
 mod tests {
