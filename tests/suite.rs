@@ -92,6 +92,7 @@ fn a_fault_that_never_fired_fails_its_event_expectation() {
         "fired.toml",
         &format!(
             "{SMALL}[[fault]]\nkind = \"storm_429\"\nstart = \"5m\"\nlength = \"10m\"\nshare = 0.5\n\
+             [expect]\nfailed_share = \"<= 50\"\nmissed_cycles = \"<= 100\"\n\
              [expect.events]\n\"fault:storm_429\" = 1\n\"outcome:rate_limited\" = 1\n"
         ),
     );
@@ -480,4 +481,128 @@ fn a_suite_stopped_by_a_signal_exits_130_or_143() {
         assert_eq!(out.status.code(), Some(code), "{signal}: {stderr}");
         assert!(stderr.contains("rotor test: stopped by SIG"), "{stderr}");
     }
+}
+
+/// Every run gets the default liveness checks: a scenario with no proxies is safe (nothing was
+/// sent through a proxy) but every request failed, and that is a failure, not "every check
+/// passed"; the verdict line says both.
+#[test]
+fn a_run_whose_work_failed_is_not_a_pass_unless_the_scenario_states_it() {
+    let dir = scratch("liveness");
+    let none = format!("{SMALL}[pool]\ninitial = 0\nmin_available = 0\nprovider_stock = 0\n");
+    let file = write(&dir, "no-proxies.toml", &none);
+    let out_dir = dir.join("out");
+    let sim = rotor(&["sim", &file, "--out", out_dir.to_str().unwrap()]);
+    let stdout = text(&sim.stdout);
+    assert_eq!(sim.status.code(), Some(3), "{stdout}");
+    let line = stdout.lines().find_map(|l| l.strip_prefix("verdict: ")).expect("a verdict line");
+    assert_eq!(line, "safe, but demper, orders and catalog finished no cycle; a check failed");
+    for id in ["failed_share", "idle_workloads"] {
+        let row = stdout.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no {id}:\n{stdout}"));
+        assert!(row.starts_with("FAIL") && row.ends_with("(default)"), "{row}");
+    }
+    let failed = stdout.lines().find(|l| l.contains("failed_share")).unwrap();
+    assert!(failed.contains("100.0%"), "nothing issued is nothing done: {failed}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("<span class=\"fail\">safe, but "), "the report's headline is red");
+    let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(md.contains("**safe, but "), "{md}");
+
+    // Stating the failures it expects makes the same run pass, amber: safe, but failed work.
+    let stated = write(
+        &dir,
+        "stated.toml",
+        &format!(
+            "{none}[expect]\nfailed_share = \"<= 100\"\nidle_workloads = \"<= 3\"\nmissed_cycles = \"<= 100000\"\n"
+        ),
+    );
+    let out_dir = dir.join("stated-out");
+    let sim = rotor(&["sim", &stated, "--out", out_dir.to_str().unwrap()]);
+    let stdout = text(&sim.stdout);
+    assert_eq!(sim.status.code(), Some(0), "{stdout}");
+    let line = stdout.lines().find_map(|l| l.strip_prefix("verdict: ")).unwrap();
+    assert!(line.starts_with("safe, but ") && line.ends_with("; every check passed"), "{line}");
+    assert!(!stdout.contains("(default)"), "a stated line replaces its default:\n{stdout}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("<span class=\"warn\">safe, but "), "failed work is amber, not green");
+
+    // A run whose work was all done is green and says so.
+    let clean = write(&dir, "clean.toml", SMALL);
+    let stdout = text(&rotor(&["sim", &clean]).stdout);
+    let line = stdout.lines().find_map(|l| l.strip_prefix("verdict: ")).unwrap();
+    assert_eq!(line, "safe, all work done; every check passed");
+}
+
+/// The shipped storm: safe, and it says what the storm cost next to that.
+#[test]
+fn the_storm_reads_safe_but_with_its_failed_work() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/storm-429.toml");
+    let out = rotor(&["sim", file.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout.lines().find_map(|l| l.strip_prefix("verdict: ")).unwrap();
+    assert!(
+        line.starts_with("safe, but 4,9") && line.contains("requests failed (account_cooling_down 4,9"),
+        "{line}"
+    );
+    assert!(line.contains("cycles were late or skipped") && line.ends_with("every check passed"), "{line}");
+    // Without the lines that state those failures, the defaults fail it.
+    let source = std::fs::read_to_string(&file).unwrap();
+    let bare: String = source
+        .lines()
+        .filter(|l| !l.starts_with("failed_share") && !l.starts_with("missed_cycles"))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let dir = scratch("storm");
+    let bare = write(&dir, "storm-429.toml", &bare);
+    let out = rotor(&["sim", &bare]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    for id in ["failed_share", "missed_cycles"] {
+        assert!(stdout.lines().any(|l| l.starts_with("FAIL") && l.contains(id)), "{id}:\n{stdout}");
+    }
+}
+
+/// An expected failure is neither a pass nor a failure in JUnit: a `<skipped type="xfail">`
+/// with a property saying so, counted as skipped; the HTML report shows it amber.
+#[test]
+fn an_expected_failure_is_skipped_in_junit_and_amber_in_the_report() {
+    let dir = scratch("xfail-junit");
+    let xfail = write(
+        &dir,
+        "xfail.toml",
+        &format!("{SMALL}[expect]\ndemper_cycle_p99 = \"<= 1ms\"\nmust_fail = [\"demper_cycle_p99\"]\n"),
+    );
+    let junit = dir.join("junit.xml");
+    let out = rotor(&["test", &xfail, "--seeds", "2", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let case = doc
+        .descendants()
+        .find(|n| {
+            n.has_tag_name("testcase")
+                && n.attribute("name").is_some_and(|a| a.starts_with("demper_cycle_p99"))
+        })
+        .unwrap();
+    let skipped = case.children().find(|n| n.has_tag_name("skipped")).expect("skipped");
+    assert_eq!(skipped.attribute("type"), Some("xfail"));
+    assert!(skipped.attribute("message").unwrap().starts_with("expected failure: demper_cycle_p99 fails"));
+    let property = case.descendants().find(|n| n.has_tag_name("property")).unwrap();
+    assert_eq!(
+        (property.attribute("name"), property.attribute("value")),
+        (Some("expected_failure"), Some("true"))
+    );
+    assert!(case.children().all(|n| !n.has_tag_name("failure")), "{xml}");
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).unwrap();
+    assert_eq!((suite.attribute("failures"), suite.attribute("skipped")), (Some("0"), Some("1")));
+
+    let out_dir = dir.join("out");
+    assert_eq!(rotor(&["sim", &xfail, "--out", out_dir.to_str().unwrap()]).status.code(), Some(0));
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("<td class=\"warn\">XFAIL</td>"), "XFAIL is amber");
+    assert!(
+        html.contains("<span class=\"warn\">safe, all work done; every check as stated"),
+        "amber headline"
+    );
 }

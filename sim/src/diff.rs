@@ -237,9 +237,10 @@ pub fn compare(base: &Side, new: &Side) -> Diff {
     }
 }
 
-/// The summary key an `[expect]` metric reads.
-pub fn metric_key(m: Metric) -> &'static str {
-    match m {
+/// The summary key an `[expect]` metric reads; `None` for a figure derived from several keys
+/// and the scenario (the liveness figures), which a diff of summaries cannot compare.
+pub fn metric_key(m: Metric) -> Option<&'static str> {
+    Some(match m {
         // Kaspi's answers by status, every cause (a prefix: any cause's change counts).
         Metric::Max429 => "status_429_by_cause.*",
         Metric::Max403 => "status_403_by_cause.*",
@@ -261,7 +262,8 @@ pub fn metric_key(m: Metric) -> &'static str {
         Metric::ProxyWait => "proxy_wait_ms",
         Metric::ProxiesBought => "pool.bought",
         Metric::MonthlyCostUsd => "pool.monthly_cost_usd",
-    }
+        Metric::FailedShare | Metric::MissedCycles | Metric::IdleWorkloads => return None,
+    })
 }
 
 /// A `--fail-if` threshold: `FIGURE OP CHANGE`.
@@ -319,7 +321,17 @@ pub fn parse_threshold(expr: &str) -> Result<Threshold, String> {
         .filter(|v: &f64| v.is_finite())
         .ok_or_else(|| bad("the change is not a number"))?;
     let metric = figure.replace('.', "_").parse::<Metric>().ok().or_else(|| figure.parse::<Metric>().ok());
-    let pattern = metric.map_or_else(|| figure.to_owned(), |m| metric_key(m).to_owned());
+    let pattern = match metric {
+        None => figure.to_owned(),
+        Some(m) => metric_key(m)
+            .ok_or_else(|| {
+                bad(&format!(
+                    "`{m}` is derived from several figures and the scenario; compare one of them, such as \
+                 `accounting.failed` or `cycles.demper.missed`"
+                ))
+            })?
+            .to_owned(),
+    };
     Ok(Threshold {
         expr: expr.to_owned(),
         pattern,

@@ -24,6 +24,11 @@ pub fn verdicts(scenario: &Scenario, s: &Summary) -> Vec<Verdict> {
     rotor_check::verdict::verdicts(&scenario.checks(), s)
 }
 
+/// The run of `scenario` that produced `s` in one line, with its tone.
+pub fn outcome(scenario: &Scenario, s: &Summary, v: &[Verdict]) -> (String, Tone) {
+    rotor_check::verdict::outcome(&scenario.checks(), s, v)
+}
+
 /// How `s`, a run of `scenario`, fared by the one definition of safe and on time.
 pub fn fitness(scenario: &Scenario, s: &Summary) -> Fitness {
     rotor_check::verdict::fitness(&scenario.checks(), s)

@@ -6,7 +6,7 @@ use rotor_engine::{Duration, Module};
 use rotor_sim::plan::{PlanInput, plan};
 use rotor_sim::run::{RunOptions, run};
 use rotor_sim::scenario::{HypothesisChoice, PolicyChoice, Scenario};
-use rotor_sim::verdict::{all_pass, verdicts};
+use rotor_sim::verdict::verdicts;
 
 /// A full day of one seller with `demper` demper proxies: (safe, on time).
 fn full_day(demper: u32) -> (bool, bool) {
@@ -16,7 +16,10 @@ fn full_day(demper: u32) -> (bool, bool) {
     let sc = Scenario::parse("day", "day.toml", &text).unwrap();
     let r = run(&sc, RunOptions::default()).unwrap();
     let s = &r.summary;
-    let safe = all_pass(&verdicts(&sc, s)) && !s.outcomes.contains_key("rate_limited");
+    // Safe: every safety invariant held (the liveness defaults judge lag, which this returns
+    // apart), and Kaspi refused nothing.
+    let invariants_hold = verdicts(&sc, s).iter().filter(|v| v.invariant).all(|v| !v.failed());
+    let safe = invariants_hold && !s.outcomes.contains_key("rate_limited");
     let d = &s.cycles["demper"];
     (safe, d.missed == 0 && d.skipped == 0)
 }

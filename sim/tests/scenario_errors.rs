@@ -167,7 +167,7 @@ fn faults_are_checked() {
 fn expectations_name_known_metrics() {
     let e = err("[expect]\nmax_430 = 0\n");
     assert_eq!(place(&e), (Some(2), Some(1), Some("expect.max_430")));
-    assert!(e.message.contains("did you mean `max_403`? (20 valid names)"), "{e}");
+    assert!(e.message.contains("did you mean `max_403`? (23 valid names)"), "{e}");
     let e = err("[expect]\ndemper_cycle_p99 = \"3m\"\n");
     assert!(e.message.contains("start with <="), "{e}");
 }

@@ -13,7 +13,8 @@ use super::sim::load_scenario;
 use crate::cli::LoadArgs;
 use crate::exit;
 
-pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
+/// The scenario as `args` run it: its file, with `--seed` and `--duration` applied.
+fn scenario(args: &LoadArgs) -> Result<rotor_sim::scenario::Scenario, CliError> {
     let mut sc = load_scenario(&args.scenario)?;
     if let Some(seed) = args.seed {
         sc.seed = seed;
@@ -31,6 +32,11 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
             })?;
         sc.duration = span;
     }
+    Ok(sc)
+}
+
+pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
+    let sc = scenario(args)?;
     if args.max_requests == Some(0) {
         return Err(CliError::bad_input("--max-requests must be at least 1"));
     }
@@ -64,6 +70,8 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
     let report = &outcome.report;
     let verdicts = verdict::verdicts(&sc, &report.summary);
     print!("{}", verdict::table(&verdicts));
+    let (line, _) = verdict::outcome(&sc, &report.summary, &verdicts);
+    println!("\nverdict: {line}");
     print!("\n{}", verdict::figures(&report.summary));
     println!("\nreal time:\n{}", outcome.perf.text());
     let mut pass = verdict::all_pass(&verdicts);
@@ -108,7 +116,7 @@ pub(crate) fn run(args: &LoadArgs) -> Result<u8, CliError> {
     if !args.quiet {
         tracing::info!(
             "rotor load: {} in {:.2}s real time; seed={}",
-            if pass { "all checks passed" } else { "CHECKS FAILED" },
+            if pass { line } else { format!("CHECKS FAILED: {line}") },
             outcome.perf.wall_s,
             sc.seed
         );

@@ -112,6 +112,8 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
     let verdicts = verdict::verdicts(sc, &report.summary);
     print!("{}", verdict::table(&verdicts));
     let s = &report.summary;
+    let (line, _) = verdict::outcome(sc, s, &verdicts);
+    println!("\nverdict: {line}");
     print!("\n{}", verdict::figures(s));
     if let Some(dir) = &cfg.out {
         rotor_sim::output::write_all(&report, dir)
@@ -150,7 +152,7 @@ pub(crate) fn run(cfg: &SimConfig) -> Result<u8, CliError> {
     if !cfg.quiet {
         tracing::info!(
             "rotor sim: {} in {:.2}s wall ({} events); seed={}",
-            if pass { verdict::headline(&verdicts) } else { "CHECKS FAILED" },
+            if pass { line } else { format!("CHECKS FAILED: {line}") },
             wall.as_secs_f64(),
             s.steps,
             sc.seed

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::threshold::Threshold;
+use crate::threshold::{Bound, Cmp, Threshold};
 
 /// One `[expect]` line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,6 +96,31 @@ metrics! {
     ProxyWait => "proxy_wait", "total time requests waited for a ready proxy (ms)";
     ProxiesBought => "proxies_bought", "proxies bought during the run";
     MonthlyCostUsd => "monthly_cost_usd", "cost of the pool at its largest, per 30 days (USD)";
+    FailedShare => "failed_share", "requests that failed for good, in percent of those issued (100 when none was issued)";
+    MissedCycles => "missed_cycles", "cycles of the workloads the scenario runs (demper, orders, catalog) that ended after the next was due, or never ran because the last one still did";
+    IdleWorkloads => "idle_workloads", "workloads the scenario runs (demper, orders, catalog; the reserve has no cycles) that finished no cycle";
+}
+
+/// The liveness checks every run gets unless its scenario states otherwise: a run in which the
+/// work failed, fell behind or never ran is not a pass, however safe it was. Each is the
+/// threshold, and the `[expect]` metrics that replace it when the scenario states one of them
+/// (the failures it expects).
+pub const DEFAULTS: &[(Metric, Cmp, f64, &[Metric])] = &[
+    (Metric::FailedShare, Cmp::Le, 0.1, &[Metric::FailedShare, Metric::FailedRequests]),
+    (Metric::MissedCycles, Cmp::Eq, 0.0, &[Metric::MissedCycles]),
+    (Metric::IdleWorkloads, Cmp::Eq, 0.0, &[Metric::IdleWorkloads]),
+];
+
+/// The default liveness checks ([`DEFAULTS`]) that `stated` leaves in force, in that order.
+pub fn defaults(stated: &[Expectation]) -> Vec<Expectation> {
+    DEFAULTS
+        .iter()
+        .filter(|(_, _, _, replaced_by)| !stated.iter().any(|e| replaced_by.contains(&e.metric)))
+        .map(|&(metric, cmp, bound, _)| Expectation {
+            metric,
+            threshold: Threshold { cmp, bound: Bound::Number(bound) },
+        })
+        .collect()
 }
 
 impl FromStr for Metric {

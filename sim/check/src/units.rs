@@ -13,3 +13,16 @@ pub fn fmt_ms(ms: u64) -> String {
         d.to_string()
     }
 }
+
+/// A count with thousands separated, as a reader expects them: `4,979`, `1,238,984`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -44,6 +44,8 @@ pub enum Unit {
     Ms,
     /// US dollars.
     Usd,
+    /// A share, in percent.
+    Percent,
 }
 
 impl Unit {
@@ -55,6 +57,8 @@ impl Unit {
         match self {
             Unit::Ms => fmt_ms(v.max(0.0).round() as u64),
             Unit::Usd => format!("${v:.2}"),
+            Unit::Percent if v == 0.0 || v >= 1.0 => format!("{v:.1}%"),
+            Unit::Percent => format!("{v:.3}%"),
             Unit::Count if v.fract() == 0.0 => format!("{v}"),
             Unit::Count => format!("{v:.1}"),
         }
@@ -86,9 +90,13 @@ impl Verdict {
 
 pub use crate::units::fmt_ms;
 
-/// The value of `metric` in `s`: counts as counts, durations in milliseconds.
-pub fn metric_value(s: &Summary, metric: Metric) -> f64 {
+/// The value of `metric` in `s`, a run of a scenario that runs `workloads`: counts as counts,
+/// durations in milliseconds, shares in percent.
+pub fn metric_value(s: &Summary, workloads: &[rotor_engine::Module], metric: Metric) -> f64 {
     let cycle = |m: &str, f: fn(&crate::observe::CycleFigures) -> u64| s.cycles.get(m).map_or(0, f) as f64;
+    // The reserve workload sends paced requests, not cycles: it has no cycle to miss.
+    let run =
+        || workloads.iter().filter(|m| **m != rotor_engine::Module::Reserve).map(|m| s.cycles.get(m.name()));
     match metric {
         // What Kaspi answered, by status, whatever the engine made of it (a 403 read as refused
         // credentials is still a 403); the engine's outcomes are `outcomes.*`.
@@ -112,6 +120,12 @@ pub fn metric_value(s: &Summary, metric: Metric) -> f64 {
         Metric::ProxyWait => s.proxy_wait_ms as f64,
         Metric::ProxiesBought => f64::from(s.pool.bought),
         Metric::MonthlyCostUsd => s.pool.monthly_cost_usd,
+        Metric::FailedShare => match s.accounting.issued {
+            0 => 100.0,
+            issued => s.accounting.failed as f64 * 100.0 / issued as f64,
+        },
+        Metric::MissedCycles => run().flatten().map(|c| c.missed + c.skipped).sum::<u64>() as f64,
+        Metric::IdleWorkloads => run().filter(|c| c.is_none_or(|c| c.count == 0)).count() as f64,
     }
 }
 
@@ -135,6 +149,8 @@ pub fn metric_unit(metric: Metric) -> Unit {
         Unit::Ms
     } else if metric == Metric::MonthlyCostUsd {
         Unit::Usd
+    } else if metric == Metric::FailedShare {
+        Unit::Percent
     } else {
         Unit::Count
     }
@@ -291,18 +307,28 @@ pub fn verdicts(scenario: &Checks<'_>, s: &Summary) -> Vec<Verdict> {
     out
 }
 
-/// The verdicts on the scenario's `[expect]` and `[expect.events]` lines.
+/// The verdicts on the scenario's `[expect]` lines, then on the default liveness checks it
+/// leaves in force ([`crate::expect::defaults`]), then on its `[expect.events]` lines. The
+/// scenario's own lines come first: the first failed check is what `--shrink` keeps failing.
 fn expectation_verdicts(scenario: &Checks<'_>, s: &Summary) -> Vec<Verdict> {
     let mut out = Vec::new();
-    for e in scenario.expect {
-        let v = metric_value(s, e.metric);
+    let defaults = crate::expect::defaults(scenario.expect);
+    let stated = scenario.expect.iter().map(|e| (e, false)).chain(defaults.iter().map(|e| (e, true)));
+    for (e, default) in stated {
+        let v = metric_value(s, &scenario.workloads, e.metric);
         let bound = e.threshold.bound.value();
-        let requirement = match e.threshold.bound {
+        let mut requirement = match e.threshold.bound {
             Bound::Number(n) if is_duration(e.metric) => {
                 format!("{} {}", e.threshold.cmp.symbol(), fmt_ms(n as u64))
             }
+            Bound::Number(n) if e.metric == Metric::FailedShare => {
+                format!("{} {n}%", e.threshold.cmp.symbol())
+            }
             Bound::Duration(_) | Bound::Number(_) => e.threshold.to_string(),
         };
+        if default {
+            requirement.push_str(" (default)");
+        }
         let unit = metric_unit(e.metric);
         out.push(Verdict {
             id: e.metric.name().to_owned(),
@@ -386,6 +412,100 @@ pub fn headline(v: &[Verdict]) -> &'static str {
         "every check as stated (XFAIL: fails, as the scenario states)"
     } else {
         "every check passed"
+    }
+}
+
+/// How a run reads at a glance: green only when every check passed and all the work was done;
+/// amber when the checks are as stated but work failed or fell behind, or a check fails as the
+/// scenario states; red when a check counts against the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Every check passed, all work done.
+    Good,
+    /// The checks are as stated, but something failed or fell behind.
+    Warn,
+    /// A check counts against the run.
+    Bad,
+}
+
+impl Tone {
+    /// The name reports use (a CSS class): `pass`, `warn`, `fail`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tone::Good => "pass",
+            Tone::Warn => "warn",
+            Tone::Bad => "fail",
+        }
+    }
+}
+
+/// The run in one line: whether it was safe, the work that failed, fell behind or never ran,
+/// and the checks (`safe, but 4,979 of 1,238,984 requests failed (account_cooling_down 4,975);
+/// every check passed`), with its [`Tone`]. A safe run whose work failed never reads as a plain
+/// pass.
+pub fn outcome(checks: &Checks<'_>, s: &Summary, v: &[Verdict]) -> (String, Tone) {
+    use crate::units::thousands;
+    let broken: Vec<&Verdict> = v.iter().filter(|x| x.invariant && x.pass == Some(false)).collect();
+    let mut work = Vec::new();
+    let a = &s.accounting;
+    if a.failed > 0 {
+        let mut reasons: Vec<(&String, &u64)> = a.failed_by_reason.iter().collect();
+        reasons.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
+        let shown: Vec<String> =
+            reasons.iter().take(3).map(|(r, n)| format!("{r} {}", thousands(**n))).collect();
+        let more = if reasons.len() > 3 { ", …" } else { "" };
+        work.push(format!(
+            "{} of {} requests failed ({}{more})",
+            thousands(a.failed),
+            thousands(a.issued),
+            shown.join(", ")
+        ));
+    }
+    let late = metric_value(s, &checks.workloads, Metric::MissedCycles) as u64;
+    if late > 0 {
+        work.push(format!("{} cycles were late or skipped", thousands(late)));
+    }
+    let idle: Vec<&str> = checks
+        .workloads
+        .iter()
+        .filter(|m| **m != rotor_engine::Module::Reserve)
+        .filter(|m| s.cycles.get(m.name()).is_none_or(|c| c.count == 0))
+        .map(|m| m.name())
+        .collect();
+    if !idle.is_empty() {
+        work.push(format!("{} finished no cycle", in_words(&idle)));
+    }
+    let safety = if broken.is_empty() {
+        "safe".to_owned()
+    } else {
+        let ids: Vec<&str> = broken.iter().map(|x| x.id.as_str()).collect();
+        let stated = if broken.iter().all(|x| x.must_fail) { ", as the scenario states" } else { "" };
+        format!("UNSAFE ({} broken{stated})", ids.join(", "))
+    };
+    let done = match (work.is_empty(), broken.is_empty()) {
+        (true, _) => format!("{safety}, all work done"),
+        (false, true) => format!("{safety}, but {}", in_words(&work)),
+        (false, false) => format!("{safety}; {}", in_words(&work)),
+    };
+    let tone = if !all_pass(v) {
+        Tone::Bad
+    } else if work.is_empty() && broken.is_empty() && !v.iter().any(|x| x.must_fail) {
+        Tone::Good
+    } else {
+        Tone::Warn
+    };
+    (format!("{done}; {}", headline(v)), tone)
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn in_words<S: AsRef<str>>(items: &[S]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_owned(),
+        [rest @ .., last] => {
+            let rest: Vec<&str> = rest.iter().map(AsRef::as_ref).collect();
+            format!("{} and {}", rest.join(", "), last.as_ref())
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::scenario::Scenario;
 use crate::summary::RunReport;
-use crate::verdict::{Verdict, figures, headline};
+use crate::verdict::{Verdict, figures, outcome};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|")
@@ -15,7 +15,7 @@ pub fn summary(sc: &Scenario, report: &RunReport, verdicts: &[Verdict]) -> Strin
     let s = &report.summary;
     let mut out = String::new();
     let _ = writeln!(out, "# rotor sim: {}\n", sc.name);
-    let _ = writeln!(out, "seed={} · {} · **{}**\n", sc.seed, s.policy, headline(verdicts));
+    let _ = writeln!(out, "seed={} · {} · **{}**\n", sc.seed, s.policy, outcome(sc, s, verdicts).0);
     out.push_str("| result | check | figure | required |\n|---|---|---|---|\n");
     for v in verdicts {
         let mark = match v.mark() {

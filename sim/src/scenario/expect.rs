@@ -28,7 +28,8 @@ impl Scenario {
             ids.push("ip_limit".to_owned());
         }
         ids.extend(["rule4", "rule5", "rule6"].map(str::to_owned));
-        ids.extend(self.expect.iter().map(|e| e.metric.name().to_owned()));
+        let defaults = rotor_check::expect::defaults(&self.expect);
+        ids.extend(self.expect.iter().chain(&defaults).map(|e| e.metric.name().to_owned()));
         ids.extend(self.expect_events.iter().map(|e| format!("event:{}", e.name)));
         ids
     }
