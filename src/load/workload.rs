@@ -57,7 +57,9 @@ fn verdict(r: &Result<(), ApiError>) -> Option<Result<(), Failure>> {
         Err(ApiError::Call(CallError::Store(_))) => Some(Err(Failure::Other("store"))),
         // A load run bounds no wait; counted, should one ever come.
         Err(ApiError::Call(CallError::WaitTooLong { .. })) => Some(Err(Failure::Other("skipped"))),
-        Err(ApiError::Answer(_) | ApiError::Untrusted(..)) => Some(Err(Failure::Other("bad_answer"))),
+        Err(ApiError::Answer(_) | ApiError::Status(..) | ApiError::Untrusted(..)) => {
+            Some(Err(Failure::Other("bad_answer")))
+        }
     }
 }
 

@@ -27,6 +27,19 @@ async fn json_logs_carry_the_seller_module_and_proxy_of_each_event() {
         (&"u1".into(), &"demper".into()),
         "{pass}"
     );
+    // A price decision carries its SKU and prices as fields, not only in the message.
+    let decided = events
+        .iter()
+        .find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.contains("(competitor min")))
+        .unwrap_or_else(|| panic!("no decision line: {log}"));
+    let sku = decided["fields"]["sku"].as_str().unwrap_or_else(|| panic!("no sku field: {decided}"));
+    assert!(decided["fields"]["message"].as_str().unwrap().contains(sku), "{decided}");
+    assert!(decided["fields"]["price"].is_number() || decided["fields"].get("price").is_none(), "{decided}");
+    assert!(decided["fields"]["pushed"].is_boolean(), "{decided}");
+    assert!(
+        events.iter().any(|e| e["fields"]["sku"].is_string() && e["fields"]["price"].is_number()),
+        "no decision with a price field: {log}"
+    );
     let rotated = events
         .iter()
         .find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.contains("rotated from")))

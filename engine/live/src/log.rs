@@ -112,7 +112,8 @@ pub fn init(format: Format) -> Result<(), BadFilter> {
                     .with_writer(writer)
                     .with_timer(Clock)
                     .with_target(false)
-                    .with_ansi(ansi),
+                    .with_ansi(ansi)
+                    .fmt_fields(MessageOnly),
             )
             .try_init(),
         Format::Json => registry
@@ -127,6 +128,51 @@ pub fn init(format: Format) -> Result<(), BadFilter> {
             .try_init(),
     };
     Ok(())
+}
+
+/// Text lines as an operator reads them: an event's message alone (its values are in it
+/// already; the JSON format carries them as fields too: `seller`, `module`, `proxy`, `sku`,
+/// `price`, `status`), a span's fields as `key=value`.
+struct MessageOnly;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for MessageOnly {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut seen = Fields::default();
+        fields.record(&mut seen);
+        match seen.message {
+            Some(message) => writer.write_str(&message),
+            None => writer.write_str(&seen.pairs.join(" ")),
+        }
+    }
+}
+
+/// The fields of one event or span: its message, and every other as `key=value`.
+#[derive(Default)]
+struct Fields {
+    message: Option<String>,
+    pairs: Vec<String>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_owned());
+        } else {
+            self.pairs.push(format!("{}={value:?}", field.name()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = Some(format!("{value:?}"));
+        } else {
+            self.pairs.push(format!("{}={value:?}", field.name()));
+        }
+    }
 }
 
 /// Under journald (`JOURNAL_STREAM` set, as systemd sets it for a service's stderr), each event
@@ -263,6 +309,36 @@ mod tests {
             tracing::debug!("detail");
         });
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// An event with values: its text line is the message alone (the values are in it), its
+    /// JSON object carries each as a field beside the message, and a span keeps its fields.
+    #[test]
+    fn values_are_fields_in_json_and_the_text_line_is_the_message() {
+        let event = || {
+            let span = tracing::info_span!("lane", seller = "u1", module = "demper");
+            let _in = span.enter();
+            tracing::info!(sku = "A-1", price = 999.0, status = 400_u16, "user u1/demper: A-1 1000 -> 999");
+        };
+        let text = Buffer::default();
+        let layer = tracing_subscriber::fmt()
+            .with_writer(text.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .fmt_fields(super::MessageOnly)
+            .finish();
+        tracing::subscriber::with_default(layer, event);
+        let line = String::from_utf8(text.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(line, " INFO lane{seller=\"u1\" module=\"demper\"}: user u1/demper: A-1 1000 -> 999\n");
+        let json = Buffer::default();
+        let layer = tracing_subscriber::fmt().json().with_writer(json.clone()).without_time().finish();
+        tracing::subscriber::with_default(layer, event);
+        let line = String::from_utf8(json.0.lock().unwrap().clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["fields"]["sku"], "A-1", "{line}");
+        assert_eq!((v["fields"]["price"].as_f64(), v["fields"]["status"].as_u64()), (Some(999.0), Some(400)));
+        assert_eq!(v["span"]["seller"], "u1", "{line}");
     }
 
     #[test]

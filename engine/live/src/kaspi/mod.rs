@@ -24,6 +24,8 @@ pub enum ApiError {
     Call(CallError),
     /// Kaspi answered, but not with what was asked for.
     Answer(String),
+    /// Kaspi answered with a status other than 2xx: what was asked, and the status.
+    Status(&'static str, u16),
     /// Kaspi answered a list that cannot be trusted to be whole: the reason (one of
     /// [`crate::metrics::CATALOG_REFUSALS`]) and what was seen.
     Untrusted(&'static str, String),
@@ -34,6 +36,7 @@ impl std::fmt::Display for ApiError {
         match self {
             ApiError::Call(e) => write!(f, "{e}"),
             ApiError::Answer(e) => f.write_str(e),
+            ApiError::Status(what, status) => write!(f, "{what}: HTTP {status}"),
             ApiError::Untrusted(reason, e) => write!(f, "{e} ({reason})"),
         }
     }
@@ -58,11 +61,11 @@ pub struct Account {
     pub session: Secret,
 }
 
-/// A 2xx answer read as `T` (`answers`); another status, or a field missing or mistyped, is
-/// [`ApiError::Answer`] naming `what` and the field.
-fn ok_answer<T: serde::de::DeserializeOwned>(reply: &Reply, what: &str) -> Result<T, ApiError> {
+/// A 2xx answer read as `T` (`answers`); another status is [`ApiError::Status`], a field
+/// missing or mistyped [`ApiError::Answer`] naming `what` and the field.
+fn ok_answer<T: serde::de::DeserializeOwned>(reply: &Reply, what: &'static str) -> Result<T, ApiError> {
     if !(200..300).contains(&reply.status) {
-        return Err(ApiError::Answer(format!("{what}: HTTP {}", reply.status)));
+        return Err(ApiError::Status(what, reply.status));
     }
     crate::answer::read(&reply.body, what).map_err(ApiError::Answer)
 }

@@ -403,7 +403,12 @@ impl Demper {
                 "removed_from_sale" => "is removed from sale in the catalogue",
                 _ => "has no model in the catalogue",
             };
-            tracing::warn!("user {}/demper: SKU {} {text}; it is not priced", self.account.user, sku.sku);
+            tracing::warn!(
+                sku = %sku.sku,
+                "user {}/demper: SKU {} {text}; it is not priced",
+                self.account.user,
+                sku.sku
+            );
         }
         Some(why)
     }
@@ -427,7 +432,7 @@ impl Demper {
         let listing = match self.driver.records().listing(user, &sku.sku, self.drop_window) {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!("user {user}/demper: {}: current price unreadable ({e}); held", sku.sku);
+                tracing::warn!(sku = %sku.sku, "user {user}/demper: {}: current price unreadable ({e}); held", sku.sku);
                 self.driver.metrics.drop_held();
                 self.record(&decision(format!("held: current price unreadable: {e}")));
                 return (Next::Continue, false);
@@ -489,28 +494,44 @@ impl Demper {
                 }
             }
         }
+        self.decided(
+            &PriceDecision {
+                at_ms: clock::now().as_millis(),
+                user,
+                sku: sku.sku.clone(),
+                old_price: current,
+                new_price: r.price,
+                competitor_min,
+                reason,
+                pushed,
+                dry_run: self.dry_run,
+            },
+            r.push,
+        );
+        (next, true)
+    }
+
+    /// Logs a decision (its values as fields too) and stores it; `wanted` says whether the
+    /// rule asked for a push (which a dry run does not make).
+    fn decided(&self, d: &PriceDecision, wanted: bool) {
         let fmt = |p: Option<f64>| p.map_or_else(|| "-".to_owned(), |p| format!("{p:.0}"));
         tracing::info!(
-            "user {user}/demper: {} {} -> {} (competitor min {}): {reason}{}",
-            sku.sku,
-            fmt(current),
-            fmt(r.price),
-            fmt(competitor_min),
-            if self.dry_run && r.push { " [dry run: not pushed]" } else { "" }
+            sku = %d.sku,
+            old_price = d.old_price,
+            price = d.new_price,
+            competitor_min = d.competitor_min,
+            pushed = d.pushed,
+            "user {}/demper: {} {} -> {} (competitor min {}): {}{}",
+            d.user,
+            d.sku,
+            fmt(d.old_price),
+            fmt(d.new_price),
+            fmt(d.competitor_min),
+            d.reason,
+            if self.dry_run && wanted { " [dry run: not pushed]" } else { "" }
         );
-        self.record(&PriceDecision {
-            at_ms: clock::now().as_millis(),
-            user,
-            sku: sku.sku.clone(),
-            old_price: current,
-            new_price: r.price,
-            competitor_min,
-            reason,
-            pushed,
-            dry_run: self.dry_run,
-        });
+        self.record(d);
         self.driver.metrics.decided();
-        (next, true)
     }
 
     /// Why a drop of `sku` from `from` (the guard's reference; `None`: the current price is
@@ -532,6 +553,9 @@ impl Demper {
             Ok(crate::store::DropGate::Held) => {
                 let shown = from.map_or_else(|| "?".to_owned(), |f| format!("{f:.0}"));
                 tracing::warn!(
+                    sku = %sku.sku,
+                    old_price = from,
+                    price = to,
                     "user {user}/demper: {} would drop {shown} -> {to:.0}, {what}; held until an operator \
                      confirms ({confirm})",
                     sku.sku,

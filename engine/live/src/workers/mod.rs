@@ -107,7 +107,12 @@ pub(crate) fn triage(user: rotor_engine::UserId, module: Module, what: &str, e: 
             CallError::Failed(FailReason::AccountCoolingDown, _) | CallError::WaitTooLong { .. },
         ) => Next::Continue,
         other => {
-            tracing::warn!("user {user}/{module}: {what}: {other}");
+            let status = match other {
+                ApiError::Call(CallError::Failed(_, status)) => *status,
+                ApiError::Status(_, status) => Some(*status),
+                _ => None,
+            };
+            tracing::warn!(status, "user {user}/{module}: {what}: {other}");
             Next::Continue
         }
     }
