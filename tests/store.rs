@@ -935,3 +935,33 @@ fn history_is_pruned_by_age_in_batches_and_what_is_still_needed_stays() {
         }
     });
 }
+
+/// A store opened without its key (the `rotor ctl` views) reads every row but no secret, and
+/// refuses to write one; opened with the key, the same rows carry their passwords.
+#[test]
+fn a_keyless_view_reads_rows_but_no_secret_and_writes_none() {
+    both("keyless", |b| {
+        let mut s = b.open();
+        add_proxies(&mut s, 2);
+        drop(s);
+        let mut view = Store::open_keyless(&b.location, &b.dir, None).unwrap();
+        let rows = view.proxies().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|p| p.password.is_none() && p.username.as_deref() == Some("u")));
+        let password = Secret::new("another");
+        let new = NewProxy {
+            url: "http://127.0.0.1:29999",
+            username: Some("u"),
+            password: Some(&password),
+            egress_ip: "127.0.1.99".parse().unwrap(),
+            source: "config",
+            proxy6: None,
+        };
+        let e = view.upsert_proxy(&new, 5).unwrap_err();
+        assert!(matches!(e, StoreError::Keyless { .. }), "{e}");
+        assert!(e.to_string().contains("opened without its key"), "{e}");
+        assert_eq!(view.proxies().unwrap().len(), 2, "nothing written");
+        let keyed = b.open().proxies().unwrap();
+        assert_eq!(keyed[0].password.as_ref().map(Secret::expose), Some("secret-0"));
+    });
+}

@@ -193,14 +193,18 @@ impl Lab {
 
     /// Runs `rotor ctl` on this lab's config: (exit code, stdout, stderr).
     fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_rotor"))
-            .arg("ctl")
-            .arg("--config")
-            .arg(self.dir.join("live.toml"))
-            .args(args)
-            .env("ROTOR_STORE_KEY", KEY)
-            .output()
-            .unwrap();
+        self.ctl_with(args, Some(KEY))
+    }
+
+    /// Runs `rotor ctl` with the store key in the environment, or without it.
+    fn ctl_with(&self, args: &[&str], key: Option<&str>) -> (i32, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rotor"));
+        cmd.arg("ctl").arg("--config").arg(self.dir.join("live.toml")).args(args);
+        match key {
+            Some(key) => cmd.env("ROTOR_STORE_KEY", key),
+            None => cmd.env_remove("ROTOR_STORE_KEY"),
+        };
+        let out = cmd.output().unwrap();
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
     }

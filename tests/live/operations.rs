@@ -207,6 +207,14 @@ async fn ctl_drains_releases_resumes_and_retires_through_the_store() {
     let (_, table, _) = lab.ctl(&["proxies"]);
     let held: Vec<&str> = table.lines().skip(1).filter(|l| l.contains("u1/")).collect();
     assert_eq!(held.len(), 3, "{table}");
+    // The views show no secret and need no store key; a control needs it.
+    let (code, keyless, err) = lab.ctl_with(&["proxies"], None);
+    assert_eq!((code, keyless.lines().count()), (0, table.lines().count()), "{err}");
+    let (code, status, err) = lab.ctl_with(&["status"], None);
+    assert!(code == 0 && status.contains("workers alive: 1") && status.contains("sellers:"), "{status}{err}");
+    let (code, _, err) = lab.ctl_with(&["drain", "1"], None);
+    assert_eq!(code, 2, "a control without the store key: {err}");
+    assert!(err.contains("store key"), "{err}");
     let victim = held[0].split_whitespace().next().unwrap().to_owned();
     let (code, out, err) = lab.ctl(&["retire", &victim]);
     assert_eq!(code, 0, "{err}");

@@ -57,18 +57,32 @@ pub fn open(config: &LiveConfig) -> Result<Store, LiveError> {
     let key = config.store_key.resolve().map_err(LiveError::secret("store key"))?;
     let cipher = Cipher::from_key_text(&key)
         .map_err(LiveError::secret(format!("store key ({})", config.store_key)))?;
-    let password = match &config.store_password {
-        Some(source) => {
-            Some(source.resolve().map_err(LiveError::secret(format!("store password ({source})")))?)
-        }
-        None => None,
-    };
-    Ok(Store::open_with(&config.store_url, &config.base_dir, cipher, password.as_ref())?)
+    Ok(Store::open_with(&config.store_url, &config.base_dir, cipher, store_password(config)?.as_ref())?)
 }
 
-/// Does `action` on the store `config` names; returns what to print.
+/// Opens the config's store for a view that shows no secret: without the store key, so an
+/// operator (or a monitoring account) can look without holding it. The PostgreSQL password is
+/// still needed to connect.
+pub fn open_view(config: &LiveConfig) -> Result<Store, LiveError> {
+    Ok(Store::open_keyless(&config.store_url, &config.base_dir, store_password(config)?.as_ref())?)
+}
+
+fn store_password(config: &LiveConfig) -> Result<Option<rotor_engine::Secret>, LiveError> {
+    match &config.store_password {
+        Some(source) => {
+            Ok(Some(source.resolve().map_err(LiveError::secret(format!("store password ({source})")))?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Does `action` on the store `config` names; returns what to print. The views (`status`,
+/// `proxies`) need no store key; every control does.
 pub fn run(config: &LiveConfig, action: &Action) -> Result<String, LiveError> {
-    let mut store = open(config)?;
+    let mut store = match action {
+        Action::Status | Action::Proxies => open_view(config)?,
+        _ => open(config)?,
+    };
     let now = clock::now().as_millis();
     let rest = config.engine.policy.longest_rest() + config.timeout;
     match action {

@@ -44,6 +44,14 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+    /// The store was opened without its key (a read-only view), and this needs it.
+    #[error(
+        "store: {what}: the store was opened without its key (a read-only view); a secret cannot be written"
+    )]
+    Keyless {
+        /// What was being done.
+        what: &'static str,
+    },
 }
 
 /// Why a statement or a transaction stopped, before the store names what it was doing.

@@ -177,10 +177,11 @@ pub struct LeaseUsage {
     pub failures: u32,
 }
 
-/// The store: a connection and the cipher for secret columns.
+/// The store: a connection and the cipher for secret columns (none for a keyless view:
+/// [`Store::open_keyless`]).
 pub struct Store {
     conn: Box<dyn Conn>,
-    cipher: Cipher,
+    cipher: Option<Cipher>,
 }
 
 impl std::fmt::Debug for Store {
@@ -273,6 +274,22 @@ impl Store {
         cipher: Cipher,
         password: Option<&Secret>,
     ) -> Result<Self, StoreError> {
+        Self::connect(location, base, Some(cipher), password)
+    }
+
+    /// Opens the store without its key, for views that show no secret (`rotor ctl status`,
+    /// `rotor ctl proxies`): every row reads, no secret is decrypted (a proxy's password reads
+    /// as absent), and writing a secret is refused. A worker never opens its store this way.
+    pub fn open_keyless(location: &str, base: &Path, password: Option<&Secret>) -> Result<Self, StoreError> {
+        Self::connect(location, base, None, password)
+    }
+
+    fn connect(
+        location: &str,
+        base: &Path,
+        cipher: Option<Cipher>,
+        password: Option<&Secret>,
+    ) -> Result<Self, StoreError> {
         let conn: Box<dyn Conn> =
             if location.starts_with("postgres://") || location.starts_with("postgresql://") {
                 Box::new(sql::Postgres::connect(location, password).map_err(ctx("connect to PostgreSQL"))?)
@@ -283,6 +300,11 @@ impl Store {
         let mut store = Store { conn, cipher };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The cipher, or the refusal of a store opened without its key.
+    fn cipher(&self, what: &'static str) -> Result<&Cipher, StoreError> {
+        self.cipher.as_ref().ok_or(StoreError::Keyless { what })
     }
 
     /// Lets an SQLite store skip the fsync at each commit (`synchronous = NORMAL`): a commit then

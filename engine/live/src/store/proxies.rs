@@ -43,7 +43,11 @@ impl Store {
     /// the URL marked `#pN`), so a URL reused for another egress IP is a new proxy. Ids are
     /// dense: the next is the row count. Nothing is revived here.
     pub fn upsert_proxy(&mut self, p: &NewProxy<'_>, now_ms: u64) -> Result<ProxyId, StoreError> {
-        let sealed: Value = p.password.map(|s| self.cipher.seal(s.expose())).into();
+        let sealed: Value = match p.password {
+            Some(s) => Some(self.cipher("record a proxy")?.seal(s.expose())),
+            None => None,
+        }
+        .into();
         let NewProxy { url, username, egress_ip, source, proxy6, .. } = *p;
         let id = self
             .tx(|c| {
@@ -112,13 +116,14 @@ impl Store {
             .map_err(ctx("list proxies"))?;
         rows.iter()
             .map(|r| {
-                let password = match text(r, 3) {
-                    Some(sealed) => Some(
-                        self.cipher
+                // Without the key (a view), no password is read: it shows none anyway.
+                let password = match (text(r, 3), &self.cipher) {
+                    (Some(sealed), Some(cipher)) => Some(
+                        cipher
                             .open(&sealed)
                             .map_err(|e| Abort::Corrupt(e.to_string()).during("decrypt a proxy password"))?,
                     ),
-                    None => None,
+                    _ => None,
                 };
                 let egress = text(r, 4).unwrap_or_default();
                 let egress_ip: IpAddr = egress.parse().map_err(|_| {
