@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// The pool over the run.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct PoolFigures {
     /// Proxies at the start.
     pub initial: u32,

@@ -275,6 +275,17 @@ pub fn verdicts(scenario: &Checks<'_>, s: &Summary) -> Vec<Verdict> {
             Some(f.max_requests_per_ip_in_window <= ceiling),
         );
     }
+    if f.unattributed_arrivals > 0 {
+        let n = f.unattributed_arrivals;
+        add(
+            "rule3:unattributed".into(),
+            "arrivals through proxies never seen joining (no IP to count them against)",
+            n.to_string(),
+            Some(n as f64),
+            "== 0".into(),
+            Some(false),
+        );
+    }
     for (id, name, n) in [
         ("rule4", "isolation violations", f.isolation_violations),
         ("rule5", "uses of dead proxies", f.dead_proxy_uses),

@@ -229,7 +229,9 @@ impl Observer {
                 self.proxy(proxy).requests += 1;
             }
             Observation::Arrived { proxy, account, endpoint } => {
-                let Some(ip) = self.proxies.get(proxy.0 as usize).and_then(|b| b.ip) else { return };
+                let Some(ip) = self.proxies.get(proxy.0 as usize).and_then(|b| b.ip) else {
+                    return self.safety.unattributed();
+                };
                 let in_window = self.safety.arrived(ip.into(), account, endpoint, at);
                 self.timeline.ip_window(at, in_window);
             }

@@ -63,6 +63,16 @@ pub struct SafetyFigures {
     /// proxy at that rate (the sends "owed" to its bucket, each send included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub largest_ip_rate_burst: Option<u32>,
+    /// Arrivals at Kaspi through a proxy the checker never saw join (so with no egress IP to
+    /// count them against): a per-IP limit cannot be judged for them, so any is a failure.
+    /// Left out of the summary while 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unattributed_arrivals: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Watches every allocation, send, completion, arrival and death.
@@ -248,6 +258,11 @@ impl Safety {
             }
         }
         now_in_window
+    }
+
+    /// An arrival through a proxy whose egress IP was never announced: counted, never dropped.
+    pub fn unattributed(&mut self) {
+        self.figures.unattributed_arrivals += 1;
     }
 
     /// The figures so far.
