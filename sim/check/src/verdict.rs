@@ -90,13 +90,24 @@ impl Verdict {
 
 pub use crate::units::fmt_ms;
 
+/// The workloads of `workloads` that run in cycles, each with its cycle figures in `s`. The
+/// reserve workload sends paced requests, not cycles: it has no cycle to miss or to finish.
+fn cycled<'a>(
+    s: &'a Summary,
+    workloads: &'a [rotor_engine::Module],
+) -> impl Iterator<Item = (rotor_engine::Module, Option<&'a crate::observe::CycleFigures>)> + 'a {
+    workloads.iter().filter(|m| **m != rotor_engine::Module::Reserve).map(|&m| (m, s.cycles.get(m.name())))
+}
+
+/// The workloads the scenario runs that finished no cycle.
+fn idle(s: &Summary, workloads: &[rotor_engine::Module]) -> Vec<&'static str> {
+    cycled(s, workloads).filter(|(_, c)| c.is_none_or(|c| c.count == 0)).map(|(m, _)| m.name()).collect()
+}
+
 /// The value of `metric` in `s`, a run of a scenario that runs `workloads`: counts as counts,
 /// durations in milliseconds, shares in percent.
 pub fn metric_value(s: &Summary, workloads: &[rotor_engine::Module], metric: Metric) -> f64 {
     let cycle = |m: &str, f: fn(&crate::observe::CycleFigures) -> u64| s.cycles.get(m).map_or(0, f) as f64;
-    // The reserve workload sends paced requests, not cycles: it has no cycle to miss.
-    let run =
-        || workloads.iter().filter(|m| **m != rotor_engine::Module::Reserve).map(|m| s.cycles.get(m.name()));
     match metric {
         // What Kaspi answered, by status, whatever the engine made of it (a 403 read as refused
         // credentials is still a 403); the engine's outcomes are `outcomes.*`.
@@ -124,8 +135,10 @@ pub fn metric_value(s: &Summary, workloads: &[rotor_engine::Module], metric: Met
             0 => 100.0,
             issued => s.accounting.failed as f64 * 100.0 / issued as f64,
         },
-        Metric::MissedCycles => run().flatten().map(|c| c.missed + c.skipped).sum::<u64>() as f64,
-        Metric::IdleWorkloads => run().filter(|c| c.is_none_or(|c| c.count == 0)).count() as f64,
+        Metric::MissedCycles => {
+            cycled(s, workloads).filter_map(|(_, c)| c).map(|c| c.missed + c.skipped).sum::<u64>() as f64
+        }
+        Metric::IdleWorkloads => idle(s, workloads).len() as f64,
     }
 }
 
@@ -476,13 +489,7 @@ pub fn outcome(checks: &Checks<'_>, s: &Summary, v: &[Verdict]) -> (String, Tone
     if late > 0 {
         work.push(format!("{} cycles were late or skipped", thousands(late)));
     }
-    let idle: Vec<&str> = checks
-        .workloads
-        .iter()
-        .filter(|m| **m != rotor_engine::Module::Reserve)
-        .filter(|m| s.cycles.get(m.name()).is_none_or(|c| c.count == 0))
-        .map(|m| m.name())
-        .collect();
+    let idle = idle(s, &checks.workloads);
     if !idle.is_empty() {
         work.push(format!("{} finished no cycle", in_words(&idle)));
     }
